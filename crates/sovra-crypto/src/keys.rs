@@ -1,0 +1,362 @@
+//! Key generation and loaded keys, per algorithm.
+//!
+//! Serialized material: AES and HMAC keys are 32 raw bytes; EC, Ed25519 and RSA keys are
+//! PKCS#8 DER. A [`LoadedKey`] holds aws-lc-rs key objects, which free (and cleanse) their
+//! memory when dropped.
+
+use crate::error::CryptoError;
+use crate::secret::SecretBytes;
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
+use aws_lc_rs::rsa::{KeySize, OaepPrivateDecryptingKey, PrivateDecryptingKey, OAEP_SHA256_MGF1SHA256};
+use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
+use aws_lc_rs::{aead, digest, hmac};
+use sovra_proto::kms::Algorithm;
+
+/// A hash algorithm named by a caller-supplied digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashAlg {
+    /// SHA-256.
+    Sha256,
+    /// SHA-384.
+    Sha384,
+    /// SHA-512.
+    Sha512,
+}
+
+impl HashAlg {
+    fn digest_alg(self) -> &'static digest::Algorithm {
+        match self {
+            Self::Sha256 => &digest::SHA256,
+            Self::Sha384 => &digest::SHA384,
+            Self::Sha512 => &digest::SHA512,
+        }
+    }
+}
+
+/// What to sign or verify: the message, or its digest computed by the caller.
+#[derive(Debug, Clone, Copy)]
+pub enum SignInput<'a> {
+    /// The message; the key hashes it.
+    Data(&'a [u8]),
+    /// A digest; its hash must be the algorithm's.
+    Digest(HashAlg, &'a [u8]),
+}
+
+/// Generates new key material for `alg`.
+pub fn generate(alg: Algorithm) -> Result<SecretBytes, CryptoError> {
+    let lib = |_| CryptoError::Library("key generation failed");
+    use Algorithm::*;
+    let der = |d: Result<Pkcs8V1Der<'static>, _>| d.map(|d| SecretBytes::from_slice(d.as_ref())).map_err(lib);
+    match alg {
+        Aes256Gcm | HmacSha256 => Ok(SecretBytes::new(crate::random::bytes(32)?)),
+        EcSignP256Sha256 | EcSignP384Sha384 => {
+            let kp = EcdsaKeyPair::generate(ecdsa_alg(alg)?).map_err(lib)?;
+            let doc = kp.to_pkcs8v1().map_err(lib)?;
+            Ok(SecretBytes::from_slice(doc.as_ref()))
+        }
+        EcSignEd25519 => {
+            let kp = Ed25519KeyPair::generate().map_err(lib)?;
+            let doc = kp.to_pkcs8().map_err(lib)?;
+            Ok(SecretBytes::from_slice(doc.as_ref()))
+        }
+        RsaSignPss2048Sha256 | RsaSignPss3072Sha256 | RsaSignPss4096Sha256 | RsaSignPss4096Sha512 | RsaSignPkcs12048Sha256
+        | RsaSignPkcs13072Sha256 | RsaSignPkcs14096Sha256 | RsaSignPkcs14096Sha512 => {
+            let kp = RsaKeyPair::generate(rsa_size(alg)).map_err(lib)?;
+            der(AsDer::<Pkcs8V1Der>::as_der(&kp))
+        }
+        RsaDecryptOaep2048Sha256 | RsaDecryptOaep3072Sha256 | RsaDecryptOaep4096Sha256 => {
+            let k = PrivateDecryptingKey::generate(rsa_size(alg)).map_err(lib)?;
+            der(AsDer::<Pkcs8V1Der>::as_der(&k))
+        }
+        _ => Err(CryptoError::Unsupported("algorithm not supported by this build")),
+    }
+}
+
+fn rsa_size(alg: Algorithm) -> KeySize {
+    use Algorithm::*;
+    match alg {
+        RsaSignPss2048Sha256 | RsaSignPkcs12048Sha256 | RsaDecryptOaep2048Sha256 => KeySize::Rsa2048,
+        RsaSignPss3072Sha256 | RsaSignPkcs13072Sha256 | RsaDecryptOaep3072Sha256 => KeySize::Rsa3072,
+        _ => KeySize::Rsa4096,
+    }
+}
+
+fn ecdsa_alg(alg: Algorithm) -> Result<&'static signature::EcdsaSigningAlgorithm, CryptoError> {
+    match alg {
+        Algorithm::EcSignP256Sha256 => Ok(&signature::ECDSA_P256_SHA256_ASN1_SIGNING),
+        Algorithm::EcSignP384Sha384 => Ok(&signature::ECDSA_P384_SHA384_ASN1_SIGNING),
+        _ => Err(CryptoError::Unsupported("not an ECDSA algorithm")),
+    }
+}
+
+fn rsa_padding(alg: Algorithm) -> Option<&'static dyn signature::RsaEncoding> {
+    use Algorithm::*;
+    Some(match alg {
+        RsaSignPss2048Sha256 | RsaSignPss3072Sha256 | RsaSignPss4096Sha256 => &signature::RSA_PSS_SHA256,
+        RsaSignPss4096Sha512 => &signature::RSA_PSS_SHA512,
+        RsaSignPkcs12048Sha256 | RsaSignPkcs13072Sha256 | RsaSignPkcs14096Sha256 => &signature::RSA_PKCS1_SHA256,
+        RsaSignPkcs14096Sha512 => &signature::RSA_PKCS1_SHA512,
+        _ => return None,
+    })
+}
+
+fn rsa_verify_alg(alg: Algorithm) -> Option<&'static signature::RsaParameters> {
+    use Algorithm::*;
+    Some(match alg {
+        RsaSignPss2048Sha256 | RsaSignPss3072Sha256 | RsaSignPss4096Sha256 => &signature::RSA_PSS_2048_8192_SHA256,
+        RsaSignPss4096Sha512 => &signature::RSA_PSS_2048_8192_SHA512,
+        RsaSignPkcs12048Sha256 | RsaSignPkcs13072Sha256 | RsaSignPkcs14096Sha256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+        RsaSignPkcs14096Sha512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+        _ => return None,
+    })
+}
+
+/// The hash an asymmetric-sign algorithm uses (None for Ed25519).
+pub fn sign_hash(alg: Algorithm) -> Option<HashAlg> {
+    use Algorithm::*;
+    match alg {
+        EcSignP256Sha256 | RsaSignPss2048Sha256 | RsaSignPss3072Sha256 | RsaSignPss4096Sha256 | RsaSignPkcs12048Sha256
+        | RsaSignPkcs13072Sha256 | RsaSignPkcs14096Sha256 => Some(HashAlg::Sha256),
+        EcSignP384Sha384 => Some(HashAlg::Sha384),
+        RsaSignPss4096Sha512 | RsaSignPkcs14096Sha512 => Some(HashAlg::Sha512),
+        _ => None,
+    }
+}
+
+/// A key ready for use.
+pub enum LoadedKey {
+    /// AES-256-GCM.
+    Aes(aead::LessSafeKey),
+    /// HMAC-SHA256.
+    Hmac(hmac::Key),
+    /// ECDSA.
+    Ecdsa(EcdsaKeyPair, Algorithm),
+    /// Ed25519.
+    Ed25519(Ed25519KeyPair),
+    /// RSA signing.
+    RsaSign(RsaKeyPair, Algorithm),
+    /// RSA-OAEP decryption.
+    RsaOaep(OaepPrivateDecryptingKey, Algorithm, Vec<u8>),
+}
+
+impl std::fmt::Debug for LoadedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LoadedKey({:?}, [REDACTED])", self.algorithm())
+    }
+}
+
+impl LoadedKey {
+    /// Loads serialized material for `alg`.
+    pub fn load(alg: Algorithm, material: &[u8]) -> Result<Self, CryptoError> {
+        fn bad<E>(_: E) -> CryptoError {
+            CryptoError::InvalidKeyMaterial
+        }
+        use Algorithm::*;
+        Ok(match alg {
+            Aes256Gcm => {
+                let k = aead::UnboundKey::new(&aead::AES_256_GCM, material).map_err(bad)?;
+                Self::Aes(aead::LessSafeKey::new(k))
+            }
+            HmacSha256 => {
+                if material.len() != 32 {
+                    return Err(CryptoError::InvalidKeyMaterial);
+                }
+                Self::Hmac(hmac::Key::new(hmac::HMAC_SHA256, material))
+            }
+            EcSignP256Sha256 | EcSignP384Sha384 => Self::Ecdsa(EcdsaKeyPair::from_pkcs8(ecdsa_alg(alg)?, material).map_err(bad)?, alg),
+            EcSignEd25519 => Self::Ed25519(Ed25519KeyPair::from_pkcs8(material).map_err(bad)?),
+            RsaDecryptOaep2048Sha256 | RsaDecryptOaep3072Sha256 | RsaDecryptOaep4096Sha256 => {
+                let k = PrivateDecryptingKey::from_pkcs8(material).map_err(bad)?;
+                let spki = k.public_key().as_der().map_err(bad)?.as_ref().to_vec();
+                Self::RsaOaep(OaepPrivateDecryptingKey::new(k).map_err(bad)?, alg, spki)
+            }
+            _ if rsa_padding(alg).is_some() => Self::RsaSign(RsaKeyPair::from_pkcs8(material).map_err(bad)?, alg),
+            _ => return Err(CryptoError::Unsupported("algorithm not supported by this build")),
+        })
+    }
+
+    /// The key's algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        match self {
+            Self::Aes(_) => Algorithm::Aes256Gcm,
+            Self::Hmac(_) => Algorithm::HmacSha256,
+            Self::Ecdsa(_, a) | Self::RsaSign(_, a) | Self::RsaOaep(_, a, _) => *a,
+            Self::Ed25519(_) => Algorithm::EcSignEd25519,
+        }
+    }
+
+    /// Signs data or a digest. ECDSA signatures are DER; RSA and Ed25519 signatures are raw.
+    pub fn sign(&self, input: SignInput<'_>) -> Result<Vec<u8>, CryptoError> {
+        let lib = |_| CryptoError::Library("signing failed");
+        match self {
+            Self::Ecdsa(kp, alg) => {
+                let sig = match input {
+                    SignInput::Data(d) => kp.sign(&aws_lc_rs::rand::SystemRandom::new(), d).map_err(lib)?,
+                    SignInput::Digest(h, d) => kp.sign_digest(&import_digest(*alg, h, d)?).map_err(lib)?,
+                };
+                Ok(sig.as_ref().to_vec())
+            }
+            Self::Ed25519(kp) => match input {
+                SignInput::Data(d) => Ok(kp.sign(d).as_ref().to_vec()),
+                SignInput::Digest(..) => Err(CryptoError::Unsupported("Ed25519 signs the message itself; send data, not a digest")),
+            },
+            Self::RsaSign(kp, alg) => {
+                let padding = rsa_padding(*alg).ok_or(CryptoError::Unsupported("not an RSA signing key"))?;
+                let mut sig = vec![0u8; kp.public_modulus_len()];
+                match input {
+                    SignInput::Data(d) => kp.sign(padding, &aws_lc_rs::rand::SystemRandom::new(), d, &mut sig).map_err(lib)?,
+                    SignInput::Digest(h, d) => kp.sign_digest(padding, &import_digest(*alg, h, d)?, &mut sig).map_err(lib)?,
+                }
+                Ok(sig)
+            }
+            _ => Err(CryptoError::Unsupported("this key cannot sign")),
+        }
+    }
+
+    /// Verifies a signature made by [`LoadedKey::sign`].
+    pub fn verify(&self, input: SignInput<'_>, sig: &[u8]) -> Result<bool, CryptoError> {
+        let (alg, raw_pub): (&'static dyn signature::VerificationAlgorithm, Vec<u8>) = match self {
+            Self::Ecdsa(kp, a) => (
+                if *a == Algorithm::EcSignP256Sha256 { &signature::ECDSA_P256_SHA256_ASN1 } else { &signature::ECDSA_P384_SHA384_ASN1 },
+                kp.public_key().as_ref().to_vec(),
+            ),
+            Self::Ed25519(kp) => (&signature::ED25519, kp.public_key().as_ref().to_vec()),
+            Self::RsaSign(kp, a) => (rsa_verify_alg(*a).ok_or(CryptoError::Unsupported("not an RSA signing key"))?, kp.public_key().as_ref().to_vec()),
+            _ => return Err(CryptoError::Unsupported("this key cannot verify signatures")),
+        };
+        let key = signature::UnparsedPublicKey::new(alg, raw_pub);
+        Ok(match input {
+            SignInput::Data(d) => key.verify(d, sig).is_ok(),
+            SignInput::Digest(h, d) => {
+                if matches!(self, Self::Ed25519(_)) {
+                    return Err(CryptoError::Unsupported("Ed25519 verifies the message itself; send data, not a digest"));
+                }
+                key.verify_digest(&import_digest(self.algorithm(), h, d)?, sig).is_ok()
+            }
+        })
+    }
+
+    /// Decrypts RSA-OAEP-SHA256 ciphertext.
+    pub fn oaep_decrypt(&self, ciphertext: &[u8]) -> Result<SecretBytes, CryptoError> {
+        let Self::RsaOaep(k, _, _) = self else {
+            return Err(CryptoError::Unsupported("this key cannot decrypt asymmetrically"));
+        };
+        let mut out = vec![0u8; k.min_output_size()];
+        let n = k.decrypt(&OAEP_SHA256_MGF1SHA256, ciphertext, &mut out, None).map_err(|_| CryptoError::CiphertextInvalid)?.len();
+        out.truncate(n);
+        Ok(SecretBytes::new(out))
+    }
+
+    /// HMAC of `data`.
+    pub fn mac(&self, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let Self::Hmac(k) = self else {
+            return Err(CryptoError::Unsupported("this key cannot compute MACs"));
+        };
+        Ok(hmac::sign(k, data).as_ref().to_vec())
+    }
+
+    /// Checks an HMAC in constant time.
+    pub fn mac_verify(&self, data: &[u8], tag: &[u8]) -> Result<bool, CryptoError> {
+        let Self::Hmac(k) = self else {
+            return Err(CryptoError::Unsupported("this key cannot verify MACs"));
+        };
+        Ok(hmac::verify(k, data, tag).is_ok())
+    }
+
+    /// The SubjectPublicKeyInfo DER of an asymmetric key.
+    pub fn public_key_der(&self) -> Result<Vec<u8>, CryptoError> {
+        let lib = |_| CryptoError::Library("public key encoding failed");
+        let der: PublicKeyX509Der<'static> = match self {
+            Self::Ecdsa(kp, _) => kp.public_key().as_der().map_err(lib)?,
+            Self::Ed25519(kp) => kp.public_key().as_der().map_err(lib)?,
+            Self::RsaSign(kp, _) => kp.public_key().as_der().map_err(lib)?,
+            Self::RsaOaep(_, _, spki) => return Ok(spki.clone()),
+            _ => return Err(CryptoError::Unsupported("symmetric keys have no public key")),
+        };
+        Ok(der.as_ref().to_vec())
+    }
+
+    /// The public key as PEM (`PUBLIC KEY`).
+    pub fn public_key_pem(&self) -> Result<String, CryptoError> {
+        Ok(pem("PUBLIC KEY", &self.public_key_der()?))
+    }
+}
+
+fn import_digest(alg: Algorithm, h: HashAlg, d: &[u8]) -> Result<digest::Digest, CryptoError> {
+    let want = sign_hash(alg).ok_or(CryptoError::Unsupported("this algorithm does not sign digests"))?;
+    let expected = match want {
+        HashAlg::Sha256 => "a 32-byte SHA-256 digest",
+        HashAlg::Sha384 => "a 48-byte SHA-384 digest",
+        HashAlg::Sha512 => "a 64-byte SHA-512 digest",
+    };
+    if h != want {
+        return Err(CryptoError::BadDigest { expected });
+    }
+    digest::Digest::import_less_safe(d, want.digest_alg()).map_err(|_| CryptoError::BadDigest { expected })
+}
+
+/// PEM-encodes DER with `label`.
+pub fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(alg: Algorithm) {
+        let m = generate(alg).unwrap();
+        let k = LoadedKey::load(alg, m.expose()).unwrap();
+        assert_eq!(k.algorithm(), alg);
+        let sig = k.sign(SignInput::Data(b"msg")).unwrap();
+        assert!(k.verify(SignInput::Data(b"msg"), &sig).unwrap());
+        assert!(!k.verify(SignInput::Data(b"msh"), &sig).unwrap());
+        if let Some(h) = sign_hash(alg) {
+            let d = digest::digest(h.digest_alg(), b"msg");
+            let sig2 = k.sign(SignInput::Digest(h, d.as_ref())).unwrap();
+            assert!(k.verify(SignInput::Data(b"msg"), &sig2).unwrap());
+            assert!(k.sign(SignInput::Digest(h, &d.as_ref()[1..])).is_err());
+        }
+        assert!(k.public_key_pem().unwrap().starts_with("-----BEGIN PUBLIC KEY-----"));
+    }
+
+    #[test]
+    fn sign_algorithms() {
+        for a in [Algorithm::EcSignP256Sha256, Algorithm::EcSignP384Sha384, Algorithm::EcSignEd25519, Algorithm::RsaSignPss2048Sha256, Algorithm::RsaSignPkcs12048Sha256] {
+            roundtrip(a);
+        }
+    }
+
+    #[test]
+    fn oaep_and_hmac() {
+        let m = generate(Algorithm::RsaDecryptOaep2048Sha256).unwrap();
+        let k = LoadedKey::load(Algorithm::RsaDecryptOaep2048Sha256, m.expose()).unwrap();
+        let spki = k.public_key_der().unwrap();
+        let pk = aws_lc_rs::rsa::PublicEncryptingKey::from_der(&spki).unwrap();
+        let enc = aws_lc_rs::rsa::OaepPublicEncryptingKey::new(pk).unwrap();
+        let mut ct = vec![0u8; enc.ciphertext_size()];
+        let ct = enc.encrypt(&OAEP_SHA256_MGF1SHA256, b"secret", &mut ct, None).unwrap().to_vec();
+        assert_eq!(k.oaep_decrypt(&ct).unwrap().expose(), b"secret");
+        assert!(k.oaep_decrypt(&ct[1..]).is_err());
+
+        let m = generate(Algorithm::HmacSha256).unwrap();
+        let k = LoadedKey::load(Algorithm::HmacSha256, m.expose()).unwrap();
+        let t = k.mac(b"x").unwrap();
+        assert!(k.mac_verify(b"x", &t).unwrap());
+        assert!(!k.mac_verify(b"y", &t).unwrap());
+    }
+
+    #[test]
+    fn fail_wrong_material() {
+        assert!(LoadedKey::load(Algorithm::Aes256Gcm, &[0u8; 16]).is_err());
+        assert!(LoadedKey::load(Algorithm::EcSignP256Sha256, b"junk").is_err());
+    }
+}

@@ -1,0 +1,99 @@
+//! The symmetric ciphertext format.
+//!
+//! `ciphertext = 0x01 || version(u32 BE) || nonce(12) || AES-256-GCM(ct) || tag(16)`.
+//! The 5-byte header is authenticated (it prefixes the caller's AAD), so a ciphertext names the
+//! key version that made it and cannot be re-labelled.
+
+use crate::error::CryptoError;
+use crate::keys::LoadedKey;
+use crate::secret::SecretBytes;
+use aws_lc_rs::aead::{Aad, Nonce, NONCE_LEN};
+
+const FORMAT: u8 = 1;
+const HEADER: usize = 5;
+const TAG: usize = 16;
+
+/// Bytes a ciphertext adds to its plaintext.
+pub const OVERHEAD: usize = HEADER + NONCE_LEN + TAG;
+
+/// The key version that made `ciphertext`.
+pub fn version_of(ciphertext: &[u8]) -> Result<u32, CryptoError> {
+    match ciphertext {
+        [FORMAT, a, b, c, d, ..] if ciphertext.len() >= OVERHEAD => Ok(u32::from_be_bytes([*a, *b, *c, *d])),
+        _ => Err(CryptoError::CiphertextInvalid),
+    }
+}
+
+fn aad_with_header(header: &[u8], aad: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(header.len() + aad.len());
+    v.extend_from_slice(header);
+    v.extend_from_slice(aad);
+    v
+}
+
+/// Encrypts `plaintext` with `key` (version `version`), binding `aad`.
+pub fn seal(key: &LoadedKey, version: u32, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let LoadedKey::Aes(k) = key else {
+        return Err(CryptoError::Unsupported("this key cannot encrypt symmetrically"));
+    };
+    let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
+    out.push(FORMAT);
+    out.extend_from_slice(&version.to_be_bytes());
+    let mut nonce = [0u8; NONCE_LEN];
+    crate::random::fill(&mut nonce)?;
+    out.extend_from_slice(&nonce);
+    let header_aad = aad_with_header(out.get(..HEADER).unwrap_or_default(), aad);
+    let body_start = out.len();
+    out.extend_from_slice(plaintext);
+    let mut body = out.split_off(body_start);
+    k.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(&header_aad), &mut body)
+        .map_err(|_| CryptoError::Library("encryption failed"))?;
+    out.append(&mut body);
+    Ok(out)
+}
+
+/// Decrypts a ciphertext made by [`seal`] with the same key and `aad`.
+pub fn open(key: &LoadedKey, aad: &[u8], ciphertext: &[u8]) -> Result<SecretBytes, CryptoError> {
+    let LoadedKey::Aes(k) = key else {
+        return Err(CryptoError::Unsupported("this key cannot decrypt symmetrically"));
+    };
+    version_of(ciphertext)?;
+    let header = ciphertext.get(..HEADER).ok_or(CryptoError::CiphertextInvalid)?;
+    let nonce = ciphertext.get(HEADER..HEADER + NONCE_LEN).ok_or(CryptoError::CiphertextInvalid)?;
+    let body = ciphertext.get(HEADER + NONCE_LEN..).ok_or(CryptoError::CiphertextInvalid)?;
+    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::CiphertextInvalid)?;
+    let mut buf = body.to_vec();
+    let n = k
+        .open_in_place(nonce, Aad::from(&aad_with_header(header, aad)), &mut buf)
+        .map_err(|_| CryptoError::CiphertextInvalid)?
+        .len();
+    buf.truncate(n);
+    Ok(SecretBytes::new(buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sovra_proto::kms::Algorithm;
+
+    fn key() -> LoadedKey {
+        LoadedKey::load(Algorithm::Aes256Gcm, &[3u8; 32]).unwrap()
+    }
+
+    #[test]
+    fn round_trip_and_tamper() {
+        let k = key();
+        let ct = seal(&k, 7, b"ctx", b"hello").unwrap();
+        assert_eq!(ct.len(), 5 + OVERHEAD);
+        assert_eq!(version_of(&ct).unwrap(), 7);
+        assert_eq!(open(&k, b"ctx", &ct).unwrap().expose(), b"hello");
+        assert_eq!(open(&k, b"other", &ct).unwrap_err(), CryptoError::CiphertextInvalid);
+        for i in 0..ct.len() {
+            let mut t = ct.clone();
+            t[i] ^= 0x80;
+            assert!(open(&k, b"ctx", &t).is_err(), "flip at {i} accepted");
+        }
+        assert!(open(&k, b"ctx", &ct[..ct.len() - 1]).is_err());
+        assert!(version_of(&[1, 0, 0]).is_err());
+    }
+}

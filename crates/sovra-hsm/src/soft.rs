@@ -1,0 +1,238 @@
+//! A software HSM kept in a directory.
+//!
+//! ```text
+//! DIR/unseal.key    32 random bytes (hex), mode 0600, unless the unseal key is supplied
+//! DIR/root.sealed   the root key, AES-256-GCM under the unseal key
+//! DIR/keys.json     location wrapping keys, each AES-256-GCM under the root key,
+//!                   bound to its location name
+//! ```
+//!
+//! With the default unseal-key file, the data directory alone can unseal the root: this protects
+//! key material in database dumps and backups of the database, not against someone who can read
+//! the whole data directory. Operators who want more keep the unseal key elsewhere
+//! (`SOVRA_UNSEAL_KEY` or `hsm.unseal_key_file`) or use a PKCS#11 HSM (see docs/operations.md).
+
+use crate::error::HsmError;
+use crate::Hsm;
+use sovra_crypto::wrap::WrappingKey;
+use sovra_crypto::SecretBytes;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+const ROOT_AAD: &[u8] = b"sovra/soft-hsm/root/v1";
+
+fn location_aad(location: &str) -> Vec<u8> {
+    format!("sovra/soft-hsm/location/v1/{location}").into_bytes()
+}
+
+/// Where the unseal key comes from.
+#[derive(Debug, Clone)]
+pub enum UnsealKey {
+    /// `DIR/unseal.key`, created on first start.
+    DefaultFile,
+    /// A file the operator keeps elsewhere (hex, 64 characters).
+    File(PathBuf),
+    /// The key itself (e.g. from `SOVRA_UNSEAL_KEY`).
+    Bytes(SecretBytes),
+}
+
+/// The software HSM.
+pub struct SoftHsm {
+    dir: PathBuf,
+    root: WrappingKey,
+    keys: RwLock<HashMap<String, Arc<WrappingKey>>>,
+    write_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for SoftHsm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SoftHsm").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct KeysFile {
+    locations: BTreeMap<String, String>,
+}
+
+/// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync dir) with mode 0600.
+pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), HsmError> {
+    let dir = path.parent().ok_or_else(|| HsmError::Io("path has no parent".into()))?;
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("file")));
+    {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+fn decode_hex_key(text: &str) -> Result<SecretBytes, HsmError> {
+    let t = text.trim();
+    if t.len() != 64 {
+        return Err(HsmError::Unseal("the unseal key must be 64 hex characters (32 bytes)".into()));
+    }
+    let mut out = Vec::with_capacity(32);
+    for i in (0..64).step_by(2) {
+        let byte = t.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or_else(|| HsmError::Unseal("the unseal key is not hex".into()))?;
+        out.push(byte);
+    }
+    Ok(SecretBytes::new(out))
+}
+
+impl SoftHsm {
+    /// Opens (or, if `dir` holds no sealed root yet, initialises) the software HSM in `dir`.
+    pub fn open(dir: &Path, unseal: UnsealKey) -> Result<Self, HsmError> {
+        std::fs::create_dir_all(dir)?;
+        let sealed_path = dir.join("root.sealed");
+        let unseal_key = match &unseal {
+            UnsealKey::Bytes(b) => b.clone(),
+            UnsealKey::File(p) => decode_hex_key(&std::fs::read_to_string(p).map_err(|e| HsmError::Unseal(format!("cannot read {}: {e}", p.display())))?)?,
+            UnsealKey::DefaultFile => {
+                let p = dir.join("unseal.key");
+                if !p.exists() && !sealed_path.exists() {
+                    let k = sovra_crypto::random::bytes(32).map_err(|e| HsmError::Device(e.to_string()))?;
+                    write_private_file(&p, format!("{}\n", sovra_crypto::hex(&k)).as_bytes())?;
+                }
+                decode_hex_key(&std::fs::read_to_string(&p).map_err(|e| HsmError::Unseal(format!("cannot read {}: {e}", p.display())))?)?
+            }
+        };
+        let unseal_wk = WrappingKey::new(unseal_key.expose()).map_err(|e| HsmError::Unseal(e.to_string()))?;
+        let root_bytes = if sealed_path.exists() {
+            let blob = std::fs::read(&sealed_path)?;
+            unseal_wk.unwrap(ROOT_AAD, &blob).map_err(|_| HsmError::Unseal("wrong unseal key, or root.sealed was altered".into()))?
+        } else {
+            let root = SecretBytes::new(sovra_crypto::random::bytes(32).map_err(|e| HsmError::Device(e.to_string()))?);
+            let blob = unseal_wk.wrap(ROOT_AAD, root.expose()).map_err(|e| HsmError::Device(e.to_string()))?;
+            write_private_file(&sealed_path, &blob)?;
+            root
+        };
+        let root = WrappingKey::new(root_bytes.expose()).map_err(|e| HsmError::Device(e.to_string()))?;
+        let hsm = Self { dir: dir.to_path_buf(), root, keys: RwLock::new(HashMap::new()), write_lock: Mutex::new(()) };
+        hsm.load_keys()?;
+        Ok(hsm)
+    }
+
+    fn keys_path(&self) -> PathBuf {
+        self.dir.join("keys.json")
+    }
+
+    fn read_keys_file(&self) -> Result<KeysFile, HsmError> {
+        match std::fs::read(self.keys_path()) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| HsmError::Io(format!("keys.json is corrupt: {e}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KeysFile::default()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn load_keys(&self) -> Result<(), HsmError> {
+        let file = self.read_keys_file()?;
+        let mut map = HashMap::new();
+        for (loc, hex_blob) in &file.locations {
+            let blob = hex_decode(hex_blob).ok_or_else(|| HsmError::Io(format!("keys.json: location {loc} is not hex")))?;
+            let k = self.root.unwrap(&location_aad(loc), &blob).map_err(|_| HsmError::Integrity)?;
+            map.insert(loc.clone(), Arc::new(WrappingKey::new(k.expose()).map_err(|e| HsmError::Device(e.to_string()))?));
+        }
+        *self.keys.write().map_err(|_| HsmError::Device("lock poisoned".into()))? = map;
+        Ok(())
+    }
+
+    fn key(&self, location: &str) -> Result<Arc<WrappingKey>, HsmError> {
+        self.keys
+            .read()
+            .map_err(|_| HsmError::Device("lock poisoned".into()))?
+            .get(location)
+            .cloned()
+            .ok_or_else(|| HsmError::UnknownLocation(location.to_owned()))
+    }
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect()
+}
+
+impl Hsm for SoftHsm {
+    fn kind(&self) -> &'static str {
+        "software"
+    }
+
+    fn locations(&self) -> Result<Vec<String>, HsmError> {
+        let mut v: Vec<String> = self.keys.read().map_err(|_| HsmError::Device("lock poisoned".into()))?.keys().cloned().collect();
+        v.sort();
+        Ok(v)
+    }
+
+    fn create_location(&self, location: &str) -> Result<(), HsmError> {
+        let _guard = self.write_lock.lock().map_err(|_| HsmError::Device("lock poisoned".into()))?;
+        let mut file = self.read_keys_file()?;
+        if file.locations.contains_key(location) {
+            return Ok(());
+        }
+        let k = SecretBytes::new(sovra_crypto::random::bytes(32).map_err(|e| HsmError::Device(e.to_string()))?);
+        let blob = self.root.wrap(&location_aad(location), k.expose()).map_err(|e| HsmError::Device(e.to_string()))?;
+        file.locations.insert(location.to_owned(), sovra_crypto::hex(&blob));
+        let json = serde_json::to_vec_pretty(&file).map_err(|e| HsmError::Io(e.to_string()))?;
+        write_private_file(&self.keys_path(), &json)?;
+        let wk = Arc::new(WrappingKey::new(k.expose()).map_err(|e| HsmError::Device(e.to_string()))?);
+        self.keys.write().map_err(|_| HsmError::Device("lock poisoned".into()))?.insert(location.to_owned(), wk);
+        Ok(())
+    }
+
+    fn wrap(&self, location: &str, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, HsmError> {
+        self.key(location)?.wrap(aad, plaintext).map_err(|e| HsmError::Device(e.to_string()))
+    }
+
+    fn unwrap(&self, location: &str, aad: &[u8], blob: &[u8]) -> Result<SecretBytes, HsmError> {
+        self.key(location)?.unwrap(aad, blob).map_err(|_| HsmError::Integrity)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn survives_reopen_and_binds_locations() {
+        let d = tempfile::tempdir().unwrap();
+        let blob = {
+            let h = SoftHsm::open(d.path(), UnsealKey::DefaultFile).unwrap();
+            h.create_location("global").unwrap();
+            h.create_location("eu").unwrap();
+            h.wrap("global", b"row", b"material").unwrap()
+        };
+        let h = SoftHsm::open(d.path(), UnsealKey::DefaultFile).unwrap();
+        assert_eq!(h.locations().unwrap(), vec!["eu".to_string(), "global".to_string()]);
+        assert_eq!(h.unwrap("global", b"row", &blob).unwrap().expose(), b"material");
+        assert!(matches!(h.unwrap("eu", b"row", &blob), Err(HsmError::Integrity)));
+        assert!(matches!(h.unwrap("global", b"other-row", &blob), Err(HsmError::Integrity)));
+        assert!(matches!(h.unwrap("nowhere", b"row", &blob), Err(HsmError::UnknownLocation(_))));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(d.path().join("unseal.key")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn fail_wrong_unseal_key() {
+        let d = tempfile::tempdir().unwrap();
+        SoftHsm::open(d.path(), UnsealKey::Bytes(SecretBytes::new(vec![1; 32]))).unwrap();
+        let err = SoftHsm::open(d.path(), UnsealKey::Bytes(SecretBytes::new(vec![2; 32]))).unwrap_err();
+        assert!(matches!(err, HsmError::Unseal(_)), "{err}");
+    }
+}

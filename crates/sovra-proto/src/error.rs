@@ -1,0 +1,164 @@
+//! Stable error codes and the error body every failed request returns.
+//!
+//! Each [`ErrorCode`] maps to exactly one HTTP status, here, in [`ErrorCode::http_status`].
+//! Clients and tests match on the code, never on the message.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! codes {
+    ($( $(#[$doc:meta])* $name:ident = ($text:literal, $status:literal), )*) => {
+        /// A stable, machine-readable error code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $( $(#[$doc])* $name, )*
+        }
+
+        impl ErrorCode {
+            /// Every code, for documentation and tests.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$name,)*];
+
+            /// The code as it appears on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$name => $text,)* }
+            }
+
+            /// The HTTP status this code is sent with.
+            pub fn http_status(self) -> u16 {
+                match self { $(ErrorCode::$name => $status,)* }
+            }
+
+            /// Looks a code up by its wire name.
+            pub fn from_wire(s: &str) -> Option<ErrorCode> {
+                match s { $($text => Some(ErrorCode::$name),)* _ => None }
+            }
+        }
+    };
+}
+
+codes! {
+    /// The request body is not valid JSON, or a field has the wrong type, or an unknown field was sent.
+    InvalidJson = ("INVALID_JSON", 400),
+    /// A field has a value that is not allowed (message names the field and what is allowed).
+    InvalidArgument = ("INVALID_ARGUMENT", 400),
+    /// A binary field is not valid base64.
+    InvalidBase64 = ("INVALID_BASE64", 400),
+    /// A resource name or ID is malformed.
+    InvalidName = ("INVALID_NAME", 400),
+    /// The request body is larger than the documented limit.
+    PayloadTooLarge = ("PAYLOAD_TOO_LARGE", 413),
+    /// No bearer token was sent.
+    Unauthenticated = ("UNAUTHENTICATED", 401),
+    /// The bearer token is unknown, revoked or expired.
+    TokenInvalid = ("TOKEN_INVALID", 401),
+    /// The principal has no role that grants this action on this resource.
+    PermissionDenied = ("PERMISSION_DENIED", 403),
+    /// No such route.
+    RouteNotFound = ("ROUTE_NOT_FOUND", 404),
+    /// The route exists but not for this HTTP method.
+    MethodNotAllowed = ("METHOD_NOT_ALLOWED", 405),
+    /// The location does not exist or this node's HSM does not hold its wrapping key.
+    LocationNotFound = ("LOCATION_NOT_FOUND", 404),
+    /// The key ring does not exist.
+    KeyRingNotFound = ("KEY_RING_NOT_FOUND", 404),
+    /// The crypto key does not exist.
+    KeyNotFound = ("KEY_NOT_FOUND", 404),
+    /// The key version does not exist.
+    KeyVersionNotFound = ("KEY_VERSION_NOT_FOUND", 404),
+    /// The API token does not exist.
+    TokenNotFound = ("TOKEN_NOT_FOUND", 404),
+    /// The role binding does not exist.
+    RoleBindingNotFound = ("ROLE_BINDING_NOT_FOUND", 404),
+    /// A resource with this name already exists.
+    AlreadyExists = ("ALREADY_EXISTS", 409),
+    /// The resource changed concurrently; retry the request.
+    Conflict = ("CONFLICT", 409),
+    /// The key's purpose does not allow this operation (e.g. sign with an encryption key).
+    WrongPurpose = ("WRONG_PURPOSE", 400),
+    /// The algorithm does not support this operation or argument.
+    UnsupportedAlgorithm = ("UNSUPPORTED_ALGORITHM", 400),
+    /// The key version is not enabled (disabled, scheduled for destruction or destroyed).
+    KeyVersionNotEnabled = ("KEY_VERSION_NOT_ENABLED", 400),
+    /// The key version's material is destroyed.
+    KeyVersionDestroyed = ("KEY_VERSION_DESTROYED", 400),
+    /// The key version is in a state that does not allow this transition.
+    InvalidStateTransition = ("INVALID_STATE_TRANSITION", 400),
+    /// The organisation requires a version to be disabled before it can be destroyed.
+    DisableBeforeDestroyRequired = ("DISABLE_BEFORE_DESTROY_REQUIRED", 400),
+    /// The key has no primary version to use.
+    NoPrimaryVersion = ("NO_PRIMARY_VERSION", 400),
+    /// The ciphertext is malformed, was altered, or belongs to another key or AAD.
+    CiphertextInvalid = ("CIPHERTEXT_INVALID", 400),
+    /// The per-principal quota is exhausted; retry after the `Retry-After` seconds.
+    QuotaExceeded = ("QUOTA_EXCEEDED", 429),
+    /// Stored key material failed its integrity check (row altered or swapped).
+    IntegrityFailure = ("INTEGRITY_FAILURE", 500),
+    /// The HSM refused or failed an operation.
+    HsmFailure = ("HSM_FAILURE", 500),
+    /// The service is starting, shutting down or its store is unreachable.
+    Unavailable = ("UNAVAILABLE", 503),
+    /// An unexpected server error (details are in the server log, never in the response).
+    Internal = ("INTERNAL", 500),
+    /// The feature exists in the API but is not implemented by this server.
+    NotImplemented = ("NOT_IMPLEMENTED", 501),
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The JSON body of every failed request: `{"error": {"code", "message", "status"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ApiError,
+}
+
+/// A failed request: a stable code, an HTTP status and a message that says what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// Stable code, e.g. `KEY_NOT_FOUND`.
+    pub code: String,
+    /// Human-readable explanation and what to do about it.
+    pub message: String,
+    /// The HTTP status the error was sent with.
+    pub status: u16,
+}
+
+impl ApiError {
+    /// An error with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code: code.as_str().to_owned(), message: message.into(), status: code.http_status() }
+    }
+
+    /// The error code, if it is one this version knows.
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        ErrorCode::from_wire(&self.code)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_client_errors_are_4xx() {
+        for c in ErrorCode::ALL {
+            assert_eq!(ErrorCode::from_wire(c.as_str()), Some(*c));
+            let s = c.http_status();
+            assert!((400..600).contains(&s));
+        }
+        assert_eq!(ErrorCode::InvalidJson.http_status(), 400);
+        assert_eq!(ErrorCode::QuotaExceeded.http_status(), 429);
+    }
+}

@@ -1,0 +1,345 @@
+//! Key-management resources: locations, key rings, crypto keys and their versions.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What a key is for; fixed at creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Purpose {
+    /// Symmetric encryption and decryption (AES-256-GCM).
+    EncryptDecrypt,
+    /// Asymmetric signing (EC, RSA, Ed25519).
+    AsymmetricSign,
+    /// Asymmetric decryption (RSA-OAEP).
+    AsymmetricDecrypt,
+    /// Message authentication codes (HMAC).
+    Mac,
+}
+
+/// A key algorithm (names after Cloud KMS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum Algorithm {
+    /// AES-256 in GCM mode with a 96-bit random nonce.
+    Aes256Gcm,
+    /// ECDSA on P-256 with SHA-256.
+    EcSignP256Sha256,
+    /// ECDSA on P-384 with SHA-384.
+    EcSignP384Sha384,
+    /// Ed25519 (PureEdDSA).
+    EcSignEd25519,
+    /// RSASSA-PSS 2048-bit, SHA-256.
+    RsaSignPss2048Sha256,
+    /// RSASSA-PSS 3072-bit, SHA-256.
+    RsaSignPss3072Sha256,
+    /// RSASSA-PSS 4096-bit, SHA-256.
+    RsaSignPss4096Sha256,
+    /// RSASSA-PSS 4096-bit, SHA-512.
+    RsaSignPss4096Sha512,
+    /// RSASSA-PKCS1-v1_5 2048-bit, SHA-256.
+    RsaSignPkcs12048Sha256,
+    /// RSASSA-PKCS1-v1_5 3072-bit, SHA-256.
+    RsaSignPkcs13072Sha256,
+    /// RSASSA-PKCS1-v1_5 4096-bit, SHA-256.
+    RsaSignPkcs14096Sha256,
+    /// RSASSA-PKCS1-v1_5 4096-bit, SHA-512.
+    RsaSignPkcs14096Sha512,
+    /// RSAES-OAEP 2048-bit, SHA-256 (and MGF1-SHA-256).
+    RsaDecryptOaep2048Sha256,
+    /// RSAES-OAEP 3072-bit, SHA-256.
+    RsaDecryptOaep3072Sha256,
+    /// RSAES-OAEP 4096-bit, SHA-256.
+    RsaDecryptOaep4096Sha256,
+    /// HMAC with SHA-256 and a 256-bit key.
+    HmacSha256,
+}
+
+impl Algorithm {
+    /// Every algorithm.
+    pub const ALL: &'static [Algorithm] = &[
+        Self::Aes256Gcm,
+        Self::EcSignP256Sha256,
+        Self::EcSignP384Sha384,
+        Self::EcSignEd25519,
+        Self::RsaSignPss2048Sha256,
+        Self::RsaSignPss3072Sha256,
+        Self::RsaSignPss4096Sha256,
+        Self::RsaSignPss4096Sha512,
+        Self::RsaSignPkcs12048Sha256,
+        Self::RsaSignPkcs13072Sha256,
+        Self::RsaSignPkcs14096Sha256,
+        Self::RsaSignPkcs14096Sha512,
+        Self::RsaDecryptOaep2048Sha256,
+        Self::RsaDecryptOaep3072Sha256,
+        Self::RsaDecryptOaep4096Sha256,
+        Self::HmacSha256,
+    ];
+
+    /// The purpose this algorithm serves.
+    pub fn purpose(self) -> Purpose {
+        use Algorithm::*;
+        match self {
+            Aes256Gcm => Purpose::EncryptDecrypt,
+            EcSignP256Sha256 | EcSignP384Sha384 | EcSignEd25519 | RsaSignPss2048Sha256 | RsaSignPss3072Sha256 | RsaSignPss4096Sha256
+            | RsaSignPss4096Sha512 | RsaSignPkcs12048Sha256 | RsaSignPkcs13072Sha256 | RsaSignPkcs14096Sha256 | RsaSignPkcs14096Sha512 => {
+                Purpose::AsymmetricSign
+            }
+            RsaDecryptOaep2048Sha256 | RsaDecryptOaep3072Sha256 | RsaDecryptOaep4096Sha256 => Purpose::AsymmetricDecrypt,
+            HmacSha256 => Purpose::Mac,
+        }
+    }
+
+    /// The wire name, e.g. `AES_256_GCM`.
+    pub fn as_str(self) -> String {
+        serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    }
+
+    /// The default algorithm for a purpose.
+    pub fn default_for(purpose: Purpose) -> Algorithm {
+        match purpose {
+            Purpose::EncryptDecrypt => Self::Aes256Gcm,
+            Purpose::AsymmetricSign => Self::EcSignP256Sha256,
+            Purpose::AsymmetricDecrypt => Self::RsaDecryptOaep3072Sha256,
+            Purpose::Mac => Self::HmacSha256,
+        }
+    }
+
+    /// Whether the algorithm is symmetric (counts against the symmetric quota).
+    pub fn is_symmetric(self) -> bool {
+        matches!(self.purpose(), Purpose::EncryptDecrypt | Purpose::Mac)
+    }
+}
+
+/// Where key material is generated and used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ProtectionLevel {
+    /// Generated and used in the Sovra process; stored wrapped by the location's HSM key.
+    #[default]
+    Software,
+    /// Generated and used inside the HSM (PKCS#11 backends).
+    Hsm,
+}
+
+/// The lifecycle state of a key version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum VersionState {
+    /// Usable.
+    Enabled,
+    /// Not usable; can be re-enabled.
+    Disabled,
+    /// Will be destroyed at `destroyTime`; can be restored (to DISABLED) until then.
+    DestroyScheduled,
+    /// Material erased; metadata kept.
+    Destroyed,
+}
+
+/// A location: a region whose wrapping key lives in this node's HSM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Location {
+    /// `locations/{id}`.
+    pub name: String,
+    /// The location ID.
+    pub location_id: String,
+    /// The HSM backend holding the location's wrapping key.
+    pub hsm: String,
+    /// When the location was created (RFC 3339).
+    pub create_time: String,
+}
+
+/// A key ring: a named group of keys in a location.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyRing {
+    /// `locations/{loc}/keyRings/{ring}`.
+    pub name: String,
+    /// When the key ring was created (RFC 3339).
+    pub create_time: String,
+    /// Whether data-plane operations (encrypt, decrypt, sign, …) on keys in this ring are audited.
+    #[serde(default)]
+    pub audit_data_access: bool,
+}
+
+/// Body of `POST /v1/locations/{loc}/keyRings?keyRingId=ID`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateKeyRingRequest {
+    /// Audit data-plane operations on this ring's keys (default false).
+    #[serde(default)]
+    pub audit_data_access: bool,
+}
+
+/// Body of `PATCH /v1/locations/{loc}/keyRings/{ring}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateKeyRingRequest {
+    /// Turn data-access auditing on or off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_data_access: Option<bool>,
+}
+
+/// The template for new versions of a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VersionTemplate {
+    /// Algorithm of new versions.
+    pub algorithm: Algorithm,
+    /// Protection level of new versions.
+    #[serde(default)]
+    pub protection_level: ProtectionLevel,
+}
+
+/// A crypto key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CryptoKey {
+    /// `locations/{loc}/keyRings/{ring}/cryptoKeys/{key}`.
+    pub name: String,
+    /// What the key is for.
+    pub purpose: Purpose,
+    /// The version used for new operations on the key (absent if none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<CryptoKeyVersion>,
+    /// When the key was created.
+    pub create_time: String,
+    /// Template for new versions.
+    pub version_template: VersionTemplate,
+    /// Automatic rotation period (e.g. `"7776000s"`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_period: Option<String>,
+    /// When the next automatic rotation happens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_rotation_time: Option<String>,
+    /// How long versions stay DESTROY_SCHEDULED before destruction.
+    pub destroy_scheduled_duration: String,
+    /// User labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Body of `POST /v1/{keyRing}/cryptoKeys?cryptoKeyId=ID`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateCryptoKeyRequest {
+    /// What the key is for.
+    pub purpose: Purpose,
+    /// Algorithm and protection level (defaults: see [`Algorithm::default_for`], SOFTWARE).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_template: Option<VersionTemplate>,
+    /// Automatic rotation period (at least 1 day; symmetric keys only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_period: Option<String>,
+    /// First automatic rotation (RFC 3339); defaults to now + rotationPeriod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_rotation_time: Option<String>,
+    /// How long versions stay DESTROY_SCHEDULED (default 30 days; at least the organisation minimum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destroy_scheduled_duration: Option<String>,
+    /// User labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Create the key without a first version.
+    #[serde(default)]
+    pub skip_initial_version_creation: bool,
+}
+
+/// Body of `PATCH /v1/{cryptoKey}`; absent fields are left unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateCryptoKeyRequest {
+    /// New rotation period; `""` turns automatic rotation off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_period: Option<String>,
+    /// New next rotation time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_rotation_time: Option<String>,
+    /// New labels (replaces all labels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// New version template (algorithm must keep the key's purpose).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_template: Option<VersionTemplate>,
+}
+
+/// Body of `POST /v1/{cryptoKey}:updatePrimaryVersion`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdatePrimaryVersionRequest {
+    /// The version number to make primary (must be ENABLED).
+    pub crypto_key_version_id: String,
+}
+
+/// A key version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CryptoKeyVersion {
+    /// `…/cryptoKeys/{key}/cryptoKeyVersions/{n}`.
+    pub name: String,
+    /// Lifecycle state.
+    pub state: VersionState,
+    /// Algorithm.
+    pub algorithm: Algorithm,
+    /// Protection level.
+    pub protection_level: ProtectionLevel,
+    /// When the version was created.
+    pub create_time: String,
+    /// When a DESTROY_SCHEDULED version will be (or a DESTROYED version was scheduled to be) destroyed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destroy_time: Option<String>,
+    /// When the material was actually destroyed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destroy_event_time: Option<String>,
+}
+
+/// Body of `PATCH /v1/{version}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateVersionRequest {
+    /// `ENABLED` or `DISABLED`.
+    pub state: VersionState,
+}
+
+/// `GET /v1/locations`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListLocationsResponse {
+    /// The locations this node serves.
+    pub locations: Vec<Location>,
+}
+
+/// `GET /v1/locations/{loc}/keyRings`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListKeyRingsResponse {
+    /// One page of key rings.
+    pub key_rings: Vec<KeyRing>,
+    /// Pass as `pageToken` to get the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
+/// `GET /v1/{keyRing}/cryptoKeys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListCryptoKeysResponse {
+    /// One page of keys.
+    pub crypto_keys: Vec<CryptoKey>,
+    /// Pass as `pageToken` to get the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
+/// `GET /v1/{cryptoKey}/cryptoKeyVersions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListVersionsResponse {
+    /// One page of versions.
+    pub crypto_key_versions: Vec<CryptoKeyVersion>,
+    /// Pass as `pageToken` to get the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
