@@ -23,6 +23,7 @@ pub enum Purpose {
 #[non_exhaustive]
 pub enum Algorithm {
     /// AES-256 in GCM mode with a 96-bit random nonce.
+    #[serde(rename = "AES_256_GCM")]
     Aes256Gcm,
     /// ECDSA on P-256 with SHA-256.
     EcSignP256Sha256,
@@ -31,26 +32,37 @@ pub enum Algorithm {
     /// Ed25519 (PureEdDSA).
     EcSignEd25519,
     /// RSASSA-PSS 2048-bit, SHA-256.
+    #[serde(rename = "RSA_SIGN_PSS_2048_SHA256")]
     RsaSignPss2048Sha256,
     /// RSASSA-PSS 3072-bit, SHA-256.
+    #[serde(rename = "RSA_SIGN_PSS_3072_SHA256")]
     RsaSignPss3072Sha256,
     /// RSASSA-PSS 4096-bit, SHA-256.
+    #[serde(rename = "RSA_SIGN_PSS_4096_SHA256")]
     RsaSignPss4096Sha256,
     /// RSASSA-PSS 4096-bit, SHA-512.
+    #[serde(rename = "RSA_SIGN_PSS_4096_SHA512")]
     RsaSignPss4096Sha512,
     /// RSASSA-PKCS1-v1_5 2048-bit, SHA-256.
+    #[serde(rename = "RSA_SIGN_PKCS1_2048_SHA256")]
     RsaSignPkcs12048Sha256,
     /// RSASSA-PKCS1-v1_5 3072-bit, SHA-256.
+    #[serde(rename = "RSA_SIGN_PKCS1_3072_SHA256")]
     RsaSignPkcs13072Sha256,
     /// RSASSA-PKCS1-v1_5 4096-bit, SHA-256.
+    #[serde(rename = "RSA_SIGN_PKCS1_4096_SHA256")]
     RsaSignPkcs14096Sha256,
     /// RSASSA-PKCS1-v1_5 4096-bit, SHA-512.
+    #[serde(rename = "RSA_SIGN_PKCS1_4096_SHA512")]
     RsaSignPkcs14096Sha512,
     /// RSAES-OAEP 2048-bit, SHA-256 (and MGF1-SHA-256).
+    #[serde(rename = "RSA_DECRYPT_OAEP_2048_SHA256")]
     RsaDecryptOaep2048Sha256,
     /// RSAES-OAEP 3072-bit, SHA-256.
+    #[serde(rename = "RSA_DECRYPT_OAEP_3072_SHA256")]
     RsaDecryptOaep3072Sha256,
     /// RSAES-OAEP 4096-bit, SHA-256.
+    #[serde(rename = "RSA_DECRYPT_OAEP_4096_SHA256")]
     RsaDecryptOaep4096Sha256,
     /// HMAC with SHA-256 and a 256-bit key.
     HmacSha256,
@@ -342,4 +354,21 @@ pub struct ListVersionsResponse {
     /// Pass as `pageToken` to get the next page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_page_token: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn algorithm_wire_names_follow_cloud_kms() {
+        assert_eq!(Algorithm::Aes256Gcm.as_str(), "AES_256_GCM");
+        assert_eq!(Algorithm::RsaSignPkcs12048Sha256.as_str(), "RSA_SIGN_PKCS1_2048_SHA256");
+        assert_eq!(Algorithm::RsaDecryptOaep3072Sha256.as_str(), "RSA_DECRYPT_OAEP_3072_SHA256");
+        assert_eq!(Algorithm::EcSignP256Sha256.as_str(), "EC_SIGN_P256_SHA256");
+        for a in Algorithm::ALL {
+            let back: Algorithm = serde_json::from_value(serde_json::Value::String(a.as_str())).unwrap();
+            assert_eq!(back, *a);
+        }
+    }
 }

@@ -1,1 +1,17 @@
-//! placeholder
+//! Sovra's server: the service layer, the HTTP API and the composition root.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod app;
+pub mod cache;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod model;
+pub mod serve;
+pub mod services;
+pub mod tls;
+
+pub use error::{Error, Result};
+pub use services::Sovra;

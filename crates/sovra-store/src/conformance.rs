@@ -88,6 +88,10 @@ async fn listing(s: &dyn Store) {
     assert_eq!(page2.len(), 15);
     assert_eq!(page2[0].name, "ring/10");
     assert!(page2.iter().all(|r| r.parent == "ring"));
+    let all = s.scan(B, None, 100).await.unwrap();
+    assert_eq!(all.len(), 26);
+    assert_eq!(all[25].name, "ring/24");
+    assert_eq!(s.scan(B, Some("ring/23"), 100).await.unwrap().len(), 1);
 }
 
 async fn due(s: &dyn Store) {

@@ -218,6 +218,19 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn scan(&self, c: Collection, after: Option<&str>, limit: usize) -> Result<Vec<Record>, StoreError> {
+        let after = after.unwrap_or("").to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT name, parent, rev, data, due FROM objects WHERE collection = ?1 AND name > ?2 ORDER BY name LIMIT ?3")
+                .map_err(backend)?;
+            let rows = stmt.query_map(params![c.0, after, limit], row_to_record).map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
     async fn due(&self, c: Collection, now: i64, limit: usize) -> Result<Vec<Record>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(move |conn| {

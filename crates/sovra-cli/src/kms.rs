@@ -1,0 +1,620 @@
+//! Key rings, keys, versions and cryptographic operations.
+
+use crate::context::{read_input, CliError, Global, Result};
+use crate::output::{emit, fields, short, table};
+use clap::{Args, Subcommand, ValueEnum};
+use sovra_proto::b64;
+use sovra_proto::kms::*;
+use sovra_proto::ops::*;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// `sovra keyrings …`.
+#[derive(Debug, Subcommand)]
+pub enum KeyRingsCmd {
+    /// Create a key ring.
+    Create {
+        /// Key-ring ID (or full name).
+        ring: String,
+        /// Audit data-plane operations (encrypt, decrypt, sign, …) on this ring's keys.
+        #[arg(long)]
+        audit_data_access: bool,
+    },
+    /// Show a key ring.
+    Get {
+        /// Key-ring ID or full name.
+        ring: String,
+    },
+    /// List key rings in the location.
+    List,
+    /// Change a key ring.
+    Update {
+        /// Key-ring ID or full name.
+        ring: String,
+        /// Turn data-access auditing on or off.
+        #[arg(long)]
+        audit_data_access: bool,
+    },
+}
+
+/// What a key is for.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PurposeArg {
+    /// ENCRYPT_DECRYPT (AES-256-GCM).
+    Encrypt,
+    /// ASYMMETRIC_SIGN.
+    Sign,
+    /// ASYMMETRIC_DECRYPT (RSA-OAEP).
+    Decrypt,
+    /// MAC (HMAC-SHA256).
+    Mac,
+}
+
+impl From<PurposeArg> for Purpose {
+    fn from(p: PurposeArg) -> Self {
+        match p {
+            PurposeArg::Encrypt => Purpose::EncryptDecrypt,
+            PurposeArg::Sign => Purpose::AsymmetricSign,
+            PurposeArg::Decrypt => Purpose::AsymmetricDecrypt,
+            PurposeArg::Mac => Purpose::Mac,
+        }
+    }
+}
+
+fn parse_algorithm(s: &str) -> Result<Algorithm> {
+    let norm = s.trim().to_ascii_uppercase().replace('-', "_");
+    serde_json::from_value(serde_json::Value::String(norm)).map_err(|_| {
+        let all: Vec<String> = Algorithm::ALL.iter().map(|a| a.as_str()).collect();
+        CliError::Usage(format!("unknown algorithm {s:?}; one of: {}", all.join(", ")))
+    })
+}
+
+fn parse_labels(labels: &[String]) -> Result<BTreeMap<String, String>> {
+    labels
+        .iter()
+        .map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| CliError::Usage(format!("label {l:?} must be KEY=VALUE"))))
+        .collect()
+}
+
+/// `sovra keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCmd {
+    /// Create a key (and its first version).
+    Create {
+        /// RING/KEY or a full crypto-key name.
+        key: String,
+        /// What the key is for.
+        #[arg(long, value_enum)]
+        purpose: PurposeArg,
+        /// Algorithm, e.g. AES_256_GCM, EC_SIGN_P256_SHA256, RSA_SIGN_PSS_3072_SHA256, RSA_DECRYPT_OAEP_3072_SHA256, HMAC_SHA256.
+        #[arg(long)]
+        algorithm: Option<String>,
+        /// Automatic rotation period, e.g. 90d (ENCRYPT_DECRYPT keys).
+        #[arg(long)]
+        rotation_period: Option<String>,
+        /// First automatic rotation (RFC 3339).
+        #[arg(long)]
+        next_rotation_time: Option<String>,
+        /// How long destroyed versions stay restorable, e.g. 30d.
+        #[arg(long)]
+        destroy_scheduled_duration: Option<String>,
+        /// Labels, KEY=VALUE (repeatable).
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// Create no version yet.
+        #[arg(long)]
+        skip_initial_version: bool,
+    },
+    /// Show a key.
+    Get {
+        /// RING/KEY or full name.
+        key: String,
+    },
+    /// List the keys of a key ring.
+    List {
+        /// Key-ring ID or full name.
+        ring: String,
+    },
+    /// Change a key's rotation schedule, labels or algorithm of new versions.
+    Update {
+        /// RING/KEY or full name.
+        key: String,
+        /// New rotation period ("" turns automatic rotation off).
+        #[arg(long)]
+        rotation_period: Option<String>,
+        /// New next rotation time (RFC 3339).
+        #[arg(long)]
+        next_rotation_time: Option<String>,
+        /// Replace the labels, KEY=VALUE (repeatable).
+        #[arg(long = "label")]
+        labels: Option<Vec<String>>,
+        /// Algorithm of future versions.
+        #[arg(long)]
+        algorithm: Option<String>,
+    },
+    /// Create a new version and make it primary.
+    Rotate {
+        /// RING/KEY or full name.
+        key: String,
+    },
+    /// Make an existing ENABLED version primary.
+    SetPrimary {
+        /// RING/KEY or full name.
+        key: String,
+        /// Version number.
+        version: String,
+    },
+}
+
+/// `sovra versions …`.
+#[derive(Debug, Subcommand)]
+pub enum VersionsCmd {
+    /// List a key's versions.
+    List {
+        /// RING/KEY.
+        key: String,
+    },
+    /// Show one version.
+    Get {
+        /// RING/KEY.
+        key: String,
+        /// Version number.
+        version: String,
+    },
+    /// Create a version (primary only if the key has none; use `keys rotate` to switch).
+    Create {
+        /// RING/KEY.
+        key: String,
+    },
+    /// Enable a DISABLED version.
+    Enable {
+        /// RING/KEY.
+        key: String,
+        /// Version number.
+        version: String,
+    },
+    /// Disable a version (it can be enabled again).
+    Disable {
+        /// RING/KEY.
+        key: String,
+        /// Version number.
+        version: String,
+    },
+    /// Schedule a version's destruction (restorable until its destroy time).
+    Destroy {
+        /// RING/KEY.
+        key: String,
+        /// Version number.
+        version: String,
+    },
+    /// Cancel a scheduled destruction (the version becomes DISABLED).
+    Restore {
+        /// RING/KEY.
+        key: String,
+        /// Version number.
+        version: String,
+    },
+}
+
+fn state_name(s: VersionState) -> String {
+    serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+fn print_version(v: &CryptoKeyVersion) {
+    fields(&[
+        ("name", v.name.clone()),
+        ("state", state_name(v.state)),
+        ("algorithm", v.algorithm.as_str()),
+        ("protection", format!("{:?}", v.protection_level).to_uppercase()),
+        ("created", v.create_time.clone()),
+        ("destroy time", v.destroy_time.clone().unwrap_or_default()),
+        ("destroyed at", v.destroy_event_time.clone().unwrap_or_default()),
+    ]);
+}
+
+fn print_key(k: &CryptoKey) {
+    fields(&[
+        ("name", k.name.clone()),
+        ("purpose", serde_json::to_value(k.purpose).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()),
+        ("algorithm", k.version_template.algorithm.as_str()),
+        ("primary", k.primary.as_ref().map(|p| format!("{} ({})", short(&p.name), state_name(p.state))).unwrap_or_else(|| "none".into())),
+        ("rotation", k.rotation_period.clone().unwrap_or_default()),
+        ("next rotation", k.next_rotation_time.clone().unwrap_or_default()),
+        ("destroy delay", k.destroy_scheduled_duration.clone()),
+        ("labels", k.labels.iter().map(|(a, b)| format!("{a}={b}")).collect::<Vec<_>>().join(",")),
+        ("created", k.create_time.clone()),
+    ]);
+}
+
+/// Runs `sovra keyrings …`.
+pub async fn key_rings(g: &Global, c: KeyRingsCmd) -> Result<()> {
+    let client = g.client()?;
+    let human = |r: &KeyRing| fields(&[("name", r.name.clone()), ("created", r.create_time.clone()), ("audit data access", r.audit_data_access.to_string())]);
+    match c {
+        KeyRingsCmd::Create { ring, audit_data_access } => {
+            let name = g.ring_name(&ring)?;
+            let (loc, id) = name.split_once("/keyRings/").ok_or_else(|| CliError::Usage("bad key-ring name".into()))?;
+            let r: KeyRing = client.post(&format!("/v1/{loc}/keyRings?keyRingId={id}"), &CreateKeyRingRequest { audit_data_access }).await?;
+            emit(g, &r, human);
+        }
+        KeyRingsCmd::Get { ring } => emit(g, &client.get::<KeyRing>(&format!("/v1/{}", g.ring_name(&ring)?)).await?, human),
+        KeyRingsCmd::List => {
+            let mut all = Vec::new();
+            let mut token: Option<String> = None;
+            loop {
+                let q = token.as_deref().map(|t| format!("?pageToken={}", urlencode(t))).unwrap_or_default();
+                let r: ListKeyRingsResponse = client.get(&format!("/v1/locations/{}/keyRings{q}", g.location)).await?;
+                all.extend(r.key_rings);
+                match r.next_page_token {
+                    Some(t) => token = Some(t),
+                    None => break,
+                }
+            }
+            emit(g, &all, |rs| table(&["KEY RING", "CREATED", "AUDIT DATA ACCESS"], rs.iter().map(|r| vec![short(&r.name), r.create_time.clone(), r.audit_data_access.to_string()]).collect()));
+        }
+        KeyRingsCmd::Update { ring, audit_data_access } => {
+            let r: KeyRing = client.patch(&format!("/v1/{}", g.ring_name(&ring)?), &UpdateKeyRingRequest { audit_data_access: Some(audit_data_access) }).await?;
+            emit(g, &r, human);
+        }
+    }
+    Ok(())
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Runs `sovra keys …`.
+pub async fn keys(g: &Global, c: KeysCmd) -> Result<()> {
+    let client = g.client()?;
+    match c {
+        KeysCmd::Create { key, purpose, algorithm, rotation_period, next_rotation_time, destroy_scheduled_duration, labels, skip_initial_version } => {
+            let name = g.key_name(&key)?;
+            let (ring, id) = name.rsplit_once("/cryptoKeys/").ok_or_else(|| CliError::Usage("bad key name".into()))?;
+            let req = CreateCryptoKeyRequest {
+                purpose: purpose.into(),
+                version_template: algorithm.as_deref().map(parse_algorithm).transpose()?.map(|a| VersionTemplate { algorithm: a, protection_level: ProtectionLevel::Software }),
+                rotation_period,
+                next_rotation_time,
+                destroy_scheduled_duration,
+                labels: parse_labels(&labels)?,
+                skip_initial_version_creation: skip_initial_version,
+            };
+            emit(g, &client.create_crypto_key(ring, id, &req).await?, print_key);
+        }
+        KeysCmd::Get { key } => emit(g, &client.get_crypto_key(&g.key_name(&key)?).await?, print_key),
+        KeysCmd::List { ring } => {
+            let ring = g.ring_name(&ring)?;
+            let mut all = Vec::new();
+            let mut token: Option<String> = None;
+            loop {
+                let q = token.as_deref().map(|t| format!("?pageToken={}", urlencode(t))).unwrap_or_default();
+                let r: ListCryptoKeysResponse = client.get(&format!("/v1/{ring}/cryptoKeys{q}")).await?;
+                all.extend(r.crypto_keys);
+                match r.next_page_token {
+                    Some(t) => token = Some(t),
+                    None => break,
+                }
+            }
+            emit(g, &all, |ks| {
+                table(
+                    &["KEY", "PURPOSE", "ALGORITHM", "PRIMARY", "NEXT ROTATION"],
+                    ks.iter()
+                        .map(|k| {
+                            vec![
+                                short(&k.name),
+                                serde_json::to_value(k.purpose).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+                                k.version_template.algorithm.as_str(),
+                                k.primary.as_ref().map(|p| short(&p.name)).unwrap_or_else(|| "-".into()),
+                                k.next_rotation_time.clone().unwrap_or_else(|| "-".into()),
+                            ]
+                        })
+                        .collect(),
+                )
+            });
+        }
+        KeysCmd::Update { key, rotation_period, next_rotation_time, labels, algorithm } => {
+            let req = UpdateCryptoKeyRequest {
+                rotation_period,
+                next_rotation_time,
+                labels: labels.as_deref().map(parse_labels).transpose()?,
+                version_template: algorithm.as_deref().map(parse_algorithm).transpose()?.map(|a| VersionTemplate { algorithm: a, protection_level: ProtectionLevel::Software }),
+            };
+            let k: CryptoKey = client.patch(&format!("/v1/{}", g.key_name(&key)?), &req).await?;
+            emit(g, &k, print_key);
+        }
+        KeysCmd::Rotate { key } => emit(g, &client.rotate(&g.key_name(&key)?).await?, print_key),
+        KeysCmd::SetPrimary { key, version } => {
+            let k: CryptoKey = client.post(&format!("/v1/{}:updatePrimaryVersion", g.key_name(&key)?), &UpdatePrimaryVersionRequest { crypto_key_version_id: version }).await?;
+            emit(g, &k, print_key);
+        }
+    }
+    Ok(())
+}
+
+/// Runs `sovra versions …`.
+pub async fn versions(g: &Global, c: VersionsCmd) -> Result<()> {
+    let client = g.client()?;
+    let v = match c {
+        VersionsCmd::List { key } => {
+            let key = g.key_name(&key)?;
+            let mut all = Vec::new();
+            let mut token: Option<String> = None;
+            loop {
+                let q = token.as_deref().map(|t| format!("?pageToken={}", urlencode(t))).unwrap_or_default();
+                let r: ListVersionsResponse = client.get(&format!("/v1/{key}/cryptoKeyVersions{q}")).await?;
+                all.extend(r.crypto_key_versions);
+                match r.next_page_token {
+                    Some(t) => token = Some(t),
+                    None => break,
+                }
+            }
+            emit(g, &all, |vs| {
+                table(
+                    &["VERSION", "STATE", "ALGORITHM", "CREATED", "DESTROY TIME"],
+                    vs.iter().map(|v| vec![short(&v.name), state_name(v.state), v.algorithm.as_str(), v.create_time.clone(), v.destroy_time.clone().unwrap_or_else(|| "-".into())]).collect(),
+                )
+            });
+            return Ok(());
+        }
+        VersionsCmd::Get { key, version } => client.get_version(&g.version_name(&key, &version)?).await?,
+        VersionsCmd::Create { key } => client.post(&format!("/v1/{}/cryptoKeyVersions", g.key_name(&key)?), &serde_json::json!({})).await?,
+        VersionsCmd::Enable { key, version } => client.set_version_state(&g.version_name(&key, &version)?, VersionState::Enabled).await?,
+        VersionsCmd::Disable { key, version } => client.set_version_state(&g.version_name(&key, &version)?, VersionState::Disabled).await?,
+        VersionsCmd::Destroy { key, version } => client.destroy_version(&g.version_name(&key, &version)?).await?,
+        VersionsCmd::Restore { key, version } => client.restore_version(&g.version_name(&key, &version)?).await?,
+    };
+    emit(g, &v, print_version);
+    Ok(())
+}
+
+/// `sovra encrypt`.
+#[derive(Debug, Args)]
+pub struct EncryptArgs {
+    /// RING/KEY or full name.
+    pub key: String,
+    /// Plaintext (UTF-8); or use --in.
+    #[arg(long)]
+    pub plaintext: Option<String>,
+    /// Read the plaintext from a file (- for stdin).
+    #[arg(long = "in")]
+    pub input: Option<PathBuf>,
+    /// Additional authenticated data (UTF-8), needed again to decrypt.
+    #[arg(long)]
+    pub aad: Option<String>,
+}
+
+/// `sovra decrypt`.
+#[derive(Debug, Args)]
+pub struct DecryptArgs {
+    /// RING/KEY or full name.
+    pub key: String,
+    /// Ciphertext (base64); or use --in.
+    #[arg(long)]
+    pub ciphertext: Option<String>,
+    /// Read the base64 ciphertext from a file (- for stdin).
+    #[arg(long = "in")]
+    pub input: Option<PathBuf>,
+    /// The AAD given at encryption.
+    #[arg(long)]
+    pub aad: Option<String>,
+    /// Write the plaintext to this file (mode 0600) instead of stdout.
+    #[arg(long = "out")]
+    pub output_file: Option<PathBuf>,
+}
+
+/// Runs `sovra encrypt`.
+pub async fn encrypt(g: &Global, a: EncryptArgs) -> Result<()> {
+    let pt = read_input(a.plaintext.as_deref(), a.input.as_ref(), "plaintext")?;
+    let r = g.client()?.encrypt(&g.key_name(&a.key)?, &pt, a.aad.as_deref().map(str::as_bytes)).await?;
+    emit(g, &r, |r| crate::output::say(&r.ciphertext));
+    Ok(())
+}
+
+/// Runs `sovra decrypt`.
+pub async fn decrypt(g: &Global, a: DecryptArgs) -> Result<()> {
+    let ct = read_input(a.ciphertext.as_deref(), a.input.as_ref(), "ciphertext")?;
+    let ct = String::from_utf8(ct).map_err(|_| CliError::Usage("the ciphertext must be base64 text".into()))?;
+    let req = DecryptRequest { ciphertext: ct.trim().to_owned(), additional_authenticated_data: a.aad.as_deref().map(|s| b64::encode(s.as_bytes())) };
+    let r: DecryptResponse = g.client()?.post(&format!("/v1/{}:decrypt", g.key_name(&a.key)?), &req).await?;
+    let pt = b64::decode(&r.plaintext).map_err(|e| CliError::Local(e.to_string()))?;
+    if let Some(path) = &a.output_file {
+        sovra_hsm::soft::write_private_file(path, &pt).map_err(|e| CliError::Local(format!("cannot write {}: {e}", path.display())))?;
+        return Ok(());
+    }
+    match g.output {
+        crate::context::Output::Json => emit(g, &r, |_| {}),
+        crate::context::Output::Human => crate::output::write_raw(&pt),
+    }
+    Ok(())
+}
+
+/// Data to sign or verify.
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// The data (UTF-8); or use --in or --digest.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Read the data from a file (- for stdin).
+    #[arg(long = "in")]
+    pub input: Option<PathBuf>,
+    /// A precomputed digest, hex; its hash is the algorithm's (SHA-256, SHA-384 or SHA-512 by length).
+    #[arg(long)]
+    pub digest: Option<String>,
+}
+
+impl DataArgs {
+    fn split(&self) -> Result<(Option<String>, Option<Digest>)> {
+        if let Some(hex) = &self.digest {
+            if self.data.is_some() || self.input.is_some() {
+                return Err(CliError::Usage("give data or --digest, not both".into()));
+            }
+            let bytes = sovra_attest_free_hex(hex).ok_or_else(|| CliError::Usage("--digest must be hex".into()))?;
+            let e = b64::encode(&bytes);
+            let d = match bytes.len() {
+                32 => Digest { sha256: Some(e), sha384: None, sha512: None },
+                48 => Digest { sha256: None, sha384: Some(e), sha512: None },
+                64 => Digest { sha256: None, sha384: None, sha512: Some(e) },
+                n => return Err(CliError::Usage(format!("--digest is {n} bytes; expected 32, 48 or 64"))),
+            };
+            return Ok((None, Some(d)));
+        }
+        let data = read_input(self.data.as_deref(), self.input.as_ref(), "data")?;
+        Ok((Some(b64::encode(&data)), None))
+    }
+}
+
+fn sovra_attest_free_hex(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim();
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect()
+}
+
+/// `sovra sign`.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// RING/KEY (primary version) or RING/KEY@N.
+    pub key: String,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+/// `sovra verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// RING/KEY or RING/KEY@N.
+    pub key: String,
+    #[command(flatten)]
+    data: DataArgs,
+    /// The signature, base64.
+    #[arg(long)]
+    pub signature: String,
+}
+
+/// Runs `sovra sign`.
+pub async fn sign(g: &Global, a: SignArgs) -> Result<()> {
+    let (data, digest) = a.data.split()?;
+    let r: AsymmetricSignResponse = g.client()?.post(&format!("/v1/{}:asymmetricSign", g.key_or_version(&a.key)?), &AsymmetricSignRequest { data, digest }).await?;
+    emit(g, &r, |r| crate::output::say(&r.signature));
+    Ok(())
+}
+
+/// Runs `sovra verify`; exits 1 if the signature is invalid.
+pub async fn verify(g: &Global, a: VerifyArgs) -> Result<()> {
+    let (data, digest) = a.data.split()?;
+    let r: VerifyResponse = g.client()?.post(&format!("/v1/{}:asymmetricVerify", g.key_or_version(&a.key)?), &AsymmetricVerifyRequest { data, digest, signature: a.signature }).await?;
+    emit(g, &r, |r| crate::output::say(if r.valid { "valid" } else { "INVALID" }));
+    if !r.valid {
+        return Err(CliError::Local(format!("the signature does not verify with {}", r.name)));
+    }
+    Ok(())
+}
+
+/// `sovra asym-decrypt`.
+#[derive(Debug, Args)]
+pub struct AsymDecryptArgs {
+    /// RING/KEY or RING/KEY@N.
+    pub key: String,
+    /// Ciphertext, base64 (or --in).
+    #[arg(long)]
+    pub ciphertext: Option<String>,
+    /// Read base64 ciphertext from a file.
+    #[arg(long = "in")]
+    pub input: Option<PathBuf>,
+}
+
+/// Runs `sovra asym-decrypt`.
+pub async fn asym_decrypt(g: &Global, a: AsymDecryptArgs) -> Result<()> {
+    let ct = read_input(a.ciphertext.as_deref(), a.input.as_ref(), "ciphertext")?;
+    let ct = String::from_utf8(ct).map_err(|_| CliError::Usage("the ciphertext must be base64 text".into()))?;
+    let r: AsymmetricDecryptResponse = g.client()?.post(&format!("/v1/{}:asymmetricDecrypt", g.key_or_version(&a.key)?), &AsymmetricDecryptRequest { ciphertext: ct.trim().to_owned() }).await?;
+    match g.output {
+        crate::context::Output::Json => emit(g, &r, |_| {}),
+        crate::context::Output::Human => crate::output::write_raw(&b64::decode(&r.plaintext).map_err(|e| CliError::Local(e.to_string()))?),
+    }
+    Ok(())
+}
+
+/// `sovra mac`.
+#[derive(Debug, Args)]
+pub struct MacArgs {
+    /// RING/KEY or RING/KEY@N.
+    pub key: String,
+    /// The data (UTF-8), or --in.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Read the data from a file.
+    #[arg(long = "in")]
+    pub input: Option<PathBuf>,
+}
+
+/// `sovra mac-verify`.
+#[derive(Debug, Args)]
+pub struct MacVerifyArgs {
+    /// RING/KEY or RING/KEY@N.
+    pub key: String,
+    /// The data (UTF-8), or --in.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Read the data from a file.
+    #[arg(long = "in")]
+    pub input: Option<PathBuf>,
+    /// The MAC, base64.
+    #[arg(long)]
+    pub mac: String,
+}
+
+/// Runs `sovra mac`.
+pub async fn mac(g: &Global, a: MacArgs) -> Result<()> {
+    let data = read_input(a.data.as_deref(), a.input.as_ref(), "data")?;
+    let r: MacSignResponse = g.client()?.post(&format!("/v1/{}:macSign", g.key_or_version(&a.key)?), &MacSignRequest { data: b64::encode(&data) }).await?;
+    emit(g, &r, |r| crate::output::say(&r.mac));
+    Ok(())
+}
+
+/// Runs `sovra mac-verify`; exits 1 if the MAC is wrong.
+pub async fn mac_verify(g: &Global, a: MacVerifyArgs) -> Result<()> {
+    let data = read_input(a.data.as_deref(), a.input.as_ref(), "data")?;
+    let r: VerifyResponse = g.client()?.post(&format!("/v1/{}:macVerify", g.key_or_version(&a.key)?), &MacVerifyRequest { data: b64::encode(&data), mac: a.mac }).await?;
+    emit(g, &r, |r| crate::output::say(if r.valid { "valid" } else { "INVALID" }));
+    if !r.valid {
+        return Err(CliError::Local(format!("the MAC does not verify with {}", r.name)));
+    }
+    Ok(())
+}
+
+/// `sovra public-key`.
+#[derive(Debug, Args)]
+pub struct PublicKeyArgs {
+    /// RING/KEY or RING/KEY@N.
+    pub key: String,
+}
+
+/// Runs `sovra public-key`.
+pub async fn public_key(g: &Global, a: PublicKeyArgs) -> Result<()> {
+    let r: PublicKey = g.client()?.get(&format!("/v1/{}/publicKey", g.key_or_version(&a.key)?)).await?;
+    emit(g, &r, |r| crate::output::write_raw(r.pem.as_bytes()));
+    Ok(())
+}
+
+/// `sovra random`.
+#[derive(Debug, Args)]
+pub struct RandomArgs {
+    /// Number of bytes (1–1024).
+    #[arg(long, default_value_t = 32)]
+    pub bytes: u32,
+}
+
+/// Runs `sovra random`.
+pub async fn random(g: &Global, a: RandomArgs) -> Result<()> {
+    let r: GenerateRandomBytesResponse = g.client()?.post(&format!("/v1/locations/{}:generateRandomBytes", g.location), &GenerateRandomBytesRequest { length_bytes: a.bytes }).await?;
+    emit(g, &r, |r| crate::output::say(&r.data));
+    Ok(())
+}

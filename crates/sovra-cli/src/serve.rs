@@ -1,0 +1,92 @@
+//! `sovra serve`.
+
+use crate::context::{CliError, Global, Result};
+use clap::Args;
+use sovra_server::config::Config;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Flags of `sovra serve` (override the config file and SOVRA_* variables).
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML).
+    #[arg(long, env = "SOVRA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (default ./sovra-data).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Listen address (default 127.0.0.1:8443).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Serve plain HTTP instead of HTTPS (loopback addresses only; for local tests).
+    #[arg(long)]
+    pub insecure_http: bool,
+}
+
+/// Loads the configuration for `serve` (file, env, flags).
+pub fn load_config(a: &ServeArgs) -> Result<Config> {
+    let mut cfg = Config::load(a.config.as_deref(), |k| std::env::var(k).ok()).map_err(CliError::Usage)?;
+    if let Some(d) = &a.data_dir {
+        cfg.data_dir = d.clone();
+    }
+    if let Some(l) = a.listen {
+        cfg.listen = l;
+    }
+    if a.insecure_http {
+        cfg.insecure_http = true;
+    }
+    cfg.check().map_err(CliError::Usage)?;
+    Ok(cfg)
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if cfg.log.format == "json" {
+        let _ = builder.json().try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// Runs the server.
+pub async fn run(_g: &Global, a: ServeArgs) -> Result<()> {
+    let cfg = load_config(&a)?;
+    init_logging(&cfg);
+    let opened = sovra_server::app::open(&cfg).await.map_err(CliError::Local)?;
+    let server = sovra_server::serve::Server::bind(&cfg, &opened).await.map_err(CliError::Local)?;
+    let addr = server.local_addr().map_err(CliError::Local)?;
+    let scheme = if opened.tls.is_some() { "https" } else { "http" };
+    crate::output::say(&format!("Sovra is listening on {scheme}://{addr}"));
+    crate::output::say(&format!("  data directory: {}", cfg.data_dir.display()));
+    if let Some(t) = &opened.tls {
+        crate::output::say(&format!("  CA certificate: {}   (export SOVRA_CA_CERT={})", t.ca_cert.display(), t.ca_cert.display()));
+    }
+    if let Some(token) = &opened.new_admin_token {
+        crate::output::say(&format!("  admin token (shown once; also in {}):", sovra_server::app::admin_token_path(&cfg.data_dir).display()));
+        crate::output::say(&format!("    {token}"));
+    }
+    tracing::info!(%addr, store = opened.sovra.store().backend(), hsm = opened.sovra.hsm().kind(), "ready");
+    server.run(shutdown_signal()).await.map_err(CliError::Local)
+}

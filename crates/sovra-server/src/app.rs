@@ -1,0 +1,109 @@
+//! The composition root: the only place that names concrete backends. It opens the data
+//! directory (store, HSM, TLS material, bootstrap token) and builds the service layer.
+
+use crate::clock::SystemClock;
+use crate::config::{Config, HsmBackend, StoreBackend};
+use crate::services::{ServiceConfig, Sovra};
+use crate::tls::{self, TlsFiles};
+use sovra_hsm::soft::{SoftHsm, UnsealKey};
+use sovra_hsm::Hsm;
+use sovra_store::sqlite::SqliteStore;
+use sovra_store::Store;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// An opened deployment.
+#[derive(Debug)]
+pub struct Opened {
+    /// The service layer.
+    pub sovra: Arc<Sovra>,
+    /// TLS material (None with `insecure_http`).
+    pub tls: Option<TlsFiles>,
+    /// The bootstrap admin token, if this start created it.
+    pub new_admin_token: Option<String>,
+}
+
+/// Where the admin token is written on first start.
+pub fn admin_token_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("admin.token")
+}
+
+/// Opens the configured store.
+pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, String> {
+    match cfg.store.backend {
+        StoreBackend::Sqlite => {
+            let path = cfg.data_dir.join("sovra.db");
+            let s = SqliteStore::open(&path).map_err(|e| format!("cannot open the database {}: {e}", path.display()))?;
+            Ok(Arc::new(s))
+        }
+        StoreBackend::Postgres => Err("the PostgreSQL store is not available in this build yet; use store.backend = \"sqlite\"".into()),
+    }
+}
+
+/// Opens the configured HSM.
+pub fn open_hsm(cfg: &Config) -> Result<Arc<dyn Hsm>, String> {
+    match cfg.hsm.backend {
+        HsmBackend::Software => {
+            let unseal = match (&cfg.hsm.unseal_key_file, std::env::var("SOVRA_UNSEAL_KEY").ok()) {
+                (Some(f), _) => UnsealKey::File(f.clone()),
+                (None, Some(hex)) => {
+                    let bytes = (0..hex.len())
+                        .step_by(2)
+                        .map(|i| hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+                        .collect::<Option<Vec<u8>>>()
+                        .filter(|b| b.len() == 32)
+                        .ok_or("SOVRA_UNSEAL_KEY must be 64 hex characters")?;
+                    UnsealKey::Bytes(sovra_crypto::SecretBytes::new(bytes))
+                }
+                (None, None) => UnsealKey::DefaultFile,
+            };
+            let h = SoftHsm::open(&cfg.data_dir.join("hsm"), unseal).map_err(|e| e.to_string())?;
+            Ok(Arc::new(h))
+        }
+        HsmBackend::Pkcs11 => Err("the PKCS#11 HSM backend is not available in this build yet; use hsm.backend = \"software\"".into()),
+    }
+}
+
+fn make_private_dir(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create the data directory {}: {e}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+    Ok(())
+}
+
+/// Opens (initialising on first start) the deployment described by `cfg`.
+pub async fn open(cfg: &Config) -> Result<Opened, String> {
+    make_private_dir(&cfg.data_dir)?;
+    let store = open_store(cfg).await?;
+    let hsm = open_hsm(cfg)?;
+    let scfg = ServiceConfig {
+        symmetric_per_minute: cfg.quota.symmetric_per_minute,
+        asymmetric_per_minute: cfg.quota.asymmetric_per_minute,
+        cache_ttl: Duration::from_millis(cfg.cache.metadata_ttl_ms),
+        material_cache_entries: cfg.cache.material_entries,
+        default_location: cfg.default_location.clone(),
+    };
+    let sovra = Arc::new(Sovra::new(store.clone(), hsm, Arc::new(SystemClock), scfg));
+    sovra.ensure_default_location().await.map_err(|e| format!("cannot initialise the default location: {e}"))?;
+    let token_path = admin_token_path(&cfg.data_dir);
+    let has_tokens = !store.scan(crate::model::TOKENS, None, 1).await.map_err(|e| e.to_string())?.is_empty();
+    let new_admin_token = if has_tokens {
+        None
+    } else {
+        let token = sovra.bootstrap_admin().await.map_err(|e| format!("cannot create the admin token: {e}"))?;
+        sovra_hsm::soft::write_private_file(&token_path, format!("{token}\n").as_bytes()).map_err(|e| format!("cannot write {}: {e}", token_path.display()))?;
+        Some(token)
+    };
+    let tls = if cfg.insecure_http {
+        None
+    } else if let (Some(cert), Some(key)) = (&cfg.tls.cert_file, &cfg.tls.key_file) {
+        Some(TlsFiles { ca_cert: cert.clone(), cert: cert.clone(), key: key.clone() })
+    } else {
+        Some(tls::ensure(&cfg.data_dir.join("tls"), &tls::default_names(&cfg.tls.extra_names))?)
+    };
+    Ok(Opened { sovra, tls, new_admin_token })
+}

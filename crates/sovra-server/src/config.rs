@@ -1,0 +1,285 @@
+//! Server configuration: a TOML file, then environment overrides, then command-line flags.
+//!
+//! Every field has a default (see [`Config::default`]), so `sovra serve` with no file works.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Data directory (database, software HSM, TLS material, admin token).
+    pub data_dir: PathBuf,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Serve plain HTTP (only allowed on loopback addresses).
+    pub insecure_http: bool,
+    /// TLS settings.
+    pub tls: TlsConfig,
+    /// Store settings.
+    pub store: StoreConfig,
+    /// HSM settings.
+    pub hsm: HsmConfig,
+    /// Per-principal quotas.
+    pub quota: QuotaConfig,
+    /// Request limits.
+    pub limits: LimitsConfig,
+    /// Caches.
+    pub cache: CacheConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// The location created on first start.
+    pub default_location: String,
+    /// How often scheduled work (rotation, destruction) runs, in seconds.
+    pub scheduler_interval_secs: u64,
+    /// How long in-flight requests may take to finish on shutdown, in seconds.
+    pub shutdown_grace_secs: u64,
+}
+
+/// TLS.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain to serve instead of the generated one.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key for `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// Extra DNS names / IPs for the generated server certificate.
+    pub extra_names: Vec<String>,
+}
+
+/// Store backend.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite` (default) or `postgres`.
+    pub backend: StoreBackend,
+    /// PostgreSQL connection string (`postgres://…`), for `postgres`.
+    pub url: Option<String>,
+}
+
+/// Which store.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// Embedded SQLite in the data directory.
+    #[default]
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// HSM backend.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct HsmConfig {
+    /// `software` (default) or `pkcs11`.
+    pub backend: HsmBackend,
+    /// Software HSM: file with the unseal key (hex); default `DATA_DIR/hsm/unseal.key`.
+    pub unseal_key_file: Option<PathBuf>,
+    /// PKCS#11: module path (e.g. /usr/lib/softhsm/libsofthsm2.so).
+    pub pkcs11_module: Option<PathBuf>,
+    /// PKCS#11: token label.
+    pub pkcs11_token_label: Option<String>,
+    /// PKCS#11: file holding the user PIN.
+    pub pkcs11_pin_file: Option<PathBuf>,
+}
+
+/// Which HSM.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum HsmBackend {
+    /// Software HSM in the data directory.
+    #[default]
+    Software,
+    /// A PKCS#11 module.
+    Pkcs11,
+}
+
+/// Default quotas.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// Symmetric operations per minute per principal.
+    pub symmetric_per_minute: u64,
+    /// Asymmetric operations per minute per principal.
+    pub asymmetric_per_minute: u64,
+}
+
+impl Default for QuotaConfig {
+    fn default() -> Self {
+        Self { symmetric_per_minute: 30_000, asymmetric_per_minute: 3_000 }
+    }
+}
+
+/// Request limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request body, bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { max_body_bytes: 256 * 1024 }
+    }
+}
+
+/// Caches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Metadata cache lifetime, milliseconds (bounds how stale another node's change can be).
+    pub metadata_ttl_ms: u64,
+    /// Unwrapped key versions kept in memory.
+    pub material_entries: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self { metadata_ttl_ms: 2000, material_entries: 10_000 }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter such as `info` or `sovra_server=debug`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: "text".into(), level: "info".into() }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("sovra-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            insecure_http: false,
+            tls: TlsConfig::default(),
+            store: StoreConfig::default(),
+            hsm: HsmConfig::default(),
+            quota: QuotaConfig::default(),
+            limits: LimitsConfig::default(),
+            cache: CacheConfig::default(),
+            log: LogConfig::default(),
+            default_location: "global".into(),
+            scheduler_interval_secs: 5,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+/// The environment variables that override configuration, and the field each sets.
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("SOVRA_DATA_DIR", "data_dir"),
+    ("SOVRA_LISTEN", "listen"),
+    ("SOVRA_STORE_BACKEND", "store.backend"),
+    ("SOVRA_STORE_URL", "store.url"),
+    ("SOVRA_HSM_BACKEND", "hsm.backend"),
+    ("SOVRA_UNSEAL_KEY_FILE", "hsm.unseal_key_file"),
+    ("SOVRA_PKCS11_MODULE", "hsm.pkcs11_module"),
+    ("SOVRA_PKCS11_TOKEN_LABEL", "hsm.pkcs11_token_label"),
+    ("SOVRA_PKCS11_PIN_FILE", "hsm.pkcs11_pin_file"),
+    ("SOVRA_QUOTA_SYMMETRIC_PER_MINUTE", "quota.symmetric_per_minute"),
+    ("SOVRA_QUOTA_ASYMMETRIC_PER_MINUTE", "quota.asymmetric_per_minute"),
+    ("SOVRA_MAX_BODY_BYTES", "limits.max_body_bytes"),
+    ("SOVRA_LOG_FORMAT", "log.format"),
+    ("SOVRA_LOG_LEVEL", "log.level"),
+];
+
+impl Config {
+    /// Loads `file` (if given), then applies environment overrides from `env`.
+    pub fn load(file: Option<&std::path::Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let mut table: toml::Table = match file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| format!("cannot read config file {}: {e}", p.display()))?;
+                text.parse().map_err(|e| format!("config file {} is not valid TOML: {e}", p.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        for (var, field) in ENV_OVERRIDES {
+            if let Some(v) = env(var) {
+                set_path(&mut table, field, &v);
+            }
+        }
+        let cfg: Config = table.try_into().map_err(|e| format!("invalid configuration: {e}"))?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Checks cross-field rules.
+    pub fn check(&self) -> Result<(), String> {
+        if self.insecure_http && !self.listen.ip().is_loopback() {
+            return Err(format!("plain HTTP is only allowed on loopback addresses, not {}; remove --insecure-http or listen on 127.0.0.1", self.listen));
+        }
+        if self.store.backend == StoreBackend::Postgres && self.store.url.is_none() {
+            return Err("store.backend = \"postgres\" needs store.url (or SOVRA_STORE_URL)".into());
+        }
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            return Err("tls.cert_file and tls.key_file go together".into());
+        }
+        if self.limits.max_body_bytes < 1024 {
+            return Err("limits.max_body_bytes must be at least 1024".into());
+        }
+        sovra_proto::names::check_id("location", &self.default_location).map_err(|e| e.0)?;
+        Ok(())
+    }
+}
+
+/// Sets `a.b.c = value` in a TOML table, parsing numbers and booleans.
+fn set_path(table: &mut toml::Table, path: &str, value: &str) {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let Some(last) = parts.pop() else { return };
+    let mut t = table;
+    for p in parts {
+        let entry = t.entry(p.to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(inner) = entry else { return };
+        t = inner;
+    }
+    let v = if let Ok(n) = value.parse::<i64>() {
+        toml::Value::Integer(n)
+    } else if let Ok(b) = value.parse::<bool>() {
+        toml::Value::Boolean(b)
+    } else {
+        toml::Value::String(value.to_owned())
+    };
+    t.insert(last.to_owned(), v);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_env() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("sovra.toml");
+        std::fs::write(&f, "listen = \"127.0.0.1:9000\"\n[quota]\nsymmetric_per_minute = 5\n").unwrap();
+        let env = |k: &str| (k == "SOVRA_QUOTA_SYMMETRIC_PER_MINUTE").then(|| "7".to_string());
+        let c = Config::load(Some(&f), env).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.quota.symmetric_per_minute, 7);
+        assert_eq!(c.quota.asymmetric_per_minute, 3000);
+    }
+
+    #[test]
+    fn fail_unknown_key_and_public_http() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("sovra.toml");
+        std::fs::write(&f, "listn = \"x\"\n").unwrap();
+        assert!(Config::load(Some(&f), |_| None).unwrap_err().contains("listn"));
+        std::fs::write(&f, "listen = \"0.0.0.0:80\"\ninsecure_http = true\n").unwrap();
+        assert!(Config::load(Some(&f), |_| None).unwrap_err().contains("loopback"));
+    }
+}

@@ -1,0 +1,301 @@
+//! Handlers of the key-management API (`/v1/locations/...`). Each extracts, calls one service
+//! method, and returns its result; custom verbs (`…/{key}:encrypt`) are dispatched here.
+
+use super::extract::{body_bytes, parse_json, Caller, JsonBody, PathParams, QueryParams};
+use super::response::Json;
+use super::AppState;
+use crate::error::{Error, Result};
+use crate::services::keys::Page;
+use crate::services::ops::Target;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use sovra_proto::kms::*;
+use sovra_proto::names::{CryptoKeyName, KeyRingName, LocationName, VersionName};
+use sovra_proto::ErrorCode;
+
+/// `?pageSize=&pageToken=`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageQuery {
+    page_size: Option<usize>,
+    page_token: Option<String>,
+}
+
+impl From<PageQuery> for Page {
+    fn from(q: PageQuery) -> Self {
+        Page { size: q.page_size, token: q.page_token }
+    }
+}
+
+/// `?keyRingId=`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyRingIdQuery {
+    key_ring_id: Option<String>,
+}
+
+/// `?cryptoKeyId=`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyIdQuery {
+    crypto_key_id: Option<String>,
+}
+
+/// Body of `POST /v1/locations`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateLocationBody {
+    location_id: String,
+}
+
+fn required(v: Option<String>, name: &str) -> Result<String> {
+    v.filter(|s| !s.is_empty()).ok_or_else(|| Error::invalid(format!("query parameter {name} is required")))
+}
+
+/// Splits `id:verb`.
+fn split_verb(seg: &str) -> (&str, Option<&str>) {
+    match seg.split_once(':') {
+        Some((id, verb)) => (id, Some(verb)),
+        None => (seg, None),
+    }
+}
+
+fn no_verb(verb: Option<&str>) -> Result<()> {
+    match verb {
+        None => Ok(()),
+        Some(v) => Err(Error::new(ErrorCode::RouteNotFound, format!("unknown method :{v} for this resource and HTTP method"))),
+    }
+}
+
+fn unknown_verb(verb: Option<&str>, allowed: &str) -> Error {
+    match verb {
+        Some(v) => Error::new(ErrorCode::RouteNotFound, format!("unknown method :{v}; this resource accepts {allowed}")),
+        None => Error::new(ErrorCode::MethodNotAllowed, format!("POST on this resource needs a method: {allowed}")),
+    }
+}
+
+fn key_name(loc: &str, ring: &str, key: &str) -> Result<CryptoKeyName> {
+    Ok(LocationName::new(loc)?.key_ring(ring)?.crypto_key(key)?)
+}
+
+fn version_name(loc: &str, ring: &str, key: &str, v: &str) -> Result<VersionName> {
+    Ok(key_name(loc, ring, key)?.version(sovra_proto::names::parse_version(v)?))
+}
+
+/// `GET /v1/locations`.
+pub async fn list_locations(State(s): State<AppState>, Caller(p): Caller) -> Result<Json<ListLocationsResponse>> {
+    Ok(Json(ListLocationsResponse { locations: s.sovra.list_locations(&p).await? }))
+}
+
+/// `POST /v1/locations`.
+pub async fn create_location(State(s): State<AppState>, Caller(p): Caller, JsonBody(b): JsonBody<CreateLocationBody>) -> Result<Json<Location>> {
+    Ok(Json(s.sovra.create_location(&p, &b.location_id).await?))
+}
+
+/// `GET /v1/locations/{loc}`.
+pub async fn get_location(State(s): State<AppState>, Caller(p): Caller, PathParams(loc): PathParams<String>) -> Result<Json<Location>> {
+    let (id, verb) = split_verb(&loc);
+    no_verb(verb)?;
+    Ok(Json(s.sovra.get_location(&p, &LocationName::new(id)?).await?))
+}
+
+/// `POST /v1/locations/{loc}:generateRandomBytes`.
+pub async fn post_location(State(s): State<AppState>, Caller(p): Caller, PathParams(loc): PathParams<String>, req: Request) -> Result<Response> {
+    let (id, verb) = split_verb(&loc);
+    let loc = LocationName::new(id)?;
+    match verb {
+        Some("generateRandomBytes") => {
+            let body = parse_json(&body_bytes(req, &s).await?)?;
+            Ok(Json(s.sovra.generate_random(&p, &loc, &body).await?).into_response())
+        }
+        v => Err(unknown_verb(v, ":generateRandomBytes")),
+    }
+}
+
+/// `GET /v1/locations/{loc}/keyRings`.
+pub async fn list_key_rings(State(s): State<AppState>, Caller(p): Caller, PathParams(loc): PathParams<String>, QueryParams(q): QueryParams<PageQuery>) -> Result<Json<ListKeyRingsResponse>> {
+    Ok(Json(s.sovra.list_key_rings(&p, &LocationName::new(&loc)?, &q.into()).await?))
+}
+
+/// `POST /v1/locations/{loc}/keyRings?keyRingId=`.
+pub async fn create_key_ring(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams(loc): PathParams<String>,
+    QueryParams(q): QueryParams<KeyRingIdQuery>,
+    JsonBody(body): JsonBody<CreateKeyRingRequest>,
+) -> Result<Json<KeyRing>> {
+    let id = required(q.key_ring_id, "keyRingId")?;
+    Ok(Json(s.sovra.create_key_ring(&p, &LocationName::new(&loc)?, &id, body).await?))
+}
+
+/// `GET /v1/locations/{loc}/keyRings/{ring}`.
+pub async fn get_key_ring(State(s): State<AppState>, Caller(p): Caller, PathParams((loc, ring)): PathParams<(String, String)>) -> Result<Json<KeyRing>> {
+    Ok(Json(s.sovra.get_key_ring(&p, &LocationName::new(&loc)?.key_ring(&ring)?).await?))
+}
+
+/// `PATCH /v1/locations/{loc}/keyRings/{ring}`.
+pub async fn update_key_ring(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams((loc, ring)): PathParams<(String, String)>,
+    JsonBody(body): JsonBody<UpdateKeyRingRequest>,
+) -> Result<Json<KeyRing>> {
+    Ok(Json(s.sovra.update_key_ring(&p, &LocationName::new(&loc)?.key_ring(&ring)?, body).await?))
+}
+
+fn ring_name(loc: &str, ring: &str) -> Result<KeyRingName> {
+    Ok(LocationName::new(loc)?.key_ring(ring)?)
+}
+
+/// `GET .../keyRings/{ring}/cryptoKeys`.
+pub async fn list_keys(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams((loc, ring)): PathParams<(String, String)>,
+    QueryParams(q): QueryParams<PageQuery>,
+) -> Result<Json<ListCryptoKeysResponse>> {
+    Ok(Json(s.sovra.list_crypto_keys(&p, &ring_name(&loc, &ring)?, &q.into()).await?))
+}
+
+/// `POST .../keyRings/{ring}/cryptoKeys?cryptoKeyId=`.
+pub async fn create_key(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams((loc, ring)): PathParams<(String, String)>,
+    QueryParams(q): QueryParams<KeyIdQuery>,
+    JsonBody(body): JsonBody<CreateCryptoKeyRequest>,
+) -> Result<Json<CryptoKey>> {
+    let id = required(q.crypto_key_id, "cryptoKeyId")?;
+    Ok(Json(s.sovra.create_crypto_key(&p, &ring_name(&loc, &ring)?, &id, body).await?))
+}
+
+/// `GET .../cryptoKeys/{key}`.
+pub async fn get_key(State(s): State<AppState>, Caller(p): Caller, PathParams((loc, ring, key)): PathParams<(String, String, String)>) -> Result<Json<CryptoKey>> {
+    let (id, verb) = split_verb(&key);
+    no_verb(verb)?;
+    Ok(Json(s.sovra.get_crypto_key(&p, &key_name(&loc, &ring, id)?).await?))
+}
+
+/// `PATCH .../cryptoKeys/{key}`.
+pub async fn update_key(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams((loc, ring, key)): PathParams<(String, String, String)>,
+    JsonBody(body): JsonBody<UpdateCryptoKeyRequest>,
+) -> Result<Json<CryptoKey>> {
+    Ok(Json(s.sovra.update_crypto_key(&p, &key_name(&loc, &ring, &key)?, body).await?))
+}
+
+const KEY_VERBS: &str = ":encrypt, :decrypt, :rotate, :updatePrimaryVersion, :asymmetricSign, :asymmetricVerify, :asymmetricDecrypt, :macSign, :macVerify";
+
+/// `POST .../cryptoKeys/{key}:{verb}`.
+pub async fn post_key(State(s): State<AppState>, Caller(p): Caller, PathParams((loc, ring, key)): PathParams<(String, String, String)>, req: Request) -> Result<Response> {
+    let (id, verb) = split_verb(&key);
+    let name = key_name(&loc, &ring, id)?;
+    let sv = &s.sovra;
+    let body = body_bytes(req, &s).await?;
+    let target = Target::Key(name.clone());
+    Ok(match verb {
+        Some("encrypt") => Json(sv.encrypt(&p, &name, &parse_json(&body)?).await?).into_response(),
+        Some("decrypt") => Json(sv.decrypt(&p, &name, &parse_json(&body)?).await?).into_response(),
+        Some("rotate") => {
+            let _: serde_json::Map<String, serde_json::Value> = parse_json(&body)?;
+            Json(sv.rotate(&p, &name).await?).into_response()
+        }
+        Some("updatePrimaryVersion") => {
+            let b: UpdatePrimaryVersionRequest = parse_json(&body)?;
+            Json(sv.update_primary(&p, &name, &b.crypto_key_version_id).await?).into_response()
+        }
+        Some("asymmetricSign") => Json(sv.asymmetric_sign(&p, &target, &parse_json(&body)?).await?).into_response(),
+        Some("asymmetricVerify") => Json(sv.asymmetric_verify(&p, &target, &parse_json(&body)?).await?).into_response(),
+        Some("asymmetricDecrypt") => Json(sv.asymmetric_decrypt(&p, &target, &parse_json(&body)?).await?).into_response(),
+        Some("macSign") => Json(sv.mac_sign(&p, &target, &parse_json(&body)?).await?).into_response(),
+        Some("macVerify") => Json(sv.mac_verify(&p, &target, &parse_json(&body)?).await?).into_response(),
+        v => return Err(unknown_verb(v, KEY_VERBS)),
+    })
+}
+
+/// `GET .../cryptoKeys/{key}/publicKey`.
+pub async fn key_public_key(State(s): State<AppState>, Caller(p): Caller, PathParams((loc, ring, key)): PathParams<(String, String, String)>) -> Result<Json<sovra_proto::ops::PublicKey>> {
+    Ok(Json(s.sovra.public_key(&p, &Target::Key(key_name(&loc, &ring, &key)?)).await?))
+}
+
+/// `GET .../cryptoKeys/{key}/cryptoKeyVersions`.
+pub async fn list_versions(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams((loc, ring, key)): PathParams<(String, String, String)>,
+    QueryParams(q): QueryParams<PageQuery>,
+) -> Result<Json<ListVersionsResponse>> {
+    Ok(Json(s.sovra.list_versions(&p, &key_name(&loc, &ring, &key)?, &q.into()).await?))
+}
+
+/// `POST .../cryptoKeys/{key}/cryptoKeyVersions`.
+pub async fn create_version(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams((loc, ring, key)): PathParams<(String, String, String)>,
+    JsonBody(_body): JsonBody<serde_json::Map<String, serde_json::Value>>,
+) -> Result<Json<CryptoKeyVersion>> {
+    Ok(Json(s.sovra.create_version(&p, &key_name(&loc, &ring, &key)?).await?))
+}
+
+/// `GET .../cryptoKeyVersions/{v}`.
+pub async fn get_version(State(s): State<AppState>, Caller(p): Caller, PathParams((loc, ring, key, v)): PathParams<(String, String, String, String)>) -> Result<Json<CryptoKeyVersion>> {
+    let (id, verb) = split_verb(&v);
+    no_verb(verb)?;
+    Ok(Json(s.sovra.get_version(&p, &version_name(&loc, &ring, &key, id)?).await?))
+}
+
+/// `PATCH .../cryptoKeyVersions/{v}` (state).
+pub async fn update_version(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams((loc, ring, key, v)): PathParams<(String, String, String, String)>,
+    JsonBody(body): JsonBody<UpdateVersionRequest>,
+) -> Result<Json<CryptoKeyVersion>> {
+    Ok(Json(s.sovra.set_version_state(&p, &version_name(&loc, &ring, &key, &v)?, body.state).await?))
+}
+
+const VERSION_VERBS: &str = ":destroy, :restore, :asymmetricSign, :asymmetricVerify, :asymmetricDecrypt, :macSign, :macVerify";
+
+/// `POST .../cryptoKeyVersions/{v}:{verb}`.
+pub async fn post_version(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams((loc, ring, key, v)): PathParams<(String, String, String, String)>,
+    req: Request,
+) -> Result<Response> {
+    let (id, verb) = split_verb(&v);
+    let name = version_name(&loc, &ring, &key, id)?;
+    let sv = &s.sovra;
+    let body = body_bytes(req, &s).await?;
+    let target = Target::Version(name.clone());
+    Ok(match verb {
+        Some("destroy") => {
+            let _: serde_json::Map<String, serde_json::Value> = parse_json(&body)?;
+            Json(sv.destroy_version(&p, &name).await?).into_response()
+        }
+        Some("restore") => {
+            let _: serde_json::Map<String, serde_json::Value> = parse_json(&body)?;
+            Json(sv.restore_version(&p, &name).await?).into_response()
+        }
+        Some("asymmetricSign") => Json(sv.asymmetric_sign(&p, &target, &parse_json(&body)?).await?).into_response(),
+        Some("asymmetricVerify") => Json(sv.asymmetric_verify(&p, &target, &parse_json(&body)?).await?).into_response(),
+        Some("asymmetricDecrypt") => Json(sv.asymmetric_decrypt(&p, &target, &parse_json(&body)?).await?).into_response(),
+        Some("macSign") => Json(sv.mac_sign(&p, &target, &parse_json(&body)?).await?).into_response(),
+        Some("macVerify") => Json(sv.mac_verify(&p, &target, &parse_json(&body)?).await?).into_response(),
+        v => return Err(unknown_verb(v, VERSION_VERBS)),
+    })
+}
+
+/// `GET .../cryptoKeyVersions/{v}/publicKey`.
+pub async fn version_public_key(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams((loc, ring, key, v)): PathParams<(String, String, String, String)>,
+) -> Result<Json<sovra_proto::ops::PublicKey>> {
+    Ok(Json(s.sovra.public_key(&p, &Target::Version(version_name(&loc, &ring, &key, &v)?)).await?))
+}

@@ -1,0 +1,283 @@
+//! Access administration: API tokens, role bindings and quotas.
+
+use super::auth::{check_principal, secret_hash, Principal};
+use super::authz::Permission;
+use super::quota::OpClass;
+use super::Sovra;
+use crate::clock::rfc3339;
+use crate::error::{Error, Result};
+use crate::model::{self, QuotaRec, RoleBindingRec, TokenRec};
+use sovra_proto::admin::{CreateRoleBindingRequest, CreateTokenRequest, CreateTokenResponse, Quota, RoleBinding, Role, SetQuotaRequest, TokenInfo};
+use sovra_proto::{duration, ErrorCode};
+use sovra_store::{Expect, WriteBatch};
+
+fn token_info(t: &TokenRec) -> TokenInfo {
+    TokenInfo {
+        id: t.id.clone(),
+        principal: t.principal.clone(),
+        description: t.description.clone(),
+        create_time: rfc3339(t.create_time),
+        expire_time: t.expire_time.map(rfc3339),
+        revoked: t.revoked,
+    }
+}
+
+fn binding(b: &RoleBindingRec) -> RoleBinding {
+    RoleBinding { id: b.id.clone(), principal: b.principal.clone(), role: b.role, scope: b.scope.clone(), create_time: rfc3339(b.create_time) }
+}
+
+fn rand_err(e: sovra_crypto::CryptoError) -> Error {
+    Error::internal(e.to_string())
+}
+
+/// Creates a new token secret and its record (not stored).
+pub(crate) fn new_token(principal: &str, description: &str, now: i64, expire_time: Option<i64>) -> Result<(String, TokenRec)> {
+    let id = sovra_crypto::random::hex_id(8).map_err(rand_err)?;
+    let secret = sovra_proto::b64::encode(&sovra_crypto::random::bytes(32).map_err(rand_err)?)
+        .trim_end_matches('=')
+        .replace(['+', '/'], "x");
+    let token = format!("sovra_{id}_{secret}");
+    let rec = TokenRec {
+        id,
+        principal: principal.to_owned(),
+        secret_hash: secret_hash(&secret),
+        description: description.to_owned(),
+        create_time: now,
+        expire_time,
+        revoked: false,
+    };
+    Ok((token, rec))
+}
+
+/// Checks a role-binding scope: `*` or a location, key ring or key name.
+fn check_scope(scope: &str) -> Result<()> {
+    if scope == "*" {
+        return Ok(());
+    }
+    match scope.parse::<sovra_proto::names::ResourceName>() {
+        Ok(sovra_proto::names::ResourceName::Version(_)) => Err(Error::invalid("scope cannot be a key version; use its key")),
+        Ok(_) => Ok(()),
+        Err(e) => Err(Error::new(ErrorCode::InvalidArgument, format!("scope must be '*' or a resource name: {e}"))),
+    }
+}
+
+impl Sovra {
+    /// Creates the bootstrap administrator (first start only): a token for `admin` and an
+    /// Administrator binding at `*`. Returns the token.
+    pub async fn bootstrap_admin(&self) -> Result<String> {
+        let now = self.now();
+        let (token, rec) = new_token("admin", "bootstrap administrator token", now, None)?;
+        let bind = RoleBindingRec { id: "bootstrap-admin".into(), principal: "admin".into(), role: Role::Administrator, scope: "*".into(), create_time: now };
+        let mut b = WriteBatch::new();
+        b.put(model::TOKENS, rec.id.clone(), "", model::to_json(&rec)?, None, Expect::Absent);
+        b.put(model::ROLE_BINDINGS, format!("admin/{}", bind.id), "admin", model::to_json(&bind)?, None, Expect::Absent);
+        b.audit(
+            super::audit::AuditEvent::new(now, super::audit::EventKind::System, "bootstrap")
+                .resource("principals/admin")
+                .detail(serde_json::json!({"tokenId": rec.id, "role": "ADMINISTRATOR", "scope": "*"}))
+                .body(),
+        );
+        self.store.commit(b).await?;
+        Ok(token)
+    }
+
+    /// `POST /v1/tokens`.
+    pub async fn create_token(&self, p: &Principal, req: CreateTokenRequest) -> Result<CreateTokenResponse> {
+        self.auth.authorize(p, Permission::AccessManage, "*").await?;
+        check_principal(&req.principal)?;
+        if req.description.len() > 256 {
+            return Err(Error::invalid("description is longer than 256 characters"));
+        }
+        let now = self.now();
+        let expire = match &req.ttl {
+            Some(t) => {
+                let secs = duration::parse(t).map_err(|e| Error::invalid(format!("ttl: {e}")))?;
+                if secs == 0 {
+                    return Err(Error::invalid("ttl must be positive"));
+                }
+                Some(now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX)))
+            }
+            None => None,
+        };
+        let (token, rec) = new_token(&req.principal, &req.description, now, expire)?;
+        let mut b = WriteBatch::new();
+        b.put(model::TOKENS, rec.id.clone(), "", model::to_json(&rec)?, None, Expect::Absent);
+        b.audit(self.admin_event(p, "tokens.create", format!("tokens/{}", rec.id)).detail(serde_json::json!({"principal": rec.principal, "expireTime": rec.expire_time.map(rfc3339)})).body());
+        self.store.commit(b).await?;
+        Ok(CreateTokenResponse { token, info: token_info(&rec) })
+    }
+
+    /// `GET /v1/tokens`.
+    pub async fn list_tokens(&self, p: &Principal) -> Result<Vec<TokenInfo>> {
+        self.auth.authorize(p, Permission::AccessRead, "*").await?;
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.list(model::TOKENS, "", after.as_deref(), 500).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.name.clone());
+            for r in &page {
+                out.push(token_info(&model::from_json(&r.data)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `DELETE /v1/tokens/{id}`: revokes (the record is kept for the audit trail).
+    pub async fn revoke_token(&self, p: &Principal, id: &str) -> Result<TokenInfo> {
+        self.auth.authorize(p, Permission::AccessManage, "*").await?;
+        let out = super::with_retries(|| async {
+            let r = self.store.get(model::TOKENS, id).await?.ok_or_else(|| Error::new(ErrorCode::TokenNotFound, format!("no token with ID {id:?}; list them with 'sovra tokens list'")))?;
+            let mut t: TokenRec = model::from_json(&r.data)?;
+            t.revoked = true;
+            let mut b = WriteBatch::new();
+            b.put(model::TOKENS, id, "", model::to_json(&t)?, None, Expect::Rev(r.rev));
+            b.audit(self.admin_event(p, "tokens.revoke", format!("tokens/{id}")).detail(serde_json::json!({"principal": t.principal})).body());
+            self.store.commit(b).await?;
+            Ok(t)
+        })
+        .await?;
+        self.auth.invalidate_token(id);
+        Ok(token_info(&out))
+    }
+
+    /// `POST /v1/roleBindings`.
+    pub async fn create_role_binding(&self, p: &Principal, req: CreateRoleBindingRequest) -> Result<RoleBinding> {
+        self.auth.authorize(p, Permission::AccessManage, "*").await?;
+        check_principal(&req.principal)?;
+        check_scope(&req.scope)?;
+        let existing = self.auth.bindings_of(&req.principal).await?;
+        if let Some(b) = existing.iter().find(|b| b.role == req.role && b.scope == req.scope) {
+            return Ok(binding(b));
+        }
+        let rec = RoleBindingRec {
+            id: sovra_crypto::random::hex_id(8).map_err(rand_err)?,
+            principal: req.principal.clone(),
+            role: req.role,
+            scope: req.scope.clone(),
+            create_time: self.now(),
+        };
+        let mut b = WriteBatch::new();
+        b.put(model::ROLE_BINDINGS, format!("{}/{}", rec.principal, rec.id), rec.principal.clone(), model::to_json(&rec)?, None, Expect::Absent);
+        b.audit(self.admin_event(p, "roleBindings.create", format!("roleBindings/{}", rec.id)).detail(serde_json::json!({"principal": rec.principal, "role": rec.role, "scope": rec.scope})).body());
+        self.store.commit(b).await?;
+        self.auth.invalidate_principal(&rec.principal);
+        Ok(binding(&rec))
+    }
+
+    /// `GET /v1/roleBindings[?principal=]`.
+    pub async fn list_role_bindings(&self, p: &Principal, principal: Option<&str>) -> Result<Vec<RoleBinding>> {
+        self.auth.authorize(p, Permission::AccessRead, "*").await?;
+        if let Some(pr) = principal {
+            check_principal(pr)?;
+            return Ok(self.auth.bindings_of(pr).await?.iter().map(binding).collect());
+        }
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.scan(model::ROLE_BINDINGS, after.as_deref(), 500).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.name.clone());
+            for r in &page {
+                out.push(binding(&model::from_json(&r.data)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `DELETE /v1/roleBindings/{principal}/{id}`.
+    pub async fn delete_role_binding(&self, p: &Principal, principal: &str, id: &str) -> Result<()> {
+        self.auth.authorize(p, Permission::AccessManage, "*").await?;
+        check_principal(principal)?;
+        let name = format!("{principal}/{id}");
+        let r = self
+            .store
+            .get(model::ROLE_BINDINGS, &name)
+            .await?
+            .ok_or_else(|| Error::new(ErrorCode::RoleBindingNotFound, format!("principal {principal:?} has no role binding {id:?}; list them with 'sovra roles list'")))?;
+        let mut b = WriteBatch::new();
+        b.delete(model::ROLE_BINDINGS, name, Expect::Rev(r.rev));
+        b.audit(self.admin_event(p, "roleBindings.delete", format!("roleBindings/{id}")).detail(serde_json::json!({"principal": principal})).body());
+        self.store.commit(b).await?;
+        self.auth.invalidate_principal(principal);
+        Ok(())
+    }
+
+    /// The quota limits of `principal`.
+    pub(crate) async fn quota_of(&self, principal: &str) -> Result<(u64, u64, bool)> {
+        Ok(match self.quota_limits.get(principal) {
+            Some(q) => q,
+            None => {
+                let q = match self.store.get(model::QUOTAS, principal).await? {
+                    Some(r) => {
+                        let q: QuotaRec = model::from_json(&r.data)?;
+                        (q.symmetric_per_minute, q.asymmetric_per_minute, false)
+                    }
+                    None => (self.cfg.symmetric_per_minute, self.cfg.asymmetric_per_minute, true),
+                };
+                self.quota_limits.put(principal.to_owned(), q);
+                q
+            }
+        })
+    }
+
+    /// Takes one operation of `class` from `p`'s quota.
+    pub(crate) async fn take_quota(&self, p: &Principal, class: OpClass) -> Result<()> {
+        let (sym, asym, _) = self.quota_of(&p.name).await?;
+        let limit = match class {
+            OpClass::Symmetric => sym,
+            OpClass::Asymmetric => asym,
+        };
+        if let Err(e) = self.quotas.take(&p.name, class, limit) {
+            // Quota denials are audited, but at most once per second per principal and class to
+            // keep a flood from flooding the log.
+            if self.should_audit_quota(&p.name, class) {
+                let ev = super::audit::AuditEvent::new(self.now(), super::audit::EventKind::Denied, "quota")
+                    .principal(&p.name)
+                    .denied(ErrorCode::QuotaExceeded.as_str())
+                    .detail(serde_json::json!({"class": format!("{class:?}"), "perMinute": limit}));
+                self.audit.record_best_effort(ev).await;
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn should_audit_quota(&self, principal: &str, class: OpClass) -> bool {
+        let key = (principal.to_owned(), class);
+        if self.quota_audit.get(&key).is_some() {
+            return false;
+        }
+        self.quota_audit.put(key, ());
+        true
+    }
+
+    /// `GET /v1/quotas/{principal}`.
+    pub async fn get_quota(&self, p: &Principal, principal: &str) -> Result<Quota> {
+        if *p.name != *principal {
+            self.auth.authorize(p, Permission::AccessRead, "*").await?;
+        }
+        check_principal(principal)?;
+        let (s, a, d) = self.quota_of(principal).await?;
+        Ok(Quota { principal: principal.to_owned(), symmetric_per_minute: s, asymmetric_per_minute: a, default: d })
+    }
+
+    /// `PUT /v1/quotas/{principal}`.
+    pub async fn set_quota(&self, p: &Principal, principal: &str, req: SetQuotaRequest) -> Result<Quota> {
+        self.auth.authorize(p, Permission::AccessManage, "*").await?;
+        check_principal(principal)?;
+        for (field, v) in [("symmetricPerMinute", req.symmetric_per_minute), ("asymmetricPerMinute", req.asymmetric_per_minute)] {
+            if !(1..=1_000_000_000).contains(&v) {
+                return Err(Error::invalid(format!("{field} must be between 1 and 1000000000")));
+            }
+        }
+        let rec = QuotaRec { principal: principal.to_owned(), symmetric_per_minute: req.symmetric_per_minute, asymmetric_per_minute: req.asymmetric_per_minute };
+        let mut b = WriteBatch::new();
+        b.put(model::QUOTAS, principal, "", model::to_json(&rec)?, None, Expect::Any);
+        b.audit(self.admin_event(p, "quotas.set", format!("quotas/{principal}")).detail(serde_json::to_value(&req).unwrap_or_default()).body());
+        self.store.commit(b).await?;
+        self.quota_limits.remove(principal);
+        self.quotas.reset(principal);
+        Ok(Quota { principal: principal.to_owned(), symmetric_per_minute: rec.symmetric_per_minute, asymmetric_per_minute: rec.asymmetric_per_minute, default: false })
+    }
+}

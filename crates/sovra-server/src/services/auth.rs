@@ -1,0 +1,201 @@
+//! Authentication (bearer API tokens, stored hashed) and authorization checks.
+//!
+//! Token format: `sovra_{id}_{secret}`. The ID is public (it names the token for listing and
+//! revocation); only SHA-256 of the secret is stored. Token and role-binding lookups are cached
+//! for `cache_ttl`; a change made on this node invalidates its cache at once, a change made on
+//! another node (PostgreSQL deployments) is seen within `cache_ttl`.
+
+use super::audit::{Audit, AuditEvent, EventKind};
+use super::authz::{allowed, Permission};
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::model::{self, RoleBindingRec, TokenRec};
+use sovra_proto::ErrorCode;
+use sovra_store::Store;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// Principal name.
+    pub name: Arc<str>,
+    /// The token used.
+    pub token_id: Arc<str>,
+    bindings: Arc<Vec<RoleBindingRec>>,
+}
+
+impl Principal {
+    /// Whether the principal may do `perm` on `resource`.
+    pub fn can(&self, perm: Permission, resource: &str) -> bool {
+        allowed(&self.bindings, perm, resource)
+    }
+
+    /// The principal's role bindings.
+    pub fn bindings(&self) -> &[RoleBindingRec] {
+        &self.bindings
+    }
+
+    /// A principal with the given bindings (server-internal callers and tests).
+    pub fn internal(name: &str, bindings: Vec<RoleBindingRec>) -> Self {
+        Self { name: name.into(), token_id: "internal".into(), bindings: Arc::new(bindings) }
+    }
+}
+
+type Cached<T> = RwLock<HashMap<String, (T, Instant)>>;
+
+/// The authentication service.
+#[derive(Debug)]
+pub struct Auth {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    audit: Audit,
+    ttl: Duration,
+    tokens: Cached<Arc<TokenRec>>,
+    bindings: Cached<Arc<Vec<RoleBindingRec>>>,
+}
+
+/// Checks a principal name.
+pub fn check_principal(name: &str) -> Result<()> {
+    let ok = !name.is_empty() && name.len() <= 63 && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::new(ErrorCode::InvalidArgument, format!("invalid principal {name:?}: use 1 to 63 characters from A-Z, a-z, 0-9, '-', '_', '.', '@'")))
+    }
+}
+
+/// Splits `sovra_{id}_{secret}`.
+pub fn parse_token(token: &str) -> Option<(&str, &str)> {
+    let rest = token.strip_prefix("sovra_")?;
+    let (id, secret) = rest.split_once('_')?;
+    (!id.is_empty() && !secret.is_empty()).then_some((id, secret))
+}
+
+/// SHA-256 of a token secret, hex.
+pub fn secret_hash(secret: &str) -> String {
+    sovra_crypto::hex(&sovra_crypto::sha256(secret.as_bytes()))
+}
+
+impl Auth {
+    /// The service.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, audit: Audit, ttl: Duration) -> Self {
+        Self { store, clock, audit, ttl, tokens: RwLock::default(), bindings: RwLock::default() }
+    }
+
+    fn cached<T: Clone>(&self, map: &Cached<T>, key: &str) -> Option<T> {
+        let m = map.read().ok()?;
+        let (v, at) = m.get(key)?;
+        (at.elapsed() < self.ttl).then(|| v.clone())
+    }
+
+    fn remember<T>(&self, map: &Cached<T>, key: &str, v: T) {
+        if let Ok(mut m) = map.write() {
+            if m.len() > 100_000 {
+                m.clear();
+            }
+            m.insert(key.to_owned(), (v, Instant::now()));
+        }
+    }
+
+    /// Forgets cached data of a token.
+    pub fn invalidate_token(&self, id: &str) {
+        if let Ok(mut m) = self.tokens.write() {
+            m.remove(id);
+        }
+    }
+
+    /// Forgets cached role bindings of a principal.
+    pub fn invalidate_principal(&self, principal: &str) {
+        if let Ok(mut m) = self.bindings.write() {
+            m.remove(principal);
+        }
+    }
+
+    async fn token(&self, id: &str) -> Result<Option<Arc<TokenRec>>> {
+        if let Some(t) = self.cached(&self.tokens, id) {
+            return Ok(Some(t));
+        }
+        let Some(rec) = self.store.get(model::TOKENS, id).await? else { return Ok(None) };
+        let t: Arc<TokenRec> = Arc::new(model::from_json(&rec.data)?);
+        self.remember(&self.tokens, id, t.clone());
+        Ok(Some(t))
+    }
+
+    /// The role bindings of `principal`.
+    pub async fn bindings_of(&self, principal: &str) -> Result<Arc<Vec<RoleBindingRec>>> {
+        if let Some(b) = self.cached(&self.bindings, principal) {
+            return Ok(b);
+        }
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.store.list(model::ROLE_BINDINGS, principal, after.as_deref(), 500).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.name.clone());
+            for r in &page {
+                out.push(model::from_json::<RoleBindingRec>(&r.data)?);
+            }
+        }
+        let b = Arc::new(out);
+        self.remember(&self.bindings, principal, b.clone());
+        Ok(b)
+    }
+
+    /// Authenticates an `Authorization` header value.
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal> {
+        let Some(header) = authorization else {
+            return Err(Error::new(ErrorCode::Unauthenticated, "no credentials: send 'Authorization: Bearer <token>' (set SOVRA_TOKEN for the CLI)"));
+        };
+        let token = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).map(str::trim);
+        let invalid = |why: &str| Error::new(ErrorCode::TokenInvalid, format!("the bearer token is {why}; ask an administrator for a valid token"));
+        let Some(token) = token else {
+            return Err(Error::new(ErrorCode::Unauthenticated, "the Authorization header must be 'Bearer <token>'"));
+        };
+        let Some((id, secret)) = parse_token(token) else {
+            return Err(invalid("malformed"));
+        };
+        let Some(rec) = self.token(id).await? else {
+            self.deny_unauthenticated(id, "unknown token").await;
+            return Err(invalid("unknown"));
+        };
+        if !sovra_crypto::ct_eq(secret_hash(secret).as_bytes(), rec.secret_hash.as_bytes()) {
+            self.deny_unauthenticated(id, "wrong secret").await;
+            return Err(invalid("unknown"));
+        }
+        if rec.revoked {
+            self.deny_unauthenticated(id, "revoked token").await;
+            return Err(invalid("revoked"));
+        }
+        if rec.expire_time.is_some_and(|t| t <= self.clock.now()) {
+            self.deny_unauthenticated(id, "expired token").await;
+            return Err(invalid("expired"));
+        }
+        let bindings = self.bindings_of(&rec.principal).await?;
+        Ok(Principal { name: rec.principal.as_str().into(), token_id: rec.id.as_str().into(), bindings })
+    }
+
+    async fn deny_unauthenticated(&self, token_id: &str, why: &str) {
+        let ev = AuditEvent::new(self.clock.now(), EventKind::Denied, "authenticate")
+            .denied(ErrorCode::TokenInvalid.as_str())
+            .detail(serde_json::json!({ "tokenId": token_id, "reason": why }));
+        self.audit.record_best_effort(ev).await;
+    }
+
+    /// Checks that `p` may do `perm` on `resource`; audits and refuses otherwise.
+    pub async fn authorize(&self, p: &Principal, perm: Permission, resource: &str) -> Result<()> {
+        if p.can(perm, resource) {
+            return Ok(());
+        }
+        let ev = AuditEvent::new(self.clock.now(), EventKind::Denied, perm.name())
+            .principal(&p.name)
+            .resource(resource)
+            .denied(ErrorCode::PermissionDenied.as_str());
+        self.audit.record_best_effort(ev).await;
+        Err(Error::new(
+            ErrorCode::PermissionDenied,
+            format!("principal {:?} lacks permission {} on {resource}; ask an administrator for a role that grants it", p.name, perm.name()),
+        ))
+    }
+}

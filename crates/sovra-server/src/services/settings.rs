@@ -1,0 +1,107 @@
+//! Organisation settings: constraints that apply to every key.
+
+use super::auth::Principal;
+use super::authz::Permission;
+use super::Sovra;
+use crate::error::{Error, Result};
+use crate::model::{self, SettingsRec};
+use sovra_proto::admin::{Settings, UpdateSettingsRequest};
+use sovra_proto::duration;
+use sovra_store::{Expect, WriteBatch};
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+const NAME: &str = "org";
+
+/// Cached settings.
+#[derive(Debug)]
+pub struct SettingsCache {
+    ttl: Duration,
+    cur: RwLock<Option<(SettingsRec, u64, Instant)>>,
+}
+
+impl SettingsCache {
+    /// An empty cache.
+    pub fn new(ttl: Duration) -> Self {
+        Self { ttl, cur: RwLock::new(None) }
+    }
+
+    fn invalidate(&self) {
+        if let Ok(mut c) = self.cur.write() {
+            *c = None;
+        }
+    }
+}
+
+/// Wire form of settings.
+pub fn to_wire(s: &SettingsRec) -> Settings {
+    Settings {
+        default_location: s.default_location.clone(),
+        min_destroy_scheduled_duration: duration::format(s.min_destroy_scheduled_duration),
+        default_destroy_scheduled_duration: duration::format(s.default_destroy_scheduled_duration),
+        require_disable_before_destroy: s.require_disable_before_destroy,
+    }
+}
+
+impl Sovra {
+    /// The current settings and their revision (defaults if never stored).
+    pub(crate) async fn settings_rec(&self) -> Result<(SettingsRec, u64)> {
+        if let Ok(c) = self.settings.cur.read() {
+            if let Some((s, rev, at)) = c.as_ref() {
+                if at.elapsed() < self.settings.ttl {
+                    return Ok((s.clone(), *rev));
+                }
+            }
+        }
+        let (s, rev) = match self.store.get(model::SETTINGS, NAME).await? {
+            Some(r) => (model::from_json(&r.data)?, r.rev),
+            None => (SettingsRec::defaults(&self.cfg.default_location), 0),
+        };
+        if let Ok(mut c) = self.settings.cur.write() {
+            *c = Some((s.clone(), rev, Instant::now()));
+        }
+        Ok((s, rev))
+    }
+
+    /// `GET /v1/settings`.
+    pub async fn get_settings(&self, p: &Principal) -> Result<Settings> {
+        self.auth.authorize(p, Permission::SettingsRead, "*").await?;
+        Ok(to_wire(&self.settings_rec().await?.0))
+    }
+
+    /// `PATCH /v1/settings`.
+    pub async fn update_settings(&self, p: &Principal, req: UpdateSettingsRequest) -> Result<Settings> {
+        self.auth.authorize(p, Permission::SettingsManage, "*").await?;
+        self.settings.invalidate();
+        let out = super::with_retries(|| async {
+            self.settings.invalidate();
+            let (mut s, rev) = self.settings_rec().await?;
+            let parse = |v: &str, field: &str| duration::parse(v).map_err(|e| Error::invalid(format!("{field}: {e}")));
+            if let Some(v) = &req.min_destroy_scheduled_duration {
+                s.min_destroy_scheduled_duration = parse(v, "minDestroyScheduledDuration")?;
+            }
+            if let Some(v) = &req.default_destroy_scheduled_duration {
+                s.default_destroy_scheduled_duration = parse(v, "defaultDestroyScheduledDuration")?;
+            }
+            if let Some(v) = req.require_disable_before_destroy {
+                s.require_disable_before_destroy = v;
+            }
+            if s.default_destroy_scheduled_duration < s.min_destroy_scheduled_duration {
+                return Err(Error::invalid(format!(
+                    "defaultDestroyScheduledDuration ({}) is below minDestroyScheduledDuration ({}); raise it",
+                    duration::format(s.default_destroy_scheduled_duration),
+                    duration::format(s.min_destroy_scheduled_duration)
+                )));
+            }
+            let mut b = WriteBatch::new();
+            let expect = if rev == 0 { Expect::Absent } else { Expect::Rev(rev) };
+            b.put(model::SETTINGS, NAME, "", model::to_json(&s)?, None, expect);
+            b.audit(self.admin_event(p, "settings.update", "settings").detail(serde_json::to_value(to_wire(&s)).unwrap_or_default()).body());
+            self.store.commit(b).await?;
+            Ok(s)
+        })
+        .await?;
+        self.settings.invalidate();
+        Ok(to_wire(&out))
+    }
+}
