@@ -18,8 +18,20 @@ pub struct VerifiedClaims {
 
 impl VerifiedClaims {
     /// Builds the claims of a verified piece of evidence (verifiers only).
-    pub(crate) fn new(evidence_type: EvidenceType, claims: Map<String, Value>, report_data: Vec<u8>, debug: bool, tcb_status: Option<String>) -> Self {
-        Self { evidence_type, claims, report_data, debug, tcb_status }
+    pub(crate) fn new(
+        evidence_type: EvidenceType,
+        claims: Map<String, Value>,
+        report_data: Vec<u8>,
+        debug: bool,
+        tcb_status: Option<String>,
+    ) -> Self {
+        Self {
+            evidence_type,
+            claims,
+            report_data,
+            debug,
+            tcb_status,
+        }
     }
 
     /// The evidence type these claims came from.
@@ -51,12 +63,18 @@ impl VerifiedClaims {
     /// The claims as one JSON object, including `evidence_type`, `debug` and `tcb_status`.
     pub fn to_json(&self) -> Value {
         let mut m = self.claims.clone();
-        m.insert("evidence_type".into(), Value::String(self.evidence_type.as_str().into()));
+        m.insert(
+            "evidence_type".into(),
+            Value::String(self.evidence_type.as_str().into()),
+        );
         m.insert("debug".into(), Value::Bool(self.debug));
         if let Some(s) = &self.tcb_status {
             m.insert("tcb_status".into(), Value::String(s.clone()));
         }
-        m.insert("report_data".into(), Value::String(crate::hex::encode(&self.report_data)));
+        m.insert(
+            "report_data".into(),
+            Value::String(crate::hex::encode(&self.report_data)),
+        );
         Value::Object(m)
     }
 }

@@ -67,7 +67,10 @@ impl std::str::FromStr for EvidenceType {
             .find(|t| t.as_str() == s)
             .ok_or_else(|| {
                 let names: Vec<&str> = Self::ALL.iter().map(|t| t.as_str()).collect();
-                AttestError::Unsupported(format!("unknown evidence type {s:?}; expected one of {}", names.join(", ")))
+                AttestError::Unsupported(format!(
+                    "unknown evidence type {s:?}; expected one of {}",
+                    names.join(", ")
+                ))
             })
     }
 }
@@ -127,7 +130,10 @@ pub struct TrustStore {
 impl TrustStore {
     /// The extra roots for `platform`.
     pub fn anchors_for(&self, platform: Platform) -> impl Iterator<Item = &[u8]> {
-        self.anchors.iter().filter(move |a| a.platform == platform).map(|a| a.der.as_slice())
+        self.anchors
+            .iter()
+            .filter(move |a| a.platform == platform)
+            .map(|a| a.der.as_slice())
     }
 }
 

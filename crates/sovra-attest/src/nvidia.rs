@@ -1,6 +1,6 @@
 //! Verifier for `NvidiaGpu` evidence (not implemented yet).
 
-use crate::{AttestError, EvidenceInput, EvidenceType, VerifiedClaims, VerifyContext, Verifier};
+use crate::{AttestError, EvidenceInput, EvidenceType, VerifiedClaims, Verifier, VerifyContext};
 
 /// Verifier for [`EvidenceType::NvidiaGpu`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -11,7 +11,13 @@ impl Verifier for NvidiaVerifier {
         EvidenceType::NvidiaGpu
     }
 
-    fn verify(&self, _input: &EvidenceInput<'_>, _ctx: &VerifyContext<'_>) -> Result<VerifiedClaims, AttestError> {
-        Err(AttestError::Unsupported("NvidiaGpu verification is not implemented yet".into()))
+    fn verify(
+        &self,
+        _input: &EvidenceInput<'_>,
+        _ctx: &VerifyContext<'_>,
+    ) -> Result<VerifiedClaims, AttestError> {
+        Err(AttestError::Unsupported(
+            "NvidiaGpu verification is not implemented yet".into(),
+        ))
     }
 }

@@ -1,6 +1,6 @@
 //! Verifier for `Tdx` evidence (not implemented yet).
 
-use crate::{AttestError, EvidenceInput, EvidenceType, VerifiedClaims, VerifyContext, Verifier};
+use crate::{AttestError, EvidenceInput, EvidenceType, VerifiedClaims, Verifier, VerifyContext};
 
 /// Verifier for [`EvidenceType::Tdx`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -11,7 +11,13 @@ impl Verifier for TdxVerifier {
         EvidenceType::Tdx
     }
 
-    fn verify(&self, _input: &EvidenceInput<'_>, _ctx: &VerifyContext<'_>) -> Result<VerifiedClaims, AttestError> {
-        Err(AttestError::Unsupported("Tdx verification is not implemented yet".into()))
+    fn verify(
+        &self,
+        _input: &EvidenceInput<'_>,
+        _ctx: &VerifyContext<'_>,
+    ) -> Result<VerifiedClaims, AttestError> {
+        Err(AttestError::Unsupported(
+            "Tdx verification is not implemented yet".into(),
+        ))
     }
 }

@@ -19,17 +19,23 @@ use x509_parser::x509::{AlgorithmIdentifier, SubjectPublicKeyInfo};
 /// SHA-256 fingerprints (of the DER encoding) of the vendor roots Sovra trusts out of the box.
 pub mod pinned {
     /// AMD ARK-Milan.
-    pub const AMD_ARK_MILAN: &str = "69d063b45344d26a2e94e1f4210de49ef555308287d4c174445c95639a540bcd";
+    pub const AMD_ARK_MILAN: &str =
+        "69d063b45344d26a2e94e1f4210de49ef555308287d4c174445c95639a540bcd";
     /// AMD ARK-Genoa.
-    pub const AMD_ARK_GENOA: &str = "4c6598d19c18719c5dfd4a7d335f674e5bfe1d8f800cea2cf270c10d103db2f1";
+    pub const AMD_ARK_GENOA: &str =
+        "4c6598d19c18719c5dfd4a7d335f674e5bfe1d8f800cea2cf270c10d103db2f1";
     /// AMD ARK-Turin.
-    pub const AMD_ARK_TURIN: &str = "1f084161a44bb6d93778a904877d4819cafa5d05ef4193b2ded9dd9c73dd3f6a";
+    pub const AMD_ARK_TURIN: &str =
+        "1f084161a44bb6d93778a904877d4819cafa5d05ef4193b2ded9dd9c73dd3f6a";
     /// Intel SGX Root CA (also the root of TDX PCK chains).
-    pub const INTEL_SGX_ROOT: &str = "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3";
+    pub const INTEL_SGX_ROOT: &str =
+        "44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3";
     /// AWS Nitro Enclaves Root-G1.
-    pub const AWS_NITRO_ROOT_G1: &str = "641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b";
+    pub const AWS_NITRO_ROOT_G1: &str =
+        "641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b";
     /// NVIDIA Device Identity CA.
-    pub const NVIDIA_DEVICE_IDENTITY_CA: &str = "102bf659d5419614c9d8e6aecebc80454eb26b1df6a769ac720b9a690b167b48";
+    pub const NVIDIA_DEVICE_IDENTITY_CA: &str =
+        "102bf659d5419614c9d8e6aecebc80454eb26b1df6a769ac720b9a690b167b48";
 
     /// The pinned fingerprints of one platform.
     pub fn for_platform(p: crate::evidence::Platform) -> &'static [&'static str] {
@@ -55,17 +61,25 @@ pub fn certs_from_pem_or_der(bytes: &[u8]) -> Result<Vec<Vec<u8>>, AttestError> 
     if bytes.first() == Some(&0x30) {
         return Ok(vec![bytes.to_vec()]);
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| AttestError::malformed("certificate file is neither DER nor PEM text"))?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| AttestError::malformed("certificate file is neither DER nor PEM text"))?;
     let mut out = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("-----BEGIN ") {
         let after = rest.get(start..).unwrap_or_default();
-        let header_end = after.find('\n').ok_or_else(|| AttestError::malformed("truncated PEM header"))?;
+        let header_end = after
+            .find('\n')
+            .ok_or_else(|| AttestError::malformed("truncated PEM header"))?;
         let label_line = after.get(..header_end).unwrap_or_default().trim();
         let end_marker = "-----END ";
-        let end = after.find(end_marker).ok_or_else(|| AttestError::malformed("PEM block without END line"))?;
+        let end = after
+            .find(end_marker)
+            .ok_or_else(|| AttestError::malformed("PEM block without END line"))?;
         let body = after.get(header_end..end).unwrap_or_default();
-        let end_line_len = after.get(end..).and_then(|s| s.find('\n')).unwrap_or(after.len() - end);
+        let end_line_len = after
+            .get(end..)
+            .and_then(|s| s.find('\n'))
+            .unwrap_or(after.len() - end);
         rest = after.get(end + end_line_len..).unwrap_or_default();
         if !label_line.contains("CERTIFICATE") || label_line.contains("REQUEST") {
             continue;
@@ -78,7 +92,9 @@ pub fn certs_from_pem_or_der(bytes: &[u8]) -> Result<Vec<Vec<u8>>, AttestError> 
         out.push(der);
     }
     if out.is_empty() {
-        return Err(AttestError::malformed("no certificate found (expected PEM or DER)"));
+        return Err(AttestError::malformed(
+            "no certificate found (expected PEM or DER)",
+        ));
     }
     Ok(out)
 }
@@ -88,7 +104,9 @@ pub fn parse_cert(der: &[u8]) -> Result<X509Certificate<'_>, AttestError> {
     match X509Certificate::from_der(der) {
         Ok((rest, cert)) if rest.is_empty() => Ok(cert),
         Ok(_) => Err(AttestError::malformed("certificate has trailing bytes")),
-        Err(e) => Err(AttestError::malformed(format!("certificate does not parse: {e}"))),
+        Err(e) => Err(AttestError::malformed(format!(
+            "certificate does not parse: {e}"
+        ))),
     }
 }
 
@@ -107,15 +125,28 @@ fn oid_is(oid: &Oid<'_>, other: &Oid<'_>) -> bool {
 }
 
 /// Which aws-lc-rs algorithm verifies `sig_alg` with a key of `spki`'s type.
-fn verification_alg(sig_alg: &AlgorithmIdentifier<'_>, spki: &SubjectPublicKeyInfo<'_>) -> Result<&'static dyn VerificationAlgorithm, AttestError> {
+fn verification_alg(
+    sig_alg: &AlgorithmIdentifier<'_>,
+    spki: &SubjectPublicKeyInfo<'_>,
+) -> Result<&'static dyn VerificationAlgorithm, AttestError> {
     let alg = &sig_alg.algorithm;
     let key_alg = &spki.algorithm.algorithm;
-    let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok());
-    let is_p256 = curve.as_ref().is_some_and(|c| oid_is(c, &oids::OID_EC_P256));
-    let is_p384 = curve.as_ref().is_some_and(|c| oid_is(c, &oids::OID_NIST_EC_P384));
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.as_oid().ok());
+    let is_p256 = curve
+        .as_ref()
+        .is_some_and(|c| oid_is(c, &oids::OID_EC_P256));
+    let is_p384 = curve
+        .as_ref()
+        .is_some_and(|c| oid_is(c, &oids::OID_NIST_EC_P384));
     let is_ec = oid_is(key_alg, &oids::OID_KEY_TYPE_EC_PUBLIC_KEY);
-    let is_rsa = oid_is(key_alg, &oids::OID_PKCS1_RSAENCRYPTION) || oid_is(key_alg, &oids::OID_PKCS1_RSASSAPSS);
-    let unsupported = || AttestError::Unsupported(format!("signature algorithm {alg} with key type {key_alg}"));
+    let is_rsa = oid_is(key_alg, &oids::OID_PKCS1_RSAENCRYPTION)
+        || oid_is(key_alg, &oids::OID_PKCS1_RSASSAPSS);
+    let unsupported =
+        || AttestError::Unsupported(format!("signature algorithm {alg} with key type {key_alg}"));
     if is_rsa {
         if oid_is(alg, &oids::OID_PKCS1_SHA256WITHRSA) {
             return Ok(&signature::RSA_PKCS1_2048_8192_SHA256);
@@ -160,10 +191,17 @@ enum PssHash {
 fn pss_hash(sig_alg: &AlgorithmIdentifier<'_>) -> Result<PssHash, AttestError> {
     use x509_parser::asn1_rs::ToDer;
     use x509_parser::der_parser::der::parse_der;
-    let params = sig_alg.parameters.as_ref().ok_or_else(|| AttestError::Unsupported("RSASSA-PSS without parameters".into()))?;
-    let raw = params.to_der_vec().map_err(|_| AttestError::malformed("RSASSA-PSS parameters"))?;
+    let params = sig_alg
+        .parameters
+        .as_ref()
+        .ok_or_else(|| AttestError::Unsupported("RSASSA-PSS without parameters".into()))?;
+    let raw = params
+        .to_der_vec()
+        .map_err(|_| AttestError::malformed("RSASSA-PSS parameters"))?;
     let (_, obj) = parse_der(&raw).map_err(|_| AttestError::malformed("RSASSA-PSS parameters"))?;
-    let seq = obj.as_sequence().map_err(|_| AttestError::malformed("RSASSA-PSS parameters are not a sequence"))?;
+    let seq = obj
+        .as_sequence()
+        .map_err(|_| AttestError::malformed("RSASSA-PSS parameters are not a sequence"))?;
     let mut hash = PssHash::Sha256; // default SHA-1 is not accepted below
     let mut hash_seen = false;
     let mut salt: u32 = 20;
@@ -172,9 +210,15 @@ fn pss_hash(sig_alg: &AlgorithmIdentifier<'_>) -> Result<PssHash, AttestError> {
         let inner_raw = item.content.as_slice().ok().unwrap_or_default();
         match tag {
             0 => {
-                let (_, alg) = parse_der(inner_raw).map_err(|_| AttestError::malformed("PSS hash algorithm"))?;
-                let alg_seq = alg.as_sequence().map_err(|_| AttestError::malformed("PSS hash algorithm"))?;
-                let oid = alg_seq.first().and_then(|o| o.as_oid().ok()).ok_or_else(|| AttestError::malformed("PSS hash OID"))?;
+                let (_, alg) = parse_der(inner_raw)
+                    .map_err(|_| AttestError::malformed("PSS hash algorithm"))?;
+                let alg_seq = alg
+                    .as_sequence()
+                    .map_err(|_| AttestError::malformed("PSS hash algorithm"))?;
+                let oid = alg_seq
+                    .first()
+                    .and_then(|o| o.as_oid().ok())
+                    .ok_or_else(|| AttestError::malformed("PSS hash OID"))?;
                 hash = if oid == &oids::OID_NIST_HASH_SHA256 {
                     PssHash::Sha256
                 } else if oid == &oids::OID_NIST_HASH_SHA384 {
@@ -187,8 +231,11 @@ fn pss_hash(sig_alg: &AlgorithmIdentifier<'_>) -> Result<PssHash, AttestError> {
                 hash_seen = true;
             }
             2 => {
-                let (_, v) = parse_der(inner_raw).map_err(|_| AttestError::malformed("PSS salt length"))?;
-                salt = v.as_u32().map_err(|_| AttestError::malformed("PSS salt length"))?;
+                let (_, v) =
+                    parse_der(inner_raw).map_err(|_| AttestError::malformed("PSS salt length"))?;
+                salt = v
+                    .as_u32()
+                    .map_err(|_| AttestError::malformed("PSS salt length"))?;
             }
             _ => {}
         }
@@ -202,14 +249,21 @@ fn pss_hash(sig_alg: &AlgorithmIdentifier<'_>) -> Result<PssHash, AttestError> {
         PssHash::Sha512 => 64,
     };
     if salt != want {
-        return Err(AttestError::Unsupported(format!("RSASSA-PSS salt length {salt} (expected {want})")));
+        return Err(AttestError::Unsupported(format!(
+            "RSASSA-PSS salt length {salt} (expected {want})"
+        )));
     }
     Ok(hash)
 }
 
 /// Verifies `signature` over `message` with the key in `spki`, using the X.509 signature
 /// algorithm `sig_alg`.
-pub fn verify_signature(spki: &SubjectPublicKeyInfo<'_>, sig_alg: &AlgorithmIdentifier<'_>, message: &[u8], sig: &[u8]) -> Result<(), AttestError> {
+pub fn verify_signature(
+    spki: &SubjectPublicKeyInfo<'_>,
+    sig_alg: &AlgorithmIdentifier<'_>,
+    message: &[u8],
+    sig: &[u8],
+) -> Result<(), AttestError> {
     let alg = verification_alg(sig_alg, spki)?;
     UnparsedPublicKey::new(alg, spki.subject_public_key.data.as_ref())
         .verify(message, sig)
@@ -217,25 +271,49 @@ pub fn verify_signature(spki: &SubjectPublicKeyInfo<'_>, sig_alg: &AlgorithmIden
 }
 
 /// Checks that `child` names `issuer` as its issuer and is signed by its key.
-pub fn verify_issued_by(child: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> Result<(), AttestError> {
+pub fn verify_issued_by(
+    child: &X509Certificate<'_>,
+    issuer: &X509Certificate<'_>,
+) -> Result<(), AttestError> {
     if child.issuer().as_raw() != issuer.subject().as_raw() {
-        return Err(AttestError::ChainInvalid(format!("{} is not issued by {}", subject_cn(child), subject_cn(issuer))));
+        return Err(AttestError::ChainInvalid(format!(
+            "{} is not issued by {}",
+            subject_cn(child),
+            subject_cn(issuer)
+        )));
     }
-    verify_signature(issuer.public_key(), &child.signature_algorithm, child.tbs_certificate.as_ref(), child.signature_value.data.as_ref())
-        .map_err(|e| match e {
-            AttestError::SignatureInvalid(_) => AttestError::ChainInvalid(format!("signature of {} by {} does not verify", subject_cn(child), subject_cn(issuer))),
-            other => other,
-        })
+    verify_signature(
+        issuer.public_key(),
+        &child.signature_algorithm,
+        child.tbs_certificate.as_ref(),
+        child.signature_value.data.as_ref(),
+    )
+    .map_err(|e| match e {
+        AttestError::SignatureInvalid(_) => AttestError::ChainInvalid(format!(
+            "signature of {} by {} does not verify",
+            subject_cn(child),
+            subject_cn(issuer)
+        )),
+        other => other,
+    })
 }
 
 /// Checks that `cert` is valid at `now` (Unix seconds).
 pub fn check_validity(cert: &X509Certificate<'_>, now: i64) -> Result<(), AttestError> {
     let v = cert.validity();
     if now < v.not_before.timestamp() {
-        return Err(AttestError::Expired(format!("certificate {} is not valid before {}", subject_cn(cert), v.not_before)));
+        return Err(AttestError::Expired(format!(
+            "certificate {} is not valid before {}",
+            subject_cn(cert),
+            v.not_before
+        )));
     }
     if now > v.not_after.timestamp() {
-        return Err(AttestError::Expired(format!("certificate {} expired at {}", subject_cn(cert), v.not_after)));
+        return Err(AttestError::Expired(format!(
+            "certificate {} expired at {}",
+            subject_cn(cert),
+            v.not_after
+        )));
     }
     Ok(())
 }
@@ -254,7 +332,13 @@ fn is_ca(cert: &X509Certificate<'_>) -> bool {
 /// for `platform` or configured in `trust` for it. Every certificate must be valid at `now`.
 ///
 /// Returns the DER of the chain, leaf first, root last.
-pub fn verify_chain(leaf: &[u8], pool: &[Vec<u8>], platform: Platform, trust: &TrustStore, now: i64) -> Result<Vec<Vec<u8>>, AttestError> {
+pub fn verify_chain(
+    leaf: &[u8],
+    pool: &[Vec<u8>],
+    platform: Platform,
+    trust: &TrustStore,
+    now: i64,
+) -> Result<Vec<Vec<u8>>, AttestError> {
     const MAX_DEPTH: usize = 6;
     let pinned = pinned::for_platform(platform);
     let extra: Vec<&[u8]> = trust.anchors_for(platform).collect();
@@ -284,14 +368,19 @@ pub fn verify_chain(leaf: &[u8], pool: &[Vec<u8>], platform: Platform, trust: &T
             if *cand == current_der {
                 continue;
             }
-            let Ok(issuer) = parse_cert(cand) else { continue };
+            let Ok(issuer) = parse_cert(cand) else {
+                continue;
+            };
             if issuer.subject().as_raw() != current.issuer().as_raw() {
                 continue;
             }
             match verify_issued_by(&current, &issuer) {
                 Ok(()) => {
                     if !is_ca(&issuer) {
-                        last_err = Some(AttestError::ChainInvalid(format!("{} is not a CA", subject_cn(&issuer))));
+                        last_err = Some(AttestError::ChainInvalid(format!(
+                            "{} is not a CA",
+                            subject_cn(&issuer)
+                        )));
                         continue;
                     }
                     check_validity(&issuer, now)?;
@@ -317,27 +406,58 @@ pub fn verify_chain(leaf: &[u8], pool: &[Vec<u8>], platform: Platform, trust: &T
             }
         }
     }
-    Err(AttestError::ChainInvalid("certificate chain is too long".into()))
+    Err(AttestError::ChainInvalid(
+        "certificate chain is too long".into(),
+    ))
 }
 
 /// Parses a DER CRL, checks it is signed by `issuer` and current at `now`, and returns the
 /// serial numbers (big-endian bytes, leading zeros stripped) it revokes.
-pub fn crl_revoked_serials(crl_der: &[u8], issuer: &X509Certificate<'_>, now: i64) -> Result<Vec<Vec<u8>>, AttestError> {
-    let (_, crl) = CertificateRevocationList::from_der(crl_der).map_err(|e| AttestError::CollateralInvalid(format!("CRL does not parse: {e}")))?;
+pub fn crl_revoked_serials(
+    crl_der: &[u8],
+    issuer: &X509Certificate<'_>,
+    now: i64,
+) -> Result<Vec<Vec<u8>>, AttestError> {
+    let (_, crl) = CertificateRevocationList::from_der(crl_der)
+        .map_err(|e| AttestError::CollateralInvalid(format!("CRL does not parse: {e}")))?;
     if crl.issuer().as_raw() != issuer.subject().as_raw() {
-        return Err(AttestError::CollateralInvalid(format!("CRL issuer {} is not {}", crl.issuer(), subject_cn(issuer))));
+        return Err(AttestError::CollateralInvalid(format!(
+            "CRL issuer {} is not {}",
+            crl.issuer(),
+            subject_cn(issuer)
+        )));
     }
-    verify_signature(issuer.public_key(), &crl.signature_algorithm, crl.tbs_cert_list.as_ref(), crl.signature_value.data.as_ref())
-        .map_err(|_| AttestError::CollateralInvalid(format!("CRL signature by {} does not verify", subject_cn(issuer))))?;
+    verify_signature(
+        issuer.public_key(),
+        &crl.signature_algorithm,
+        crl.tbs_cert_list.as_ref(),
+        crl.signature_value.data.as_ref(),
+    )
+    .map_err(|_| {
+        AttestError::CollateralInvalid(format!(
+            "CRL signature by {} does not verify",
+            subject_cn(issuer)
+        ))
+    })?;
     if now < crl.last_update().timestamp() {
-        return Err(AttestError::Expired(format!("CRL of {} is not valid before {}", subject_cn(issuer), crl.last_update())));
+        return Err(AttestError::Expired(format!(
+            "CRL of {} is not valid before {}",
+            subject_cn(issuer),
+            crl.last_update()
+        )));
     }
     if let Some(next) = crl.next_update() {
         if now > next.timestamp() {
-            return Err(AttestError::Expired(format!("CRL of {} expired at {next}", subject_cn(issuer))));
+            return Err(AttestError::Expired(format!(
+                "CRL of {} expired at {next}",
+                subject_cn(issuer)
+            )));
         }
     }
-    Ok(crl.iter_revoked_certificates().map(|r| strip_zeros(r.raw_serial()).to_vec()).collect())
+    Ok(crl
+        .iter_revoked_certificates()
+        .map(|r| strip_zeros(r.raw_serial()).to_vec())
+        .collect())
 }
 
 /// The serial number of `cert`, big-endian, leading zeros stripped.

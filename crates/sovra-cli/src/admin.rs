@@ -27,14 +27,42 @@ pub enum LocationsCmd {
 /// Runs `sovra locations …`.
 pub async fn locations(g: &Global, c: LocationsCmd) -> Result<()> {
     let client = g.client()?;
-    let one = |l: &Location| fields(&[("name", l.name.clone()), ("hsm", l.hsm.clone()), ("created", l.create_time.clone())]);
+    let one = |l: &Location| {
+        fields(&[
+            ("name", l.name.clone()),
+            ("hsm", l.hsm.clone()),
+            ("created", l.create_time.clone()),
+        ])
+    };
     match c {
         LocationsCmd::List => {
             let r: ListLocationsResponse = client.get("/v1/locations").await?;
-            emit(g, &r.locations, |ls| table(&["LOCATION", "HSM", "CREATED"], ls.iter().map(|l| vec![l.location_id.clone(), l.hsm.clone(), l.create_time.clone()]).collect()));
+            emit(g, &r.locations, |ls| {
+                table(
+                    &["LOCATION", "HSM", "CREATED"],
+                    ls.iter()
+                        .map(|l| vec![l.location_id.clone(), l.hsm.clone(), l.create_time.clone()])
+                        .collect(),
+                )
+            });
         }
-        LocationsCmd::Get { location } => emit(g, &client.get::<Location>(&format!("/v1/locations/{location}")).await?, one),
-        LocationsCmd::Create { location } => emit(g, &client.post::<_, Location>("/v1/locations", &serde_json::json!({ "locationId": location })).await?, one),
+        LocationsCmd::Get { location } => emit(
+            g,
+            &client
+                .get::<Location>(&format!("/v1/locations/{location}"))
+                .await?,
+            one,
+        ),
+        LocationsCmd::Create { location } => emit(
+            g,
+            &client
+                .post::<_, Location>(
+                    "/v1/locations",
+                    &serde_json::json!({ "locationId": location }),
+                )
+                .await?,
+            one,
+        ),
     }
     Ok(())
 }
@@ -69,7 +97,10 @@ fn print_token(t: &TokenInfo) {
         ("principal", t.principal.clone()),
         ("description", t.description.clone()),
         ("created", t.create_time.clone()),
-        ("expires", t.expire_time.clone().unwrap_or_else(|| "never".into())),
+        (
+            "expires",
+            t.expire_time.clone().unwrap_or_else(|| "never".into()),
+        ),
         ("revoked", t.revoked.to_string()),
     ]);
 }
@@ -78,8 +109,21 @@ fn print_token(t: &TokenInfo) {
 pub async fn tokens(g: &Global, c: TokensCmd) -> Result<()> {
     let client = g.client()?;
     match c {
-        TokensCmd::Create { principal, ttl, description } => {
-            let r: CreateTokenResponse = client.post("/v1/tokens", &CreateTokenRequest { principal, description, ttl }).await?;
+        TokensCmd::Create {
+            principal,
+            ttl,
+            description,
+        } => {
+            let r: CreateTokenResponse = client
+                .post(
+                    "/v1/tokens",
+                    &CreateTokenRequest {
+                        principal,
+                        description,
+                        ttl,
+                    },
+                )
+                .await?;
             emit(g, &r, |r| {
                 print_token(&r.info);
                 say("token (shown once; store it now):");
@@ -90,14 +134,36 @@ pub async fn tokens(g: &Global, c: TokensCmd) -> Result<()> {
             let r: ListTokensResponse = client.get("/v1/tokens").await?;
             emit(g, &r.tokens, |ts| {
                 table(
-                    &["ID", "PRINCIPAL", "CREATED", "EXPIRES", "REVOKED", "DESCRIPTION"],
+                    &[
+                        "ID",
+                        "PRINCIPAL",
+                        "CREATED",
+                        "EXPIRES",
+                        "REVOKED",
+                        "DESCRIPTION",
+                    ],
                     ts.iter()
-                        .map(|t| vec![t.id.clone(), t.principal.clone(), t.create_time.clone(), t.expire_time.clone().unwrap_or_else(|| "never".into()), t.revoked.to_string(), t.description.clone()])
+                        .map(|t| {
+                            vec![
+                                t.id.clone(),
+                                t.principal.clone(),
+                                t.create_time.clone(),
+                                t.expire_time.clone().unwrap_or_else(|| "never".into()),
+                                t.revoked.to_string(),
+                                t.description.clone(),
+                            ]
+                        })
                         .collect(),
                 )
             });
         }
-        TokensCmd::Revoke { id } => emit(g, &client.delete::<TokenInfo>(&format!("/v1/tokens/{id}")).await?, print_token),
+        TokensCmd::Revoke { id } => emit(
+            g,
+            &client
+                .delete::<TokenInfo>(&format!("/v1/tokens/{id}"))
+                .await?,
+            print_token,
+        ),
     }
     Ok(())
 }
@@ -136,21 +202,61 @@ pub enum RolesCmd {
 pub async fn roles(g: &Global, c: RolesCmd) -> Result<()> {
     let client = g.client()?;
     match c {
-        RolesCmd::Grant { principal, role, scope } => {
+        RolesCmd::Grant {
+            principal,
+            role,
+            scope,
+        } => {
             let role = Role::parse(&role).ok_or_else(|| CliError::Usage(format!("unknown role {role:?}; one of administrator, crypto-officer, crypto-user, release-user, policy-administrator, auditor")))?;
-            let scope = if scope == "*" || scope.starts_with("locations/") { scope } else { g.ring_name(&scope)? };
-            let b: RoleBinding = client.post("/v1/roleBindings", &CreateRoleBindingRequest { principal, role, scope }).await?;
-            emit(g, &b, |b| fields(&[("id", b.id.clone()), ("principal", b.principal.clone()), ("role", b.role.as_str().into()), ("scope", b.scope.clone())]));
+            let scope = if scope == "*" || scope.starts_with("locations/") {
+                scope
+            } else {
+                g.ring_name(&scope)?
+            };
+            let b: RoleBinding = client
+                .post(
+                    "/v1/roleBindings",
+                    &CreateRoleBindingRequest {
+                        principal,
+                        role,
+                        scope,
+                    },
+                )
+                .await?;
+            emit(g, &b, |b| {
+                fields(&[
+                    ("id", b.id.clone()),
+                    ("principal", b.principal.clone()),
+                    ("role", b.role.as_str().into()),
+                    ("scope", b.scope.clone()),
+                ])
+            });
         }
         RolesCmd::List { principal } => {
-            let q = principal.map(|p| format!("?principal={p}")).unwrap_or_default();
+            let q = principal
+                .map(|p| format!("?principal={p}"))
+                .unwrap_or_default();
             let r: ListRoleBindingsResponse = client.get(&format!("/v1/roleBindings{q}")).await?;
             emit(g, &r.role_bindings, |bs| {
-                table(&["PRINCIPAL", "ROLE", "SCOPE", "ID"], bs.iter().map(|b| vec![b.principal.clone(), b.role.as_str().into(), b.scope.clone(), b.id.clone()]).collect())
+                table(
+                    &["PRINCIPAL", "ROLE", "SCOPE", "ID"],
+                    bs.iter()
+                        .map(|b| {
+                            vec![
+                                b.principal.clone(),
+                                b.role.as_str().into(),
+                                b.scope.clone(),
+                                b.id.clone(),
+                            ]
+                        })
+                        .collect(),
+                )
             });
         }
         RolesCmd::Revoke { principal, id } => {
-            client.delete::<Value>(&format!("/v1/roleBindings/{principal}/{id}")).await?;
+            client
+                .delete::<Value>(&format!("/v1/roleBindings/{principal}/{id}"))
+                .await?;
             emit(g, &serde_json::json!({"revoked": id}), |_| say("revoked"));
         }
     }
@@ -183,8 +289,20 @@ pub async fn quotas(g: &Global, c: QuotasCmd) -> Result<()> {
     let client = g.client()?;
     let q: Quota = match c {
         QuotasCmd::Get { principal } => client.get(&format!("/v1/quotas/{principal}")).await?,
-        QuotasCmd::Set { principal, symmetric, asymmetric } => {
-            client.put(&format!("/v1/quotas/{principal}"), &SetQuotaRequest { symmetric_per_minute: symmetric, asymmetric_per_minute: asymmetric }).await?
+        QuotasCmd::Set {
+            principal,
+            symmetric,
+            asymmetric,
+        } => {
+            client
+                .put(
+                    &format!("/v1/quotas/{principal}"),
+                    &SetQuotaRequest {
+                        symmetric_per_minute: symmetric,
+                        asymmetric_per_minute: asymmetric,
+                    },
+                )
+                .await?
         }
     };
     emit(g, &q, |q| {
@@ -222,16 +340,38 @@ pub async fn settings(g: &Global, c: SettingsCmd) -> Result<()> {
     let client = g.client()?;
     let s: Settings = match c {
         SettingsCmd::Get => client.get("/v1/settings").await?,
-        SettingsCmd::Set { min_destroy_scheduled_duration, default_destroy_scheduled_duration, require_disable_before_destroy } => {
-            client.patch("/v1/settings", &UpdateSettingsRequest { min_destroy_scheduled_duration, default_destroy_scheduled_duration, require_disable_before_destroy }).await?
+        SettingsCmd::Set {
+            min_destroy_scheduled_duration,
+            default_destroy_scheduled_duration,
+            require_disable_before_destroy,
+        } => {
+            client
+                .patch(
+                    "/v1/settings",
+                    &UpdateSettingsRequest {
+                        min_destroy_scheduled_duration,
+                        default_destroy_scheduled_duration,
+                        require_disable_before_destroy,
+                    },
+                )
+                .await?
         }
     };
     emit(g, &s, |s| {
         fields(&[
             ("default location", s.default_location.clone()),
-            ("min destroy delay", s.min_destroy_scheduled_duration.clone()),
-            ("default destroy delay", s.default_destroy_scheduled_duration.clone()),
-            ("disable before destroy", s.require_disable_before_destroy.to_string()),
+            (
+                "min destroy delay",
+                s.min_destroy_scheduled_duration.clone(),
+            ),
+            (
+                "default destroy delay",
+                s.default_destroy_scheduled_duration.clone(),
+            ),
+            (
+                "disable before destroy",
+                s.require_disable_before_destroy.to_string(),
+            ),
         ])
     });
     Ok(())
@@ -241,9 +381,22 @@ pub async fn settings(g: &Global, c: SettingsCmd) -> Result<()> {
 pub async fn whoami(g: &Global) -> Result<()> {
     let v: Value = g.client()?.get("/v1/whoami").await?;
     emit(g, &v, |v| {
-        say(&format!("principal: {}", v["principal"].as_str().unwrap_or("?")));
+        say(&format!(
+            "principal: {}",
+            v["principal"].as_str().unwrap_or("?")
+        ));
         let rows = v["roleBindings"].as_array().cloned().unwrap_or_default();
-        table(&["ROLE", "SCOPE"], rows.iter().map(|b| vec![b["role"].as_str().unwrap_or("").to_owned(), b["scope"].as_str().unwrap_or("").to_owned()]).collect());
+        table(
+            &["ROLE", "SCOPE"],
+            rows.iter()
+                .map(|b| {
+                    vec![
+                        b["role"].as_str().unwrap_or("").to_owned(),
+                        b["scope"].as_str().unwrap_or("").to_owned(),
+                    ]
+                })
+                .collect(),
+        );
     });
     Ok(())
 }

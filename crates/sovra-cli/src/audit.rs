@@ -36,13 +36,24 @@ pub enum AuditCmd {
     },
 }
 
-async fn offline_store(data_dir: PathBuf, config: Option<PathBuf>) -> Result<std::sync::Arc<dyn sovra_store::Store>> {
-    let mut cfg = sovra_server::config::Config::load(config.as_deref(), |k| std::env::var(k).ok()).map_err(CliError::Usage)?;
+async fn offline_store(
+    data_dir: PathBuf,
+    config: Option<PathBuf>,
+) -> Result<std::sync::Arc<dyn sovra_store::Store>> {
+    let mut cfg = sovra_server::config::Config::load(config.as_deref(), |k| std::env::var(k).ok())
+        .map_err(CliError::Usage)?;
     cfg.data_dir = data_dir;
-    if cfg.store.backend == sovra_server::config::StoreBackend::Sqlite && !cfg.data_dir.join("sovra.db").exists() {
-        return Err(CliError::Usage(format!("{} holds no Sovra database (sovra.db)", cfg.data_dir.display())));
+    if cfg.store.backend == sovra_server::config::StoreBackend::Sqlite
+        && !cfg.data_dir.join("sovra.db").exists()
+    {
+        return Err(CliError::Usage(format!(
+            "{} holds no Sovra database (sovra.db)",
+            cfg.data_dir.display()
+        )));
     }
-    sovra_server::app::open_store(&cfg).await.map_err(CliError::Local)
+    sovra_server::app::open_store(&cfg)
+        .await
+        .map_err(CliError::Local)
 }
 
 /// Runs `sovra audit …`.
@@ -52,7 +63,9 @@ pub async fn run(g: &Global, c: AuditCmd) -> Result<()> {
             let report = match data_dir {
                 Some(d) => {
                     let store = offline_store(d, config).await?;
-                    let c = sovra_server::services::audit::verify_store(store.as_ref()).await.map_err(|e| CliError::Local(e.to_string()))?;
+                    let c = sovra_server::services::audit::verify_store(store.as_ref())
+                        .await
+                        .map_err(|e| CliError::Local(e.to_string()))?;
                     AuditVerifyReport {
                         records: c.records,
                         ok: c.first_broken.is_none(),
@@ -68,32 +81,54 @@ pub async fn run(g: &Global, c: AuditCmd) -> Result<()> {
                     say(&format!("audit chain intact: {} records", r.records));
                     fields(&[("head hash", r.head_hash.clone())]);
                 } else {
-                    say(&format!("audit chain BROKEN at record {}: {}", r.first_broken_seq.unwrap_or(0), r.problem.clone().unwrap_or_default()));
+                    say(&format!(
+                        "audit chain BROKEN at record {}: {}",
+                        r.first_broken_seq.unwrap_or(0),
+                        r.problem.clone().unwrap_or_default()
+                    ));
                     fields(&[("records", r.records.to_string())]);
                 }
             });
             if !report.ok {
-                return Err(CliError::Local(format!("the audit chain is broken at record {}", report.first_broken_seq.unwrap_or(0))));
+                return Err(CliError::Local(format!(
+                    "the audit chain is broken at record {}",
+                    report.first_broken_seq.unwrap_or(0)
+                )));
             }
             Ok(())
         }
-        AuditCmd::Export { data_dir, config, from, out } => {
-            let mut sink: Box<dyn Write> = match &out {
-                Some(p) => Box::new(std::fs::File::create(p).map_err(|e| CliError::Local(format!("cannot create {}: {e}", p.display())))?),
-                None => Box::new(std::io::stdout().lock()),
-            };
+        AuditCmd::Export {
+            data_dir,
+            config,
+            from,
+            out,
+        } => {
+            let mut sink: Box<dyn Write> =
+                match &out {
+                    Some(p) => Box::new(std::fs::File::create(p).map_err(|e| {
+                        CliError::Local(format!("cannot create {}: {e}", p.display()))
+                    })?),
+                    None => Box::new(std::io::stdout().lock()),
+                };
             let mut next = from.max(1);
             let mut n = 0u64;
             match data_dir {
                 Some(d) => {
                     let store = offline_store(d, config).await?;
                     loop {
-                        let rows = store.audit_range(next, 1000).await.map_err(|e| CliError::Local(e.to_string()))?;
+                        let rows = store
+                            .audit_range(next, 1000)
+                            .await
+                            .map_err(|e| CliError::Local(e.to_string()))?;
                         let Some(last) = rows.last() else { break };
                         next = last.seq + 1;
                         for r in rows {
                             let rec = sovra_server::services::audit::to_record(r);
-                            let _ = writeln!(sink, "{}", serde_json::to_string(&rec).unwrap_or_default());
+                            let _ = writeln!(
+                                sink,
+                                "{}",
+                                serde_json::to_string(&rec).unwrap_or_default()
+                            );
                             n += 1;
                         }
                     }
@@ -101,10 +136,17 @@ pub async fn run(g: &Global, c: AuditCmd) -> Result<()> {
                 None => {
                     let client = g.client()?;
                     loop {
-                        let text = client.get_text(&format!("/v1/audit?fromSeq={next}&limit=1000")).await?;
+                        let text = client
+                            .get_text(&format!("/v1/audit?fromSeq={next}&limit=1000"))
+                            .await?;
                         let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
                         let Some(last) = lines.last() else { break };
-                        let seq = serde_json::from_str::<serde_json::Value>(last).ok().and_then(|v| v["seq"].as_u64()).ok_or_else(|| CliError::Local("the server sent a record without seq".into()))?;
+                        let seq = serde_json::from_str::<serde_json::Value>(last)
+                            .ok()
+                            .and_then(|v| v["seq"].as_u64())
+                            .ok_or_else(|| {
+                                CliError::Local("the server sent a record without seq".into())
+                            })?;
                         next = seq + 1;
                         for l in &lines {
                             let _ = writeln!(sink, "{l}");

@@ -11,10 +11,12 @@ use clap::{Args, Subcommand};
 use hyper::Method;
 use serde::Serialize;
 use sovra_client::Client;
-use sovra_proto::admin::{CreateRoleBindingRequest, CreateTokenRequest, CreateTokenResponse, Role, SetQuotaRequest};
+use sovra_proto::admin::{
+    CreateRoleBindingRequest, CreateTokenRequest, CreateTokenResponse, Role, SetQuotaRequest,
+};
 use sovra_proto::kms::{CreateCryptoKeyRequest, CreateKeyRingRequest, Purpose};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// `sovra bench …`.
@@ -70,28 +72,64 @@ pub struct BenchResult {
 
 async fn setup(g: &Global, admin: &Client) -> Result<(String, String)> {
     let loc = &g.location;
-    match admin.create_key_ring(loc, "bench", &CreateKeyRingRequest::default()).await {
+    match admin
+        .create_key_ring(loc, "bench", &CreateKeyRingRequest::default())
+        .await
+    {
         Ok(_) => {}
         Err(e) if e.code() == Some("ALREADY_EXISTS") => {}
         Err(e) => return Err(e.into()),
     }
-    let id = format!("aes-{}", sovra_crypto::random::hex_id(4).map_err(|e| CliError::Local(e.to_string()))?);
+    let id = format!(
+        "aes-{}",
+        sovra_crypto::random::hex_id(4).map_err(|e| CliError::Local(e.to_string()))?
+    );
     let ring = format!("locations/{loc}/keyRings/bench");
     let key = admin
-        .create_crypto_key(&ring, &id, &CreateCryptoKeyRequest {
-            purpose: Purpose::EncryptDecrypt,
-            version_template: None,
-            rotation_period: None,
-            next_rotation_time: None,
-            destroy_scheduled_duration: None,
-            labels: Default::default(),
-            skip_initial_version_creation: false,
-        })
+        .create_crypto_key(
+            &ring,
+            &id,
+            &CreateCryptoKeyRequest {
+                purpose: Purpose::EncryptDecrypt,
+                version_template: None,
+                rotation_period: None,
+                next_rotation_time: None,
+                destroy_scheduled_duration: None,
+                labels: Default::default(),
+                skip_initial_version_creation: false,
+            },
+        )
         .await?;
     let principal = format!("bench-{id}");
-    let tok: CreateTokenResponse = admin.post("/v1/tokens", &CreateTokenRequest { principal: principal.clone(), description: "sovra bench".into(), ttl: Some("1d".into()) }).await?;
-    let _: serde_json::Value = admin.post("/v1/roleBindings", &CreateRoleBindingRequest { principal: principal.clone(), role: Role::CryptoUser, scope: ring }).await?;
-    let _: serde_json::Value = admin.put(&format!("/v1/quotas/{principal}"), &SetQuotaRequest { symmetric_per_minute: 1_000_000_000, asymmetric_per_minute: 1_000_000 }).await?;
+    let tok: CreateTokenResponse = admin
+        .post(
+            "/v1/tokens",
+            &CreateTokenRequest {
+                principal: principal.clone(),
+                description: "sovra bench".into(),
+                ttl: Some("1d".into()),
+            },
+        )
+        .await?;
+    let _: serde_json::Value = admin
+        .post(
+            "/v1/roleBindings",
+            &CreateRoleBindingRequest {
+                principal: principal.clone(),
+                role: Role::CryptoUser,
+                scope: ring,
+            },
+        )
+        .await?;
+    let _: serde_json::Value = admin
+        .put(
+            &format!("/v1/quotas/{principal}"),
+            &SetQuotaRequest {
+                symmetric_per_minute: 1_000_000_000,
+                asymmetric_per_minute: 1_000_000,
+            },
+        )
+        .await?;
     Ok((key.name, tok.token))
 }
 
@@ -107,26 +145,45 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 pub async fn run(g: &Global, c: BenchCmd) -> Result<()> {
     let BenchCmd::Encrypt(a) = c;
     if a.concurrency == 0 || a.duration == 0 {
-        return Err(CliError::Usage("--concurrency and --duration must be positive".into()));
+        return Err(CliError::Usage(
+            "--concurrency and --duration must be positive".into(),
+        ));
     }
     let admin = g.client()?;
     let (key, client) = match &a.key {
         Some(k) => (g.key_name(k)?, g.client_with(a.http2)?),
         None => {
             let (key, token) = setup(g, &admin).await?;
-            let ca = g.ca_cert.as_ref().map(std::fs::read).transpose().map_err(|e| CliError::Local(e.to_string()))?;
-            let client = Client::new(sovra_client::ClientConfig { url: g.url.clone(), token: Some(token), ca_pem: ca, http2: a.http2, ..Default::default() })?;
+            let ca = g
+                .ca_cert
+                .as_ref()
+                .map(std::fs::read)
+                .transpose()
+                .map_err(|e| CliError::Local(e.to_string()))?;
+            let client = Client::new(sovra_client::ClientConfig {
+                url: g.url.clone(),
+                token: Some(token),
+                ca_pem: ca,
+                http2: a.http2,
+                ..Default::default()
+            })?;
             (key, client)
         }
     };
     let payload = vec![0x5au8; a.payload];
-    let body = serde_json::to_vec(&sovra_proto::ops::EncryptRequest { plaintext: sovra_proto::b64::encode(&payload), additional_authenticated_data: None })
-        .map_err(|e| CliError::Local(e.to_string()))?;
+    let body = serde_json::to_vec(&sovra_proto::ops::EncryptRequest {
+        plaintext: sovra_proto::b64::encode(&payload),
+        additional_authenticated_data: None,
+    })
+    .map_err(|e| CliError::Local(e.to_string()))?;
     let path = format!("/v1/{key}:encrypt");
     // One request first: fail fast on a setup problem.
     let (status, resp) = client.raw(Method::POST, &path, Some(body.clone())).await?;
     if !status.is_success() {
-        return Err(CliError::Local(format!("the first request failed with {status}: {}", String::from_utf8_lossy(&resp))));
+        return Err(CliError::Local(format!(
+            "the first request failed with {status}: {}",
+            String::from_utf8_lossy(&resp)
+        )));
     }
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
@@ -135,7 +192,8 @@ pub async fn run(g: &Global, c: BenchCmd) -> Result<()> {
     let mut workers = Vec::with_capacity(a.concurrency);
     for _ in 0..a.concurrency {
         let (client, path, body) = (client.clone(), path.clone(), body.clone());
-        let (measuring, stop, ops, errors) = (measuring.clone(), stop.clone(), ops.clone(), errors.clone());
+        let (measuring, stop, ops, errors) =
+            (measuring.clone(), stop.clone(), ops.clone(), errors.clone());
         workers.push(tokio::spawn(async move {
             let mut lat: Vec<u32> = Vec::with_capacity(1 << 16);
             while !stop.load(Ordering::Relaxed) {
@@ -159,14 +217,20 @@ pub async fn run(g: &Global, c: BenchCmd) -> Result<()> {
     let total = Duration::from_secs(a.duration);
     let bar = indicatif::ProgressBar::new(a.duration * 10);
     bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {msg}") {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {msg}")
+    {
         bar.set_style(style);
     }
     while start.elapsed() < total {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let el = start.elapsed().as_secs_f64();
         bar.set_position((el * 10.0) as u64);
-        bar.set_message(format!("{:.0} ops/s, {} errors", ops.load(Ordering::Relaxed) as f64 / el.max(0.001), errors.load(Ordering::Relaxed)));
+        bar.set_message(format!(
+            "{:.0} ops/s, {} errors",
+            ops.load(Ordering::Relaxed) as f64 / el.max(0.001),
+            errors.load(Ordering::Relaxed)
+        ));
     }
     measuring.store(false, Ordering::Relaxed);
     let seconds = start.elapsed().as_secs_f64();

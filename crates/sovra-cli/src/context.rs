@@ -19,7 +19,12 @@ pub enum Output {
 #[derive(Debug, Args)]
 pub struct Global {
     /// Server URL.
-    #[arg(long, global = true, env = "SOVRA_URL", default_value = "https://127.0.0.1:8443")]
+    #[arg(
+        long,
+        global = true,
+        env = "SOVRA_URL",
+        default_value = "https://127.0.0.1:8443"
+    )]
     pub url: String,
     /// API token.
     #[arg(long, global = true, env = "SOVRA_TOKEN", hide_env_values = true)]
@@ -83,14 +88,25 @@ impl Global {
     /// A client, optionally HTTP/2.
     pub fn client_with(&self, http2: bool) -> Result<Client> {
         let ca_pem = match &self.ca_cert {
-            Some(p) => Some(std::fs::read(p).map_err(|e| CliError::Usage(format!("cannot read the CA certificate {}: {e}", p.display())))?),
+            Some(p) => Some(std::fs::read(p).map_err(|e| {
+                CliError::Usage(format!(
+                    "cannot read the CA certificate {}: {e}",
+                    p.display()
+                ))
+            })?),
             None => None,
         };
         let token = self.token.clone().filter(|t| !t.is_empty());
         if token.is_none() {
             return Err(CliError::Usage("no API token: set SOVRA_TOKEN (or --token); the first one is in DATA_DIR/admin.token".into()));
         }
-        Ok(Client::new(ClientConfig { url: self.url.clone(), token, ca_pem, http2, ..Default::default() })?)
+        Ok(Client::new(ClientConfig {
+            url: self.url.clone(),
+            token,
+            ca_pem,
+            http2,
+            ..Default::default()
+        })?)
     }
 
     /// Expands `RING` into a key-ring name.
@@ -103,7 +119,10 @@ impl Global {
             };
         }
         let loc = names::LocationName::new(&self.location).map_err(|e| CliError::Usage(e.0))?;
-        Ok(loc.key_ring(s).map_err(|e| CliError::Usage(e.0))?.to_string())
+        Ok(loc
+            .key_ring(s)
+            .map_err(|e| CliError::Usage(e.0))?
+            .to_string())
     }
 
     /// Expands `RING/KEY` (or a full name) into a crypto-key name.
@@ -115,9 +134,17 @@ impl Global {
                 Err(e) => Err(CliError::Usage(e.0)),
             };
         }
-        let (ring, key) = s.split_once('/').ok_or_else(|| CliError::Usage(format!("{s:?}: name a key as RING/KEY or by its full resource name")))?;
+        let (ring, key) = s.split_once('/').ok_or_else(|| {
+            CliError::Usage(format!(
+                "{s:?}: name a key as RING/KEY or by its full resource name"
+            ))
+        })?;
         let loc = names::LocationName::new(&self.location).map_err(|e| CliError::Usage(e.0))?;
-        Ok(loc.key_ring(ring).and_then(|r| r.crypto_key(key)).map_err(|e| CliError::Usage(e.0))?.to_string())
+        Ok(loc
+            .key_ring(ring)
+            .and_then(|r| r.crypto_key(key))
+            .map_err(|e| CliError::Usage(e.0))?
+            .to_string())
     }
 
     /// Expands `RING/KEY[@N]` into a key or version name.
@@ -150,11 +177,17 @@ pub fn read_input(inline: Option<&str>, file: Option<&PathBuf>, what: &str) -> R
         (Some(s), None) => Ok(s.as_bytes().to_vec()),
         (None, Some(p)) if p.as_os_str() == "-" => {
             let mut v = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin(), &mut v).map_err(|e| CliError::Local(format!("cannot read stdin: {e}")))?;
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)
+                .map_err(|e| CliError::Local(format!("cannot read stdin: {e}")))?;
             Ok(v)
         }
-        (None, Some(p)) => std::fs::read(p).map_err(|e| CliError::Local(format!("cannot read {}: {e}", p.display()))),
-        (None, None) => Err(CliError::Usage(format!("give the {what} inline or with --in FILE (- for stdin)"))),
-        (Some(_), Some(_)) => Err(CliError::Usage(format!("give the {what} inline or with --in, not both"))),
+        (None, Some(p)) => std::fs::read(p)
+            .map_err(|e| CliError::Local(format!("cannot read {}: {e}", p.display()))),
+        (None, None) => Err(CliError::Usage(format!(
+            "give the {what} inline or with --in FILE (- for stdin)"
+        ))),
+        (Some(_), Some(_)) => Err(CliError::Usage(format!(
+            "give the {what} inline or with --in, not both"
+        ))),
     }
 }

@@ -1,6 +1,6 @@
 //! Key rings, keys, versions and cryptographic operations.
 
-use crate::context::{read_input, CliError, Global, Result};
+use crate::context::{CliError, Global, Result, read_input};
 use crate::output::{emit, fields, short, table};
 use clap::{Args, Subcommand, ValueEnum};
 use sovra_proto::b64;
@@ -65,14 +65,21 @@ fn parse_algorithm(s: &str) -> Result<Algorithm> {
     let norm = s.trim().to_ascii_uppercase().replace('-', "_");
     serde_json::from_value(serde_json::Value::String(norm)).map_err(|_| {
         let all: Vec<String> = Algorithm::ALL.iter().map(|a| a.as_str()).collect();
-        CliError::Usage(format!("unknown algorithm {s:?}; one of: {}", all.join(", ")))
+        CliError::Usage(format!(
+            "unknown algorithm {s:?}; one of: {}",
+            all.join(", ")
+        ))
     })
 }
 
 fn parse_labels(labels: &[String]) -> Result<BTreeMap<String, String>> {
     labels
         .iter()
-        .map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| CliError::Usage(format!("label {l:?} must be KEY=VALUE"))))
+        .map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| CliError::Usage(format!("label {l:?} must be KEY=VALUE")))
+        })
         .collect()
 }
 
@@ -197,7 +204,10 @@ pub enum VersionsCmd {
 }
 
 fn state_name(s: VersionState) -> String {
-    serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 fn print_version(v: &CryptoKeyVersion) {
@@ -205,23 +215,51 @@ fn print_version(v: &CryptoKeyVersion) {
         ("name", v.name.clone()),
         ("state", state_name(v.state)),
         ("algorithm", v.algorithm.as_str()),
-        ("protection", format!("{:?}", v.protection_level).to_uppercase()),
+        (
+            "protection",
+            format!("{:?}", v.protection_level).to_uppercase(),
+        ),
         ("created", v.create_time.clone()),
         ("destroy time", v.destroy_time.clone().unwrap_or_default()),
-        ("destroyed at", v.destroy_event_time.clone().unwrap_or_default()),
+        (
+            "destroyed at",
+            v.destroy_event_time.clone().unwrap_or_default(),
+        ),
     ]);
 }
 
 fn print_key(k: &CryptoKey) {
     fields(&[
         ("name", k.name.clone()),
-        ("purpose", serde_json::to_value(k.purpose).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()),
+        (
+            "purpose",
+            serde_json::to_value(k.purpose)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+        ),
         ("algorithm", k.version_template.algorithm.as_str()),
-        ("primary", k.primary.as_ref().map(|p| format!("{} ({})", short(&p.name), state_name(p.state))).unwrap_or_else(|| "none".into())),
+        (
+            "primary",
+            k.primary
+                .as_ref()
+                .map(|p| format!("{} ({})", short(&p.name), state_name(p.state)))
+                .unwrap_or_else(|| "none".into()),
+        ),
         ("rotation", k.rotation_period.clone().unwrap_or_default()),
-        ("next rotation", k.next_rotation_time.clone().unwrap_or_default()),
+        (
+            "next rotation",
+            k.next_rotation_time.clone().unwrap_or_default(),
+        ),
         ("destroy delay", k.destroy_scheduled_duration.clone()),
-        ("labels", k.labels.iter().map(|(a, b)| format!("{a}={b}")).collect::<Vec<_>>().join(",")),
+        (
+            "labels",
+            k.labels
+                .iter()
+                .map(|(a, b)| format!("{a}={b}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
         ("created", k.create_time.clone()),
     ]);
 }
@@ -229,31 +267,81 @@ fn print_key(k: &CryptoKey) {
 /// Runs `sovra keyrings …`.
 pub async fn key_rings(g: &Global, c: KeyRingsCmd) -> Result<()> {
     let client = g.client()?;
-    let human = |r: &KeyRing| fields(&[("name", r.name.clone()), ("created", r.create_time.clone()), ("audit data access", r.audit_data_access.to_string())]);
+    let human = |r: &KeyRing| {
+        fields(&[
+            ("name", r.name.clone()),
+            ("created", r.create_time.clone()),
+            ("audit data access", r.audit_data_access.to_string()),
+        ])
+    };
     match c {
-        KeyRingsCmd::Create { ring, audit_data_access } => {
+        KeyRingsCmd::Create {
+            ring,
+            audit_data_access,
+        } => {
             let name = g.ring_name(&ring)?;
-            let (loc, id) = name.split_once("/keyRings/").ok_or_else(|| CliError::Usage("bad key-ring name".into()))?;
-            let r: KeyRing = client.post(&format!("/v1/{loc}/keyRings?keyRingId={id}"), &CreateKeyRingRequest { audit_data_access }).await?;
+            let (loc, id) = name
+                .split_once("/keyRings/")
+                .ok_or_else(|| CliError::Usage("bad key-ring name".into()))?;
+            let r: KeyRing = client
+                .post(
+                    &format!("/v1/{loc}/keyRings?keyRingId={id}"),
+                    &CreateKeyRingRequest { audit_data_access },
+                )
+                .await?;
             emit(g, &r, human);
         }
-        KeyRingsCmd::Get { ring } => emit(g, &client.get::<KeyRing>(&format!("/v1/{}", g.ring_name(&ring)?)).await?, human),
+        KeyRingsCmd::Get { ring } => emit(
+            g,
+            &client
+                .get::<KeyRing>(&format!("/v1/{}", g.ring_name(&ring)?))
+                .await?,
+            human,
+        ),
         KeyRingsCmd::List => {
             let mut all = Vec::new();
             let mut token: Option<String> = None;
             loop {
-                let q = token.as_deref().map(|t| format!("?pageToken={}", urlencode(t))).unwrap_or_default();
-                let r: ListKeyRingsResponse = client.get(&format!("/v1/locations/{}/keyRings{q}", g.location)).await?;
+                let q = token
+                    .as_deref()
+                    .map(|t| format!("?pageToken={}", urlencode(t)))
+                    .unwrap_or_default();
+                let r: ListKeyRingsResponse = client
+                    .get(&format!("/v1/locations/{}/keyRings{q}", g.location))
+                    .await?;
                 all.extend(r.key_rings);
                 match r.next_page_token {
                     Some(t) => token = Some(t),
                     None => break,
                 }
             }
-            emit(g, &all, |rs| table(&["KEY RING", "CREATED", "AUDIT DATA ACCESS"], rs.iter().map(|r| vec![short(&r.name), r.create_time.clone(), r.audit_data_access.to_string()]).collect()));
+            emit(g, &all, |rs| {
+                table(
+                    &["KEY RING", "CREATED", "AUDIT DATA ACCESS"],
+                    rs.iter()
+                        .map(|r| {
+                            vec![
+                                short(&r.name),
+                                r.create_time.clone(),
+                                r.audit_data_access.to_string(),
+                            ]
+                        })
+                        .collect(),
+                )
+            });
         }
-        KeyRingsCmd::Update { ring, audit_data_access } => {
-            let r: KeyRing = client.patch(&format!("/v1/{}", g.ring_name(&ring)?), &UpdateKeyRingRequest { audit_data_access: Some(audit_data_access) }).await?;
+        KeyRingsCmd::Update {
+            ring,
+            audit_data_access,
+        } => {
+            let r: KeyRing = client
+                .patch(
+                    &format!("/v1/{}", g.ring_name(&ring)?),
+                    &UpdateKeyRingRequest {
+                        audit_data_access: Some(audit_data_access),
+                    },
+                )
+                .await?;
             emit(g, &r, human);
         }
     }
@@ -263,7 +351,9 @@ pub async fn key_rings(g: &Global, c: KeyRingsCmd) -> Result<()> {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -273,28 +363,57 @@ fn urlencode(s: &str) -> String {
 pub async fn keys(g: &Global, c: KeysCmd) -> Result<()> {
     let client = g.client()?;
     match c {
-        KeysCmd::Create { key, purpose, algorithm, rotation_period, next_rotation_time, destroy_scheduled_duration, labels, skip_initial_version } => {
+        KeysCmd::Create {
+            key,
+            purpose,
+            algorithm,
+            rotation_period,
+            next_rotation_time,
+            destroy_scheduled_duration,
+            labels,
+            skip_initial_version,
+        } => {
             let name = g.key_name(&key)?;
-            let (ring, id) = name.rsplit_once("/cryptoKeys/").ok_or_else(|| CliError::Usage("bad key name".into()))?;
-            let req = CreateCryptoKeyRequest {
-                purpose: purpose.into(),
-                version_template: algorithm.as_deref().map(parse_algorithm).transpose()?.map(|a| VersionTemplate { algorithm: a, protection_level: ProtectionLevel::Software }),
-                rotation_period,
-                next_rotation_time,
-                destroy_scheduled_duration,
-                labels: parse_labels(&labels)?,
-                skip_initial_version_creation: skip_initial_version,
-            };
-            emit(g, &client.create_crypto_key(ring, id, &req).await?, print_key);
+            let (ring, id) = name
+                .rsplit_once("/cryptoKeys/")
+                .ok_or_else(|| CliError::Usage("bad key name".into()))?;
+            let req =
+                CreateCryptoKeyRequest {
+                    purpose: purpose.into(),
+                    version_template: algorithm.as_deref().map(parse_algorithm).transpose()?.map(
+                        |a| VersionTemplate {
+                            algorithm: a,
+                            protection_level: ProtectionLevel::Software,
+                        },
+                    ),
+                    rotation_period,
+                    next_rotation_time,
+                    destroy_scheduled_duration,
+                    labels: parse_labels(&labels)?,
+                    skip_initial_version_creation: skip_initial_version,
+                };
+            emit(
+                g,
+                &client.create_crypto_key(ring, id, &req).await?,
+                print_key,
+            );
         }
-        KeysCmd::Get { key } => emit(g, &client.get_crypto_key(&g.key_name(&key)?).await?, print_key),
+        KeysCmd::Get { key } => emit(
+            g,
+            &client.get_crypto_key(&g.key_name(&key)?).await?,
+            print_key,
+        ),
         KeysCmd::List { ring } => {
             let ring = g.ring_name(&ring)?;
             let mut all = Vec::new();
             let mut token: Option<String> = None;
             loop {
-                let q = token.as_deref().map(|t| format!("?pageToken={}", urlencode(t))).unwrap_or_default();
-                let r: ListCryptoKeysResponse = client.get(&format!("/v1/{ring}/cryptoKeys{q}")).await?;
+                let q = token
+                    .as_deref()
+                    .map(|t| format!("?pageToken={}", urlencode(t)))
+                    .unwrap_or_default();
+                let r: ListCryptoKeysResponse =
+                    client.get(&format!("/v1/{ring}/cryptoKeys{q}")).await?;
                 all.extend(r.crypto_keys);
                 match r.next_page_token {
                     Some(t) => token = Some(t),
@@ -308,9 +427,15 @@ pub async fn keys(g: &Global, c: KeysCmd) -> Result<()> {
                         .map(|k| {
                             vec![
                                 short(&k.name),
-                                serde_json::to_value(k.purpose).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+                                serde_json::to_value(k.purpose)
+                                    .ok()
+                                    .and_then(|v| v.as_str().map(str::to_owned))
+                                    .unwrap_or_default(),
                                 k.version_template.algorithm.as_str(),
-                                k.primary.as_ref().map(|p| short(&p.name)).unwrap_or_else(|| "-".into()),
+                                k.primary
+                                    .as_ref()
+                                    .map(|p| short(&p.name))
+                                    .unwrap_or_else(|| "-".into()),
                                 k.next_rotation_time.clone().unwrap_or_else(|| "-".into()),
                             ]
                         })
@@ -318,19 +443,40 @@ pub async fn keys(g: &Global, c: KeysCmd) -> Result<()> {
                 )
             });
         }
-        KeysCmd::Update { key, rotation_period, next_rotation_time, labels, algorithm } => {
-            let req = UpdateCryptoKeyRequest {
-                rotation_period,
-                next_rotation_time,
-                labels: labels.as_deref().map(parse_labels).transpose()?,
-                version_template: algorithm.as_deref().map(parse_algorithm).transpose()?.map(|a| VersionTemplate { algorithm: a, protection_level: ProtectionLevel::Software }),
-            };
-            let k: CryptoKey = client.patch(&format!("/v1/{}", g.key_name(&key)?), &req).await?;
+        KeysCmd::Update {
+            key,
+            rotation_period,
+            next_rotation_time,
+            labels,
+            algorithm,
+        } => {
+            let req =
+                UpdateCryptoKeyRequest {
+                    rotation_period,
+                    next_rotation_time,
+                    labels: labels.as_deref().map(parse_labels).transpose()?,
+                    version_template: algorithm.as_deref().map(parse_algorithm).transpose()?.map(
+                        |a| VersionTemplate {
+                            algorithm: a,
+                            protection_level: ProtectionLevel::Software,
+                        },
+                    ),
+                };
+            let k: CryptoKey = client
+                .patch(&format!("/v1/{}", g.key_name(&key)?), &req)
+                .await?;
             emit(g, &k, print_key);
         }
         KeysCmd::Rotate { key } => emit(g, &client.rotate(&g.key_name(&key)?).await?, print_key),
         KeysCmd::SetPrimary { key, version } => {
-            let k: CryptoKey = client.post(&format!("/v1/{}:updatePrimaryVersion", g.key_name(&key)?), &UpdatePrimaryVersionRequest { crypto_key_version_id: version }).await?;
+            let k: CryptoKey = client
+                .post(
+                    &format!("/v1/{}:updatePrimaryVersion", g.key_name(&key)?),
+                    &UpdatePrimaryVersionRequest {
+                        crypto_key_version_id: version,
+                    },
+                )
+                .await?;
             emit(g, &k, print_key);
         }
     }
@@ -346,8 +492,13 @@ pub async fn versions(g: &Global, c: VersionsCmd) -> Result<()> {
             let mut all = Vec::new();
             let mut token: Option<String> = None;
             loop {
-                let q = token.as_deref().map(|t| format!("?pageToken={}", urlencode(t))).unwrap_or_default();
-                let r: ListVersionsResponse = client.get(&format!("/v1/{key}/cryptoKeyVersions{q}")).await?;
+                let q = token
+                    .as_deref()
+                    .map(|t| format!("?pageToken={}", urlencode(t)))
+                    .unwrap_or_default();
+                let r: ListVersionsResponse = client
+                    .get(&format!("/v1/{key}/cryptoKeyVersions{q}"))
+                    .await?;
                 all.extend(r.crypto_key_versions);
                 match r.next_page_token {
                     Some(t) => token = Some(t),
@@ -357,17 +508,52 @@ pub async fn versions(g: &Global, c: VersionsCmd) -> Result<()> {
             emit(g, &all, |vs| {
                 table(
                     &["VERSION", "STATE", "ALGORITHM", "CREATED", "DESTROY TIME"],
-                    vs.iter().map(|v| vec![short(&v.name), state_name(v.state), v.algorithm.as_str(), v.create_time.clone(), v.destroy_time.clone().unwrap_or_else(|| "-".into())]).collect(),
+                    vs.iter()
+                        .map(|v| {
+                            vec![
+                                short(&v.name),
+                                state_name(v.state),
+                                v.algorithm.as_str(),
+                                v.create_time.clone(),
+                                v.destroy_time.clone().unwrap_or_else(|| "-".into()),
+                            ]
+                        })
+                        .collect(),
                 )
             });
             return Ok(());
         }
-        VersionsCmd::Get { key, version } => client.get_version(&g.version_name(&key, &version)?).await?,
-        VersionsCmd::Create { key } => client.post(&format!("/v1/{}/cryptoKeyVersions", g.key_name(&key)?), &serde_json::json!({})).await?,
-        VersionsCmd::Enable { key, version } => client.set_version_state(&g.version_name(&key, &version)?, VersionState::Enabled).await?,
-        VersionsCmd::Disable { key, version } => client.set_version_state(&g.version_name(&key, &version)?, VersionState::Disabled).await?,
-        VersionsCmd::Destroy { key, version } => client.destroy_version(&g.version_name(&key, &version)?).await?,
-        VersionsCmd::Restore { key, version } => client.restore_version(&g.version_name(&key, &version)?).await?,
+        VersionsCmd::Get { key, version } => {
+            client.get_version(&g.version_name(&key, &version)?).await?
+        }
+        VersionsCmd::Create { key } => {
+            client
+                .post(
+                    &format!("/v1/{}/cryptoKeyVersions", g.key_name(&key)?),
+                    &serde_json::json!({}),
+                )
+                .await?
+        }
+        VersionsCmd::Enable { key, version } => {
+            client
+                .set_version_state(&g.version_name(&key, &version)?, VersionState::Enabled)
+                .await?
+        }
+        VersionsCmd::Disable { key, version } => {
+            client
+                .set_version_state(&g.version_name(&key, &version)?, VersionState::Disabled)
+                .await?
+        }
+        VersionsCmd::Destroy { key, version } => {
+            client
+                .destroy_version(&g.version_name(&key, &version)?)
+                .await?
+        }
+        VersionsCmd::Restore { key, version } => {
+            client
+                .restore_version(&g.version_name(&key, &version)?)
+                .await?
+        }
     };
     emit(g, &v, print_version);
     Ok(())
@@ -411,7 +597,14 @@ pub struct DecryptArgs {
 /// Runs `sovra encrypt`.
 pub async fn encrypt(g: &Global, a: EncryptArgs) -> Result<()> {
     let pt = read_input(a.plaintext.as_deref(), a.input.as_ref(), "plaintext")?;
-    let r = g.client()?.encrypt(&g.key_name(&a.key)?, &pt, a.aad.as_deref().map(str::as_bytes)).await?;
+    let r = g
+        .client()?
+        .encrypt(
+            &g.key_name(&a.key)?,
+            &pt,
+            a.aad.as_deref().map(str::as_bytes),
+        )
+        .await?;
     emit(g, &r, |r| crate::output::say(&r.ciphertext));
     Ok(())
 }
@@ -419,12 +612,20 @@ pub async fn encrypt(g: &Global, a: EncryptArgs) -> Result<()> {
 /// Runs `sovra decrypt`.
 pub async fn decrypt(g: &Global, a: DecryptArgs) -> Result<()> {
     let ct = read_input(a.ciphertext.as_deref(), a.input.as_ref(), "ciphertext")?;
-    let ct = String::from_utf8(ct).map_err(|_| CliError::Usage("the ciphertext must be base64 text".into()))?;
-    let req = DecryptRequest { ciphertext: ct.trim().to_owned(), additional_authenticated_data: a.aad.as_deref().map(|s| b64::encode(s.as_bytes())) };
-    let r: DecryptResponse = g.client()?.post(&format!("/v1/{}:decrypt", g.key_name(&a.key)?), &req).await?;
+    let ct = String::from_utf8(ct)
+        .map_err(|_| CliError::Usage("the ciphertext must be base64 text".into()))?;
+    let req = DecryptRequest {
+        ciphertext: ct.trim().to_owned(),
+        additional_authenticated_data: a.aad.as_deref().map(|s| b64::encode(s.as_bytes())),
+    };
+    let r: DecryptResponse = g
+        .client()?
+        .post(&format!("/v1/{}:decrypt", g.key_name(&a.key)?), &req)
+        .await?;
     let pt = b64::decode(&r.plaintext).map_err(|e| CliError::Local(e.to_string()))?;
     if let Some(path) = &a.output_file {
-        sovra_hsm::soft::write_private_file(path, &pt).map_err(|e| CliError::Local(format!("cannot write {}: {e}", path.display())))?;
+        sovra_hsm::soft::write_private_file(path, &pt)
+            .map_err(|e| CliError::Local(format!("cannot write {}: {e}", path.display())))?;
         return Ok(());
     }
     match g.output {
@@ -454,13 +655,30 @@ impl DataArgs {
             if self.data.is_some() || self.input.is_some() {
                 return Err(CliError::Usage("give data or --digest, not both".into()));
             }
-            let bytes = sovra_attest_free_hex(hex).ok_or_else(|| CliError::Usage("--digest must be hex".into()))?;
+            let bytes = sovra_attest_free_hex(hex)
+                .ok_or_else(|| CliError::Usage("--digest must be hex".into()))?;
             let e = b64::encode(&bytes);
             let d = match bytes.len() {
-                32 => Digest { sha256: Some(e), sha384: None, sha512: None },
-                48 => Digest { sha256: None, sha384: Some(e), sha512: None },
-                64 => Digest { sha256: None, sha384: None, sha512: Some(e) },
-                n => return Err(CliError::Usage(format!("--digest is {n} bytes; expected 32, 48 or 64"))),
+                32 => Digest {
+                    sha256: Some(e),
+                    sha384: None,
+                    sha512: None,
+                },
+                48 => Digest {
+                    sha256: None,
+                    sha384: Some(e),
+                    sha512: None,
+                },
+                64 => Digest {
+                    sha256: None,
+                    sha384: None,
+                    sha512: Some(e),
+                },
+                n => {
+                    return Err(CliError::Usage(format!(
+                        "--digest is {n} bytes; expected 32, 48 or 64"
+                    )));
+                }
             };
             return Ok((None, Some(d)));
         }
@@ -474,7 +692,10 @@ fn sovra_attest_free_hex(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect()
 }
 
 /// `sovra sign`.
@@ -501,7 +722,13 @@ pub struct VerifyArgs {
 /// Runs `sovra sign`.
 pub async fn sign(g: &Global, a: SignArgs) -> Result<()> {
     let (data, digest) = a.data.split()?;
-    let r: AsymmetricSignResponse = g.client()?.post(&format!("/v1/{}:asymmetricSign", g.key_or_version(&a.key)?), &AsymmetricSignRequest { data, digest }).await?;
+    let r: AsymmetricSignResponse = g
+        .client()?
+        .post(
+            &format!("/v1/{}:asymmetricSign", g.key_or_version(&a.key)?),
+            &AsymmetricSignRequest { data, digest },
+        )
+        .await?;
     emit(g, &r, |r| crate::output::say(&r.signature));
     Ok(())
 }
@@ -509,10 +736,25 @@ pub async fn sign(g: &Global, a: SignArgs) -> Result<()> {
 /// Runs `sovra verify`; exits 1 if the signature is invalid.
 pub async fn verify(g: &Global, a: VerifyArgs) -> Result<()> {
     let (data, digest) = a.data.split()?;
-    let r: VerifyResponse = g.client()?.post(&format!("/v1/{}:asymmetricVerify", g.key_or_version(&a.key)?), &AsymmetricVerifyRequest { data, digest, signature: a.signature }).await?;
-    emit(g, &r, |r| crate::output::say(if r.valid { "valid" } else { "INVALID" }));
+    let r: VerifyResponse = g
+        .client()?
+        .post(
+            &format!("/v1/{}:asymmetricVerify", g.key_or_version(&a.key)?),
+            &AsymmetricVerifyRequest {
+                data,
+                digest,
+                signature: a.signature,
+            },
+        )
+        .await?;
+    emit(g, &r, |r| {
+        crate::output::say(if r.valid { "valid" } else { "INVALID" })
+    });
     if !r.valid {
-        return Err(CliError::Local(format!("the signature does not verify with {}", r.name)));
+        return Err(CliError::Local(format!(
+            "the signature does not verify with {}",
+            r.name
+        )));
     }
     Ok(())
 }
@@ -533,11 +775,22 @@ pub struct AsymDecryptArgs {
 /// Runs `sovra asym-decrypt`.
 pub async fn asym_decrypt(g: &Global, a: AsymDecryptArgs) -> Result<()> {
     let ct = read_input(a.ciphertext.as_deref(), a.input.as_ref(), "ciphertext")?;
-    let ct = String::from_utf8(ct).map_err(|_| CliError::Usage("the ciphertext must be base64 text".into()))?;
-    let r: AsymmetricDecryptResponse = g.client()?.post(&format!("/v1/{}:asymmetricDecrypt", g.key_or_version(&a.key)?), &AsymmetricDecryptRequest { ciphertext: ct.trim().to_owned() }).await?;
+    let ct = String::from_utf8(ct)
+        .map_err(|_| CliError::Usage("the ciphertext must be base64 text".into()))?;
+    let r: AsymmetricDecryptResponse = g
+        .client()?
+        .post(
+            &format!("/v1/{}:asymmetricDecrypt", g.key_or_version(&a.key)?),
+            &AsymmetricDecryptRequest {
+                ciphertext: ct.trim().to_owned(),
+            },
+        )
+        .await?;
     match g.output {
         crate::context::Output::Json => emit(g, &r, |_| {}),
-        crate::context::Output::Human => crate::output::write_raw(&b64::decode(&r.plaintext).map_err(|e| CliError::Local(e.to_string()))?),
+        crate::context::Output::Human => crate::output::write_raw(
+            &b64::decode(&r.plaintext).map_err(|e| CliError::Local(e.to_string()))?,
+        ),
     }
     Ok(())
 }
@@ -574,7 +827,15 @@ pub struct MacVerifyArgs {
 /// Runs `sovra mac`.
 pub async fn mac(g: &Global, a: MacArgs) -> Result<()> {
     let data = read_input(a.data.as_deref(), a.input.as_ref(), "data")?;
-    let r: MacSignResponse = g.client()?.post(&format!("/v1/{}:macSign", g.key_or_version(&a.key)?), &MacSignRequest { data: b64::encode(&data) }).await?;
+    let r: MacSignResponse = g
+        .client()?
+        .post(
+            &format!("/v1/{}:macSign", g.key_or_version(&a.key)?),
+            &MacSignRequest {
+                data: b64::encode(&data),
+            },
+        )
+        .await?;
     emit(g, &r, |r| crate::output::say(&r.mac));
     Ok(())
 }
@@ -582,10 +843,24 @@ pub async fn mac(g: &Global, a: MacArgs) -> Result<()> {
 /// Runs `sovra mac-verify`; exits 1 if the MAC is wrong.
 pub async fn mac_verify(g: &Global, a: MacVerifyArgs) -> Result<()> {
     let data = read_input(a.data.as_deref(), a.input.as_ref(), "data")?;
-    let r: VerifyResponse = g.client()?.post(&format!("/v1/{}:macVerify", g.key_or_version(&a.key)?), &MacVerifyRequest { data: b64::encode(&data), mac: a.mac }).await?;
-    emit(g, &r, |r| crate::output::say(if r.valid { "valid" } else { "INVALID" }));
+    let r: VerifyResponse = g
+        .client()?
+        .post(
+            &format!("/v1/{}:macVerify", g.key_or_version(&a.key)?),
+            &MacVerifyRequest {
+                data: b64::encode(&data),
+                mac: a.mac,
+            },
+        )
+        .await?;
+    emit(g, &r, |r| {
+        crate::output::say(if r.valid { "valid" } else { "INVALID" })
+    });
     if !r.valid {
-        return Err(CliError::Local(format!("the MAC does not verify with {}", r.name)));
+        return Err(CliError::Local(format!(
+            "the MAC does not verify with {}",
+            r.name
+        )));
     }
     Ok(())
 }
@@ -599,7 +874,10 @@ pub struct PublicKeyArgs {
 
 /// Runs `sovra public-key`.
 pub async fn public_key(g: &Global, a: PublicKeyArgs) -> Result<()> {
-    let r: PublicKey = g.client()?.get(&format!("/v1/{}/publicKey", g.key_or_version(&a.key)?)).await?;
+    let r: PublicKey = g
+        .client()?
+        .get(&format!("/v1/{}/publicKey", g.key_or_version(&a.key)?))
+        .await?;
     emit(g, &r, |r| crate::output::write_raw(r.pem.as_bytes()));
     Ok(())
 }
@@ -614,7 +892,15 @@ pub struct RandomArgs {
 
 /// Runs `sovra random`.
 pub async fn random(g: &Global, a: RandomArgs) -> Result<()> {
-    let r: GenerateRandomBytesResponse = g.client()?.post(&format!("/v1/locations/{}:generateRandomBytes", g.location), &GenerateRandomBytesRequest { length_bytes: a.bytes }).await?;
+    let r: GenerateRandomBytesResponse = g
+        .client()?
+        .post(
+            &format!("/v1/locations/{}:generateRandomBytes", g.location),
+            &GenerateRandomBytesRequest {
+                length_bytes: a.bytes,
+            },
+        )
+        .await?;
     emit(g, &r, |r| crate::output::say(&r.data));
     Ok(())
 }

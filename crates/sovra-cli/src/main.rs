@@ -15,7 +15,7 @@ use context::Global;
 
 /// Sovra: sovereign key management and remote attestation.
 #[derive(Debug, Parser)]
-#[command(name = "sovra", version, about, long_about = None, propagate_version = true)]
+#[command(name = "sovra", version, about, long_about = None)]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -81,7 +81,10 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

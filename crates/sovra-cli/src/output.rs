@@ -71,8 +71,13 @@ pub fn print_error(g: &Global, e: &CliError) {
         (Output::Json, CliError::Client(sovra_client::ClientError::Api(api))) => {
             eprintln!("{}", serde_json::json!({ "error": api }));
         }
-        (Output::Json, other) => eprintln!("{}", serde_json::json!({ "error": { "code": "CLIENT_ERROR", "message": other.to_string() } })),
-        (Output::Human, CliError::Client(sovra_client::ClientError::Api(api))) => eprintln!("error: {}: {}", api.code, api.message),
+        (Output::Json, other) => eprintln!(
+            "{}",
+            serde_json::json!({ "error": { "code": "CLIENT_ERROR", "message": other.to_string() } })
+        ),
+        (Output::Human, CliError::Client(sovra_client::ClientError::Api(api))) => {
+            eprintln!("error: {}: {}", api.code, api.message)
+        }
         (Output::Human, other) => eprintln!("error: {other}"),
     }
 }

@@ -25,7 +25,8 @@ pub struct ServeArgs {
 
 /// Loads the configuration for `serve` (file, env, flags).
 pub fn load_config(a: &ServeArgs) -> Result<Config> {
-    let mut cfg = Config::load(a.config.as_deref(), |k| std::env::var(k).ok()).map_err(CliError::Usage)?;
+    let mut cfg =
+        Config::load(a.config.as_deref(), |k| std::env::var(k).ok()).map_err(CliError::Usage)?;
     if let Some(d) = &a.data_dir {
         cfg.data_dir = d.clone();
     }
@@ -40,8 +41,11 @@ pub fn load_config(a: &ServeArgs) -> Result<Config> {
 }
 
 fn init_logging(cfg: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if cfg.log.format == "json" {
         let _ = builder.json().try_init();
     } else {
@@ -74,19 +78,35 @@ async fn shutdown_signal() {
 pub async fn run(_g: &Global, a: ServeArgs) -> Result<()> {
     let cfg = load_config(&a)?;
     init_logging(&cfg);
-    let opened = sovra_server::app::open(&cfg).await.map_err(CliError::Local)?;
-    let server = sovra_server::serve::Server::bind(&cfg, &opened).await.map_err(CliError::Local)?;
+    let opened = sovra_server::app::open(&cfg)
+        .await
+        .map_err(CliError::Local)?;
+    let server = sovra_server::serve::Server::bind(&cfg, &opened)
+        .await
+        .map_err(CliError::Local)?;
     let addr = server.local_addr().map_err(CliError::Local)?;
-    let scheme = if opened.tls.is_some() { "https" } else { "http" };
-    crate::output::say(&format!("Sovra is listening on {scheme}://{addr}"));
+    let scheme = if opened.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    crate::output::say(&format!("Sovra {}", env!("CARGO_PKG_VERSION")));
     crate::output::say(&format!("  data directory: {}", cfg.data_dir.display()));
     if let Some(t) = &opened.tls {
-        crate::output::say(&format!("  CA certificate: {}   (export SOVRA_CA_CERT={})", t.ca_cert.display(), t.ca_cert.display()));
+        crate::output::say(&format!(
+            "  CA certificate: {}   (export SOVRA_CA_CERT={})",
+            t.ca_cert.display(),
+            t.ca_cert.display()
+        ));
     }
     if let Some(token) = &opened.new_admin_token {
-        crate::output::say(&format!("  admin token (shown once; also in {}):", sovra_server::app::admin_token_path(&cfg.data_dir).display()));
+        crate::output::say(&format!(
+            "  admin token (shown once; also in {}):",
+            sovra_server::app::admin_token_path(&cfg.data_dir).display()
+        ));
         crate::output::say(&format!("    {token}"));
     }
+    crate::output::say(&format!("Sovra is listening on {scheme}://{addr}"));
     tracing::info!(%addr, store = opened.sovra.store().backend(), hsm = opened.sovra.hsm().kind(), "ready");
     server.run(shutdown_signal()).await.map_err(CliError::Local)
 }

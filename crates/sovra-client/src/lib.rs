@@ -20,10 +20,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sovra_proto::error::ErrorBody;
+use serde::de::DeserializeOwned;
 use sovra_proto::ApiError;
+use sovra_proto::error::ErrorBody;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,11 +78,18 @@ pub struct ClientConfig {
 
 impl Default for ClientConfig {
     fn default() -> Self {
-        Self { url: "https://127.0.0.1:8443".into(), token: None, ca_pem: None, timeout: Duration::from_secs(60), http2: false }
+        Self {
+            url: "https://127.0.0.1:8443".into(),
+            token: None,
+            ca_pem: None,
+            timeout: Duration::from_secs(60),
+            http2: false,
+        }
     }
 }
 
-type Inner = hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+type Inner =
+    hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// The client. Cheap to clone; clones share the connection pool.
 #[derive(Clone)]
@@ -95,21 +102,28 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("base", &self.base).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
     }
 }
 
 fn tls_config(ca_pem: Option<&[u8]>) -> Result<rustls::ClientConfig, ClientError> {
-    use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     if let Some(pem) = ca_pem {
         for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|e| ClientError::Config(format!("the CA certificate is not PEM: {e}")))?;
-            roots.add(cert).map_err(|e| ClientError::Config(format!("the CA certificate is not usable: {e}")))?;
+            let cert = cert
+                .map_err(|e| ClientError::Config(format!("the CA certificate is not PEM: {e}")))?;
+            roots.add(cert).map_err(|e| {
+                ClientError::Config(format!("the CA certificate is not usable: {e}"))
+            })?;
         }
         if roots.is_empty() {
-            return Err(ClientError::Config("the CA certificate file holds no certificate".into()));
+            return Err(ClientError::Config(
+                "the CA certificate file holds no certificate".into(),
+            ));
         }
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -126,21 +140,38 @@ impl Client {
     pub fn new(cfg: ClientConfig) -> Result<Self, ClientError> {
         let base = cfg.url.trim_end_matches('/').to_owned();
         if !(base.starts_with("https://") || base.starts_with("http://")) {
-            return Err(ClientError::Config(format!("URL {base:?} must start with https:// (or http:// for a loopback --insecure-http server)")));
+            return Err(ClientError::Config(format!(
+                "URL {base:?} must start with https:// (or http:// for a loopback --insecure-http server)"
+            )));
         }
         if base.starts_with("https://") && cfg.ca_pem.is_none() {
-            return Err(ClientError::Config("no CA certificate: set SOVRA_CA_CERT (or --ca-cert) to the server's tls/ca.pem".into()));
+            return Err(ClientError::Config(
+                "no CA certificate: set SOVRA_CA_CERT (or --ca-cert) to the server's tls/ca.pem"
+                    .into(),
+            ));
         }
         let tls = tls_config(cfg.ca_pem.as_deref())?;
-        let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
-        let connector = if cfg.http2 { builder.enable_http2().build() } else { builder.enable_http1().build() };
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http();
+        let connector = if cfg.http2 {
+            builder.enable_http2().build()
+        } else {
+            builder.enable_http1().build()
+        };
         let mut b = hyper_util::client::legacy::Client::builder(TokioExecutor::new());
-        b.pool_idle_timeout(Duration::from_secs(60)).pool_max_idle_per_host(256);
+        b.pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256);
         if cfg.http2 {
             b.http2_only(true);
         }
         let http = b.build(connector);
-        Ok(Self { base: base.into(), auth: cfg.token.map(|t| format!("Bearer {}", t.trim()).into()), http, timeout: cfg.timeout })
+        Ok(Self {
+            base: base.into(),
+            auth: cfg.token.map(|t| format!("Bearer {}", t.trim()).into()),
+            http,
+            timeout: cfg.timeout,
+        })
     }
 
     /// The base URL.
@@ -149,7 +180,22 @@ impl Client {
     }
 
     /// Sends a request and returns the status and body, without interpreting them.
-    pub async fn raw(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<(StatusCode, Bytes), ClientError> {
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
+        self.send(method, path, body).await.map(|(s, _, b)| (s, b))
+    }
+
+    /// Sends a request and returns status, headers and body, without interpreting them.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, hyper::HeaderMap, Bytes), ClientError> {
         let uri = format!("{}{}", self.base, path);
         let mut req = Request::builder().method(method).uri(&uri);
         if let Some(a) = &self.auth {
@@ -162,18 +208,37 @@ impl Client {
             }
             None => Full::new(Bytes::new()),
         };
-        let req = req.body(body).map_err(|e| ClientError::Config(format!("invalid request {uri}: {e}")))?;
+        let req = req
+            .body(body)
+            .map_err(|e| ClientError::Config(format!("invalid request {uri}: {e}")))?;
         let fut = async {
-            let resp = self.http.request(req).await.map_err(|e| ClientError::Transport(error_chain(&e)))?;
+            let resp = self
+                .http
+                .request(req)
+                .await
+                .map_err(|e| ClientError::Transport(error_chain(&e)))?;
             let status = resp.status();
-            let bytes = resp.into_body().collect().await.map_err(|e| ClientError::Transport(e.to_string()))?.to_bytes();
-            Ok((status, bytes))
+            let headers = resp.headers().clone();
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| ClientError::Transport(e.to_string()))?
+                .to_bytes();
+            Ok((status, headers, bytes))
         };
-        tokio::time::timeout(self.timeout, fut).await.map_err(|_| ClientError::Transport(format!("no answer within {:?}", self.timeout)))?
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .map_err(|_| ClientError::Transport(format!("no answer within {:?}", self.timeout)))?
     }
 
     /// Sends a JSON request and decodes a JSON response (or the API error).
-    pub async fn call<B: Serialize + ?Sized, R: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&B>) -> Result<R, ClientError> {
+    pub async fn call<B: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<R, ClientError> {
         let body = match body {
             Some(b) => Some(serde_json::to_vec(b).map_err(|e| ClientError::Config(e.to_string()))?),
             None => None,
@@ -182,8 +247,13 @@ impl Client {
         if !status.is_success() {
             return Err(api_error(status, &bytes));
         }
-        let bytes = if bytes.is_empty() { Bytes::from_static(b"null") } else { bytes };
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(format!("{e} (status {status})")))
+        let bytes = if bytes.is_empty() {
+            Bytes::from_static(b"null")
+        } else {
+            bytes
+        };
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Decode(format!("{e} (status {status})")))
     }
 
     /// `GET path`.
@@ -192,17 +262,29 @@ impl Client {
     }
 
     /// `POST path` with a JSON body.
-    pub async fn post<B: Serialize + ?Sized, R: DeserializeOwned>(&self, path: &str, body: &B) -> Result<R, ClientError> {
+    pub async fn post<B: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<R, ClientError> {
         self.call(Method::POST, path, Some(body)).await
     }
 
     /// `PATCH path` with a JSON body.
-    pub async fn patch<B: Serialize + ?Sized, R: DeserializeOwned>(&self, path: &str, body: &B) -> Result<R, ClientError> {
+    pub async fn patch<B: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<R, ClientError> {
         self.call(Method::PATCH, path, Some(body)).await
     }
 
     /// `PUT path` with a JSON body.
-    pub async fn put<B: Serialize + ?Sized, R: DeserializeOwned>(&self, path: &str, body: &B) -> Result<R, ClientError> {
+    pub async fn put<B: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<R, ClientError> {
         self.call(Method::PUT, path, Some(body)).await
     }
 

@@ -5,7 +5,9 @@
 #[non_exhaustive]
 pub enum CryptoError {
     /// Ciphertext is malformed, was altered, or AAD/key do not match.
-    #[error("the ciphertext is malformed or was altered, or the key or additional authenticated data differ from encryption")]
+    #[error(
+        "the ciphertext is malformed or was altered, or the key or additional authenticated data differ from encryption"
+    )]
     CiphertextInvalid,
     /// Stored key material does not load for its algorithm.
     #[error("key material does not match its algorithm")]

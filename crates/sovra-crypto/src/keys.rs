@@ -7,7 +7,9 @@
 use crate::error::CryptoError;
 use crate::secret::SecretBytes;
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
-use aws_lc_rs::rsa::{KeySize, OaepPrivateDecryptingKey, PrivateDecryptingKey, OAEP_SHA256_MGF1SHA256};
+use aws_lc_rs::rsa::{
+    KeySize, OAEP_SHA256_MGF1SHA256, OaepPrivateDecryptingKey, PrivateDecryptingKey,
+};
 use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 use aws_lc_rs::{aead, digest, hmac};
 use sovra_proto::kms::Algorithm;
@@ -46,7 +48,9 @@ pub enum SignInput<'a> {
 pub fn generate(alg: Algorithm) -> Result<SecretBytes, CryptoError> {
     let lib = |_| CryptoError::Library("key generation failed");
     use Algorithm::*;
-    let der = |d: Result<Pkcs8V1Der<'static>, _>| d.map(|d| SecretBytes::from_slice(d.as_ref())).map_err(lib);
+    let der = |d: Result<Pkcs8V1Der<'static>, _>| {
+        d.map(|d| SecretBytes::from_slice(d.as_ref())).map_err(lib)
+    };
     match alg {
         Aes256Gcm | HmacSha256 => Ok(SecretBytes::new(crate::random::bytes(32)?)),
         EcSignP256Sha256 | EcSignP384Sha384 => {
@@ -59,8 +63,14 @@ pub fn generate(alg: Algorithm) -> Result<SecretBytes, CryptoError> {
             let doc = kp.to_pkcs8().map_err(lib)?;
             Ok(SecretBytes::from_slice(doc.as_ref()))
         }
-        RsaSignPss2048Sha256 | RsaSignPss3072Sha256 | RsaSignPss4096Sha256 | RsaSignPss4096Sha512 | RsaSignPkcs12048Sha256
-        | RsaSignPkcs13072Sha256 | RsaSignPkcs14096Sha256 | RsaSignPkcs14096Sha512 => {
+        RsaSignPss2048Sha256
+        | RsaSignPss3072Sha256
+        | RsaSignPss4096Sha256
+        | RsaSignPss4096Sha512
+        | RsaSignPkcs12048Sha256
+        | RsaSignPkcs13072Sha256
+        | RsaSignPkcs14096Sha256
+        | RsaSignPkcs14096Sha512 => {
             let kp = RsaKeyPair::generate(rsa_size(alg)).map_err(lib)?;
             der(AsDer::<Pkcs8V1Der>::as_der(&kp))
         }
@@ -68,15 +78,21 @@ pub fn generate(alg: Algorithm) -> Result<SecretBytes, CryptoError> {
             let k = PrivateDecryptingKey::generate(rsa_size(alg)).map_err(lib)?;
             der(AsDer::<Pkcs8V1Der>::as_der(&k))
         }
-        _ => Err(CryptoError::Unsupported("algorithm not supported by this build")),
+        _ => Err(CryptoError::Unsupported(
+            "algorithm not supported by this build",
+        )),
     }
 }
 
 fn rsa_size(alg: Algorithm) -> KeySize {
     use Algorithm::*;
     match alg {
-        RsaSignPss2048Sha256 | RsaSignPkcs12048Sha256 | RsaDecryptOaep2048Sha256 => KeySize::Rsa2048,
-        RsaSignPss3072Sha256 | RsaSignPkcs13072Sha256 | RsaDecryptOaep3072Sha256 => KeySize::Rsa3072,
+        RsaSignPss2048Sha256 | RsaSignPkcs12048Sha256 | RsaDecryptOaep2048Sha256 => {
+            KeySize::Rsa2048
+        }
+        RsaSignPss3072Sha256 | RsaSignPkcs13072Sha256 | RsaDecryptOaep3072Sha256 => {
+            KeySize::Rsa3072
+        }
         _ => KeySize::Rsa4096,
     }
 }
@@ -92,9 +108,13 @@ fn ecdsa_alg(alg: Algorithm) -> Result<&'static signature::EcdsaSigningAlgorithm
 fn rsa_padding(alg: Algorithm) -> Option<&'static dyn signature::RsaEncoding> {
     use Algorithm::*;
     Some(match alg {
-        RsaSignPss2048Sha256 | RsaSignPss3072Sha256 | RsaSignPss4096Sha256 => &signature::RSA_PSS_SHA256,
+        RsaSignPss2048Sha256 | RsaSignPss3072Sha256 | RsaSignPss4096Sha256 => {
+            &signature::RSA_PSS_SHA256
+        }
         RsaSignPss4096Sha512 => &signature::RSA_PSS_SHA512,
-        RsaSignPkcs12048Sha256 | RsaSignPkcs13072Sha256 | RsaSignPkcs14096Sha256 => &signature::RSA_PKCS1_SHA256,
+        RsaSignPkcs12048Sha256 | RsaSignPkcs13072Sha256 | RsaSignPkcs14096Sha256 => {
+            &signature::RSA_PKCS1_SHA256
+        }
         RsaSignPkcs14096Sha512 => &signature::RSA_PKCS1_SHA512,
         _ => return None,
     })
@@ -103,9 +123,13 @@ fn rsa_padding(alg: Algorithm) -> Option<&'static dyn signature::RsaEncoding> {
 fn rsa_verify_alg(alg: Algorithm) -> Option<&'static signature::RsaParameters> {
     use Algorithm::*;
     Some(match alg {
-        RsaSignPss2048Sha256 | RsaSignPss3072Sha256 | RsaSignPss4096Sha256 => &signature::RSA_PSS_2048_8192_SHA256,
+        RsaSignPss2048Sha256 | RsaSignPss3072Sha256 | RsaSignPss4096Sha256 => {
+            &signature::RSA_PSS_2048_8192_SHA256
+        }
         RsaSignPss4096Sha512 => &signature::RSA_PSS_2048_8192_SHA512,
-        RsaSignPkcs12048Sha256 | RsaSignPkcs13072Sha256 | RsaSignPkcs14096Sha256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+        RsaSignPkcs12048Sha256 | RsaSignPkcs13072Sha256 | RsaSignPkcs14096Sha256 => {
+            &signature::RSA_PKCS1_2048_8192_SHA256
+        }
         RsaSignPkcs14096Sha512 => &signature::RSA_PKCS1_2048_8192_SHA512,
         _ => return None,
     })
@@ -115,8 +139,13 @@ fn rsa_verify_alg(alg: Algorithm) -> Option<&'static signature::RsaParameters> {
 pub fn sign_hash(alg: Algorithm) -> Option<HashAlg> {
     use Algorithm::*;
     match alg {
-        EcSignP256Sha256 | RsaSignPss2048Sha256 | RsaSignPss3072Sha256 | RsaSignPss4096Sha256 | RsaSignPkcs12048Sha256
-        | RsaSignPkcs13072Sha256 | RsaSignPkcs14096Sha256 => Some(HashAlg::Sha256),
+        EcSignP256Sha256
+        | RsaSignPss2048Sha256
+        | RsaSignPss3072Sha256
+        | RsaSignPss4096Sha256
+        | RsaSignPkcs12048Sha256
+        | RsaSignPkcs13072Sha256
+        | RsaSignPkcs14096Sha256 => Some(HashAlg::Sha256),
         EcSignP384Sha384 => Some(HashAlg::Sha384),
         RsaSignPss4096Sha512 | RsaSignPkcs14096Sha512 => Some(HashAlg::Sha512),
         _ => None,
@@ -163,15 +192,24 @@ impl LoadedKey {
                 }
                 Self::Hmac(hmac::Key::new(hmac::HMAC_SHA256, material))
             }
-            EcSignP256Sha256 | EcSignP384Sha384 => Self::Ecdsa(EcdsaKeyPair::from_pkcs8(ecdsa_alg(alg)?, material).map_err(bad)?, alg),
+            EcSignP256Sha256 | EcSignP384Sha384 => Self::Ecdsa(
+                EcdsaKeyPair::from_pkcs8(ecdsa_alg(alg)?, material).map_err(bad)?,
+                alg,
+            ),
             EcSignEd25519 => Self::Ed25519(Ed25519KeyPair::from_pkcs8(material).map_err(bad)?),
             RsaDecryptOaep2048Sha256 | RsaDecryptOaep3072Sha256 | RsaDecryptOaep4096Sha256 => {
                 let k = PrivateDecryptingKey::from_pkcs8(material).map_err(bad)?;
                 let spki = k.public_key().as_der().map_err(bad)?.as_ref().to_vec();
                 Self::RsaOaep(OaepPrivateDecryptingKey::new(k).map_err(bad)?, alg, spki)
             }
-            _ if rsa_padding(alg).is_some() => Self::RsaSign(RsaKeyPair::from_pkcs8(material).map_err(bad)?, alg),
-            _ => return Err(CryptoError::Unsupported("algorithm not supported by this build")),
+            _ if rsa_padding(alg).is_some() => {
+                Self::RsaSign(RsaKeyPair::from_pkcs8(material).map_err(bad)?, alg)
+            }
+            _ => {
+                return Err(CryptoError::Unsupported(
+                    "algorithm not supported by this build",
+                ));
+            }
         })
     }
 
@@ -191,21 +229,32 @@ impl LoadedKey {
         match self {
             Self::Ecdsa(kp, alg) => {
                 let sig = match input {
-                    SignInput::Data(d) => kp.sign(&aws_lc_rs::rand::SystemRandom::new(), d).map_err(lib)?,
-                    SignInput::Digest(h, d) => kp.sign_digest(&import_digest(*alg, h, d)?).map_err(lib)?,
+                    SignInput::Data(d) => kp
+                        .sign(&aws_lc_rs::rand::SystemRandom::new(), d)
+                        .map_err(lib)?,
+                    SignInput::Digest(h, d) => {
+                        kp.sign_digest(&import_digest(*alg, h, d)?).map_err(lib)?
+                    }
                 };
                 Ok(sig.as_ref().to_vec())
             }
             Self::Ed25519(kp) => match input {
                 SignInput::Data(d) => Ok(kp.sign(d).as_ref().to_vec()),
-                SignInput::Digest(..) => Err(CryptoError::Unsupported("Ed25519 signs the message itself; send data, not a digest")),
+                SignInput::Digest(..) => Err(CryptoError::Unsupported(
+                    "Ed25519 signs the message itself; send data, not a digest",
+                )),
             },
             Self::RsaSign(kp, alg) => {
-                let padding = rsa_padding(*alg).ok_or(CryptoError::Unsupported("not an RSA signing key"))?;
+                let padding =
+                    rsa_padding(*alg).ok_or(CryptoError::Unsupported("not an RSA signing key"))?;
                 let mut sig = vec![0u8; kp.public_modulus_len()];
                 match input {
-                    SignInput::Data(d) => kp.sign(padding, &aws_lc_rs::rand::SystemRandom::new(), d, &mut sig).map_err(lib)?,
-                    SignInput::Digest(h, d) => kp.sign_digest(padding, &import_digest(*alg, h, d)?, &mut sig).map_err(lib)?,
+                    SignInput::Data(d) => kp
+                        .sign(padding, &aws_lc_rs::rand::SystemRandom::new(), d, &mut sig)
+                        .map_err(lib)?,
+                    SignInput::Digest(h, d) => kp
+                        .sign_digest(padding, &import_digest(*alg, h, d)?, &mut sig)
+                        .map_err(lib)?,
                 }
                 Ok(sig)
             }
@@ -217,21 +266,35 @@ impl LoadedKey {
     pub fn verify(&self, input: SignInput<'_>, sig: &[u8]) -> Result<bool, CryptoError> {
         let (alg, raw_pub): (&'static dyn signature::VerificationAlgorithm, Vec<u8>) = match self {
             Self::Ecdsa(kp, a) => (
-                if *a == Algorithm::EcSignP256Sha256 { &signature::ECDSA_P256_SHA256_ASN1 } else { &signature::ECDSA_P384_SHA384_ASN1 },
+                if *a == Algorithm::EcSignP256Sha256 {
+                    &signature::ECDSA_P256_SHA256_ASN1
+                } else {
+                    &signature::ECDSA_P384_SHA384_ASN1
+                },
                 kp.public_key().as_ref().to_vec(),
             ),
             Self::Ed25519(kp) => (&signature::ED25519, kp.public_key().as_ref().to_vec()),
-            Self::RsaSign(kp, a) => (rsa_verify_alg(*a).ok_or(CryptoError::Unsupported("not an RSA signing key"))?, kp.public_key().as_ref().to_vec()),
-            _ => return Err(CryptoError::Unsupported("this key cannot verify signatures")),
+            Self::RsaSign(kp, a) => (
+                rsa_verify_alg(*a).ok_or(CryptoError::Unsupported("not an RSA signing key"))?,
+                kp.public_key().as_ref().to_vec(),
+            ),
+            _ => {
+                return Err(CryptoError::Unsupported(
+                    "this key cannot verify signatures",
+                ));
+            }
         };
         let key = signature::UnparsedPublicKey::new(alg, raw_pub);
         Ok(match input {
             SignInput::Data(d) => key.verify(d, sig).is_ok(),
             SignInput::Digest(h, d) => {
                 if matches!(self, Self::Ed25519(_)) {
-                    return Err(CryptoError::Unsupported("Ed25519 verifies the message itself; send data, not a digest"));
+                    return Err(CryptoError::Unsupported(
+                        "Ed25519 verifies the message itself; send data, not a digest",
+                    ));
                 }
-                key.verify_digest(&import_digest(self.algorithm(), h, d)?, sig).is_ok()
+                key.verify_digest(&import_digest(self.algorithm(), h, d)?, sig)
+                    .is_ok()
             }
         })
     }
@@ -239,10 +302,15 @@ impl LoadedKey {
     /// Decrypts RSA-OAEP-SHA256 ciphertext.
     pub fn oaep_decrypt(&self, ciphertext: &[u8]) -> Result<SecretBytes, CryptoError> {
         let Self::RsaOaep(k, _, _) = self else {
-            return Err(CryptoError::Unsupported("this key cannot decrypt asymmetrically"));
+            return Err(CryptoError::Unsupported(
+                "this key cannot decrypt asymmetrically",
+            ));
         };
         let mut out = vec![0u8; k.min_output_size()];
-        let n = k.decrypt(&OAEP_SHA256_MGF1SHA256, ciphertext, &mut out, None).map_err(|_| CryptoError::CiphertextInvalid)?.len();
+        let n = k
+            .decrypt(&OAEP_SHA256_MGF1SHA256, ciphertext, &mut out, None)
+            .map_err(|_| CryptoError::CiphertextInvalid)?
+            .len();
         out.truncate(n);
         Ok(SecretBytes::new(out))
     }
@@ -271,7 +339,11 @@ impl LoadedKey {
             Self::Ed25519(kp) => kp.public_key().as_der().map_err(lib)?,
             Self::RsaSign(kp, _) => kp.public_key().as_der().map_err(lib)?,
             Self::RsaOaep(_, _, spki) => return Ok(spki.clone()),
-            _ => return Err(CryptoError::Unsupported("symmetric keys have no public key")),
+            _ => {
+                return Err(CryptoError::Unsupported(
+                    "symmetric keys have no public key",
+                ));
+            }
         };
         Ok(der.as_ref().to_vec())
     }
@@ -283,7 +355,9 @@ impl LoadedKey {
 }
 
 fn import_digest(alg: Algorithm, h: HashAlg, d: &[u8]) -> Result<digest::Digest, CryptoError> {
-    let want = sign_hash(alg).ok_or(CryptoError::Unsupported("this algorithm does not sign digests"))?;
+    let want = sign_hash(alg).ok_or(CryptoError::Unsupported(
+        "this algorithm does not sign digests",
+    ))?;
     let expected = match want {
         HashAlg::Sha256 => "a 32-byte SHA-256 digest",
         HashAlg::Sha384 => "a 48-byte SHA-384 digest",
@@ -292,7 +366,8 @@ fn import_digest(alg: Algorithm, h: HashAlg, d: &[u8]) -> Result<digest::Digest,
     if h != want {
         return Err(CryptoError::BadDigest { expected });
     }
-    digest::Digest::import_less_safe(d, want.digest_alg()).map_err(|_| CryptoError::BadDigest { expected })
+    digest::Digest::import_less_safe(d, want.digest_alg())
+        .map_err(|_| CryptoError::BadDigest { expected })
 }
 
 /// PEM-encodes DER with `label`.
@@ -325,12 +400,22 @@ mod tests {
             assert!(k.verify(SignInput::Data(b"msg"), &sig2).unwrap());
             assert!(k.sign(SignInput::Digest(h, &d.as_ref()[1..])).is_err());
         }
-        assert!(k.public_key_pem().unwrap().starts_with("-----BEGIN PUBLIC KEY-----"));
+        assert!(
+            k.public_key_pem()
+                .unwrap()
+                .starts_with("-----BEGIN PUBLIC KEY-----")
+        );
     }
 
     #[test]
     fn sign_algorithms() {
-        for a in [Algorithm::EcSignP256Sha256, Algorithm::EcSignP384Sha384, Algorithm::EcSignEd25519, Algorithm::RsaSignPss2048Sha256, Algorithm::RsaSignPkcs12048Sha256] {
+        for a in [
+            Algorithm::EcSignP256Sha256,
+            Algorithm::EcSignP384Sha384,
+            Algorithm::EcSignEd25519,
+            Algorithm::RsaSignPss2048Sha256,
+            Algorithm::RsaSignPkcs12048Sha256,
+        ] {
             roundtrip(a);
         }
     }
@@ -343,7 +428,10 @@ mod tests {
         let pk = aws_lc_rs::rsa::PublicEncryptingKey::from_der(&spki).unwrap();
         let enc = aws_lc_rs::rsa::OaepPublicEncryptingKey::new(pk).unwrap();
         let mut ct = vec![0u8; enc.ciphertext_size()];
-        let ct = enc.encrypt(&OAEP_SHA256_MGF1SHA256, b"secret", &mut ct, None).unwrap().to_vec();
+        let ct = enc
+            .encrypt(&OAEP_SHA256_MGF1SHA256, b"secret", &mut ct, None)
+            .unwrap()
+            .to_vec();
         assert_eq!(k.oaep_decrypt(&ct).unwrap().expose(), b"secret");
         assert!(k.oaep_decrypt(&ct[1..]).is_err());
 

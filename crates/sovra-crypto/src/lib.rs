@@ -21,7 +21,7 @@ pub mod symmetric;
 pub mod wrap;
 
 pub use error::CryptoError;
-pub use keys::{generate, HashAlg, LoadedKey, SignInput};
+pub use keys::{HashAlg, LoadedKey, SignInput, generate};
 pub use secret::SecretBytes;
 
 /// SHA-256 of `data`.
@@ -35,10 +35,12 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 /// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// Constant-time equality.

@@ -7,7 +7,7 @@
 use crate::error::CryptoError;
 use crate::keys::LoadedKey;
 use crate::secret::SecretBytes;
-use aws_lc_rs::aead::{Aad, Nonce, NONCE_LEN};
+use aws_lc_rs::aead::{Aad, NONCE_LEN, Nonce};
 
 const FORMAT: u8 = 1;
 const HEADER: usize = 5;
@@ -19,7 +19,9 @@ pub const OVERHEAD: usize = HEADER + NONCE_LEN + TAG;
 /// The key version that made `ciphertext`.
 pub fn version_of(ciphertext: &[u8]) -> Result<u32, CryptoError> {
     match ciphertext {
-        [FORMAT, a, b, c, d, ..] if ciphertext.len() >= OVERHEAD => Ok(u32::from_be_bytes([*a, *b, *c, *d])),
+        [FORMAT, a, b, c, d, ..] if ciphertext.len() >= OVERHEAD => {
+            Ok(u32::from_be_bytes([*a, *b, *c, *d]))
+        }
         _ => Err(CryptoError::CiphertextInvalid),
     }
 }
@@ -32,9 +34,16 @@ fn aad_with_header(header: &[u8], aad: &[u8]) -> Vec<u8> {
 }
 
 /// Encrypts `plaintext` with `key` (version `version`), binding `aad`.
-pub fn seal(key: &LoadedKey, version: u32, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+pub fn seal(
+    key: &LoadedKey,
+    version: u32,
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
     let LoadedKey::Aes(k) = key else {
-        return Err(CryptoError::Unsupported("this key cannot encrypt symmetrically"));
+        return Err(CryptoError::Unsupported(
+            "this key cannot encrypt symmetrically",
+        ));
     };
     let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
     out.push(FORMAT);
@@ -46,8 +55,12 @@ pub fn seal(key: &LoadedKey, version: u32, aad: &[u8], plaintext: &[u8]) -> Resu
     let body_start = out.len();
     out.extend_from_slice(plaintext);
     let mut body = out.split_off(body_start);
-    k.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(&header_aad), &mut body)
-        .map_err(|_| CryptoError::Library("encryption failed"))?;
+    k.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(&header_aad),
+        &mut body,
+    )
+    .map_err(|_| CryptoError::Library("encryption failed"))?;
     out.append(&mut body);
     Ok(out)
 }
@@ -55,13 +68,22 @@ pub fn seal(key: &LoadedKey, version: u32, aad: &[u8], plaintext: &[u8]) -> Resu
 /// Decrypts a ciphertext made by [`seal`] with the same key and `aad`.
 pub fn open(key: &LoadedKey, aad: &[u8], ciphertext: &[u8]) -> Result<SecretBytes, CryptoError> {
     let LoadedKey::Aes(k) = key else {
-        return Err(CryptoError::Unsupported("this key cannot decrypt symmetrically"));
+        return Err(CryptoError::Unsupported(
+            "this key cannot decrypt symmetrically",
+        ));
     };
     version_of(ciphertext)?;
-    let header = ciphertext.get(..HEADER).ok_or(CryptoError::CiphertextInvalid)?;
-    let nonce = ciphertext.get(HEADER..HEADER + NONCE_LEN).ok_or(CryptoError::CiphertextInvalid)?;
-    let body = ciphertext.get(HEADER + NONCE_LEN..).ok_or(CryptoError::CiphertextInvalid)?;
-    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::CiphertextInvalid)?;
+    let header = ciphertext
+        .get(..HEADER)
+        .ok_or(CryptoError::CiphertextInvalid)?;
+    let nonce = ciphertext
+        .get(HEADER..HEADER + NONCE_LEN)
+        .ok_or(CryptoError::CiphertextInvalid)?;
+    let body = ciphertext
+        .get(HEADER + NONCE_LEN..)
+        .ok_or(CryptoError::CiphertextInvalid)?;
+    let nonce =
+        Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::CiphertextInvalid)?;
     let mut buf = body.to_vec();
     let n = k
         .open_in_place(nonce, Aad::from(&aad_with_header(header, aad)), &mut buf)
@@ -87,7 +109,10 @@ mod tests {
         assert_eq!(ct.len(), 5 + OVERHEAD);
         assert_eq!(version_of(&ct).unwrap(), 7);
         assert_eq!(open(&k, b"ctx", &ct).unwrap().expose(), b"hello");
-        assert_eq!(open(&k, b"other", &ct).unwrap_err(), CryptoError::CiphertextInvalid);
+        assert_eq!(
+            open(&k, b"other", &ct).unwrap_err(),
+            CryptoError::CiphertextInvalid
+        );
         for i in 0..ct.len() {
             let mut t = ct.clone();
             t[i] ^= 0x80;

@@ -6,7 +6,7 @@
 
 use crate::error::CryptoError;
 use crate::secret::SecretBytes;
-use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 
 const FORMAT: u8 = 1;
 
@@ -35,7 +35,11 @@ impl WrappingKey {
         out.extend_from_slice(&nonce);
         let mut body = plaintext.to_vec();
         self.0
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut body)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut body,
+            )
             .map_err(|_| CryptoError::Library("wrap failed"))?;
         out.extend_from_slice(&body);
         zeroize::Zeroize::zeroize(&mut body);
@@ -49,9 +53,14 @@ impl WrappingKey {
             return Err(CryptoError::UnwrapFailed);
         }
         let (nonce, ct) = rest.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::UnwrapFailed)?;
+        let nonce =
+            Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::UnwrapFailed)?;
         let mut buf = ct.to_vec();
-        let n = self.0.open_in_place(nonce, Aad::from(aad), &mut buf).map_err(|_| CryptoError::UnwrapFailed)?.len();
+        let n = self
+            .0
+            .open_in_place(nonce, Aad::from(aad), &mut buf)
+            .map_err(|_| CryptoError::UnwrapFailed)?
+            .len();
         buf.truncate(n);
         Ok(SecretBytes::new(buf))
     }
@@ -66,7 +75,10 @@ mod tests {
         let k = WrappingKey::new(&[7u8; 32]).unwrap();
         let blob = k.wrap(b"row-1", b"secret").unwrap();
         assert_eq!(k.unwrap(b"row-1", &blob).unwrap().expose(), b"secret");
-        assert_eq!(k.unwrap(b"row-2", &blob).unwrap_err(), CryptoError::UnwrapFailed);
+        assert_eq!(
+            k.unwrap(b"row-2", &blob).unwrap_err(),
+            CryptoError::UnwrapFailed
+        );
         let mut edited = blob.clone();
         let last = edited.len() - 1;
         edited[last] ^= 1;

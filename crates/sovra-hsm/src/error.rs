@@ -8,7 +8,9 @@ pub enum HsmError {
     #[error("this HSM holds no wrapping key for location {0:?}")]
     UnknownLocation(String),
     /// A wrapped blob failed authentication: altered, swapped to another row, or made by another HSM.
-    #[error("wrapped key material failed its integrity check (altered, swapped, or wrapped by another HSM)")]
+    #[error(
+        "wrapped key material failed its integrity check (altered, swapped, or wrapped by another HSM)"
+    )]
     Integrity,
     /// The sealed root could not be unsealed with the given unseal key.
     #[error("cannot unseal the software HSM root key: {0}")]

@@ -12,10 +12,10 @@
 //! the whole data directory. Operators who want more keep the unseal key elsewhere
 //! (`SOVRA_UNSEAL_KEY` or `hsm.unseal_key_file`) or use a PKCS#11 HSM (see docs/operations.md).
 
-use crate::error::HsmError;
 use crate::Hsm;
-use sovra_crypto::wrap::WrappingKey;
+use crate::error::HsmError;
 use sovra_crypto::SecretBytes;
+use sovra_crypto::wrap::WrappingKey;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -48,7 +48,9 @@ pub struct SoftHsm {
 
 impl std::fmt::Debug for SoftHsm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SoftHsm").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("SoftHsm")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -59,8 +61,13 @@ struct KeysFile {
 
 /// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync dir) with mode 0600.
 pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), HsmError> {
-    let dir = path.parent().ok_or_else(|| HsmError::Io("path has no parent".into()))?;
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("file")));
+    let dir = path
+        .parent()
+        .ok_or_else(|| HsmError::Io("path has no parent".into()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+    ));
     {
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create(true).truncate(true);
@@ -81,11 +88,16 @@ pub fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), HsmError> {
 fn decode_hex_key(text: &str) -> Result<SecretBytes, HsmError> {
     let t = text.trim();
     if t.len() != 64 {
-        return Err(HsmError::Unseal("the unseal key must be 64 hex characters (32 bytes)".into()));
+        return Err(HsmError::Unseal(
+            "the unseal key must be 64 hex characters (32 bytes)".into(),
+        ));
     }
     let mut out = Vec::with_capacity(32);
     for i in (0..64).step_by(2) {
-        let byte = t.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or_else(|| HsmError::Unseal("the unseal key is not hex".into()))?;
+        let byte = t
+            .get(i..i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .ok_or_else(|| HsmError::Unseal("the unseal key is not hex".into()))?;
         out.push(byte);
     }
     Ok(SecretBytes::new(out))
@@ -98,28 +110,49 @@ impl SoftHsm {
         let sealed_path = dir.join("root.sealed");
         let unseal_key = match &unseal {
             UnsealKey::Bytes(b) => b.clone(),
-            UnsealKey::File(p) => decode_hex_key(&std::fs::read_to_string(p).map_err(|e| HsmError::Unseal(format!("cannot read {}: {e}", p.display())))?)?,
+            UnsealKey::File(p) => decode_hex_key(
+                &std::fs::read_to_string(p)
+                    .map_err(|e| HsmError::Unseal(format!("cannot read {}: {e}", p.display())))?,
+            )?,
             UnsealKey::DefaultFile => {
                 let p = dir.join("unseal.key");
                 if !p.exists() && !sealed_path.exists() {
-                    let k = sovra_crypto::random::bytes(32).map_err(|e| HsmError::Device(e.to_string()))?;
+                    let k = sovra_crypto::random::bytes(32)
+                        .map_err(|e| HsmError::Device(e.to_string()))?;
                     write_private_file(&p, format!("{}\n", sovra_crypto::hex(&k)).as_bytes())?;
                 }
-                decode_hex_key(&std::fs::read_to_string(&p).map_err(|e| HsmError::Unseal(format!("cannot read {}: {e}", p.display())))?)?
+                decode_hex_key(
+                    &std::fs::read_to_string(&p).map_err(|e| {
+                        HsmError::Unseal(format!("cannot read {}: {e}", p.display()))
+                    })?,
+                )?
             }
         };
-        let unseal_wk = WrappingKey::new(unseal_key.expose()).map_err(|e| HsmError::Unseal(e.to_string()))?;
+        let unseal_wk =
+            WrappingKey::new(unseal_key.expose()).map_err(|e| HsmError::Unseal(e.to_string()))?;
         let root_bytes = if sealed_path.exists() {
             let blob = std::fs::read(&sealed_path)?;
-            unseal_wk.unwrap(ROOT_AAD, &blob).map_err(|_| HsmError::Unseal("wrong unseal key, or root.sealed was altered".into()))?
+            unseal_wk.unwrap(ROOT_AAD, &blob).map_err(|_| {
+                HsmError::Unseal("wrong unseal key, or root.sealed was altered".into())
+            })?
         } else {
-            let root = SecretBytes::new(sovra_crypto::random::bytes(32).map_err(|e| HsmError::Device(e.to_string()))?);
-            let blob = unseal_wk.wrap(ROOT_AAD, root.expose()).map_err(|e| HsmError::Device(e.to_string()))?;
+            let root = SecretBytes::new(
+                sovra_crypto::random::bytes(32).map_err(|e| HsmError::Device(e.to_string()))?,
+            );
+            let blob = unseal_wk
+                .wrap(ROOT_AAD, root.expose())
+                .map_err(|e| HsmError::Device(e.to_string()))?;
             write_private_file(&sealed_path, &blob)?;
             root
         };
-        let root = WrappingKey::new(root_bytes.expose()).map_err(|e| HsmError::Device(e.to_string()))?;
-        let hsm = Self { dir: dir.to_path_buf(), root, keys: RwLock::new(HashMap::new()), write_lock: Mutex::new(()) };
+        let root =
+            WrappingKey::new(root_bytes.expose()).map_err(|e| HsmError::Device(e.to_string()))?;
+        let hsm = Self {
+            dir: dir.to_path_buf(),
+            root,
+            keys: RwLock::new(HashMap::new()),
+            write_lock: Mutex::new(()),
+        };
         hsm.load_keys()?;
         Ok(hsm)
     }
@@ -130,7 +163,8 @@ impl SoftHsm {
 
     fn read_keys_file(&self) -> Result<KeysFile, HsmError> {
         match std::fs::read(self.keys_path()) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| HsmError::Io(format!("keys.json is corrupt: {e}"))),
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| HsmError::Io(format!("keys.json is corrupt: {e}"))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KeysFile::default()),
             Err(e) => Err(e.into()),
         }
@@ -140,11 +174,23 @@ impl SoftHsm {
         let file = self.read_keys_file()?;
         let mut map = HashMap::new();
         for (loc, hex_blob) in &file.locations {
-            let blob = hex_decode(hex_blob).ok_or_else(|| HsmError::Io(format!("keys.json: location {loc} is not hex")))?;
-            let k = self.root.unwrap(&location_aad(loc), &blob).map_err(|_| HsmError::Integrity)?;
-            map.insert(loc.clone(), Arc::new(WrappingKey::new(k.expose()).map_err(|e| HsmError::Device(e.to_string()))?));
+            let blob = hex_decode(hex_blob)
+                .ok_or_else(|| HsmError::Io(format!("keys.json: location {loc} is not hex")))?;
+            let k = self
+                .root
+                .unwrap(&location_aad(loc), &blob)
+                .map_err(|_| HsmError::Integrity)?;
+            map.insert(
+                loc.clone(),
+                Arc::new(
+                    WrappingKey::new(k.expose()).map_err(|e| HsmError::Device(e.to_string()))?,
+                ),
+            );
         }
-        *self.keys.write().map_err(|_| HsmError::Device("lock poisoned".into()))? = map;
+        *self
+            .keys
+            .write()
+            .map_err(|_| HsmError::Device("lock poisoned".into()))? = map;
         Ok(())
     }
 
@@ -162,7 +208,10 @@ fn hex_decode(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect()
 }
 
 impl Hsm for SoftHsm {
@@ -171,33 +220,56 @@ impl Hsm for SoftHsm {
     }
 
     fn locations(&self) -> Result<Vec<String>, HsmError> {
-        let mut v: Vec<String> = self.keys.read().map_err(|_| HsmError::Device("lock poisoned".into()))?.keys().cloned().collect();
+        let mut v: Vec<String> = self
+            .keys
+            .read()
+            .map_err(|_| HsmError::Device("lock poisoned".into()))?
+            .keys()
+            .cloned()
+            .collect();
         v.sort();
         Ok(v)
     }
 
     fn create_location(&self, location: &str) -> Result<(), HsmError> {
-        let _guard = self.write_lock.lock().map_err(|_| HsmError::Device("lock poisoned".into()))?;
+        let _guard = self
+            .write_lock
+            .lock()
+            .map_err(|_| HsmError::Device("lock poisoned".into()))?;
         let mut file = self.read_keys_file()?;
         if file.locations.contains_key(location) {
             return Ok(());
         }
-        let k = SecretBytes::new(sovra_crypto::random::bytes(32).map_err(|e| HsmError::Device(e.to_string()))?);
-        let blob = self.root.wrap(&location_aad(location), k.expose()).map_err(|e| HsmError::Device(e.to_string()))?;
-        file.locations.insert(location.to_owned(), sovra_crypto::hex(&blob));
+        let k = SecretBytes::new(
+            sovra_crypto::random::bytes(32).map_err(|e| HsmError::Device(e.to_string()))?,
+        );
+        let blob = self
+            .root
+            .wrap(&location_aad(location), k.expose())
+            .map_err(|e| HsmError::Device(e.to_string()))?;
+        file.locations
+            .insert(location.to_owned(), sovra_crypto::hex(&blob));
         let json = serde_json::to_vec_pretty(&file).map_err(|e| HsmError::Io(e.to_string()))?;
         write_private_file(&self.keys_path(), &json)?;
-        let wk = Arc::new(WrappingKey::new(k.expose()).map_err(|e| HsmError::Device(e.to_string()))?);
-        self.keys.write().map_err(|_| HsmError::Device("lock poisoned".into()))?.insert(location.to_owned(), wk);
+        let wk =
+            Arc::new(WrappingKey::new(k.expose()).map_err(|e| HsmError::Device(e.to_string()))?);
+        self.keys
+            .write()
+            .map_err(|_| HsmError::Device("lock poisoned".into()))?
+            .insert(location.to_owned(), wk);
         Ok(())
     }
 
     fn wrap(&self, location: &str, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, HsmError> {
-        self.key(location)?.wrap(aad, plaintext).map_err(|e| HsmError::Device(e.to_string()))
+        self.key(location)?
+            .wrap(aad, plaintext)
+            .map_err(|e| HsmError::Device(e.to_string()))
     }
 
     fn unwrap(&self, location: &str, aad: &[u8], blob: &[u8]) -> Result<SecretBytes, HsmError> {
-        self.key(location)?.unwrap(aad, blob).map_err(|_| HsmError::Integrity)
+        self.key(location)?
+            .unwrap(aad, blob)
+            .map_err(|_| HsmError::Integrity)
     }
 }
 
@@ -215,15 +287,33 @@ mod tests {
             h.wrap("global", b"row", b"material").unwrap()
         };
         let h = SoftHsm::open(d.path(), UnsealKey::DefaultFile).unwrap();
-        assert_eq!(h.locations().unwrap(), vec!["eu".to_string(), "global".to_string()]);
-        assert_eq!(h.unwrap("global", b"row", &blob).unwrap().expose(), b"material");
-        assert!(matches!(h.unwrap("eu", b"row", &blob), Err(HsmError::Integrity)));
-        assert!(matches!(h.unwrap("global", b"other-row", &blob), Err(HsmError::Integrity)));
-        assert!(matches!(h.unwrap("nowhere", b"row", &blob), Err(HsmError::UnknownLocation(_))));
+        assert_eq!(
+            h.locations().unwrap(),
+            vec!["eu".to_string(), "global".to_string()]
+        );
+        assert_eq!(
+            h.unwrap("global", b"row", &blob).unwrap().expose(),
+            b"material"
+        );
+        assert!(matches!(
+            h.unwrap("eu", b"row", &blob),
+            Err(HsmError::Integrity)
+        ));
+        assert!(matches!(
+            h.unwrap("global", b"other-row", &blob),
+            Err(HsmError::Integrity)
+        ));
+        assert!(matches!(
+            h.unwrap("nowhere", b"row", &blob),
+            Err(HsmError::UnknownLocation(_))
+        ));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(d.path().join("unseal.key")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(d.path().join("unseal.key"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }
@@ -232,7 +322,8 @@ mod tests {
     fn fail_wrong_unseal_key() {
         let d = tempfile::tempdir().unwrap();
         SoftHsm::open(d.path(), UnsealKey::Bytes(SecretBytes::new(vec![1; 32]))).unwrap();
-        let err = SoftHsm::open(d.path(), UnsealKey::Bytes(SecretBytes::new(vec![2; 32]))).unwrap_err();
+        let err =
+            SoftHsm::open(d.path(), UnsealKey::Bytes(SecretBytes::new(vec![2; 32]))).unwrap_err();
         assert!(matches!(err, HsmError::Unseal(_)), "{err}");
     }
 }

@@ -22,7 +22,14 @@ pub enum Role {
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 6] = [Self::Administrator, Self::CryptoOfficer, Self::CryptoUser, Self::ReleaseUser, Self::PolicyAdministrator, Self::Auditor];
+    pub const ALL: [Role; 6] = [
+        Self::Administrator,
+        Self::CryptoOfficer,
+        Self::CryptoUser,
+        Self::ReleaseUser,
+        Self::PolicyAdministrator,
+        Self::Auditor,
+    ];
 
     /// The wire name, e.g. `CRYPTO_USER`.
     pub fn as_str(self) -> &'static str {

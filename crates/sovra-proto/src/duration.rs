@@ -2,7 +2,11 @@
 
 /// Parses `"30d"`, `"720h"`, `"90m"`, `"86400s"` (or `"86400.0s"` with a zero fraction) into seconds.
 pub fn parse(s: &str) -> Result<u64, String> {
-    let bad = || format!("invalid duration {s:?}: use a whole number followed by s, m, h or d (e.g. \"86400s\", \"30d\")");
+    let bad = || {
+        format!(
+            "invalid duration {s:?}: use a whole number followed by s, m, h or d (e.g. \"86400s\", \"30d\")"
+        )
+    };
     let s = s.trim();
     let (num, mult) = match s.char_indices().last() {
         Some((i, 's')) => (s.get(..i), 1u64),
@@ -16,7 +20,10 @@ pub fn parse(s: &str) -> Result<u64, String> {
     if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
-    num.parse::<u64>().ok().and_then(|n| n.checked_mul(mult)).ok_or_else(bad)
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(bad)
 }
 
 /// Formats seconds as `"{n}s"`.

@@ -130,7 +130,11 @@ pub struct ApiError {
 impl ApiError {
     /// An error with `code` and `message`.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code: code.as_str().to_owned(), message: message.into(), status: code.http_status() }
+        Self {
+            code: code.as_str().to_owned(),
+            message: message.into(),
+            status: code.http_status(),
+        }
     }
 
     /// The error code, if it is one this version knows.

@@ -94,18 +94,30 @@ impl Algorithm {
         use Algorithm::*;
         match self {
             Aes256Gcm => Purpose::EncryptDecrypt,
-            EcSignP256Sha256 | EcSignP384Sha384 | EcSignEd25519 | RsaSignPss2048Sha256 | RsaSignPss3072Sha256 | RsaSignPss4096Sha256
-            | RsaSignPss4096Sha512 | RsaSignPkcs12048Sha256 | RsaSignPkcs13072Sha256 | RsaSignPkcs14096Sha256 | RsaSignPkcs14096Sha512 => {
-                Purpose::AsymmetricSign
+            EcSignP256Sha256
+            | EcSignP384Sha384
+            | EcSignEd25519
+            | RsaSignPss2048Sha256
+            | RsaSignPss3072Sha256
+            | RsaSignPss4096Sha256
+            | RsaSignPss4096Sha512
+            | RsaSignPkcs12048Sha256
+            | RsaSignPkcs13072Sha256
+            | RsaSignPkcs14096Sha256
+            | RsaSignPkcs14096Sha512 => Purpose::AsymmetricSign,
+            RsaDecryptOaep2048Sha256 | RsaDecryptOaep3072Sha256 | RsaDecryptOaep4096Sha256 => {
+                Purpose::AsymmetricDecrypt
             }
-            RsaDecryptOaep2048Sha256 | RsaDecryptOaep3072Sha256 | RsaDecryptOaep4096Sha256 => Purpose::AsymmetricDecrypt,
             HmacSha256 => Purpose::Mac,
         }
     }
 
     /// The wire name, e.g. `AES_256_GCM`.
     pub fn as_str(self) -> String {
-        serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
     }
 
     /// The default algorithm for a purpose.
@@ -363,11 +375,18 @@ mod tests {
     #[test]
     fn algorithm_wire_names_follow_cloud_kms() {
         assert_eq!(Algorithm::Aes256Gcm.as_str(), "AES_256_GCM");
-        assert_eq!(Algorithm::RsaSignPkcs12048Sha256.as_str(), "RSA_SIGN_PKCS1_2048_SHA256");
-        assert_eq!(Algorithm::RsaDecryptOaep3072Sha256.as_str(), "RSA_DECRYPT_OAEP_3072_SHA256");
+        assert_eq!(
+            Algorithm::RsaSignPkcs12048Sha256.as_str(),
+            "RSA_SIGN_PKCS1_2048_SHA256"
+        );
+        assert_eq!(
+            Algorithm::RsaDecryptOaep3072Sha256.as_str(),
+            "RSA_DECRYPT_OAEP_3072_SHA256"
+        );
         assert_eq!(Algorithm::EcSignP256Sha256.as_str(), "EC_SIGN_P256_SHA256");
         for a in Algorithm::ALL {
-            let back: Algorithm = serde_json::from_value(serde_json::Value::String(a.as_str())).unwrap();
+            let back: Algorithm =
+                serde_json::from_value(serde_json::Value::String(a.as_str())).unwrap();
             assert_eq!(back, *a);
         }
     }

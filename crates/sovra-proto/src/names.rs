@@ -19,11 +19,17 @@ impl std::error::Error for NameError {}
 
 /// Checks a location, key ring or key ID.
 pub fn check_id(kind: &str, id: &str) -> Result<(), NameError> {
-    let ok = !id.is_empty() && id.len() <= 63 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let ok = !id.is_empty()
+        && id.len() <= 63
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if ok {
         Ok(())
     } else {
-        Err(NameError(format!("invalid {kind} ID {id:?}: use 1 to 63 characters from A-Z, a-z, 0-9, '-' and '_'")))
+        Err(NameError(format!(
+            "invalid {kind} ID {id:?}: use 1 to 63 characters from A-Z, a-z, 0-9, '-' and '_'"
+        )))
     }
 }
 
@@ -67,38 +73,55 @@ impl LocationName {
     /// A checked location name.
     pub fn new(location: &str) -> Result<Self, NameError> {
         check_id("location", location)?;
-        Ok(Self { location: location.to_owned() })
+        Ok(Self {
+            location: location.to_owned(),
+        })
     }
 
     /// A key ring in this location.
     pub fn key_ring(&self, id: &str) -> Result<KeyRingName, NameError> {
         check_id("key ring", id)?;
-        Ok(KeyRingName { location: self.location.clone(), key_ring: id.to_owned() })
+        Ok(KeyRingName {
+            location: self.location.clone(),
+            key_ring: id.to_owned(),
+        })
     }
 }
 
 impl KeyRingName {
     /// The location.
     pub fn location_name(&self) -> LocationName {
-        LocationName { location: self.location.clone() }
+        LocationName {
+            location: self.location.clone(),
+        }
     }
 
     /// A key in this ring.
     pub fn crypto_key(&self, id: &str) -> Result<CryptoKeyName, NameError> {
         check_id("crypto key", id)?;
-        Ok(CryptoKeyName { location: self.location.clone(), key_ring: self.key_ring.clone(), crypto_key: id.to_owned() })
+        Ok(CryptoKeyName {
+            location: self.location.clone(),
+            key_ring: self.key_ring.clone(),
+            crypto_key: id.to_owned(),
+        })
     }
 }
 
 impl CryptoKeyName {
     /// The key ring.
     pub fn key_ring_name(&self) -> KeyRingName {
-        KeyRingName { location: self.location.clone(), key_ring: self.key_ring.clone() }
+        KeyRingName {
+            location: self.location.clone(),
+            key_ring: self.key_ring.clone(),
+        }
     }
 
     /// Version `n` of this key.
     pub fn version(&self, n: u32) -> VersionName {
-        VersionName { key: self.clone(), version: n }
+        VersionName {
+            key: self.clone(),
+            version: n,
+        }
     }
 }
 
@@ -116,7 +139,11 @@ impl fmt::Display for KeyRingName {
 
 impl fmt::Display for CryptoKeyName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "locations/{}/keyRings/{}/cryptoKeys/{}", self.location, self.key_ring, self.crypto_key)
+        write!(
+            f,
+            "locations/{}/keyRings/{}/cryptoKeys/{}",
+            self.location, self.key_ring, self.crypto_key
+        )
     }
 }
 
@@ -143,12 +170,29 @@ impl FromStr for ResourceName {
     type Err = NameError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let parts: Vec<&str> = s.trim_matches('/').split('/').collect();
-        let bad = || NameError(format!("invalid resource name {s:?}: expected locations/LOC[/keyRings/RING[/cryptoKeys/KEY[/cryptoKeyVersions/N]]]"));
+        let bad = || {
+            NameError(format!(
+                "invalid resource name {s:?}: expected locations/LOC[/keyRings/RING[/cryptoKeys/KEY[/cryptoKeyVersions/N]]]"
+            ))
+        };
         match parts.as_slice() {
             ["locations", l] => Ok(Self::Location(LocationName::new(l)?)),
-            ["locations", l, "keyRings", r] => Ok(Self::KeyRing(LocationName::new(l)?.key_ring(r)?)),
-            ["locations", l, "keyRings", r, "cryptoKeys", k] => Ok(Self::CryptoKey(LocationName::new(l)?.key_ring(r)?.crypto_key(k)?)),
-            ["locations", l, "keyRings", r, "cryptoKeys", k, "cryptoKeyVersions", v] => {
+            ["locations", l, "keyRings", r] => {
+                Ok(Self::KeyRing(LocationName::new(l)?.key_ring(r)?))
+            }
+            ["locations", l, "keyRings", r, "cryptoKeys", k] => Ok(Self::CryptoKey(
+                LocationName::new(l)?.key_ring(r)?.crypto_key(k)?,
+            )),
+            [
+                "locations",
+                l,
+                "keyRings",
+                r,
+                "cryptoKeys",
+                k,
+                "cryptoKeyVersions",
+                v,
+            ] => {
                 let key = LocationName::new(l)?.key_ring(r)?.crypto_key(k)?;
                 Ok(Self::Version(key.version(parse_version(v)?)))
             }
@@ -161,7 +205,9 @@ impl FromStr for ResourceName {
 pub fn parse_version(v: &str) -> Result<u32, NameError> {
     match v.parse::<u32>() {
         Ok(n) if n > 0 && !v.starts_with('0') => Ok(n),
-        _ => Err(NameError(format!("invalid version {v:?}: expected a positive integer such as 1"))),
+        _ => Err(NameError(format!(
+            "invalid version {v:?}: expected a positive integer such as 1"
+        ))),
     }
 }
 
@@ -204,7 +250,14 @@ mod tests {
 
     #[test]
     fn fail_bad_names() {
-        for s in ["", "locations", "locations/a b", "locations/g/keyRings/r/cryptoKeys/k/cryptoKeyVersions/0", "locations/g/keyRings/r/cryptoKeys/k/cryptoKeyVersions/01", "keyRings/r"] {
+        for s in [
+            "",
+            "locations",
+            "locations/a b",
+            "locations/g/keyRings/r/cryptoKeys/k/cryptoKeyVersions/0",
+            "locations/g/keyRings/r/cryptoKeys/k/cryptoKeyVersions/01",
+            "keyRings/r",
+        ] {
             assert!(s.parse::<ResourceName>().is_err(), "{s}");
         }
         assert!(check_id("key", &"a".repeat(64)).is_err());
@@ -213,9 +266,21 @@ mod tests {
     #[test]
     fn scopes_stop_at_segment_boundaries() {
         assert!(scope_covers("*", "locations/global"));
-        assert!(scope_covers("locations/global/keyRings/a", "locations/global/keyRings/a/cryptoKeys/k"));
-        assert!(scope_covers("locations/global/keyRings/a", "locations/global/keyRings/a"));
-        assert!(!scope_covers("locations/global/keyRings/a", "locations/global/keyRings/ab"));
-        assert!(!scope_covers("locations/global/keyRings/a/cryptoKeys/k", "locations/global/keyRings/a"));
+        assert!(scope_covers(
+            "locations/global/keyRings/a",
+            "locations/global/keyRings/a/cryptoKeys/k"
+        ));
+        assert!(scope_covers(
+            "locations/global/keyRings/a",
+            "locations/global/keyRings/a"
+        ));
+        assert!(!scope_covers(
+            "locations/global/keyRings/a",
+            "locations/global/keyRings/ab"
+        ));
+        assert!(!scope_covers(
+            "locations/global/keyRings/a/cryptoKeys/k",
+            "locations/global/keyRings/a"
+        ));
     }
 }

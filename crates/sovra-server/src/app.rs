@@ -5,10 +5,10 @@ use crate::clock::SystemClock;
 use crate::config::{Config, HsmBackend, StoreBackend};
 use crate::services::{ServiceConfig, Sovra};
 use crate::tls::{self, TlsFiles};
-use sovra_hsm::soft::{SoftHsm, UnsealKey};
 use sovra_hsm::Hsm;
-use sovra_store::sqlite::SqliteStore;
+use sovra_hsm::soft::{SoftHsm, UnsealKey};
 use sovra_store::Store;
+use sovra_store::sqlite::SqliteStore;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,7 +66,8 @@ pub fn open_hsm(cfg: &Config) -> Result<Arc<dyn Hsm>, String> {
 }
 
 fn make_private_dir(dir: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create the data directory {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create the data directory {}: {e}", dir.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -88,22 +89,44 @@ pub async fn open(cfg: &Config) -> Result<Opened, String> {
         default_location: cfg.default_location.clone(),
     };
     let sovra = Arc::new(Sovra::new(store.clone(), hsm, Arc::new(SystemClock), scfg));
-    sovra.ensure_default_location().await.map_err(|e| format!("cannot initialise the default location: {e}"))?;
+    sovra
+        .ensure_default_location()
+        .await
+        .map_err(|e| format!("cannot initialise the default location: {e}"))?;
     let token_path = admin_token_path(&cfg.data_dir);
-    let has_tokens = !store.scan(crate::model::TOKENS, None, 1).await.map_err(|e| e.to_string())?.is_empty();
+    let has_tokens = !store
+        .scan(crate::model::TOKENS, None, 1)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_empty();
     let new_admin_token = if has_tokens {
         None
     } else {
-        let token = sovra.bootstrap_admin().await.map_err(|e| format!("cannot create the admin token: {e}"))?;
-        sovra_hsm::soft::write_private_file(&token_path, format!("{token}\n").as_bytes()).map_err(|e| format!("cannot write {}: {e}", token_path.display()))?;
+        let token = sovra
+            .bootstrap_admin()
+            .await
+            .map_err(|e| format!("cannot create the admin token: {e}"))?;
+        sovra_hsm::soft::write_private_file(&token_path, format!("{token}\n").as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", token_path.display()))?;
         Some(token)
     };
     let tls = if cfg.insecure_http {
         None
     } else if let (Some(cert), Some(key)) = (&cfg.tls.cert_file, &cfg.tls.key_file) {
-        Some(TlsFiles { ca_cert: cert.clone(), cert: cert.clone(), key: key.clone() })
+        Some(TlsFiles {
+            ca_cert: cert.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+        })
     } else {
-        Some(tls::ensure(&cfg.data_dir.join("tls"), &tls::default_names(&cfg.tls.extra_names))?)
+        Some(tls::ensure(
+            &cfg.data_dir.join("tls"),
+            &tls::default_names(&cfg.tls.extra_names),
+        )?)
     };
-    Ok(Opened { sovra, tls, new_admin_token })
+    Ok(Opened {
+        sovra,
+        tls,
+        new_admin_token,
+    })
 }

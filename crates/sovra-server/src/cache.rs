@@ -16,7 +16,11 @@ pub struct TtlCache<K, V> {
 impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     /// An empty cache.
     pub fn new(ttl: Duration, max: usize) -> Self {
-        Self { ttl, max, map: RwLock::new(HashMap::new()) }
+        Self {
+            ttl,
+            max,
+            map: RwLock::new(HashMap::new()),
+        }
     }
 
     /// A fresh entry, if any.

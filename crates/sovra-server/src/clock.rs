@@ -14,7 +14,10 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> i64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)).unwrap_or(0)
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
     }
 }
 
@@ -44,7 +47,10 @@ impl Clock for ManualClock {
 pub fn rfc3339(t: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(t)
         .ok()
-        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| t.to_string())
 }
 
@@ -60,7 +66,10 @@ mod tests {
     #[test]
     fn rfc3339_round_trip() {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::parse_rfc3339("2030-01-01T00:00:00Z").unwrap(), 1_893_456_000);
+        assert_eq!(
+            super::parse_rfc3339("2030-01-01T00:00:00Z").unwrap(),
+            1_893_456_000
+        );
         assert!(super::parse_rfc3339("yesterday").is_err());
     }
 }

@@ -110,7 +110,10 @@ pub struct QuotaConfig {
 
 impl Default for QuotaConfig {
     fn default() -> Self {
-        Self { symmetric_per_minute: 30_000, asymmetric_per_minute: 3_000 }
+        Self {
+            symmetric_per_minute: 30_000,
+            asymmetric_per_minute: 3_000,
+        }
     }
 }
 
@@ -124,7 +127,9 @@ pub struct LimitsConfig {
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { max_body_bytes: 256 * 1024 }
+        Self {
+            max_body_bytes: 256 * 1024,
+        }
     }
 }
 
@@ -140,7 +145,10 @@ pub struct CacheConfig {
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        Self { metadata_ttl_ms: 2000, material_entries: 10_000 }
+        Self {
+            metadata_ttl_ms: 2000,
+            material_entries: 10_000,
+        }
     }
 }
 
@@ -156,7 +164,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: "text".into(), level: "info".into() }
+        Self {
+            format: "text".into(),
+            level: "info".into(),
+        }
     }
 }
 
@@ -191,20 +202,33 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("SOVRA_PKCS11_MODULE", "hsm.pkcs11_module"),
     ("SOVRA_PKCS11_TOKEN_LABEL", "hsm.pkcs11_token_label"),
     ("SOVRA_PKCS11_PIN_FILE", "hsm.pkcs11_pin_file"),
-    ("SOVRA_QUOTA_SYMMETRIC_PER_MINUTE", "quota.symmetric_per_minute"),
-    ("SOVRA_QUOTA_ASYMMETRIC_PER_MINUTE", "quota.asymmetric_per_minute"),
+    (
+        "SOVRA_QUOTA_SYMMETRIC_PER_MINUTE",
+        "quota.symmetric_per_minute",
+    ),
+    (
+        "SOVRA_QUOTA_ASYMMETRIC_PER_MINUTE",
+        "quota.asymmetric_per_minute",
+    ),
     ("SOVRA_MAX_BODY_BYTES", "limits.max_body_bytes"),
     ("SOVRA_LOG_FORMAT", "log.format"),
     ("SOVRA_LOG_LEVEL", "log.level"),
+    ("SOVRA_SCHEDULER_INTERVAL_SECS", "scheduler_interval_secs"),
+    ("SOVRA_CACHE_METADATA_TTL_MS", "cache.metadata_ttl_ms"),
 ];
 
 impl Config {
     /// Loads `file` (if given), then applies environment overrides from `env`.
-    pub fn load(file: Option<&std::path::Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+    pub fn load(
+        file: Option<&std::path::Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, String> {
         let mut table: toml::Table = match file {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| format!("cannot read config file {}: {e}", p.display()))?;
-                text.parse().map_err(|e| format!("config file {} is not valid TOML: {e}", p.display()))?
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| format!("cannot read config file {}: {e}", p.display()))?;
+                text.parse()
+                    .map_err(|e| format!("config file {} is not valid TOML: {e}", p.display()))?
             }
             None => toml::Table::new(),
         };
@@ -213,7 +237,9 @@ impl Config {
                 set_path(&mut table, field, &v);
             }
         }
-        let cfg: Config = table.try_into().map_err(|e| format!("invalid configuration: {e}"))?;
+        let cfg: Config = table
+            .try_into()
+            .map_err(|e| format!("invalid configuration: {e}"))?;
         cfg.check()?;
         Ok(cfg)
     }
@@ -221,7 +247,10 @@ impl Config {
     /// Checks cross-field rules.
     pub fn check(&self) -> Result<(), String> {
         if self.insecure_http && !self.listen.ip().is_loopback() {
-            return Err(format!("plain HTTP is only allowed on loopback addresses, not {}; remove --insecure-http or listen on 127.0.0.1", self.listen));
+            return Err(format!(
+                "plain HTTP is only allowed on loopback addresses, not {}; remove --insecure-http or listen on 127.0.0.1",
+                self.listen
+            ));
         }
         if self.store.backend == StoreBackend::Postgres && self.store.url.is_none() {
             return Err("store.backend = \"postgres\" needs store.url (or SOVRA_STORE_URL)".into());
@@ -243,8 +272,12 @@ fn set_path(table: &mut toml::Table, path: &str, value: &str) {
     let Some(last) = parts.pop() else { return };
     let mut t = table;
     for p in parts {
-        let entry = t.entry(p.to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        let toml::Value::Table(inner) = entry else { return };
+        let entry = t
+            .entry(p.to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(inner) = entry else {
+            return;
+        };
         t = inner;
     }
     let v = if let Ok(n) = value.parse::<i64>() {
@@ -265,7 +298,11 @@ mod tests {
     fn file_then_env() {
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("sovra.toml");
-        std::fs::write(&f, "listen = \"127.0.0.1:9000\"\n[quota]\nsymmetric_per_minute = 5\n").unwrap();
+        std::fs::write(
+            &f,
+            "listen = \"127.0.0.1:9000\"\n[quota]\nsymmetric_per_minute = 5\n",
+        )
+        .unwrap();
         let env = |k: &str| (k == "SOVRA_QUOTA_SYMMETRIC_PER_MINUTE").then(|| "7".to_string());
         let c = Config::load(Some(&f), env).unwrap();
         assert_eq!(c.listen.port(), 9000);
@@ -278,8 +315,16 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("sovra.toml");
         std::fs::write(&f, "listn = \"x\"\n").unwrap();
-        assert!(Config::load(Some(&f), |_| None).unwrap_err().contains("listn"));
+        assert!(
+            Config::load(Some(&f), |_| None)
+                .unwrap_err()
+                .contains("listn")
+        );
         std::fs::write(&f, "listen = \"0.0.0.0:80\"\ninsecure_http = true\n").unwrap();
-        assert!(Config::load(Some(&f), |_| None).unwrap_err().contains("loopback"));
+        assert!(
+            Config::load(Some(&f), |_| None)
+                .unwrap_err()
+                .contains("loopback")
+        );
     }
 }

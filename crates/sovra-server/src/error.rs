@@ -22,7 +22,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// A client-facing error.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), retry_after: None, internal: None }
+        Self {
+            code,
+            message: message.into(),
+            retry_after: None,
+            internal: None,
+        }
     }
 
     /// An internal error: the client sees a generic message, the log gets `detail`.
@@ -61,9 +66,10 @@ impl std::error::Error for Error {}
 impl From<sovra_store::StoreError> for Error {
     fn from(e: sovra_store::StoreError) -> Self {
         match e {
-            sovra_store::StoreError::Conflict { .. } => {
-                Self::new(ErrorCode::Conflict, "the resource was changed by another request at the same time; retry")
-            }
+            sovra_store::StoreError::Conflict { .. } => Self::new(
+                ErrorCode::Conflict,
+                "the resource was changed by another request at the same time; retry",
+            ),
             sovra_store::StoreError::Backend(d) => Self {
                 code: ErrorCode::Unavailable,
                 message: "the store is unavailable; retry later".into(),

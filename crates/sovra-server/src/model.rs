@@ -176,7 +176,8 @@ pub fn to_json<T: Serialize>(v: &T) -> crate::error::Result<Vec<u8>> {
 
 /// Parses a record body.
 pub fn from_json<T: for<'de> Deserialize<'de>>(b: &[u8]) -> crate::error::Result<T> {
-    serde_json::from_slice(b).map_err(|e| crate::error::Error::internal(format!("stored record does not parse: {e}")))
+    serde_json::from_slice(b)
+        .map_err(|e| crate::error::Error::internal(format!("stored record does not parse: {e}")))
 }
 
 /// The store name of a key version: zero-padded so versions list in numeric order.

@@ -8,8 +8,8 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
@@ -25,9 +25,14 @@ pub struct Server {
 impl Server {
     /// Binds the listen address.
     pub async fn bind(cfg: &Config, opened: &Opened) -> Result<Self, String> {
-        let listener = TcpListener::bind(cfg.listen).await.map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+        let listener = TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
         let tls = match &opened.tls {
-            Some(files) => Some(tokio_rustls::TlsAcceptor::from(crate::tls::server_config(&files.cert, &files.key)?)),
+            Some(files) => Some(tokio_rustls::TlsAcceptor::from(crate::tls::server_config(
+                &files.cert,
+                &files.key,
+            )?)),
             None => None,
         };
         let state = AppState {
@@ -36,7 +41,13 @@ impl Server {
             ready: Arc::new(AtomicBool::new(true)),
             max_body: cfg.limits.max_body_bytes,
         };
-        Ok(Self { listener, state, tls, grace: Duration::from_secs(cfg.shutdown_grace_secs), scheduler_every: Duration::from_secs(cfg.scheduler_interval_secs.max(1)) })
+        Ok(Self {
+            listener,
+            state,
+            tls,
+            grace: Duration::from_secs(cfg.shutdown_grace_secs),
+            scheduler_every: Duration::from_secs(cfg.scheduler_interval_secs.max(1)),
+        })
     }
 
     /// The bound address (useful with port 0).
@@ -49,11 +60,23 @@ impl Server {
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), String> {
         let router = http::router(self.state.clone());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let scheduler = tokio::spawn(self.state.sovra.clone().run_scheduler(self.scheduler_every, stop_rx));
+        let scheduler = tokio::spawn(
+            self.state
+                .sovra
+                .clone()
+                .run_scheduler(self.scheduler_every, stop_rx),
+        );
         let graceful = GracefulShutdown::new();
         let mut builder = Builder::new(TokioExecutor::new());
-        builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30)).keep_alive(true);
-        builder.http2().timer(TokioTimer::new()).max_concurrent_streams(256);
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(256);
         let builder = Arc::new(builder);
         tokio::pin!(shutdown);
         loop {
@@ -75,18 +98,28 @@ impl Server {
             let watcher = graceful.watcher();
             tokio::spawn(async move {
                 match tls {
-                    Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => {
-                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).into_owned();
-                            if let Err(e) = watcher.watch(conn).await {
-                                tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    Some(acceptor) => {
+                        match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
+                            .await
+                        {
+                            Ok(Ok(stream)) => {
+                                let conn = builder
+                                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                                    .into_owned();
+                                if let Err(e) = watcher.watch(conn).await {
+                                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                                }
                             }
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed")
+                            }
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                         }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    },
+                    }
                     None => {
-                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc).into_owned();
+                        let conn = builder
+                            .serve_connection_with_upgrades(TokioIo::new(tcp), svc)
+                            .into_owned();
                         if let Err(e) = watcher.watch(conn).await {
                             tracing::debug!(%peer, error = %e, "connection ended with an error");
                         }
@@ -98,7 +131,10 @@ impl Server {
         self.state.ready.store(false, Ordering::Relaxed);
         drop(self.listener);
         let _ = stop_tx.send(true);
-        if tokio::time::timeout(self.grace, graceful.shutdown()).await.is_err() {
+        if tokio::time::timeout(self.grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
             tracing::warn!("grace period over; closing remaining connections");
         }
         let _ = scheduler.await;

@@ -51,7 +51,12 @@ pub struct ChainVerifier {
 
 impl Default for ChainVerifier {
     fn default() -> Self {
-        Self { prev: [0; 32], next_seq: 1, records: 0, broken: None }
+        Self {
+            prev: [0; 32],
+            next_seq: 1,
+            records: 0,
+            broken: None,
+        }
     }
 }
 
@@ -63,7 +68,10 @@ impl ChainVerifier {
             return;
         }
         let problem = if row.seq != self.next_seq {
-            Some(format!("expected record {} but found record {} (a record was removed or reordered)", self.next_seq, row.seq))
+            Some(format!(
+                "expected record {} but found record {} (a record was removed or reordered)",
+                self.next_seq, row.seq
+            ))
         } else if row.prev_hash != self.prev {
             Some("its previous-hash field does not match the preceding record (a record before it was edited, removed or reordered)".to_owned())
         } else if chain_hash(&row.prev_hash, row.seq, &row.body) != row.hash {
@@ -80,6 +88,10 @@ impl ChainVerifier {
 
     /// The result so far.
     pub fn finish(self) -> ChainCheck {
-        ChainCheck { records: self.records, first_broken: self.broken, head: self.prev }
+        ChainCheck {
+            records: self.records,
+            first_broken: self.broken,
+            head: self.prev,
+        }
     }
 }

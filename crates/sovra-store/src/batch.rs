@@ -58,14 +58,33 @@ impl WriteBatch {
     }
 
     /// Adds a put.
-    pub fn put(&mut self, c: Collection, name: impl Into<String>, parent: impl Into<String>, data: Vec<u8>, due: Option<i64>, expect: Expect) -> &mut Self {
-        self.ops.push(Op::Put { c, name: name.into(), parent: parent.into(), data, due, expect });
+    pub fn put(
+        &mut self,
+        c: Collection,
+        name: impl Into<String>,
+        parent: impl Into<String>,
+        data: Vec<u8>,
+        due: Option<i64>,
+        expect: Expect,
+    ) -> &mut Self {
+        self.ops.push(Op::Put {
+            c,
+            name: name.into(),
+            parent: parent.into(),
+            data,
+            due,
+            expect,
+        });
         self
     }
 
     /// Adds a delete.
     pub fn delete(&mut self, c: Collection, name: impl Into<String>, expect: Expect) -> &mut Self {
-        self.ops.push(Op::Delete { c, name: name.into(), expect });
+        self.ops.push(Op::Delete {
+            c,
+            name: name.into(),
+            expect,
+        });
         self
     }
 

@@ -2,7 +2,12 @@
 //!
 //! It panics on the first violated property, so it is meant for tests only; it is public so each
 //! backend's tests (and a backend in another crate) can run it.
-#![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
 use crate::audit::ChainVerifier;
 use crate::error::{ConflictReason, StoreError};
@@ -30,8 +35,15 @@ async fn crud(s: &dyn Store) {
     let c = s.commit(b).await.unwrap();
     assert_eq!(c.revs, vec![1]);
     let r = s.get(A, "x").await.unwrap().unwrap();
-    assert_eq!((r.rev, r.parent.as_str(), r.data.as_slice()), (1, "p", &b"{\"v\":1}"[..]));
-    assert_eq!(s.get(B, "x").await.unwrap(), None, "collections are separate");
+    assert_eq!(
+        (r.rev, r.parent.as_str(), r.data.as_slice()),
+        (1, "p", &b"{\"v\":1}"[..])
+    );
+    assert_eq!(
+        s.get(B, "x").await.unwrap(),
+        None,
+        "collections are separate"
+    );
     let mut b = WriteBatch::new();
     b.put(A, "x", "p", b"2".to_vec(), None, Expect::Rev(1));
     assert_eq!(s.commit(b).await.unwrap().revs, vec![2]);
@@ -59,7 +71,13 @@ async fn expectations(s: &dyn Store) {
     }
     let mut b = WriteBatch::new();
     b.delete(A, "missing", Expect::Rev(1));
-    assert!(matches!(s.commit(b).await, Err(StoreError::Conflict { reason: ConflictReason::Missing, .. })));
+    assert!(matches!(
+        s.commit(b).await,
+        Err(StoreError::Conflict {
+            reason: ConflictReason::Missing,
+            ..
+        })
+    ));
     assert_eq!(s.get(A, "e").await.unwrap().unwrap().data, b"1");
 }
 
@@ -70,14 +88,29 @@ async fn atomicity(s: &dyn Store) {
     b.put(A, "e", "p", b"x".to_vec(), None, Expect::Absent); // fails: exists
     b.audit(b"{\"event\":\"never\"}".to_vec());
     assert!(s.commit(b).await.is_err());
-    assert_eq!(s.get(A, "atom1").await.unwrap(), None, "a failed batch applies nothing");
-    assert_eq!(s.audit_range(1, 1_000_000).await.unwrap().len(), before, "nor appends audit records");
+    assert_eq!(
+        s.get(A, "atom1").await.unwrap(),
+        None,
+        "a failed batch applies nothing"
+    );
+    assert_eq!(
+        s.audit_range(1, 1_000_000).await.unwrap().len(),
+        before,
+        "nor appends audit records"
+    );
 }
 
 async fn listing(s: &dyn Store) {
     let mut b = WriteBatch::new();
     for i in 0..25 {
-        b.put(B, format!("ring/{i:02}"), "ring", b"{}".to_vec(), None, Expect::Absent);
+        b.put(
+            B,
+            format!("ring/{i:02}"),
+            "ring",
+            b"{}".to_vec(),
+            None,
+            Expect::Absent,
+        );
     }
     b.put(B, "other/1", "other", b"{}".to_vec(), None, Expect::Absent);
     s.commit(b).await.unwrap();
@@ -104,7 +137,10 @@ async fn due(s: &dyn Store) {
     let names = |v: Vec<crate::Record>| v.into_iter().map(|r| r.name).collect::<Vec<_>>();
     assert_eq!(names(s.due(c, 50, 10).await.unwrap()), Vec::<String>::new());
     assert_eq!(names(s.due(c, 200, 10).await.unwrap()), vec!["early"]);
-    assert_eq!(names(s.due(c, 300, 10).await.unwrap()), vec!["early", "late"]);
+    assert_eq!(
+        names(s.due(c, 300, 10).await.unwrap()),
+        vec!["early", "late"]
+    );
     let mut b = WriteBatch::new();
     b.put(c, "early", "", b"{}".to_vec(), None, Expect::Rev(1));
     s.commit(b).await.unwrap();
@@ -128,7 +164,9 @@ async fn audit(s: &dyn Store) {
     assert_eq!(check.records, start + 3);
     // A removed record breaks the chain at its successor.
     let mut v = ChainVerifier::default();
-    rows.iter().filter(|r| r.seq != start + 2).for_each(|r| v.push(r));
+    rows.iter()
+        .filter(|r| r.seq != start + 2)
+        .for_each(|r| v.push(r));
     assert_eq!(v.finish().first_broken.map(|b| b.0), Some(start + 2));
     // An edited body breaks the chain at that record.
     let mut v = ChainVerifier::default();
@@ -156,7 +194,14 @@ async fn concurrent_cas(s: &dyn Store) {
                     let r = s.get(c, "counter").await.unwrap().unwrap();
                     let n: u64 = String::from_utf8(r.data).unwrap().parse().unwrap();
                     let mut b = WriteBatch::new();
-                    b.put(c, "counter", "", (n + 1).to_string().into_bytes(), None, Expect::Rev(r.rev));
+                    b.put(
+                        c,
+                        "counter",
+                        "",
+                        (n + 1).to_string().into_bytes(),
+                        None,
+                        Expect::Rev(r.rev),
+                    );
                     b.audit(b"{\"inc\":1}".to_vec());
                     match s.commit(b).await {
                         Ok(_) => break,
@@ -173,7 +218,11 @@ async fn concurrent_cas(s: &dyn Store) {
     let rows = s.audit_range(1, 1_000_000).await.unwrap();
     let mut v = ChainVerifier::default();
     rows.iter().for_each(|r| v.push(r));
-    assert_eq!(v.finish().first_broken, None, "concurrent appends keep one linear chain");
+    assert_eq!(
+        v.finish().first_broken,
+        None,
+        "concurrent appends keep one linear chain"
+    );
 }
 
 async fn futures_join_all<F: std::future::Future<Output = ()>>(futs: Vec<F>) {
@@ -191,7 +240,11 @@ async fn futures_join_all<F: std::future::Future<Output = ()>>(futs: Vec<F>) {
                 }
             }
         }
-        if pending { Poll::Pending } else { Poll::Ready(()) }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
     })
     .await
 }

@@ -58,10 +58,21 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn get(&self, c: Collection, name: &str) -> Result<Option<Record>, StoreError>;
 
     /// Records with `parent`, ordered by name, after `after` (exclusive), at most `limit`.
-    async fn list(&self, c: Collection, parent: &str, after: Option<&str>, limit: usize) -> Result<Vec<Record>, StoreError>;
+    async fn list(
+        &self,
+        c: Collection,
+        parent: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError>;
 
     /// All records of a collection, ordered by name, after `after` (exclusive), at most `limit`.
-    async fn scan(&self, c: Collection, after: Option<&str>, limit: usize) -> Result<Vec<Record>, StoreError>;
+    async fn scan(
+        &self,
+        c: Collection,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError>;
 
     /// Records whose due time is at or before `now`, earliest first, at most `limit`.
     async fn due(&self, c: Collection, now: i64, limit: usize) -> Result<Vec<Record>, StoreError>;

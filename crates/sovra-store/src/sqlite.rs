@@ -5,11 +5,11 @@
 //! transaction on one writer connection; reads use a small pool of reader connections and
 //! never block on the writer.
 
-use crate::audit::{chain_hash, AuditRow};
+use crate::audit::{AuditRow, chain_hash};
 use crate::batch::{Expect, Op, WriteBatch};
 use crate::error::{ConflictReason, StoreError};
 use crate::{Collection, Committed, Record, Store};
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -58,15 +58,21 @@ fn open_conn(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
     let conn = Connection::open_with_flags(path, flags).map_err(backend)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(backend)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(backend)?;
     if !read_only {
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
     }
-    conn.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
-    conn.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(backend)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(backend)?;
     Ok(conn)
 }
 
@@ -74,22 +80,34 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and migrates its schema.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Backend(format!("cannot create {}: {e}", dir.display()))
+            })?;
         }
         let writer = open_conn(path, false)?;
-        let version: i64 = writer.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(backend)?;
+        let version: i64 = writer
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(backend)?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::Corrupt(format!(
                 "database schema version {version} is newer than this Sovra ({SCHEMA_VERSION}); upgrade Sovra"
             )));
         }
         writer.execute_batch(SCHEMA).map_err(backend)?;
-        writer.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(backend)?;
+        writer
+            .pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(backend)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             readers.push(open_conn(path, true)?);
         }
-        Ok(Self { inner: Arc::new(Inner { path: path.to_path_buf(), writer: Mutex::new(writer), readers: Mutex::new(readers) }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                writer: Mutex::new(writer),
+                readers: Mutex::new(readers),
+            }),
+        })
     }
 
     /// The database file.
@@ -104,7 +122,11 @@ impl SqliteStore {
     {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = inner.readers.lock().map_err(|_| StoreError::Backend("reader pool poisoned".into()))?.pop();
+            let conn = inner
+                .readers
+                .lock()
+                .map_err(|_| StoreError::Backend("reader pool poisoned".into()))?
+                .pop();
             let conn = match conn {
                 Some(c) => c,
                 None => open_conn(&inner.path, true)?,
@@ -124,7 +146,13 @@ impl SqliteStore {
 
 fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
     let rev: i64 = r.get(2)?;
-    Ok(Record { name: r.get(0)?, parent: r.get(1)?, rev: u64::try_from(rev).unwrap_or(0), data: r.get(3)?, due: r.get(4)? })
+    Ok(Record {
+        name: r.get(0)?,
+        parent: r.get(1)?,
+        rev: u64::try_from(rev).unwrap_or(0),
+        data: r.get(3)?,
+        due: r.get(4)?,
+    })
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -135,21 +163,41 @@ fn apply(tx: &rusqlite::Transaction<'_>, batch: &WriteBatch) -> Result<Committed
     let mut out = Committed::default();
     for op in &batch.ops {
         let (c, name, expect) = match op {
-            Op::Put { c, name, expect, .. } | Op::Delete { c, name, expect } => (c, name, expect),
+            Op::Put {
+                c, name, expect, ..
+            }
+            | Op::Delete { c, name, expect } => (c, name, expect),
         };
         let current: Option<i64> = tx
-            .query_row("SELECT rev FROM objects WHERE collection = ?1 AND name = ?2", params![c.0, name], |r| r.get(0))
+            .query_row(
+                "SELECT rev FROM objects WHERE collection = ?1 AND name = ?2",
+                params![c.0, name],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(backend)?;
-        let conflict = |reason| StoreError::Conflict { collection: c.0, name: name.clone(), reason };
+        let conflict = |reason| StoreError::Conflict {
+            collection: c.0,
+            name: name.clone(),
+            reason,
+        };
         match (expect, current) {
             (Expect::Absent, Some(_)) => return Err(conflict(ConflictReason::Exists)),
             (Expect::Rev(_), None) => return Err(conflict(ConflictReason::Missing)),
-            (Expect::Rev(want), Some(have)) if to_i64(*want) != have => return Err(conflict(ConflictReason::Changed)),
+            (Expect::Rev(want), Some(have)) if to_i64(*want) != have => {
+                return Err(conflict(ConflictReason::Changed));
+            }
             _ => {}
         }
         match op {
-            Op::Put { c, name, parent, data, due, .. } => {
+            Op::Put {
+                c,
+                name,
+                parent,
+                data,
+                due,
+                ..
+            } => {
                 let rev = current.unwrap_or(0) + 1;
                 tx.execute(
                     "INSERT INTO objects (collection, name, parent, rev, data, due) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -160,25 +208,40 @@ fn apply(tx: &rusqlite::Transaction<'_>, batch: &WriteBatch) -> Result<Committed
                 out.revs.push(u64::try_from(rev).unwrap_or(0));
             }
             Op::Delete { c, name, .. } => {
-                tx.execute("DELETE FROM objects WHERE collection = ?1 AND name = ?2", params![c.0, name]).map_err(backend)?;
+                tx.execute(
+                    "DELETE FROM objects WHERE collection = ?1 AND name = ?2",
+                    params![c.0, name],
+                )
+                .map_err(backend)?;
                 out.revs.push(0);
             }
         }
     }
     if !batch.audit.is_empty() {
         let tail: Option<(i64, Vec<u8>)> = tx
-            .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()
             .map_err(backend)?;
         let (mut seq, mut prev) = match tail {
-            Some((s, h)) => (u64::try_from(s).unwrap_or(0), <[u8; 32]>::try_from(h.as_slice()).map_err(|_| StoreError::Corrupt("audit hash is not 32 bytes".into()))?),
+            Some((s, h)) => (
+                u64::try_from(s).unwrap_or(0),
+                <[u8; 32]>::try_from(h.as_slice())
+                    .map_err(|_| StoreError::Corrupt("audit hash is not 32 bytes".into()))?,
+            ),
             None => (0, [0u8; 32]),
         };
         for body in &batch.audit {
             seq += 1;
             let hash = chain_hash(&prev, seq, body);
-            tx.execute("INSERT INTO audit (seq, prev_hash, hash, body) VALUES (?1, ?2, ?3, ?4)", params![to_i64(seq), &prev[..], &hash[..], body])
-                .map_err(backend)?;
+            tx.execute(
+                "INSERT INTO audit (seq, prev_hash, hash, body) VALUES (?1, ?2, ?3, ?4)",
+                params![to_i64(seq), &prev[..], &hash[..], body],
+            )
+            .map_err(backend)?;
             out.audit_seqs.push(seq);
             prev = hash;
         }
@@ -204,7 +267,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list(&self, c: Collection, parent: &str, after: Option<&str>, limit: usize) -> Result<Vec<Record>, StoreError> {
+    async fn list(
+        &self,
+        c: Collection,
+        parent: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
         let parent = parent.to_owned();
         let after = after.unwrap_or("").to_owned();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -218,7 +287,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn scan(&self, c: Collection, after: Option<&str>, limit: usize) -> Result<Vec<Record>, StoreError> {
+    async fn scan(
+        &self,
+        c: Collection,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
         let after = after.unwrap_or("").to_owned();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(move |conn| {
@@ -249,8 +323,13 @@ impl Store for SqliteStore {
         }
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = inner.writer.lock().map_err(|_| StoreError::Backend("writer poisoned".into()))?;
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            let mut conn = inner
+                .writer
+                .lock()
+                .map_err(|_| StoreError::Backend("writer poisoned".into()))?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
             let out = apply(&tx, &batch)?;
             tx.commit().map_err(backend)?;
             Ok(out)
@@ -284,7 +363,8 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(backend)).await
+        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
+            .await
     }
 }
 

@@ -16,7 +16,12 @@ pub fn vectors_dir() -> PathBuf {
 /// Reads a file under the vectors directory; panics with the path if it is missing.
 pub fn read(rel: &str) -> Vec<u8> {
     let p = vectors_dir().join(rel);
-    std::fs::read(&p).unwrap_or_else(|e| panic!("cannot read vector {}: {e} (set SOVRA_VECTORS)", p.display()))
+    std::fs::read(&p).unwrap_or_else(|e| {
+        panic!(
+            "cannot read vector {}: {e} (set SOVRA_VECTORS)",
+            p.display()
+        )
+    })
 }
 
 /// Reads and parses a JSON file under the vectors directory.

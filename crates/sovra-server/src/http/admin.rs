@@ -1,28 +1,41 @@
 //! Handlers of the administration API: tokens, role bindings, quotas, settings, audit.
 
-use super::extract::{Caller, JsonBody, PathParams, QueryParams};
-use super::response::{no_content, Json};
 use super::AppState;
+use super::extract::{Caller, JsonBody, PathParams, QueryParams};
+use super::response::{Json, no_content};
 use crate::error::Result;
 use crate::services::authz::Permission;
 use axum::extract::State;
-use axum::http::{header, HeaderValue};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use sovra_proto::admin::*;
 
 /// `POST /v1/tokens`.
-pub async fn create_token(State(s): State<AppState>, Caller(p): Caller, JsonBody(b): JsonBody<CreateTokenRequest>) -> Result<Json<CreateTokenResponse>> {
+pub async fn create_token(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    JsonBody(b): JsonBody<CreateTokenRequest>,
+) -> Result<Json<CreateTokenResponse>> {
     Ok(Json(s.sovra.create_token(&p, b).await?))
 }
 
 /// `GET /v1/tokens`.
-pub async fn list_tokens(State(s): State<AppState>, Caller(p): Caller) -> Result<Json<ListTokensResponse>> {
-    Ok(Json(ListTokensResponse { tokens: s.sovra.list_tokens(&p).await? }))
+pub async fn list_tokens(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+) -> Result<Json<ListTokensResponse>> {
+    Ok(Json(ListTokensResponse {
+        tokens: s.sovra.list_tokens(&p).await?,
+    }))
 }
 
 /// `DELETE /v1/tokens/{id}`.
-pub async fn revoke_token(State(s): State<AppState>, Caller(p): Caller, PathParams(id): PathParams<String>) -> Result<Json<TokenInfo>> {
+pub async fn revoke_token(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<TokenInfo>> {
     Ok(Json(s.sovra.revoke_token(&p, &id).await?))
 }
 
@@ -33,28 +46,54 @@ pub struct PrincipalQuery {
 }
 
 /// `POST /v1/roleBindings`.
-pub async fn create_role_binding(State(s): State<AppState>, Caller(p): Caller, JsonBody(b): JsonBody<CreateRoleBindingRequest>) -> Result<Json<RoleBinding>> {
+pub async fn create_role_binding(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    JsonBody(b): JsonBody<CreateRoleBindingRequest>,
+) -> Result<Json<RoleBinding>> {
     Ok(Json(s.sovra.create_role_binding(&p, b).await?))
 }
 
 /// `GET /v1/roleBindings`.
-pub async fn list_role_bindings(State(s): State<AppState>, Caller(p): Caller, QueryParams(q): QueryParams<PrincipalQuery>) -> Result<Json<ListRoleBindingsResponse>> {
-    Ok(Json(ListRoleBindingsResponse { role_bindings: s.sovra.list_role_bindings(&p, q.principal.as_deref()).await? }))
+pub async fn list_role_bindings(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    QueryParams(q): QueryParams<PrincipalQuery>,
+) -> Result<Json<ListRoleBindingsResponse>> {
+    Ok(Json(ListRoleBindingsResponse {
+        role_bindings: s
+            .sovra
+            .list_role_bindings(&p, q.principal.as_deref())
+            .await?,
+    }))
 }
 
 /// `DELETE /v1/roleBindings/{principal}/{id}`.
-pub async fn delete_role_binding(State(s): State<AppState>, Caller(p): Caller, PathParams((principal, id)): PathParams<(String, String)>) -> Result<Response> {
+pub async fn delete_role_binding(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams((principal, id)): PathParams<(String, String)>,
+) -> Result<Response> {
     s.sovra.delete_role_binding(&p, &principal, &id).await?;
     Ok(no_content())
 }
 
 /// `GET /v1/quotas/{principal}`.
-pub async fn get_quota(State(s): State<AppState>, Caller(p): Caller, PathParams(principal): PathParams<String>) -> Result<Json<Quota>> {
+pub async fn get_quota(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams(principal): PathParams<String>,
+) -> Result<Json<Quota>> {
     Ok(Json(s.sovra.get_quota(&p, &principal).await?))
 }
 
 /// `PUT /v1/quotas/{principal}`.
-pub async fn set_quota(State(s): State<AppState>, Caller(p): Caller, PathParams(principal): PathParams<String>, JsonBody(b): JsonBody<SetQuotaRequest>) -> Result<Json<Quota>> {
+pub async fn set_quota(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams(principal): PathParams<String>,
+    JsonBody(b): JsonBody<SetQuotaRequest>,
+) -> Result<Json<Quota>> {
     Ok(Json(s.sovra.set_quota(&p, &principal, b).await?))
 }
 
@@ -64,7 +103,11 @@ pub async fn get_settings(State(s): State<AppState>, Caller(p): Caller) -> Resul
 }
 
 /// `PATCH /v1/settings`.
-pub async fn update_settings(State(s): State<AppState>, Caller(p): Caller, JsonBody(b): JsonBody<UpdateSettingsRequest>) -> Result<Json<Settings>> {
+pub async fn update_settings(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    JsonBody(b): JsonBody<UpdateSettingsRequest>,
+) -> Result<Json<Settings>> {
     Ok(Json(s.sovra.update_settings(&p, b).await?))
 }
 
@@ -85,7 +128,13 @@ pub async fn whoami(Caller(p): Caller) -> Json<WhoAmI> {
         role_bindings: p
             .bindings()
             .iter()
-            .map(|b| RoleBinding { id: b.id.clone(), principal: b.principal.clone(), role: b.role, scope: b.scope.clone(), create_time: crate::clock::rfc3339(b.create_time) })
+            .map(|b| RoleBinding {
+                id: b.id.clone(),
+                principal: b.principal.clone(),
+                role: b.role,
+                scope: b.scope.clone(),
+                create_time: crate::clock::rfc3339(b.create_time),
+            })
             .collect(),
     })
 }
@@ -99,21 +148,45 @@ pub struct AuditQuery {
 }
 
 /// `GET /v1/audit`: records as JSON lines.
-pub async fn export_audit(State(s): State<AppState>, Caller(p): Caller, QueryParams(q): QueryParams<AuditQuery>) -> Result<Response> {
-    s.sovra.auth().authorize(&p, Permission::AuditRead, "*").await?;
+pub async fn export_audit(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    QueryParams(q): QueryParams<AuditQuery>,
+) -> Result<Response> {
+    s.sovra
+        .auth()
+        .authorize(&p, Permission::AuditRead, "*")
+        .await?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
-    let records = s.sovra.audit().export(q.from_seq.unwrap_or(1).max(1), limit).await?;
+    let records = s
+        .sovra
+        .audit()
+        .export(q.from_seq.unwrap_or(1).max(1), limit)
+        .await?;
     let mut body = String::new();
     for r in records {
         body.push_str(&serde_json::to_string(&r).unwrap_or_default());
         body.push('\n');
     }
-    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"))], body).into_response())
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-ndjson"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 /// `GET /v1/audit:verify`.
-pub async fn verify_audit(State(s): State<AppState>, Caller(p): Caller) -> Result<Json<AuditVerifyReport>> {
-    s.sovra.auth().authorize(&p, Permission::AuditRead, "*").await?;
+pub async fn verify_audit(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+) -> Result<Json<AuditVerifyReport>> {
+    s.sovra
+        .auth()
+        .authorize(&p, Permission::AuditRead, "*")
+        .await?;
     let c = s.sovra.audit().verify().await?;
     Ok(Json(AuditVerifyReport {
         records: c.records,

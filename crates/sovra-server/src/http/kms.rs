@@ -1,18 +1,18 @@
 //! Handlers of the key-management API (`/v1/locations/...`). Each extracts, calls one service
 //! method, and returns its result; custom verbs (`…/{key}:encrypt`) are dispatched here.
 
-use super::extract::{body_bytes, parse_json, Caller, JsonBody, PathParams, QueryParams};
-use super::response::Json;
 use super::AppState;
+use super::extract::{Caller, JsonBody, PathParams, QueryParams, body_bytes, parse_json};
+use super::response::Json;
 use crate::error::{Error, Result};
 use crate::services::keys::Page;
 use crate::services::ops::Target;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use sovra_proto::ErrorCode;
 use sovra_proto::kms::*;
 use sovra_proto::names::{CryptoKeyName, KeyRingName, LocationName, VersionName};
-use sovra_proto::ErrorCode;
 
 /// `?pageSize=&pageToken=`.
 #[derive(Debug, Deserialize)]
@@ -24,7 +24,10 @@ pub struct PageQuery {
 
 impl From<PageQuery> for Page {
     fn from(q: PageQuery) -> Self {
-        Page { size: q.page_size, token: q.page_token }
+        Page {
+            size: q.page_size,
+            token: q.page_token,
+        }
     }
 }
 
@@ -50,7 +53,8 @@ pub struct CreateLocationBody {
 }
 
 fn required(v: Option<String>, name: &str) -> Result<String> {
-    v.filter(|s| !s.is_empty()).ok_or_else(|| Error::invalid(format!("query parameter {name} is required")))
+    v.filter(|s| !s.is_empty())
+        .ok_or_else(|| Error::invalid(format!("query parameter {name} is required")))
 }
 
 /// Splits `id:verb`.
@@ -64,14 +68,23 @@ fn split_verb(seg: &str) -> (&str, Option<&str>) {
 fn no_verb(verb: Option<&str>) -> Result<()> {
     match verb {
         None => Ok(()),
-        Some(v) => Err(Error::new(ErrorCode::RouteNotFound, format!("unknown method :{v} for this resource and HTTP method"))),
+        Some(v) => Err(Error::new(
+            ErrorCode::RouteNotFound,
+            format!("unknown method :{v} for this resource and HTTP method"),
+        )),
     }
 }
 
 fn unknown_verb(verb: Option<&str>, allowed: &str) -> Error {
     match verb {
-        Some(v) => Error::new(ErrorCode::RouteNotFound, format!("unknown method :{v}; this resource accepts {allowed}")),
-        None => Error::new(ErrorCode::MethodNotAllowed, format!("POST on this resource needs a method: {allowed}")),
+        Some(v) => Error::new(
+            ErrorCode::RouteNotFound,
+            format!("unknown method :{v}; this resource accepts {allowed}"),
+        ),
+        None => Error::new(
+            ErrorCode::MethodNotAllowed,
+            format!("POST on this resource needs a method: {allowed}"),
+        ),
     }
 }
 
@@ -84,24 +97,44 @@ fn version_name(loc: &str, ring: &str, key: &str, v: &str) -> Result<VersionName
 }
 
 /// `GET /v1/locations`.
-pub async fn list_locations(State(s): State<AppState>, Caller(p): Caller) -> Result<Json<ListLocationsResponse>> {
-    Ok(Json(ListLocationsResponse { locations: s.sovra.list_locations(&p).await? }))
+pub async fn list_locations(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+) -> Result<Json<ListLocationsResponse>> {
+    Ok(Json(ListLocationsResponse {
+        locations: s.sovra.list_locations(&p).await?,
+    }))
 }
 
 /// `POST /v1/locations`.
-pub async fn create_location(State(s): State<AppState>, Caller(p): Caller, JsonBody(b): JsonBody<CreateLocationBody>) -> Result<Json<Location>> {
+pub async fn create_location(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    JsonBody(b): JsonBody<CreateLocationBody>,
+) -> Result<Json<Location>> {
     Ok(Json(s.sovra.create_location(&p, &b.location_id).await?))
 }
 
 /// `GET /v1/locations/{loc}`.
-pub async fn get_location(State(s): State<AppState>, Caller(p): Caller, PathParams(loc): PathParams<String>) -> Result<Json<Location>> {
+pub async fn get_location(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams(loc): PathParams<String>,
+) -> Result<Json<Location>> {
     let (id, verb) = split_verb(&loc);
     no_verb(verb)?;
-    Ok(Json(s.sovra.get_location(&p, &LocationName::new(id)?).await?))
+    Ok(Json(
+        s.sovra.get_location(&p, &LocationName::new(id)?).await?,
+    ))
 }
 
 /// `POST /v1/locations/{loc}:generateRandomBytes`.
-pub async fn post_location(State(s): State<AppState>, Caller(p): Caller, PathParams(loc): PathParams<String>, req: Request) -> Result<Response> {
+pub async fn post_location(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams(loc): PathParams<String>,
+    req: Request,
+) -> Result<Response> {
     let (id, verb) = split_verb(&loc);
     let loc = LocationName::new(id)?;
     match verb {
@@ -114,8 +147,17 @@ pub async fn post_location(State(s): State<AppState>, Caller(p): Caller, PathPar
 }
 
 /// `GET /v1/locations/{loc}/keyRings`.
-pub async fn list_key_rings(State(s): State<AppState>, Caller(p): Caller, PathParams(loc): PathParams<String>, QueryParams(q): QueryParams<PageQuery>) -> Result<Json<ListKeyRingsResponse>> {
-    Ok(Json(s.sovra.list_key_rings(&p, &LocationName::new(&loc)?, &q.into()).await?))
+pub async fn list_key_rings(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams(loc): PathParams<String>,
+    QueryParams(q): QueryParams<PageQuery>,
+) -> Result<Json<ListKeyRingsResponse>> {
+    Ok(Json(
+        s.sovra
+            .list_key_rings(&p, &LocationName::new(&loc)?, &q.into())
+            .await?,
+    ))
 }
 
 /// `POST /v1/locations/{loc}/keyRings?keyRingId=`.
@@ -127,12 +169,24 @@ pub async fn create_key_ring(
     JsonBody(body): JsonBody<CreateKeyRingRequest>,
 ) -> Result<Json<KeyRing>> {
     let id = required(q.key_ring_id, "keyRingId")?;
-    Ok(Json(s.sovra.create_key_ring(&p, &LocationName::new(&loc)?, &id, body).await?))
+    Ok(Json(
+        s.sovra
+            .create_key_ring(&p, &LocationName::new(&loc)?, &id, body)
+            .await?,
+    ))
 }
 
 /// `GET /v1/locations/{loc}/keyRings/{ring}`.
-pub async fn get_key_ring(State(s): State<AppState>, Caller(p): Caller, PathParams((loc, ring)): PathParams<(String, String)>) -> Result<Json<KeyRing>> {
-    Ok(Json(s.sovra.get_key_ring(&p, &LocationName::new(&loc)?.key_ring(&ring)?).await?))
+pub async fn get_key_ring(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams((loc, ring)): PathParams<(String, String)>,
+) -> Result<Json<KeyRing>> {
+    Ok(Json(
+        s.sovra
+            .get_key_ring(&p, &LocationName::new(&loc)?.key_ring(&ring)?)
+            .await?,
+    ))
 }
 
 /// `PATCH /v1/locations/{loc}/keyRings/{ring}`.
@@ -142,7 +196,11 @@ pub async fn update_key_ring(
     PathParams((loc, ring)): PathParams<(String, String)>,
     JsonBody(body): JsonBody<UpdateKeyRingRequest>,
 ) -> Result<Json<KeyRing>> {
-    Ok(Json(s.sovra.update_key_ring(&p, &LocationName::new(&loc)?.key_ring(&ring)?, body).await?))
+    Ok(Json(
+        s.sovra
+            .update_key_ring(&p, &LocationName::new(&loc)?.key_ring(&ring)?, body)
+            .await?,
+    ))
 }
 
 fn ring_name(loc: &str, ring: &str) -> Result<KeyRingName> {
@@ -156,7 +214,11 @@ pub async fn list_keys(
     PathParams((loc, ring)): PathParams<(String, String)>,
     QueryParams(q): QueryParams<PageQuery>,
 ) -> Result<Json<ListCryptoKeysResponse>> {
-    Ok(Json(s.sovra.list_crypto_keys(&p, &ring_name(&loc, &ring)?, &q.into()).await?))
+    Ok(Json(
+        s.sovra
+            .list_crypto_keys(&p, &ring_name(&loc, &ring)?, &q.into())
+            .await?,
+    ))
 }
 
 /// `POST .../keyRings/{ring}/cryptoKeys?cryptoKeyId=`.
@@ -168,14 +230,26 @@ pub async fn create_key(
     JsonBody(body): JsonBody<CreateCryptoKeyRequest>,
 ) -> Result<Json<CryptoKey>> {
     let id = required(q.crypto_key_id, "cryptoKeyId")?;
-    Ok(Json(s.sovra.create_crypto_key(&p, &ring_name(&loc, &ring)?, &id, body).await?))
+    Ok(Json(
+        s.sovra
+            .create_crypto_key(&p, &ring_name(&loc, &ring)?, &id, body)
+            .await?,
+    ))
 }
 
 /// `GET .../cryptoKeys/{key}`.
-pub async fn get_key(State(s): State<AppState>, Caller(p): Caller, PathParams((loc, ring, key)): PathParams<(String, String, String)>) -> Result<Json<CryptoKey>> {
+pub async fn get_key(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams((loc, ring, key)): PathParams<(String, String, String)>,
+) -> Result<Json<CryptoKey>> {
     let (id, verb) = split_verb(&key);
     no_verb(verb)?;
-    Ok(Json(s.sovra.get_crypto_key(&p, &key_name(&loc, &ring, id)?).await?))
+    Ok(Json(
+        s.sovra
+            .get_crypto_key(&p, &key_name(&loc, &ring, id)?)
+            .await?,
+    ))
 }
 
 /// `PATCH .../cryptoKeys/{key}`.
@@ -185,13 +259,22 @@ pub async fn update_key(
     PathParams((loc, ring, key)): PathParams<(String, String, String)>,
     JsonBody(body): JsonBody<UpdateCryptoKeyRequest>,
 ) -> Result<Json<CryptoKey>> {
-    Ok(Json(s.sovra.update_crypto_key(&p, &key_name(&loc, &ring, &key)?, body).await?))
+    Ok(Json(
+        s.sovra
+            .update_crypto_key(&p, &key_name(&loc, &ring, &key)?, body)
+            .await?,
+    ))
 }
 
 const KEY_VERBS: &str = ":encrypt, :decrypt, :rotate, :updatePrimaryVersion, :asymmetricSign, :asymmetricVerify, :asymmetricDecrypt, :macSign, :macVerify";
 
 /// `POST .../cryptoKeys/{key}:{verb}`.
-pub async fn post_key(State(s): State<AppState>, Caller(p): Caller, PathParams((loc, ring, key)): PathParams<(String, String, String)>, req: Request) -> Result<Response> {
+pub async fn post_key(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams((loc, ring, key)): PathParams<(String, String, String)>,
+    req: Request,
+) -> Result<Response> {
     let (id, verb) = split_verb(&key);
     let name = key_name(&loc, &ring, id)?;
     let sv = &s.sovra;
@@ -206,20 +289,46 @@ pub async fn post_key(State(s): State<AppState>, Caller(p): Caller, PathParams((
         }
         Some("updatePrimaryVersion") => {
             let b: UpdatePrimaryVersionRequest = parse_json(&body)?;
-            Json(sv.update_primary(&p, &name, &b.crypto_key_version_id).await?).into_response()
+            Json(
+                sv.update_primary(&p, &name, &b.crypto_key_version_id)
+                    .await?,
+            )
+            .into_response()
         }
-        Some("asymmetricSign") => Json(sv.asymmetric_sign(&p, &target, &parse_json(&body)?).await?).into_response(),
-        Some("asymmetricVerify") => Json(sv.asymmetric_verify(&p, &target, &parse_json(&body)?).await?).into_response(),
-        Some("asymmetricDecrypt") => Json(sv.asymmetric_decrypt(&p, &target, &parse_json(&body)?).await?).into_response(),
-        Some("macSign") => Json(sv.mac_sign(&p, &target, &parse_json(&body)?).await?).into_response(),
-        Some("macVerify") => Json(sv.mac_verify(&p, &target, &parse_json(&body)?).await?).into_response(),
+        Some("asymmetricSign") => {
+            Json(sv.asymmetric_sign(&p, &target, &parse_json(&body)?).await?).into_response()
+        }
+        Some("asymmetricVerify") => Json(
+            sv.asymmetric_verify(&p, &target, &parse_json(&body)?)
+                .await?,
+        )
+        .into_response(),
+        Some("asymmetricDecrypt") => Json(
+            sv.asymmetric_decrypt(&p, &target, &parse_json(&body)?)
+                .await?,
+        )
+        .into_response(),
+        Some("macSign") => {
+            Json(sv.mac_sign(&p, &target, &parse_json(&body)?).await?).into_response()
+        }
+        Some("macVerify") => {
+            Json(sv.mac_verify(&p, &target, &parse_json(&body)?).await?).into_response()
+        }
         v => return Err(unknown_verb(v, KEY_VERBS)),
     })
 }
 
 /// `GET .../cryptoKeys/{key}/publicKey`.
-pub async fn key_public_key(State(s): State<AppState>, Caller(p): Caller, PathParams((loc, ring, key)): PathParams<(String, String, String)>) -> Result<Json<sovra_proto::ops::PublicKey>> {
-    Ok(Json(s.sovra.public_key(&p, &Target::Key(key_name(&loc, &ring, &key)?)).await?))
+pub async fn key_public_key(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams((loc, ring, key)): PathParams<(String, String, String)>,
+) -> Result<Json<sovra_proto::ops::PublicKey>> {
+    Ok(Json(
+        s.sovra
+            .public_key(&p, &Target::Key(key_name(&loc, &ring, &key)?))
+            .await?,
+    ))
 }
 
 /// `GET .../cryptoKeys/{key}/cryptoKeyVersions`.
@@ -229,7 +338,11 @@ pub async fn list_versions(
     PathParams((loc, ring, key)): PathParams<(String, String, String)>,
     QueryParams(q): QueryParams<PageQuery>,
 ) -> Result<Json<ListVersionsResponse>> {
-    Ok(Json(s.sovra.list_versions(&p, &key_name(&loc, &ring, &key)?, &q.into()).await?))
+    Ok(Json(
+        s.sovra
+            .list_versions(&p, &key_name(&loc, &ring, &key)?, &q.into())
+            .await?,
+    ))
 }
 
 /// `POST .../cryptoKeys/{key}/cryptoKeyVersions`.
@@ -239,14 +352,26 @@ pub async fn create_version(
     PathParams((loc, ring, key)): PathParams<(String, String, String)>,
     JsonBody(_body): JsonBody<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<Json<CryptoKeyVersion>> {
-    Ok(Json(s.sovra.create_version(&p, &key_name(&loc, &ring, &key)?).await?))
+    Ok(Json(
+        s.sovra
+            .create_version(&p, &key_name(&loc, &ring, &key)?)
+            .await?,
+    ))
 }
 
 /// `GET .../cryptoKeyVersions/{v}`.
-pub async fn get_version(State(s): State<AppState>, Caller(p): Caller, PathParams((loc, ring, key, v)): PathParams<(String, String, String, String)>) -> Result<Json<CryptoKeyVersion>> {
+pub async fn get_version(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams((loc, ring, key, v)): PathParams<(String, String, String, String)>,
+) -> Result<Json<CryptoKeyVersion>> {
     let (id, verb) = split_verb(&v);
     no_verb(verb)?;
-    Ok(Json(s.sovra.get_version(&p, &version_name(&loc, &ring, &key, id)?).await?))
+    Ok(Json(
+        s.sovra
+            .get_version(&p, &version_name(&loc, &ring, &key, id)?)
+            .await?,
+    ))
 }
 
 /// `PATCH .../cryptoKeyVersions/{v}` (state).
@@ -256,7 +381,11 @@ pub async fn update_version(
     PathParams((loc, ring, key, v)): PathParams<(String, String, String, String)>,
     JsonBody(body): JsonBody<UpdateVersionRequest>,
 ) -> Result<Json<CryptoKeyVersion>> {
-    Ok(Json(s.sovra.set_version_state(&p, &version_name(&loc, &ring, &key, &v)?, body.state).await?))
+    Ok(Json(
+        s.sovra
+            .set_version_state(&p, &version_name(&loc, &ring, &key, &v)?, body.state)
+            .await?,
+    ))
 }
 
 const VERSION_VERBS: &str = ":destroy, :restore, :asymmetricSign, :asymmetricVerify, :asymmetricDecrypt, :macSign, :macVerify";
@@ -282,11 +411,25 @@ pub async fn post_version(
             let _: serde_json::Map<String, serde_json::Value> = parse_json(&body)?;
             Json(sv.restore_version(&p, &name).await?).into_response()
         }
-        Some("asymmetricSign") => Json(sv.asymmetric_sign(&p, &target, &parse_json(&body)?).await?).into_response(),
-        Some("asymmetricVerify") => Json(sv.asymmetric_verify(&p, &target, &parse_json(&body)?).await?).into_response(),
-        Some("asymmetricDecrypt") => Json(sv.asymmetric_decrypt(&p, &target, &parse_json(&body)?).await?).into_response(),
-        Some("macSign") => Json(sv.mac_sign(&p, &target, &parse_json(&body)?).await?).into_response(),
-        Some("macVerify") => Json(sv.mac_verify(&p, &target, &parse_json(&body)?).await?).into_response(),
+        Some("asymmetricSign") => {
+            Json(sv.asymmetric_sign(&p, &target, &parse_json(&body)?).await?).into_response()
+        }
+        Some("asymmetricVerify") => Json(
+            sv.asymmetric_verify(&p, &target, &parse_json(&body)?)
+                .await?,
+        )
+        .into_response(),
+        Some("asymmetricDecrypt") => Json(
+            sv.asymmetric_decrypt(&p, &target, &parse_json(&body)?)
+                .await?,
+        )
+        .into_response(),
+        Some("macSign") => {
+            Json(sv.mac_sign(&p, &target, &parse_json(&body)?).await?).into_response()
+        }
+        Some("macVerify") => {
+            Json(sv.mac_verify(&p, &target, &parse_json(&body)?).await?).into_response()
+        }
         v => return Err(unknown_verb(v, VERSION_VERBS)),
     })
 }
@@ -297,5 +440,9 @@ pub async fn version_public_key(
     Caller(p): Caller,
     PathParams((loc, ring, key, v)): PathParams<(String, String, String, String)>,
 ) -> Result<Json<sovra_proto::ops::PublicKey>> {
-    Ok(Json(s.sovra.public_key(&p, &Target::Version(version_name(&loc, &ring, &key, &v)?)).await?))
+    Ok(Json(
+        s.sovra
+            .public_key(&p, &Target::Version(version_name(&loc, &ring, &key, &v)?))
+            .await?,
+    ))
 }

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-const BUCKETS_MS: [f64; 12] = [0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0, 5000.0];
+const BUCKETS_MS: [f64; 12] = [
+    0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0, 5000.0,
+];
 
 #[derive(Debug, Default)]
 struct RouteStats {
@@ -38,7 +40,9 @@ impl Metrics {
     }
 
     fn observe(&self, method: &str, route: &str, status: u16, elapsed_us: u64) {
-        let Some(s) = self.stats(method, route) else { return };
+        let Some(s) = self.stats(method, route) else {
+            return;
+        };
         let class = usize::from(status / 100).saturating_sub(1).min(4);
         if let Some(c) = s.by_class.get(class) {
             c.fetch_add(1, Ordering::Relaxed);
@@ -58,28 +62,65 @@ impl Metrics {
     /// Renders every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let uptime = self.started.get_or_init(Instant::now).elapsed().as_secs_f64();
-        let _ = writeln!(out, "# HELP sovra_uptime_seconds Seconds since the server started.\n# TYPE sovra_uptime_seconds gauge\nsovra_uptime_seconds {uptime:.3}");
-        let _ = writeln!(out, "# HELP sovra_http_requests_total HTTP requests by route and status class.\n# TYPE sovra_http_requests_total counter");
-        let Ok(routes) = self.routes.read() else { return out };
+        let uptime = self
+            .started
+            .get_or_init(Instant::now)
+            .elapsed()
+            .as_secs_f64();
+        let _ = writeln!(
+            out,
+            "# HELP sovra_uptime_seconds Seconds since the server started.\n# TYPE sovra_uptime_seconds gauge\nsovra_uptime_seconds {uptime:.3}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sovra_http_requests_total HTTP requests by route and status class.\n# TYPE sovra_http_requests_total counter"
+        );
+        let Ok(routes) = self.routes.read() else {
+            return out;
+        };
         for ((m, r), s) in routes.iter() {
             for (i, c) in s.by_class.iter().enumerate() {
                 let n = c.load(Ordering::Relaxed);
                 if n > 0 {
-                    let _ = writeln!(out, "sovra_http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{}xx\"}} {n}", i + 1);
+                    let _ = writeln!(
+                        out,
+                        "sovra_http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{}xx\"}} {n}",
+                        i + 1
+                    );
                 }
             }
         }
-        let _ = writeln!(out, "# HELP sovra_http_request_duration_seconds Request latency.\n# TYPE sovra_http_request_duration_seconds histogram");
+        let _ = writeln!(
+            out,
+            "# HELP sovra_http_request_duration_seconds Request latency.\n# TYPE sovra_http_request_duration_seconds histogram"
+        );
         for ((m, r), s) in routes.iter() {
             for (i, b) in BUCKETS_MS.iter().enumerate() {
-                let n = s.buckets.get(i).map(|c| c.load(Ordering::Relaxed)).unwrap_or(0);
-                let _ = writeln!(out, "sovra_http_request_duration_seconds_bucket{{method=\"{m}\",route=\"{r}\",le=\"{}\"}} {n}", b / 1000.0);
+                let n = s
+                    .buckets
+                    .get(i)
+                    .map(|c| c.load(Ordering::Relaxed))
+                    .unwrap_or(0);
+                let _ = writeln!(
+                    out,
+                    "sovra_http_request_duration_seconds_bucket{{method=\"{m}\",route=\"{r}\",le=\"{}\"}} {n}",
+                    b / 1000.0
+                );
             }
             let count = s.count.load(Ordering::Relaxed);
-            let _ = writeln!(out, "sovra_http_request_duration_seconds_bucket{{method=\"{m}\",route=\"{r}\",le=\"+Inf\"}} {count}");
-            let _ = writeln!(out, "sovra_http_request_duration_seconds_sum{{method=\"{m}\",route=\"{r}\"}} {}", s.sum_us.load(Ordering::Relaxed) as f64 / 1e6);
-            let _ = writeln!(out, "sovra_http_request_duration_seconds_count{{method=\"{m}\",route=\"{r}\"}} {count}");
+            let _ = writeln!(
+                out,
+                "sovra_http_request_duration_seconds_bucket{{method=\"{m}\",route=\"{r}\",le=\"+Inf\"}} {count}"
+            );
+            let _ = writeln!(
+                out,
+                "sovra_http_request_duration_seconds_sum{{method=\"{m}\",route=\"{r}\"}} {}",
+                s.sum_us.load(Ordering::Relaxed) as f64 / 1e6
+            );
+            let _ = writeln!(
+                out,
+                "sovra_http_request_duration_seconds_count{{method=\"{m}\",route=\"{r}\"}} {count}"
+            );
         }
         out
     }
@@ -90,7 +131,11 @@ pub async fn track(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> R
     m.started.get_or_init(Instant::now);
     let start = Instant::now();
     let method = req.method().as_str().to_owned();
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
     let resp = next.run(req).await;
     let us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
     m.observe(&method, &route, resp.status().as_u16(), us);

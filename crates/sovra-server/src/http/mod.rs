@@ -10,12 +10,12 @@ pub mod system;
 
 use crate::error::Error;
 use crate::services::Sovra;
+use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
-use axum::Router;
 use sovra_proto::ErrorCode;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 /// The OpenAPI 3.1 document of the native API.
 pub const OPENAPI: &str = include_str!("../../openapi.json");
@@ -34,34 +34,85 @@ pub struct AppState {
 }
 
 async fn not_found() -> Error {
-    Error::new(ErrorCode::RouteNotFound, "no such route; see /openapi.json for the API")
+    Error::new(
+        ErrorCode::RouteNotFound,
+        "no such route; see /openapi.json for the API",
+    )
 }
 
 async fn method_not_allowed() -> Error {
-    Error::new(ErrorCode::MethodNotAllowed, "this route does not accept this HTTP method; see /openapi.json")
+    Error::new(
+        ErrorCode::MethodNotAllowed,
+        "this route does not accept this HTTP method; see /openapi.json",
+    )
 }
 
 /// Builds the router.
 pub fn router(state: AppState) -> Router {
     const KEY: &str = "/v1/locations/{loc}/keyRings/{ring}/cryptoKeys/{key}";
-    const VER: &str = "/v1/locations/{loc}/keyRings/{ring}/cryptoKeys/{key}/cryptoKeyVersions/{ver}";
+    const VER: &str =
+        "/v1/locations/{loc}/keyRings/{ring}/cryptoKeys/{key}/cryptoKeyVersions/{ver}";
     let api = Router::new()
-        .route("/v1/locations", get(kms::list_locations).post(kms::create_location))
-        .route("/v1/locations/{loc}", get(kms::get_location).post(kms::post_location))
-        .route("/v1/locations/{loc}/keyRings", get(kms::list_key_rings).post(kms::create_key_ring))
-        .route("/v1/locations/{loc}/keyRings/{ring}", get(kms::get_key_ring).patch(kms::update_key_ring))
-        .route("/v1/locations/{loc}/keyRings/{ring}/cryptoKeys", get(kms::list_keys).post(kms::create_key))
-        .route(KEY, get(kms::get_key).patch(kms::update_key).post(kms::post_key))
+        .route(
+            "/v1/locations",
+            get(kms::list_locations).post(kms::create_location),
+        )
+        .route(
+            "/v1/locations/{loc}",
+            get(kms::get_location).post(kms::post_location),
+        )
+        .route(
+            "/v1/locations/{loc}/keyRings",
+            get(kms::list_key_rings).post(kms::create_key_ring),
+        )
+        .route(
+            "/v1/locations/{loc}/keyRings/{ring}",
+            get(kms::get_key_ring).patch(kms::update_key_ring),
+        )
+        .route(
+            "/v1/locations/{loc}/keyRings/{ring}/cryptoKeys",
+            get(kms::list_keys).post(kms::create_key),
+        )
+        .route(
+            KEY,
+            get(kms::get_key).patch(kms::update_key).post(kms::post_key),
+        )
         .route(&format!("{KEY}/publicKey"), get(kms::key_public_key))
-        .route(&format!("{KEY}/cryptoKeyVersions"), get(kms::list_versions).post(kms::create_version))
-        .route(VER, get(kms::get_version).patch(kms::update_version).post(kms::post_version))
+        .route(
+            &format!("{KEY}/cryptoKeyVersions"),
+            get(kms::list_versions).post(kms::create_version),
+        )
+        .route(
+            VER,
+            get(kms::get_version)
+                .patch(kms::update_version)
+                .post(kms::post_version),
+        )
         .route(&format!("{VER}/publicKey"), get(kms::version_public_key))
-        .route("/v1/tokens", get(admin::list_tokens).post(admin::create_token))
-        .route("/v1/tokens/{id}", axum::routing::delete(admin::revoke_token))
-        .route("/v1/roleBindings", get(admin::list_role_bindings).post(admin::create_role_binding))
-        .route("/v1/roleBindings/{principal}/{id}", axum::routing::delete(admin::delete_role_binding))
-        .route("/v1/quotas/{principal}", get(admin::get_quota).put(admin::set_quota))
-        .route("/v1/settings", get(admin::get_settings).patch(admin::update_settings))
+        .route(
+            "/v1/tokens",
+            get(admin::list_tokens).post(admin::create_token),
+        )
+        .route(
+            "/v1/tokens/{id}",
+            axum::routing::delete(admin::revoke_token),
+        )
+        .route(
+            "/v1/roleBindings",
+            get(admin::list_role_bindings).post(admin::create_role_binding),
+        )
+        .route(
+            "/v1/roleBindings/{principal}/{id}",
+            axum::routing::delete(admin::delete_role_binding),
+        )
+        .route(
+            "/v1/quotas/{principal}",
+            get(admin::get_quota).put(admin::set_quota),
+        )
+        .route(
+            "/v1/settings",
+            get(admin::get_settings).patch(admin::update_settings),
+        )
         .route("/v1/whoami", get(admin::whoami))
         .route("/v1/audit", get(admin::export_audit))
         .route("/v1/audit:verify", get(admin::verify_audit))
@@ -73,5 +124,6 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body));
     let m = state.metrics.clone();
-    api.layer(axum::middleware::from_fn_with_state(m, metrics::track)).with_state(state)
+    api.layer(axum::middleware::from_fn_with_state(m, metrics::track))
+        .with_state(state)
 }

@@ -1,37 +1,72 @@
 //! Health, readiness, metrics and the OpenAPI document.
 
-use super::extract::Caller;
 use super::AppState;
+use super::extract::Caller;
 use crate::error::{Error, Result};
 use crate::services::authz::Permission;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sovra_proto::ErrorCode;
 use std::sync::atomic::Ordering;
 
 /// `GET /healthz`: the process is up.
 pub async fn healthz() -> Response {
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], "{\"status\":\"ok\"}").into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        "{\"status\":\"ok\"}",
+    )
+        .into_response()
 }
 
 /// `GET /readyz`: the store answers and the server is not shutting down.
 pub async fn readyz(State(s): State<AppState>) -> Result<Response> {
     if !s.ready.load(Ordering::Relaxed) {
-        return Err(Error::new(ErrorCode::Unavailable, "the server is shutting down"));
+        return Err(Error::new(
+            ErrorCode::Unavailable,
+            "the server is shutting down",
+        ));
     }
     s.sovra.store().ping().await?;
-    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], "{\"status\":\"ready\"}").into_response())
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        "{\"status\":\"ready\"}",
+    )
+        .into_response())
 }
 
 /// `GET /metrics`: Prometheus text format (needs the audit.read permission).
 pub async fn metrics(State(s): State<AppState>, Caller(p): Caller) -> Result<Response> {
-    s.sovra.auth().authorize(&p, Permission::AuditRead, "*").await?;
+    s.sovra
+        .auth()
+        .authorize(&p, Permission::AuditRead, "*")
+        .await?;
     let body = s.metrics.render();
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"))], body).into_response())
+    Ok((
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 /// `GET /openapi.json`.
 pub async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], super::OPENAPI).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        super::OPENAPI,
+    )
+        .into_response()
 }

@@ -1,14 +1,17 @@
 //! Access administration: API tokens, role bindings and quotas.
 
-use super::auth::{check_principal, secret_hash, Principal};
+use super::Sovra;
+use super::auth::{Principal, check_principal, secret_hash};
 use super::authz::Permission;
 use super::quota::OpClass;
-use super::Sovra;
 use crate::clock::rfc3339;
 use crate::error::{Error, Result};
 use crate::model::{self, QuotaRec, RoleBindingRec, TokenRec};
-use sovra_proto::admin::{CreateRoleBindingRequest, CreateTokenRequest, CreateTokenResponse, Quota, RoleBinding, Role, SetQuotaRequest, TokenInfo};
-use sovra_proto::{duration, ErrorCode};
+use sovra_proto::admin::{
+    CreateRoleBindingRequest, CreateTokenRequest, CreateTokenResponse, Quota, Role, RoleBinding,
+    SetQuotaRequest, TokenInfo,
+};
+use sovra_proto::{ErrorCode, duration};
 use sovra_store::{Expect, WriteBatch};
 
 fn token_info(t: &TokenRec) -> TokenInfo {
@@ -23,7 +26,13 @@ fn token_info(t: &TokenRec) -> TokenInfo {
 }
 
 fn binding(b: &RoleBindingRec) -> RoleBinding {
-    RoleBinding { id: b.id.clone(), principal: b.principal.clone(), role: b.role, scope: b.scope.clone(), create_time: rfc3339(b.create_time) }
+    RoleBinding {
+        id: b.id.clone(),
+        principal: b.principal.clone(),
+        role: b.role,
+        scope: b.scope.clone(),
+        create_time: rfc3339(b.create_time),
+    }
 }
 
 fn rand_err(e: sovra_crypto::CryptoError) -> Error {
@@ -31,7 +40,12 @@ fn rand_err(e: sovra_crypto::CryptoError) -> Error {
 }
 
 /// Creates a new token secret and its record (not stored).
-pub(crate) fn new_token(principal: &str, description: &str, now: i64, expire_time: Option<i64>) -> Result<(String, TokenRec)> {
+pub(crate) fn new_token(
+    principal: &str,
+    description: &str,
+    now: i64,
+    expire_time: Option<i64>,
+) -> Result<(String, TokenRec)> {
     let id = sovra_crypto::random::hex_id(8).map_err(rand_err)?;
     let secret = sovra_proto::b64::encode(&sovra_crypto::random::bytes(32).map_err(rand_err)?)
         .trim_end_matches('=')
@@ -55,9 +69,14 @@ fn check_scope(scope: &str) -> Result<()> {
         return Ok(());
     }
     match scope.parse::<sovra_proto::names::ResourceName>() {
-        Ok(sovra_proto::names::ResourceName::Version(_)) => Err(Error::invalid("scope cannot be a key version; use its key")),
+        Ok(sovra_proto::names::ResourceName::Version(_)) => {
+            Err(Error::invalid("scope cannot be a key version; use its key"))
+        }
         Ok(_) => Ok(()),
-        Err(e) => Err(Error::new(ErrorCode::InvalidArgument, format!("scope must be '*' or a resource name: {e}"))),
+        Err(e) => Err(Error::new(
+            ErrorCode::InvalidArgument,
+            format!("scope must be '*' or a resource name: {e}"),
+        )),
     }
 }
 
@@ -67,14 +86,36 @@ impl Sovra {
     pub async fn bootstrap_admin(&self) -> Result<String> {
         let now = self.now();
         let (token, rec) = new_token("admin", "bootstrap administrator token", now, None)?;
-        let bind = RoleBindingRec { id: "bootstrap-admin".into(), principal: "admin".into(), role: Role::Administrator, scope: "*".into(), create_time: now };
+        let bind = RoleBindingRec {
+            id: "bootstrap-admin".into(),
+            principal: "admin".into(),
+            role: Role::Administrator,
+            scope: "*".into(),
+            create_time: now,
+        };
         let mut b = WriteBatch::new();
-        b.put(model::TOKENS, rec.id.clone(), "", model::to_json(&rec)?, None, Expect::Absent);
-        b.put(model::ROLE_BINDINGS, format!("admin/{}", bind.id), "admin", model::to_json(&bind)?, None, Expect::Absent);
+        b.put(
+            model::TOKENS,
+            rec.id.clone(),
+            "",
+            model::to_json(&rec)?,
+            None,
+            Expect::Absent,
+        );
+        b.put(
+            model::ROLE_BINDINGS,
+            format!("admin/{}", bind.id),
+            "admin",
+            model::to_json(&bind)?,
+            None,
+            Expect::Absent,
+        );
         b.audit(
             super::audit::AuditEvent::new(now, super::audit::EventKind::System, "bootstrap")
                 .resource("principals/admin")
-                .detail(serde_json::json!({"tokenId": rec.id, "role": "ADMINISTRATOR", "scope": "*"}))
+                .detail(
+                    serde_json::json!({"tokenId": rec.id, "role": "ADMINISTRATOR", "scope": "*"}),
+                )
                 .body(),
         );
         self.store.commit(b).await?;
@@ -82,8 +123,14 @@ impl Sovra {
     }
 
     /// `POST /v1/tokens`.
-    pub async fn create_token(&self, p: &Principal, req: CreateTokenRequest) -> Result<CreateTokenResponse> {
-        self.auth.authorize(p, Permission::AccessManage, "*").await?;
+    pub async fn create_token(
+        &self,
+        p: &Principal,
+        req: CreateTokenRequest,
+    ) -> Result<CreateTokenResponse> {
+        self.auth
+            .authorize(p, Permission::AccessManage, "*")
+            .await?;
         check_principal(&req.principal)?;
         if req.description.len() > 256 {
             return Err(Error::invalid("description is longer than 256 characters"));
@@ -101,10 +148,20 @@ impl Sovra {
         };
         let (token, rec) = new_token(&req.principal, &req.description, now, expire)?;
         let mut b = WriteBatch::new();
-        b.put(model::TOKENS, rec.id.clone(), "", model::to_json(&rec)?, None, Expect::Absent);
+        b.put(
+            model::TOKENS,
+            rec.id.clone(),
+            "",
+            model::to_json(&rec)?,
+            None,
+            Expect::Absent,
+        );
         b.audit(self.admin_event(p, "tokens.create", format!("tokens/{}", rec.id)).detail(serde_json::json!({"principal": rec.principal, "expireTime": rec.expire_time.map(rfc3339)})).body());
         self.store.commit(b).await?;
-        Ok(CreateTokenResponse { token, info: token_info(&rec) })
+        Ok(CreateTokenResponse {
+            token,
+            info: token_info(&rec),
+        })
     }
 
     /// `GET /v1/tokens`.
@@ -113,7 +170,10 @@ impl Sovra {
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let page = self.store.list(model::TOKENS, "", after.as_deref(), 500).await?;
+            let page = self
+                .store
+                .list(model::TOKENS, "", after.as_deref(), 500)
+                .await?;
             let Some(last) = page.last() else { break };
             after = Some(last.name.clone());
             for r in &page {
@@ -125,14 +185,32 @@ impl Sovra {
 
     /// `DELETE /v1/tokens/{id}`: revokes (the record is kept for the audit trail).
     pub async fn revoke_token(&self, p: &Principal, id: &str) -> Result<TokenInfo> {
-        self.auth.authorize(p, Permission::AccessManage, "*").await?;
+        self.auth
+            .authorize(p, Permission::AccessManage, "*")
+            .await?;
         let out = super::with_retries(|| async {
-            let r = self.store.get(model::TOKENS, id).await?.ok_or_else(|| Error::new(ErrorCode::TokenNotFound, format!("no token with ID {id:?}; list them with 'sovra tokens list'")))?;
+            let r = self.store.get(model::TOKENS, id).await?.ok_or_else(|| {
+                Error::new(
+                    ErrorCode::TokenNotFound,
+                    format!("no token with ID {id:?}; list them with 'sovra tokens list'"),
+                )
+            })?;
             let mut t: TokenRec = model::from_json(&r.data)?;
             t.revoked = true;
             let mut b = WriteBatch::new();
-            b.put(model::TOKENS, id, "", model::to_json(&t)?, None, Expect::Rev(r.rev));
-            b.audit(self.admin_event(p, "tokens.revoke", format!("tokens/{id}")).detail(serde_json::json!({"principal": t.principal})).body());
+            b.put(
+                model::TOKENS,
+                id,
+                "",
+                model::to_json(&t)?,
+                None,
+                Expect::Rev(r.rev),
+            );
+            b.audit(
+                self.admin_event(p, "tokens.revoke", format!("tokens/{id}"))
+                    .detail(serde_json::json!({"principal": t.principal}))
+                    .body(),
+            );
             self.store.commit(b).await?;
             Ok(t)
         })
@@ -142,12 +220,21 @@ impl Sovra {
     }
 
     /// `POST /v1/roleBindings`.
-    pub async fn create_role_binding(&self, p: &Principal, req: CreateRoleBindingRequest) -> Result<RoleBinding> {
-        self.auth.authorize(p, Permission::AccessManage, "*").await?;
+    pub async fn create_role_binding(
+        &self,
+        p: &Principal,
+        req: CreateRoleBindingRequest,
+    ) -> Result<RoleBinding> {
+        self.auth
+            .authorize(p, Permission::AccessManage, "*")
+            .await?;
         check_principal(&req.principal)?;
         check_scope(&req.scope)?;
         let existing = self.auth.bindings_of(&req.principal).await?;
-        if let Some(b) = existing.iter().find(|b| b.role == req.role && b.scope == req.scope) {
+        if let Some(b) = existing
+            .iter()
+            .find(|b| b.role == req.role && b.scope == req.scope)
+        {
             return Ok(binding(b));
         }
         let rec = RoleBindingRec {
@@ -158,7 +245,14 @@ impl Sovra {
             create_time: self.now(),
         };
         let mut b = WriteBatch::new();
-        b.put(model::ROLE_BINDINGS, format!("{}/{}", rec.principal, rec.id), rec.principal.clone(), model::to_json(&rec)?, None, Expect::Absent);
+        b.put(
+            model::ROLE_BINDINGS,
+            format!("{}/{}", rec.principal, rec.id),
+            rec.principal.clone(),
+            model::to_json(&rec)?,
+            None,
+            Expect::Absent,
+        );
         b.audit(self.admin_event(p, "roleBindings.create", format!("roleBindings/{}", rec.id)).detail(serde_json::json!({"principal": rec.principal, "role": rec.role, "scope": rec.scope})).body());
         self.store.commit(b).await?;
         self.auth.invalidate_principal(&rec.principal);
@@ -166,16 +260,29 @@ impl Sovra {
     }
 
     /// `GET /v1/roleBindings[?principal=]`.
-    pub async fn list_role_bindings(&self, p: &Principal, principal: Option<&str>) -> Result<Vec<RoleBinding>> {
+    pub async fn list_role_bindings(
+        &self,
+        p: &Principal,
+        principal: Option<&str>,
+    ) -> Result<Vec<RoleBinding>> {
         self.auth.authorize(p, Permission::AccessRead, "*").await?;
         if let Some(pr) = principal {
             check_principal(pr)?;
-            return Ok(self.auth.bindings_of(pr).await?.iter().map(binding).collect());
+            return Ok(self
+                .auth
+                .bindings_of(pr)
+                .await?
+                .iter()
+                .map(binding)
+                .collect());
         }
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let page = self.store.scan(model::ROLE_BINDINGS, after.as_deref(), 500).await?;
+            let page = self
+                .store
+                .scan(model::ROLE_BINDINGS, after.as_deref(), 500)
+                .await?;
             let Some(last) = page.last() else { break };
             after = Some(last.name.clone());
             for r in &page {
@@ -186,8 +293,15 @@ impl Sovra {
     }
 
     /// `DELETE /v1/roleBindings/{principal}/{id}`.
-    pub async fn delete_role_binding(&self, p: &Principal, principal: &str, id: &str) -> Result<()> {
-        self.auth.authorize(p, Permission::AccessManage, "*").await?;
+    pub async fn delete_role_binding(
+        &self,
+        p: &Principal,
+        principal: &str,
+        id: &str,
+    ) -> Result<()> {
+        self.auth
+            .authorize(p, Permission::AccessManage, "*")
+            .await?;
         check_principal(principal)?;
         let name = format!("{principal}/{id}");
         let r = self
@@ -197,7 +311,11 @@ impl Sovra {
             .ok_or_else(|| Error::new(ErrorCode::RoleBindingNotFound, format!("principal {principal:?} has no role binding {id:?}; list them with 'sovra roles list'")))?;
         let mut b = WriteBatch::new();
         b.delete(model::ROLE_BINDINGS, name, Expect::Rev(r.rev));
-        b.audit(self.admin_event(p, "roleBindings.delete", format!("roleBindings/{id}")).detail(serde_json::json!({"principal": principal})).body());
+        b.audit(
+            self.admin_event(p, "roleBindings.delete", format!("roleBindings/{id}"))
+                .detail(serde_json::json!({"principal": principal}))
+                .body(),
+        );
         self.store.commit(b).await?;
         self.auth.invalidate_principal(principal);
         Ok(())
@@ -213,7 +331,11 @@ impl Sovra {
                         let q: QuotaRec = model::from_json(&r.data)?;
                         (q.symmetric_per_minute, q.asymmetric_per_minute, false)
                     }
-                    None => (self.cfg.symmetric_per_minute, self.cfg.asymmetric_per_minute, true),
+                    None => (
+                        self.cfg.symmetric_per_minute,
+                        self.cfg.asymmetric_per_minute,
+                        true,
+                    ),
                 };
                 self.quota_limits.put(principal.to_owned(), q);
                 q
@@ -232,10 +354,14 @@ impl Sovra {
             // Quota denials are audited, but at most once per second per principal and class to
             // keep a flood from flooding the log.
             if self.should_audit_quota(&p.name, class) {
-                let ev = super::audit::AuditEvent::new(self.now(), super::audit::EventKind::Denied, "quota")
-                    .principal(&p.name)
-                    .denied(ErrorCode::QuotaExceeded.as_str())
-                    .detail(serde_json::json!({"class": format!("{class:?}"), "perMinute": limit}));
+                let ev = super::audit::AuditEvent::new(
+                    self.now(),
+                    super::audit::EventKind::Denied,
+                    "quota",
+                )
+                .principal(&p.name)
+                .denied(ErrorCode::QuotaExceeded.as_str())
+                .detail(serde_json::json!({"class": format!("{class:?}"), "perMinute": limit}));
                 self.audit.record_best_effort(ev).await;
             }
             return Err(e);
@@ -259,25 +385,62 @@ impl Sovra {
         }
         check_principal(principal)?;
         let (s, a, d) = self.quota_of(principal).await?;
-        Ok(Quota { principal: principal.to_owned(), symmetric_per_minute: s, asymmetric_per_minute: a, default: d })
+        Ok(Quota {
+            principal: principal.to_owned(),
+            symmetric_per_minute: s,
+            asymmetric_per_minute: a,
+            default: d,
+        })
     }
 
     /// `PUT /v1/quotas/{principal}`.
-    pub async fn set_quota(&self, p: &Principal, principal: &str, req: SetQuotaRequest) -> Result<Quota> {
-        self.auth.authorize(p, Permission::AccessManage, "*").await?;
+    pub async fn set_quota(
+        &self,
+        p: &Principal,
+        principal: &str,
+        req: SetQuotaRequest,
+    ) -> Result<Quota> {
+        self.auth
+            .authorize(p, Permission::AccessManage, "*")
+            .await?;
         check_principal(principal)?;
-        for (field, v) in [("symmetricPerMinute", req.symmetric_per_minute), ("asymmetricPerMinute", req.asymmetric_per_minute)] {
+        for (field, v) in [
+            ("symmetricPerMinute", req.symmetric_per_minute),
+            ("asymmetricPerMinute", req.asymmetric_per_minute),
+        ] {
             if !(1..=1_000_000_000).contains(&v) {
-                return Err(Error::invalid(format!("{field} must be between 1 and 1000000000")));
+                return Err(Error::invalid(format!(
+                    "{field} must be between 1 and 1000000000"
+                )));
             }
         }
-        let rec = QuotaRec { principal: principal.to_owned(), symmetric_per_minute: req.symmetric_per_minute, asymmetric_per_minute: req.asymmetric_per_minute };
+        let rec = QuotaRec {
+            principal: principal.to_owned(),
+            symmetric_per_minute: req.symmetric_per_minute,
+            asymmetric_per_minute: req.asymmetric_per_minute,
+        };
         let mut b = WriteBatch::new();
-        b.put(model::QUOTAS, principal, "", model::to_json(&rec)?, None, Expect::Any);
-        b.audit(self.admin_event(p, "quotas.set", format!("quotas/{principal}")).detail(serde_json::to_value(&req).unwrap_or_default()).body());
+        b.put(
+            model::QUOTAS,
+            principal,
+            "",
+            model::to_json(&rec)?,
+            None,
+            Expect::Any,
+        );
+        b.audit(
+            self.admin_event(p, "quotas.set", format!("quotas/{principal}"))
+                .detail(serde_json::to_value(&req).unwrap_or_default())
+                .body(),
+        );
         self.store.commit(b).await?;
         self.quota_limits.remove(principal);
         self.quotas.reset(principal);
-        Ok(Quota { principal: principal.to_owned(), symmetric_per_minute: rec.symmetric_per_minute, asymmetric_per_minute: rec.asymmetric_per_minute, default: false })
+        Ok(Quota {
+            principal: principal.to_owned(),
+            symmetric_per_minute: rec.symmetric_per_minute,
+            asymmetric_per_minute: rec.asymmetric_per_minute,
+            default: false,
+        })
     }
 }

@@ -127,7 +127,11 @@ impl Audit {
     }
 
     /// Records from `from` (inclusive), at most `limit`.
-    pub async fn export(&self, from: u64, limit: usize) -> Result<Vec<sovra_proto::admin::AuditRecord>> {
+    pub async fn export(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<sovra_proto::admin::AuditRecord>> {
         let rows = self.store.audit_range(from, limit).await?;
         Ok(rows.into_iter().map(to_record).collect())
     }
@@ -139,7 +143,9 @@ pub fn to_record(r: sovra_store::AuditRow) -> sovra_proto::admin::AuditRecord {
         seq: r.seq,
         prev_hash: sovra_crypto::hex(&r.prev_hash),
         hash: sovra_crypto::hex(&r.hash),
-        event: serde_json::from_slice(&r.body).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&r.body).into_owned())),
+        event: serde_json::from_slice(&r.body).unwrap_or_else(|_| {
+            serde_json::Value::String(String::from_utf8_lossy(&r.body).into_owned())
+        }),
     }
 }
 

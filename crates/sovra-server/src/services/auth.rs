@@ -6,7 +6,7 @@
 //! another node (PostgreSQL deployments) is seen within `cache_ttl`.
 
 use super::audit::{Audit, AuditEvent, EventKind};
-use super::authz::{allowed, Permission};
+use super::authz::{Permission, allowed};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::model::{self, RoleBindingRec, TokenRec};
@@ -39,7 +39,11 @@ impl Principal {
 
     /// A principal with the given bindings (server-internal callers and tests).
     pub fn internal(name: &str, bindings: Vec<RoleBindingRec>) -> Self {
-        Self { name: name.into(), token_id: "internal".into(), bindings: Arc::new(bindings) }
+        Self {
+            name: name.into(),
+            token_id: "internal".into(),
+            bindings: Arc::new(bindings),
+        }
     }
 }
 
@@ -58,11 +62,20 @@ pub struct Auth {
 
 /// Checks a principal name.
 pub fn check_principal(name: &str) -> Result<()> {
-    let ok = !name.is_empty() && name.len() <= 63 && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'));
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'));
     if ok {
         Ok(())
     } else {
-        Err(Error::new(ErrorCode::InvalidArgument, format!("invalid principal {name:?}: use 1 to 63 characters from A-Z, a-z, 0-9, '-', '_', '.', '@'")))
+        Err(Error::new(
+            ErrorCode::InvalidArgument,
+            format!(
+                "invalid principal {name:?}: use 1 to 63 characters from A-Z, a-z, 0-9, '-', '_', '.', '@'"
+            ),
+        ))
     }
 }
 
@@ -81,7 +94,14 @@ pub fn secret_hash(secret: &str) -> String {
 impl Auth {
     /// The service.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, audit: Audit, ttl: Duration) -> Self {
-        Self { store, clock, audit, ttl, tokens: RwLock::default(), bindings: RwLock::default() }
+        Self {
+            store,
+            clock,
+            audit,
+            ttl,
+            tokens: RwLock::default(),
+            bindings: RwLock::default(),
+        }
     }
 
     fn cached<T: Clone>(&self, map: &Cached<T>, key: &str) -> Option<T> {
@@ -117,7 +137,9 @@ impl Auth {
         if let Some(t) = self.cached(&self.tokens, id) {
             return Ok(Some(t));
         }
-        let Some(rec) = self.store.get(model::TOKENS, id).await? else { return Ok(None) };
+        let Some(rec) = self.store.get(model::TOKENS, id).await? else {
+            return Ok(None);
+        };
         let t: Arc<TokenRec> = Arc::new(model::from_json(&rec.data)?);
         self.remember(&self.tokens, id, t.clone());
         Ok(Some(t))
@@ -131,7 +153,10 @@ impl Auth {
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let page = self.store.list(model::ROLE_BINDINGS, principal, after.as_deref(), 500).await?;
+            let page = self
+                .store
+                .list(model::ROLE_BINDINGS, principal, after.as_deref(), 500)
+                .await?;
             let Some(last) = page.last() else { break };
             after = Some(last.name.clone());
             for r in &page {
@@ -146,12 +171,26 @@ impl Auth {
     /// Authenticates an `Authorization` header value.
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal> {
         let Some(header) = authorization else {
-            return Err(Error::new(ErrorCode::Unauthenticated, "no credentials: send 'Authorization: Bearer <token>' (set SOVRA_TOKEN for the CLI)"));
+            return Err(Error::new(
+                ErrorCode::Unauthenticated,
+                "no credentials: send 'Authorization: Bearer <token>' (set SOVRA_TOKEN for the CLI)",
+            ));
         };
-        let token = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).map(str::trim);
-        let invalid = |why: &str| Error::new(ErrorCode::TokenInvalid, format!("the bearer token is {why}; ask an administrator for a valid token"));
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim);
+        let invalid = |why: &str| {
+            Error::new(
+                ErrorCode::TokenInvalid,
+                format!("the bearer token is {why}; ask an administrator for a valid token"),
+            )
+        };
         let Some(token) = token else {
-            return Err(Error::new(ErrorCode::Unauthenticated, "the Authorization header must be 'Bearer <token>'"));
+            return Err(Error::new(
+                ErrorCode::Unauthenticated,
+                "the Authorization header must be 'Bearer <token>'",
+            ));
         };
         let Some((id, secret)) = parse_token(token) else {
             return Err(invalid("malformed"));
@@ -173,7 +212,11 @@ impl Auth {
             return Err(invalid("expired"));
         }
         let bindings = self.bindings_of(&rec.principal).await?;
-        Ok(Principal { name: rec.principal.as_str().into(), token_id: rec.id.as_str().into(), bindings })
+        Ok(Principal {
+            name: rec.principal.as_str().into(),
+            token_id: rec.id.as_str().into(),
+            bindings,
+        })
     }
 
     async fn deny_unauthenticated(&self, token_id: &str, why: &str) {
@@ -195,7 +238,11 @@ impl Auth {
         self.audit.record_best_effort(ev).await;
         Err(Error::new(
             ErrorCode::PermissionDenied,
-            format!("principal {:?} lacks permission {} on {resource}; ask an administrator for a role that grants it", p.name, perm.name()),
+            format!(
+                "principal {:?} lacks permission {} on {resource}; ask an administrator for a role that grants it",
+                p.name,
+                perm.name()
+            ),
         ))
     }
 }

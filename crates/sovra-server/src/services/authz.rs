@@ -57,7 +57,14 @@ pub enum Permission {
 impl Permission {
     /// Whether the permission is organisation-wide (only a `*` binding grants it).
     pub fn is_global(self) -> bool {
-        matches!(self, Self::AccessRead | Self::AccessManage | Self::SettingsManage | Self::AuditRead | Self::LocationManage)
+        matches!(
+            self,
+            Self::AccessRead
+                | Self::AccessManage
+                | Self::SettingsManage
+                | Self::AuditRead
+                | Self::LocationManage
+        )
     }
 
     /// A short name for messages and audit records.
@@ -94,18 +101,54 @@ pub fn role_grants(role: Role, perm: Permission) -> bool {
     use Permission::*;
     match role {
         Role::Administrator => true,
-        Role::CryptoOfficer => matches!(perm, LocationRead | KeyRingRead | KeyRingManage | KeyRead | KeyManage | VersionManage | SettingsRead | Random),
-        Role::CryptoUser => matches!(perm, LocationRead | KeyRingRead | KeyRead | Encrypt | Decrypt | Sign | Verify | Mac | AsymmetricDecrypt | Random),
+        Role::CryptoOfficer => matches!(
+            perm,
+            LocationRead
+                | KeyRingRead
+                | KeyRingManage
+                | KeyRead
+                | KeyManage
+                | VersionManage
+                | SettingsRead
+                | Random
+        ),
+        Role::CryptoUser => matches!(
+            perm,
+            LocationRead
+                | KeyRingRead
+                | KeyRead
+                | Encrypt
+                | Decrypt
+                | Sign
+                | Verify
+                | Mac
+                | AsymmetricDecrypt
+                | Random
+        ),
         Role::ReleaseUser => matches!(perm, LocationRead | KeyRingRead | KeyRead | Release),
         Role::PolicyAdministrator => matches!(perm, LocationRead | PolicyRead | PolicyManage),
-        Role::Auditor => matches!(perm, LocationRead | KeyRingRead | KeyRead | PolicyRead | AccessRead | SettingsRead | AuditRead),
+        Role::Auditor => matches!(
+            perm,
+            LocationRead
+                | KeyRingRead
+                | KeyRead
+                | PolicyRead
+                | AccessRead
+                | SettingsRead
+                | AuditRead
+        ),
     }
 }
 
 /// Whether any of `bindings` grants `perm` on `resource` (`*` for organisation-wide actions).
 pub fn allowed(bindings: &[RoleBindingRec], perm: Permission, resource: &str) -> bool {
     bindings.iter().any(|b| {
-        role_grants(b.role, perm) && if perm.is_global() { b.scope == "*" } else { scope_covers(&b.scope, resource) }
+        role_grants(b.role, perm)
+            && if perm.is_global() {
+                b.scope == "*"
+            } else {
+                scope_covers(&b.scope, resource)
+            }
     })
 }
 
@@ -114,21 +157,55 @@ mod tests {
     use super::*;
 
     fn b(role: Role, scope: &str) -> RoleBindingRec {
-        RoleBindingRec { id: "x".into(), principal: "p".into(), role, scope: scope.into(), create_time: 0 }
+        RoleBindingRec {
+            id: "x".into(),
+            principal: "p".into(),
+            role,
+            scope: scope.into(),
+            create_time: 0,
+        }
     }
 
     #[test]
     fn separation_of_duties() {
         let key = "locations/global/keyRings/r/cryptoKeys/k";
-        assert!(allowed(&[b(Role::CryptoUser, "locations/global/keyRings/r")], Permission::Encrypt, key));
-        assert!(!allowed(&[b(Role::CryptoUser, "locations/global/keyRings/other")], Permission::Encrypt, key));
-        assert!(!allowed(&[b(Role::CryptoOfficer, "*")], Permission::Encrypt, key));
-        assert!(!allowed(&[b(Role::CryptoUser, "*")], Permission::KeyManage, key));
+        assert!(allowed(
+            &[b(Role::CryptoUser, "locations/global/keyRings/r")],
+            Permission::Encrypt,
+            key
+        ));
+        assert!(!allowed(
+            &[b(Role::CryptoUser, "locations/global/keyRings/other")],
+            Permission::Encrypt,
+            key
+        ));
+        assert!(!allowed(
+            &[b(Role::CryptoOfficer, "*")],
+            Permission::Encrypt,
+            key
+        ));
+        assert!(!allowed(
+            &[b(Role::CryptoUser, "*")],
+            Permission::KeyManage,
+            key
+        ));
         assert!(!allowed(&[b(Role::Auditor, "*")], Permission::Decrypt, key));
-        assert!(allowed(&[b(Role::Auditor, "*")], Permission::AuditRead, "*"));
+        assert!(allowed(
+            &[b(Role::Auditor, "*")],
+            Permission::AuditRead,
+            "*"
+        ));
         // Organisation-wide permissions need a * binding even for administrators.
-        assert!(!allowed(&[b(Role::Administrator, "locations/global")], Permission::AccessManage, "*"));
-        assert!(allowed(&[b(Role::Administrator, "*")], Permission::AccessManage, "*"));
+        assert!(!allowed(
+            &[b(Role::Administrator, "locations/global")],
+            Permission::AccessManage,
+            "*"
+        ));
+        assert!(allowed(
+            &[b(Role::Administrator, "*")],
+            Permission::AccessManage,
+            "*"
+        ));
         assert!(!allowed(&[], Permission::KeyRead, key), "deny by default");
     }
 }

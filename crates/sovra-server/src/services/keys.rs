@@ -3,13 +3,13 @@
 
 use super::auth::Principal;
 use super::authz::Permission;
-use super::{with_retries, Sovra};
+use super::{Sovra, with_retries};
 use crate::clock::{parse_rfc3339, rfc3339};
 use crate::error::{Error, Result};
-use crate::model::{self, version_key, CryptoKeyRec, KeyRingRec, LocationRec, VersionRec};
+use crate::model::{self, CryptoKeyRec, KeyRingRec, LocationRec, VersionRec, version_key};
 use sovra_proto::kms::*;
 use sovra_proto::names::{CryptoKeyName, KeyRingName, LocationName, VersionName};
-use sovra_proto::{duration, ErrorCode};
+use sovra_proto::{ErrorCode, duration};
 use sovra_store::{Expect, Record, WriteBatch};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -47,7 +47,9 @@ impl Page {
         match self.size {
             None | Some(0) => Ok(DEFAULT_PAGE),
             Some(n) if n <= MAX_PAGE => Ok(n),
-            Some(_) => Err(Error::invalid(format!("pageSize must be at most {MAX_PAGE}"))),
+            Some(_) => Err(Error::invalid(format!(
+                "pageSize must be at most {MAX_PAGE}"
+            ))),
         }
     }
 
@@ -65,7 +67,13 @@ impl Page {
 }
 
 fn next_token(records: &[Record], limit: usize) -> Option<String> {
-    (records.len() == limit).then(|| records.last().map(|r| sovra_proto::b64::encode(r.name.as_bytes()))).flatten()
+    (records.len() == limit)
+        .then(|| {
+            records
+                .last()
+                .map(|r| sovra_proto::b64::encode(r.name.as_bytes()))
+        })
+        .flatten()
 }
 
 /// Wire form of a version.
@@ -87,7 +95,10 @@ fn key_wire(k: &CryptoKeyRec, primary: Option<&VersionRec>) -> CryptoKey {
         purpose: k.purpose,
         primary: primary.map(version_wire),
         create_time: rfc3339(k.create_time),
-        version_template: VersionTemplate { algorithm: k.algorithm, protection_level: k.protection_level },
+        version_template: VersionTemplate {
+            algorithm: k.algorithm,
+            protection_level: k.protection_level,
+        },
         rotation_period: k.rotation_period.map(duration::format),
         next_rotation_time: k.next_rotation_time.map(rfc3339),
         destroy_scheduled_duration: duration::format(k.destroy_scheduled_duration),
@@ -96,7 +107,11 @@ fn key_wire(k: &CryptoKeyRec, primary: Option<&VersionRec>) -> CryptoKey {
 }
 
 fn ring_wire(r: &KeyRingRec) -> KeyRing {
-    KeyRing { name: r.name.clone(), create_time: rfc3339(r.create_time), audit_data_access: r.audit_data_access }
+    KeyRing {
+        name: r.name.clone(),
+        create_time: rfc3339(r.create_time),
+        audit_data_access: r.audit_data_access,
+    }
 }
 
 fn not_found(code: ErrorCode, what: &str, name: &str) -> Error {
@@ -108,10 +123,17 @@ fn check_labels(labels: &BTreeMap<String, String>) -> Result<()> {
         return Err(Error::invalid("at most 64 labels"));
     }
     for (k, v) in labels {
-        let ok_k = !k.is_empty() && k.len() <= 63 && k.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-        let ok_v = v.len() <= 63 && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        let ok_k = !k.is_empty()
+            && k.len() <= 63
+            && k.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        let ok_v = v.len() <= 63
+            && v.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         if !ok_k || !ok_v {
-            return Err(Error::invalid(format!("label {k:?}={v:?}: keys and values use up to 63 of a-z, 0-9, '_' and '-' (keys non-empty)")));
+            return Err(Error::invalid(format!(
+                "label {k:?}={v:?}: keys and values use up to 63 of a-z, 0-9, '_' and '-' (keys non-empty)"
+            )));
         }
     }
     Ok(())
@@ -144,15 +166,36 @@ impl Sovra {
         LocationName::new(&id)?;
         if self.store.get(model::LOCATIONS, &id).await?.is_some() {
             if !self.hsm.locations()?.contains(&id) {
-                return Err(Error::internal(format!("the HSM holds no wrapping key for the configured location {id:?}; is this the HSM this database was created with?")));
+                return Err(Error::internal(format!(
+                    "the HSM holds no wrapping key for the configured location {id:?}; is this the HSM this database was created with?"
+                )));
             }
             return Ok(());
         }
         self.hsm.create_location(&id)?;
-        let rec = LocationRec { id: id.clone(), hsm: self.hsm.kind().to_owned(), create_time: self.now() };
+        let rec = LocationRec {
+            id: id.clone(),
+            hsm: self.hsm.kind().to_owned(),
+            create_time: self.now(),
+        };
         let mut b = WriteBatch::new();
-        b.put(model::LOCATIONS, id.clone(), "", model::to_json(&rec)?, None, Expect::Absent);
-        b.audit(super::audit::AuditEvent::new(self.now(), super::audit::EventKind::System, "locations.create").resource(format!("locations/{id}")).body());
+        b.put(
+            model::LOCATIONS,
+            id.clone(),
+            "",
+            model::to_json(&rec)?,
+            None,
+            Expect::Absent,
+        );
+        b.audit(
+            super::audit::AuditEvent::new(
+                self.now(),
+                super::audit::EventKind::System,
+                "locations.create",
+            )
+            .resource(format!("locations/{id}"))
+            .body(),
+        );
         match self.store.commit(b).await {
             Ok(_) | Err(sovra_store::StoreError::Conflict { .. }) => Ok(()),
             Err(e) => Err(e.into()),
@@ -160,7 +203,12 @@ impl Sovra {
     }
 
     fn location_wire(&self, r: &LocationRec) -> Location {
-        Location { name: format!("locations/{}", r.id), location_id: r.id.clone(), hsm: r.hsm.clone(), create_time: rfc3339(r.create_time) }
+        Location {
+            name: format!("locations/{}", r.id),
+            location_id: r.id.clone(),
+            hsm: r.hsm.clone(),
+            create_time: rfc3339(r.create_time),
+        }
     }
 
     async fn location_rec(&self, loc: &LocationName) -> Result<LocationRec> {
@@ -168,24 +216,50 @@ impl Sovra {
             .store
             .get(model::LOCATIONS, &loc.location)
             .await?
-            .ok_or_else(|| Error::new(ErrorCode::LocationNotFound, format!("{loc} does not exist; list locations with 'sovra locations list'")))?;
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::LocationNotFound,
+                    format!("{loc} does not exist; list locations with 'sovra locations list'"),
+                )
+            })?;
         model::from_json(&r.data)
     }
 
     /// `POST /v1/locations` (creates the location's wrapping key in the HSM).
     pub async fn create_location(&self, p: &Principal, id: &str) -> Result<Location> {
-        self.auth.authorize(p, Permission::LocationManage, "*").await?;
+        self.auth
+            .authorize(p, Permission::LocationManage, "*")
+            .await?;
         let name = LocationName::new(id)?;
         if self.store.get(model::LOCATIONS, id).await?.is_some() {
-            return Err(Error::new(ErrorCode::AlreadyExists, format!("{name} already exists")));
+            return Err(Error::new(
+                ErrorCode::AlreadyExists,
+                format!("{name} already exists"),
+            ));
         }
         self.hsm.create_location(id)?;
-        let rec = LocationRec { id: id.to_owned(), hsm: self.hsm.kind().to_owned(), create_time: self.now() };
+        let rec = LocationRec {
+            id: id.to_owned(),
+            hsm: self.hsm.kind().to_owned(),
+            create_time: self.now(),
+        };
         let mut b = WriteBatch::new();
-        b.put(model::LOCATIONS, id, "", model::to_json(&rec)?, None, Expect::Absent);
-        b.audit(self.admin_event(p, "locations.create", name.to_string()).body());
+        b.put(
+            model::LOCATIONS,
+            id,
+            "",
+            model::to_json(&rec)?,
+            None,
+            Expect::Absent,
+        );
+        b.audit(
+            self.admin_event(p, "locations.create", name.to_string())
+                .body(),
+        );
         self.store.commit(b).await.map_err(|e| match e {
-            sovra_store::StoreError::Conflict { .. } => Error::new(ErrorCode::AlreadyExists, format!("{name} already exists")),
+            sovra_store::StoreError::Conflict { .. } => {
+                Error::new(ErrorCode::AlreadyExists, format!("{name} already exists"))
+            }
             e => e.into(),
         })?;
         Ok(self.location_wire(&rec))
@@ -202,35 +276,68 @@ impl Sovra {
             }
         }
         if out.is_empty() {
-            self.auth.authorize(p, Permission::LocationRead, "locations").await?;
+            self.auth
+                .authorize(p, Permission::LocationRead, "locations")
+                .await?;
         }
         Ok(out)
     }
 
     /// `GET /v1/locations/{loc}`.
     pub async fn get_location(&self, p: &Principal, loc: &LocationName) -> Result<Location> {
-        self.auth.authorize(p, Permission::LocationRead, &loc.to_string()).await?;
+        self.auth
+            .authorize(p, Permission::LocationRead, &loc.to_string())
+            .await?;
         Ok(self.location_wire(&self.location_rec(loc).await?))
     }
 
     // ----- key rings -----------------------------------------------------------------------
 
     async fn ring_rec(&self, name: &KeyRingName) -> Result<(KeyRingRec, u64)> {
-        let r = self.store.get(model::KEY_RINGS, &name.to_string()).await?.ok_or_else(|| not_found(ErrorCode::KeyRingNotFound, "key ring", &name.to_string()))?;
+        let r = self
+            .store
+            .get(model::KEY_RINGS, &name.to_string())
+            .await?
+            .ok_or_else(|| not_found(ErrorCode::KeyRingNotFound, "key ring", &name.to_string()))?;
         Ok((model::from_json(&r.data)?, r.rev))
     }
 
     /// `POST /v1/locations/{loc}/keyRings?keyRingId=`.
-    pub async fn create_key_ring(&self, p: &Principal, loc: &LocationName, id: &str, req: CreateKeyRingRequest) -> Result<KeyRing> {
+    pub async fn create_key_ring(
+        &self,
+        p: &Principal,
+        loc: &LocationName,
+        id: &str,
+        req: CreateKeyRingRequest,
+    ) -> Result<KeyRing> {
         let name = loc.key_ring(id)?;
-        self.auth.authorize(p, Permission::KeyRingManage, &name.to_string()).await?;
+        self.auth
+            .authorize(p, Permission::KeyRingManage, &name.to_string())
+            .await?;
         self.location_rec(loc).await?;
-        let rec = KeyRingRec { name: name.to_string(), create_time: self.now(), audit_data_access: req.audit_data_access };
+        let rec = KeyRingRec {
+            name: name.to_string(),
+            create_time: self.now(),
+            audit_data_access: req.audit_data_access,
+        };
         let mut b = WriteBatch::new();
-        b.put(model::KEY_RINGS, rec.name.clone(), loc.to_string(), model::to_json(&rec)?, None, Expect::Absent);
-        b.audit(self.admin_event(p, "keyRings.create", rec.name.clone()).detail(serde_json::json!({"auditDataAccess": rec.audit_data_access})).body());
+        b.put(
+            model::KEY_RINGS,
+            rec.name.clone(),
+            loc.to_string(),
+            model::to_json(&rec)?,
+            None,
+            Expect::Absent,
+        );
+        b.audit(
+            self.admin_event(p, "keyRings.create", rec.name.clone())
+                .detail(serde_json::json!({"auditDataAccess": rec.audit_data_access}))
+                .body(),
+        );
         self.store.commit(b).await.map_err(|e| match e {
-            sovra_store::StoreError::Conflict { .. } => Error::new(ErrorCode::AlreadyExists, format!("{name} already exists")),
+            sovra_store::StoreError::Conflict { .. } => {
+                Error::new(ErrorCode::AlreadyExists, format!("{name} already exists"))
+            }
             e => e.into(),
         })?;
         Ok(ring_wire(&rec))
@@ -238,20 +345,37 @@ impl Sovra {
 
     /// `GET /v1/{keyRing}`.
     pub async fn get_key_ring(&self, p: &Principal, name: &KeyRingName) -> Result<KeyRing> {
-        self.auth.authorize(p, Permission::KeyRingRead, &name.to_string()).await?;
+        self.auth
+            .authorize(p, Permission::KeyRingRead, &name.to_string())
+            .await?;
         Ok(ring_wire(&self.ring_rec(name).await?.0))
     }
 
     /// `GET /v1/locations/{loc}/keyRings`.
-    pub async fn list_key_rings(&self, p: &Principal, loc: &LocationName, page: &Page) -> Result<ListKeyRingsResponse> {
+    pub async fn list_key_rings(
+        &self,
+        p: &Principal,
+        loc: &LocationName,
+        page: &Page,
+    ) -> Result<ListKeyRingsResponse> {
         let loc_name = loc.to_string();
         let whole = p.can(Permission::KeyRingRead, &loc_name);
-        if !whole && !p.bindings().iter().any(|b| b.scope.starts_with(&format!("{loc_name}/"))) {
-            self.auth.authorize(p, Permission::KeyRingRead, &loc_name).await?;
+        if !whole
+            && !p
+                .bindings()
+                .iter()
+                .any(|b| b.scope.starts_with(&format!("{loc_name}/")))
+        {
+            self.auth
+                .authorize(p, Permission::KeyRingRead, &loc_name)
+                .await?;
         }
         self.location_rec(loc).await?;
         let limit = page.limit()?;
-        let recs = self.store.list(model::KEY_RINGS, &loc_name, page.after()?.as_deref(), limit).await?;
+        let recs = self
+            .store
+            .list(model::KEY_RINGS, &loc_name, page.after()?.as_deref(), limit)
+            .await?;
         let next = next_token(&recs, limit);
         let mut rings = Vec::new();
         for r in &recs {
@@ -260,20 +384,41 @@ impl Sovra {
                 rings.push(ring_wire(&k));
             }
         }
-        Ok(ListKeyRingsResponse { key_rings: rings, next_page_token: next })
+        Ok(ListKeyRingsResponse {
+            key_rings: rings,
+            next_page_token: next,
+        })
     }
 
     /// `PATCH /v1/{keyRing}`.
-    pub async fn update_key_ring(&self, p: &Principal, name: &KeyRingName, req: UpdateKeyRingRequest) -> Result<KeyRing> {
-        self.auth.authorize(p, Permission::KeyRingManage, &name.to_string()).await?;
+    pub async fn update_key_ring(
+        &self,
+        p: &Principal,
+        name: &KeyRingName,
+        req: UpdateKeyRingRequest,
+    ) -> Result<KeyRing> {
+        self.auth
+            .authorize(p, Permission::KeyRingManage, &name.to_string())
+            .await?;
         let out = with_retries(|| async {
             let (mut rec, rev) = self.ring_rec(name).await?;
             if let Some(a) = req.audit_data_access {
                 rec.audit_data_access = a;
             }
             let mut b = WriteBatch::new();
-            b.put(model::KEY_RINGS, rec.name.clone(), name.location_name().to_string(), model::to_json(&rec)?, None, Expect::Rev(rev));
-            b.audit(self.admin_event(p, "keyRings.update", rec.name.clone()).detail(serde_json::json!({"auditDataAccess": rec.audit_data_access})).body());
+            b.put(
+                model::KEY_RINGS,
+                rec.name.clone(),
+                name.location_name().to_string(),
+                model::to_json(&rec)?,
+                None,
+                Expect::Rev(rev),
+            );
+            b.audit(
+                self.admin_event(p, "keyRings.update", rec.name.clone())
+                    .detail(serde_json::json!({"auditDataAccess": rec.audit_data_access}))
+                    .body(),
+            );
             self.store.commit(b).await?;
             Ok(rec)
         })
@@ -296,13 +441,20 @@ impl Sovra {
 
     async fn load_key_view(&self, name: &CryptoKeyName) -> Result<KeyView> {
         let key_str = name.to_string();
-        let kr = self.store.get(model::CRYPTO_KEYS, &key_str).await?.ok_or_else(|| not_found(ErrorCode::KeyNotFound, "crypto key", &key_str))?;
+        let kr = self
+            .store
+            .get(model::CRYPTO_KEYS, &key_str)
+            .await?
+            .ok_or_else(|| not_found(ErrorCode::KeyNotFound, "crypto key", &key_str))?;
         let key: CryptoKeyRec = model::from_json(&kr.data)?;
         let (ring, _) = self.ring_rec(&name.key_ring_name()).await?;
         let mut versions = BTreeMap::new();
         let mut after: Option<String> = None;
         loop {
-            let page = self.store.list(model::VERSIONS, &key_str, after.as_deref(), 1000).await?;
+            let page = self
+                .store
+                .list(model::VERSIONS, &key_str, after.as_deref(), 1000)
+                .await?;
             let Some(last) = page.last() else { break };
             after = Some(last.name.clone());
             for r in &page {
@@ -310,7 +462,12 @@ impl Sovra {
                 versions.insert(v.version, (v, r.rev));
             }
         }
-        Ok(KeyView { ring, key, key_rev: kr.rev, versions })
+        Ok(KeyView {
+            ring,
+            key,
+            key_rev: kr.rev,
+            versions,
+        })
     }
 
     pub(crate) fn invalidate_key(&self, name: &CryptoKeyName) {
@@ -318,21 +475,37 @@ impl Sovra {
     }
 
     fn key_wire_from_view(v: &KeyView) -> CryptoKey {
-        let primary = v.key.primary.and_then(|n| v.versions.get(&n)).map(|(r, _)| r);
+        let primary = v
+            .key
+            .primary
+            .and_then(|n| v.versions.get(&n))
+            .map(|(r, _)| r);
         key_wire(&v.key, primary)
     }
 
     /// `POST /v1/{keyRing}/cryptoKeys?cryptoKeyId=`.
-    pub async fn create_crypto_key(&self, p: &Principal, ring: &KeyRingName, id: &str, req: CreateCryptoKeyRequest) -> Result<CryptoKey> {
+    pub async fn create_crypto_key(
+        &self,
+        p: &Principal,
+        ring: &KeyRingName,
+        id: &str,
+        req: CreateCryptoKeyRequest,
+    ) -> Result<CryptoKey> {
         let name = ring.crypto_key(id)?;
-        self.auth.authorize(p, Permission::KeyManage, &name.to_string()).await?;
+        self.auth
+            .authorize(p, Permission::KeyManage, &name.to_string())
+            .await?;
         self.ring_rec(ring).await?;
-        let template = req.version_template.unwrap_or(VersionTemplate { algorithm: Algorithm::default_for(req.purpose), protection_level: ProtectionLevel::Software });
+        let template = req.version_template.unwrap_or(VersionTemplate {
+            algorithm: Algorithm::default_for(req.purpose),
+            protection_level: ProtectionLevel::Software,
+        });
         check_template(req.purpose, &template)?;
         check_labels(&req.labels)?;
         let (settings, _) = self.settings_rec().await?;
         let destroy_dur = match &req.destroy_scheduled_duration {
-            Some(d) => duration::parse(d).map_err(|e| Error::invalid(format!("destroyScheduledDuration: {e}")))?,
+            Some(d) => duration::parse(d)
+                .map_err(|e| Error::invalid(format!("destroyScheduledDuration: {e}")))?,
             None => settings.default_destroy_scheduled_duration,
         };
         if destroy_dur < settings.min_destroy_scheduled_duration {
@@ -343,7 +516,12 @@ impl Sovra {
             )));
         }
         let now = self.now();
-        let (rotation_period, next_rotation_time) = self.rotation_fields(req.purpose, req.rotation_period.as_deref(), req.next_rotation_time.as_deref(), now)?;
+        let (rotation_period, next_rotation_time) = self.rotation_fields(
+            req.purpose,
+            req.rotation_period.as_deref(),
+            req.next_rotation_time.as_deref(),
+            now,
+        )?;
         let mut key = CryptoKeyRec {
             name: name.to_string(),
             purpose: req.purpose,
@@ -375,31 +553,49 @@ impl Sovra {
             };
             key.primary = Some(1);
             key.version_count = 1;
-            b.put(model::VERSIONS, version_key(&key.name, 1), key.name.clone(), model::to_json(&v)?, None, Expect::Absent);
+            b.put(
+                model::VERSIONS,
+                version_key(&key.name, 1),
+                key.name.clone(),
+                model::to_json(&v)?,
+                None,
+                Expect::Absent,
+            );
             first = Some(v);
         }
-        b.ops.insert(0, sovra_store::Op::Put {
-            c: model::CRYPTO_KEYS,
-            name: key.name.clone(),
-            parent: ring.to_string(),
-            data: model::to_json(&key)?,
-            due: key.next_rotation_time,
-            expect: Expect::Absent,
-        });
+        b.ops.insert(
+            0,
+            sovra_store::Op::Put {
+                c: model::CRYPTO_KEYS,
+                name: key.name.clone(),
+                parent: ring.to_string(),
+                data: model::to_json(&key)?,
+                due: key.next_rotation_time,
+                expect: Expect::Absent,
+            },
+        );
         b.audit(
             self.admin_event(p, "cryptoKeys.create", key.name.clone())
                 .detail(serde_json::json!({"purpose": key.purpose, "algorithm": key.algorithm, "rotationPeriod": key.rotation_period, "destroyScheduledDuration": key.destroy_scheduled_duration}))
                 .body(),
         );
         self.store.commit(b).await.map_err(|e| match e {
-            sovra_store::StoreError::Conflict { .. } => Error::new(ErrorCode::AlreadyExists, format!("{name} already exists")),
+            sovra_store::StoreError::Conflict { .. } => {
+                Error::new(ErrorCode::AlreadyExists, format!("{name} already exists"))
+            }
             e => e.into(),
         })?;
         self.invalidate_key(&name);
         Ok(key_wire(&key, first.as_ref()))
     }
 
-    fn rotation_fields(&self, purpose: Purpose, period: Option<&str>, next: Option<&str>, now: i64) -> Result<(Option<u64>, Option<i64>)> {
+    fn rotation_fields(
+        &self,
+        purpose: Purpose,
+        period: Option<&str>,
+        next: Option<&str>,
+        now: i64,
+    ) -> Result<(Option<u64>, Option<i64>)> {
         let Some(period) = period.filter(|p| !p.is_empty()) else {
             if next.is_some() {
                 return Err(Error::invalid("nextRotationTime needs a rotationPeriod"));
@@ -407,15 +603,22 @@ impl Sovra {
             return Ok((None, None));
         };
         if purpose != Purpose::EncryptDecrypt {
-            return Err(Error::invalid("automatic rotation is only for ENCRYPT_DECRYPT keys (asymmetric and MAC keys are rotated by creating versions)"));
+            return Err(Error::invalid(
+                "automatic rotation is only for ENCRYPT_DECRYPT keys (asymmetric and MAC keys are rotated by creating versions)",
+            ));
         }
-        let secs = duration::parse(period).map_err(|e| Error::invalid(format!("rotationPeriod: {e}")))?;
+        let secs =
+            duration::parse(period).map_err(|e| Error::invalid(format!("rotationPeriod: {e}")))?;
         if secs < MIN_ROTATION {
-            return Err(Error::invalid(format!("rotationPeriod must be at least {}", duration::format(MIN_ROTATION))));
+            return Err(Error::invalid(format!(
+                "rotationPeriod must be at least {}",
+                duration::format(MIN_ROTATION)
+            )));
         }
         let next = match next {
             Some(t) => {
-                let t = parse_rfc3339(t).map_err(|e| Error::invalid(format!("nextRotationTime: {e}")))?;
+                let t = parse_rfc3339(t)
+                    .map_err(|e| Error::invalid(format!("nextRotationTime: {e}")))?;
                 if t < now {
                     return Err(Error::invalid("nextRotationTime is in the past"));
                 }
@@ -428,21 +631,43 @@ impl Sovra {
 
     /// `GET /v1/{cryptoKey}`.
     pub async fn get_crypto_key(&self, p: &Principal, name: &CryptoKeyName) -> Result<CryptoKey> {
-        self.auth.authorize(p, Permission::KeyRead, &name.to_string()).await?;
+        self.auth
+            .authorize(p, Permission::KeyRead, &name.to_string())
+            .await?;
         self.invalidate_key(name);
         Ok(Self::key_wire_from_view(&*self.key_view(name).await?))
     }
 
     /// `GET /v1/{keyRing}/cryptoKeys`.
-    pub async fn list_crypto_keys(&self, p: &Principal, ring: &KeyRingName, page: &Page) -> Result<ListCryptoKeysResponse> {
+    pub async fn list_crypto_keys(
+        &self,
+        p: &Principal,
+        ring: &KeyRingName,
+        page: &Page,
+    ) -> Result<ListCryptoKeysResponse> {
         let ring_name = ring.to_string();
         let whole = p.can(Permission::KeyRead, &ring_name);
-        if !whole && !p.bindings().iter().any(|b| b.scope.starts_with(&format!("{ring_name}/"))) {
-            self.auth.authorize(p, Permission::KeyRead, &ring_name).await?;
+        if !whole
+            && !p
+                .bindings()
+                .iter()
+                .any(|b| b.scope.starts_with(&format!("{ring_name}/")))
+        {
+            self.auth
+                .authorize(p, Permission::KeyRead, &ring_name)
+                .await?;
         }
         self.ring_rec(ring).await?;
         let limit = page.limit()?;
-        let recs = self.store.list(model::CRYPTO_KEYS, &ring_name, page.after()?.as_deref(), limit).await?;
+        let recs = self
+            .store
+            .list(
+                model::CRYPTO_KEYS,
+                &ring_name,
+                page.after()?.as_deref(),
+                limit,
+            )
+            .await?;
         let next = next_token(&recs, limit);
         let mut keys = Vec::new();
         for r in &recs {
@@ -451,17 +676,32 @@ impl Sovra {
                 continue;
             }
             let primary = match k.primary {
-                Some(n) => self.store.get(model::VERSIONS, &version_key(&k.name, n)).await?.map(|r| model::from_json::<VersionRec>(&r.data)).transpose()?,
+                Some(n) => self
+                    .store
+                    .get(model::VERSIONS, &version_key(&k.name, n))
+                    .await?
+                    .map(|r| model::from_json::<VersionRec>(&r.data))
+                    .transpose()?,
                 None => None,
             };
             keys.push(key_wire(&k, primary.as_ref()));
         }
-        Ok(ListCryptoKeysResponse { crypto_keys: keys, next_page_token: next })
+        Ok(ListCryptoKeysResponse {
+            crypto_keys: keys,
+            next_page_token: next,
+        })
     }
 
     /// `PATCH /v1/{cryptoKey}`.
-    pub async fn update_crypto_key(&self, p: &Principal, name: &CryptoKeyName, req: UpdateCryptoKeyRequest) -> Result<CryptoKey> {
-        self.auth.authorize(p, Permission::KeyManage, &name.to_string()).await?;
+    pub async fn update_crypto_key(
+        &self,
+        p: &Principal,
+        name: &CryptoKeyName,
+        req: UpdateCryptoKeyRequest,
+    ) -> Result<CryptoKey> {
+        self.auth
+            .authorize(p, Permission::KeyManage, &name.to_string())
+            .await?;
         if let Some(l) = &req.labels {
             check_labels(l)?;
         }
@@ -482,13 +722,29 @@ impl Sovra {
                     Some(p) => Some(p.clone()),
                     None => key.rotation_period.map(duration::format),
                 };
-                let (rp, nrt) = self.rotation_fields(key.purpose, period.as_deref(), req.next_rotation_time.as_deref(), now)?;
+                let (rp, nrt) = self.rotation_fields(
+                    key.purpose,
+                    period.as_deref(),
+                    req.next_rotation_time.as_deref(),
+                    now,
+                )?;
                 key.rotation_period = rp;
                 key.next_rotation_time = nrt;
             }
             let mut b = WriteBatch::new();
-            b.put(model::CRYPTO_KEYS, key.name.clone(), name.key_ring_name().to_string(), model::to_json(&key)?, key.next_rotation_time, Expect::Rev(v.key_rev));
-            b.audit(self.admin_event(p, "cryptoKeys.update", key.name.clone()).detail(serde_json::to_value(&req).unwrap_or_default()).body());
+            b.put(
+                model::CRYPTO_KEYS,
+                key.name.clone(),
+                name.key_ring_name().to_string(),
+                model::to_json(&key)?,
+                key.next_rotation_time,
+                Expect::Rev(v.key_rev),
+            );
+            b.audit(
+                self.admin_event(p, "cryptoKeys.update", key.name.clone())
+                    .detail(serde_json::to_value(&req).unwrap_or_default())
+                    .body(),
+            );
             self.store.commit(b).await?;
             Ok(KeyView { key, ..v })
         })
@@ -499,11 +755,26 @@ impl Sovra {
 
     /// Creates a new version of `name`; makes it primary if `make_primary` or the key has none.
     /// `actor` is the principal (or `None` for the scheduler).
-    pub(crate) async fn add_version(&self, actor: Option<&Principal>, name: &CryptoKeyName, make_primary: bool, action: &str) -> Result<(CryptoKeyRec, VersionRec)> {
+    pub(crate) async fn add_version(
+        &self,
+        actor: Option<&Principal>,
+        name: &CryptoKeyName,
+        make_primary: bool,
+        action: &str,
+    ) -> Result<(CryptoKeyRec, VersionRec)> {
         let out = with_retries(|| async {
-            let kr = self.store.get(model::CRYPTO_KEYS, &name.to_string()).await?.ok_or_else(|| not_found(ErrorCode::KeyNotFound, "crypto key", &name.to_string()))?;
+            let kr = self
+                .store
+                .get(model::CRYPTO_KEYS, &name.to_string())
+                .await?
+                .ok_or_else(|| {
+                    not_found(ErrorCode::KeyNotFound, "crypto key", &name.to_string())
+                })?;
             let mut key: CryptoKeyRec = model::from_json(&kr.data)?;
-            let n = key.version_count.checked_add(1).ok_or_else(|| Error::invalid("the key has too many versions"))?;
+            let n = key
+                .version_count
+                .checked_add(1)
+                .ok_or_else(|| Error::invalid("the key has too many versions"))?;
             let vname = name.version(n);
             let now = self.now();
             let v = VersionRec {
@@ -535,13 +806,31 @@ impl Sovra {
                 }
             }
             let mut b = WriteBatch::new();
-            b.put(model::CRYPTO_KEYS, key.name.clone(), name.key_ring_name().to_string(), model::to_json(&key)?, key.next_rotation_time, Expect::Rev(kr.rev));
-            b.put(model::VERSIONS, version_key(&key.name, n), key.name.clone(), model::to_json(&v)?, None, Expect::Absent);
+            b.put(
+                model::CRYPTO_KEYS,
+                key.name.clone(),
+                name.key_ring_name().to_string(),
+                model::to_json(&key)?,
+                key.next_rotation_time,
+                Expect::Rev(kr.rev),
+            );
+            b.put(
+                model::VERSIONS,
+                version_key(&key.name, n),
+                key.name.clone(),
+                model::to_json(&v)?,
+                None,
+                Expect::Absent,
+            );
             let ev = match actor {
                 Some(p) => self.admin_event(p, action, v.name.clone()),
-                None => super::audit::AuditEvent::new(now, super::audit::EventKind::System, action).resource(v.name.clone()),
+                None => super::audit::AuditEvent::new(now, super::audit::EventKind::System, action)
+                    .resource(v.name.clone()),
             };
-            b.audit(ev.detail(serde_json::json!({"primary": key.primary})).body());
+            b.audit(
+                ev.detail(serde_json::json!({"primary": key.primary}))
+                    .body(),
+            );
             self.store.commit(b).await?;
             Ok((key, v))
         })
@@ -552,33 +841,80 @@ impl Sovra {
 
     /// `POST /v1/{cryptoKey}:rotate`: a new version, made primary.
     pub async fn rotate(&self, p: &Principal, name: &CryptoKeyName) -> Result<CryptoKey> {
-        self.auth.authorize(p, Permission::KeyManage, &name.to_string()).await?;
-        let (key, v) = self.add_version(Some(p), name, true, "cryptoKeys.rotate").await?;
+        self.auth
+            .authorize(p, Permission::KeyManage, &name.to_string())
+            .await?;
+        let (key, v) = self
+            .add_version(Some(p), name, true, "cryptoKeys.rotate")
+            .await?;
         Ok(key_wire(&key, Some(&v)))
     }
 
     /// `POST /v1/{cryptoKey}/cryptoKeyVersions`: a new version (primary only if there is none).
-    pub async fn create_version(&self, p: &Principal, name: &CryptoKeyName) -> Result<CryptoKeyVersion> {
-        self.auth.authorize(p, Permission::KeyManage, &name.to_string()).await?;
-        let (_, v) = self.add_version(Some(p), name, false, "cryptoKeyVersions.create").await?;
+    pub async fn create_version(
+        &self,
+        p: &Principal,
+        name: &CryptoKeyName,
+    ) -> Result<CryptoKeyVersion> {
+        self.auth
+            .authorize(p, Permission::KeyManage, &name.to_string())
+            .await?;
+        let (_, v) = self
+            .add_version(Some(p), name, false, "cryptoKeyVersions.create")
+            .await?;
         Ok(version_wire(&v))
     }
 
     /// `POST /v1/{cryptoKey}:updatePrimaryVersion`.
-    pub async fn update_primary(&self, p: &Principal, name: &CryptoKeyName, version_id: &str) -> Result<CryptoKey> {
-        self.auth.authorize(p, Permission::KeyManage, &name.to_string()).await?;
-        let n = sovra_proto::names::parse_version(version_id).map_err(|e| Error::new(ErrorCode::InvalidArgument, format!("cryptoKeyVersionId: {e}")))?;
+    pub async fn update_primary(
+        &self,
+        p: &Principal,
+        name: &CryptoKeyName,
+        version_id: &str,
+    ) -> Result<CryptoKey> {
+        self.auth
+            .authorize(p, Permission::KeyManage, &name.to_string())
+            .await?;
+        let n = sovra_proto::names::parse_version(version_id).map_err(|e| {
+            Error::new(
+                ErrorCode::InvalidArgument,
+                format!("cryptoKeyVersionId: {e}"),
+            )
+        })?;
         let view = with_retries(|| async {
             let v = self.load_key_view(name).await?;
-            let (ver, _) = v.versions.get(&n).ok_or_else(|| not_found(ErrorCode::KeyVersionNotFound, "key version", &name.version(n).to_string()))?;
+            let (ver, _) = v.versions.get(&n).ok_or_else(|| {
+                not_found(
+                    ErrorCode::KeyVersionNotFound,
+                    "key version",
+                    &name.version(n).to_string(),
+                )
+            })?;
             if ver.state != VersionState::Enabled {
-                return Err(Error::new(ErrorCode::KeyVersionNotEnabled, format!("{} is {:?}; only an ENABLED version can be primary", ver.name, ver.state)));
+                return Err(Error::new(
+                    ErrorCode::KeyVersionNotEnabled,
+                    format!(
+                        "{} is {:?}; only an ENABLED version can be primary",
+                        ver.name, ver.state
+                    ),
+                ));
             }
             let mut key = v.key.clone();
             key.primary = Some(n);
             let mut b = WriteBatch::new();
-            b.put(model::CRYPTO_KEYS, key.name.clone(), name.key_ring_name().to_string(), model::to_json(&key)?, key.next_rotation_time, Expect::Rev(v.key_rev));
-            b.audit(self.admin_event(p, "cryptoKeys.updatePrimaryVersion", key.name.clone()).detail(serde_json::json!({"primary": n})).body());
+            b.put(
+                model::CRYPTO_KEYS,
+                key.name.clone(),
+                name.key_ring_name().to_string(),
+                model::to_json(&key)?,
+                key.next_rotation_time,
+                Expect::Rev(v.key_rev),
+            );
+            b.audit(
+                self.admin_event(p, "cryptoKeys.updatePrimaryVersion", key.name.clone())
+                    .detail(serde_json::json!({"primary": n}))
+                    .body(),
+            );
             self.store.commit(b).await?;
             Ok(KeyView { key, ..v })
         })
@@ -592,46 +928,93 @@ impl Sovra {
     async fn version_rec(&self, name: &VersionName) -> Result<(VersionRec, u64)> {
         let r = self
             .store
-            .get(model::VERSIONS, &version_key(&name.key.to_string(), name.version))
+            .get(
+                model::VERSIONS,
+                &version_key(&name.key.to_string(), name.version),
+            )
             .await?
             .ok_or_else(|| {
                 let _ = &name;
-                not_found(ErrorCode::KeyVersionNotFound, "key version", &name.to_string())
+                not_found(
+                    ErrorCode::KeyVersionNotFound,
+                    "key version",
+                    &name.to_string(),
+                )
             })?;
         Ok((model::from_json(&r.data)?, r.rev))
     }
 
     async fn ensure_key_exists(&self, name: &CryptoKeyName) -> Result<()> {
-        if self.store.get(model::CRYPTO_KEYS, &name.to_string()).await?.is_none() {
-            return Err(not_found(ErrorCode::KeyNotFound, "crypto key", &name.to_string()));
+        if self
+            .store
+            .get(model::CRYPTO_KEYS, &name.to_string())
+            .await?
+            .is_none()
+        {
+            return Err(not_found(
+                ErrorCode::KeyNotFound,
+                "crypto key",
+                &name.to_string(),
+            ));
         }
         Ok(())
     }
 
     /// `GET /v1/{version}`.
     pub async fn get_version(&self, p: &Principal, name: &VersionName) -> Result<CryptoKeyVersion> {
-        self.auth.authorize(p, Permission::KeyRead, &name.key.to_string()).await?;
+        self.auth
+            .authorize(p, Permission::KeyRead, &name.key.to_string())
+            .await?;
         self.ensure_key_exists(&name.key).await?;
         Ok(version_wire(&self.version_rec(name).await?.0))
     }
 
     /// `GET /v1/{cryptoKey}/cryptoKeyVersions`.
-    pub async fn list_versions(&self, p: &Principal, name: &CryptoKeyName, page: &Page) -> Result<ListVersionsResponse> {
-        self.auth.authorize(p, Permission::KeyRead, &name.to_string()).await?;
+    pub async fn list_versions(
+        &self,
+        p: &Principal,
+        name: &CryptoKeyName,
+        page: &Page,
+    ) -> Result<ListVersionsResponse> {
+        self.auth
+            .authorize(p, Permission::KeyRead, &name.to_string())
+            .await?;
         self.ensure_key_exists(name).await?;
         let limit = page.limit()?;
-        let recs = self.store.list(model::VERSIONS, &name.to_string(), page.after()?.as_deref(), limit).await?;
+        let recs = self
+            .store
+            .list(
+                model::VERSIONS,
+                &name.to_string(),
+                page.after()?.as_deref(),
+                limit,
+            )
+            .await?;
         let next = next_token(&recs, limit);
-        let versions = recs.iter().map(|r| model::from_json::<VersionRec>(&r.data).map(|v| version_wire(&v))).collect::<Result<Vec<_>>>()?;
-        Ok(ListVersionsResponse { crypto_key_versions: versions, next_page_token: next })
+        let versions = recs
+            .iter()
+            .map(|r| model::from_json::<VersionRec>(&r.data).map(|v| version_wire(&v)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ListVersionsResponse {
+            crypto_key_versions: versions,
+            next_page_token: next,
+        })
     }
 
     /// Applies a state change to a version under CAS, with an audit record.
-    async fn change_version<F>(&self, p: &Principal, name: &VersionName, action: &str, f: F) -> Result<CryptoKeyVersion>
+    async fn change_version<F>(
+        &self,
+        p: &Principal,
+        name: &VersionName,
+        action: &str,
+        f: F,
+    ) -> Result<CryptoKeyVersion>
     where
         F: Fn(&mut VersionRec, i64, &crate::model::SettingsRec, &CryptoKeyRec) -> Result<()>,
     {
-        self.auth.authorize(p, Permission::VersionManage, &name.key.to_string()).await?;
+        self.auth
+            .authorize(p, Permission::VersionManage, &name.key.to_string())
+            .await?;
         let key_str = name.key.to_string();
         let v = with_retries(|| async {
             let kr = self.store.get(model::CRYPTO_KEYS, &key_str).await?.ok_or_else(|| not_found(ErrorCode::KeyNotFound, "crypto key", &key_str))?;
@@ -657,11 +1040,22 @@ impl Sovra {
     }
 
     /// `PATCH /v1/{version}` with `state` ENABLED or DISABLED.
-    pub async fn set_version_state(&self, p: &Principal, name: &VersionName, state: VersionState) -> Result<CryptoKeyVersion> {
+    pub async fn set_version_state(
+        &self,
+        p: &Principal,
+        name: &VersionName,
+        state: VersionState,
+    ) -> Result<CryptoKeyVersion> {
         if !matches!(state, VersionState::Enabled | VersionState::Disabled) {
-            return Err(Error::invalid("state can only be set to ENABLED or DISABLED; use :destroy and :restore for destruction"));
+            return Err(Error::invalid(
+                "state can only be set to ENABLED or DISABLED; use :destroy and :restore for destruction",
+            ));
         }
-        let action = if state == VersionState::Enabled { "cryptoKeyVersions.enable" } else { "cryptoKeyVersions.disable" };
+        let action = if state == VersionState::Enabled {
+            "cryptoKeyVersions.enable"
+        } else {
+            "cryptoKeyVersions.disable"
+        };
         self.change_version(p, name, action, |v, _, _, _| {
             match (v.state, state) {
                 (VersionState::Enabled | VersionState::Disabled, _) => {
@@ -678,7 +1072,11 @@ impl Sovra {
     }
 
     /// `POST /v1/{version}:destroy`: schedules destruction after the key's destroyScheduledDuration.
-    pub async fn destroy_version(&self, p: &Principal, name: &VersionName) -> Result<CryptoKeyVersion> {
+    pub async fn destroy_version(
+        &self,
+        p: &Principal,
+        name: &VersionName,
+    ) -> Result<CryptoKeyVersion> {
         self.change_version(p, name, "cryptoKeyVersions.destroy", |v, now, settings, key| match v.state {
             VersionState::Enabled if settings.require_disable_before_destroy => Err(Error::new(
                 ErrorCode::DisableBeforeDestroyRequired,
@@ -696,14 +1094,26 @@ impl Sovra {
     }
 
     /// `POST /v1/{version}:restore`: cancels a scheduled destruction; the version becomes DISABLED.
-    pub async fn restore_version(&self, p: &Principal, name: &VersionName) -> Result<CryptoKeyVersion> {
-        self.change_version(p, name, "cryptoKeyVersions.restore", |v, _, _, _| match v.state {
-            VersionState::DestroyScheduled => {
-                v.state = VersionState::Disabled;
-                v.destroy_time = None;
-                Ok(())
+    pub async fn restore_version(
+        &self,
+        p: &Principal,
+        name: &VersionName,
+    ) -> Result<CryptoKeyVersion> {
+        self.change_version(p, name, "cryptoKeyVersions.restore", |v, _, _, _| {
+            match v.state {
+                VersionState::DestroyScheduled => {
+                    v.state = VersionState::Disabled;
+                    v.destroy_time = None;
+                    Ok(())
+                }
+                s => Err(Error::new(
+                    ErrorCode::InvalidStateTransition,
+                    format!(
+                        "{} is {s:?}; only a DESTROY_SCHEDULED version can be restored",
+                        v.name
+                    ),
+                )),
             }
-            s => Err(Error::new(ErrorCode::InvalidStateTransition, format!("{} is {s:?}; only a DESTROY_SCHEDULED version can be restored", v.name))),
         })
         .await
     }

@@ -5,16 +5,21 @@ use super::Sovra;
 use crate::error::{Error, Result};
 use crate::model::VersionRec;
 use sovra_crypto::LoadedKey;
+use sovra_proto::ErrorCode;
 use sovra_proto::kms::Algorithm;
 use sovra_proto::names::VersionName;
-use sovra_proto::ErrorCode;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 /// What the wrapping of a version's material is bound to: its full resource name (which
 /// includes the location, key and version number), the location, and the algorithm.
 pub fn material_aad(version: &VersionName, alg: Algorithm) -> Vec<u8> {
-    format!("sovra/key-material/v1\n{version}\n{}\n{}", version.key.location, alg.as_str()).into_bytes()
+    format!(
+        "sovra/key-material/v1\n{version}\n{}\n{}",
+        version.key.location,
+        alg.as_str()
+    )
+    .into_bytes()
 }
 
 /// Unwrapped keys, by version resource name. Bounded: when full, an entry is evicted; evicted
@@ -28,7 +33,10 @@ pub struct MaterialCache {
 impl MaterialCache {
     /// A cache of at most `cap` keys.
     pub fn new(cap: usize) -> Self {
-        Self { cap: cap.max(1), map: RwLock::new(HashMap::new()) }
+        Self {
+            cap: cap.max(1),
+            map: RwLock::new(HashMap::new()),
+        }
     }
 
     fn get(&self, name: &str) -> Option<Arc<LoadedKey>> {
@@ -66,12 +74,20 @@ impl MaterialCache {
 
 impl Sovra {
     /// Generates material for `version` and wraps it under its location's HSM key.
-    pub(crate) async fn generate_wrapped(&self, version: &VersionName, alg: Algorithm) -> Result<String> {
+    pub(crate) async fn generate_wrapped(
+        &self,
+        version: &VersionName,
+        alg: Algorithm,
+    ) -> Result<String> {
         let material = tokio::task::spawn_blocking(move || sovra_crypto::generate(alg))
             .await
             .map_err(|e| Error::internal(format!("key generation task: {e}")))?
             .map_err(|e| Error::internal(e.to_string()))?;
-        let blob = self.hsm.wrap(&version.key.location, &material_aad(version, alg), material.expose())?;
+        let blob = self.hsm.wrap(
+            &version.key.location,
+            &material_aad(version, alg),
+            material.expose(),
+        )?;
         Ok(sovra_proto::b64::encode(&blob))
     }
 
@@ -82,15 +98,32 @@ impl Sovra {
             return Ok(k);
         }
         let wrapped = v.material.as_deref().ok_or_else(|| {
-            Error::new(ErrorCode::KeyVersionDestroyed, format!("{} is destroyed; its material no longer exists", v.name))
+            Error::new(
+                ErrorCode::KeyVersionDestroyed,
+                format!("{} is destroyed; its material no longer exists", v.name),
+            )
         })?;
-        let blob = sovra_proto::b64::decode(wrapped).map_err(|_| Error::new(ErrorCode::IntegrityFailure, format!("stored material of {} is not base64; the row was altered", v.name)))?;
-        let secret = self.hsm.unwrap(&name.key.location, &material_aad(name, v.algorithm), &blob).map_err(|e| {
-            tracing::error!(version = %v.name, error = %e, "key material failed to unwrap");
-            Error::from(e)
+        let blob = sovra_proto::b64::decode(wrapped).map_err(|_| {
+            Error::new(
+                ErrorCode::IntegrityFailure,
+                format!(
+                    "stored material of {} is not base64; the row was altered",
+                    v.name
+                ),
+            )
         })?;
+        let secret = self
+            .hsm
+            .unwrap(&name.key.location, &material_aad(name, v.algorithm), &blob)
+            .map_err(|e| {
+                tracing::error!(version = %v.name, error = %e, "key material failed to unwrap");
+                Error::from(e)
+            })?;
         let k = Arc::new(LoadedKey::load(v.algorithm, secret.expose()).map_err(|e| {
-            Error::new(ErrorCode::IntegrityFailure, format!("stored material of {} does not load: {e}", v.name))
+            Error::new(
+                ErrorCode::IntegrityFailure,
+                format!("stored material of {} does not load: {e}", v.name),
+            )
         })?);
         self.material.put(v.name.clone(), k.clone());
         Ok(k)

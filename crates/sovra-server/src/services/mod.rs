@@ -72,7 +72,12 @@ pub struct Sovra {
 
 impl Sovra {
     /// Builds the service layer over the given backends.
-    pub fn new(store: Arc<dyn Store>, hsm: Arc<dyn Hsm>, clock: Arc<dyn Clock>, cfg: ServiceConfig) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        hsm: Arc<dyn Hsm>,
+        clock: Arc<dyn Clock>,
+        cfg: ServiceConfig,
+    ) -> Self {
         let audit = Audit::new(store.clone());
         Self {
             auth: Auth::new(store.clone(), clock.clone(), audit.clone(), cfg.cache_ttl),
@@ -116,8 +121,15 @@ impl Sovra {
     }
 
     /// An administrative audit event by `p` on `resource`.
-    pub(crate) fn admin_event(&self, p: &Principal, action: &str, resource: impl Into<String>) -> AuditEvent {
-        AuditEvent::new(self.now(), EventKind::Admin, action).principal(&p.name).resource(resource)
+    pub(crate) fn admin_event(
+        &self,
+        p: &Principal,
+        action: &str,
+        resource: impl Into<String>,
+    ) -> AuditEvent {
+        AuditEvent::new(self.now(), EventKind::Admin, action)
+            .principal(&p.name)
+            .resource(resource)
     }
 }
 

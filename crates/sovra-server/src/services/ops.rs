@@ -1,18 +1,18 @@
 //! Cryptographic operations: encrypt, decrypt, sign, verify, asymmetric decrypt, MAC, public
 //! key and random bytes. The hot path reads only caches: tokens, bindings, key views, material.
 
+use super::Sovra;
 use super::audit::{AuditEvent, EventKind};
 use super::auth::Principal;
 use super::authz::Permission;
 use super::keys::KeyView;
 use super::quota::OpClass;
-use super::Sovra;
 use crate::error::{Error, Result};
-use sovra_crypto::{keys::sign_hash, symmetric, CryptoError, HashAlg, LoadedKey, SignInput};
+use sovra_crypto::{CryptoError, HashAlg, LoadedKey, SignInput, keys::sign_hash, symmetric};
 use sovra_proto::kms::{Purpose, VersionState};
 use sovra_proto::names::{CryptoKeyName, LocationName, VersionName};
 use sovra_proto::ops::*;
-use sovra_proto::{b64, ErrorCode};
+use sovra_proto::{ErrorCode, b64};
 use std::sync::Arc;
 
 /// Largest plaintext and AAD accepted (decoded bytes).
@@ -38,9 +38,17 @@ impl Target {
 
 /// Decodes a base64 field, naming it on error, and checks its size.
 pub fn decode_field(field: &str, value: &str) -> Result<Vec<u8>> {
-    let v = b64::decode(value).map_err(|_| Error::new(ErrorCode::InvalidBase64, format!("field {field} is not valid base64")))?;
+    let v = b64::decode(value).map_err(|_| {
+        Error::new(
+            ErrorCode::InvalidBase64,
+            format!("field {field} is not valid base64"),
+        )
+    })?;
     if v.len() > MAX_DATA {
-        return Err(Error::invalid(format!("field {field} is {} bytes; the limit is {MAX_DATA}", v.len())));
+        return Err(Error::invalid(format!(
+            "field {field} is {} bytes; the limit is {MAX_DATA}",
+            v.len()
+        )));
     }
     Ok(v)
 }
@@ -48,7 +56,9 @@ pub fn decode_field(field: &str, value: &str) -> Result<Vec<u8>> {
 fn crypto_err(e: CryptoError) -> Error {
     match e {
         CryptoError::CiphertextInvalid => Error::new(ErrorCode::CiphertextInvalid, e.to_string()),
-        CryptoError::BadDigest { .. } | CryptoError::TooLong { .. } => Error::invalid(e.to_string()),
+        CryptoError::BadDigest { .. } | CryptoError::TooLong { .. } => {
+            Error::invalid(e.to_string())
+        }
         CryptoError::Unsupported(m) => Error::new(ErrorCode::UnsupportedAlgorithm, m),
         other => Error::internal(other.to_string()),
     }
@@ -63,6 +73,21 @@ fn purpose_name(p: Purpose) -> &'static str {
     }
 }
 
+/// Data or a digest, decoded.
+enum OwnedInput {
+    Data(Vec<u8>),
+    Digest(HashAlg, Vec<u8>),
+}
+
+impl OwnedInput {
+    fn as_input(&self) -> SignInput<'_> {
+        match self {
+            Self::Data(d) => SignInput::Data(d),
+            Self::Digest(h, d) => SignInput::Digest(*h, d),
+        }
+    }
+}
+
 /// A resolved, usable version.
 struct Resolved {
     view: Arc<KeyView>,
@@ -72,7 +97,15 @@ struct Resolved {
 }
 
 impl Sovra {
-    async fn resolve(&self, p: &Principal, target: &Target, perm: Permission, purpose: Purpose, class: OpClass, version_override: Option<u32>) -> Result<Resolved> {
+    async fn resolve(
+        &self,
+        p: &Principal,
+        target: &Target,
+        perm: Permission,
+        purpose: Purpose,
+        class: OpClass,
+        version_override: Option<u32>,
+    ) -> Result<Resolved> {
         let key_name = target.key();
         if !p.can(perm, &key_name.to_string()) {
             self.auth.authorize(p, perm, &key_name.to_string()).await?;
@@ -81,14 +114,25 @@ impl Sovra {
         if view.key.purpose != purpose {
             return Err(Error::new(
                 ErrorCode::WrongPurpose,
-                format!("{} has purpose {}; this operation needs a {} key", view.key.name, purpose_name(view.key.purpose), purpose_name(purpose)),
+                format!(
+                    "{} has purpose {}; this operation needs a {} key",
+                    view.key.name,
+                    purpose_name(view.key.purpose),
+                    purpose_name(purpose)
+                ),
             ));
         }
         let n = match (version_override, target) {
             (Some(n), _) => n,
             (None, Target::Version(v)) => v.version,
             (None, Target::Key(_)) => view.key.primary.ok_or_else(|| {
-                Error::new(ErrorCode::NoPrimaryVersion, format!("{} has no primary version; create one with 'sovra keys rotate'", view.key.name))
+                Error::new(
+                    ErrorCode::NoPrimaryVersion,
+                    format!(
+                        "{} has no primary version; create one with 'sovra keys rotate'",
+                        view.key.name
+                    ),
+                )
             })?,
         };
         if !view.versions.contains_key(&n) {
@@ -97,55 +141,108 @@ impl Sovra {
             view = self.key_view(key_name).await?;
         }
         let version = key_name.version(n);
-        let (rec, _) = view.versions.get(&n).ok_or_else(|| Error::new(ErrorCode::KeyVersionNotFound, format!("key version {version} does not exist")))?;
+        let (rec, _) = view.versions.get(&n).ok_or_else(|| {
+            Error::new(
+                ErrorCode::KeyVersionNotFound,
+                format!("key version {version} does not exist"),
+            )
+        })?;
         match rec.state {
             VersionState::Enabled => {}
-            VersionState::Destroyed => return Err(Error::new(ErrorCode::KeyVersionDestroyed, format!("{version} is DESTROYED; its material no longer exists"))),
+            VersionState::Destroyed => {
+                return Err(Error::new(
+                    ErrorCode::KeyVersionDestroyed,
+                    format!("{version} is DESTROYED; its material no longer exists"),
+                ));
+            }
             s => {
                 return Err(Error::new(
                     ErrorCode::KeyVersionNotEnabled,
-                    format!("{version} is {}; enable it (or restore it) to use it", serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()),
+                    format!(
+                        "{version} is {}; enable it (or restore it) to use it",
+                        serde_json::to_value(s)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default()
+                    ),
                 ));
             }
         }
         self.take_quota(p, class).await?;
         let key = self.loaded_key(&version, rec)?;
         let primary = view.key.primary == Some(n);
-        Ok(Resolved { view, version, key, primary })
+        Ok(Resolved {
+            view,
+            version,
+            key,
+            primary,
+        })
     }
 
     async fn data_access(&self, p: &Principal, r: &Resolved, action: &str) -> Result<()> {
         if r.view.ring.audit_data_access {
-            let ev = AuditEvent::new(self.now(), EventKind::DataAccess, action).principal(&p.name).resource(r.version.to_string());
+            let ev = AuditEvent::new(self.now(), EventKind::DataAccess, action)
+                .principal(&p.name)
+                .resource(r.version.to_string());
             self.audit.record(ev).await?;
         }
         Ok(())
     }
 
     /// Encrypts with the key's primary version.
-    pub async fn encrypt(&self, p: &Principal, key: &CryptoKeyName, req: &EncryptRequest) -> Result<EncryptResponse> {
+    pub async fn encrypt(
+        &self,
+        p: &Principal,
+        key: &CryptoKeyName,
+        req: &EncryptRequest,
+    ) -> Result<EncryptResponse> {
         let pt = decode_field("plaintext", &req.plaintext)?;
         let aad = match &req.additional_authenticated_data {
             Some(a) => decode_field("additionalAuthenticatedData", a)?,
             None => Vec::new(),
         };
-        let r = self.resolve(p, &Target::Key(key.clone()), Permission::Encrypt, Purpose::EncryptDecrypt, OpClass::Symmetric, None).await?;
+        let r = self
+            .resolve(
+                p,
+                &Target::Key(key.clone()),
+                Permission::Encrypt,
+                Purpose::EncryptDecrypt,
+                OpClass::Symmetric,
+                None,
+            )
+            .await?;
         let ct = symmetric::seal(&r.key, r.version.version, &aad, &pt).map_err(crypto_err)?;
         zeroize::Zeroize::zeroize(&mut { pt });
         self.data_access(p, &r, "cryptoKeys.encrypt").await?;
-        Ok(EncryptResponse { name: r.version.to_string(), ciphertext: b64::encode(&ct) })
+        Ok(EncryptResponse {
+            name: r.version.to_string(),
+            ciphertext: b64::encode(&ct),
+        })
     }
 
     /// Decrypts with the version named in the ciphertext.
-    pub async fn decrypt(&self, p: &Principal, key: &CryptoKeyName, req: &DecryptRequest) -> Result<DecryptResponse> {
+    pub async fn decrypt(
+        &self,
+        p: &Principal,
+        key: &CryptoKeyName,
+        req: &DecryptRequest,
+    ) -> Result<DecryptResponse> {
         let ct = decode_field("ciphertext", &req.ciphertext)?;
         let aad = match &req.additional_authenticated_data {
             Some(a) => decode_field("additionalAuthenticatedData", a)?,
             None => Vec::new(),
         };
-        let n = symmetric::version_of(&ct).map_err(|_| Error::new(ErrorCode::CiphertextInvalid, "the ciphertext is malformed or truncated (it was not produced by Sovra's encrypt)"))?;
+        let n = symmetric::version_of(&ct).map_err(|_| {
+            Error::new(
+                ErrorCode::CiphertextInvalid,
+                "the ciphertext is malformed or truncated (it was not produced by Sovra's encrypt)",
+            )
+        })?;
         if n == 0 {
-            return Err(Error::new(ErrorCode::CiphertextInvalid, "the ciphertext names version 0, which never exists"));
+            return Err(Error::new(
+                ErrorCode::CiphertextInvalid,
+                "the ciphertext names version 0, which never exists",
+            ));
         }
         let r = self.resolve(p, &Target::Key(key.clone()), Permission::Decrypt, Purpose::EncryptDecrypt, OpClass::Symmetric, Some(n)).await.map_err(|e| {
             if e.code == ErrorCode::KeyVersionNotFound {
@@ -156,132 +253,277 @@ impl Sovra {
         })?;
         let pt = symmetric::open(&r.key, &aad, &ct).map_err(crypto_err)?;
         self.data_access(p, &r, "cryptoKeys.decrypt").await?;
-        Ok(DecryptResponse { plaintext: b64::encode(pt.expose()), name: r.version.to_string(), used_primary: r.primary })
+        Ok(DecryptResponse {
+            plaintext: b64::encode(pt.expose()),
+            name: r.version.to_string(),
+            used_primary: r.primary,
+        })
     }
 
-    fn sign_input<'a>(data: &'a Option<Vec<u8>>, digest: &'a Option<(HashAlg, Vec<u8>)>) -> Result<SignInput<'a>> {
-        match (data, digest) {
-            (Some(d), None) => Ok(SignInput::Data(d)),
-            (None, Some((h, d))) => Ok(SignInput::Digest(*h, d)),
+    /// Exactly one of `data` or `digest`, decoded.
+    fn sign_input(data: &Option<String>, digest: &Option<Digest>) -> Result<OwnedInput> {
+        let data = data
+            .as_deref()
+            .map(|d| decode_field("data", d))
+            .transpose()?;
+        match (data, Self::decode_digest(digest)?) {
+            (Some(d), None) => Ok(OwnedInput::Data(d)),
+            (None, Some((h, d))) => Ok(OwnedInput::Digest(h, d)),
             _ => Err(Error::invalid("give exactly one of data or digest")),
         }
     }
 
     fn decode_digest(d: &Option<Digest>) -> Result<Option<(HashAlg, Vec<u8>)>> {
         let Some(d) = d else { return Ok(None) };
-        let parts = [(HashAlg::Sha256, &d.sha256, "digest.sha256"), (HashAlg::Sha384, &d.sha384, "digest.sha384"), (HashAlg::Sha512, &d.sha512, "digest.sha512")];
+        let parts = [
+            (HashAlg::Sha256, &d.sha256, "digest.sha256"),
+            (HashAlg::Sha384, &d.sha384, "digest.sha384"),
+            (HashAlg::Sha512, &d.sha512, "digest.sha512"),
+        ];
         let given: Vec<_> = parts.iter().filter(|(_, v, _)| v.is_some()).collect();
         match given.as_slice() {
             [(h, Some(v), f)] => Ok(Some((*h, decode_field(f, v)?))),
-            _ => Err(Error::invalid("digest must have exactly one of sha256, sha384, sha512")),
+            _ => Err(Error::invalid(
+                "digest must have exactly one of sha256, sha384, sha512",
+            )),
         }
     }
 
     /// Signs data or a digest.
-    pub async fn asymmetric_sign(&self, p: &Principal, target: &Target, req: &AsymmetricSignRequest) -> Result<AsymmetricSignResponse> {
-        let data = req.data.as_deref().map(|d| decode_field("data", d)).transpose()?;
-        let digest = Self::decode_digest(&req.digest)?;
-        let input = Self::sign_input(&data, &digest)?;
-        let r = self.resolve(p, target, Permission::Sign, Purpose::AsymmetricSign, OpClass::Asymmetric, None).await?;
-        if let SignInput::Digest(h, _) = input {
-            if sign_hash(r.key.algorithm()) != Some(h) {
-                return Err(Error::invalid(format!("{} signs {}; send that digest or the data", r.key.algorithm().as_str(), match sign_hash(r.key.algorithm()) {
-                    Some(HashAlg::Sha256) => "SHA-256 digests",
-                    Some(HashAlg::Sha384) => "SHA-384 digests",
-                    Some(HashAlg::Sha512) => "SHA-512 digests",
-                    None => "data only (no digests)",
-                })));
+    pub async fn asymmetric_sign(
+        &self,
+        p: &Principal,
+        target: &Target,
+        req: &AsymmetricSignRequest,
+    ) -> Result<AsymmetricSignResponse> {
+        let input = Self::sign_input(&req.data, &req.digest)?;
+        let r = self
+            .resolve(
+                p,
+                target,
+                Permission::Sign,
+                Purpose::AsymmetricSign,
+                OpClass::Asymmetric,
+                None,
+            )
+            .await?;
+        if let OwnedInput::Digest(h, _) = input {
+            match sign_hash(r.key.algorithm()) {
+                None => {
+                    return Err(Error::new(
+                        ErrorCode::UnsupportedAlgorithm,
+                        format!(
+                            "{} signs the message itself; send data, not a digest",
+                            r.key.algorithm().as_str()
+                        ),
+                    ));
+                }
+                Some(want) if want != h => {
+                    let name = match want {
+                        HashAlg::Sha256 => "SHA-256",
+                        HashAlg::Sha384 => "SHA-384",
+                        HashAlg::Sha512 => "SHA-512",
+                    };
+                    return Err(Error::invalid(format!(
+                        "{} signs {name} digests; send that digest or the data",
+                        r.key.algorithm().as_str()
+                    )));
+                }
+                Some(_) => {}
             }
         }
         let key = r.key.clone();
-        let sig = tokio::task::spawn_blocking(move || {
-            let input = match (&data, &digest) {
-                (Some(d), _) => SignInput::Data(d),
-                (None, Some((h, d))) => SignInput::Digest(*h, d),
-                (None, None) => SignInput::Data(&[]),
-            };
-            key.sign(input)
+        let sig = tokio::task::spawn_blocking(move || key.sign(input.as_input()))
+            .await
+            .map_err(|e| Error::internal(format!("sign task: {e}")))?
+            .map_err(crypto_err)?;
+        self.data_access(p, &r, "cryptoKeyVersions.asymmetricSign")
+            .await?;
+        Ok(AsymmetricSignResponse {
+            signature: b64::encode(&sig),
+            name: r.version.to_string(),
         })
-        .await
-        .map_err(|e| Error::internal(format!("sign task: {e}")))?
-        .map_err(crypto_err)?;
-        self.data_access(p, &r, "cryptoKeyVersions.asymmetricSign").await?;
-        Ok(AsymmetricSignResponse { signature: b64::encode(&sig), name: r.version.to_string() })
     }
 
     /// Verifies a signature.
-    pub async fn asymmetric_verify(&self, p: &Principal, target: &Target, req: &AsymmetricVerifyRequest) -> Result<VerifyResponse> {
-        let data = req.data.as_deref().map(|d| decode_field("data", d)).transpose()?;
-        let digest = Self::decode_digest(&req.digest)?;
+    pub async fn asymmetric_verify(
+        &self,
+        p: &Principal,
+        target: &Target,
+        req: &AsymmetricVerifyRequest,
+    ) -> Result<VerifyResponse> {
+        let input = Self::sign_input(&req.data, &req.digest)?;
         let sig = decode_field("signature", &req.signature)?;
-        let input = Self::sign_input(&data, &digest)?;
-        let r = self.resolve(p, target, Permission::Verify, Purpose::AsymmetricSign, OpClass::Asymmetric, None).await?;
-        let valid = r.key.verify(input, &sig).map_err(crypto_err)?;
-        Ok(VerifyResponse { valid, name: r.version.to_string() })
+        let r = self
+            .resolve(
+                p,
+                target,
+                Permission::Verify,
+                Purpose::AsymmetricSign,
+                OpClass::Asymmetric,
+                None,
+            )
+            .await?;
+        let valid = r.key.verify(input.as_input(), &sig).map_err(crypto_err)?;
+        Ok(VerifyResponse {
+            valid,
+            name: r.version.to_string(),
+        })
     }
 
     /// Decrypts RSA-OAEP-SHA256 ciphertext.
-    pub async fn asymmetric_decrypt(&self, p: &Principal, target: &Target, req: &AsymmetricDecryptRequest) -> Result<AsymmetricDecryptResponse> {
+    pub async fn asymmetric_decrypt(
+        &self,
+        p: &Principal,
+        target: &Target,
+        req: &AsymmetricDecryptRequest,
+    ) -> Result<AsymmetricDecryptResponse> {
         let ct = decode_field("ciphertext", &req.ciphertext)?;
-        let r = self.resolve(p, target, Permission::AsymmetricDecrypt, Purpose::AsymmetricDecrypt, OpClass::Asymmetric, None).await?;
+        let r = self
+            .resolve(
+                p,
+                target,
+                Permission::AsymmetricDecrypt,
+                Purpose::AsymmetricDecrypt,
+                OpClass::Asymmetric,
+                None,
+            )
+            .await?;
         let key = r.key.clone();
         let pt = tokio::task::spawn_blocking(move || key.oaep_decrypt(&ct)).await.map_err(|e| Error::internal(format!("decrypt task: {e}")))?.map_err(|e| match e {
             CryptoError::CiphertextInvalid => Error::new(ErrorCode::CiphertextInvalid, "RSA-OAEP decryption failed: the ciphertext was not made with this version's public key (OAEP, SHA-256, MGF1-SHA-256) or was altered"),
             e => crypto_err(e),
         })?;
-        self.data_access(p, &r, "cryptoKeyVersions.asymmetricDecrypt").await?;
-        Ok(AsymmetricDecryptResponse { plaintext: b64::encode(pt.expose()), name: r.version.to_string() })
+        self.data_access(p, &r, "cryptoKeyVersions.asymmetricDecrypt")
+            .await?;
+        Ok(AsymmetricDecryptResponse {
+            plaintext: b64::encode(pt.expose()),
+            name: r.version.to_string(),
+        })
     }
 
     /// Computes an HMAC.
-    pub async fn mac_sign(&self, p: &Principal, target: &Target, req: &MacSignRequest) -> Result<MacSignResponse> {
+    pub async fn mac_sign(
+        &self,
+        p: &Principal,
+        target: &Target,
+        req: &MacSignRequest,
+    ) -> Result<MacSignResponse> {
         let data = decode_field("data", &req.data)?;
-        let r = self.resolve(p, target, Permission::Mac, Purpose::Mac, OpClass::Symmetric, None).await?;
+        let r = self
+            .resolve(
+                p,
+                target,
+                Permission::Mac,
+                Purpose::Mac,
+                OpClass::Symmetric,
+                None,
+            )
+            .await?;
         let mac = r.key.mac(&data).map_err(crypto_err)?;
         self.data_access(p, &r, "cryptoKeyVersions.macSign").await?;
-        Ok(MacSignResponse { mac: b64::encode(&mac), name: r.version.to_string() })
+        Ok(MacSignResponse {
+            mac: b64::encode(&mac),
+            name: r.version.to_string(),
+        })
     }
 
     /// Checks an HMAC.
-    pub async fn mac_verify(&self, p: &Principal, target: &Target, req: &MacVerifyRequest) -> Result<VerifyResponse> {
+    pub async fn mac_verify(
+        &self,
+        p: &Principal,
+        target: &Target,
+        req: &MacVerifyRequest,
+    ) -> Result<VerifyResponse> {
         let data = decode_field("data", &req.data)?;
         let mac = decode_field("mac", &req.mac)?;
-        let r = self.resolve(p, target, Permission::Mac, Purpose::Mac, OpClass::Symmetric, None).await?;
+        let r = self
+            .resolve(
+                p,
+                target,
+                Permission::Mac,
+                Purpose::Mac,
+                OpClass::Symmetric,
+                None,
+            )
+            .await?;
         let valid = r.key.mac_verify(&data, &mac).map_err(crypto_err)?;
-        self.data_access(p, &r, "cryptoKeyVersions.macVerify").await?;
-        Ok(VerifyResponse { valid, name: r.version.to_string() })
+        self.data_access(p, &r, "cryptoKeyVersions.macVerify")
+            .await?;
+        Ok(VerifyResponse {
+            valid,
+            name: r.version.to_string(),
+        })
     }
 
     /// The public key of an asymmetric version, PEM.
     pub async fn public_key(&self, p: &Principal, target: &Target) -> Result<PublicKey> {
         let key_name = target.key();
-        self.auth.authorize(p, Permission::KeyRead, &key_name.to_string()).await?;
+        self.auth
+            .authorize(p, Permission::KeyRead, &key_name.to_string())
+            .await?;
         let view = self.key_view(key_name).await?;
-        if !matches!(view.key.purpose, Purpose::AsymmetricSign | Purpose::AsymmetricDecrypt) {
-            return Err(Error::new(ErrorCode::WrongPurpose, format!("{} is a {} key; only asymmetric keys have a public key", view.key.name, purpose_name(view.key.purpose))));
+        if !matches!(
+            view.key.purpose,
+            Purpose::AsymmetricSign | Purpose::AsymmetricDecrypt
+        ) {
+            return Err(Error::new(
+                ErrorCode::WrongPurpose,
+                format!(
+                    "{} is a {} key; only asymmetric keys have a public key",
+                    view.key.name,
+                    purpose_name(view.key.purpose)
+                ),
+            ));
         }
         let n = match target {
             Target::Version(v) => v.version,
-            Target::Key(_) => view.key.primary.ok_or_else(|| Error::new(ErrorCode::NoPrimaryVersion, format!("{} has no primary version", view.key.name)))?,
+            Target::Key(_) => view.key.primary.ok_or_else(|| {
+                Error::new(
+                    ErrorCode::NoPrimaryVersion,
+                    format!("{} has no primary version", view.key.name),
+                )
+            })?,
         };
         let version = key_name.version(n);
-        let (rec, _) = view.versions.get(&n).ok_or_else(|| Error::new(ErrorCode::KeyVersionNotFound, format!("key version {version} does not exist")))?;
+        let (rec, _) = view.versions.get(&n).ok_or_else(|| {
+            Error::new(
+                ErrorCode::KeyVersionNotFound,
+                format!("key version {version} does not exist"),
+            )
+        })?;
         if rec.state == VersionState::Destroyed {
-            return Err(Error::new(ErrorCode::KeyVersionDestroyed, format!("{version} is DESTROYED")));
+            return Err(Error::new(
+                ErrorCode::KeyVersionDestroyed,
+                format!("{version} is DESTROYED"),
+            ));
         }
         let key = self.loaded_key(&version, rec)?;
-        Ok(PublicKey { pem: key.public_key_pem().map_err(crypto_err)?, algorithm: rec.algorithm, name: version.to_string() })
+        Ok(PublicKey {
+            pem: key.public_key_pem().map_err(crypto_err)?,
+            algorithm: rec.algorithm,
+            name: version.to_string(),
+        })
     }
 
     /// Random bytes from the server's RNG.
-    pub async fn generate_random(&self, p: &Principal, loc: &LocationName, req: &GenerateRandomBytesRequest) -> Result<GenerateRandomBytesResponse> {
-        self.auth.authorize(p, Permission::Random, &loc.to_string()).await?;
+    pub async fn generate_random(
+        &self,
+        p: &Principal,
+        loc: &LocationName,
+        req: &GenerateRandomBytesRequest,
+    ) -> Result<GenerateRandomBytesResponse> {
+        self.auth
+            .authorize(p, Permission::Random, &loc.to_string())
+            .await?;
         if !(1..=1024).contains(&req.length_bytes) {
             return Err(Error::invalid("lengthBytes must be between 1 and 1024"));
         }
         self.take_quota(p, OpClass::Symmetric).await?;
         let n = usize::try_from(req.length_bytes).unwrap_or(0);
         let bytes = sovra_crypto::random::bytes(n).map_err(crypto_err)?;
-        Ok(GenerateRandomBytesResponse { data: b64::encode(&bytes) })
+        Ok(GenerateRandomBytesResponse {
+            data: b64::encode(&bytes),
+        })
     }
 }

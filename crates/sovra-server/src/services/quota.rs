@@ -30,7 +30,12 @@ struct Bucket {
 impl Bucket {
     fn new(per_minute: u64, now: Instant) -> Self {
         let cap = per_minute as f64;
-        Self { tokens: cap, capacity: cap, per_sec: cap / 60.0, last: now }
+        Self {
+            tokens: cap,
+            capacity: cap,
+            per_sec: cap / 60.0,
+            last: now,
+        }
     }
 
     fn take(&mut self, now: Instant) -> Result<(), f64> {
@@ -61,15 +66,22 @@ impl Default for Quotas {
 impl Quotas {
     /// An empty limiter.
     pub fn new() -> Self {
-        Self { buckets: Mutex::new(HashMap::new()) }
+        Self {
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Takes one operation of `class` for `principal` whose limit is `per_minute`.
     pub fn take(&self, principal: &str, class: OpClass, per_minute: u64) -> Result<()> {
         let now = Instant::now();
-        let mut map = self.buckets.lock().map_err(|_| Error::internal("quota lock poisoned"))?;
+        let mut map = self
+            .buckets
+            .lock()
+            .map_err(|_| Error::internal("quota lock poisoned"))?;
         let key = (principal.to_owned(), class);
-        let bucket = map.entry(key).or_insert_with(|| Bucket::new(per_minute, now));
+        let bucket = map
+            .entry(key)
+            .or_insert_with(|| Bucket::new(per_minute, now));
         if (bucket.capacity - per_minute as f64).abs() > f64::EPSILON {
             *bucket = Bucket::new(per_minute, now);
         }

@@ -2,8 +2,8 @@
 //! whose next rotation time has come. State lives in the store (due times), so the work happens
 //! on time across restarts, and is safe with several nodes (each change is a CAS write).
 
-use super::audit::{AuditEvent, EventKind};
 use super::Sovra;
+use super::audit::{AuditEvent, EventKind};
 use crate::error::Result;
 use crate::model::{self, CryptoKeyRec, VersionRec};
 use sovra_proto::kms::VersionState;
@@ -26,8 +26,19 @@ impl Sovra {
             v.material = None;
             v.destroy_event_time = Some(now);
             let mut b = WriteBatch::new();
-            b.put(model::VERSIONS, r.name.clone(), r.parent.clone(), model::to_json(&v)?, None, Expect::Rev(r.rev));
-            b.audit(AuditEvent::new(now, EventKind::System, "cryptoKeyVersions.destroyed").resource(v.name.clone()).body());
+            b.put(
+                model::VERSIONS,
+                r.name.clone(),
+                r.parent.clone(),
+                model::to_json(&v)?,
+                None,
+                Expect::Rev(r.rev),
+            );
+            b.audit(
+                AuditEvent::new(now, EventKind::System, "cryptoKeyVersions.destroyed")
+                    .resource(v.name.clone())
+                    .body(),
+            );
             match self.store.commit(b).await {
                 Ok(_) => {
                     done += 1;
@@ -53,20 +64,31 @@ impl Sovra {
             if k.next_rotation_time.is_none_or(|t| t > now) {
                 continue;
             }
-            let Ok(ResourceName::CryptoKey(name)) = k.name.parse::<ResourceName>() else { continue };
-            match self.add_version(None, &name, true, "cryptoKeys.autoRotate").await {
+            let Ok(ResourceName::CryptoKey(name)) = k.name.parse::<ResourceName>() else {
+                continue;
+            };
+            match self
+                .add_version(None, &name, true, "cryptoKeys.autoRotate")
+                .await
+            {
                 Ok((_, v)) => {
                     done += 1;
                     tracing::info!(version = %v.name, "key rotated on schedule");
                 }
-                Err(e) => tracing::warn!(key = %k.name, error = %e, "scheduled rotation failed; will retry"),
+                Err(e) => {
+                    tracing::warn!(key = %k.name, error = %e, "scheduled rotation failed; will retry")
+                }
             }
         }
         Ok(done)
     }
 
     /// Runs the scheduler until `shutdown` resolves.
-    pub async fn run_scheduler(self: Arc<Self>, every: Duration, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run_scheduler(
+        self: Arc<Self>,
+        every: Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
         loop {
             if let Err(e) = self.destroy_due().await {
                 tracing::warn!(error = %e, "scheduled destruction pass failed");

@@ -1,8 +1,8 @@
 //! Organisation settings: constraints that apply to every key.
 
+use super::Sovra;
 use super::auth::Principal;
 use super::authz::Permission;
-use super::Sovra;
 use crate::error::{Error, Result};
 use crate::model::{self, SettingsRec};
 use sovra_proto::admin::{Settings, UpdateSettingsRequest};
@@ -23,7 +23,10 @@ pub struct SettingsCache {
 impl SettingsCache {
     /// An empty cache.
     pub fn new(ttl: Duration) -> Self {
-        Self { ttl, cur: RwLock::new(None) }
+        Self {
+            ttl,
+            cur: RwLock::new(None),
+        }
     }
 
     fn invalidate(&self) {
@@ -65,13 +68,21 @@ impl Sovra {
 
     /// `GET /v1/settings`.
     pub async fn get_settings(&self, p: &Principal) -> Result<Settings> {
-        self.auth.authorize(p, Permission::SettingsRead, "*").await?;
+        self.auth
+            .authorize(p, Permission::SettingsRead, "*")
+            .await?;
         Ok(to_wire(&self.settings_rec().await?.0))
     }
 
     /// `PATCH /v1/settings`.
-    pub async fn update_settings(&self, p: &Principal, req: UpdateSettingsRequest) -> Result<Settings> {
-        self.auth.authorize(p, Permission::SettingsManage, "*").await?;
+    pub async fn update_settings(
+        &self,
+        p: &Principal,
+        req: UpdateSettingsRequest,
+    ) -> Result<Settings> {
+        self.auth
+            .authorize(p, Permission::SettingsManage, "*")
+            .await?;
         self.settings.invalidate();
         let out = super::with_retries(|| async {
             self.settings.invalidate();

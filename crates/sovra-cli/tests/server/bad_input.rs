@@ -1,0 +1,436 @@
+//! Every client mistake gets the right 4xx, a stable code and a message that says what to fix;
+//! never a 500, never internal detail.
+
+use crate::common::*;
+use hyper::Method;
+
+const KEY: &str = "/v1/locations/global/keyRings/bad/cryptoKeys/k";
+
+struct Case {
+    what: &'static str,
+    method: Method,
+    path: String,
+    body: Option<Vec<u8>>,
+    status: u16,
+    code: &'static str,
+}
+
+fn case(
+    what: &'static str,
+    method: Method,
+    path: &str,
+    body: Option<&[u8]>,
+    status: u16,
+    code: &'static str,
+) -> Case {
+    Case {
+        what,
+        method,
+        path: path.to_string(),
+        body: body.map(|b| b.to_vec()),
+        status,
+        code,
+    }
+}
+
+#[test]
+fn client_mistakes_get_4xx_with_codes() {
+    let s = Server::start();
+    s.ok(&["keyrings", "create", "bad"]);
+    s.ok(&["keys", "create", "bad/k", "--purpose", "encrypt"]);
+    s.ok(&["keys", "create", "bad/sig", "--purpose", "sign"]);
+    let ct = s
+        .ok(&["encrypt", "bad/k", "--plaintext", "secret"])
+        .trim()
+        .to_string();
+    let mut raw = sovra_proto::b64::decode(&ct).unwrap();
+    let n = raw.len();
+    raw[n - 3] ^= 0x01;
+    let tampered = format!(r#"{{"ciphertext":"{}"}}"#, sovra_proto::b64::encode(&raw));
+    let big = format!(r#"{{"plaintext":"{}"}}"#, "A".repeat(300 * 1024));
+    let over_limit_plaintext = format!(
+        r#"{{"plaintext":"{}"}}"#,
+        sovra_proto::b64::encode(&vec![0u8; 65 * 1024])
+    );
+    let enc = format!("{KEY}:encrypt");
+    let dec = format!("{KEY}:decrypt");
+    let cases = vec![
+        case(
+            "malformed JSON",
+            Method::POST,
+            &enc,
+            Some(b"{\"plaintext\": "),
+            400,
+            "INVALID_JSON",
+        ),
+        case(
+            "not an object",
+            Method::POST,
+            &enc,
+            Some(b"[1,2]"),
+            400,
+            "INVALID_JSON",
+        ),
+        case(
+            "wrong type",
+            Method::POST,
+            &enc,
+            Some(br#"{"plaintext": 5}"#),
+            400,
+            "INVALID_JSON",
+        ),
+        case(
+            "missing field",
+            Method::POST,
+            &enc,
+            Some(b"{}"),
+            400,
+            "INVALID_JSON",
+        ),
+        case(
+            "unknown field",
+            Method::POST,
+            &enc,
+            Some(br#"{"plaintext":"aGk=","plaintxt":"x"}"#),
+            400,
+            "INVALID_JSON",
+        ),
+        case(
+            "invalid base64",
+            Method::POST,
+            &enc,
+            Some(br#"{"plaintext":"%%%"}"#),
+            400,
+            "INVALID_BASE64",
+        ),
+        case(
+            "oversize body",
+            Method::POST,
+            &enc,
+            Some(big.as_bytes()),
+            413,
+            "PAYLOAD_TOO_LARGE",
+        ),
+        case(
+            "plaintext over 64 KiB",
+            Method::POST,
+            &enc,
+            Some(over_limit_plaintext.as_bytes()),
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        case(
+            "unknown key",
+            Method::POST,
+            "/v1/locations/global/keyRings/bad/cryptoKeys/nope:encrypt",
+            Some(br#"{"plaintext":"aGk="}"#),
+            404,
+            "KEY_NOT_FOUND",
+        ),
+        case(
+            "unknown ring",
+            Method::GET,
+            "/v1/locations/global/keyRings/nope",
+            None,
+            404,
+            "KEY_RING_NOT_FOUND",
+        ),
+        case(
+            "unknown location",
+            Method::GET,
+            "/v1/locations/mars/keyRings",
+            None,
+            404,
+            "LOCATION_NOT_FOUND",
+        ),
+        case(
+            "unknown version",
+            Method::GET,
+            &format!("{KEY}/cryptoKeyVersions/9"),
+            None,
+            404,
+            "KEY_VERSION_NOT_FOUND",
+        ),
+        case(
+            "bad version number",
+            Method::GET,
+            &format!("{KEY}/cryptoKeyVersions/0"),
+            None,
+            400,
+            "INVALID_NAME",
+        ),
+        case(
+            "bad id",
+            Method::POST,
+            "/v1/locations/global/keyRings?keyRingId=a%20b",
+            Some(b"{}"),
+            400,
+            "INVALID_NAME",
+        ),
+        case(
+            "missing id",
+            Method::POST,
+            "/v1/locations/global/keyRings",
+            Some(b"{}"),
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        case(
+            "duplicate ring",
+            Method::POST,
+            "/v1/locations/global/keyRings?keyRingId=bad",
+            Some(b"{}"),
+            409,
+            "ALREADY_EXISTS",
+        ),
+        case(
+            "tampered ciphertext",
+            Method::POST,
+            &dec,
+            Some(tampered.as_bytes()),
+            400,
+            "CIPHERTEXT_INVALID",
+        ),
+        case(
+            "truncated ciphertext",
+            Method::POST,
+            &dec,
+            Some(br#"{"ciphertext":"AQAAAAE="}"#),
+            400,
+            "CIPHERTEXT_INVALID",
+        ),
+        case(
+            "wrong purpose",
+            Method::POST,
+            "/v1/locations/global/keyRings/bad/cryptoKeys/sig:encrypt",
+            Some(br#"{"plaintext":"aGk="}"#),
+            400,
+            "WRONG_PURPOSE",
+        ),
+        case(
+            "unknown verb",
+            Method::POST,
+            &format!("{KEY}:explode"),
+            Some(b"{}"),
+            404,
+            "ROUTE_NOT_FOUND",
+        ),
+        case(
+            "unknown route",
+            Method::GET,
+            "/v2/nothing",
+            None,
+            404,
+            "ROUTE_NOT_FOUND",
+        ),
+        case(
+            "wrong method",
+            Method::DELETE,
+            "/v1/settings",
+            None,
+            405,
+            "METHOD_NOT_ALLOWED",
+        ),
+        case(
+            "bad enum",
+            Method::POST,
+            "/v1/locations/global/keyRings/bad/cryptoKeys?cryptoKeyId=e",
+            Some(br#"{"purpose":"ENCRYPT"}"#),
+            400,
+            "INVALID_JSON",
+        ),
+        case(
+            "algorithm of another purpose",
+            Method::POST,
+            "/v1/locations/global/keyRings/bad/cryptoKeys?cryptoKeyId=e",
+            Some(br#"{"purpose":"ENCRYPT_DECRYPT","versionTemplate":{"algorithm":"HMAC_SHA256"}}"#),
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        case(
+            "bad duration",
+            Method::POST,
+            "/v1/locations/global/keyRings/bad/cryptoKeys?cryptoKeyId=e",
+            Some(br#"{"purpose":"ENCRYPT_DECRYPT","rotationPeriod":"soon"}"#),
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        case(
+            "bad page token",
+            Method::GET,
+            "/v1/locations/global/keyRings?pageToken=***",
+            None,
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        case(
+            "bad page size",
+            Method::GET,
+            "/v1/locations/global/keyRings?pageSize=-1",
+            None,
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        case(
+            "random too long",
+            Method::POST,
+            "/v1/locations/global:generateRandomBytes",
+            Some(br#"{"lengthBytes":5000}"#),
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        case(
+            "bad role",
+            Method::POST,
+            "/v1/roleBindings",
+            Some(br#"{"principal":"x","role":"GOD","scope":"*"}"#),
+            400,
+            "INVALID_JSON",
+        ),
+        case(
+            "bad scope",
+            Method::POST,
+            "/v1/roleBindings",
+            Some(br#"{"principal":"x","role":"AUDITOR","scope":"everything"}"#),
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        case(
+            "bad principal",
+            Method::POST,
+            "/v1/tokens",
+            Some(br#"{"principal":"a b"}"#),
+            400,
+            "INVALID_ARGUMENT",
+        ),
+        case(
+            "non-UTF-8 body",
+            Method::POST,
+            &enc,
+            Some(&[0xff, 0xfe, 0x00]),
+            400,
+            "INVALID_JSON",
+        ),
+    ];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = s.admin();
+        for k in cases {
+            let (st, headers, body) = c
+                .send(k.method.clone(), &k.path, k.body.clone())
+                .await
+                .unwrap();
+            let text = String::from_utf8_lossy(&body);
+            assert_eq!(st.as_u16(), k.status, "{}: {text}", k.what);
+            assert_eq!(
+                headers.get("content-type").unwrap(),
+                "application/json",
+                "{}",
+                k.what
+            );
+            let v: serde_json::Value = serde_json::from_slice(&body)
+                .unwrap_or_else(|_| panic!("{}: not JSON: {text}", k.what));
+            assert_eq!(v["error"]["code"], k.code, "{}: {text}", k.what);
+            let msg = v["error"]["message"].as_str().unwrap();
+            assert!(
+                msg.len() > 10,
+                "{}: the message says what to fix: {msg}",
+                k.what
+            );
+            for leak in ["panicked", "src/", ".rs:", "rusqlite", "stack backtrace"] {
+                assert!(
+                    !text.contains(leak),
+                    "{}: internal detail in the response: {text}",
+                    k.what
+                );
+            }
+        }
+        // Authentication comes before parsing: no token → 401 even with a bad body.
+        let anon = sovra_client::Client::new(sovra_client::ClientConfig {
+            url: s.url.clone(),
+            token: None,
+            ca_pem: Some(std::fs::read(s.ca()).unwrap()),
+            ..Default::default()
+        })
+        .unwrap();
+        let (st, headers, body) = anon
+            .send(Method::POST, &enc, Some(b"{".to_vec()))
+            .await
+            .unwrap();
+        assert_eq!(st, 401);
+        assert!(headers.get("www-authenticate").is_some());
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap()["error"]["code"],
+            "UNAUTHENTICATED"
+        );
+        // Quota errors carry Retry-After.
+        let r = c
+            .post::<_, serde_json::Value>("/v1/tokens", &serde_json::json!({"principal": "q"}))
+            .await
+            .unwrap();
+        let qt = r["token"].as_str().unwrap().to_string();
+        c.post::<_, serde_json::Value>(
+            "/v1/roleBindings",
+            &serde_json::json!({"principal": "q", "role": "CRYPTO_USER", "scope": "*"}),
+        )
+        .await
+        .unwrap();
+        c.put::<_, serde_json::Value>(
+            "/v1/quotas/q",
+            &serde_json::json!({"symmetricPerMinute": 1, "asymmetricPerMinute": 1}),
+        )
+        .await
+        .unwrap();
+        let qc = s.client_as(&qt);
+        let (st, _, _) = qc
+            .send(
+                Method::POST,
+                &enc,
+                Some(br#"{"plaintext":"aGk="}"#.to_vec()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(st, 200);
+        let (st, headers, _) = qc
+            .send(
+                Method::POST,
+                &enc,
+                Some(br#"{"plaintext":"aGk="}"#.to_vec()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(st, 429);
+        let wait: u64 = headers
+            .get("retry-after")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&wait));
+    });
+    // The server is still healthy and nothing stored was lost.
+    assert_eq!(s.ok(&["decrypt", "bad/k", "--ciphertext", &ct]), "secret");
+}
+
+#[test]
+fn garbage_on_the_wire_does_not_hurt_the_server() {
+    let s = Server::start();
+    use std::io::{Read, Write};
+    let addr = s.url.trim_start_matches("https://").to_string();
+    // Plain HTTP to the TLS port, then random bytes, then a half-open connection.
+    for payload in [
+        &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        &[0x16, 0x03, 0x01, 0xff, 0xff, 0x00][..],
+        &[0u8; 4096][..],
+    ] {
+        let mut t = std::net::TcpStream::connect(&addr).unwrap();
+        t.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let _ = t.write_all(payload);
+        let mut buf = [0u8; 64];
+        let _ = t.read(&mut buf);
+    }
+    let _idle = std::net::TcpStream::connect(&addr).unwrap();
+    assert!(s.cli(&["whoami"]).status.success());
+}

@@ -1,0 +1,209 @@
+//! Test harness: boots the real `sovra` binary on a free loopback port with the embedded
+//! defaults, and talks to it through the real CLI and the real client.
+#![allow(dead_code)]
+
+use sovra_client::{Client, ClientConfig};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_sovra");
+
+/// A running server and its data directory.
+pub struct Server {
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    pub child: Option<Child>,
+    pub url: String,
+    pub token: String,
+    /// Lines the server printed on stdout at start.
+    pub banner: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl Server {
+    /// Starts a server in a fresh temporary data directory.
+    pub fn start() -> Server {
+        Self::start_with(&[])
+    }
+
+    /// Starts with extra environment variables.
+    pub fn start_with(env: &[(&str, &str)]) -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let mut s = Server {
+            dir,
+            _tmp: Some(tmp),
+            child: None,
+            url: String::new(),
+            token: String::new(),
+            banner: vec![],
+            env: env
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+        };
+        s.boot();
+        s
+    }
+
+    /// (Re)starts the server process on the same data directory.
+    pub fn boot(&mut self) {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--data-dir"])
+            .arg(&self.dir)
+            .args(["--listen", "127.0.0.1:0"]);
+        cmd.env("SOVRA_LOG_LEVEL", "warn")
+            .env_remove("SOVRA_CONFIG");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn sovra serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut reader = BufReader::new(stdout);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut banner = Vec::new();
+        let mut url = None;
+        while Instant::now() < deadline {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 {
+                panic!("sovra serve exited before listening: {banner:?}");
+            }
+            let line = line.trim_end().to_string();
+            banner.push(line.clone());
+            if let Some(u) = line.strip_prefix("Sovra is listening on ") {
+                url = Some(u.to_string());
+                break;
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                sink.clear();
+            }
+        });
+        self.url = url.expect("server did not report its address");
+        self.token = std::fs::read_to_string(self.dir.join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_string();
+        self.banner = banner;
+        self.child = Some(child);
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("tls/ca.pem")
+    }
+
+    /// A client authenticated with `token`.
+    pub fn client_as(&self, token: &str) -> Client {
+        Client::new(ClientConfig {
+            url: self.url.clone(),
+            token: Some(token.to_string()),
+            ca_pem: Some(std::fs::read(self.ca()).unwrap()),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    /// The admin client.
+    pub fn admin(&self) -> Client {
+        self.client_as(&self.token)
+    }
+
+    /// Runs the CLI with the admin token.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_as(&self.token, args)
+    }
+
+    /// Runs the CLI with `token`.
+    pub fn cli_as(&self, token: &str, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .env("SOVRA_URL", &self.url)
+            .env("SOVRA_TOKEN", token)
+            .env("SOVRA_CA_CERT", self.ca())
+            .env_remove("SOVRA_LOCATION")
+            .output()
+            .expect("run sovra")
+    }
+
+    /// Runs the CLI and returns stdout, failing the test if the command failed.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.cli(args);
+        assert!(
+            o.status.success(),
+            "sovra {args:?} failed: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// Runs the CLI with `-o json` and parses stdout.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = vec!["-o", "json"];
+        a.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    /// SIGKILL.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM and wait for exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().unwrap();
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status()
+            .unwrap();
+        c.wait().unwrap()
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.join("sovra.db")
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// The error code of a failed client call.
+pub fn code<T: std::fmt::Debug>(r: Result<T, sovra_client::ClientError>) -> String {
+    match r {
+        Err(sovra_client::ClientError::Api(e)) => e.code,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+/// The error code printed by a failed CLI call in JSON mode (stderr).
+pub fn cli_code(o: &Output) -> String {
+    assert!(
+        !o.status.success(),
+        "command unexpectedly succeeded: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    let v: serde_json::Value =
+        serde_json::from_str(err.trim()).unwrap_or_else(|_| panic!("stderr is not JSON: {err}"));
+    v["error"]["code"].as_str().unwrap_or_default().to_string()
+}

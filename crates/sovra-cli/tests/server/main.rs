@@ -1,0 +1,10 @@
+//! Integration tests: the real `sovra` binary on a free loopback port, driven through the real
+//! CLI and client, the way a user would.
+
+mod common;
+
+mod access;
+mod bad_input;
+mod durability;
+mod lifecycle;
+mod tour;

@@ -1,0 +1,150 @@
+//! Service-layer behaviour that needs time to pass: scheduled rotation and destruction, token
+//! expiry — with a manual clock instead of waiting.
+
+mod common;
+
+use sovra_proto::kms::*;
+use sovra_proto::names::LocationName;
+
+fn key_req(rotation: Option<&str>) -> CreateCryptoKeyRequest {
+    CreateCryptoKeyRequest {
+        purpose: Purpose::EncryptDecrypt,
+        version_template: None,
+        rotation_period: rotation.map(str::to_owned),
+        next_rotation_time: None,
+        destroy_scheduled_duration: None,
+        labels: Default::default(),
+        skip_initial_version_creation: false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduled_rotation_makes_a_new_primary_and_old_ciphertexts_still_decrypt() {
+    let e = common::env().await;
+    let s = &e.sovra;
+    let loc = LocationName::new("global").unwrap();
+    s.create_key_ring(&e.admin, &loc, "r", CreateKeyRingRequest::default())
+        .await
+        .unwrap();
+    let ring = loc.key_ring("r").unwrap();
+    let k = s
+        .create_crypto_key(&e.admin, &ring, "k", key_req(Some("1d")))
+        .await
+        .unwrap();
+    assert_eq!(k.rotation_period.as_deref(), Some("86400s"));
+    let name = ring.crypto_key("k").unwrap();
+    let ct = s
+        .encrypt(
+            &e.admin,
+            &name,
+            &sovra_proto::ops::EncryptRequest {
+                plaintext: "aGVsbG8=".into(),
+                additional_authenticated_data: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.rotate_due().await.unwrap(), 0, "not due yet");
+    e.clock.advance(86_400);
+    assert_eq!(s.rotate_due().await.unwrap(), 1);
+    assert_eq!(
+        s.rotate_due().await.unwrap(),
+        0,
+        "the next rotation moved a period ahead"
+    );
+    let k = s.get_crypto_key(&e.admin, &name).await.unwrap();
+    assert!(k.primary.unwrap().name.ends_with("/cryptoKeyVersions/2"));
+    assert_eq!(
+        k.next_rotation_time.unwrap(),
+        sovra_server::clock::rfc3339(1_800_000_000 + 2 * 86_400)
+    );
+    // Missed periods (server down for 3 days) rotate once and schedule the next in the future.
+    e.clock.advance(3 * 86_400);
+    assert_eq!(s.rotate_due().await.unwrap(), 1);
+    let k = s.get_crypto_key(&e.admin, &name).await.unwrap();
+    assert!(k.primary.unwrap().name.ends_with("/cryptoKeyVersions/3"));
+    assert!(sovra_server::clock::parse_rfc3339(&k.next_rotation_time.unwrap()).unwrap() > s.now());
+    let d = s
+        .decrypt(
+            &e.admin,
+            &name,
+            &sovra_proto::ops::DecryptRequest {
+                ciphertext: ct.ciphertext,
+                additional_authenticated_data: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.plaintext, "aGVsbG8=");
+    assert!(!d.used_primary);
+    // Scheduled rotations are audited as system events.
+    let log = s.audit().export(1, 1000).await.unwrap();
+    assert_eq!(
+        log.iter()
+            .filter(|r| r.event["action"] == "cryptoKeys.autoRotate")
+            .count(),
+        2
+    );
+    assert!(s.audit().verify().await.unwrap().first_broken.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn destruction_waits_for_its_time_and_erases_material() {
+    let e = common::env().await;
+    let s = &e.sovra;
+    let loc = LocationName::new("global").unwrap();
+    s.create_key_ring(&e.admin, &loc, "r", CreateKeyRingRequest::default())
+        .await
+        .unwrap();
+    let name = loc.key_ring("r").unwrap().crypto_key("k").unwrap();
+    s.create_crypto_key(&e.admin, &loc.key_ring("r").unwrap(), "k", key_req(None))
+        .await
+        .unwrap();
+    let v1 = name.version(1);
+    let v = s.destroy_version(&e.admin, &v1).await.unwrap();
+    assert_eq!(
+        v.destroy_time.as_deref(),
+        Some(sovra_server::clock::rfc3339(1_800_000_000 + 30 * 86_400).as_str())
+    );
+    e.clock.advance(30 * 86_400 - 1);
+    assert_eq!(s.destroy_due().await.unwrap(), 0);
+    e.clock.advance(1);
+    assert_eq!(s.destroy_due().await.unwrap(), 1);
+    let v = s.get_version(&e.admin, &v1).await.unwrap();
+    assert_eq!(v.state, VersionState::Destroyed);
+    let err = s
+        .encrypt(
+            &e.admin,
+            &name,
+            &sovra_proto::ops::EncryptRequest {
+                plaintext: "aA==".into(),
+                additional_authenticated_data: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, sovra_proto::ErrorCode::KeyVersionDestroyed);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_tokens_are_refused() {
+    let e = common::env().await;
+    let s = &e.sovra;
+    let t = s
+        .create_token(
+            &e.admin,
+            sovra_proto::admin::CreateTokenRequest {
+                principal: "temp".into(),
+                description: String::new(),
+                ttl: Some("1h".into()),
+            },
+        )
+        .await
+        .unwrap();
+    let h = format!("Bearer {}", t.token);
+    assert!(s.auth().authenticate(Some(&h)).await.is_ok());
+    e.clock.advance(3600);
+    let err = s.auth().authenticate(Some(&h)).await.unwrap_err();
+    assert_eq!(err.code, sovra_proto::ErrorCode::TokenInvalid);
+    assert!(err.message.contains("expired"));
+}
