@@ -34,10 +34,21 @@ pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, String> {
     match cfg.store.backend {
         StoreBackend::Sqlite => {
             let path = cfg.data_dir.join("sovra.db");
-            let s = SqliteStore::open(&path).map_err(|e| format!("cannot open the database {}: {e}", path.display()))?;
+            let s = SqliteStore::open(&path)
+                .map_err(|e| format!("cannot open the database {}: {e}", path.display()))?;
             Ok(Arc::new(s))
         }
-        StoreBackend::Postgres => Err("the PostgreSQL store is not available in this build yet; use store.backend = \"sqlite\"".into()),
+        StoreBackend::Postgres => {
+            let url = cfg
+                .store
+                .url
+                .as_deref()
+                .ok_or("store.backend = \"postgres\" needs store.url")?;
+            let s = sovra_store::postgres::PgStore::open(url)
+                .await
+                .map_err(|e| format!("cannot open the PostgreSQL store: {e}"))?;
+            Ok(Arc::new(s))
+        }
     }
 }
 

@@ -14,6 +14,7 @@ pub mod audit;
 pub mod batch;
 pub mod conformance;
 pub mod error;
+pub mod postgres;
 pub mod sqlite;
 
 pub use audit::AuditRow;

@@ -48,6 +48,24 @@ impl Server {
         s
     }
 
+    /// Starts a server in the given data directory.
+    pub fn start_at(dir: &Path, env: &[(&str, &str)]) -> Server {
+        let mut s = Server {
+            dir: dir.to_path_buf(),
+            _tmp: None,
+            child: None,
+            url: String::new(),
+            token: String::new(),
+            banner: vec![],
+            env: env
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+        };
+        s.boot();
+        s
+    }
+
     /// (Re)starts the server process on the same data directory.
     pub fn boot(&mut self) {
         let mut cmd = Command::new(BIN);
@@ -65,6 +83,8 @@ impl Server {
             .spawn()
             .expect("spawn sovra serve");
         let stdout = child.stdout.take().unwrap();
+        // Owned by self at once, so a failed start below still kills the process on drop.
+        self.child = Some(child);
         let mut reader = BufReader::new(stdout);
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut banner = Vec::new();
@@ -89,12 +109,10 @@ impl Server {
             }
         });
         self.url = url.expect("server did not report its address");
-        self.token = std::fs::read_to_string(self.dir.join("admin.token"))
-            .unwrap()
-            .trim()
-            .to_string();
+        if let Ok(t) = std::fs::read_to_string(self.dir.join("admin.token")) {
+            self.token = t.trim().to_string();
+        }
         self.banner = banner;
-        self.child = Some(child);
     }
 
     pub fn ca(&self) -> PathBuf {

@@ -7,4 +7,5 @@ mod access;
 mod bad_input;
 mod durability;
 mod lifecycle;
+mod postgres;
 mod tour;
