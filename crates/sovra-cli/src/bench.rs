@@ -194,11 +194,23 @@ pub async fn run(g: &Global, c: BenchCmd) -> Result<()> {
         let (client, path, body) = (client.clone(), path.clone(), body.clone());
         let (measuring, stop, ops, errors) =
             (measuring.clone(), stop.clone(), ops.clone(), errors.clone());
+        let http2 = a.http2;
         workers.push(tokio::spawn(async move {
             let mut lat: Vec<u32> = Vec::with_capacity(1 << 16);
+            // HTTP/1.1: one dedicated keep-alive connection per worker; HTTP/2: the shared pool.
+            let mut direct = if http2 {
+                None
+            } else {
+                client.direct().await.ok()
+            };
+            let body = hyper::body::Bytes::from(body);
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
-                let ok = matches!(client.raw(Method::POST, &path, Some(body.clone())).await, Ok((s, _)) if s.is_success());
+                let res = match direct.as_mut() {
+                    Some(c) => c.send(Method::POST, &path, body.clone()).await,
+                    None => client.raw(Method::POST, &path, Some(body.to_vec())).await,
+                };
+                let ok = matches!(res, Ok((s, _)) if s.is_success());
                 if measuring.load(Ordering::Relaxed) {
                     if ok {
                         lat.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));

@@ -11,6 +11,11 @@ mod output;
 mod serve;
 
 use clap::{Parser, Subcommand};
+
+/// mimalloc: measurably faster than glibc malloc under the server's allocation pattern
+/// (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use context::Global;
 
 /// Sovra: sovereign key management and remote attestation.

@@ -95,6 +95,7 @@ type Inner =
 #[derive(Clone)]
 pub struct Client {
     base: Arc<str>,
+    tls: Arc<rustls::ClientConfig>,
     auth: Option<Arc<str>>,
     http: Inner,
     timeout: Duration,
@@ -151,13 +152,17 @@ impl Client {
             ));
         }
         let tls = tls_config(cfg.ca_pem.as_deref())?;
+        let tls_arc = Arc::new(tls.clone());
+        let mut tcp = HttpConnector::new();
+        tcp.set_nodelay(true);
+        tcp.enforce_http(false);
         let builder = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http();
         let connector = if cfg.http2 {
-            builder.enable_http2().build()
+            builder.enable_http2().wrap_connector(tcp)
         } else {
-            builder.enable_http1().build()
+            builder.enable_http1().wrap_connector(tcp)
         };
         let mut b = hyper_util::client::legacy::Client::builder(TokioExecutor::new());
         b.pool_idle_timeout(Duration::from_secs(60))
@@ -168,6 +173,7 @@ impl Client {
         let http = b.build(connector);
         Ok(Self {
             base: base.into(),
+            tls: tls_arc,
             auth: cfg.token.map(|t| format!("Bearer {}", t.trim()).into()),
             http,
             timeout: cfg.timeout,
@@ -300,6 +306,110 @@ impl Client {
             return Err(api_error(status, &bytes));
         }
         String::from_utf8(bytes.to_vec()).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+}
+
+/// One dedicated HTTP/1.1 connection (no pool): what load generators use, so the measuring
+/// client spends as little CPU per request as possible.
+pub struct DirectConn {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    authority: String,
+    auth: Option<Arc<str>>,
+}
+
+impl DirectConn {
+    /// Sends one request on this connection and reads the whole response.
+    pub async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, &self.authority);
+        if let Some(a) = &self.auth {
+            req = req.header(hyper::header::AUTHORIZATION, a.as_ref());
+        }
+        if !body.is_empty() {
+            req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        let req = req
+            .body(Full::new(body))
+            .map_err(|e| ClientError::Config(e.to_string()))?;
+        self.sender
+            .ready()
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let resp = self
+            .sender
+            .send_request(req)
+            .await
+            .map_err(|e| ClientError::Transport(error_chain(&e)))?;
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?
+            .to_bytes();
+        Ok((status, bytes))
+    }
+}
+
+impl Client {
+    /// Opens a dedicated HTTP/1.1 connection to the server.
+    pub async fn direct(&self) -> Result<DirectConn, ClientError> {
+        let (https, rest) = match self.base.strip_prefix("https://") {
+            Some(r) => (true, r),
+            None => (
+                false,
+                self.base.strip_prefix("http://").unwrap_or(&self.base),
+            ),
+        };
+        let authority = rest.split('/').next().unwrap_or(rest).to_owned();
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (
+                h.trim_matches(['[', ']']).to_owned(),
+                p.parse::<u16>()
+                    .map_err(|_| ClientError::Config(format!("bad port in {authority}")))?,
+            ),
+            _ => (authority.clone(), if https { 443 } else { 80 }),
+        };
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| ClientError::Transport(format!("connect {authority}: {e}")))?;
+        tcp.set_nodelay(true)
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let sender = if https {
+            let name = rustls::pki_types::ServerName::try_from(host.clone())
+                .map_err(|e| ClientError::Config(format!("server name {host}: {e}")))?;
+            let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
+                .connect(name, tcp)
+                .await
+                .map_err(|e| ClientError::Transport(format!("TLS: {e}")))?;
+            let (sender, conn) = hyper::client::conn::http1::Builder::new()
+                .writev(false)
+                .handshake(hyper_util::rt::TokioIo::new(tls))
+                .await
+                .map_err(|e| ClientError::Transport(e.to_string()))?;
+            tokio::spawn(conn);
+            sender
+        } else {
+            let (sender, conn) = hyper::client::conn::http1::Builder::new()
+                .writev(false)
+                .handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .map_err(|e| ClientError::Transport(e.to_string()))?;
+            tokio::spawn(conn);
+            sender
+        };
+        Ok(DirectConn {
+            sender,
+            authority,
+            auth: self.auth.clone(),
+        })
     }
 }
 

@@ -49,7 +49,7 @@ pub fn seal(
     out.push(FORMAT);
     out.extend_from_slice(&version.to_be_bytes());
     let mut nonce = [0u8; NONCE_LEN];
-    crate::random::fill(&mut nonce)?;
+    crate::random::fill_nonce(&mut nonce)?;
     out.extend_from_slice(&nonce);
     let header_aad = aad_with_header(out.get(..HEADER).unwrap_or_default(), aad);
     let body_start = out.len();

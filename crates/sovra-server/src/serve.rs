@@ -72,7 +72,9 @@ impl Server {
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(Duration::from_secs(30))
-            .keep_alive(true);
+            .keep_alive(true)
+            // One buffer per response: with TLS that is one record and one write.
+            .writev(false);
         builder
             .http2()
             .timer(TokioTimer::new())

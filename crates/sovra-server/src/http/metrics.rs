@@ -4,7 +4,7 @@
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -14,33 +14,51 @@ const BUCKETS_MS: [f64; 12] = [
     0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0, 5000.0,
 ];
 
+const METHODS: [&str; 6] = ["GET", "POST", "PUT", "PATCH", "DELETE", "OTHER"];
+
+fn method_index(m: &axum::http::Method) -> usize {
+    match *m {
+        axum::http::Method::GET => 0,
+        axum::http::Method::POST => 1,
+        axum::http::Method::PUT => 2,
+        axum::http::Method::PATCH => 3,
+        axum::http::Method::DELETE => 4,
+        _ => 5,
+    }
+}
+
 #[derive(Debug, Default)]
-struct RouteStats {
+struct MethodStats {
     by_class: [AtomicU64; 5],
     buckets: [AtomicU64; BUCKETS_MS.len()],
     count: AtomicU64,
     sum_us: AtomicU64,
 }
 
-/// The registry.
+#[derive(Debug, Default)]
+struct RouteStats {
+    methods: [MethodStats; METHODS.len()],
+}
+
+/// The registry. Looking a route up allocates nothing once the route has been seen.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    routes: RwLock<BTreeMap<(String, String), Arc<RouteStats>>>,
+    routes: RwLock<HashMap<String, Arc<RouteStats>>>,
     started: std::sync::OnceLock<Instant>,
 }
 
 impl Metrics {
-    fn stats(&self, method: &str, route: &str) -> Option<Arc<RouteStats>> {
-        let key = (method.to_owned(), route.to_owned());
-        if let Some(s) = self.routes.read().ok()?.get(&key) {
+    fn stats(&self, route: &str) -> Option<Arc<RouteStats>> {
+        if let Some(s) = self.routes.read().ok()?.get(route) {
             return Some(s.clone());
         }
         let mut w = self.routes.write().ok()?;
-        Some(w.entry(key).or_default().clone())
+        Some(w.entry(route.to_owned()).or_default().clone())
     }
 
-    fn observe(&self, method: &str, route: &str, status: u16, elapsed_us: u64) {
-        let Some(s) = self.stats(method, route) else {
+    fn observe(&self, method: usize, route: &str, status: u16, elapsed_us: u64) {
+        let Some(r) = self.stats(route) else { return };
+        let Some(s) = r.methods.get(method) else {
             return;
         };
         let class = usize::from(status / 100).saturating_sub(1).min(4);
@@ -48,11 +66,9 @@ impl Metrics {
             c.fetch_add(1, Ordering::Relaxed);
         }
         let ms = elapsed_us as f64 / 1000.0;
-        for (i, b) in BUCKETS_MS.iter().enumerate() {
-            if ms <= *b {
-                if let Some(c) = s.buckets.get(i) {
-                    c.fetch_add(1, Ordering::Relaxed);
-                }
+        if let Some(i) = BUCKETS_MS.iter().position(|b| ms <= *b) {
+            if let Some(c) = s.buckets.get(i) {
+                c.fetch_add(1, Ordering::Relaxed);
             }
         }
         s.count.fetch_add(1, Ordering::Relaxed);
@@ -78,7 +94,18 @@ impl Metrics {
         let Ok(routes) = self.routes.read() else {
             return out;
         };
-        for ((m, r), s) in routes.iter() {
+        let mut sorted: Vec<(&String, &Arc<RouteStats>)> = routes.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        let each = || {
+            sorted.iter().flat_map(|(r, st)| {
+                METHODS
+                    .iter()
+                    .zip(st.methods.iter())
+                    .filter(|(_, s)| s.count.load(Ordering::Relaxed) > 0)
+                    .map(move |(m, s)| (*m, r.as_str(), s))
+            })
+        };
+        for (m, r, s) in each() {
             for (i, c) in s.by_class.iter().enumerate() {
                 let n = c.load(Ordering::Relaxed);
                 if n > 0 {
@@ -94,16 +121,17 @@ impl Metrics {
             out,
             "# HELP sovra_http_request_duration_seconds Request latency.\n# TYPE sovra_http_request_duration_seconds histogram"
         );
-        for ((m, r), s) in routes.iter() {
+        for (m, r, s) in each() {
+            let mut cumulative = 0;
             for (i, b) in BUCKETS_MS.iter().enumerate() {
-                let n = s
+                cumulative += s
                     .buckets
                     .get(i)
                     .map(|c| c.load(Ordering::Relaxed))
                     .unwrap_or(0);
                 let _ = writeln!(
                     out,
-                    "sovra_http_request_duration_seconds_bucket{{method=\"{m}\",route=\"{r}\",le=\"{}\"}} {n}",
+                    "sovra_http_request_duration_seconds_bucket{{method=\"{m}\",route=\"{r}\",le=\"{}\"}} {cumulative}",
                     b / 1000.0
                 );
             }
@@ -130,14 +158,18 @@ impl Metrics {
 pub async fn track(State(m): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     m.started.get_or_init(Instant::now);
     let start = Instant::now();
-    let method = req.method().as_str().to_owned();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".into());
+    let method = method_index(req.method());
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let resp = next.run(req).await;
     let us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
-    m.observe(&method, &route, resp.status().as_u16(), us);
+    m.observe(
+        method,
+        route
+            .as_ref()
+            .map(MatchedPath::as_str)
+            .unwrap_or("unmatched"),
+        resp.status().as_u16(),
+        us,
+    );
     resp
 }

@@ -56,8 +56,17 @@ pub struct Auth {
     clock: Arc<dyn Clock>,
     audit: Audit,
     ttl: Duration,
-    tokens: Cached<Arc<TokenRec>>,
+    tokens: Cached<Arc<Authenticated>>,
     bindings: Cached<Arc<Vec<RoleBindingRec>>>,
+}
+
+/// A token as cached for authentication: what to check, and the principal it yields.
+#[derive(Debug)]
+struct Authenticated {
+    secret_hash: [u8; 32],
+    revoked: bool,
+    expire_time: Option<i64>,
+    principal: Principal,
 }
 
 /// Checks a principal name.
@@ -126,23 +135,54 @@ impl Auth {
         }
     }
 
-    /// Forgets cached role bindings of a principal.
+    /// Forgets cached role bindings of a principal (and the cached tokens that carry them).
     pub fn invalidate_principal(&self, principal: &str) {
         if let Ok(mut m) = self.bindings.write() {
             m.remove(principal);
         }
+        if let Ok(mut m) = self.tokens.write() {
+            m.retain(|_, (a, _)| &*a.principal.name != principal);
+        }
     }
 
-    async fn token(&self, id: &str) -> Result<Option<Arc<TokenRec>>> {
+    async fn token(&self, id: &str) -> Result<Option<Arc<Authenticated>>> {
         if let Some(t) = self.cached(&self.tokens, id) {
             return Ok(Some(t));
         }
         let Some(rec) = self.store.get(model::TOKENS, id).await? else {
             return Ok(None);
         };
-        let t: Arc<TokenRec> = Arc::new(model::from_json(&rec.data)?);
-        self.remember(&self.tokens, id, t.clone());
-        Ok(Some(t))
+        let t: TokenRec = model::from_json(&rec.data)?;
+        let mut secret_hash = [0u8; 32];
+        let decoded = (0..32)
+            .map(|i| {
+                t.secret_hash
+                    .get(2 * i..2 * i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
+            .collect::<Option<Vec<u8>>>();
+        match decoded {
+            Some(v) if v.len() == 32 => secret_hash.copy_from_slice(&v),
+            _ => {
+                return Err(Error::internal(format!(
+                    "token {id}: stored hash is malformed"
+                )));
+            }
+        }
+        let bindings = self.bindings_of(&t.principal).await?;
+        let principal = Principal {
+            name: t.principal.as_str().into(),
+            token_id: t.id.as_str().into(),
+            bindings,
+        };
+        let a = Arc::new(Authenticated {
+            secret_hash,
+            revoked: t.revoked,
+            expire_time: t.expire_time,
+            principal,
+        });
+        self.remember(&self.tokens, id, a.clone());
+        Ok(Some(a))
     }
 
     /// The role bindings of `principal`.
@@ -199,7 +239,7 @@ impl Auth {
             self.deny_unauthenticated(id, "unknown token").await;
             return Err(invalid("unknown"));
         };
-        if !sovra_crypto::ct_eq(secret_hash(secret).as_bytes(), rec.secret_hash.as_bytes()) {
+        if !sovra_crypto::ct_eq(&sovra_crypto::sha256(secret.as_bytes()), &rec.secret_hash) {
             self.deny_unauthenticated(id, "wrong secret").await;
             return Err(invalid("unknown"));
         }
@@ -211,12 +251,7 @@ impl Auth {
             self.deny_unauthenticated(id, "expired token").await;
             return Err(invalid("expired"));
         }
-        let bindings = self.bindings_of(&rec.principal).await?;
-        Ok(Principal {
-            name: rec.principal.as_str().into(),
-            token_id: rec.id.as_str().into(),
-            bindings,
-        })
+        Ok(rec.principal.clone())
     }
 
     async fn deny_unauthenticated(&self, token_id: &str, why: &str) {

@@ -430,7 +430,15 @@ impl Sovra {
 
     /// The cached view of a key (ring, key, versions).
     pub(crate) async fn key_view(&self, name: &CryptoKeyName) -> Result<Arc<KeyView>> {
-        let key_str = name.to_string();
+        self.key_view_named(name, name.to_string()).await
+    }
+
+    /// [`Self::key_view`] when the caller already has the name as a string.
+    pub(crate) async fn key_view_named(
+        &self,
+        name: &CryptoKeyName,
+        key_str: String,
+    ) -> Result<Arc<KeyView>> {
         if let Some(v) = self.key_views.get(&key_str) {
             return Ok(v);
         }

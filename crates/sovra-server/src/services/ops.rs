@@ -90,6 +90,8 @@ impl OwnedInput {
 
 /// A resolved, usable version.
 struct Resolved {
+    /// The version's resource name.
+    name: String,
     view: Arc<KeyView>,
     version: VersionName,
     key: Arc<LoadedKey>,
@@ -107,10 +109,11 @@ impl Sovra {
         version_override: Option<u32>,
     ) -> Result<Resolved> {
         let key_name = target.key();
-        if !p.can(perm, &key_name.to_string()) {
-            self.auth.authorize(p, perm, &key_name.to_string()).await?;
+        let key_str = key_name.to_string();
+        if !p.can(perm, &key_str) {
+            self.auth.authorize(p, perm, &key_str).await?;
         }
-        let mut view = self.key_view(key_name).await?;
+        let mut view = self.key_view_named(key_name, key_str).await?;
         if view.key.purpose != purpose {
             return Err(Error::new(
                 ErrorCode::WrongPurpose,
@@ -171,7 +174,9 @@ impl Sovra {
         self.take_quota(p, class).await?;
         let key = self.loaded_key(&version, rec)?;
         let primary = view.key.primary == Some(n);
+        let name = rec.name.clone();
         Ok(Resolved {
+            name,
             view,
             version,
             key,
@@ -183,7 +188,7 @@ impl Sovra {
         if r.view.ring.audit_data_access {
             let ev = AuditEvent::new(self.now(), EventKind::DataAccess, action)
                 .principal(&p.name)
-                .resource(r.version.to_string());
+                .resource(r.name.clone());
             self.audit.record(ev).await?;
         }
         Ok(())
@@ -215,7 +220,7 @@ impl Sovra {
         zeroize::Zeroize::zeroize(&mut { pt });
         self.data_access(p, &r, "cryptoKeys.encrypt").await?;
         Ok(EncryptResponse {
-            name: r.version.to_string(),
+            name: r.name.clone(),
             ciphertext: b64::encode(&ct),
         })
     }
@@ -255,7 +260,7 @@ impl Sovra {
         self.data_access(p, &r, "cryptoKeys.decrypt").await?;
         Ok(DecryptResponse {
             plaintext: b64::encode(pt.expose()),
-            name: r.version.to_string(),
+            name: r.name.clone(),
             used_primary: r.primary,
         })
     }
@@ -341,7 +346,7 @@ impl Sovra {
             .await?;
         Ok(AsymmetricSignResponse {
             signature: b64::encode(&sig),
-            name: r.version.to_string(),
+            name: r.name.clone(),
         })
     }
 
@@ -367,7 +372,7 @@ impl Sovra {
         let valid = r.key.verify(input.as_input(), &sig).map_err(crypto_err)?;
         Ok(VerifyResponse {
             valid,
-            name: r.version.to_string(),
+            name: r.name.clone(),
         })
     }
 
@@ -398,7 +403,7 @@ impl Sovra {
             .await?;
         Ok(AsymmetricDecryptResponse {
             plaintext: b64::encode(pt.expose()),
-            name: r.version.to_string(),
+            name: r.name.clone(),
         })
     }
 
@@ -424,7 +429,7 @@ impl Sovra {
         self.data_access(p, &r, "cryptoKeyVersions.macSign").await?;
         Ok(MacSignResponse {
             mac: b64::encode(&mac),
-            name: r.version.to_string(),
+            name: r.name.clone(),
         })
     }
 
@@ -452,7 +457,7 @@ impl Sovra {
             .await?;
         Ok(VerifyResponse {
             valid,
-            name: r.version.to_string(),
+            name: r.name.clone(),
         })
     }
 
