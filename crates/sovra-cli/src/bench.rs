@@ -47,6 +47,19 @@ pub struct EncryptBench {
     /// Seconds of warm-up before measuring.
     #[arg(long, default_value_t = 1)]
     pub warmup: u64,
+    /// Client runtime threads (0 = one per core). On a small machine shared with the server,
+    /// 1 leaves the most CPU to the server.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+impl BenchCmd {
+    /// Runtime threads the benchmark asks for (0 = one per core).
+    pub fn threads(&self) -> usize {
+        match self {
+            Self::Encrypt(e) => e.threads,
+        }
+    }
 }
 
 /// The result line.

@@ -31,8 +31,8 @@ pub enum KeyRingsCmd {
     Update {
         /// Key-ring ID or full name.
         ring: String,
-        /// Turn data-access auditing on or off.
-        #[arg(long)]
+        /// Turn data-access auditing on (`true`) or off (`false`).
+        #[arg(long, action = clap::ArgAction::Set, value_name = "true|false")]
         audit_data_access: bool,
     },
 }

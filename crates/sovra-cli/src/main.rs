@@ -86,10 +86,17 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // The server and the benchmark size their runtimes; other commands make a few requests.
+    let threads = match &cli.command {
+        Command::Serve(a) => serve::load_config(a).map(|c| c.worker_threads).unwrap_or(0),
+        Command::Bench(b) => b.threads(),
+        _ => 1,
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if threads > 0 {
+        builder.worker_threads(threads);
+    }
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -54,4 +54,11 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
             m.remove(k);
         }
     }
+
+    /// Removes every entry whose key matches `pred` (e.g. all keys under a changed key ring).
+    pub fn remove_where(&self, pred: impl Fn(&K) -> bool) {
+        if let Ok(mut m) = self.map.write() {
+            m.retain(|k, _| !pred(k));
+        }
+    }
 }

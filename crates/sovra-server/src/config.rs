@@ -36,6 +36,8 @@ pub struct Config {
     pub scheduler_interval_secs: u64,
     /// How long in-flight requests may take to finish on shutdown, in seconds.
     pub shutdown_grace_secs: u64,
+    /// Request-handling threads (0 = one per core).
+    pub worker_threads: usize,
 }
 
 /// TLS.
@@ -187,6 +189,7 @@ impl Default for Config {
             default_location: "global".into(),
             scheduler_interval_secs: 5,
             shutdown_grace_secs: 30,
+            worker_threads: 0,
         }
     }
 }
@@ -214,6 +217,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("SOVRA_LOG_FORMAT", "log.format"),
     ("SOVRA_LOG_LEVEL", "log.level"),
     ("SOVRA_SCHEDULER_INTERVAL_SECS", "scheduler_interval_secs"),
+    ("SOVRA_WORKER_THREADS", "worker_threads"),
     ("SOVRA_CACHE_METADATA_TTL_MS", "cache.metadata_ttl_ms"),
 ];
 

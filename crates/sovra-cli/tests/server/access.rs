@@ -236,3 +236,42 @@ fn quotas_return_429_with_retry_after() {
     // admin is unaffected by dave's quota.
     assert!(s.cli(&["sign", "q/sig", "--data", "x"]).status.success());
 }
+
+#[test]
+fn data_access_is_audited_only_where_enabled() {
+    let s = Server::start();
+    s.ok(&["keyrings", "create", "watched", "--audit-data-access"]);
+    s.ok(&["keyrings", "create", "quiet"]);
+    s.ok(&["keys", "create", "watched/k", "--purpose", "encrypt"]);
+    s.ok(&["keys", "create", "quiet/k", "--purpose", "encrypt"]);
+    let ct = s.json(&["encrypt", "watched/k", "--plaintext", "x"]);
+    s.ok(&[
+        "decrypt",
+        "watched/k",
+        "--ciphertext",
+        ct["ciphertext"].as_str().unwrap(),
+    ]);
+    s.ok(&["encrypt", "quiet/k", "--plaintext", "x"]);
+    let data_events = |log: &str, ring: &str| {
+        log.lines()
+            .filter(|l| l.contains("\"kind\":\"data_access\""))
+            .filter(|l| l.contains(&format!("keyRings/{ring}/")))
+            .count()
+    };
+    let log = s.ok(&["audit", "export"]);
+    assert_eq!(data_events(&log, "watched"), 2, "encrypt + decrypt:\n{log}");
+    assert_eq!(data_events(&log, "quiet"), 0, "{log}");
+
+    // Turning it off stops the records; the audit chain still verifies.
+    s.ok(&[
+        "keyrings",
+        "update",
+        "watched",
+        "--audit-data-access",
+        "false",
+    ]);
+    s.ok(&["encrypt", "watched/k", "--plaintext", "x"]);
+    let log = s.ok(&["audit", "export"]);
+    assert_eq!(data_events(&log, "watched"), 2, "{log}");
+    assert!(s.cli(&["audit", "verify"]).status.success());
+}

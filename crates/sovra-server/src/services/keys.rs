@@ -423,6 +423,9 @@ impl Sovra {
             Ok(rec)
         })
         .await?;
+        // Cached key views embed their ring (its audit setting): drop them all.
+        let prefix = format!("{name}/");
+        self.key_views.remove_where(|k| k.starts_with(&prefix));
         Ok(ring_wire(&out))
     }
 
