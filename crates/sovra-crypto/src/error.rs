@@ -30,6 +30,9 @@ pub enum CryptoError {
         /// Maximum plaintext length.
         max: usize,
     },
+    /// A JOSE object (JWS, JWT, JWK) is malformed or does not verify.
+    #[error("{0}")]
+    Invalid(&'static str),
     /// The underlying library failed (e.g. key generation).
     #[error("cryptographic library failure: {0}")]
     Library(&'static str),

@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod jws;
 pub mod keys;
 pub mod random;
 pub mod secret;
