@@ -146,3 +146,17 @@ pub struct VerifyContext<'a> {
     /// Trust anchors and certificate pool.
     pub trust: &'a TrustStore,
 }
+
+impl EvidenceType {
+    /// The certificate hierarchy that roots this type's evidence (where operator-added trust
+    /// anchors for it go).
+    pub fn platform(self) -> Platform {
+        match self {
+            Self::SevSnp | Self::AzSnpVtpm => Platform::Amd,
+            Self::Tdx | Self::Sgx | Self::AzTdxVtpm => Platform::Intel,
+            Self::Tpm => Platform::Tpm,
+            Self::Nitro => Platform::AwsNitro,
+            Self::NvidiaGpu => Platform::Nvidia,
+        }
+    }
+}

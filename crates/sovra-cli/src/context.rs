@@ -49,6 +49,13 @@ pub enum CliError {
     Usage(String),
     /// Something local failed (files, server start).
     Local(String),
+    /// A local check failed with a stable code (e.g. offline evidence verification).
+    Coded {
+        /// Stable code, e.g. `ATTEST_SIGNATURE_INVALID`.
+        code: String,
+        /// What failed.
+        message: String,
+    },
 }
 
 impl CliError {
@@ -72,6 +79,7 @@ impl std::fmt::Display for CliError {
         match self {
             Self::Client(e) => e.fmt(f),
             Self::Usage(m) | Self::Local(m) => f.write_str(m),
+            Self::Coded { code, message } => write!(f, "{code}: {message}"),
         }
     }
 }

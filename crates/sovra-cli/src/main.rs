@@ -6,6 +6,7 @@ mod admin;
 mod audit;
 mod bench;
 mod context;
+mod evidence;
 mod kms;
 mod output;
 mod serve;
@@ -79,6 +80,9 @@ enum Command {
     /// The hash-chained audit log.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
+    /// Attestation evidence, verified offline.
+    #[command(subcommand)]
+    Evidence(evidence::EvidenceCmd),
     /// Load tests against a running server.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -127,6 +131,7 @@ fn main() {
             Command::Whoami => admin::whoami(&g).await,
             Command::Audit(c) => audit::run(&g, c).await,
             Command::Bench(c) => bench::run(&g, c).await,
+            Command::Evidence(c) => evidence::run(&g, c),
         }
     });
     if let Err(e) = result {

@@ -71,6 +71,10 @@ pub fn print_error(g: &Global, e: &CliError) {
         (Output::Json, CliError::Client(sovra_client::ClientError::Api(api))) => {
             eprintln!("{}", serde_json::json!({ "error": api }));
         }
+        (Output::Json, CliError::Coded { code, message }) => eprintln!(
+            "{}",
+            serde_json::json!({ "error": { "code": code, "message": message } })
+        ),
         (Output::Json, other) => eprintln!(
             "{}",
             serde_json::json!({ "error": { "code": "CLIENT_ERROR", "message": other.to_string() } })
