@@ -91,6 +91,44 @@ codes! {
     CiphertextInvalid = ("CIPHERTEXT_INVALID", 400),
     /// The per-principal quota is exhausted; retry after the `Retry-After` seconds.
     QuotaExceeded = ("QUOTA_EXCEEDED", 429),
+    /// The evidence could not be parsed (truncated, wrong length, bad encoding, unknown version).
+    AttestMalformed = ("ATTEST_MALFORMED", 400),
+    /// The evidence is of a version or variant this server does not support.
+    AttestUnsupported = ("ATTEST_UNSUPPORTED", 400),
+    /// A signature over the evidence does not verify.
+    AttestSignatureInvalid = ("ATTEST_SIGNATURE_INVALID", 400),
+    /// A certificate chain of the evidence does not lead to a trusted root.
+    AttestChainInvalid = ("ATTEST_CHAIN_INVALID", 400),
+    /// A certificate or collateral is outside its validity window.
+    AttestExpired = ("ATTEST_EXPIRED", 400),
+    /// A certificate in the evidence's chain is revoked.
+    AttestRevoked = ("ATTEST_REVOKED", 400),
+    /// Collateral the evidence needs is missing; the message names what to import.
+    AttestCollateralMissing = ("ATTEST_COLLATERAL_MISSING", 400),
+    /// Collateral is present but invalid or inconsistent with the evidence.
+    AttestCollateralInvalid = ("ATTEST_COLLATERAL_INVALID", 400),
+    /// The evidence's TCB is inconsistent with its certificate or collateral.
+    AttestTcbMismatch = ("ATTEST_TCB_MISMATCH", 400),
+    /// The TCB is revoked or matches no acceptable TCB level.
+    AttestTcbNotAcceptable = ("ATTEST_TCB_NOT_ACCEPTABLE", 400),
+    /// The evidence does not carry the expected nonce.
+    AttestNonceMismatch = ("ATTEST_NONCE_MISMATCH", 400),
+    /// The report data does not carry the hash of the supplied runtime data.
+    AttestReportDataMismatch = ("ATTEST_REPORT_DATA_MISMATCH", 400),
+    /// A binding inside the evidence is broken (QE report, HCL runtime data, PCR digest, event log).
+    AttestBindingInvalid = ("ATTEST_BINDING_INVALID", 400),
+    /// The evidence comes from a debug-mode TEE and that is refused.
+    AttestDebugRefused = ("ATTEST_DEBUG_REFUSED", 400),
+    /// The evidence is genuine but the provider's policy did not permit it.
+    AttestPolicyDenied = ("ATTEST_POLICY_DENIED", 403),
+    /// A policy text does not parse or is invalid (message gives line and column).
+    PolicyInvalid = ("POLICY_INVALID", 400),
+    /// A signed policy's signature or signer certificate is not accepted.
+    PolicySignatureInvalid = ("POLICY_SIGNATURE_INVALID", 400),
+    /// The attestation provider does not exist.
+    ProviderNotFound = ("PROVIDER_NOT_FOUND", 404),
+    /// The reference-value set does not exist.
+    ReferenceValuesNotFound = ("REFERENCE_VALUES_NOT_FOUND", 404),
     /// Stored key material failed its integrity check (row altered or swapped).
     IntegrityFailure = ("INTEGRITY_FAILURE", 500),
     /// The HSM refused or failed an operation.

@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod attest;
 pub mod b64;
 pub mod duration;
 pub mod error;

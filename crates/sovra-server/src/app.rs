@@ -98,12 +98,31 @@ pub async fn open(cfg: &Config) -> Result<Opened, String> {
         cache_ttl: Duration::from_millis(cfg.cache.metadata_ttl_ms),
         material_cache_entries: cfg.cache.material_entries,
         default_location: cfg.default_location.clone(),
+        attest: crate::services::attest::AttestConfig {
+            token_ttl_secs: cfg.attestation.token_ttl_secs,
+            token_alg: sovra_crypto::jws::JwsAlg::parse(&cfg.attestation.token_alg)
+                .ok_or("attestation.token_alg must be RS256, ES256 or ES384")?,
+            public_url: cfg
+                .public_url
+                .clone()
+                .unwrap_or_else(|| {
+                    let scheme = if cfg.insecure_http { "http" } else { "https" };
+                    format!("{scheme}://{}", cfg.listen)
+                })
+                .trim_end_matches('/')
+                .to_string(),
+        },
     };
     let sovra = Arc::new(Sovra::new(store.clone(), hsm, Arc::new(SystemClock), scfg));
     sovra
         .ensure_default_location()
         .await
         .map_err(|e| format!("cannot initialise the default location: {e}"))?;
+    // The attestation token signing key exists from the first start (not created under load).
+    sovra
+        .signing_keys()
+        .await
+        .map_err(|e| format!("cannot initialise the attestation signing key: {e}"))?;
     let token_path = admin_token_path(&cfg.data_dir);
     let has_tokens = !store
         .scan(crate::model::TOKENS, None, 1)

@@ -38,6 +38,33 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// Request-handling threads (0 = one per core).
     pub worker_threads: usize,
+    /// The externally reachable base URL (issuer of attestation tokens, JWKS location);
+    /// default `https://LISTEN`.
+    pub public_url: Option<String>,
+    /// Attestation service.
+    pub attestation: AttestationConfig,
+}
+
+/// Attestation service settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AttestationConfig {
+    /// Token lifetime in seconds (MAA: 8 hours).
+    pub token_ttl_secs: u64,
+    /// Token signing algorithm: `RS256` (default), `ES256` or `ES384`.
+    pub token_alg: String,
+    /// Largest evidence request accepted, bytes (fits 8-GPU NVIDIA evidence with chains).
+    pub max_evidence_bytes: usize,
+}
+
+impl Default for AttestationConfig {
+    fn default() -> Self {
+        Self {
+            token_ttl_secs: 8 * 3600,
+            token_alg: "RS256".into(),
+            max_evidence_bytes: 1 << 20,
+        }
+    }
 }
 
 /// TLS.
@@ -190,6 +217,8 @@ impl Default for Config {
             scheduler_interval_secs: 5,
             shutdown_grace_secs: 30,
             worker_threads: 0,
+            public_url: None,
+            attestation: AttestationConfig::default(),
         }
     }
 }
@@ -218,6 +247,11 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("SOVRA_LOG_LEVEL", "log.level"),
     ("SOVRA_SCHEDULER_INTERVAL_SECS", "scheduler_interval_secs"),
     ("SOVRA_WORKER_THREADS", "worker_threads"),
+    ("SOVRA_PUBLIC_URL", "public_url"),
+    (
+        "SOVRA_ATTESTATION_TOKEN_TTL_SECS",
+        "attestation.token_ttl_secs",
+    ),
     ("SOVRA_CACHE_METADATA_TTL_MS", "cache.metadata_ttl_ms"),
 ];
 

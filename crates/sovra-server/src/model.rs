@@ -23,6 +23,16 @@ pub const ROLE_BINDINGS: Collection = Collection("role_bindings");
 pub const QUOTAS: Collection = Collection("quotas");
 /// Organisation settings (one record, `org`).
 pub const SETTINGS: Collection = Collection("settings");
+/// Attestation token signing keys (name: kid).
+pub const ATTEST_SIGNING_KEYS: Collection = Collection("attest_signing_keys");
+/// Attestation providers (name: provider ID).
+pub const ATTEST_PROVIDERS: Collection = Collection("attest_providers");
+/// Attestation policies (name: `{provider}/{type}`, parent: provider).
+pub const ATTEST_POLICIES: Collection = Collection("attest_policies");
+/// Reference-value sets (name: set ID).
+pub const REFERENCE_VALUES: Collection = Collection("reference_values");
+/// Collateral: certificates, Intel collateral bundles, trust anchors (name: SHA-256 hex).
+pub const COLLATERAL: Collection = Collection("collateral");
 
 /// A location.
 #[derive(Debug, Clone, Serialize, Deserialize)]

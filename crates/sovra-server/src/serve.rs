@@ -40,6 +40,7 @@ impl Server {
             metrics: Arc::default(),
             ready: Arc::new(AtomicBool::new(true)),
             max_body: cfg.limits.max_body_bytes,
+            max_evidence: cfg.attestation.max_evidence_bytes,
         };
         Ok(Self {
             listener,

@@ -14,6 +14,7 @@ async fn every_documented_operation_is_routed() {
         metrics: Default::default(),
         ready: std::sync::Arc::new(true.into()),
         max_body: 1 << 18,
+        max_evidence: 1 << 20,
     };
     let router = sovra_server::http::router(state);
     let doc: serde_json::Value = serde_json::from_str(sovra_server::http::OPENAPI).unwrap();

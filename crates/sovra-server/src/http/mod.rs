@@ -2,6 +2,7 @@
 //! service method, map the error.
 
 pub mod admin;
+pub mod attest;
 pub mod extract;
 pub mod kms;
 pub mod metrics;
@@ -12,7 +13,7 @@ use crate::error::Error;
 use crate::services::Sovra;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::routing::{get, post};
 use sovra_proto::ErrorCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Body size limit in bytes.
     pub max_body: usize,
+    /// Body size limit of attestation requests (evidence), bytes.
+    pub max_evidence: usize,
 }
 
 async fn not_found() -> Error {
@@ -116,6 +119,63 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/whoami", get(admin::whoami))
         .route("/v1/audit", get(admin::export_audit))
         .route("/v1/audit:verify", get(admin::verify_audit))
+        .route("/v1/attest/{type}", post(attest::attest_default))
+        .route("/v1/attestation/providers", get(attest::list_providers))
+        .route(
+            "/v1/attestation/providers/{provider}",
+            post(attest::create_provider),
+        )
+        .route(
+            "/v1/attestation/providers/{provider}/attest/{type}",
+            post(attest::attest_provider),
+        )
+        .route(
+            "/v1/attestation/providers/{provider}/policies/{type}",
+            get(attest::get_policy)
+                .put(attest::set_policy)
+                .delete(attest::reset_policy),
+        )
+        .route(
+            "/v1/attestation/referenceValues",
+            get(attest::list_reference_values),
+        )
+        .route(
+            "/v1/attestation/referenceValues/{name}",
+            axum::routing::put(attest::put_reference_values)
+                .delete(attest::delete_reference_values),
+        )
+        .route(
+            "/v1/attestation/collateral",
+            get(attest::list_collateral).post(attest::import_collateral),
+        )
+        .route(
+            "/v1/attestation/collateral/{id}",
+            axum::routing::delete(attest::delete_collateral),
+        )
+        .route(
+            "/v1/attestation/signingKeys:rotate",
+            post(attest::rotate_signing_key),
+        )
+        .route("/attest/{type}", post(attest::maa_attest_default))
+        .route(
+            "/providers/{provider}/attest/{type}",
+            post(attest::maa_attest_provider),
+        )
+        .route("/certs", get(attest::certs))
+        .route(
+            "/.well-known/openid-configuration",
+            get(attest::openid_default),
+        )
+        .route(
+            "/providers/{provider}/.well-known/openid-configuration",
+            get(attest::openid_provider),
+        )
+        .route(
+            "/policies/{type}",
+            get(attest::maa_get_policy)
+                .put(attest::maa_put_policy)
+                .post(attest::maa_reset_policy),
+        )
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(system::metrics))

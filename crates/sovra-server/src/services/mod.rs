@@ -6,6 +6,7 @@
 //! appends audit records in the same store transaction as the change they describe.
 
 pub mod access;
+pub mod attest;
 pub mod audit;
 pub mod auth;
 pub mod authz;
@@ -39,6 +40,8 @@ pub struct ServiceConfig {
     pub material_cache_entries: usize,
     /// The location created at initialisation.
     pub default_location: String,
+    /// Attestation service settings.
+    pub attest: attest::AttestConfig,
 }
 
 impl Default for ServiceConfig {
@@ -49,6 +52,7 @@ impl Default for ServiceConfig {
             cache_ttl: Duration::from_secs(2),
             material_cache_entries: 10_000,
             default_location: "global".into(),
+            attest: attest::AttestConfig::default(),
         }
     }
 }
@@ -67,6 +71,7 @@ pub struct Sovra {
     pub(crate) quota_audit: TtlCache<(String, quota::OpClass), ()>,
     pub(crate) material: material::MaterialCache,
     pub(crate) settings: settings::SettingsCache,
+    pub(crate) attest: attest::AttestState,
     pub(crate) cfg: ServiceConfig,
 }
 
@@ -86,6 +91,7 @@ impl Sovra {
             quota_audit: TtlCache::new(Duration::from_secs(1), 100_000),
             material: material::MaterialCache::new(cfg.material_cache_entries),
             settings: settings::SettingsCache::new(cfg.cache_ttl),
+            attest: attest::AttestState::new(cfg.cache_ttl),
             quotas: quota::Quotas::new(),
             audit,
             store,

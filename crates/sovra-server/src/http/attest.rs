@@ -1,0 +1,398 @@
+//! Handlers of the attestation API: native (`/v1/attest…`, `/v1/attestation/…`) and the
+//! MAA-compatible surface (`/attest/{type}`, `/certs`, `/.well-known/openid-configuration`,
+//! `/policies/{type}`), also per provider under `/providers/{provider}/…`.
+//!
+//! Attest endpoints need no API token (like MAA): evidence is its own credential, and the token
+//! says only what the evidence proves. Policy, collateral and provider management need one.
+
+use super::AppState;
+use super::extract::{Caller, PathParams, parse_json};
+use super::response::{Json, no_content};
+use crate::error::{Error, Result};
+use crate::services::attest::policy::Language;
+use crate::services::attest::providers::DEFAULT_PROVIDER;
+use crate::services::attest::request;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use sovra_attest::EvidenceType;
+use sovra_crypto::jws::{self, Jws};
+use sovra_proto::ErrorCode;
+use sovra_proto::attest::*;
+
+/// A request body up to the evidence size limit (larger than the general API limit).
+pub struct EvidenceBody(pub Bytes);
+
+impl FromRequest<AppState> for EvidenceBody {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let limit = state.max_evidence;
+        let body = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| {
+            Error::new(
+                ErrorCode::PayloadTooLarge,
+                format!("the request is larger than the evidence limit of {limit} bytes (attestation.max_evidence_bytes)"),
+            )
+        })?;
+        Ok(Self(body))
+    }
+}
+
+fn evidence_type(s: &str) -> Result<EvidenceType> {
+    s.parse().map_err(|e: sovra_attest::AttestError| {
+        Error::new(ErrorCode::InvalidArgument, e.to_string())
+    })
+}
+
+fn maa_type(s: &str) -> Result<EvidenceType> {
+    request::maa_type(s).ok_or_else(|| {
+        Error::new(
+            ErrorCode::InvalidArgument,
+            format!("unknown attestation type {s:?}; use SevSnpVm, SgxEnclave, OpenEnclave, TdxVm or Tpm"),
+        )
+    })
+}
+
+async fn native_attest(
+    s: &AppState,
+    provider: &str,
+    kind: &str,
+    body: &[u8],
+) -> Result<Json<AttestResponse>> {
+    let kind = evidence_type(kind)?;
+    let sub = request::native(parse_json(body)?)?;
+    let a = s.sovra.attest(provider, kind, sub, None).await?;
+    Ok(Json(AttestResponse { token: a.token }))
+}
+
+/// `POST /v1/attest/{type}`: attest with the default provider.
+pub async fn attest_default(
+    State(s): State<AppState>,
+    PathParams(kind): PathParams<String>,
+    EvidenceBody(b): EvidenceBody,
+) -> Result<Json<AttestResponse>> {
+    native_attest(&s, DEFAULT_PROVIDER, &kind, &b).await
+}
+
+/// `POST /v1/attestation/providers/{provider}/attest/{type}`.
+pub async fn attest_provider(
+    State(s): State<AppState>,
+    PathParams((provider, kind)): PathParams<(String, String)>,
+    EvidenceBody(b): EvidenceBody,
+) -> Result<Json<AttestResponse>> {
+    native_attest(&s, &provider, &kind, &b).await
+}
+
+async fn maa_attest(
+    s: &AppState,
+    provider: &str,
+    ty: &str,
+    body: &[u8],
+) -> Result<Json<AttestResponse>> {
+    let kind = maa_type(ty)?;
+    let sub = request::maa(ty, parse_json(body)?)?;
+    let a = s.sovra.attest(provider, kind, sub, Some(ty)).await?;
+    Ok(Json(AttestResponse { token: a.token }))
+}
+
+/// `POST /attest/{type}` (MAA).
+pub async fn maa_attest_default(
+    State(s): State<AppState>,
+    PathParams(ty): PathParams<String>,
+    EvidenceBody(b): EvidenceBody,
+) -> Result<Json<AttestResponse>> {
+    maa_attest(&s, DEFAULT_PROVIDER, &ty, &b).await
+}
+
+/// `POST /providers/{provider}/attest/{type}` (MAA, per provider).
+pub async fn maa_attest_provider(
+    State(s): State<AppState>,
+    PathParams((provider, ty)): PathParams<(String, String)>,
+    EvidenceBody(b): EvidenceBody,
+) -> Result<Json<AttestResponse>> {
+    maa_attest(&s, &provider, &ty, &b).await
+}
+
+/// `GET /certs`: the JWKS.
+pub async fn certs(State(s): State<AppState>) -> Result<Response> {
+    let mut r = Json(s.sovra.jwks().await?).into_response();
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=300"),
+    );
+    Ok(r)
+}
+
+/// `GET /.well-known/openid-configuration`.
+pub async fn openid_default(State(s): State<AppState>) -> Result<Json<Value>> {
+    Ok(Json(s.sovra.openid_configuration(DEFAULT_PROVIDER).await?))
+}
+
+/// `GET /providers/{provider}/.well-known/openid-configuration`.
+pub async fn openid_provider(
+    State(s): State<AppState>,
+    PathParams(p): PathParams<String>,
+) -> Result<Json<Value>> {
+    Ok(Json(s.sovra.openid_configuration(&p).await?))
+}
+
+// ----- policies: native ---------------------------------------------------------------------
+
+/// `GET /v1/attestation/providers/{provider}/policies/{type}`.
+pub async fn get_policy(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams((provider, kind)): PathParams<(String, String)>,
+) -> Result<Json<PolicyInfo>> {
+    Ok(Json(
+        s.sovra
+            .get_policy(&p, &provider, evidence_type(&kind)?)
+            .await?,
+    ))
+}
+
+/// `PUT /v1/attestation/providers/{provider}/policies/{type}`: text, or an MAA policy JWS.
+pub async fn set_policy(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams((provider, kind)): PathParams<(String, String)>,
+    EvidenceBody(b): EvidenceBody,
+) -> Result<Json<PolicyInfo>> {
+    let req: SetPolicyRequest = parse_json(&b)?;
+    let lang = Language::parse(req.language.as_deref())?;
+    let (text, signer) = policy_from_text_or_jws(&s, &req.policy).await?;
+    Ok(Json(
+        s.sovra
+            .set_policy(&p, &provider, evidence_type(&kind)?, lang, &text, signer)
+            .await?,
+    ))
+}
+
+/// `DELETE /v1/attestation/providers/{provider}/policies/{type}`: back to the default.
+pub async fn reset_policy(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams((provider, kind)): PathParams<(String, String)>,
+) -> Result<Json<PolicyInfo>> {
+    Ok(Json(
+        s.sovra
+            .reset_policy(&p, &provider, evidence_type(&kind)?)
+            .await?,
+    ))
+}
+
+/// Accepts plain policy text, or an MAA policy JWS (`{"AttestationPolicy": b64url(text)}`),
+/// unsigned or signed by a configured policy signer. Returns the text and the signer subject.
+async fn policy_from_text_or_jws(s: &AppState, body: &str) -> Result<(String, Option<String>)> {
+    let trimmed = body.trim();
+    let looks_jws = trimmed.split('.').count() == 3 && !trimmed.contains(char::is_whitespace);
+    if !looks_jws {
+        return Ok((body.to_string(), None));
+    }
+    let j = Jws::parse(trimmed)
+        .map_err(|e| Error::invalid(format!("the policy JWS is malformed: {e}")))?;
+    let signer = s.sovra.check_policy_signature(&j).await?;
+    let claims = j.claims().map_err(|e| Error::invalid(e.to_string()))?;
+    let inner = claims
+        .get("AttestationPolicy")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            Error::invalid(
+                "the policy JWS body must be {\"AttestationPolicy\": base64url(policy text)}",
+            )
+        })?;
+    let text = jws::b64url_decode(inner)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| Error::invalid("AttestationPolicy is not base64url of UTF-8 text"))?;
+    Ok((text, signer))
+}
+
+// ----- policies: MAA --------------------------------------------------------------------------
+
+async fn maa_policy_token(s: &AppState, body: Value) -> Result<Json<Value>> {
+    let keys = s.sovra.signing_keys().await?;
+    let now = s.sovra.now();
+    let mut claims = json!({"iss": s.sovra.issuer_of(DEFAULT_PROVIDER), "iat": now, "nbf": now, "exp": now + 3600});
+    if let (Some(c), Value::Object(b)) = (claims.as_object_mut(), body) {
+        c.extend(b);
+    }
+    let token = keys
+        .active
+        .sign_jwt(&claims, &serde_json::Map::new())
+        .map_err(|e| Error::internal(e.to_string()))?;
+    Ok(Json(json!({ "token": token })))
+}
+
+/// `GET /policies/{type}` (MAA): `{"token": JWT{"x-ms-policy": unsigned JWS of the policy}}`.
+pub async fn maa_get_policy(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams(ty): PathParams<String>,
+) -> Result<Json<Value>> {
+    let info = s
+        .sovra
+        .get_policy(&p, DEFAULT_PROVIDER, maa_type(&ty)?)
+        .await?;
+    let inner = format!(
+        "{}.{}.",
+        jws::b64url(br#"{"alg":"none"}"#),
+        jws::b64url(
+            json!({"AttestationPolicy": jws::b64url(info.text.as_bytes())})
+                .to_string()
+                .as_bytes()
+        )
+    );
+    maa_policy_token(&s, json!({"x-ms-policy": inner})).await
+}
+
+/// `PUT /policies/{type}` (MAA; body is the policy JWS as text/plain), and
+/// `POST /policies/{type}:reset`.
+pub async fn maa_put_policy(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams(ty): PathParams<String>,
+    EvidenceBody(b): EvidenceBody,
+) -> Result<Json<Value>> {
+    let text =
+        String::from_utf8(b.to_vec()).map_err(|_| Error::invalid("the policy JWS must be text"))?;
+    let jws_text = text.trim().trim_matches('"').to_string();
+    let (policy, signer) = policy_from_text_or_jws(&s, &jws_text).await?;
+    s.sovra
+        .set_policy(
+            &p,
+            DEFAULT_PROVIDER,
+            maa_type(&ty)?,
+            Language::Maa,
+            &policy,
+            signer,
+        )
+        .await?;
+    let hash = jws::b64url(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, jws_text.as_bytes()).as_ref(),
+    );
+    maa_policy_token(
+        &s,
+        json!({"x-ms-policy-result": "Updated", "x-ms-policy-token-hash": hash}),
+    )
+    .await
+}
+
+/// `POST /policies/{type}:reset` (MAA): the route captures `{type}:reset` as one segment.
+pub async fn maa_reset_policy(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams(seg): PathParams<String>,
+) -> Result<Json<Value>> {
+    let Some(ty) = seg.strip_suffix(":reset") else {
+        return Err(Error::new(
+            ErrorCode::MethodNotAllowed,
+            "POST is only for /policies/{type}:reset",
+        ));
+    };
+    s.sovra
+        .reset_policy(&p, DEFAULT_PROVIDER, maa_type(ty)?)
+        .await?;
+    maa_policy_token(&s, json!({"x-ms-policy-result": "Removed"})).await
+}
+
+// ----- providers, reference values, collateral, keys -------------------------------------------
+
+/// `GET /v1/attestation/providers`.
+pub async fn list_providers(State(s): State<AppState>, Caller(p): Caller) -> Result<Json<Value>> {
+    Ok(Json(
+        json!({"providers": s.sovra.list_providers(&p).await?}),
+    ))
+}
+
+/// `POST /v1/attestation/providers/{provider}`.
+pub async fn create_provider(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams(name): PathParams<String>,
+) -> Result<Json<Provider>> {
+    Ok(Json(s.sovra.create_provider(&p, &name).await?))
+}
+
+/// `GET /v1/attestation/referenceValues`.
+pub async fn list_reference_values(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+) -> Result<Json<Value>> {
+    Ok(Json(
+        json!({"referenceValues": s.sovra.list_reference_values(&p).await?}),
+    ))
+}
+
+/// `PUT /v1/attestation/referenceValues/{name}`.
+pub async fn put_reference_values(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams(name): PathParams<String>,
+    EvidenceBody(b): EvidenceBody,
+) -> Result<Json<ReferenceValues>> {
+    Ok(Json(
+        s.sovra
+            .put_reference_values(&p, &name, parse_json(&b)?)
+            .await?,
+    ))
+}
+
+/// `DELETE /v1/attestation/referenceValues/{name}`.
+pub async fn delete_reference_values(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams(name): PathParams<String>,
+) -> Result<Response> {
+    s.sovra.delete_reference_values(&p, &name).await?;
+    Ok(no_content())
+}
+
+/// `GET /v1/attestation/collateral`.
+pub async fn list_collateral(State(s): State<AppState>, Caller(p): Caller) -> Result<Json<Value>> {
+    Ok(Json(
+        json!({"collateral": s.sovra.list_collateral(&p).await?}),
+    ))
+}
+
+/// `POST /v1/attestation/collateral`.
+pub async fn import_collateral(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    EvidenceBody(b): EvidenceBody,
+) -> Result<Json<CollateralInfo>> {
+    Ok(Json(s.sovra.import_collateral(&p, parse_json(&b)?).await?))
+}
+
+/// `DELETE /v1/attestation/collateral/{id}`.
+pub async fn delete_collateral(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams(id): PathParams<String>,
+) -> Result<Response> {
+    s.sovra.delete_collateral(&p, &id).await?;
+    Ok(no_content())
+}
+
+/// `POST /v1/attestation/signingKeys:rotate` (`{"alg": "RS256"|"ES256"|"ES384"}` optional).
+pub async fn rotate_signing_key(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    let alg = if body.is_empty() {
+        None
+    } else {
+        let v: Value = parse_json(&body)?;
+        match v.get("alg").and_then(Value::as_str) {
+            None => None,
+            Some(a) => Some(
+                jws::JwsAlg::parse(a)
+                    .ok_or_else(|| Error::invalid("alg must be RS256, ES256 or ES384"))?,
+            ),
+        }
+    };
+    Ok(Json(s.sovra.rotate_signing_key(&p, alg).await?))
+}

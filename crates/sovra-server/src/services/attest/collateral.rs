@@ -1,0 +1,318 @@
+//! The collateral store: AMD certificates, Intel collateral bundles and operator trust anchors,
+//! imported through the API so verification never has to reach a vendor.
+
+use super::super::Sovra;
+use super::super::auth::Principal;
+use super::super::authz::Permission;
+use crate::error::{Error, Result};
+use crate::model;
+use serde::{Deserialize, Serialize};
+use sovra_attest::TrustStore;
+use sovra_attest::evidence::{Anchor, Platform};
+use sovra_proto::ErrorCode;
+use sovra_proto::attest::{CollateralInfo, ImportCollateralRequest};
+use sovra_store::{Expect, WriteBatch};
+use std::sync::Arc;
+
+/// One stored piece of collateral.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CollateralRec {
+    /// SHA-256 of the content, hex.
+    pub id: String,
+    /// `amd-certs`, `intel` or `trust-anchor`.
+    pub kind: String,
+    /// Platform of a trust anchor.
+    pub platform: Option<String>,
+    /// Human description.
+    pub description: String,
+    /// The content (base64).
+    pub content: String,
+    /// Import time.
+    pub create_time: i64,
+}
+
+/// What verification uses from the collateral store.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Anchors and certificate pool.
+    pub trust: TrustStore,
+    /// Intel collateral bundles (JSON), tried in turn for DCAP evidence without collateral.
+    pub intel: Vec<Vec<u8>>,
+    /// Certificates whose keys may sign attestation policies (DER).
+    pub policy_signers: Vec<Vec<u8>>,
+}
+
+fn platform(s: &str) -> Result<Platform> {
+    Ok(match s {
+        "amd" => Platform::Amd,
+        "intel" => Platform::Intel,
+        "nitro" | "aws" => Platform::AwsNitro,
+        "nvidia" => Platform::Nvidia,
+        "tpm" => Platform::Tpm,
+        other => {
+            return Err(Error::invalid(format!(
+                "platform {other:?} is not known; use amd, intel, nitro, nvidia or tpm"
+            )));
+        }
+    })
+}
+
+fn certs(bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let c = sovra_attest::x509::certs_from_pem_or_der(bytes)
+        .map_err(|e| Error::invalid(format!("content is not a PEM or DER certificate: {e}")))?;
+    if c.is_empty() {
+        return Err(Error::invalid("content holds no certificate"));
+    }
+    for der in &c {
+        sovra_attest::x509::parse_cert(der)
+            .map_err(|e| Error::invalid(format!("a certificate does not parse: {e}")))?;
+    }
+    Ok(c)
+}
+
+fn subjects(certs: &[Vec<u8>]) -> String {
+    certs
+        .iter()
+        .filter_map(|d| sovra_attest::x509::parse_cert(d).ok())
+        .map(|c| sovra_attest::x509::subject_cn(&c))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Sovra {
+    /// Imports collateral.
+    pub async fn import_collateral(
+        &self,
+        p: &Principal,
+        req: ImportCollateralRequest,
+    ) -> Result<CollateralInfo> {
+        self.auth
+            .authorize(p, Permission::PolicyManage, "attestation")
+            .await?;
+        let content = sovra_proto::b64::decode(&req.content)
+            .map_err(|_| Error::new(ErrorCode::InvalidBase64, "content is not valid base64"))?;
+        let (description, plat) = match req.kind.as_str() {
+            "amd-certs" | "policy-signer" => (subjects(&certs(&content)?), None),
+            "trust-anchor" => {
+                let name = req.platform.as_deref().ok_or_else(|| {
+                    Error::invalid("a trust-anchor needs platform (amd, intel, nitro, nvidia, tpm)")
+                })?;
+                platform(name)?;
+                (subjects(&certs(&content)?), Some(name.to_string()))
+            }
+            "intel" => {
+                let v: serde_json::Value = serde_json::from_slice(&content).map_err(|_| {
+                    Error::invalid("intel collateral must be the JSON bundle described in docs/evidence/tdx.md")
+                })?;
+                let fmspc = v
+                    .pointer("/tcbInfo/tcbInfo/fmspc")
+                    .or_else(|| v.pointer("/tcb_info/tcbInfo/fmspc"))
+                    .or_else(|| v.pointer("/tcbInfo/fmspc"))
+                    .and_then(|f| f.as_str())
+                    .unwrap_or("unknown");
+                (format!("Intel collateral for FMSPC {fmspc}"), None)
+            }
+            other => {
+                return Err(Error::invalid(format!(
+                    "kind {other:?} is not known; use amd-certs, intel, trust-anchor or policy-signer"
+                )));
+            }
+        };
+        let id = sovra_attest::x509::sha256_hex(&content);
+        let rec = CollateralRec {
+            id: id.clone(),
+            kind: req.kind.clone(),
+            platform: plat,
+            description,
+            content: sovra_proto::b64::encode(&content),
+            create_time: self.now(),
+        };
+        let mut b = WriteBatch::new();
+        b.put(
+            model::COLLATERAL,
+            id.clone(),
+            rec.kind.clone(),
+            model::to_json(&rec)?,
+            None,
+            Expect::Any,
+        );
+        let mut ev = self
+            .admin_event(p, "attestation.collateral.import", format!("attestation/collateral/{id}"))
+            .detail(serde_json::json!({"kind": rec.kind, "platform": rec.platform, "description": rec.description}));
+        if rec.kind == "trust-anchor" {
+            tracing::warn!(platform = ?rec.platform, subjects = %rec.description, "a trust anchor was added: evidence chaining to it will be accepted");
+            ev = ev.detail(serde_json::json!({"kind": rec.kind, "platform": rec.platform, "description": rec.description, "warning": "operator-added root"}));
+        }
+        b.audit(ev.body());
+        self.store.commit(b).await?;
+        self.attest.collateral.invalidate();
+        Ok(info(&rec))
+    }
+
+    /// Lists stored collateral.
+    pub async fn list_collateral(&self, p: &Principal) -> Result<Vec<CollateralInfo>> {
+        self.auth
+            .authorize(p, Permission::PolicyRead, "attestation")
+            .await?;
+        Ok(self.collateral_records().await?.iter().map(info).collect())
+    }
+
+    /// Removes one piece of collateral.
+    pub async fn delete_collateral(&self, p: &Principal, id: &str) -> Result<()> {
+        self.auth
+            .authorize(p, Permission::PolicyManage, "attestation")
+            .await?;
+        let Some(r) = self.store.get(model::COLLATERAL, id).await? else {
+            return Err(Error::new(
+                ErrorCode::InvalidName,
+                format!("no collateral with ID {id}"),
+            ));
+        };
+        let mut b = WriteBatch::new();
+        b.delete(model::COLLATERAL, id, Expect::Rev(r.rev));
+        b.audit(
+            self.admin_event(
+                p,
+                "attestation.collateral.delete",
+                format!("attestation/collateral/{id}"),
+            )
+            .body(),
+        );
+        self.store.commit(b).await?;
+        self.attest.collateral.invalidate();
+        Ok(())
+    }
+
+    async fn collateral_records(&self) -> Result<Vec<CollateralRec>> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .scan(model::COLLATERAL, after.as_deref(), 500)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.name.clone());
+            for r in &page {
+                out.push(model::from_json::<CollateralRec>(&r.data)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Trust store and Intel bundles built from the collateral store (cached).
+    pub async fn loaded_collateral(&self) -> Result<Arc<Loaded>> {
+        if let Some(l) = self.attest.collateral.get() {
+            return Ok(l);
+        }
+        let mut loaded = Loaded::default();
+        for rec in self.collateral_records().await? {
+            let content = sovra_proto::b64::decode(&rec.content)
+                .map_err(|_| Error::internal("stored collateral is not base64"))?;
+            match rec.kind.as_str() {
+                "amd-certs" => loaded.trust.cert_pool.extend(certs(&content)?),
+                "trust-anchor" => {
+                    let plat = platform(rec.platform.as_deref().unwrap_or(""))?;
+                    for der in certs(&content)? {
+                        loaded.trust.anchors.push(Anchor {
+                            platform: plat,
+                            der,
+                        });
+                    }
+                }
+                "intel" => loaded.intel.push(content),
+                "policy-signer" => loaded.policy_signers.extend(certs(&content)?),
+                _ => {}
+            }
+        }
+        let l = Arc::new(loaded);
+        self.attest.collateral.put(l.clone());
+        Ok(l)
+    }
+}
+
+impl Sovra {
+    /// Checks a policy JWS against the configured policy signers: with signers configured only
+    /// a policy signed by one of them is accepted; without, only unsigned policies are.
+    /// Returns the signer's subject.
+    pub async fn check_policy_signature(
+        &self,
+        j: &sovra_crypto::jws::Jws,
+    ) -> Result<Option<String>> {
+        let loaded = self.loaded_collateral().await?;
+        let bad = |m: &str| Error::new(ErrorCode::PolicySignatureInvalid, m.to_string());
+        if j.is_unsigned() {
+            if loaded.policy_signers.is_empty() {
+                return Ok(None);
+            }
+            return Err(bad(
+                "this deployment requires policies signed by a configured policy signer",
+            ));
+        }
+        if loaded.policy_signers.is_empty() {
+            return Err(bad(
+                "the policy is signed but no policy signer is configured; import its certificate as kind policy-signer, or send the policy unsigned",
+            ));
+        }
+        let x5c = j.x5c().map_err(|e| bad(&e.to_string()))?;
+        let leaf = x5c
+            .first()
+            .ok_or_else(|| bad("a signed policy carries its certificate in x5c (or jwk.x5c)"))?;
+        if !loaded.policy_signers.contains(leaf) {
+            return Err(bad(
+                "the policy's signing certificate is not a configured policy signer",
+            ));
+        }
+        let cert = sovra_attest::x509::parse_cert(leaf).map_err(|e| bad(&e.to_string()))?;
+        let key = sovra_crypto::jws::VerifyKey::from_spki(None, cert.public_key().raw)
+            .map_err(|e| bad(&e.to_string()))?;
+        j.verify_with(&key).map_err(|e| bad(&e.to_string()))?;
+        Ok(Some(sovra_attest::x509::subject_cn(&cert)))
+    }
+}
+
+fn info(r: &CollateralRec) -> CollateralInfo {
+    CollateralInfo {
+        id: r.id.clone(),
+        kind: r.kind.clone(),
+        platform: r.platform.clone(),
+        description: r.description.clone(),
+        create_time: crate::clock::rfc3339(r.create_time),
+    }
+}
+
+/// Cache of [`Loaded`], refreshed after the metadata TTL (other nodes' imports) or at once
+/// after a local change.
+#[derive(Debug)]
+pub struct CollateralCache {
+    ttl: std::time::Duration,
+    inner: std::sync::RwLock<Option<(Arc<Loaded>, std::time::Instant)>>,
+}
+
+impl CollateralCache {
+    /// An empty cache.
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Self {
+            ttl,
+            inner: Default::default(),
+        }
+    }
+
+    fn get(&self) -> Option<Arc<Loaded>> {
+        let g = self.inner.read().ok()?;
+        let (l, at) = g.as_ref()?;
+        (at.elapsed() < self.ttl).then(|| l.clone())
+    }
+
+    fn put(&self, l: Arc<Loaded>) {
+        if let Ok(mut g) = self.inner.write() {
+            *g = Some((l, std::time::Instant::now()));
+        }
+    }
+
+    fn invalidate(&self) {
+        if let Ok(mut g) = self.inner.write() {
+            *g = None;
+        }
+    }
+}

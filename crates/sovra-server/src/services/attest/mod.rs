@@ -1,0 +1,304 @@
+//! The attestation service: evidence in, a signed token out.
+//!
+//! ```text
+//! request ─► Submission ─► Verifier (sovra-attest) ─► bindings (runtime data, init data)
+//!         ─► claims (native + MAA names) ─► provider policy ─► JWT signed by the HSM-held key
+//! ```
+//! Every attestation, passed or failed, is audited.
+
+pub mod claims;
+pub mod collateral;
+pub mod policy;
+pub mod providers;
+pub mod request;
+pub mod signing;
+
+use super::Sovra;
+use super::audit::{AuditEvent, EventKind};
+use crate::error::{Error, Result};
+use serde_json::{Map, Value, json};
+use sovra_attest::{EvidenceInput, EvidenceType, VerifiedClaims, VerifyContext, verifier_for};
+use sovra_crypto::jws::JwsAlg;
+use sovra_proto::ErrorCode;
+use std::time::Duration;
+
+/// Attestation settings.
+#[derive(Debug, Clone)]
+pub struct AttestConfig {
+    /// Token lifetime.
+    pub token_ttl_secs: u64,
+    /// Signing algorithm of new keys.
+    pub token_alg: JwsAlg,
+    /// Base URL (issuer prefix, JWKS location).
+    pub public_url: String,
+}
+
+impl Default for AttestConfig {
+    fn default() -> Self {
+        Self {
+            token_ttl_secs: 8 * 3600,
+            token_alg: JwsAlg::Rs256,
+            public_url: "https://127.0.0.1:8443".into(),
+        }
+    }
+}
+
+/// Caches of the attestation service.
+#[derive(Debug)]
+pub struct AttestState {
+    /// Token signing keys.
+    pub signing: signing::SigningCache,
+    /// Collateral and trust anchors.
+    pub collateral: collateral::CollateralCache,
+    /// Compiled policies by provider and type.
+    pub policies: policy::PolicyCache,
+    /// Reference-value sets.
+    pub refvalues: Single<Vec<sovra_proto::attest::ReferenceValues>>,
+}
+
+/// One cached value with a time to live.
+#[derive(Debug)]
+pub struct Single<T> {
+    ttl: Duration,
+    inner: std::sync::RwLock<Option<(std::sync::Arc<T>, std::time::Instant)>>,
+}
+
+impl<T> Single<T> {
+    /// Empty.
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            inner: std::sync::RwLock::new(None),
+        }
+    }
+
+    /// The value, if fresh.
+    pub fn get(&self) -> Option<std::sync::Arc<T>> {
+        let g = self.inner.read().ok()?;
+        let (v, at) = g.as_ref()?;
+        (at.elapsed() < self.ttl).then(|| v.clone())
+    }
+
+    /// Stores a value.
+    pub fn put(&self, v: std::sync::Arc<T>) {
+        if let Ok(mut g) = self.inner.write() {
+            *g = Some((v, std::time::Instant::now()));
+        }
+    }
+
+    /// Drops the value.
+    pub fn invalidate(&self) {
+        if let Ok(mut g) = self.inner.write() {
+            *g = None;
+        }
+    }
+}
+
+impl AttestState {
+    /// Empty caches.
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            signing: Default::default(),
+            collateral: collateral::CollateralCache::new(ttl),
+            policies: policy::PolicyCache::new(ttl),
+            refvalues: Single::new(ttl),
+        }
+    }
+}
+
+/// Maps a verifier error to the service error with the same stable code.
+pub fn attest_error(e: &sovra_attest::AttestError) -> Error {
+    let code = ErrorCode::from_wire(e.code()).unwrap_or(ErrorCode::AttestMalformed);
+    Error::new(code, e.to_string())
+}
+
+/// The outcome of one attestation.
+#[derive(Debug)]
+pub struct Attested {
+    /// The token (signed, or unsigned for a draft policy).
+    pub token: String,
+    /// The token's claims.
+    pub claims: Map<String, Value>,
+}
+
+impl Sovra {
+    /// Verifies `sub` as `kind` evidence for `provider` and returns a token.
+    pub async fn attest(
+        &self,
+        provider: &str,
+        kind: EvidenceType,
+        sub: request::Submission,
+        maa_type: Option<&str>,
+    ) -> Result<Attested> {
+        let started = std::time::Instant::now();
+        let result = self.attest_inner(provider, kind, &sub, maa_type).await;
+        let mut ev = AuditEvent::new(self.now(), EventKind::Decision, "attestation.attest")
+            .resource(format!("attestation/providers/{provider}"));
+        let mut detail =
+            json!({"evidenceType": kind.as_str(), "micros": started.elapsed().as_micros() as u64});
+        match &result {
+            Ok(a) => {
+                detail["jti"] = a.claims.get("jti").cloned().unwrap_or(Value::Null);
+                detail["policyHash"] = a
+                    .claims
+                    .get("x-ms-policy-hash")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+            }
+            Err(e) => {
+                ev = ev.denied(e.code.as_str());
+                detail["reason"] = Value::from(e.message.clone());
+            }
+        }
+        self.audit.record(ev.detail(detail)).await?;
+        result
+    }
+
+    async fn attest_inner(
+        &self,
+        provider: &str,
+        kind: EvidenceType,
+        sub: &request::Submission,
+        maa_type: Option<&str>,
+    ) -> Result<Attested> {
+        let prov = self.provider(provider).await?;
+        let verified = self.verify_evidence(kind, sub).await?;
+        if let Some(rt) = &sub.runtime {
+            request::check_binding("runtime data", verified.report_data(), &rt.bytes)?;
+        }
+        if let Some(it) = &sub.init_time {
+            claims::check_init_time(&verified, &it.bytes)?;
+        }
+        let mut incoming = claims::normalise(&verified, maa_type);
+        if let Some(rt) = &sub.runtime {
+            match &rt.json {
+                Some(j) => incoming.insert("x-ms-runtime".into(), j.clone()),
+                None => incoming.insert(
+                    "x-ms-runtime-data".into(),
+                    Value::from(sovra_attest::hex::encode(&rt.bytes)),
+                ),
+            };
+        }
+        if let Some(it) = &sub.init_time {
+            if let Some(j) = &it.json {
+                incoming.insert("x-ms-inittime".into(), j.clone());
+            }
+        }
+        let outcome = match &sub.draft_policy {
+            Some(text) => {
+                policy::Compiled::compile(policy::Language::Maa, text)?
+                    .appraise(&incoming, self)
+                    .await?
+            }
+            None => {
+                self.policy_for(&prov.name, kind)
+                    .await?
+                    .appraise(&incoming, self)
+                    .await?
+            }
+        };
+        if !outcome.permitted {
+            return Err(Error::new(
+                ErrorCode::AttestPolicyDenied,
+                format!(
+                    "the evidence is genuine but the {kind} policy of provider {provider:?} did not permit it{}",
+                    outcome.reason.map(|r| format!(": {r}")).unwrap_or_default()
+                ),
+            ));
+        }
+        let now = self.now();
+        let mut claims = outcome.claims;
+        claims.insert("iss".into(), Value::from(prov.issuer.clone()));
+        claims.insert("iat".into(), Value::from(now));
+        claims.insert("nbf".into(), Value::from(now));
+        claims.insert(
+            "exp".into(),
+            Value::from(now + self.cfg.attest.token_ttl_secs as i64),
+        );
+        let jti = sovra_crypto::random::hex_id(16).map_err(|e| Error::internal(e.to_string()))?;
+        claims.insert("jti".into(), Value::from(jti));
+        claims.insert("x-ms-ver".into(), Value::from("1.0"));
+        claims.insert("x-ms-policy-hash".into(), Value::from(outcome.policy_hash));
+        if let Some(n) = &sub.nonce_claim {
+            claims.insert("nonce".into(), n.clone());
+        }
+        let body = Value::Object(claims);
+        let token = if sub.draft_policy.is_some() {
+            // MAA: a draft policy yields an unsigned token.
+            let enc =
+                |v: &Value| sovra_crypto::jws::b64url(&serde_json::to_vec(v).unwrap_or_default());
+            format!(
+                "{}.{}.",
+                enc(&json!({"alg": "none", "typ": "JWT"})),
+                enc(&body)
+            )
+        } else {
+            let keys = self.signing_keys().await?;
+            let mut extra = Map::new();
+            extra.insert(
+                "jku".into(),
+                Value::from(format!("{}/certs", self.cfg.attest.public_url)),
+            );
+            keys.active
+                .sign_jwt(&body, &extra)
+                .map_err(|e| Error::internal(format!("signing the token: {e}")))?
+        };
+        let Value::Object(claims) = body else {
+            return Err(Error::internal("token body is not an object"));
+        };
+        Ok(Attested { token, claims })
+    }
+
+    /// Runs the verifier for `kind` with the collateral store's trust, at the current time.
+    pub async fn verify_evidence(
+        &self,
+        kind: EvidenceType,
+        sub: &request::Submission,
+    ) -> Result<VerifiedClaims> {
+        let loaded = self.loaded_collateral().await?;
+        let chain: Vec<&[u8]> = sub.cert_chain.iter().map(Vec::as_slice).collect();
+        let ctx = VerifyContext {
+            now: self.now(),
+            trust: &loaded.trust,
+        };
+        let verifier = verifier_for(kind);
+        fn input<'a>(
+            sub: &'a request::Submission,
+            chain: &'a [&'a [u8]],
+            collateral: Option<&'a [u8]>,
+        ) -> EvidenceInput<'a> {
+            EvidenceInput {
+                evidence: &sub.evidence,
+                cert_chain: chain,
+                collateral,
+                event_log: sub.event_log.as_deref(),
+                nonce: sub.expected_nonce.as_deref(),
+            }
+        }
+        let needs_intel = matches!(
+            kind,
+            EvidenceType::Tdx | EvidenceType::Sgx | EvidenceType::AzTdxVtpm
+        );
+        if sub.collateral.is_some() || !needs_intel || loaded.intel.is_empty() {
+            return verifier
+                .verify(&input(sub, &chain, sub.collateral.as_deref()), &ctx)
+                .map_err(|e| attest_error(&e));
+        }
+        // Try the stored Intel bundles; report the most specific failure if none fits.
+        let mut last = None;
+        for bundle in &loaded.intel {
+            match verifier.verify(&input(sub, &chain, Some(bundle)), &ctx) {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    let missing = matches!(e, sovra_attest::AttestError::CollateralMissing(_));
+                    if last.is_none() || !missing {
+                        last = Some(e);
+                    }
+                }
+            }
+        }
+        Err(last
+            .map(|e| attest_error(&e))
+            .unwrap_or_else(|| Error::internal("no collateral tried")))
+    }
+}

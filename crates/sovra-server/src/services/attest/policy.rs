@@ -1,0 +1,480 @@
+//! Attestation policies: one per provider and evidence type, in the MAA policy language or in
+//! Rego; compiled once and cached by provider, type and hash. Reference-value sets are offered
+//! to every policy as boolean claims `x-sovra-refvalues-{set}`.
+
+use super::super::Sovra;
+use super::super::auth::Principal;
+use super::super::authz::Permission;
+use crate::error::{Error, Result};
+use crate::model;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sovra_attest::EvidenceType;
+use sovra_policy::PolicyError;
+use sovra_proto::ErrorCode;
+use sovra_proto::attest::{PolicyInfo, ReferenceValues};
+use sovra_store::{Expect, WriteBatch};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// A policy language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    /// The Microsoft Azure Attestation policy language (1.0, 1.1, 1.2).
+    Maa,
+    /// Rego (Open Policy Agent; the Confidential Containers convention).
+    Rego,
+}
+
+impl Language {
+    /// Parses `maa` / `rego`.
+    pub fn parse(s: Option<&str>) -> Result<Self> {
+        match s.unwrap_or("maa") {
+            "maa" => Ok(Self::Maa),
+            "rego" => Ok(Self::Rego),
+            other => Err(Error::invalid(format!(
+                "policy language {other:?} is not supported; use \"maa\" or \"rego\""
+            ))),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Maa => "maa",
+            Self::Rego => "rego",
+        }
+    }
+}
+
+/// A stored policy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PolicyRec {
+    /// Provider.
+    pub provider: String,
+    /// Evidence type.
+    pub evidence_type: String,
+    /// Language.
+    pub language: Language,
+    /// Text.
+    pub text: String,
+    /// Signer certificate subject, if the policy came signed.
+    pub signer: Option<String>,
+    /// Last change.
+    pub update_time: i64,
+}
+
+enum Engine {
+    Maa(sovra_policy::maa::Policy),
+    Rego(sovra_policy::rego::RegoPolicy),
+}
+
+/// A compiled policy.
+pub struct Compiled {
+    language: Language,
+    text: String,
+    hash: String,
+    engine: Engine,
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Compiled({:?}, {})", self.language, self.hash)
+    }
+}
+
+/// What a policy decided.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The evidence is authorised.
+    pub permitted: bool,
+    /// Why not, if the engine says.
+    pub reason: Option<String>,
+    /// Claims for the token: the incoming claims plus what the policy issued.
+    pub claims: Map<String, Value>,
+    /// `x-ms-policy-hash` of the policy text.
+    pub policy_hash: String,
+}
+
+fn policy_error(e: PolicyError) -> Error {
+    Error::new(ErrorCode::PolicyInvalid, e.to_string())
+}
+
+impl Compiled {
+    /// Compiles `text`.
+    pub fn compile(language: Language, text: &str) -> Result<Self> {
+        let engine = match language {
+            Language::Maa => {
+                Engine::Maa(sovra_policy::maa::Policy::parse(text).map_err(policy_error)?)
+            }
+            Language::Rego => {
+                Engine::Rego(sovra_policy::rego::RegoPolicy::compile(text).map_err(policy_error)?)
+            }
+        };
+        Ok(Self {
+            language,
+            text: text.to_string(),
+            hash: sovra_policy::maa::policy_hash(text),
+            engine,
+        })
+    }
+
+    /// Evaluates the policy over `incoming` (plus reference-value claims).
+    pub async fn appraise(&self, incoming: &Map<String, Value>, sovra: &Sovra) -> Result<Outcome> {
+        let mut input = incoming.clone();
+        for (set, matched) in sovra.reference_value_matches(incoming).await? {
+            input.insert(format!("x-sovra-refvalues-{set}"), Value::Bool(matched));
+        }
+        let eval_err = |e: PolicyError| {
+            Error::new(
+                ErrorCode::AttestPolicyDenied,
+                format!("the policy failed to evaluate: {e}"),
+            )
+        };
+        let (permitted, reason, issued) = match &self.engine {
+            Engine::Maa(p) => {
+                let r = p.evaluate(&input).map_err(eval_err)?;
+                (r.authorized, r.reason, r.issued)
+            }
+            Engine::Rego(p) => {
+                let r = p.evaluate(&input).map_err(eval_err)?;
+                (r.allow, None, r.claims)
+            }
+        };
+        let mut claims = incoming.clone();
+        for (k, v) in issued {
+            claims.insert(k, v);
+        }
+        Ok(Outcome {
+            permitted,
+            reason,
+            claims,
+            policy_hash: self.hash.clone(),
+        })
+    }
+}
+
+/// Compiled policies by `provider/type`, each remembered with its text hash.
+#[derive(Debug)]
+pub struct PolicyCache {
+    ttl: Duration,
+    map: RwLock<HashMap<String, (Arc<Compiled>, Instant)>>,
+    by_hash: RwLock<HashMap<String, Arc<Compiled>>>,
+}
+
+impl PolicyCache {
+    /// An empty cache.
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            map: Default::default(),
+            by_hash: Default::default(),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<Arc<Compiled>> {
+        let m = self.map.read().ok()?;
+        let (c, at) = m.get(key)?;
+        (at.elapsed() < self.ttl).then(|| c.clone())
+    }
+
+    fn put(&self, key: String, c: Arc<Compiled>) {
+        if let Ok(mut m) = self.map.write() {
+            m.insert(key, (c, Instant::now()));
+        }
+    }
+
+    fn invalidate(&self, key: &str) {
+        if let Ok(mut m) = self.map.write() {
+            m.remove(key);
+        }
+    }
+
+    /// Compiles `text` unless a policy with the same language and text is already compiled.
+    fn compiled(&self, language: Language, text: &str) -> Result<Arc<Compiled>> {
+        let key = format!(
+            "{}:{}",
+            language.name(),
+            sovra_policy::maa::policy_hash(text)
+        );
+        if let Some(c) = self.by_hash.read().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(c);
+        }
+        let c = Arc::new(Compiled::compile(language, text)?);
+        if let Ok(mut m) = self.by_hash.write() {
+            if m.len() > 1000 {
+                m.clear();
+            }
+            m.insert(key, c.clone());
+        }
+        Ok(c)
+    }
+}
+
+fn record_name(provider: &str, kind: EvidenceType) -> String {
+    format!("{provider}/{kind}")
+}
+
+impl Sovra {
+    async fn policy_rec(
+        &self,
+        provider: &str,
+        kind: EvidenceType,
+    ) -> Result<Option<(PolicyRec, u64)>> {
+        Ok(
+            match self
+                .store
+                .get(model::ATTEST_POLICIES, &record_name(provider, kind))
+                .await?
+            {
+                Some(r) => Some((model::from_json(&r.data)?, r.rev)),
+                None => None,
+            },
+        )
+    }
+
+    /// The compiled policy in force for `provider` and `kind` (the built-in default if none).
+    pub async fn policy_for(&self, provider: &str, kind: EvidenceType) -> Result<Arc<Compiled>> {
+        let key = record_name(provider, kind);
+        if let Some(c) = self.attest.policies.get(&key) {
+            return Ok(c);
+        }
+        let c = match self.policy_rec(provider, kind).await? {
+            Some((rec, _)) => self.attest.policies.compiled(rec.language, &rec.text)?,
+            None => self.attest.policies.compiled(
+                Language::Maa,
+                sovra_policy::defaults::for_type(kind.as_str()),
+            )?,
+        };
+        self.attest.policies.put(key, c.clone());
+        Ok(c)
+    }
+
+    /// The policy of `provider` for `kind`.
+    pub async fn get_policy(
+        &self,
+        p: &Principal,
+        provider: &str,
+        kind: EvidenceType,
+    ) -> Result<PolicyInfo> {
+        self.auth
+            .authorize(p, Permission::PolicyRead, "attestation")
+            .await?;
+        self.provider(provider).await?;
+        let rec = self.policy_rec(provider, kind).await?;
+        let c = self.policy_for(provider, kind).await?;
+        Ok(PolicyInfo {
+            evidence_type: kind.as_str().into(),
+            language: c.language.name().into(),
+            text: c.text.clone(),
+            hash: c.hash.clone(),
+            is_default: rec.is_none(),
+            signer: rec.and_then(|(r, _)| r.signer),
+        })
+    }
+
+    /// Sets the policy (already unwrapped from any JWS; `signer` names a verified signer).
+    pub async fn set_policy(
+        &self,
+        p: &Principal,
+        provider: &str,
+        kind: EvidenceType,
+        language: Language,
+        text: &str,
+        signer: Option<String>,
+    ) -> Result<PolicyInfo> {
+        self.auth
+            .authorize(p, Permission::PolicyManage, "attestation")
+            .await?;
+        self.provider(provider).await?;
+        let c = self.attest.policies.compiled(language, text)?;
+        let name = record_name(provider, kind);
+        let prev = self.policy_rec(provider, kind).await?;
+        let rec = PolicyRec {
+            provider: provider.into(),
+            evidence_type: kind.as_str().into(),
+            language,
+            text: text.into(),
+            signer: signer.clone(),
+            update_time: self.now(),
+        };
+        let mut b = WriteBatch::new();
+        let expect = prev
+            .as_ref()
+            .map_or(Expect::Absent, |(_, rev)| Expect::Rev(*rev));
+        b.put(
+            model::ATTEST_POLICIES,
+            name.clone(),
+            provider,
+            model::to_json(&rec)?,
+            None,
+            expect,
+        );
+        b.audit(
+            self.admin_event(p, "attestation.policies.set", format!("attestation/providers/{name}"))
+                .detail(serde_json::json!({"policyHash": c.hash, "language": language.name(), "signer": signer}))
+                .body(),
+        );
+        self.store.commit(b).await?;
+        self.attest.policies.invalidate(&name);
+        self.get_policy(p, provider, kind).await
+    }
+
+    /// Resets the policy to the built-in default.
+    pub async fn reset_policy(
+        &self,
+        p: &Principal,
+        provider: &str,
+        kind: EvidenceType,
+    ) -> Result<PolicyInfo> {
+        self.auth
+            .authorize(p, Permission::PolicyManage, "attestation")
+            .await?;
+        self.provider(provider).await?;
+        let name = record_name(provider, kind);
+        if let Some((_, rev)) = self.policy_rec(provider, kind).await? {
+            let mut b = WriteBatch::new();
+            b.delete(model::ATTEST_POLICIES, name.clone(), Expect::Rev(rev));
+            b.audit(
+                self.admin_event(p, "attestation.policies.reset", format!("attestation/providers/{name}"))
+                    .detail(serde_json::json!({"policyHash": sovra_policy::maa::policy_hash(sovra_policy::defaults::for_type(kind.as_str()))}))
+                    .body(),
+            );
+            self.store.commit(b).await?;
+        }
+        self.attest.policies.invalidate(&name);
+        self.get_policy(p, provider, kind).await
+    }
+
+    // ----- reference values --------------------------------------------------------------
+
+    /// Creates or replaces a reference-value set.
+    pub async fn put_reference_values(
+        &self,
+        p: &Principal,
+        name: &str,
+        mut rv: ReferenceValues,
+    ) -> Result<ReferenceValues> {
+        self.auth
+            .authorize(p, Permission::PolicyManage, "attestation")
+            .await?;
+        let ok = !name.is_empty()
+            && name.len() <= 63
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !ok {
+            return Err(Error::new(
+                ErrorCode::InvalidName,
+                format!(
+                    "reference-value set name {name:?} must be 1-63 characters of letters, digits, '-' and '_'"
+                ),
+            ));
+        }
+        if rv.values.is_empty() {
+            return Err(Error::invalid(
+                "values must name at least one claim with its accepted values",
+            ));
+        }
+        rv.name = name.into();
+        rv.update_time = Some(crate::clock::rfc3339(self.now()));
+        let mut b = WriteBatch::new();
+        b.put(
+            model::REFERENCE_VALUES,
+            name,
+            "",
+            model::to_json(&rv)?,
+            None,
+            Expect::Any,
+        );
+        b.audit(
+            self.admin_event(
+                p,
+                "attestation.referenceValues.set",
+                format!("attestation/referenceValues/{name}"),
+            )
+            .detail(serde_json::json!({"claims": rv.values.keys().collect::<Vec<_>>()}))
+            .body(),
+        );
+        self.store.commit(b).await?;
+        self.attest.refvalues.invalidate();
+        Ok(rv)
+    }
+
+    /// Lists reference-value sets.
+    pub async fn list_reference_values(&self, p: &Principal) -> Result<Vec<ReferenceValues>> {
+        self.auth
+            .authorize(p, Permission::PolicyRead, "attestation")
+            .await?;
+        self.reference_value_sets().await
+    }
+
+    /// Deletes a reference-value set.
+    pub async fn delete_reference_values(&self, p: &Principal, name: &str) -> Result<()> {
+        self.auth
+            .authorize(p, Permission::PolicyManage, "attestation")
+            .await?;
+        let Some(r) = self.store.get(model::REFERENCE_VALUES, name).await? else {
+            return Err(Error::new(
+                ErrorCode::ReferenceValuesNotFound,
+                format!("no reference-value set {name:?}"),
+            ));
+        };
+        let mut b = WriteBatch::new();
+        b.delete(model::REFERENCE_VALUES, name, Expect::Rev(r.rev));
+        b.audit(
+            self.admin_event(
+                p,
+                "attestation.referenceValues.delete",
+                format!("attestation/referenceValues/{name}"),
+            )
+            .body(),
+        );
+        self.store.commit(b).await?;
+        self.attest.refvalues.invalidate();
+        Ok(())
+    }
+
+    async fn reference_value_sets(&self) -> Result<Vec<ReferenceValues>> {
+        let mut out = Vec::new();
+        for r in self.store.scan(model::REFERENCE_VALUES, None, 1000).await? {
+            out.push(model::from_json(&r.data)?);
+        }
+        Ok(out)
+    }
+
+    /// For each reference-value set: whether every claim it names has one of its values.
+    pub async fn reference_value_matches(
+        &self,
+        claims: &Map<String, Value>,
+    ) -> Result<Vec<(String, bool)>> {
+        let sets = match self.attest.refvalues.get() {
+            Some(s) => s,
+            None => {
+                let s = Arc::new(self.reference_value_sets().await?);
+                self.attest.refvalues.put(s.clone());
+                s
+            }
+        };
+        Ok(sets
+            .iter()
+            .map(|set| {
+                let all = set.values.iter().all(|(claim, accepted)| {
+                    claims
+                        .get(claim)
+                        .is_some_and(|v| accepted.iter().any(|a| same(a, v)))
+                });
+                (set.name.clone(), all)
+            })
+            .collect())
+    }
+}
+
+/// Claim equality with hex strings compared case-insensitively.
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::String(x), Value::String(y)) => x.eq_ignore_ascii_case(y),
+        _ => a == b,
+    }
+}

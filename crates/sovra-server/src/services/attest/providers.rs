@@ -1,0 +1,180 @@
+//! Attestation providers (tenants): each has its own policies and its own issuer URL. The
+//! provider `default` always exists and serves the MAA-compatible root endpoints.
+
+use super::super::Sovra;
+use super::super::auth::Principal;
+use super::super::authz::Permission;
+use crate::error::{Error, Result};
+use crate::model;
+use serde::{Deserialize, Serialize};
+use sovra_proto::ErrorCode;
+use sovra_proto::attest::Provider;
+use sovra_store::{Expect, WriteBatch};
+
+/// The provider that always exists.
+pub const DEFAULT_PROVIDER: &str = "default";
+
+/// A stored provider.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProviderRec {
+    /// ID.
+    pub name: String,
+    /// Creation time.
+    pub create_time: i64,
+}
+
+/// A provider as the service uses it.
+#[derive(Debug, Clone)]
+pub struct ProviderView {
+    /// ID.
+    pub name: String,
+    /// Token issuer.
+    pub issuer: String,
+    /// Creation time.
+    pub create_time: i64,
+}
+
+fn check_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 63
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !id.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorCode::InvalidName,
+            format!("provider ID {id:?} must be 1-63 characters of a-z, 0-9 and '-'"),
+        ))
+    }
+}
+
+impl Sovra {
+    /// The issuer URL of `provider`: the base URL for `default`, else `BASE/providers/ID`.
+    pub fn issuer_of(&self, provider: &str) -> String {
+        if provider == DEFAULT_PROVIDER {
+            self.cfg.attest.public_url.clone()
+        } else {
+            format!("{}/providers/{provider}", self.cfg.attest.public_url)
+        }
+    }
+
+    /// Looks a provider up (`default` needs no record).
+    pub async fn provider(&self, name: &str) -> Result<ProviderView> {
+        check_id(name)?;
+        if name == DEFAULT_PROVIDER {
+            return Ok(ProviderView {
+                name: name.into(),
+                issuer: self.issuer_of(name),
+                create_time: 0,
+            });
+        }
+        let rec = self
+            .store
+            .get(model::ATTEST_PROVIDERS, name)
+            .await?
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::ProviderNotFound,
+                    format!("attestation provider {name:?} does not exist; create it with `sovra attestation providers create {name}`"),
+                )
+            })?;
+        let rec: ProviderRec = model::from_json(&rec.data)?;
+        Ok(ProviderView {
+            issuer: self.issuer_of(&rec.name),
+            name: rec.name,
+            create_time: rec.create_time,
+        })
+    }
+
+    /// Creates a provider.
+    pub async fn create_provider(&self, p: &Principal, name: &str) -> Result<Provider> {
+        self.auth
+            .authorize(p, Permission::PolicyManage, "attestation")
+            .await?;
+        check_id(name)?;
+        if name == DEFAULT_PROVIDER {
+            return Err(Error::new(
+                ErrorCode::AlreadyExists,
+                "the default provider always exists",
+            ));
+        }
+        let rec = ProviderRec {
+            name: name.into(),
+            create_time: self.now(),
+        };
+        let mut b = WriteBatch::new();
+        b.put(
+            model::ATTEST_PROVIDERS,
+            name,
+            "",
+            model::to_json(&rec)?,
+            None,
+            Expect::Absent,
+        );
+        b.audit(
+            self.admin_event(
+                p,
+                "attestation.providers.create",
+                format!("attestation/providers/{name}"),
+            )
+            .body(),
+        );
+        self.store.commit(b).await.map_err(|e| {
+            let e = Error::from(e);
+            if e.code == ErrorCode::Conflict {
+                Error::new(
+                    ErrorCode::AlreadyExists,
+                    format!("provider {name:?} already exists"),
+                )
+            } else {
+                e
+            }
+        })?;
+        Ok(self.provider_wire(&ProviderView {
+            name: rec.name.clone(),
+            issuer: self.issuer_of(&rec.name),
+            create_time: rec.create_time,
+        }))
+    }
+
+    /// Lists providers (`default` first).
+    pub async fn list_providers(&self, p: &Principal) -> Result<Vec<Provider>> {
+        self.auth
+            .authorize(p, Permission::PolicyRead, "attestation")
+            .await?;
+        let mut out = vec![self.provider_wire(&self.provider(DEFAULT_PROVIDER).await?)];
+        for r in self.store.scan(model::ATTEST_PROVIDERS, None, 1000).await? {
+            let rec: ProviderRec = model::from_json(&r.data)?;
+            out.push(self.provider_wire(&ProviderView {
+                issuer: self.issuer_of(&rec.name),
+                name: rec.name,
+                create_time: rec.create_time,
+            }));
+        }
+        Ok(out)
+    }
+
+    fn provider_wire(&self, v: &ProviderView) -> Provider {
+        Provider {
+            name: v.name.clone(),
+            issuer: v.issuer.clone(),
+            create_time: crate::clock::rfc3339(v.create_time),
+        }
+    }
+
+    /// OpenID Connect discovery metadata for `provider`.
+    pub async fn openid_configuration(&self, provider: &str) -> Result<serde_json::Value> {
+        let prov = self.provider(provider).await?;
+        Ok(serde_json::json!({
+            "issuer": prov.issuer,
+            "jwks_uri": format!("{}/certs", self.cfg.attest.public_url),
+            "id_token_signing_alg_values_supported": ["RS256", "ES256", "ES384"],
+            "response_types_supported": ["token", "none"],
+            "claims_supported": ["iss", "iat", "nbf", "exp", "jti", "nonce", "x-ms-ver",
+                "x-ms-attestation-type", "x-ms-compliance-status", "x-ms-policy-hash", "x-ms-runtime"],
+        }))
+    }
+}

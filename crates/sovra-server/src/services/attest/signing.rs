@@ -1,0 +1,246 @@
+//! Token signing keys: created on first use, stored only wrapped by the HSM, published as a
+//! JWKS. Rotation makes a new key active and keeps the old ones published until every token
+//! they signed has expired.
+
+use super::super::Sovra;
+use super::super::audit::{AuditEvent, EventKind};
+use crate::error::{Error, Result};
+use crate::model;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+use sovra_crypto::jws::{self, JwsAlg, JwsSigner};
+use sovra_store::{Expect, WriteBatch};
+use std::sync::{Arc, RwLock};
+
+/// A stored signing key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SigningKeyRec {
+    /// Key ID: base64url SHA-256 of the certificate.
+    pub kid: String,
+    /// `RS256`, `ES256` or `ES384`.
+    pub alg: String,
+    /// PKCS#8, wrapped by the HSM under the default location, bound to the kid.
+    pub wrapped: String,
+    /// Self-signed certificate (DER, base64) carrying the public key, for `x5c`.
+    pub cert: String,
+    /// When it was created.
+    pub create_time: i64,
+    /// When it stopped signing (None while active).
+    pub retire_time: Option<i64>,
+    /// When it leaves the JWKS (its last token has expired).
+    pub unpublish_time: Option<i64>,
+}
+
+/// The loaded keys: the active signer and every published public key.
+#[derive(Debug)]
+pub struct Keys {
+    /// Signs new tokens.
+    pub active: JwsSigner,
+    /// JWKs of every key still published (active first).
+    pub published: Vec<serde_json::Value>,
+}
+
+/// Cache of the loaded keys.
+#[derive(Debug, Default)]
+pub struct SigningCache {
+    keys: RwLock<Option<(Arc<Keys>, std::time::Instant)>>,
+}
+
+fn aad(kid: &str) -> Vec<u8> {
+    format!("sovra:attestation-signing-key:{kid}").into_bytes()
+}
+
+fn self_signed_cert(alg: JwsAlg, pkcs8: &[u8]) -> Result<Vec<u8>> {
+    let sig_alg = match alg {
+        JwsAlg::Rs256 => &rcgen::PKCS_RSA_SHA256,
+        JwsAlg::Es256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+        JwsAlg::Es384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+    };
+    let der = rustls_pki_types::PrivatePkcs8KeyDer::from(pkcs8);
+    let kp = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, sig_alg)
+        .map_err(|e| Error::internal(format!("signing key for certificate: {e}")))?;
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new())
+        .map_err(|e| Error::internal(e.to_string()))?;
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "Sovra attestation token signing");
+    p.not_before = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    p.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(3650);
+    let cert = p
+        .self_signed(&kp)
+        .map_err(|e| Error::internal(format!("signing certificate: {e}")))?;
+    Ok(cert.der().to_vec())
+}
+
+impl Sovra {
+    fn load_signer(&self, rec: &SigningKeyRec) -> Result<JwsSigner> {
+        let alg = JwsAlg::parse(&rec.alg)
+            .ok_or_else(|| Error::internal(format!("stored signing key alg {}", rec.alg)))?;
+        let wrapped = STANDARD
+            .decode(&rec.wrapped)
+            .map_err(|_| Error::internal("stored signing key is not base64"))?;
+        let cert = STANDARD
+            .decode(&rec.cert)
+            .map_err(|_| Error::internal("stored signing certificate is not base64"))?;
+        let pkcs8 = self
+            .hsm
+            .unwrap(&self.cfg.default_location, &aad(&rec.kid), &wrapped)?;
+        JwsSigner::load(alg, pkcs8.expose(), rec.kid.clone(), &[cert])
+            .map_err(|e| Error::internal(format!("loading signing key: {e}")))
+    }
+
+    async fn create_signing_key(
+        &self,
+        alg: JwsAlg,
+        retire: Option<(SigningKeyRec, u64)>,
+    ) -> Result<()> {
+        let pkcs8 = jws::generate(alg).map_err(|e| Error::internal(e.to_string()))?;
+        let cert = self_signed_cert(alg, pkcs8.expose())?;
+        let kid =
+            jws::b64url(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &cert).as_ref());
+        let wrapped = self
+            .hsm
+            .wrap(&self.cfg.default_location, &aad(&kid), pkcs8.expose())?;
+        let now = self.now();
+        let rec = SigningKeyRec {
+            kid: kid.clone(),
+            alg: alg.name().into(),
+            wrapped: STANDARD.encode(wrapped),
+            cert: STANDARD.encode(&cert),
+            create_time: now,
+            retire_time: None,
+            unpublish_time: None,
+        };
+        let mut b = WriteBatch::new();
+        b.put(
+            model::ATTEST_SIGNING_KEYS,
+            kid.clone(),
+            "",
+            model::to_json(&rec)?,
+            None,
+            Expect::Absent,
+        );
+        let mut detail = serde_json::json!({"kid": kid, "alg": alg.name()});
+        if let Some((mut old, rev)) = retire {
+            detail["retiredKid"] = serde_json::Value::from(old.kid.clone());
+            old.retire_time = Some(now);
+            old.unpublish_time = Some(now + self.cfg.attest.token_ttl_secs as i64 + 300);
+            b.put(
+                model::ATTEST_SIGNING_KEYS,
+                old.kid.clone(),
+                "",
+                model::to_json(&old)?,
+                None,
+                Expect::Rev(rev),
+            );
+        }
+        b.audit(
+            AuditEvent::new(now, EventKind::System, "attestation.signingKeys.create")
+                .resource(format!("attestation/signingKeys/{kid}"))
+                .detail(detail)
+                .body(),
+        );
+        self.store.commit(b).await?;
+        self.attest.signing.invalidate();
+        Ok(())
+    }
+
+    async fn signing_records(&self) -> Result<Vec<(SigningKeyRec, u64)>> {
+        let mut out = Vec::new();
+        for r in self
+            .store
+            .scan(model::ATTEST_SIGNING_KEYS, None, 1000)
+            .await?
+        {
+            out.push((model::from_json::<SigningKeyRec>(&r.data)?, r.rev));
+        }
+        Ok(out)
+    }
+
+    /// The loaded signing keys, creating the first one (RS256 by default) if there is none.
+    pub async fn signing_keys(&self) -> Result<Arc<Keys>> {
+        if let Some(k) = self.attest.signing.get(self.cfg.cache_ttl) {
+            return Ok(k);
+        }
+        let mut recs = self.signing_records().await?;
+        if !recs.iter().any(|(r, _)| r.retire_time.is_none()) {
+            match self
+                .create_signing_key(self.cfg.attest.token_alg, None)
+                .await
+            {
+                Ok(())
+                | Err(Error {
+                    code: sovra_proto::ErrorCode::AlreadyExists | sovra_proto::ErrorCode::Conflict,
+                    ..
+                }) => {}
+                Err(e) => return Err(e),
+            }
+            recs = self.signing_records().await?;
+        }
+        let now = self.now();
+        recs.sort_by_key(|(r, _)| std::cmp::Reverse(r.create_time));
+        let active = recs
+            .iter()
+            .find(|(r, _)| r.retire_time.is_none())
+            .ok_or_else(|| Error::internal("no active token signing key"))?;
+        let active = self.load_signer(&active.0)?;
+        let mut published = vec![active.jwk()];
+        for (r, _) in &recs {
+            if r.kid != active.kid() && r.unpublish_time.is_none_or(|t| t > now) {
+                published.push(self.load_signer(r)?.jwk());
+            }
+        }
+        let keys = Arc::new(Keys { active, published });
+        self.attest.signing.put(keys.clone());
+        Ok(keys)
+    }
+
+    /// Rotates the token signing key: a new key of `alg` signs from now on; the old one stays
+    /// in the JWKS until its tokens have expired.
+    pub async fn rotate_signing_key(
+        &self,
+        p: &super::super::auth::Principal,
+        alg: Option<JwsAlg>,
+    ) -> Result<serde_json::Value> {
+        self.auth
+            .authorize(
+                p,
+                crate::services::authz::Permission::PolicyManage,
+                "attestation",
+            )
+            .await?;
+        let recs = self.signing_records().await?;
+        let current = recs.into_iter().find(|(r, _)| r.retire_time.is_none());
+        let alg = alg.unwrap_or(self.cfg.attest.token_alg);
+        self.create_signing_key(alg, current).await?;
+        let keys = self.signing_keys().await?;
+        Ok(serde_json::json!({"kid": keys.active.kid(), "alg": alg.name()}))
+    }
+
+    /// The published keys as a JWKS document.
+    pub async fn jwks(&self) -> Result<serde_json::Value> {
+        let keys = self.signing_keys().await?;
+        Ok(serde_json::json!({ "keys": keys.published }))
+    }
+}
+
+impl SigningCache {
+    fn get(&self, ttl: std::time::Duration) -> Option<Arc<Keys>> {
+        let g = self.keys.read().ok()?;
+        let (k, at) = g.as_ref()?;
+        (at.elapsed() < ttl).then(|| k.clone())
+    }
+
+    fn put(&self, k: Arc<Keys>) {
+        if let Ok(mut g) = self.keys.write() {
+            *g = Some((k, std::time::Instant::now()));
+        }
+    }
+
+    /// Drops the loaded keys (after a rotation).
+    pub fn invalidate(&self) {
+        if let Ok(mut g) = self.keys.write() {
+            *g = None;
+        }
+    }
+}
