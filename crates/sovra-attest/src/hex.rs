@@ -5,8 +5,11 @@ pub fn encode(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+        for n in [b >> 4, b & 0x0f] {
+            s.push(char::from(
+                DIGITS.get(usize::from(n)).copied().unwrap_or(b'0'),
+            ));
+        }
     }
     s
 }
@@ -15,7 +18,7 @@ pub fn encode(bytes: &[u8]) -> String {
 pub fn decode(s: &str) -> Option<Vec<u8>> {
     let s = s.trim();
     let s = s.strip_prefix("0x").unwrap_or(s);
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let nibble = |c: u8| -> Option<u8> {

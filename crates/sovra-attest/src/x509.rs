@@ -102,7 +102,7 @@ pub fn certs_from_pem_or_der(bytes: &[u8]) -> Result<Vec<Vec<u8>>, AttestError> 
 /// Parses one DER certificate, rejecting trailing bytes.
 pub fn parse_cert(der: &[u8]) -> Result<X509Certificate<'_>, AttestError> {
     match X509Certificate::from_der(der) {
-        Ok((rest, cert)) if rest.is_empty() => Ok(cert),
+        Ok(([], cert)) => Ok(cert),
         Ok(_) => Err(AttestError::malformed("certificate has trailing bytes")),
         Err(e) => Err(AttestError::malformed(format!(
             "certificate does not parse: {e}"
@@ -344,7 +344,7 @@ pub fn verify_chain(
     let extra: Vec<&[u8]> = trust.anchors_for(platform).collect();
     let is_anchor = |der: &[u8]| -> bool {
         let fp = sha256_hex(der);
-        pinned.contains(&fp.as_str()) || extra.iter().any(|a| *a == der)
+        pinned.contains(&fp.as_str()) || extra.contains(&der)
     };
     let mut chain: Vec<Vec<u8>> = vec![leaf.to_vec()];
     let leaf_cert = parse_cert(leaf)?;
@@ -446,13 +446,13 @@ pub fn crl_revoked_serials(
             crl.last_update()
         )));
     }
-    if let Some(next) = crl.next_update() {
-        if now > next.timestamp() {
-            return Err(AttestError::Expired(format!(
-                "CRL of {} expired at {next}",
-                subject_cn(issuer)
-            )));
-        }
+    if let Some(next) = crl.next_update()
+        && now > next.timestamp()
+    {
+        return Err(AttestError::Expired(format!(
+            "CRL of {} expired at {next}",
+            subject_cn(issuer)
+        )));
     }
     Ok(crl
         .iter_revoked_certificates()

@@ -1,5 +1,11 @@
 //! Shared helpers for the conformance tests: where the vectors are, reading them, mutating them.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::PathBuf;
 
