@@ -95,6 +95,15 @@ impl Global {
 
     /// A client, optionally HTTP/2.
     pub fn client_with(&self, http2: bool) -> Result<Client> {
+        self.build_client(http2, true)
+    }
+
+    /// A client that sends the token if there is one but does not need it (attestation).
+    pub fn client_anonymous(&self) -> Result<Client> {
+        self.build_client(false, false)
+    }
+
+    fn build_client(&self, http2: bool, need_token: bool) -> Result<Client> {
         let ca_pem = match &self.ca_cert {
             Some(p) => Some(std::fs::read(p).map_err(|e| {
                 CliError::Usage(format!(
@@ -105,7 +114,7 @@ impl Global {
             None => None,
         };
         let token = self.token.clone().filter(|t| !t.is_empty());
-        if token.is_none() {
+        if token.is_none() && need_token {
             return Err(CliError::Usage("no API token: set SOVRA_TOKEN (or --token); the first one is in DATA_DIR/admin.token".into()));
         }
         Ok(Client::new(ClientConfig {

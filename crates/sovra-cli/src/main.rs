@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 mod admin;
+mod attestation;
 mod audit;
 mod bench;
 mod context;
@@ -80,6 +81,11 @@ enum Command {
     /// The hash-chained audit log.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
+    /// Send evidence to the attestation service and get a signed token.
+    Attest(attestation::AttestArgs),
+    /// Attestation service administration: providers, policies, reference values, collateral.
+    #[command(subcommand)]
+    Attestation(attestation::AttestationCmd),
     /// Attestation evidence, verified offline.
     #[command(subcommand)]
     Evidence(evidence::EvidenceCmd),
@@ -132,6 +138,8 @@ fn main() {
             Command::Audit(c) => audit::run(&g, c).await,
             Command::Bench(c) => bench::run(&g, c).await,
             Command::Evidence(c) => evidence::run(&g, c),
+            Command::Attest(a) => attestation::attest(&g, a).await,
+            Command::Attestation(c) => attestation::run(&g, c).await,
         }
     });
     if let Err(e) = result {
