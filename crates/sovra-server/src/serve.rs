@@ -35,6 +35,17 @@ impl Server {
             )?)),
             None => None,
         };
+        if cfg.public_url.is_none() {
+            // Tokens name the address actually bound (port 0 picks one).
+            if let Ok(addr) = listener.local_addr() {
+                let scheme = if opened.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                opened.sovra.set_public_url(format!("{scheme}://{addr}"));
+            }
+        }
         let state = AppState {
             sovra: opened.sovra.clone(),
             metrics: Arc::default(),

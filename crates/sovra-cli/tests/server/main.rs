@@ -4,6 +4,7 @@
 mod common;
 
 mod access;
+mod attest;
 mod bad_input;
 mod durability;
 mod lifecycle;

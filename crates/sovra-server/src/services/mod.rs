@@ -72,6 +72,7 @@ pub struct Sovra {
     pub(crate) material: material::MaterialCache,
     pub(crate) settings: settings::SettingsCache,
     pub(crate) attest: attest::AttestState,
+    pub(crate) public_url: std::sync::OnceLock<String>,
     pub(crate) cfg: ServiceConfig,
 }
 
@@ -92,6 +93,7 @@ impl Sovra {
             material: material::MaterialCache::new(cfg.material_cache_entries),
             settings: settings::SettingsCache::new(cfg.cache_ttl),
             attest: attest::AttestState::new(cfg.cache_ttl),
+            public_url: std::sync::OnceLock::new(),
             quotas: quota::Quotas::new(),
             audit,
             store,
@@ -99,6 +101,18 @@ impl Sovra {
             clock,
             cfg,
         }
+    }
+
+    /// Sets the externally reachable base URL once the listener is bound (when not configured).
+    pub fn set_public_url(&self, url: String) {
+        let _ = self.public_url.set(url.trim_end_matches('/').to_string());
+    }
+
+    /// The externally reachable base URL: token issuer prefix, JWKS location.
+    pub fn public_url(&self) -> &str {
+        self.public_url
+            .get()
+            .map_or(self.cfg.attest.public_url.as_str(), String::as_str)
     }
 
     /// The authentication service.

@@ -237,7 +237,7 @@ impl Sovra {
             let mut extra = Map::new();
             extra.insert(
                 "jku".into(),
-                Value::from(format!("{}/certs", self.cfg.attest.public_url)),
+                Value::from(format!("{}/certs", self.public_url())),
             );
             keys.active
                 .sign_jwt(&body, &extra)

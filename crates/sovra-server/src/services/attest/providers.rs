@@ -55,9 +55,9 @@ impl Sovra {
     /// The issuer URL of `provider`: the base URL for `default`, else `BASE/providers/ID`.
     pub fn issuer_of(&self, provider: &str) -> String {
         if provider == DEFAULT_PROVIDER {
-            self.cfg.attest.public_url.clone()
+            self.public_url().to_string()
         } else {
-            format!("{}/providers/{provider}", self.cfg.attest.public_url)
+            format!("{}/providers/{provider}", self.public_url())
         }
     }
 
@@ -170,7 +170,7 @@ impl Sovra {
         let prov = self.provider(provider).await?;
         Ok(serde_json::json!({
             "issuer": prov.issuer,
-            "jwks_uri": format!("{}/certs", self.cfg.attest.public_url),
+            "jwks_uri": format!("{}/certs", self.public_url()),
             "id_token_signing_alg_values_supported": ["RS256", "ES256", "ES384"],
             "response_types_supported": ["token", "none"],
             "claims_supported": ["iss", "iat", "nbf", "exp", "jti", "nonce", "x-ms-ver",

@@ -1,0 +1,378 @@
+//! Attestation over HTTPS against the running server: real SNP evidence in, a token out that
+//! verifies with the published JWKS; MAA-compatible endpoints; policies; bad input; audit.
+
+use crate::common::*;
+use hyper::Method;
+use serde_json::{Value, json};
+use sovra_crypto::jws::{Jws, VerifyKey, b64url};
+use std::path::PathBuf;
+
+fn vectors() -> PathBuf {
+    std::env::var("SOVRA_VECTORS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
+        })
+}
+
+fn v(rel: &str) -> String {
+    vectors().join(rel).to_str().unwrap().to_string()
+}
+
+fn b64(b: &[u8]) -> String {
+    sovra_proto::b64::encode(b)
+}
+
+const REPORT: &str = "snp/virtee_milan_report.bin";
+const VCEK: &str = "snp/virtee_milan_vcek.der";
+const ASK_ARK: &str = "roots/amd/ask_ark_milan.pem";
+
+/// Verifies `token` with the server's JWKS, as a relying party would.
+fn verify_with_jwks(s: &Server, token: &str) -> serde_json::Map<String, Value> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let jwks: Value = rt.block_on(s.admin().get("/certs")).unwrap();
+    let j = Jws::parse(token).unwrap();
+    assert_eq!(j.alg(), Some("RS256"));
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"].as_str() == j.kid())
+        .expect("the token's kid is published");
+    j.verify_with(&VerifyKey::from_jwk(jwk).unwrap()).unwrap();
+    j.claims().unwrap()
+}
+
+#[test]
+fn snp_evidence_gets_a_token_that_verifies_with_the_jwks() {
+    let s = Server::start();
+    let out = s.json(&[
+        "attest",
+        "--type",
+        "sev-snp",
+        "--cert-chain",
+        &v(VCEK),
+        "--cert-chain",
+        &v(ASK_ARK),
+        &v(REPORT),
+    ]);
+    let token = out["token"].as_str().unwrap();
+    let c = verify_with_jwks(&s, token);
+    assert_eq!(c["iss"], s.url.trim_end_matches('/'));
+    assert_eq!(c["x-ms-attestation-type"], "sevsnpvm");
+    assert_eq!(c["x-ms-compliance-status"], "sovra-compliant");
+    assert_eq!(
+        c["x-ms-sevsnpvm-launchmeasurement"],
+        "7a1e5c266c0108dbc9bb94fa926951320940915d0aafb42464bd88b579ea158d3e1a0dc39b2c60bd95b9c480cd81841f"
+    );
+    assert_eq!(c["x-ms-sevsnpvm-is-debuggable"], false);
+    assert_eq!(
+        c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(),
+        8 * 3600
+    );
+    assert!(c["nbf"].is_i64() && c["jti"].is_string());
+    // The CLI's own check agrees.
+    let checked = s.json(&["attestation", "verify-token", token]);
+    assert_eq!(checked["x-ms-attestation-type"], "sevsnpvm");
+    // A token with an altered claim does not verify.
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut body = c.clone();
+    body.insert("x-ms-sevsnpvm-vmpl".into(), json!(3));
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64url(Value::Object(body).to_string().as_bytes()),
+        parts[2]
+    );
+    assert_eq!(
+        cli_code(&s.cli(&["-o", "json", "attestation", "verify-token", &forged])),
+        "TOKEN_INVALID"
+    );
+}
+
+#[test]
+fn maa_endpoint_with_collateral_store_runtime_data_and_policies() {
+    let s = Server::start();
+    let report = std::fs::read(v(REPORT)).unwrap();
+    let vcek = std::fs::read(v(VCEK)).unwrap();
+    let vcek_pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        b64(&vcek)
+    );
+    let maa_report = |chain: &str| {
+        b64url(
+            json!({"SnpReport": b64url(&report), "VcekCertChain": b64(chain.as_bytes())})
+                .to_string()
+                .as_bytes(),
+        )
+    };
+    let anon = sovra_client::Client::new(sovra_client::ClientConfig {
+        url: s.url.clone(),
+        token: None,
+        ca_pem: Some(std::fs::read(s.ca()).unwrap()),
+        ..Default::default()
+    })
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let post = |body: Value| {
+        rt.block_on(anon.post::<_, Value>("/attest/SevSnpVm?api-version=2022-08-01", &body))
+    };
+
+    // Only the VCEK travels; without the ASK/ARK in the collateral store the chain is incomplete.
+    assert_eq!(
+        code(post(json!({"report": maa_report(&vcek_pem)}))),
+        "ATTEST_CHAIN_INVALID"
+    );
+    s.ok(&[
+        "attestation",
+        "collateral",
+        "import",
+        "--kind",
+        "amd-certs",
+        &v(ASK_ARK),
+    ]);
+    let listed = s.json(&["attestation", "collateral", "list"]);
+    assert!(
+        listed["collateral"][0]["description"]
+            .as_str()
+            .unwrap()
+            .contains("SEV-Milan")
+    );
+    let tok = post(json!({"report": maa_report(&vcek_pem), "nonce": 42})).unwrap();
+    let c = verify_with_jwks(&s, tok["token"].as_str().unwrap());
+    assert_eq!(c["nonce"], 42);
+
+    // Runtime data must hash to the report data's prefix: any other data is refused.
+    let rd = json!({"data": b64url(b"{\"keys\":[]}"), "dataType": "JSON"});
+    assert_eq!(
+        code(post(
+            json!({"report": maa_report(&vcek_pem), "runtimeData": rd})
+        )),
+        "ATTEST_REPORT_DATA_MISMATCH"
+    );
+
+    // A policy that requires VMPL 1 refuses this VMPL-0 report; resetting restores the default.
+    let pol = s.dir.join("vmpl1.policy");
+    std::fs::write(
+        &pol,
+        "version=1.0; authorizationrules { c:[type==\"x-ms-sevsnpvm-vmpl\", value==1] => permit(); }; issuancerules { };",
+    )
+    .unwrap();
+    let set = s.json(&[
+        "attestation",
+        "policy",
+        "set",
+        "sev-snp",
+        pol.to_str().unwrap(),
+    ]);
+    assert_eq!(set["isDefault"], false);
+    assert_eq!(
+        code(post(json!({"report": maa_report(&vcek_pem)}))),
+        "ATTEST_POLICY_DENIED"
+    );
+    // Draft policy: evaluated instead, the token is unsigned.
+    let draft = post(json!({"report": maa_report(&vcek_pem),
+        "draftPolicyForAttestation": "version=1.0; authorizationrules { => permit(); }; issuancerules { => issue(type=\"draft\", value=true); };"}))
+    .unwrap();
+    let dj = Jws::parse(draft["token"].as_str().unwrap()).unwrap();
+    assert!(dj.is_unsigned());
+    assert_eq!(dj.claims().unwrap()["draft"], true);
+    s.ok(&["attestation", "policy", "reset", "sev-snp"]);
+    assert!(post(json!({"report": maa_report(&vcek_pem)})).is_ok());
+
+    // A policy with a syntax error is refused with its position.
+    std::fs::write(&pol, "version=1.0; authorizationrules { => permit() };").unwrap();
+    let o = s.cli(&[
+        "-o",
+        "json",
+        "attestation",
+        "policy",
+        "set",
+        "sev-snp",
+        pol.to_str().unwrap(),
+    ]);
+    assert_eq!(cli_code(&o), "POLICY_INVALID");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("line 1"));
+
+    // MAA policy API: GET returns a token with the policy JWS; PUT takes an unsigned JWS.
+    let got: Value = rt.block_on(s.admin().get("/policies/SevSnpVm")).unwrap();
+    let outer = Jws::parse(got["token"].as_str().unwrap())
+        .unwrap()
+        .claims()
+        .unwrap();
+    let inner = Jws::parse(outer["x-ms-policy"].as_str().unwrap()).unwrap();
+    assert!(inner.is_unsigned());
+    let text = "version=1.0; authorizationrules{=> permit();}; issuancerules{};";
+    let jws = format!(
+        "eyJhbGciOiJub25lIn0.{}.",
+        b64url(
+            json!({"AttestationPolicy": b64url(text.as_bytes())})
+                .to_string()
+                .as_bytes()
+        )
+    );
+    let (status, body) = rt
+        .block_on(
+            s.admin()
+                .raw(Method::PUT, "/policies/SevSnpVm", Some(jws.into_bytes())),
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let info = s.json(&["attestation", "policy", "get", "sev-snp"]);
+    assert_eq!(info["text"], text);
+    assert_eq!(info["hash"], "z0FRjKS0ssQTNur1V6BV8WIrh9M3fzgTo0EfHRvapWU");
+}
+
+#[test]
+fn bad_evidence_gets_clear_4xx_codes_and_every_attempt_is_audited() {
+    let s = Server::start();
+    let report = std::fs::read(v(REPORT)).unwrap();
+    let chain = vec![
+        b64(&std::fs::read(v(VCEK)).unwrap()),
+        b64(&std::fs::read(v(ASK_ARK)).unwrap()),
+    ];
+    let admin = s.admin();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let attest = |kind: &str, body: Value| {
+        rt.block_on(admin.post::<_, Value>(&format!("/v1/attest/{kind}"), &body))
+    };
+    let mut flipped = report.clone();
+    flipped[0x90] ^= 1;
+    assert_eq!(
+        code(attest(
+            "sev-snp",
+            json!({"evidence": b64(&flipped), "certChain": chain})
+        )),
+        "ATTEST_SIGNATURE_INVALID"
+    );
+    assert_eq!(
+        code(attest(
+            "sev-snp",
+            json!({"evidence": b64(&report[..100]), "certChain": chain})
+        )),
+        "ATTEST_MALFORMED"
+    );
+    assert_eq!(
+        code(attest("sev-snp", json!({"evidence": "%%%"}))),
+        "INVALID_BASE64"
+    );
+    assert_eq!(
+        code(attest(
+            "sev-snp",
+            json!({"evidence": b64(&report), "bogus": 1})
+        )),
+        "INVALID_JSON"
+    );
+    assert_eq!(
+        code(attest("quantum", json!({"evidence": b64(&report)}))),
+        "INVALID_ARGUMENT"
+    );
+    assert_eq!(
+        code(attest(
+            "sev-snp",
+            json!({"evidence": b64(&report), "certChain": chain, "expectedNonce": "00112233"})
+        )),
+        "ATTEST_NONCE_MISMATCH"
+    );
+    // Oversize evidence: a clear 413, not a dropped connection.
+    let (status, body) = rt
+        .block_on(admin.raw(
+            Method::POST,
+            "/v1/attest/sev-snp",
+            Some(vec![b'x'; 2 << 20]),
+        ))
+        .unwrap();
+    assert_eq!(status, 413);
+    assert!(String::from_utf8_lossy(&body).contains("PAYLOAD_TOO_LARGE"));
+    // Unknown provider.
+    assert_eq!(
+        code(rt.block_on(admin.post::<_, Value>(
+            "/v1/attestation/providers/nope/attest/sev-snp",
+            &json!({"evidence": b64(&report), "certChain": chain})
+        ))),
+        "PROVIDER_NOT_FOUND"
+    );
+    let ok = attest(
+        "sev-snp",
+        json!({"evidence": b64(&report), "certChain": chain}),
+    );
+    assert!(ok.is_ok());
+    let log = s.ok(&["audit", "export"]);
+    let decisions: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("attestation.attest"))
+        .collect();
+    assert!(
+        decisions
+            .iter()
+            .any(|l| l.contains("ATTEST_SIGNATURE_INVALID")),
+        "{log}"
+    );
+    assert!(
+        decisions
+            .iter()
+            .any(|l| l.contains("\"outcome\":\"ok\"") && l.contains("policyHash")),
+        "{log}"
+    );
+    assert!(s.cli(&["audit", "verify"]).status.success());
+}
+
+#[test]
+fn providers_have_their_own_issuer_and_key_rotation_keeps_old_tokens_valid() {
+    let s = Server::start();
+    s.ok(&["attestation", "providers", "create", "tenant-a"]);
+    let out = s.json(&[
+        "attest",
+        "--type",
+        "sev-snp",
+        "--provider",
+        "tenant-a",
+        "--cert-chain",
+        &v(VCEK),
+        "--cert-chain",
+        &v(ASK_ARK),
+        &v(REPORT),
+    ]);
+    let old = out["token"].as_str().unwrap().to_string();
+    let c = verify_with_jwks(&s, &old);
+    assert!(c["iss"].as_str().unwrap().ends_with("/providers/tenant-a"));
+    let rotated = s.json(&["attestation", "rotate-signing-key", "--alg", "ES256"]);
+    assert_eq!(rotated["alg"], "ES256");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let jwks: Value = rt.block_on(s.admin().get("/certs")).unwrap();
+    assert_eq!(
+        jwks["keys"].as_array().unwrap().len(),
+        2,
+        "old key still published"
+    );
+    verify_with_jwks_any(&s, &old);
+    let new = s.json(&[
+        "attest",
+        "--type",
+        "sev-snp",
+        "--cert-chain",
+        &v(VCEK),
+        "--cert-chain",
+        &v(ASK_ARK),
+        &v(REPORT),
+    ]);
+    let nj = Jws::parse(new["token"].as_str().unwrap()).unwrap();
+    assert_eq!(nj.alg(), Some("ES256"));
+    assert_eq!(nj.kid(), rotated["kid"].as_str());
+    // Policy management needs a token with the right role.
+    let o = s.cli_as(
+        "sovra_nope_nope",
+        &["-o", "json", "attestation", "providers", "create", "x"],
+    );
+    assert_eq!(cli_code(&o), "TOKEN_INVALID");
+}
+
+fn verify_with_jwks_any(s: &Server, token: &str) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let jwks: Value = rt.block_on(s.admin().get("/certs")).unwrap();
+    let j = Jws::parse(token).unwrap();
+    let ok = jwks["keys"].as_array().unwrap().iter().any(|k| {
+        k["kid"].as_str() == j.kid() && j.verify_with(&VerifyKey::from_jwk(k).unwrap()).is_ok()
+    });
+    assert!(ok, "token verifies with a published key");
+}
