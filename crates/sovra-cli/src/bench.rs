@@ -24,6 +24,39 @@ use std::time::{Duration, Instant};
 pub enum BenchCmd {
     /// AES-256-GCM encryptions of a fixed payload.
     Encrypt(EncryptBench),
+    /// Attestations of one piece of evidence: verification, policy and a signed token each.
+    Attest(AttestBench),
+}
+
+/// Options of `sovra bench attest`.
+#[derive(Debug, Args)]
+pub struct AttestBench {
+    /// Evidence type.
+    #[arg(long = "type", value_name = "TYPE", default_value = "sev-snp")]
+    pub kind: String,
+    /// Attestation provider.
+    #[arg(long, default_value = "default")]
+    pub provider: String,
+    /// Certificates that travel with the evidence; repeatable.
+    #[arg(long = "cert-chain", value_name = "FILE")]
+    pub cert_chain: Vec<std::path::PathBuf>,
+    /// Collateral file (Intel).
+    #[arg(long, value_name = "FILE")]
+    pub collateral: Option<std::path::PathBuf>,
+    /// Concurrent requests in flight (one connection each).
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// Seconds of warm-up before measuring.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: u64,
+    /// Client runtime threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// The evidence file.
+    pub evidence: std::path::PathBuf,
 }
 
 /// Options of `sovra bench encrypt`.
@@ -58,6 +91,7 @@ impl BenchCmd {
     pub fn threads(&self) -> usize {
         match self {
             Self::Encrypt(e) => e.threads,
+            Self::Attest(a) => a.threads,
         }
     }
 }
@@ -156,7 +190,89 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 
 /// Runs `sovra bench …`.
 pub async fn run(g: &Global, c: BenchCmd) -> Result<()> {
-    let BenchCmd::Encrypt(a) = c;
+    match c {
+        BenchCmd::Encrypt(a) => encrypt(g, a).await,
+        BenchCmd::Attest(a) => attest(g, a).await,
+    }
+}
+
+fn result(m: Measured, concurrency: usize, payload: usize) -> BenchResult {
+    BenchResult {
+        ops_per_sec: (m.ops as f64 / m.seconds * 10.0).round() / 10.0,
+        p50_ms: (percentile(&m.latencies, 0.50) * 1000.0).round() / 1000.0,
+        p99_ms: (percentile(&m.latencies, 0.99) * 1000.0).round() / 1000.0,
+        errors: m.errors,
+        ops: m.ops,
+        seconds: (m.seconds * 100.0).round() / 100.0,
+        concurrency,
+        payload,
+    }
+}
+
+fn print(g: &Global, what: (&str, String), r: &BenchResult) {
+    match g.output {
+        Output::Json => say(&serde_json::to_string(r).unwrap_or_default()),
+        Output::Human => fields(&[
+            what,
+            ("ops/s", format!("{:.1}", r.ops_per_sec)),
+            ("p50", format!("{:.3} ms", r.p50_ms)),
+            ("p99", format!("{:.3} ms", r.p99_ms)),
+            ("errors", r.errors.to_string()),
+            ("requests", r.ops.to_string()),
+        ]),
+    }
+}
+
+async fn attest(g: &Global, a: AttestBench) -> Result<()> {
+    if a.concurrency == 0 || a.duration == 0 {
+        return Err(CliError::Usage(
+            "--concurrency and --duration must be positive".into(),
+        ));
+    }
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", p.display())))
+    };
+    let evidence = read(&a.evidence)?;
+    let mut req = sovra_proto::attest::AttestRequest {
+        evidence: sovra_proto::b64::encode(&evidence),
+        ..Default::default()
+    };
+    for p in &a.cert_chain {
+        req.cert_chain.push(sovra_proto::b64::encode(&read(p)?));
+    }
+    if let Some(p) = &a.collateral {
+        req.collateral = Some(sovra_proto::b64::encode(&read(p)?));
+    }
+    let body = serde_json::to_vec(&req).map_err(|e| CliError::Local(e.to_string()))?;
+    let path = if a.provider == "default" {
+        format!("/v1/attest/{}", a.kind)
+    } else {
+        format!("/v1/attestation/providers/{}/attest/{}", a.provider, a.kind)
+    };
+    let client = g.client_anonymous()?;
+    let (status, resp) = client.raw(Method::POST, &path, Some(body.clone())).await?;
+    if !status.is_success() {
+        return Err(CliError::Local(format!(
+            "the first attestation failed with {status}: {}",
+            String::from_utf8_lossy(&resp)
+        )));
+    }
+    let m = load(
+        client,
+        path,
+        body,
+        a.concurrency,
+        a.duration,
+        a.warmup,
+        false,
+    )
+    .await?;
+    let r = result(m, a.concurrency, evidence.len());
+    print(g, ("type", a.kind.clone()), &r);
+    Ok(())
+}
+
+async fn encrypt(g: &Global, a: EncryptBench) -> Result<()> {
     if a.concurrency == 0 || a.duration == 0 {
         return Err(CliError::Usage(
             "--concurrency and --duration must be positive".into(),
@@ -198,16 +314,54 @@ pub async fn run(g: &Global, c: BenchCmd) -> Result<()> {
             String::from_utf8_lossy(&resp)
         )));
     }
+    let m = load(
+        client,
+        path,
+        body,
+        a.concurrency,
+        a.duration,
+        a.warmup,
+        a.http2,
+    )
+    .await?;
+    let r = result(m, a.concurrency, a.payload);
+    print(g, ("key", key), &r);
+    Ok(())
+}
+
+/// What a load run measured.
+pub struct Measured {
+    /// Successful requests in the window.
+    pub ops: u64,
+    /// Failed requests in the window.
+    pub errors: u64,
+    /// Latencies of the successful requests, µs, sorted.
+    pub latencies: Vec<u32>,
+    /// Length of the window, s.
+    pub seconds: f64,
+}
+
+/// Closed-loop load: `concurrency` workers POST `body` to `path` for `duration` seconds after
+/// `warmup`, each on its own keep-alive connection (or the shared HTTP/2 pool); progress bar on
+/// stderr.
+pub async fn load(
+    client: Client,
+    path: String,
+    body: Vec<u8>,
+    concurrency: usize,
+    duration: u64,
+    warmup: u64,
+    http2: bool,
+) -> Result<Measured> {
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let ops = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
-    let mut workers = Vec::with_capacity(a.concurrency);
-    for _ in 0..a.concurrency {
+    let mut workers = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
         let (client, path, body) = (client.clone(), path.clone(), body.clone());
         let (measuring, stop, ops, errors) =
             (measuring.clone(), stop.clone(), ops.clone(), errors.clone());
-        let http2 = a.http2;
         workers.push(tokio::spawn(async move {
             let mut lat: Vec<u32> = Vec::with_capacity(1 << 16);
             // HTTP/1.1: one dedicated keep-alive connection per worker; HTTP/2: the shared pool.
@@ -236,11 +390,11 @@ pub async fn run(g: &Global, c: BenchCmd) -> Result<()> {
             lat
         }));
     }
-    tokio::time::sleep(Duration::from_secs(a.warmup)).await;
+    tokio::time::sleep(Duration::from_secs(warmup)).await;
     measuring.store(true, Ordering::Relaxed);
     let start = Instant::now();
-    let total = Duration::from_secs(a.duration);
-    let bar = indicatif::ProgressBar::new(a.duration * 10);
+    let total = Duration::from_secs(duration);
+    let bar = indicatif::ProgressBar::new(duration * 10);
     bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
     if let Ok(style) =
         indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {msg}")
@@ -266,27 +420,10 @@ pub async fn run(g: &Global, c: BenchCmd) -> Result<()> {
         all.extend(w.await.map_err(|e| CliError::Local(e.to_string()))?);
     }
     all.sort_unstable();
-    let n = ops.load(Ordering::Relaxed);
-    let r = BenchResult {
-        ops_per_sec: (n as f64 / seconds * 10.0).round() / 10.0,
-        p50_ms: (percentile(&all, 0.50) * 1000.0).round() / 1000.0,
-        p99_ms: (percentile(&all, 0.99) * 1000.0).round() / 1000.0,
+    Ok(Measured {
+        ops: ops.load(Ordering::Relaxed),
         errors: errors.load(Ordering::Relaxed),
-        ops: n,
-        seconds: (seconds * 100.0).round() / 100.0,
-        concurrency: a.concurrency,
-        payload: a.payload,
-    };
-    match g.output {
-        Output::Json => say(&serde_json::to_string(&r).unwrap_or_default()),
-        Output::Human => fields(&[
-            ("key", key),
-            ("ops/s", format!("{:.1}", r.ops_per_sec)),
-            ("p50", format!("{:.3} ms", r.p50_ms)),
-            ("p99", format!("{:.3} ms", r.p99_ms)),
-            ("errors", r.errors.to_string()),
-            ("requests", r.ops.to_string()),
-        ]),
-    }
-    Ok(())
+        latencies: all,
+        seconds,
+    })
 }
