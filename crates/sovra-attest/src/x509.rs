@@ -339,6 +339,88 @@ pub fn verify_chain(
     trust: &TrustStore,
     now: i64,
 ) -> Result<Vec<Vec<u8>>, AttestError> {
+    // The same chain arrives with every report of a machine: remember verified chains by the
+    // exact inputs and reuse them while `now` is inside every certificate's validity.
+    let key = chain_cache::key(leaf, pool, platform, trust);
+    if let Some(chain) = chain_cache::get(&key, now) {
+        return Ok(chain);
+    }
+    let chain = verify_chain_uncached(leaf, pool, platform, trust, now)?;
+    chain_cache::put(key, &chain);
+    Ok(chain)
+}
+
+/// A bounded memo of verified chains. A hit requires the same leaf, pool, platform and
+/// anchors, and a time inside the intersection of the chain's validity windows, so it returns
+/// exactly what a fresh verification would.
+mod chain_cache {
+    use super::{Platform, TrustStore, parse_cert};
+    use aws_lc_rs::digest;
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+
+    type Entry = (Vec<Vec<u8>>, i64, i64);
+    const MAX: usize = 4096;
+
+    fn map() -> &'static Mutex<HashMap<[u8; 32], Entry>> {
+        static M: OnceLock<Mutex<HashMap<[u8; 32], Entry>>> = OnceLock::new();
+        M.get_or_init(|| Mutex::new(HashMap::new()))
+    }
+
+    pub(super) fn key(
+        leaf: &[u8],
+        pool: &[Vec<u8>],
+        platform: Platform,
+        trust: &TrustStore,
+    ) -> [u8; 32] {
+        let mut c = digest::Context::new(&digest::SHA256);
+        let mut part = |b: &[u8]| {
+            c.update(&(b.len() as u64).to_le_bytes());
+            c.update(b);
+        };
+        part(format!("{platform:?}").as_bytes());
+        part(leaf);
+        for p in pool {
+            part(p);
+        }
+        for a in trust.anchors_for(platform) {
+            part(a);
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(c.finish().as_ref());
+        out
+    }
+
+    pub(super) fn get(key: &[u8; 32], now: i64) -> Option<Vec<Vec<u8>>> {
+        let m = map().lock().ok()?;
+        let (chain, from, to) = m.get(key)?;
+        (now >= *from && now <= *to).then(|| chain.clone())
+    }
+
+    pub(super) fn put(key: [u8; 32], chain: &[Vec<u8>]) {
+        let mut from = i64::MIN;
+        let mut to = i64::MAX;
+        for der in chain {
+            let Ok(c) = parse_cert(der) else { return };
+            from = from.max(c.validity().not_before.timestamp());
+            to = to.min(c.validity().not_after.timestamp());
+        }
+        if let Ok(mut m) = map().lock() {
+            if m.len() >= MAX {
+                m.clear();
+            }
+            m.insert(key, (chain.to_vec(), from, to));
+        }
+    }
+}
+
+fn verify_chain_uncached(
+    leaf: &[u8],
+    pool: &[Vec<u8>],
+    platform: Platform,
+    trust: &TrustStore,
+    now: i64,
+) -> Result<Vec<Vec<u8>>, AttestError> {
     const MAX_DEPTH: usize = 6;
     let pinned = pinned::for_platform(platform);
     let extra: Vec<&[u8]> = trust.anchors_for(platform).collect();
