@@ -27,7 +27,11 @@ async fn every_documented_operation_is_routed() {
             .replace("{cryptoKey}", "k")
             .replace("{cryptoKeyVersion}", "1")
             .replace("{id}", "x")
-            .replace("{principal}", "p");
+            .replace("{principal}", "p")
+            .replace("{provider}", "default")
+            .replace("{maaType}", "SevSnpVm")
+            .replace("{type}", "sev-snp")
+            .replace("{name}", "n");
         for method in ops.as_object().unwrap().keys() {
             let req = Request::builder()
                 .method(method.to_uppercase().as_str())

@@ -1,0 +1,157 @@
+import json
+def ref(n): return {"$ref": f"#/components/schemas/{n}"}
+def s(t, **kw): d={"type":t}; d.update(kw); return d
+B64 = s("string", format="byte", description="base64")
+TIME = s("string", format="date-time")
+DUR = s("string", description="duration such as \"86400s\" (input also accepts m, h, d)", example="2592000s")
+ALGS = ["AES_256_GCM","EC_SIGN_P256_SHA256","EC_SIGN_P384_SHA384","EC_SIGN_ED25519","RSA_SIGN_PSS_2048_SHA256","RSA_SIGN_PSS_3072_SHA256","RSA_SIGN_PSS_4096_SHA256","RSA_SIGN_PSS_4096_SHA512","RSA_SIGN_PKCS1_2048_SHA256","RSA_SIGN_PKCS1_3072_SHA256","RSA_SIGN_PKCS1_4096_SHA256","RSA_SIGN_PKCS1_4096_SHA512","RSA_DECRYPT_OAEP_2048_SHA256","RSA_DECRYPT_OAEP_3072_SHA256","RSA_DECRYPT_OAEP_4096_SHA256","HMAC_SHA256"]
+CODES = ["INVALID_JSON","INVALID_ARGUMENT","INVALID_BASE64","INVALID_NAME","PAYLOAD_TOO_LARGE","UNAUTHENTICATED","TOKEN_INVALID","PERMISSION_DENIED","ROUTE_NOT_FOUND","METHOD_NOT_ALLOWED","LOCATION_NOT_FOUND","KEY_RING_NOT_FOUND","KEY_NOT_FOUND","KEY_VERSION_NOT_FOUND","TOKEN_NOT_FOUND","ROLE_BINDING_NOT_FOUND","ALREADY_EXISTS","CONFLICT","WRONG_PURPOSE","UNSUPPORTED_ALGORITHM","KEY_VERSION_NOT_ENABLED","KEY_VERSION_DESTROYED","INVALID_STATE_TRANSITION","DISABLE_BEFORE_DESTROY_REQUIRED","NO_PRIMARY_VERSION","CIPHERTEXT_INVALID","QUOTA_EXCEEDED","INTEGRITY_FAILURE","HSM_FAILURE","UNAVAILABLE","INTERNAL","NOT_IMPLEMENTED"]
+def obj(props, req=(), add=False):
+    return {"type":"object","properties":props,"required":list(req),"additionalProperties":add}
+schemas = {
+ "Error": obj({"error": obj({"code": s("string", enum=CODES), "message": s("string"), "status": s("integer")}, ["code","message","status"])}, ["error"]),
+ "Algorithm": s("string", enum=ALGS),
+ "Purpose": s("string", enum=["ENCRYPT_DECRYPT","ASYMMETRIC_SIGN","ASYMMETRIC_DECRYPT","MAC"]),
+ "ProtectionLevel": s("string", enum=["SOFTWARE","HSM"]),
+ "VersionState": s("string", enum=["ENABLED","DISABLED","DESTROY_SCHEDULED","DESTROYED"]),
+ "Role": s("string", enum=["ADMINISTRATOR","CRYPTO_OFFICER","CRYPTO_USER","RELEASE_USER","POLICY_ADMINISTRATOR","AUDITOR"]),
+ "Location": obj({"name":s("string"),"locationId":s("string"),"hsm":s("string"),"createTime":TIME}, ["name","locationId","hsm","createTime"]),
+ "KeyRing": obj({"name":s("string"),"createTime":TIME,"auditDataAccess":s("boolean")}, ["name","createTime"]),
+ "VersionTemplate": obj({"algorithm":ref("Algorithm"),"protectionLevel":ref("ProtectionLevel")}, ["algorithm"]),
+ "CryptoKeyVersion": obj({"name":s("string"),"state":ref("VersionState"),"algorithm":ref("Algorithm"),"protectionLevel":ref("ProtectionLevel"),"createTime":TIME,"destroyTime":TIME,"destroyEventTime":TIME}, ["name","state","algorithm","protectionLevel","createTime"]),
+ "CryptoKey": obj({"name":s("string"),"purpose":ref("Purpose"),"primary":ref("CryptoKeyVersion"),"createTime":TIME,"versionTemplate":ref("VersionTemplate"),"rotationPeriod":DUR,"nextRotationTime":TIME,"destroyScheduledDuration":DUR,"labels":s("object", additionalProperties=s("string"))}, ["name","purpose","createTime","versionTemplate","destroyScheduledDuration"]),
+ "CreateKeyRingRequest": obj({"auditDataAccess":s("boolean")}),
+ "UpdateKeyRingRequest": obj({"auditDataAccess":s("boolean")}),
+ "CreateCryptoKeyRequest": obj({"purpose":ref("Purpose"),"versionTemplate":ref("VersionTemplate"),"rotationPeriod":DUR,"nextRotationTime":TIME,"destroyScheduledDuration":DUR,"labels":s("object", additionalProperties=s("string")),"skipInitialVersionCreation":s("boolean")}, ["purpose"]),
+ "UpdateCryptoKeyRequest": obj({"rotationPeriod":DUR,"nextRotationTime":TIME,"labels":s("object", additionalProperties=s("string")),"versionTemplate":ref("VersionTemplate")}),
+ "UpdatePrimaryVersionRequest": obj({"cryptoKeyVersionId":s("string")}, ["cryptoKeyVersionId"]),
+ "UpdateVersionRequest": obj({"state":ref("VersionState")}, ["state"]),
+ "Empty": obj({}),
+ "ListLocationsResponse": obj({"locations":s("array", items=ref("Location"))}, ["locations"]),
+ "ListKeyRingsResponse": obj({"keyRings":s("array", items=ref("KeyRing")),"nextPageToken":s("string")}, ["keyRings"]),
+ "ListCryptoKeysResponse": obj({"cryptoKeys":s("array", items=ref("CryptoKey")),"nextPageToken":s("string")}, ["cryptoKeys"]),
+ "ListVersionsResponse": obj({"cryptoKeyVersions":s("array", items=ref("CryptoKeyVersion")),"nextPageToken":s("string")}, ["cryptoKeyVersions"]),
+ "EncryptRequest": obj({"plaintext":B64,"additionalAuthenticatedData":B64}, ["plaintext"]),
+ "EncryptResponse": obj({"name":s("string"),"ciphertext":B64}, ["name","ciphertext"]),
+ "DecryptRequest": obj({"ciphertext":B64,"additionalAuthenticatedData":B64}, ["ciphertext"]),
+ "DecryptResponse": obj({"plaintext":B64,"name":s("string"),"usedPrimary":s("boolean")}, ["plaintext","name","usedPrimary"]),
+ "Digest": obj({"sha256":B64,"sha384":B64,"sha512":B64}),
+ "AsymmetricSignRequest": obj({"data":B64,"digest":ref("Digest")}),
+ "AsymmetricSignResponse": obj({"signature":B64,"name":s("string")}, ["signature","name"]),
+ "AsymmetricVerifyRequest": obj({"data":B64,"digest":ref("Digest"),"signature":B64}, ["signature"]),
+ "VerifyResponse": obj({"valid":s("boolean"),"name":s("string")}, ["valid","name"]),
+ "AsymmetricDecryptRequest": obj({"ciphertext":B64}, ["ciphertext"]),
+ "AsymmetricDecryptResponse": obj({"plaintext":B64,"name":s("string")}, ["plaintext","name"]),
+ "MacSignRequest": obj({"data":B64}, ["data"]),
+ "MacSignResponse": obj({"mac":B64,"name":s("string")}, ["mac","name"]),
+ "MacVerifyRequest": obj({"data":B64,"mac":B64}, ["data","mac"]),
+ "PublicKey": obj({"pem":s("string"),"algorithm":ref("Algorithm"),"name":s("string")}, ["pem","algorithm","name"]),
+ "GenerateRandomBytesRequest": obj({"lengthBytes":s("integer", minimum=1, maximum=1024)}, ["lengthBytes"]),
+ "GenerateRandomBytesResponse": obj({"data":B64}, ["data"]),
+ "CreateLocationRequest": obj({"locationId":s("string")}, ["locationId"]),
+ "TokenInfo": obj({"id":s("string"),"principal":s("string"),"description":s("string"),"createTime":TIME,"expireTime":TIME,"revoked":s("boolean")}, ["id","principal","createTime","revoked"]),
+ "CreateTokenRequest": obj({"principal":s("string"),"description":s("string"),"ttl":DUR}, ["principal"]),
+ "CreateTokenResponse": obj({"token":s("string"),"info":ref("TokenInfo")}, ["token","info"]),
+ "ListTokensResponse": obj({"tokens":s("array", items=ref("TokenInfo"))}, ["tokens"]),
+ "RoleBinding": obj({"id":s("string"),"principal":s("string"),"role":ref("Role"),"scope":s("string"),"createTime":TIME}, ["id","principal","role","scope","createTime"]),
+ "CreateRoleBindingRequest": obj({"principal":s("string"),"role":ref("Role"),"scope":s("string", description="* or a location, key-ring or crypto-key name")}, ["principal","role","scope"]),
+ "ListRoleBindingsResponse": obj({"roleBindings":s("array", items=ref("RoleBinding"))}, ["roleBindings"]),
+ "Quota": obj({"principal":s("string"),"symmetricPerMinute":s("integer"),"asymmetricPerMinute":s("integer"),"default":s("boolean")}, ["principal","symmetricPerMinute","asymmetricPerMinute","default"]),
+ "SetQuotaRequest": obj({"symmetricPerMinute":s("integer", minimum=1, maximum=1000000000),"asymmetricPerMinute":s("integer", minimum=1, maximum=1000000000)}, ["symmetricPerMinute","asymmetricPerMinute"]),
+ "Settings": obj({"defaultLocation":s("string"),"minDestroyScheduledDuration":DUR,"defaultDestroyScheduledDuration":DUR,"requireDisableBeforeDestroy":s("boolean")}, ["defaultLocation","minDestroyScheduledDuration","defaultDestroyScheduledDuration","requireDisableBeforeDestroy"]),
+ "UpdateSettingsRequest": obj({"minDestroyScheduledDuration":DUR,"defaultDestroyScheduledDuration":DUR,"requireDisableBeforeDestroy":s("boolean")}),
+ "WhoAmI": obj({"principal":s("string"),"tokenId":s("string"),"roleBindings":s("array", items=ref("RoleBinding"))}, ["principal","tokenId","roleBindings"]),
+ "BoundData": obj({"data":s("string",description="base64url"),"dataType":s("string",enum=["Binary","JSON"])}, ["data"]),
+ "AttestRequest": obj({"evidence":s("string",description="base64 evidence exactly as the platform produced it"),"certChain":s("array",items=s("string")),"collateral":s("string"),"eventLog":s("string"),"runtimeData":ref("BoundData"),"initTimeData":ref("BoundData"),"expectedNonce":s("string",description="hex"),"nonce":{}}, ["evidence"]),
+ "MaaAttestRequest": obj({"report":s("string"),"quote":s("string"),"data":s("string"),"runtimeData":ref("BoundData"),"initTimeData":ref("BoundData"),"draftPolicyForAttestation":s("string"),"nonce":{}}, add=True),
+ "AttestResponse": obj({"token":s("string",description="JWT (RS256 by default)")}, ["token"]),
+ "Provider": obj({"name":s("string"),"issuer":s("string"),"createTime":s("string")}, ["name","issuer","createTime"]),
+ "PolicyInfo": obj({"evidenceType":s("string"),"language":s("string",enum=["maa","rego"]),"text":s("string"),"hash":s("string"),"isDefault":s("boolean"),"signer":s("string")}, ["evidenceType","language","text","hash","isDefault"]),
+ "SetPolicyRequest": obj({"language":s("string",enum=["maa","rego"]),"policy":s("string",description="policy text, or an MAA policy JWS")}, ["policy"]),
+ "ReferenceValues": obj({"name":s("string"),"values":s("object",additionalProperties=s("array")),"updateTime":s("string")}, ["values"]),
+ "ImportCollateralRequest": obj({"kind":s("string",enum=["amd-certs","intel","trust-anchor","policy-signer"]),"platform":s("string"),"content":s("string",description="base64")}, ["kind","content"]),
+ "CollateralInfo": obj({"id":s("string"),"kind":s("string"),"platform":s("string"),"description":s("string"),"createTime":s("string")}, ["id","kind","description","createTime"]),
+ "AuditVerifyReport": obj({"records":s("integer"),"ok":s("boolean"),"firstBrokenSeq":s("integer"),"problem":s("string"),"headHash":s("string")}, ["records","ok","headHash"]),
+}
+def P(name, desc, schema=None, where="path"):
+    d={"name":name,"in":where,"required": where=="path","schema": schema or s("string"),"description":desc}
+    return d
+LOC=P("location","location ID"); RING=P("keyRing","key-ring ID"); KEY=P("cryptoKey","crypto-key ID"); VER=P("cryptoKeyVersion","version number", s("integer", minimum=1))
+TYPE=P("type","evidence type: sev-snp, az-snp-vtpm, az-tdx-vtpm, tdx, sgx, tpm, nitro, nvidia-gpu"); PROV=P("provider","attestation provider ID"); MAAT=P("maaType","SevSnpVm, SgxEnclave, OpenEnclave, TdxVm or Tpm")
+PAGE=[P("pageSize","page size (default 100, at most 1000)", s("integer", minimum=0, maximum=1000), "query"), P("pageToken","nextPageToken of the previous page", where="query")]
+ERR={"description":"error","content":{"application/json":{"schema":ref("Error")}}}
+def op(summary, params, req=None, resp=None, public=False, status="200", content="application/json", opid=None):
+    o={"summary":summary,"operationId":opid,"parameters":params,"responses":{}}
+    if req: o["requestBody"]={"required":True,"content":{"application/json":{"schema":ref(req)}}}
+    if resp: o["responses"][status]={"description":"OK","content":{content:{"schema":ref(resp) if isinstance(resp,str) else resp}}}
+    else: o["responses"][status]={"description":"OK"}
+    o["responses"]["4XX"]=ERR; o["responses"]["5XX"]=ERR
+    if public: o["security"]=[]
+    return o
+K="/v1/locations/{location}/keyRings/{keyRing}/cryptoKeys/{cryptoKey}"
+V=K+"/cryptoKeyVersions/{cryptoKeyVersion}"
+paths={
+ "/v1/locations": {"get":op("List locations",[],None,"ListLocationsResponse",opid="listLocations"),"post":op("Create a location (wrapping key in the HSM)",[],"CreateLocationRequest","Location",opid="createLocation")},
+ "/v1/locations/{location}": {"get":op("Get a location",[LOC],None,"Location",opid="getLocation")},
+ "/v1/locations/{location}:generateRandomBytes": {"post":op("Random bytes",[LOC],"GenerateRandomBytesRequest","GenerateRandomBytesResponse",opid="generateRandomBytes")},
+ "/v1/locations/{location}/keyRings": {"get":op("List key rings",[LOC]+PAGE,None,"ListKeyRingsResponse",opid="listKeyRings"),"post":op("Create a key ring",[LOC,P("keyRingId","new key-ring ID",where="query")],"CreateKeyRingRequest","KeyRing",opid="createKeyRing")},
+ "/v1/locations/{location}/keyRings/{keyRing}": {"get":op("Get a key ring",[LOC,RING],None,"KeyRing",opid="getKeyRing"),"patch":op("Update a key ring",[LOC,RING],"UpdateKeyRingRequest","KeyRing",opid="updateKeyRing")},
+ "/v1/locations/{location}/keyRings/{keyRing}/cryptoKeys": {"get":op("List keys",[LOC,RING]+PAGE,None,"ListCryptoKeysResponse",opid="listCryptoKeys"),"post":op("Create a key",[LOC,RING,P("cryptoKeyId","new key ID",where="query")],"CreateCryptoKeyRequest","CryptoKey",opid="createCryptoKey")},
+ K: {"get":op("Get a key",[LOC,RING,KEY],None,"CryptoKey",opid="getCryptoKey"),"patch":op("Update a key",[LOC,RING,KEY],"UpdateCryptoKeyRequest","CryptoKey",opid="updateCryptoKey")},
+ K+":encrypt": {"post":op("Encrypt with the primary version",[LOC,RING,KEY],"EncryptRequest","EncryptResponse",opid="encrypt")},
+ K+":decrypt": {"post":op("Decrypt (the ciphertext names its version)",[LOC,RING,KEY],"DecryptRequest","DecryptResponse",opid="decrypt")},
+ K+":rotate": {"post":op("New primary version",[LOC,RING,KEY],"Empty","CryptoKey",opid="rotate")},
+ K+":updatePrimaryVersion": {"post":op("Set the primary version",[LOC,RING,KEY],"UpdatePrimaryVersionRequest","CryptoKey",opid="updatePrimaryVersion")},
+ K+":asymmetricSign": {"post":op("Sign with the primary version",[LOC,RING,KEY],"AsymmetricSignRequest","AsymmetricSignResponse",opid="keyAsymmetricSign")},
+ K+":asymmetricVerify": {"post":op("Verify with the primary version",[LOC,RING,KEY],"AsymmetricVerifyRequest","VerifyResponse",opid="keyAsymmetricVerify")},
+ K+":asymmetricDecrypt": {"post":op("RSA-OAEP decrypt with the primary version",[LOC,RING,KEY],"AsymmetricDecryptRequest","AsymmetricDecryptResponse",opid="keyAsymmetricDecrypt")},
+ K+":macSign": {"post":op("HMAC with the primary version",[LOC,RING,KEY],"MacSignRequest","MacSignResponse",opid="keyMacSign")},
+ K+":macVerify": {"post":op("Check an HMAC with the primary version",[LOC,RING,KEY],"MacVerifyRequest","VerifyResponse",opid="keyMacVerify")},
+ K+"/publicKey": {"get":op("Public key of the primary version",[LOC,RING,KEY],None,"PublicKey",opid="keyPublicKey")},
+ K+"/cryptoKeyVersions": {"get":op("List versions",[LOC,RING,KEY]+PAGE,None,"ListVersionsResponse",opid="listVersions"),"post":op("Create a version",[LOC,RING,KEY],"Empty","CryptoKeyVersion",opid="createVersion")},
+ V: {"get":op("Get a version",[LOC,RING,KEY,VER],None,"CryptoKeyVersion",opid="getVersion"),"patch":op("Enable or disable a version",[LOC,RING,KEY,VER],"UpdateVersionRequest","CryptoKeyVersion",opid="updateVersion")},
+ V+":destroy": {"post":op("Schedule destruction",[LOC,RING,KEY,VER],"Empty","CryptoKeyVersion",opid="destroyVersion")},
+ V+":restore": {"post":op("Cancel scheduled destruction",[LOC,RING,KEY,VER],"Empty","CryptoKeyVersion",opid="restoreVersion")},
+ V+":asymmetricSign": {"post":op("Sign",[LOC,RING,KEY,VER],"AsymmetricSignRequest","AsymmetricSignResponse",opid="asymmetricSign")},
+ V+":asymmetricVerify": {"post":op("Verify",[LOC,RING,KEY,VER],"AsymmetricVerifyRequest","VerifyResponse",opid="asymmetricVerify")},
+ V+":asymmetricDecrypt": {"post":op("RSA-OAEP decrypt",[LOC,RING,KEY,VER],"AsymmetricDecryptRequest","AsymmetricDecryptResponse",opid="asymmetricDecrypt")},
+ V+":macSign": {"post":op("HMAC",[LOC,RING,KEY,VER],"MacSignRequest","MacSignResponse",opid="macSign")},
+ V+":macVerify": {"post":op("Check an HMAC",[LOC,RING,KEY,VER],"MacVerifyRequest","VerifyResponse",opid="macVerify")},
+ V+"/publicKey": {"get":op("Public key",[LOC,RING,KEY,VER],None,"PublicKey",opid="publicKey")},
+ "/v1/tokens": {"get":op("List tokens",[],None,"ListTokensResponse",opid="listTokens"),"post":op("Create a token (secret shown once)",[],"CreateTokenRequest","CreateTokenResponse",opid="createToken")},
+ "/v1/tokens/{id}": {"delete":op("Revoke a token",[P("id","token ID")],None,"TokenInfo",opid="revokeToken")},
+ "/v1/roleBindings": {"get":op("List role bindings",[P("principal","only this principal",where="query")],None,"ListRoleBindingsResponse",opid="listRoleBindings"),"post":op("Grant a role",[],"CreateRoleBindingRequest","RoleBinding",opid="createRoleBinding")},
+ "/v1/roleBindings/{principal}/{id}": {"delete":op("Revoke a role binding",[P("principal","principal"),P("id","binding ID")],None,None,status="204",opid="deleteRoleBinding")},
+ "/v1/quotas/{principal}": {"get":op("Get quotas",[P("principal","principal")],None,"Quota",opid="getQuota"),"put":op("Set quotas",[P("principal","principal")],"SetQuotaRequest","Quota",opid="setQuota")},
+ "/v1/settings": {"get":op("Organisation settings",[],None,"Settings",opid="getSettings"),"patch":op("Change settings",[],"UpdateSettingsRequest","Settings",opid="updateSettings")},
+ "/v1/whoami": {"get":op("The caller and its roles",[],None,"WhoAmI",opid="whoami")},
+ "/v1/audit": {"get":op("Audit records (JSON lines)",[P("fromSeq","first record",s("integer",minimum=1),"query"),P("limit","at most (1..10000)",s("integer",minimum=1,maximum=10000),"query")],None,s("string"),content="application/x-ndjson",opid="exportAudit")},
+ "/v1/audit:verify": {"get":op("Verify the audit hash chain",[],None,"AuditVerifyReport",opid="verifyAudit")},
+ "/v1/attest/{type}": {"post":op("Attest with the default provider (no token needed)",[TYPE],"AttestRequest","AttestResponse",public=True,opid="attest")},
+ "/v1/attestation/providers": {"get":op("List attestation providers",[],None,s("object"),opid="listProviders")},
+ "/v1/attestation/providers/{provider}": {"post":op("Create an attestation provider",[PROV],None,"Provider",opid="createProvider")},
+ "/v1/attestation/providers/{provider}/attest/{type}": {"post":op("Attest with a provider (no token needed)",[PROV,TYPE],"AttestRequest","AttestResponse",public=True,opid="attestProvider")},
+ "/v1/attestation/providers/{provider}/policies/{type}": {"get":op("Policy in force",[PROV,TYPE],None,"PolicyInfo",opid="getPolicy"),"put":op("Set the policy",[PROV,TYPE],"SetPolicyRequest","PolicyInfo",opid="setPolicy"),"delete":op("Back to the default policy",[PROV,TYPE],None,"PolicyInfo",opid="resetPolicy")},
+ "/v1/attestation/referenceValues": {"get":op("List reference-value sets",[],None,s("object"),opid="listReferenceValues")},
+ "/v1/attestation/referenceValues/{name}": {"put":op("Create or replace a reference-value set",[P("name","set name")],"ReferenceValues","ReferenceValues",opid="putReferenceValues"),"delete":op("Delete a reference-value set",[P("name","set name")],None,None,status="204",opid="deleteReferenceValues")},
+ "/v1/attestation/collateral": {"get":op("List collateral",[],None,s("object"),opid="listCollateral"),"post":op("Import collateral",[],"ImportCollateralRequest","CollateralInfo",opid="importCollateral")},
+ "/v1/attestation/collateral/{id}": {"delete":op("Delete collateral",[P("id","collateral ID")],None,None,status="204",opid="deleteCollateral")},
+ "/v1/attestation/signingKeys:rotate": {"post":op("Rotate the token signing key",[],"Empty",s("object"),opid="rotateSigningKey")},
+ "/attest/{maaType}": {"post":op("MAA-compatible attest (SevSnpVm, SgxEnclave, OpenEnclave, TdxVm, Tpm)",[MAAT],"MaaAttestRequest","AttestResponse",public=True,opid="maaAttest")},
+ "/certs": {"get":op("JWKS of the token signing keys",[],None,s("object"),public=True,opid="certs")},
+ "/.well-known/openid-configuration": {"get":op("OpenID Connect metadata",[],None,s("object"),public=True,opid="openidConfiguration")},
+ "/policies/{maaType}": {"get":op("MAA: get policy (token)",[MAAT],None,s("object"),opid="maaGetPolicy"),"put":op("MAA: set policy (JWS body, text/plain)",[MAAT],None,s("object"),opid="maaSetPolicy")},
+ "/healthz": {"get":op("Liveness",[],None,None,public=True,opid="healthz")},
+ "/readyz": {"get":op("Readiness (store reachable, not shutting down)",[],None,None,public=True,opid="readyz")},
+ "/metrics": {"get":op("Prometheus metrics (needs audit.read)",[],None,s("string"),content="text/plain",opid="metrics")},
+ "/openapi.json": {"get":op("This document",[],None,None,public=True,opid="openapi")},
+}
+doc={"openapi":"3.1.0","info":{"title":"Sovra native API","version":"0.1.0","license":{"name":"Apache-2.0","identifier":"Apache-2.0"},
+ "description":"Key management after Cloud KMS. Binary fields are base64; errors are {\"error\":{\"code\",\"message\",\"status\"}} with stable codes. Request bodies are limited to 256 KiB by default (limits.max_body_bytes); plaintext, AAD and data fields to 64 KiB decoded."},
+ "servers":[{"url":"https://127.0.0.1:8443"}],
+ "security":[{"bearer":[]}],
+ "components":{"securitySchemes":{"bearer":{"type":"http","scheme":"bearer","description":"sovra_<id>_<secret> API token"}},"schemas":schemas},
+ "paths":paths}
+import os
+json.dump(doc, open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates/sovra-server/openapi.json"),"w"), indent=1)
+print(len(paths))
