@@ -186,7 +186,10 @@ fn fail_swapped_cabundle_and_wrong_nonce() {
         .windows(64)
         .position(|w| w == &der[der.len() - 64..])
         .unwrap();
-    assert_eq!(code(verify(&flip(&cape, p + 5, 0), at, None)), "ATTEST_CHAIN_INVALID");
+    assert_eq!(
+        code(verify(&flip(&cape, p + 5, 0), at, None)),
+        "ATTEST_CHAIN_INVALID"
+    );
 }
 
 #[test]
