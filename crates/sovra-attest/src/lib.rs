@@ -19,6 +19,7 @@ pub mod hex;
 pub mod x509;
 
 pub mod azure;
+pub mod dcap;
 pub mod nitro;
 pub mod nvidia;
 pub mod sgx;

@@ -1,6 +1,11 @@
-//! Verifier for `Sgx` evidence (not implemented yet).
+//! Intel SGX: a v3 (or v5) DCAP quote of an enclave report, verified with Intel collateral
+//! (see [`crate::dcap`]).
 
-use crate::{AttestError, EvidenceInput, EvidenceType, VerifiedClaims, Verifier, VerifyContext};
+use crate::claims::VerifiedClaims;
+use crate::dcap::{self, quote::Body};
+use crate::hex::encode as hex;
+use crate::{AttestError, EvidenceInput, EvidenceType, Verifier, VerifyContext};
+use serde_json::{Map, json};
 
 /// Verifier for [`EvidenceType::Sgx`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -13,11 +18,40 @@ impl Verifier for SgxVerifier {
 
     fn verify(
         &self,
-        _input: &EvidenceInput<'_>,
-        _ctx: &VerifyContext<'_>,
+        input: &EvidenceInput<'_>,
+        ctx: &VerifyContext<'_>,
     ) -> Result<VerifiedClaims, AttestError> {
-        Err(AttestError::Unsupported(
-            "Sgx verification is not implemented yet".into(),
+        let v = dcap::verify(input, ctx)?;
+        let Body::Sgx(r) = &v.quote.body else {
+            return Err(AttestError::Unsupported(
+                "this is a TDX quote: use type tdx".into(),
+            ));
+        };
+        let mut m = Map::new();
+        m.insert("quote_version".into(), json!(v.quote.header.version));
+        m.insert("cpu_svn".into(), json!(hex(&r.cpu_svn)));
+        m.insert("misc_select".into(), json!(format!("{:#x}", r.misc_select)));
+        m.insert("attributes".into(), json!(hex(&r.attributes)));
+        m.insert("mr_enclave".into(), json!(hex(&r.mr_enclave)));
+        m.insert("mr_signer".into(), json!(hex(&r.mr_signer)));
+        m.insert("isv_prod_id".into(), json!(r.isv_prod_id));
+        m.insert("isv_svn".into(), json!(r.isv_svn));
+        let debug = r.attributes.first().is_some_and(|f| f & 0x02 != 0);
+        m.insert("fmspc".into(), json!(hex(&v.pck.fmspc)));
+        m.insert("advisory_ids".into(), json!(v.status.advisory_ids));
+        m.insert("platform_tcb_status".into(), json!(v.platform.status));
+        m.insert("qe_tcb_status".into(), json!(v.qe.status));
+        m.insert("tcb_date".into(), json!(v.platform.tcb_date));
+        m.insert(
+            "tcb_evaluation_data_number".into(),
+            json!(v.tcb_evaluation_data_number),
+        );
+        Ok(VerifiedClaims::new(
+            EvidenceType::Sgx,
+            m,
+            r.report_data.to_vec(),
+            debug,
+            Some(v.status.status.clone()),
         ))
     }
 }

@@ -1,6 +1,11 @@
-//! Verifier for `Tdx` evidence (not implemented yet).
+//! Intel TDX: a v4 or v5 quote of a TD report (TD 1.0 or 1.5), verified with Intel collateral
+//! (see [`crate::dcap`]).
 
-use crate::{AttestError, EvidenceInput, EvidenceType, VerifiedClaims, Verifier, VerifyContext};
+use crate::claims::VerifiedClaims;
+use crate::dcap::{self, quote::Body};
+use crate::hex::encode as hex;
+use crate::{AttestError, EvidenceInput, EvidenceType, Verifier, VerifyContext};
+use serde_json::{Map, json};
 
 /// Verifier for [`EvidenceType::Tdx`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -13,11 +18,63 @@ impl Verifier for TdxVerifier {
 
     fn verify(
         &self,
-        _input: &EvidenceInput<'_>,
-        _ctx: &VerifyContext<'_>,
+        input: &EvidenceInput<'_>,
+        ctx: &VerifyContext<'_>,
     ) -> Result<VerifiedClaims, AttestError> {
-        Err(AttestError::Unsupported(
-            "Tdx verification is not implemented yet".into(),
+        let v = dcap::verify(input, ctx)?;
+        let Body::Td(td) = &v.quote.body else {
+            return Err(AttestError::Unsupported(
+                "this is an SGX quote: use type sgx".into(),
+            ));
+        };
+        let mut m = Map::new();
+        m.insert("quote_version".into(), json!(v.quote.header.version));
+        m.insert("tee_tcb_svn".into(), json!(hex(&td.tee_tcb_svn)));
+        m.insert("mr_seam".into(), json!(hex(&td.mr_seam)));
+        m.insert("mr_signer_seam".into(), json!(hex(&td.mr_signer_seam)));
+        m.insert("seam_attributes".into(), json!(hex(&td.seam_attributes)));
+        m.insert("td_attributes".into(), json!(hex(&td.td_attributes)));
+        m.insert("xfam".into(), json!(hex(&td.xfam)));
+        m.insert("mr_td".into(), json!(hex(&td.mr_td)));
+        m.insert("mr_config_id".into(), json!(hex(&td.mr_config_id)));
+        m.insert("mr_owner".into(), json!(hex(&td.mr_owner)));
+        m.insert("mr_owner_config".into(), json!(hex(&td.mr_owner_config)));
+        for (i, r) in td.rtmr.iter().enumerate() {
+            m.insert(format!("rtmr{i}"), json!(hex(r)));
+        }
+        if let Some(s) = &td.tee_tcb_svn2 {
+            m.insert("tee_tcb_svn2".into(), json!(hex(s)));
+        }
+        if let Some(s) = &td.mr_service_td {
+            m.insert("mr_servicetd".into(), json!(hex(s)));
+        }
+        let attrs = u64::from_le_bytes(td.td_attributes);
+        let debug = attrs & 1 == 1;
+        m.insert("td_attributes_debug".into(), json!(debug));
+        m.insert(
+            "td_attributes_septve_disable".into(),
+            json!(attrs >> 28 & 1 == 1),
+        );
+        m.insert("td_attributes_pks".into(), json!(attrs >> 30 & 1 == 1));
+        m.insert("td_attributes_perfmon".into(), json!(attrs >> 63 & 1 == 1));
+        m.insert("fmspc".into(), json!(hex(&v.pck.fmspc)));
+        m.insert("advisory_ids".into(), json!(v.status.advisory_ids));
+        m.insert("platform_tcb_status".into(), json!(v.platform.status));
+        m.insert("qe_tcb_status".into(), json!(v.qe.status));
+        if let Some(md) = &v.module {
+            m.insert("tdx_module_tcb_status".into(), json!(md.status));
+        }
+        m.insert("tcb_date".into(), json!(v.platform.tcb_date));
+        m.insert(
+            "tcb_evaluation_data_number".into(),
+            json!(v.tcb_evaluation_data_number),
+        );
+        Ok(VerifiedClaims::new(
+            EvidenceType::Tdx,
+            m,
+            td.report_data.to_vec(),
+            debug,
+            Some(v.status.status.clone()),
         ))
     }
 }

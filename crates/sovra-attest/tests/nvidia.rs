@@ -117,5 +117,8 @@ fn fail_chain_without_the_root_or_swapped_leaf() {
     // The chain in another order puts an intermediate first: its key did not sign the report.
     let mut swapped = certs.clone();
     swapped.swap(0, 1);
-    assert_eq!(code(verify(&r, &swapped, at, None)), "ATTEST_SIGNATURE_INVALID");
+    assert_eq!(
+        code(verify(&r, &swapped, at, None)),
+        "ATTEST_SIGNATURE_INVALID"
+    );
 }
