@@ -47,14 +47,30 @@ pub fn verify_quotes(
     event_log: Option<&[u8]>,
     nonce: Option<&[u8]>,
 ) -> Result<Quoted, AttestError> {
+    verify_quotes_with_name(ak, quotes, event_log, nonce, true)
+}
+
+/// As [`verify_quotes`]; `has_public_area` is false when the AK is known only by its key (no
+/// TPMT_PUBLIC, hence no TPM name to report).
+pub fn verify_quotes_with_name(
+    ak: &structs::Public,
+    quotes: &[input::QuoteIn],
+    event_log: Option<&[u8]>,
+    nonce: Option<&[u8]>,
+    has_public_area: bool,
+) -> Result<Quoted, AttestError> {
     let mut pcrs = Map::new();
     let mut claims = Map::new();
     let mut extra: Option<Vec<u8>> = None;
-    let ak_name = ak.name()?;
+    let ak_name = if has_public_area {
+        ak.name()?
+    } else {
+        Vec::new()
+    };
     for q in quotes {
         let a = structs::parse_attest(&q.attest)?;
         let sig_hash = structs::verify_signature(&ak.key, &q.signature, &a.raw)?;
-        if !a.qualified_signer.is_empty() && a.qualified_signer != ak_name {
+        if !a.qualified_signer.is_empty() && (ak_name.is_empty() || a.qualified_signer != ak_name) {
             // The qualified name includes the hierarchy; only the AK's own name is compared
             // when the TPM reports it that way.
             claims.insert("qualified_signer".into(), json!(hex(&a.qualified_signer)));
@@ -140,7 +156,9 @@ pub fn verify_quotes(
             ),
         );
     }
-    claims.insert("ak_name".into(), json!(hex(&ak_name)));
+    if has_public_area {
+        claims.insert("ak_name".into(), json!(hex(&ak_name)));
+    }
     claims.insert("extra_data".into(), json!(hex(&extra_data)));
     Ok(Quoted {
         pcrs,

@@ -1,0 +1,184 @@
+//! Azure confidential VMs (SEV-SNP and TDX): the paravisor's HCL report carries the hardware
+//! report, whose report data binds the HCL runtime data (JSON with the vTPM's attestation key
+//! `HCLAkPub`, the VM configuration and user data); that key signs the vTPM quote over the PCRs.
+//!
+//! Checks, in order: decoding (trustee JSON v0 or v1); HCL report layout; the hardware report
+//! (SNP: the SNP verifier with the VCEK from the evidence and the AMD chain; TDX: the DCAP
+//! verifier on the TD quote, with collateral, and the TDREPORT's report data equal to the
+//! quote's); report data [0..32] = hash of the runtime data; the vTPM quote signed by
+//! `HCLAkPub`; the PCR digest; the nonce (the quote's qualifying data), if one is expected.
+
+pub mod hcl;
+
+use crate::Verifier;
+use crate::claims::VerifiedClaims;
+use crate::error::AttestError;
+use crate::evidence::{EvidenceInput, EvidenceType, VerifyContext};
+use crate::tpm::input::QuoteIn;
+use crate::tpm::structs::{self, ALG_SHA256, PublicKey};
+use serde_json::{Map, Value, json};
+
+/// Verifier for [`EvidenceType::AzSnpVtpm`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AzSnpVtpmVerifier;
+
+/// Verifier for [`EvidenceType::AzTdxVtpm`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AzTdxVtpmVerifier;
+
+/// Offset of REPORTDATA in a TDREPORT.
+const TDREPORT_REPORT_DATA: usize = 128;
+
+fn tpm_part(
+    ev: &hcl::AzureEvidence,
+    h: &hcl::Hcl,
+    nonce: Option<&[u8]>,
+) -> Result<crate::tpm::Quoted, AttestError> {
+    let (n, e) = h.rsa_key("HCLAkPub")?;
+    let ak = structs::Public {
+        raw: Vec::new(),
+        name_alg: ALG_SHA256,
+        attributes: 0,
+        key: PublicKey::Rsa { n, e },
+    };
+    // The trustee format carries the raw RSASSA signature; wrap it as a TPMT_SIGNATURE.
+    let len = u16::try_from(ev.signature.len())
+        .map_err(|_| AttestError::malformed("signature too long"))?;
+    let mut sig = vec![0x00, 0x14, 0x00, 0x0B];
+    sig.extend_from_slice(&len.to_be_bytes());
+    sig.extend_from_slice(&ev.signature);
+    let quote = QuoteIn {
+        attest: ev.quote.clone(),
+        signature: sig,
+        bank: ALG_SHA256,
+        pcrs: ev
+            .pcrs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i as u32, p.clone()))
+            .collect(),
+    };
+    crate::tpm::verify_quotes_with_name(&ak, &[quote], None, nonce, false)
+}
+
+fn finish(
+    kind: EvidenceType,
+    inner_name: &str,
+    inner: &VerifiedClaims,
+    h: &hcl::Hcl,
+    q: crate::tpm::Quoted,
+) -> VerifiedClaims {
+    let mut m = Map::new();
+    m.insert(inner_name.into(), inner.to_json());
+    m.insert("pcrs".into(), Value::Object(q.pcrs));
+    for (k, v) in q.claims {
+        m.insert(k, v);
+    }
+    let mut runtime = h.runtime.clone();
+    if let Some(o) = runtime.as_object_mut() {
+        o.retain(|k, _| k == "keys" || k == "vm-configuration" || k == "user-data");
+    }
+    m.insert("runtime".into(), runtime);
+    m.insert("hcl_report_type".into(), json!(h.report_type));
+    VerifiedClaims::new(
+        kind,
+        m,
+        q.extra_data,
+        inner.debug(),
+        inner.tcb_status().map(str::to_string),
+    )
+}
+
+impl Verifier for AzSnpVtpmVerifier {
+    fn evidence_type(&self) -> EvidenceType {
+        EvidenceType::AzSnpVtpm
+    }
+
+    fn verify(
+        &self,
+        input: &EvidenceInput<'_>,
+        ctx: &VerifyContext<'_>,
+    ) -> Result<VerifiedClaims, AttestError> {
+        let ev = hcl::decode(input.evidence)?;
+        let h = hcl::parse_hcl(&ev.hcl)?;
+        if h.report_type != 2 {
+            return Err(AttestError::Unsupported(format!(
+                "HCL report type {} is not SEV-SNP (2)",
+                h.report_type
+            )));
+        }
+        let vcek = ev
+            .vcek
+            .clone()
+            .ok_or_else(|| AttestError::CollateralMissing("the evidence carries no VCEK".into()))?;
+        let mut chain: Vec<&[u8]> = vec![&vcek];
+        chain.extend_from_slice(input.cert_chain);
+        let snp = crate::snp::SnpVerifier.verify(
+            &EvidenceInput {
+                evidence: &h.hw_report,
+                cert_chain: &chain,
+                ..Default::default()
+            },
+            ctx,
+        )?;
+        let want = h.var_data_hash()?;
+        if snp.report_data().get(..32) != want.get(..32) {
+            return Err(AttestError::ReportDataMismatch(
+                "the SNP report data does not bind the HCL runtime data".into(),
+            ));
+        }
+        let q = tpm_part(&ev, &h, input.nonce)?;
+        Ok(finish(EvidenceType::AzSnpVtpm, "snp", &snp, &h, q))
+    }
+}
+
+impl Verifier for AzTdxVtpmVerifier {
+    fn evidence_type(&self) -> EvidenceType {
+        EvidenceType::AzTdxVtpm
+    }
+
+    fn verify(
+        &self,
+        input: &EvidenceInput<'_>,
+        ctx: &VerifyContext<'_>,
+    ) -> Result<VerifiedClaims, AttestError> {
+        let ev = hcl::decode(input.evidence)?;
+        let h = hcl::parse_hcl(&ev.hcl)?;
+        if h.report_type != 4 {
+            return Err(AttestError::Unsupported(format!(
+                "HCL report type {} is not TDX (4)",
+                h.report_type
+            )));
+        }
+        let td_quote = ev
+            .td_quote
+            .clone()
+            .ok_or_else(|| AttestError::malformed("the evidence carries no td_quote"))?;
+        let tdx = crate::tdx::TdxVerifier.verify(
+            &EvidenceInput {
+                evidence: &td_quote,
+                cert_chain: input.cert_chain,
+                collateral: input.collateral,
+                ..Default::default()
+            },
+            ctx,
+        )?;
+        let td_report_data = h
+            .hw_report
+            .get(TDREPORT_REPORT_DATA..TDREPORT_REPORT_DATA + 64)
+            .ok_or_else(|| AttestError::malformed("TDREPORT truncated"))?;
+        if td_report_data != tdx.report_data() {
+            return Err(AttestError::BindingInvalid(
+                "the TD quote is not of the TDREPORT in the HCL report".into(),
+            ));
+        }
+        let want = h.var_data_hash()?;
+        if tdx.report_data().get(..32) != want.get(..32) {
+            return Err(AttestError::ReportDataMismatch(
+                "the TD report data does not bind the HCL runtime data".into(),
+            ));
+        }
+        let q = tpm_part(&ev, &h, input.nonce)?;
+        Ok(finish(EvidenceType::AzTdxVtpm, "tdx", &tdx, &h, q))
+    }
+}
