@@ -170,7 +170,9 @@ fn fail_nonce_pcr_signature_and_runtime_data_edits() {
     // The runtime data inside the HCL report (a letter of vmUniqueId): no longer bound.
     use base64::Engine;
     let eng = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let mut hcl = eng.decode(v["hcl_report"].as_str().unwrap().trim_end_matches('=')).unwrap();
+    let mut hcl = eng
+        .decode(v["hcl_report"].as_str().unwrap().trim_end_matches('='))
+        .unwrap();
     let pos = hcl.windows(8).position(|w| w == b"26F8BC30").unwrap();
     hcl[pos] = b'3';
     let mut e = v.clone();
@@ -180,7 +182,9 @@ fn fail_nonce_pcr_signature_and_runtime_data_edits() {
         "ATTEST_REPORT_DATA_MISMATCH"
     );
     // The SNP report inside the HCL report.
-    let mut hcl2 = eng.decode(v["hcl_report"].as_str().unwrap().trim_end_matches('=')).unwrap();
+    let mut hcl2 = eng
+        .decode(v["hcl_report"].as_str().unwrap().trim_end_matches('='))
+        .unwrap();
     hcl2[32 + 0x90] ^= 1;
     let mut e = v.clone();
     e["hcl_report"] = Value::from(eng.encode(&hcl2));

@@ -376,3 +376,175 @@ fn verify_with_jwks_any(s: &Server, token: &str) {
     });
     assert!(ok, "token verifies with a published key");
 }
+
+#[test]
+fn reference_values_rego_and_signed_policies() {
+    let s = Server::start();
+    let attest = || {
+        s.cli(&[
+            "-o",
+            "json",
+            "attest",
+            "--type",
+            "sev-snp",
+            "--cert-chain",
+            &v(VCEK),
+            "--cert-chain",
+            &v(ASK_ARK),
+            &v(REPORT),
+        ])
+    };
+    let file = |name: &str, text: &str| {
+        let p = s.dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    // Reference values: the policy requires the measurement to be in the "prod" set.
+    let m = "7a1e5c266c0108dbc9bb94fa926951320940915d0aafb42464bd88b579ea158d3e1a0dc39b2c60bd95b9c480cd81841f";
+    let rv = file(
+        "rv.json",
+        &format!(r#"{{"values": {{"x-ms-sevsnpvm-launchmeasurement": ["{m}"]}}}}"#),
+    );
+    s.ok(&["attestation", "refvalues", "put", "prod", &rv]);
+    let pol = file(
+        "rv.policy",
+        r#"version=1.0; authorizationrules { [type=="x-sovra-refvalues-prod", value==true] => permit(); }; issuancerules { };"#,
+    );
+    s.ok(&["attestation", "policy", "set", "sev-snp", &pol]);
+    assert!(attest().status.success());
+    let other = file(
+        "rv2.json",
+        &format!(
+            r#"{{"values": {{"x-ms-sevsnpvm-launchmeasurement": ["{}"]}}}}"#,
+            "00".repeat(48)
+        ),
+    );
+    s.ok(&["attestation", "refvalues", "put", "prod", &other]);
+    assert_eq!(cli_code(&attest()), "ATTEST_POLICY_DENIED");
+    s.ok(&["attestation", "refvalues", "delete", "prod"]);
+    assert_eq!(
+        cli_code(&attest()),
+        "ATTEST_POLICY_DENIED",
+        "no set, no match"
+    );
+
+    // Rego, in the Confidential Containers convention.
+    let rego = file(
+        "p.rego",
+        "package policy\nimport rego.v1\ndefault allow := false\nallow if {\n  input.debug == false\n  input[\"x-ms-sevsnpvm-vmpl\"] == 0\n}\nclaims := {\"tier\": \"gold\"} if allow\n",
+    );
+    let set = s.json(&[
+        "attestation",
+        "policy",
+        "set",
+        "sev-snp",
+        &rego,
+        "--language",
+        "rego",
+    ]);
+    assert_eq!(set["language"], "rego");
+    let out: serde_json::Value = serde_json::from_slice(&attest().stdout).unwrap();
+    assert_eq!(out["claims"]["tier"], "gold");
+
+    // Signed policies: once a policy signer is configured, only policies it signed are taken.
+    let pkcs8 = sovra_crypto::jws::generate(sovra_crypto::jws::JwsAlg::Rs256).unwrap();
+    let der = rustls_pki_types::PrivatePkcs8KeyDer::from(pkcs8.expose());
+    let kp = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_RSA_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "policy signer");
+    let cert = params.self_signed(&kp).unwrap();
+    let cert_file = file("signer.pem", &cert.pem());
+    s.ok(&[
+        "attestation",
+        "collateral",
+        "import",
+        "--kind",
+        "policy-signer",
+        &cert_file,
+    ]);
+    let text = "version=1.0; authorizationrules { => permit(); }; issuancerules { => issue(type=\"signed\", value=true); };";
+    let unsigned = file(
+        "unsigned.jws",
+        &format!(
+            "eyJhbGciOiJub25lIn0.{}.",
+            b64url(
+                json!({"AttestationPolicy": b64url(text.as_bytes())})
+                    .to_string()
+                    .as_bytes()
+            )
+        ),
+    );
+    assert_eq!(
+        cli_code(&s.cli(&[
+            "-o",
+            "json",
+            "attestation",
+            "policy",
+            "set",
+            "sev-snp",
+            &unsigned
+        ])),
+        "POLICY_SIGNATURE_INVALID"
+    );
+    let signer = sovra_crypto::jws::JwsSigner::load(
+        sovra_crypto::jws::JwsAlg::Rs256,
+        pkcs8.expose(),
+        "k".into(),
+        &[cert.der().to_vec()],
+    )
+    .unwrap();
+    let body = json!({"AttestationPolicy": b64url(text.as_bytes())}).to_string();
+    let signed = signer
+        .sign_bytes(&serde_json::Map::new(), body.as_bytes(), false)
+        .unwrap();
+    let signed_file = file("signed.jws", &signed);
+    let info = s.json(&["attestation", "policy", "set", "sev-snp", &signed_file]);
+    assert_eq!(info["signer"], "policy signer");
+    let out: serde_json::Value = serde_json::from_slice(&attest().stdout).unwrap();
+    assert_eq!(out["claims"]["signed"], true);
+    // A policy signed by a key whose certificate is not configured is refused.
+    let other = sovra_crypto::jws::generate(sovra_crypto::jws::JwsAlg::Rs256).unwrap();
+    let other_der = rustls_pki_types::PrivatePkcs8KeyDer::from(other.expose());
+    let okp =
+        rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&other_der, &rcgen::PKCS_RSA_SHA256).unwrap();
+    let ocert = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .self_signed(&okp)
+        .unwrap();
+    let osigner = sovra_crypto::jws::JwsSigner::load(
+        sovra_crypto::jws::JwsAlg::Rs256,
+        other.expose(),
+        "o".into(),
+        &[ocert.der().to_vec()],
+    )
+    .unwrap();
+    let forged = file(
+        "forged.jws",
+        &osigner
+            .sign_bytes(&serde_json::Map::new(), body.as_bytes(), false)
+            .unwrap(),
+    );
+    assert_eq!(
+        cli_code(&s.cli(&[
+            "-o",
+            "json",
+            "attestation",
+            "policy",
+            "set",
+            "sev-snp",
+            &forged
+        ])),
+        "POLICY_SIGNATURE_INVALID"
+    );
+    // Policy changes are audited with the policy hash.
+    let log = s.ok(&["audit", "export"]);
+    assert!(
+        log.lines()
+            .filter(|l| l.contains("attestation.policies.set") && l.contains("policyHash"))
+            .count()
+            >= 3,
+        "{log}"
+    );
+}
