@@ -14,5 +14,6 @@ pub mod defaults;
 pub mod error;
 pub mod maa;
 pub mod rego;
+pub mod skr;
 
 pub use error::PolicyError;
