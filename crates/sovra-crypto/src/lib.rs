@@ -16,6 +16,7 @@
 pub mod error;
 pub mod jws;
 pub mod keys;
+pub mod keywrap;
 pub mod random;
 pub mod secret;
 pub mod symmetric;
