@@ -144,6 +144,8 @@ async fn setup(g: &Global, admin: &Client) -> Result<(String, String)> {
                 destroy_scheduled_duration: None,
                 labels: Default::default(),
                 skip_initial_version_creation: false,
+                exportable: None,
+                release_policy: None,
             },
         )
         .await?;

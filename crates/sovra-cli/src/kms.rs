@@ -111,6 +111,15 @@ pub enum KeysCmd {
         /// Create no version yet.
         #[arg(long)]
         skip_initial_version: bool,
+        /// Allow release to attested TEEs (needs --release-policy).
+        #[arg(long)]
+        exportable: bool,
+        /// Release policy file (Azure SKR grammar, JSON).
+        #[arg(long, value_name = "FILE")]
+        release_policy: Option<PathBuf>,
+        /// Make the release policy immutable (it can never be changed).
+        #[arg(long)]
+        immutable_policy: bool,
     },
     /// Show a key.
     Get {
@@ -138,6 +147,12 @@ pub enum KeysCmd {
         /// Algorithm of future versions.
         #[arg(long)]
         algorithm: Option<String>,
+        /// New release policy file (Azure SKR grammar, JSON).
+        #[arg(long, value_name = "FILE")]
+        release_policy: Option<PathBuf>,
+        /// Make the new release policy immutable.
+        #[arg(long)]
+        immutable_policy: bool,
     },
     /// Create a new version and make it primary.
     Rotate {
@@ -372,6 +387,9 @@ pub async fn keys(g: &Global, c: KeysCmd) -> Result<()> {
             destroy_scheduled_duration,
             labels,
             skip_initial_version,
+            exportable,
+            release_policy,
+            immutable_policy,
         } => {
             let name = g.key_name(&key)?;
             let (ring, id) = name
@@ -391,6 +409,8 @@ pub async fn keys(g: &Global, c: KeysCmd) -> Result<()> {
                     destroy_scheduled_duration,
                     labels: parse_labels(&labels)?,
                     skip_initial_version_creation: skip_initial_version,
+                    exportable: exportable.then_some(true),
+                    release_policy: read_release_policy(release_policy.as_ref(), immutable_policy)?,
                 };
             emit(
                 g,
@@ -449,6 +469,8 @@ pub async fn keys(g: &Global, c: KeysCmd) -> Result<()> {
             next_rotation_time,
             labels,
             algorithm,
+            release_policy,
+            immutable_policy,
         } => {
             let req =
                 UpdateCryptoKeyRequest {
@@ -461,6 +483,7 @@ pub async fn keys(g: &Global, c: KeysCmd) -> Result<()> {
                             protection_level: ProtectionLevel::Software,
                         },
                     ),
+                    release_policy: read_release_policy(release_policy.as_ref(), immutable_policy)?,
                 };
             let k: CryptoKey = client
                 .patch(&format!("/v1/{}", g.key_name(&key)?), &req)
@@ -903,4 +926,17 @@ pub async fn random(g: &Global, a: RandomArgs) -> Result<()> {
         .await?;
     emit(g, &r, |r| crate::output::say(&r.data));
     Ok(())
+}
+
+/// Reads a release-policy file.
+fn read_release_policy(
+    file: Option<&PathBuf>,
+    immutable: bool,
+) -> Result<Option<sovra_proto::kms::ReleasePolicy>> {
+    let Some(f) = file else { return Ok(None) };
+    let text = std::fs::read_to_string(f)
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", f.display())))?;
+    let policy: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| CliError::Usage(format!("{} is not JSON: {e}", f.display())))?;
+    Ok(Some(sovra_proto::kms::ReleasePolicy { policy, immutable }))
 }

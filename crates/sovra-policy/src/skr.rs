@@ -61,6 +61,9 @@ pub struct ReleasePolicy {
     pub version: String,
     /// Authorities; any one may release.
     pub authorities: Vec<Authority>,
+    /// Sovra extension (`"requireNonce": true`): the release request must carry a nonce that
+    /// the token also carries.
+    pub require_nonce: bool,
 }
 
 /// Why a token may not receive the key.
@@ -215,9 +218,14 @@ impl ReleasePolicy {
                 cond,
             });
         }
+        let require_nonce = o
+            .get("requireNonce")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         Ok(Self {
             version,
             authorities,
+            require_nonce,
         })
     }
 

@@ -129,6 +129,22 @@ codes! {
     ProviderNotFound = ("PROVIDER_NOT_FOUND", 404),
     /// The reference-value set does not exist.
     ReferenceValuesNotFound = ("REFERENCE_VALUES_NOT_FOUND", 404),
+    /// The key's release policy is immutable.
+    ReleasePolicyImmutable = ("RELEASE_POLICY_IMMUTABLE", 409),
+    /// The key is not exportable: it can never leave Sovra.
+    KeyNotExportable = ("KEY_NOT_EXPORTABLE", 403),
+    /// The attestation token's issuer is not a trusted authority (own provider or configured issuer).
+    ReleaseUntrustedIssuer = ("RELEASE_UNTRUSTED_ISSUER", 403),
+    /// The attestation token is malformed or its signature does not verify.
+    ReleaseTokenInvalid = ("RELEASE_TOKEN_INVALID", 400),
+    /// The attestation token is expired or not yet valid.
+    ReleaseTokenExpired = ("RELEASE_TOKEN_EXPIRED", 403),
+    /// The token's claims do not satisfy the key's release policy (the message names the clause).
+    ReleasePolicyDenied = ("RELEASE_POLICY_DENIED", 403),
+    /// The nonce is missing from the token, unknown, expired or already used.
+    ReleaseNonceInvalid = ("RELEASE_NONCE_INVALID", 403),
+    /// The token carries no RSA encryption key (x-ms-runtime.keys) to wrap the key to.
+    ReleaseNoTargetKey = ("RELEASE_NO_TARGET_KEY", 400),
     /// Stored key material failed its integrity check (row altered or swapped).
     IntegrityFailure = ("INTEGRITY_FAILURE", 500),
     /// The HSM refused or failed an operation.

@@ -243,6 +243,23 @@ pub struct CryptoKey {
     /// User labels.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// The key may be released to attested TEEs (set at creation, never changed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exportable: bool,
+    /// Who may receive the key (exportable keys only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_policy: Option<ReleasePolicy>,
+}
+
+/// A key's release policy: the Azure SKR grammar (`{"version": "1.0.0", "anyOf": […]}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReleasePolicy {
+    /// The policy document (a JSON object, or the same as a JSON string).
+    pub policy: serde_json::Value,
+    /// Once set, the policy can never be changed or removed.
+    #[serde(default)]
+    pub immutable: bool,
 }
 
 /// Body of `POST /v1/{keyRing}/cryptoKeys?cryptoKeyId=ID`.
@@ -269,6 +286,12 @@ pub struct CreateCryptoKeyRequest {
     /// Create the key without a first version.
     #[serde(default)]
     pub skip_initial_version_creation: bool,
+    /// Allow release to attested TEEs (needs `releasePolicy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exportable: Option<bool>,
+    /// The release policy of an exportable key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_policy: Option<ReleasePolicy>,
 }
 
 /// Body of `PATCH /v1/{cryptoKey}`; absent fields are left unchanged.
@@ -287,6 +310,51 @@ pub struct UpdateCryptoKeyRequest {
     /// New version template (algorithm must keep the key's purpose).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version_template: Option<VersionTemplate>,
+    /// New release policy (not allowed once the current one is immutable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_policy: Option<ReleasePolicy>,
+}
+
+/// Body of `POST /v1/{cryptoKey}:release` (Azure `release` shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReleaseRequest {
+    /// The attestation token of the TEE that is to receive the key.
+    pub target: String,
+    /// A nonce the token must carry (`nonce` or `x-ms-runtime.nonce`); server-issued nonces
+    /// (`POST /v1/release/nonces`) are single-use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// `CKM_RSA_AES_KEY_WRAP` (default), `RSA_AES_KEY_WRAP_256` or `RSA_AES_KEY_WRAP_384`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enc: Option<String>,
+}
+
+/// Response of a release: `{"value": JWS}` whose payload carries the wrapped key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseResponse {
+    /// Compact JWS signed by Sovra.
+    pub value: String,
+}
+
+/// Body of `POST /v1/{cryptoKey}:decryptTo` / `:generateDataKeyTo`: attested decrypt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RecipientRequest {
+    /// The attestation token of the recipient TEE.
+    pub target: String,
+    /// Ciphertext to decrypt (base64), for `:decryptTo`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ciphertext: Option<String>,
+    /// Additional authenticated data (base64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub additional_authenticated_data: Option<String>,
+    /// Nonce, as for release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// Wrapping, as for release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enc: Option<String>,
 }
 
 /// Body of `POST /v1/{cryptoKey}:updatePrimaryVersion`.

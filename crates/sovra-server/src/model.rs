@@ -31,6 +31,10 @@ pub const ATTEST_PROVIDERS: Collection = Collection("attest_providers");
 pub const ATTEST_POLICIES: Collection = Collection("attest_policies");
 /// Reference-value sets (name: set ID).
 pub const REFERENCE_VALUES: Collection = Collection("reference_values");
+/// External token issuers trusted for key release (name: issuer URL).
+pub const RELEASE_ISSUERS: Collection = Collection("release_issuers");
+/// Server-issued single-use release nonces (name: nonce; due: expiry).
+pub const RELEASE_NONCES: Collection = Collection("release_nonces");
 /// Collateral: certificates, Intel collateral bundles, trust anchors (name: SHA-256 hex).
 pub const COLLATERAL: Collection = Collection("collateral");
 
@@ -83,6 +87,15 @@ pub struct CryptoKeyRec {
     pub primary: Option<u32>,
     /// Number of versions created so far (the next version is this + 1).
     pub version_count: u32,
+    /// May be released to attested TEEs.
+    #[serde(default)]
+    pub exportable: bool,
+    /// Release policy (JSON text, Azure SKR grammar).
+    #[serde(default)]
+    pub release_policy: Option<String>,
+    /// The release policy can never change.
+    #[serde(default)]
+    pub release_policy_immutable: bool,
 }
 
 /// A key version. `material` is the wrapped key material (base64), absent once destroyed.

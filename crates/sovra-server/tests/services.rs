@@ -15,6 +15,8 @@ fn key_req(rotation: Option<&str>) -> CreateCryptoKeyRequest {
         destroy_scheduled_duration: None,
         labels: Default::default(),
         skip_initial_version_creation: false,
+        exportable: None,
+        release_policy: None,
     }
 }
 

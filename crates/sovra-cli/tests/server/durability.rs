@@ -29,6 +29,8 @@ fn kill9_during_writes_loses_no_acknowledged_write() {
                         destroy_scheduled_duration: None,
                         labels: Default::default(),
                         skip_initial_version_creation: false,
+                        exportable: None,
+                        release_policy: None,
                     };
                     if client
                         .create_crypto_key("locations/global/keyRings/crash", &id, &req)
@@ -213,6 +215,8 @@ fn graceful_shutdown_finishes_in_flight_requests() {
             destroy_scheduled_duration: None,
             labels: Default::default(),
             skip_initial_version_creation: false,
+            exportable: None,
+            release_policy: None,
         };
         client
             .create_crypto_key("locations/global/keyRings/g", "big", &req)

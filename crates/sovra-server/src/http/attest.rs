@@ -418,3 +418,24 @@ pub async fn rotate_signing_key(
     };
     Ok(Json(s.sovra.rotate_signing_key(&p, alg).await?))
 }
+
+/// `POST /v1/release/nonces`: a single-use nonce for the next release.
+pub async fn release_nonce(State(s): State<AppState>, Caller(p): Caller) -> Result<Json<Value>> {
+    Ok(Json(s.sovra.release_nonce(&p).await?))
+}
+
+/// `GET /v1/release/issuers`.
+pub async fn list_issuers(State(s): State<AppState>, Caller(p): Caller) -> Result<Json<Value>> {
+    Ok(Json(
+        json!({"issuers": s.sovra.list_trusted_issuers(&p).await?}),
+    ))
+}
+
+/// `POST /v1/release/issuers`: trust an external token issuer (pinned certificates).
+pub async fn put_issuer(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    EvidenceBody(b): EvidenceBody,
+) -> Result<Json<crate::services::release::TrustedIssuer>> {
+    Ok(Json(s.sovra.put_trusted_issuer(&p, parse_json(&b)?).await?))
+}

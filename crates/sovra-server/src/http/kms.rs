@@ -311,6 +311,9 @@ pub async fn post_key(
         Some("macSign") => {
             Json(sv.mac_sign(&p, &target, &parse_json(&body)?).await?).into_response()
         }
+        Some("release") => {
+            Json(sv.release(&p, &name, None, parse_json(&body)?).await?).into_response()
+        }
         Some("macVerify") => {
             Json(sv.mac_verify(&p, &target, &parse_json(&body)?).await?).into_response()
         }
@@ -427,6 +430,11 @@ pub async fn post_version(
         Some("macSign") => {
             Json(sv.mac_sign(&p, &target, &parse_json(&body)?).await?).into_response()
         }
+        Some("release") => Json(
+            sv.release(&p, &name.key, Some(name.version), parse_json(&body)?)
+                .await?,
+        )
+        .into_response(),
         Some("macVerify") => {
             Json(sv.mac_verify(&p, &target, &parse_json(&body)?).await?).into_response()
         }

@@ -156,6 +156,11 @@ pub fn router(state: AppState) -> Router {
             "/v1/attestation/signingKeys:rotate",
             post(attest::rotate_signing_key),
         )
+        .route("/v1/release/nonces", post(attest::release_nonce))
+        .route(
+            "/v1/release/issuers",
+            get(attest::list_issuers).post(attest::put_issuer),
+        )
         .route("/attest/{type}", post(attest::maa_attest_default))
         .route(
             "/providers/{provider}/attest/{type}",

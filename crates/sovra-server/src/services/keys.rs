@@ -103,7 +103,26 @@ fn key_wire(k: &CryptoKeyRec, primary: Option<&VersionRec>) -> CryptoKey {
         next_rotation_time: k.next_rotation_time.map(rfc3339),
         destroy_scheduled_duration: duration::format(k.destroy_scheduled_duration),
         labels: k.labels.clone(),
+        exportable: k.exportable,
+        release_policy: k
+            .release_policy
+            .as_ref()
+            .map(|text| sovra_proto::kms::ReleasePolicy {
+                policy: serde_json::from_str(text).unwrap_or(serde_json::Value::Null),
+                immutable: k.release_policy_immutable,
+            }),
     }
+}
+
+/// Checks a release policy and returns its canonical text.
+pub(crate) fn release_policy_text(p: &sovra_proto::kms::ReleasePolicy) -> Result<String> {
+    let text = match &p.policy {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    sovra_policy::skr::ReleasePolicy::parse(&text)
+        .map_err(|e| Error::new(ErrorCode::PolicyInvalid, format!("releasePolicy: {e}")))?;
+    Ok(text)
 }
 
 fn ring_wire(r: &KeyRingRec) -> KeyRing {
@@ -545,7 +564,24 @@ impl Sovra {
             labels: req.labels.clone(),
             primary: None,
             version_count: 0,
+            exportable: req.exportable.unwrap_or(false),
+            release_policy: req
+                .release_policy
+                .as_ref()
+                .map(release_policy_text)
+                .transpose()?,
+            release_policy_immutable: req.release_policy.as_ref().is_some_and(|p| p.immutable),
         };
+        if key.exportable && key.release_policy.is_none() {
+            return Err(Error::invalid(
+                "an exportable key needs a releasePolicy saying which attested TEEs may receive it",
+            ));
+        }
+        if !key.exportable && key.release_policy.is_some() {
+            return Err(Error::invalid(
+                "releasePolicy is only for exportable keys (set exportable: true)",
+            ));
+        }
         let mut b = WriteBatch::new();
         let mut first = None;
         if !req.skip_initial_version_creation {
@@ -727,6 +763,19 @@ impl Sovra {
             }
             if let Some(l) = &req.labels {
                 key.labels = l.clone();
+            }
+            if let Some(rp) = &req.release_policy {
+                if !key.exportable {
+                    return Err(Error::invalid("releasePolicy is only for exportable keys"));
+                }
+                if key.release_policy_immutable {
+                    return Err(Error::new(
+                        ErrorCode::ReleasePolicyImmutable,
+                        "the key's release policy is immutable and can never be changed",
+                    ));
+                }
+                key.release_policy = Some(release_policy_text(rp)?);
+                key.release_policy_immutable = rp.immutable;
             }
             if req.rotation_period.is_some() || req.next_rotation_time.is_some() {
                 let period = match &req.rotation_period {

@@ -97,6 +97,23 @@ impl Sovra {
         if let Some(k) = self.material.get(key_str) {
             return Ok(k);
         }
+        let secret = self.raw_material(name, v)?;
+        let k = Arc::new(LoadedKey::load(v.algorithm, secret.expose()).map_err(|e| {
+            Error::new(
+                ErrorCode::IntegrityFailure,
+                format!("stored material of {} does not load: {e}", v.name),
+            )
+        })?);
+        self.material.put(v.name.clone(), k.clone());
+        Ok(k)
+    }
+
+    /// The unwrapped material of a version (not cached): for release to an attested TEE.
+    pub(crate) fn raw_material(
+        &self,
+        name: &VersionName,
+        v: &VersionRec,
+    ) -> Result<sovra_crypto::SecretBytes> {
         let wrapped = v.material.as_deref().ok_or_else(|| {
             Error::new(
                 ErrorCode::KeyVersionDestroyed,
@@ -119,13 +136,6 @@ impl Sovra {
                 tracing::error!(version = %v.name, error = %e, "key material failed to unwrap");
                 Error::from(e)
             })?;
-        let k = Arc::new(LoadedKey::load(v.algorithm, secret.expose()).map_err(|e| {
-            Error::new(
-                ErrorCode::IntegrityFailure,
-                format!("stored material of {} does not load: {e}", v.name),
-            )
-        })?);
-        self.material.put(v.name.clone(), k.clone());
-        Ok(k)
+        Ok(secret)
     }
 }

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod material;
 pub mod ops;
 pub mod quota;
+pub mod release;
 pub mod scheduler;
 pub mod settings;
 

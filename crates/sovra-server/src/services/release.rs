@@ -1,0 +1,458 @@
+//! Secure key release: an exportable key goes, wrapped to a key only the attested TEE holds, to
+//! whoever presents an attestation token that (1) comes from a trusted authority, (2) verifies
+//! and is current, and (3) satisfies the key's release policy. Every decision is audited with
+//! the clause that failed.
+
+use super::Sovra;
+use super::audit::{AuditEvent, EventKind};
+use super::auth::Principal;
+use super::authz::Permission;
+use crate::error::{Error, Result};
+use crate::model;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sovra_crypto::jws::{self, Jws, VerifyKey};
+use sovra_crypto::keywrap::{self, ReleaseEnc};
+use sovra_proto::ErrorCode;
+use sovra_proto::kms::{Purpose, ReleaseRequest, ReleaseResponse, VersionState};
+use sovra_proto::names::{CryptoKeyName, VersionName};
+use sovra_store::{Expect, WriteBatch};
+
+/// Clock skew allowed on `nbf`/`exp`, seconds.
+const LEEWAY: i64 = 60;
+/// Lifetime of a server-issued nonce, seconds.
+const NONCE_TTL: i64 = 300;
+/// Prefix of server-issued nonces.
+const NONCE_PREFIX: &str = "sn_";
+
+/// An external token issuer trusted for release, pinned by its signing certificates.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustedIssuer {
+    /// The `iss` of its tokens (trailing `/` ignored).
+    pub issuer: String,
+    /// Certificates (PEM) whose keys sign its tokens.
+    pub certificates: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct NonceRec {
+    expire: i64,
+    principal: String,
+}
+
+fn norm(u: &str) -> String {
+    u.trim().trim_end_matches('/').to_string()
+}
+
+fn deny(code: ErrorCode, msg: impl Into<String>) -> Error {
+    Error::new(code, msg)
+}
+
+/// The first RSA encryption key in the token's `x-ms-runtime.keys`, as (kid, SPKI DER).
+fn target_key(claims: &Map<String, Value>) -> Result<(String, Vec<u8>)> {
+    let keys = claims
+        .get("x-ms-runtime")
+        .and_then(|r| r.get("keys"))
+        .and_then(Value::as_array)
+        .ok_or_else(|| deny(ErrorCode::ReleaseNoTargetKey, "the token has no x-ms-runtime.keys: the TEE must bind an RSA encryption key into its runtime data"))?;
+    let enc_key = keys.iter().find(|k| {
+        k.get("kty").and_then(Value::as_str) == Some("RSA")
+            && (k
+                .get("key_ops")
+                .and_then(Value::as_array)
+                .is_some_and(|ops| ops.iter().any(|o| o == "encrypt" || o == "wrapKey"))
+                || ["use", "key_use"]
+                    .iter()
+                    .any(|f| k.get(*f).and_then(Value::as_str) == Some("enc")))
+    });
+    let k = enc_key.ok_or_else(|| {
+        deny(
+            ErrorCode::ReleaseNoTargetKey,
+            "x-ms-runtime.keys has no RSA key with key_ops [\"encrypt\"] or use \"enc\"",
+        )
+    })?;
+    let field = |f: &str| {
+        k.get(f)
+            .and_then(Value::as_str)
+            .and_then(|s| jws::b64url_decode(s).ok())
+            .ok_or_else(|| {
+                deny(
+                    ErrorCode::ReleaseNoTargetKey,
+                    format!("the target key's {f} is not base64url"),
+                )
+            })
+    };
+    let kid = k
+        .get("kid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    Ok((kid, keywrap::rsa_spki(&field("n")?, &field("e")?)))
+}
+
+impl Sovra {
+    /// Verifies an attestation token from a trusted authority; returns issuer and claims.
+    async fn verify_target(&self, token: &str) -> Result<(String, Map<String, Value>)> {
+        let j = Jws::parse(token).map_err(|e| {
+            deny(
+                ErrorCode::ReleaseTokenInvalid,
+                format!("the target token is malformed: {e}"),
+            )
+        })?;
+        if j.is_unsigned() {
+            return Err(deny(
+                ErrorCode::ReleaseTokenInvalid,
+                "the target token is unsigned (alg none)",
+            ));
+        }
+        let claims = j
+            .claims()
+            .map_err(|e| deny(ErrorCode::ReleaseTokenInvalid, e.to_string()))?;
+        let iss = claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .map(norm)
+            .ok_or_else(|| {
+                deny(
+                    ErrorCode::ReleaseTokenInvalid,
+                    "the target token has no iss",
+                )
+            })?;
+        // Own providers first, then configured external issuers.
+        let mut keys: Vec<VerifyKey> = Vec::new();
+        let own = iss == norm(self.public_url())
+            || iss
+                .strip_prefix(&format!("{}/providers/", norm(self.public_url())))
+                .is_some_and(|p| !p.contains('/'));
+        if own {
+            let provider = iss
+                .rsplit_once("/providers/")
+                .map(|(_, p)| p.to_string())
+                .unwrap_or_else(|| super::attest::providers::DEFAULT_PROVIDER.into());
+            self.provider(&provider).await.map_err(|_| {
+                deny(
+                    ErrorCode::ReleaseUntrustedIssuer,
+                    format!("{iss} is not one of this server's attestation providers"),
+                )
+            })?;
+            for jwk in &self.signing_keys().await?.published {
+                if let Ok(k) = VerifyKey::from_jwk(jwk) {
+                    keys.push(k);
+                }
+            }
+        } else if let Some(rec) = self.store.get(model::RELEASE_ISSUERS, &iss).await? {
+            let ti: TrustedIssuer = model::from_json(&rec.data)?;
+            for pem in &ti.certificates {
+                for der in
+                    sovra_attest::x509::certs_from_pem_or_der(pem.as_bytes()).unwrap_or_default()
+                {
+                    if let Ok(c) = sovra_attest::x509::parse_cert(&der) {
+                        if let Ok(k) = VerifyKey::from_spki(None, c.public_key().raw) {
+                            keys.push(k);
+                        }
+                    }
+                }
+            }
+        } else {
+            return Err(deny(
+                ErrorCode::ReleaseUntrustedIssuer,
+                format!(
+                    "tokens from {iss} are not trusted: it is neither an attestation provider of this server nor a configured issuer"
+                ),
+            ));
+        }
+        let kid = j.kid();
+        let verified = keys
+            .iter()
+            .filter(|k| kid.is_none() || k.kid.is_none() || k.kid.as_deref() == kid)
+            .any(|k| j.verify_with(k).is_ok());
+        if !verified {
+            return Err(deny(
+                ErrorCode::ReleaseTokenInvalid,
+                format!("the target token's signature does not verify with any key of {iss}"),
+            ));
+        }
+        let now = self.now();
+        if claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .is_none_or(|e| e + LEEWAY < now)
+        {
+            return Err(deny(
+                ErrorCode::ReleaseTokenExpired,
+                "the target token has expired (or has no exp): attest again",
+            ));
+        }
+        if claims
+            .get("nbf")
+            .and_then(Value::as_i64)
+            .is_some_and(|n| n - LEEWAY > now)
+        {
+            return Err(deny(
+                ErrorCode::ReleaseTokenExpired,
+                "the target token is not valid yet",
+            ));
+        }
+        Ok((iss, claims))
+    }
+
+    /// Issues a single-use nonce for the next release (the agent binds it into its evidence).
+    pub async fn release_nonce(&self, p: &Principal) -> Result<Value> {
+        let nonce = format!(
+            "{NONCE_PREFIX}{}",
+            sovra_crypto::random::hex_id(16).map_err(|e| Error::internal(e.to_string()))?
+        );
+        let expire = self.now() + NONCE_TTL;
+        let mut b = WriteBatch::new();
+        b.put(
+            model::RELEASE_NONCES,
+            nonce.clone(),
+            "",
+            model::to_json(&NonceRec {
+                expire,
+                principal: p.name.to_string(),
+            })?,
+            Some(expire),
+            Expect::Absent,
+        );
+        self.store.commit(b).await?;
+        Ok(json!({"nonce": nonce, "expireTime": crate::clock::rfc3339(expire)}))
+    }
+
+    /// Checks the nonce: carried by the token; single-use and current if server-issued.
+    /// Returns the store revision to consume, for server-issued nonces.
+    async fn check_nonce(&self, nonce: &str, claims: &Map<String, Value>) -> Result<Option<u64>> {
+        let carried = [
+            claims.get("nonce"),
+            claims.get("x-ms-runtime").and_then(|r| r.get("nonce")),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|v| v.as_str() == Some(nonce) || v.to_string() == nonce);
+        if !carried {
+            return Err(deny(
+                ErrorCode::ReleaseNonceInvalid,
+                "the target token does not carry the request's nonce (nonce or x-ms-runtime.nonce)",
+            ));
+        }
+        if !nonce.starts_with(NONCE_PREFIX) {
+            return Ok(None);
+        }
+        let rec = self.store.get(model::RELEASE_NONCES, nonce).await?.ok_or_else(|| {
+            deny(ErrorCode::ReleaseNonceInvalid, "the nonce is unknown or was already used: request a new one (POST /v1/release/nonces)")
+        })?;
+        let n: NonceRec = model::from_json(&rec.data)?;
+        if n.expire < self.now() {
+            return Err(deny(
+                ErrorCode::ReleaseNonceInvalid,
+                "the nonce has expired: request a new one",
+            ));
+        }
+        Ok(Some(rec.rev))
+    }
+
+    /// `POST /v1/{key or version}:release`.
+    pub async fn release(
+        &self,
+        p: &Principal,
+        key: &CryptoKeyName,
+        version: Option<u32>,
+        req: ReleaseRequest,
+    ) -> Result<ReleaseResponse> {
+        let key_str = key.to_string();
+        let result = self.release_inner(p, key, version, &req).await;
+        let mut ev = AuditEvent::new(self.now(), EventKind::Decision, "cryptoKeys.release")
+            .principal(&p.name)
+            .resource(key_str);
+        let mut detail =
+            json!({"enc": req.enc.clone().unwrap_or_else(|| "CKM_RSA_AES_KEY_WRAP".into())});
+        match &result {
+            Ok((_, info)) => {
+                detail = json!({"granted": true, "issuer": info.0, "version": info.1, "targetKid": info.2})
+            }
+            Err(e) => {
+                ev = ev.denied(e.code.as_str());
+                detail["granted"] = Value::Bool(false);
+                detail["reason"] = Value::from(e.message.clone());
+            }
+        }
+        self.audit.record(ev.detail(detail)).await?;
+        result.map(|(r, _)| r)
+    }
+
+    async fn release_inner(
+        &self,
+        p: &Principal,
+        key: &CryptoKeyName,
+        version: Option<u32>,
+        req: &ReleaseRequest,
+    ) -> Result<(ReleaseResponse, (String, String, String))> {
+        self.auth
+            .authorize(p, Permission::Release, &key.to_string())
+            .await?;
+        let enc = match req.enc.as_deref() {
+            None => ReleaseEnc::CkmRsaAesKeyWrap,
+            Some(e) => ReleaseEnc::parse(e).ok_or_else(|| Error::invalid("enc must be CKM_RSA_AES_KEY_WRAP, RSA_AES_KEY_WRAP_256 or RSA_AES_KEY_WRAP_384"))?,
+        };
+        let view = self.key_view(key).await?;
+        if !view.key.exportable {
+            return Err(deny(
+                ErrorCode::KeyNotExportable,
+                format!("{key} is not exportable: it can never leave Sovra"),
+            ));
+        }
+        let policy_text = view.key.release_policy.clone().ok_or_else(|| {
+            deny(
+                ErrorCode::KeyNotExportable,
+                format!("{key} has no release policy"),
+            )
+        })?;
+        let policy = sovra_policy::skr::ReleasePolicy::parse(&policy_text)
+            .map_err(|e| Error::internal(format!("stored release policy: {e}")))?;
+        let n = version.or(view.key.primary).ok_or_else(|| {
+            Error::new(
+                ErrorCode::NoPrimaryVersion,
+                format!("{key} has no primary version"),
+            )
+        })?;
+        let vname: VersionName = key.version(n);
+        let (rec, _) = view.versions.get(&n).ok_or_else(|| {
+            Error::new(
+                ErrorCode::KeyVersionNotFound,
+                format!("{vname} does not exist"),
+            )
+        })?;
+        if rec.state != VersionState::Enabled {
+            return Err(Error::new(
+                ErrorCode::KeyVersionNotEnabled,
+                format!("{vname} is not ENABLED; only enabled versions are released"),
+            ));
+        }
+        let (iss, claims) = self.verify_target(&req.target).await?;
+        policy
+            .evaluate(&iss, &Value::Object(claims.clone()))
+            .map_err(|d| {
+                deny(
+                    if d.code == "UNTRUSTED_AUTHORITY" {
+                        ErrorCode::ReleaseUntrustedIssuer
+                    } else {
+                        ErrorCode::ReleasePolicyDenied
+                    },
+                    d.message,
+                )
+            })?;
+        let consume = match &req.nonce {
+            Some(nonce) => self.check_nonce(nonce, &claims).await?,
+            None if policy.require_nonce => {
+                return Err(deny(
+                    ErrorCode::ReleaseNonceInvalid,
+                    "the key's release policy requires a nonce: request one and bind it into the evidence",
+                ));
+            }
+            None => None,
+        };
+        let (kid, spki) = target_key(&claims)?;
+        let material = self.raw_material(&vname, rec)?;
+        let blob = keywrap::wrap(enc, &spki, material.expose()).map_err(|e| {
+            deny(
+                ErrorCode::ReleaseNoTargetKey,
+                format!("cannot wrap to the target key: {e}"),
+            )
+        })?;
+        if let (Some(rev), Some(nonce)) = (consume, &req.nonce) {
+            let mut b = WriteBatch::new();
+            b.delete(model::RELEASE_NONCES, nonce.clone(), Expect::Rev(rev));
+            self.store.commit(b).await.map_err(|_| {
+                deny(
+                    ErrorCode::ReleaseNonceInvalid,
+                    "the nonce was used by a concurrent release",
+                )
+            })?;
+        }
+        let key_hsm = json!({
+            "schema_version": "1.0",
+            "header": {"kid": kid, "alg": "dir", "enc": enc.name()},
+            "ciphertext": jws::b64url(&blob),
+        });
+        let kty = match view.key.purpose {
+            Purpose::EncryptDecrypt | Purpose::Mac => "oct-HSM",
+            _ if format!("{:?}", rec.algorithm).starts_with("Ec") => "EC-HSM",
+            _ => "RSA-HSM",
+        };
+        let payload = json!({
+            "request": {"enc": enc.name(), "kid": key.to_string(), "nonce": req.nonce},
+            "response": {"key": {
+                "key": {"kid": vname.to_string(), "kty": kty, "algorithm": rec.algorithm, "key_hsm": jws::b64url(key_hsm.to_string().as_bytes())},
+                "attributes": {"enabled": true, "exportable": true, "created": rec.create_time},
+                "release_policy": {"data": jws::b64url(policy_text.as_bytes()), "immutable": view.key.release_policy_immutable},
+            }},
+        });
+        let keys = self.signing_keys().await?;
+        let value = keys
+            .active
+            .sign_bytes(&Map::new(), payload.to_string().as_bytes(), false)
+            .map_err(|e| Error::internal(e.to_string()))?;
+        Ok((ReleaseResponse { value }, (iss, vname.to_string(), kid)))
+    }
+
+    /// Adds (or replaces) an external issuer trusted for release.
+    pub async fn put_trusted_issuer(
+        &self,
+        p: &Principal,
+        mut ti: TrustedIssuer,
+    ) -> Result<TrustedIssuer> {
+        self.auth
+            .authorize(p, Permission::PolicyManage, "attestation")
+            .await?;
+        ti.issuer = norm(&ti.issuer);
+        if !(ti.issuer.starts_with("https://") || ti.issuer.starts_with("http://")) {
+            return Err(Error::invalid("issuer must be the URL tokens carry in iss"));
+        }
+        if ti.certificates.is_empty() {
+            return Err(Error::invalid(
+                "certificates must list the PEM certificates of the issuer's signing keys",
+            ));
+        }
+        for pem in &ti.certificates {
+            let certs = sovra_attest::x509::certs_from_pem_or_der(pem.as_bytes())
+                .map_err(|e| Error::invalid(format!("a certificate does not parse: {e}")))?;
+            if certs.is_empty() {
+                return Err(Error::invalid(
+                    "a certificates entry holds no PEM certificate",
+                ));
+            }
+        }
+        let mut b = WriteBatch::new();
+        b.put(
+            model::RELEASE_ISSUERS,
+            ti.issuer.clone(),
+            "",
+            model::to_json(&ti)?,
+            None,
+            Expect::Any,
+        );
+        b.audit(
+            self.admin_event(
+                p,
+                "release.issuers.put",
+                format!("release/issuers/{}", ti.issuer),
+            )
+            .body(),
+        );
+        self.store.commit(b).await?;
+        Ok(ti)
+    }
+
+    /// Lists external issuers.
+    pub async fn list_trusted_issuers(&self, p: &Principal) -> Result<Vec<TrustedIssuer>> {
+        self.auth
+            .authorize(p, Permission::PolicyRead, "attestation")
+            .await?;
+        let mut out = Vec::new();
+        for r in self.store.scan(model::RELEASE_ISSUERS, None, 1000).await? {
+            out.push(model::from_json(&r.data)?);
+        }
+        Ok(out)
+    }
+}
