@@ -9,4 +9,5 @@ mod bad_input;
 mod durability;
 mod lifecycle;
 mod postgres;
+mod release;
 mod tour;

@@ -1,0 +1,379 @@
+//! Secure key release over HTTPS: a token from a trusted issuer whose runtime data carries the
+//! TEE's RSA key gets the key wrapped to that key; the unwrapped key decrypts what the server
+//! encrypted. Then every way it must be refused, each audited.
+
+use crate::common::*;
+use serde_json::{Map, Value, json};
+use sovra_crypto::jws::{Jws, JwsAlg, JwsSigner, VerifyKey, b64url, b64url_decode};
+use sovra_crypto::keywrap::{self, ReleaseEnc};
+
+const ISSUER: &str = "https://issuer.test";
+
+/// A token issuer the test controls (like an external attestation service).
+struct Issuer {
+    signer: JwsSigner,
+    cert_pem: String,
+}
+
+fn issuer(kid: &str) -> Issuer {
+    let pkcs8 = sovra_crypto::jws::generate(JwsAlg::Rs256).unwrap();
+    let der = rustls_pki_types::PrivatePkcs8KeyDer::from(pkcs8.expose());
+    let kp = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_RSA_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .self_signed(&kp)
+        .unwrap();
+    Issuer {
+        signer: JwsSigner::load(
+            JwsAlg::Rs256,
+            pkcs8.expose(),
+            kid.into(),
+            &[cert.der().to_vec()],
+        )
+        .unwrap(),
+        cert_pem: cert.pem(),
+    }
+}
+
+/// The TEE's ephemeral RSA key: (PKCS#8, public JWK).
+fn tee_key() -> (sovra_crypto::SecretBytes, Value) {
+    let pkcs8 =
+        sovra_crypto::generate(sovra_proto::kms::Algorithm::RsaDecryptOaep2048Sha256).unwrap();
+    let k = sovra_crypto::LoadedKey::load(
+        sovra_proto::kms::Algorithm::RsaDecryptOaep2048Sha256,
+        pkcs8.expose(),
+    )
+    .unwrap();
+    let spki = k.public_key_der().unwrap();
+    let pk = aws_lc_rs::rsa::PublicKey::from_der(&spki).unwrap();
+    let jwk = json!({"kid": "TpmEphemeralEncryptionKey", "kty": "RSA", "key_ops": ["encrypt"],
+        "n": b64url(pk.modulus().big_endian_without_leading_zero()),
+        "e": b64url(pk.exponent().big_endian_without_leading_zero())});
+    (pkcs8, jwk)
+}
+
+fn token(i: &Issuer, iss: &str, claims: Value) -> String {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut c = json!({"iss": iss, "iat": now, "nbf": now, "exp": now + 600});
+    for (k, v) in claims.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    i.signer.sign_jwt(&c, &Map::new()).unwrap()
+}
+
+fn write(s: &Server, name: &str, text: &str) -> String {
+    let p = s.dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn released_key_decrypts_what_the_server_encrypted_and_every_refusal_is_audited() {
+    let s = Server::start();
+    let admin = s.admin();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // The issuer is trusted by pinned certificate; the key's policy names it.
+    let iss = issuer("issuer-key-1");
+    let _: Value = rt
+        .block_on(admin.post(
+            "/v1/release/issuers",
+            &json!({"issuer": format!("{ISSUER}/"), "certificates": [iss.cert_pem]}),
+        ))
+        .unwrap();
+    let policy = json!({"version": "1.0.0", "anyOf": [{"authority": ISSUER, "allOf": [
+        {"claim": "x-ms-attestation-type", "equals": "sevsnpvm"},
+        {"claim": "x-ms-sevsnpvm-is-debuggable", "equals": false}]}]});
+    let pfile = write(&s, "release.json", &policy.to_string());
+    s.ok(&["keyrings", "create", "tee"]);
+    s.ok(&[
+        "keys",
+        "create",
+        "tee/data",
+        "--purpose",
+        "encrypt",
+        "--exportable",
+        "--release-policy",
+        &pfile,
+    ]);
+    s.ok(&["keys", "create", "tee/private", "--purpose", "encrypt"]);
+    let ct = s.json(&["encrypt", "tee/data", "--plaintext", "only for the enclave"]);
+    let ct = ct["ciphertext"].as_str().unwrap().to_string();
+    // A workload principal with the Release User role only.
+    let t = s.json(&["tokens", "create", "--principal", "workload"]);
+    let wtok = t["token"].as_str().unwrap().to_string();
+    s.ok(&[
+        "roles",
+        "grant",
+        "--principal",
+        "workload",
+        "--role",
+        "release-user",
+        "--scope",
+        "tee",
+    ]);
+    let w = s.client_as(&wtok);
+    let key = "/v1/locations/global/keyRings/tee/cryptoKeys/data";
+    let release = |body: Value| rt.block_on(w.post::<_, Value>(&format!("{key}:release"), &body));
+
+    let (tee_pkcs8, jwk) = tee_key();
+    let good = json!({"x-ms-attestation-type": "sevsnpvm", "x-ms-sevsnpvm-is-debuggable": false, "x-ms-runtime": {"keys": [jwk]}});
+    for enc in [
+        "CKM_RSA_AES_KEY_WRAP",
+        "RSA_AES_KEY_WRAP_256",
+        "RSA_AES_KEY_WRAP_384",
+    ] {
+        let r = release(json!({"target": token(&iss, ISSUER, good.clone()), "enc": enc})).unwrap();
+        // The response is a JWS signed by Sovra, verifiable with its published keys.
+        let jws = Jws::parse(r["value"].as_str().unwrap()).unwrap();
+        let certs: Value = rt.block_on(admin.get("/certs")).unwrap();
+        let k = certs["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"].as_str() == jws.kid())
+            .unwrap();
+        jws.verify_with(&VerifyKey::from_jwk(k).unwrap()).unwrap();
+        let body = jws.claims().unwrap();
+        let key_hsm: Value = serde_json::from_slice(
+            &b64url_decode(body["response"]["key"]["key"]["key_hsm"].as_str().unwrap()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(key_hsm["header"]["enc"], enc);
+        assert_eq!(key_hsm["header"]["kid"], "TpmEphemeralEncryptionKey");
+        // Inside the TEE: unwrap with the private key, then decrypt the server's ciphertext.
+        let blob = b64url_decode(key_hsm["ciphertext"].as_str().unwrap()).unwrap();
+        let material =
+            keywrap::unwrap(ReleaseEnc::parse(enc).unwrap(), tee_pkcs8.expose(), &blob).unwrap();
+        let aes = sovra_crypto::LoadedKey::load(
+            sovra_proto::kms::Algorithm::Aes256Gcm,
+            material.expose(),
+        )
+        .unwrap();
+        let pt = sovra_crypto::symmetric::open(&aes, b"", &sovra_proto::b64::decode(&ct).unwrap())
+            .unwrap();
+        assert_eq!(pt.expose(), b"only for the enclave");
+    }
+
+    let code_of = |r: Result<Value, sovra_client::ClientError>| code(r);
+    // A claim that does not satisfy the policy: the reason names it.
+    let mut dbg = good.clone();
+    dbg["x-ms-sevsnpvm-is-debuggable"] = json!(true);
+    let e = release(json!({"target": token(&iss, ISSUER, dbg)})).unwrap_err();
+    assert!(e.to_string().contains("x-ms-sevsnpvm-is-debuggable"), "{e}");
+    assert_eq!(e.code(), Some("RELEASE_POLICY_DENIED"));
+    // An issuer nobody configured.
+    let rogue = issuer("rogue");
+    assert_eq!(
+        code_of(release(
+            json!({"target": token(&rogue, "https://rogue.test", good.clone())})
+        )),
+        "RELEASE_UNTRUSTED_ISSUER"
+    );
+    // The trusted issuer's name with another key's signature.
+    assert_eq!(
+        code_of(release(
+            json!({"target": token(&rogue, ISSUER, good.clone())})
+        )),
+        "RELEASE_TOKEN_INVALID"
+    );
+    // A tampered token.
+    let t = token(&iss, ISSUER, good.clone());
+    let parts: Vec<&str> = t.split('.').collect();
+    let mut claims: Value = serde_json::from_slice(&b64url_decode(parts[1]).unwrap()).unwrap();
+    claims["x-ms-attestation-type"] = json!("tdxvm");
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64url(claims.to_string().as_bytes()),
+        parts[2]
+    );
+    assert_eq!(
+        code_of(release(json!({"target": tampered}))),
+        "RELEASE_TOKEN_INVALID"
+    );
+    assert_eq!(
+        code_of(release(json!({"target": "not a token"}))),
+        "RELEASE_TOKEN_INVALID"
+    );
+    // An expired token.
+    let mut old = good.clone();
+    old["exp"] = json!(time::OffsetDateTime::now_utc().unix_timestamp() - 3600);
+    assert_eq!(
+        code_of(release(json!({"target": token(&iss, ISSUER, old)}))),
+        "RELEASE_TOKEN_EXPIRED"
+    );
+    // No runtime key to wrap to.
+    let mut nokey = good.clone();
+    nokey.as_object_mut().unwrap().remove("x-ms-runtime");
+    assert_eq!(
+        code_of(release(json!({"target": token(&iss, ISSUER, nokey)}))),
+        "RELEASE_NO_TARGET_KEY"
+    );
+    // A non-exportable key (the workload needs the role there too, so use the admin).
+    let r = rt.block_on(admin.post::<_, Value>(
+        "/v1/locations/global/keyRings/tee/cryptoKeys/private:release",
+        &json!({"target": token(&iss, ISSUER, good.clone())}),
+    ));
+    assert_eq!(code_of(r), "KEY_NOT_EXPORTABLE");
+    // A principal without the Release User role.
+    let t = s.json(&["tokens", "create", "--principal", "app"]);
+    s.ok(&[
+        "roles",
+        "grant",
+        "--principal",
+        "app",
+        "--role",
+        "crypto-user",
+        "--scope",
+        "tee",
+    ]);
+    let app = s.client_as(t["token"].as_str().unwrap());
+    assert_eq!(
+        code_of(rt.block_on(app.post::<_, Value>(
+            &format!("{key}:release"),
+            &json!({"target": token(&iss, ISSUER, good.clone())})
+        ))),
+        "PERMISSION_DENIED"
+    );
+
+    // Replay protection: a server nonce, bound in the token, works once.
+    let n: Value = rt
+        .block_on(w.post("/v1/release/nonces", &json!({})))
+        .unwrap();
+    let nonce = n["nonce"].as_str().unwrap().to_string();
+    let mut with_nonce = good.clone();
+    with_nonce["x-ms-runtime"]["nonce"] = json!(nonce);
+    let tok = token(&iss, ISSUER, with_nonce);
+    assert!(release(json!({"target": tok, "nonce": nonce})).is_ok());
+    assert_eq!(
+        code_of(release(json!({"target": tok, "nonce": nonce}))),
+        "RELEASE_NONCE_INVALID"
+    );
+    assert_eq!(
+        code_of(release(
+            json!({"target": token(&iss, ISSUER, good.clone()), "nonce": "sn_other"})
+        )),
+        "RELEASE_NONCE_INVALID"
+    );
+
+    // An immutable policy can never change.
+    s.ok(&[
+        "keys",
+        "update",
+        "tee/data",
+        "--release-policy",
+        &pfile,
+        "--immutable-policy",
+    ]);
+    let o = s.cli(&[
+        "-o",
+        "json",
+        "keys",
+        "update",
+        "tee/data",
+        "--release-policy",
+        &pfile,
+    ]);
+    assert_eq!(cli_code(&o), "RELEASE_POLICY_IMMUTABLE");
+    // Malformed policies are refused at creation.
+    let bad = write(&s, "bad.json", r#"{"version":"1.0.0","anyOf":[]}"#);
+    let o = s.cli(&[
+        "-o",
+        "json",
+        "keys",
+        "create",
+        "tee/bad",
+        "--purpose",
+        "encrypt",
+        "--exportable",
+        "--release-policy",
+        &bad,
+    ]);
+    assert_eq!(cli_code(&o), "POLICY_INVALID");
+    let o = s.cli(&[
+        "-o",
+        "json",
+        "keys",
+        "create",
+        "tee/bad2",
+        "--purpose",
+        "encrypt",
+        "--exportable",
+    ]);
+    assert_eq!(cli_code(&o), "INVALID_ARGUMENT");
+
+    // Every decision is in the audit log, refusals with their reason.
+    let log = s.ok(&["audit", "export"]);
+    let releases: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("cryptoKeys.release"))
+        .collect();
+    assert!(
+        releases
+            .iter()
+            .filter(|l| l.contains("\"granted\":true"))
+            .count()
+            >= 4,
+        "{log}"
+    );
+    for c in [
+        "RELEASE_POLICY_DENIED",
+        "RELEASE_UNTRUSTED_ISSUER",
+        "RELEASE_TOKEN_INVALID",
+        "RELEASE_TOKEN_EXPIRED",
+        "RELEASE_NONCE_INVALID",
+        "KEY_NOT_EXPORTABLE",
+    ] {
+        assert!(
+            releases.iter().any(|l| l.contains(c)),
+            "{c} audited:\n{log}"
+        );
+    }
+    assert!(s.cli(&["audit", "verify"]).status.success());
+}
+
+#[test]
+fn tokens_from_this_servers_attestation_are_trusted_by_issuer() {
+    // A token from Sovra's own attestation service: its issuer is trusted without
+    // configuration. The SNP vector binds no runtime key, so the release stops there, after
+    // the token and the policy were accepted.
+    let s = Server::start();
+    let vectors = std::env::var("SOVRA_VECTORS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
+        });
+    let v = |r: &str| vectors.join(r).to_str().unwrap().to_string();
+    let out = s.json(&[
+        "attest",
+        "--type",
+        "sev-snp",
+        "--cert-chain",
+        &v("snp/virtee_milan_vcek.der"),
+        "--cert-chain",
+        &v("roots/amd/ask_ark_milan.pem"),
+        &v("snp/virtee_milan_report.bin"),
+    ]);
+    let tok = out["token"].as_str().unwrap().to_string();
+    let policy = json!({"version": "1.0.0", "anyOf": [{"authority": s.url, "allOf": [
+        {"claim": "x-ms-attestation-type", "equals": "sevsnpvm"},
+        {"claim": "x-ms-compliance-status", "equals": "sovra-compliant"}]}]});
+    let pfile = write(&s, "p.json", &policy.to_string());
+    s.ok(&["keyrings", "create", "r"]);
+    s.ok(&[
+        "keys",
+        "create",
+        "r/k",
+        "--purpose",
+        "encrypt",
+        "--exportable",
+        "--release-policy",
+        &pfile,
+    ]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let r = rt.block_on(s.admin().post::<_, Value>(
+        "/v1/locations/global/keyRings/r/cryptoKeys/k:release",
+        &json!({"target": tok}),
+    ));
+    assert_eq!(code(r), "RELEASE_NO_TARGET_KEY");
+}
