@@ -26,6 +26,25 @@ pub enum BenchCmd {
     Encrypt(EncryptBench),
     /// Attestations of one piece of evidence: verification, policy and a signed token each.
     Attest(AttestBench),
+    /// Key releases: token verification, release policy, wrap to the TEE key, signed response.
+    Release(ReleaseBench),
+}
+
+/// Options of `sovra bench release`.
+#[derive(Debug, Args)]
+pub struct ReleaseBench {
+    /// Concurrent requests in flight (one connection each).
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// Seconds of warm-up before measuring.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: u64,
+    /// Client runtime threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 /// Options of `sovra bench attest`.
@@ -92,6 +111,7 @@ impl BenchCmd {
         match self {
             Self::Encrypt(e) => e.threads,
             Self::Attest(a) => a.threads,
+            Self::Release(r) => r.threads,
         }
     }
 }
@@ -195,10 +215,11 @@ pub async fn run(g: &Global, c: BenchCmd) -> Result<()> {
     match c {
         BenchCmd::Encrypt(a) => encrypt(g, a).await,
         BenchCmd::Attest(a) => attest(g, a).await,
+        BenchCmd::Release(r) => crate::bench_release::run(g, r).await,
     }
 }
 
-fn result(m: Measured, concurrency: usize, payload: usize) -> BenchResult {
+pub(crate) fn result(m: Measured, concurrency: usize, payload: usize) -> BenchResult {
     BenchResult {
         ops_per_sec: (m.ops as f64 / m.seconds * 10.0).round() / 10.0,
         p50_ms: (percentile(&m.latencies, 0.50) * 1000.0).round() / 1000.0,
@@ -211,7 +232,7 @@ fn result(m: Measured, concurrency: usize, payload: usize) -> BenchResult {
     }
 }
 
-fn print(g: &Global, what: (&str, String), r: &BenchResult) {
+pub(crate) fn print(g: &Global, what: (&str, String), r: &BenchResult) {
     match g.output {
         Output::Json => say(&serde_json::to_string(r).unwrap_or_default()),
         Output::Human => fields(&[

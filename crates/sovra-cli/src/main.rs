@@ -6,6 +6,7 @@ mod admin;
 mod attestation;
 mod audit;
 mod bench;
+mod bench_release;
 mod context;
 mod evidence;
 mod kms;

@@ -97,20 +97,61 @@ impl AuditEvent {
 #[derive(Debug, Clone)]
 pub struct Audit {
     store: Arc<dyn Store>,
+    writer: Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Pending>>>,
+}
+
+/// A record waiting for the group commit.
+#[derive(Debug)]
+struct Pending {
+    body: Vec<u8>,
+    done: tokio::sync::oneshot::Sender<Result<()>>,
+}
+
+/// Most records in one group commit.
+const GROUP_MAX: usize = 256;
+
+/// Commits queued records together: one transaction (one fsync) for everything that arrived
+/// while the previous commit ran. Each caller still waits for its own record to be durable.
+async fn group_writer(store: Arc<dyn Store>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Pending>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < GROUP_MAX {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let mut b = WriteBatch::new();
+        for p in &batch {
+            b.audit(p.body.clone());
+        }
+        let res = store.commit(b).await.map(|_| ()).map_err(crate::error::Error::from);
+        for p in batch {
+            let _ = p.done.send(res.clone());
+        }
+    }
 }
 
 impl Audit {
     /// An audit service over `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self { store, writer: Arc::default() }
     }
 
-    /// Appends one event on its own.
+    /// Appends one event on its own; returns once it is durable. Concurrent calls share a
+    /// commit (group commit).
     pub async fn record(&self, event: AuditEvent) -> Result<()> {
-        let mut b = WriteBatch::new();
-        b.audit(event.body());
-        self.store.commit(b).await?;
-        Ok(())
+        let tx = self.writer.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(group_writer(self.store.clone(), rx));
+            tx
+        });
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if tx.send(Pending { body: event.body(), done }).is_err() {
+            return Err(crate::error::Error::internal("the audit writer has stopped"));
+        }
+        wait.await
+            .map_err(|_| crate::error::Error::internal("the audit writer has stopped"))?
     }
 
     /// Appends one event, logging (not returning) a failure: for denials, where the request is
