@@ -3,11 +3,13 @@
 #![deny(missing_docs)]
 
 mod admin;
+mod agent;
 mod attestation;
 mod audit;
 mod bench;
 mod bench_release;
 mod context;
+mod demo;
 mod evidence;
 mod kms;
 mod output;
@@ -87,6 +89,11 @@ enum Command {
     /// Attestation service administration: providers, policies, reference values, collateral.
     #[command(subcommand)]
     Attestation(attestation::AttestationCmd),
+    /// The guest agent: attest this TEE and receive a key.
+    #[command(subcommand)]
+    Agent(agent::AgentCmd),
+    /// Run the whole secure-key-release flow on this machine (simulated SEV-SNP guest).
+    Demo,
     /// Attestation evidence, verified offline.
     #[command(subcommand)]
     Evidence(evidence::EvidenceCmd),
@@ -140,6 +147,8 @@ fn main() {
             Command::Bench(c) => bench::run(&g, c).await,
             Command::Evidence(c) => evidence::run(&g, c),
             Command::Attest(a) => attestation::attest(&g, a).await,
+            Command::Agent(c) => agent::run(&g, c).await,
+            Command::Demo => demo::run(&g).await,
             Command::Attestation(c) => attestation::run(&g, c).await,
         }
     });

@@ -112,7 +112,10 @@ const GROUP_MAX: usize = 256;
 
 /// Commits queued records together: one transaction (one fsync) for everything that arrived
 /// while the previous commit ran. Each caller still waits for its own record to be durable.
-async fn group_writer(store: Arc<dyn Store>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Pending>) {
+async fn group_writer(
+    store: Arc<dyn Store>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Pending>,
+) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < GROUP_MAX {
@@ -125,7 +128,11 @@ async fn group_writer(store: Arc<dyn Store>, mut rx: tokio::sync::mpsc::Unbounde
         for p in &batch {
             b.audit(p.body.clone());
         }
-        let res = store.commit(b).await.map(|_| ()).map_err(crate::error::Error::from);
+        let res = store
+            .commit(b)
+            .await
+            .map(|_| ())
+            .map_err(crate::error::Error::from);
         for p in batch {
             let _ = p.done.send(res.clone());
         }
@@ -135,7 +142,10 @@ async fn group_writer(store: Arc<dyn Store>, mut rx: tokio::sync::mpsc::Unbounde
 impl Audit {
     /// An audit service over `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store, writer: Arc::default() }
+        Self {
+            store,
+            writer: Arc::default(),
+        }
     }
 
     /// Appends one event on its own; returns once it is durable. Concurrent calls share a
@@ -147,8 +157,16 @@ impl Audit {
             tx
         });
         let (done, wait) = tokio::sync::oneshot::channel();
-        if tx.send(Pending { body: event.body(), done }).is_err() {
-            return Err(crate::error::Error::internal("the audit writer has stopped"));
+        if tx
+            .send(Pending {
+                body: event.body(),
+                done,
+            })
+            .is_err()
+        {
+            return Err(crate::error::Error::internal(
+                "the audit writer has stopped",
+            ));
         }
         wait.await
             .map_err(|_| crate::error::Error::internal("the audit writer has stopped"))?

@@ -1,0 +1,201 @@
+//! The release flow, steps ① to ⑦ of DESIGN.md, as the agent runs it inside the guest.
+
+use crate::AgentError;
+use crate::collect::Collector;
+use serde_json::{Value, json};
+use sovra_client::{Client, ClientError};
+use sovra_crypto::SecretBytes;
+use sovra_crypto::jws::{self, Jws, VerifyKey};
+use sovra_crypto::keywrap::{self, ReleaseEnc};
+use sovra_proto::kms::Algorithm;
+use std::time::Instant;
+
+/// One finished step.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// ① … ⑦.
+    pub number: &'static str,
+    /// What happened.
+    pub name: &'static str,
+    /// Detail (IDs, sizes).
+    pub detail: String,
+    /// Duration in milliseconds.
+    pub millis: f64,
+}
+
+/// The result of a release.
+#[derive(Debug)]
+pub struct Released {
+    /// The key material, unwrapped in the guest.
+    pub material: SecretBytes,
+    /// The released key version.
+    pub version: String,
+    /// The attestation token that was used.
+    pub token: String,
+}
+
+fn server(step: &'static str) -> impl Fn(ClientError) -> AgentError {
+    move |e| match e {
+        ClientError::Api(api) => AgentError::Server {
+            step,
+            code: api.code,
+            message: api.message,
+        },
+        other => AgentError::Server {
+            step,
+            code: "TRANSPORT".into(),
+            message: other.to_string(),
+        },
+    }
+}
+
+fn local(e: impl std::fmt::Display) -> AgentError {
+    AgentError::Local(e.to_string())
+}
+
+/// Runs ①–⑦ for `key` (full name, or a version name): `client` authenticates as a principal
+/// with the Release User role. `on_step` sees each step as it finishes.
+pub async fn release(
+    client: &Client,
+    key: &str,
+    collector: &dyn Collector,
+    mut on_step: impl FnMut(&Step),
+) -> Result<Released, AgentError> {
+    let mut clock = Instant::now();
+    let mut done = |number, name, detail: String| {
+        let s = Step {
+            number,
+            name,
+            detail,
+            millis: clock.elapsed().as_secs_f64() * 1000.0,
+        };
+        on_step(&s);
+        clock = Instant::now();
+    };
+    // ① A fresh nonce from the server.
+    let n: Value = client
+        .post("/v1/release/nonces", &json!({}))
+        .await
+        .map_err(server("nonce"))?;
+    let nonce = n["nonce"]
+        .as_str()
+        .ok_or_else(|| local("the server returned no nonce"))?
+        .to_string();
+    done("①", "nonce from the server", nonce.clone());
+    // ② An ephemeral RSA key, only in this process's memory.
+    let private = sovra_crypto::generate(Algorithm::RsaDecryptOaep2048Sha256).map_err(local)?;
+    let loaded =
+        sovra_crypto::LoadedKey::load(Algorithm::RsaDecryptOaep2048Sha256, private.expose())
+            .map_err(local)?;
+    let spki = loaded.public_key_der().map_err(local)?;
+    let pk = aws_lc_rs::rsa::PublicKey::from_der(&spki).map_err(local)?;
+    let jwk = json!({"kid": "SovraAgentTransferKey", "kty": "RSA", "key_ops": ["encrypt"],
+        "n": jws::b64url(pk.modulus().big_endian_without_leading_zero()),
+        "e": jws::b64url(pk.exponent().big_endian_without_leading_zero())});
+    done(
+        "②",
+        "ephemeral RSA-2048 key generated in memory",
+        "kid SovraAgentTransferKey".into(),
+    );
+    // ③ Bind its public key and the nonce into the evidence.
+    let runtime = serde_json::to_vec(&json!({"keys": [jwk], "nonce": nonce})).map_err(local)?;
+    let h = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &runtime);
+    let mut report_data = [0u8; 64];
+    report_data
+        .get_mut(..32)
+        .ok_or_else(|| local("layout"))?
+        .copy_from_slice(h.as_ref());
+    let ev = collector.collect(&report_data)?;
+    done(
+        "③",
+        "evidence collected",
+        format!(
+            "{} from {}, {} bytes, report data = SHA-256(runtime data)",
+            ev.kind,
+            collector.name(),
+            ev.evidence.len()
+        ),
+    );
+    // ④ Attest.
+    let req = json!({
+        "evidence": sovra_proto::b64::encode(&ev.evidence),
+        "certChain": ev.cert_chain.iter().map(|c| sovra_proto::b64::encode(c)).collect::<Vec<_>>(),
+        "runtimeData": {"data": jws::b64url(&runtime), "dataType": "JSON"},
+    });
+    let t: Value = client
+        .post(&format!("/v1/attest/{}", ev.kind), &req)
+        .await
+        .map_err(server("attest"))?;
+    let token = t["token"]
+        .as_str()
+        .ok_or_else(|| local("the server returned no token"))?
+        .to_string();
+    done(
+        "④",
+        "attested: signed token received",
+        format!("{} bytes", token.len()),
+    );
+    // ⑤ Ask for the key.
+    let enc = ReleaseEnc::RsaAesKeyWrap256;
+    let r: Value = client
+        .post(
+            &format!("/v1/{key}:release"),
+            &json!({"target": token, "nonce": nonce, "enc": enc.name()}),
+        )
+        .await
+        .map_err(server("release"))?;
+    let value = r["value"]
+        .as_str()
+        .ok_or_else(|| local("the server returned no release value"))?;
+    done(
+        "⑤",
+        "release granted",
+        format!("{} bytes, wrapped with {}", value.len(), enc.name()),
+    );
+    // ⑥ Check the response is Sovra's.
+    let j = Jws::parse(value).map_err(local)?;
+    let certs: Value = client.get("/certs").await.map_err(server("certs"))?;
+    let verified = certs["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|k| k["kid"].as_str() == j.kid())
+        .any(|k| {
+            VerifyKey::from_jwk(k)
+                .map(|vk| j.verify_with(&vk).is_ok())
+                .unwrap_or(false)
+        });
+    if !verified {
+        return Err(local(
+            "the release response is not signed by the server's published key",
+        ));
+    }
+    let body = j.claims().map_err(local)?;
+    let kh = body["response"]["key"]["key"]["key_hsm"]
+        .as_str()
+        .ok_or_else(|| local("no key_hsm in the release"))?;
+    let kh: Value =
+        serde_json::from_slice(&jws::b64url_decode(kh).map_err(local)?).map_err(local)?;
+    let version = body["response"]["key"]["key"]["kid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    done(
+        "⑥",
+        "response verified against the server's JWKS",
+        version.clone(),
+    );
+    // ⑦ Unwrap inside the guest.
+    let blob = jws::b64url_decode(kh["ciphertext"].as_str().unwrap_or_default()).map_err(local)?;
+    let material = keywrap::unwrap(enc, private.expose(), &blob).map_err(local)?;
+    done(
+        "⑦",
+        "key unwrapped inside the guest",
+        format!("{} bytes", material.len()),
+    );
+    Ok(Released {
+        material,
+        version,
+        token,
+    })
+}

@@ -1,0 +1,157 @@
+//! `sovra agent …`: the guest side of secure key release, and `sovra demo`, which runs the
+//! whole flow against an embedded server with a simulated SEV-SNP guest.
+
+use crate::context::{CliError, Global, Result};
+use crate::output::{emit, say};
+use clap::{Args, Subcommand};
+use serde_json::json;
+use sovra_agent::collect::{Collector, ConfigfsTsm, SimSnpCollector, TSM_ROOT};
+use sovra_agent::simsnp::SimulatedSnp;
+use std::path::{Path, PathBuf};
+
+/// `sovra agent …`.
+#[derive(Debug, Subcommand)]
+pub enum AgentCmd {
+    /// Attest this TEE and receive a key: ① nonce, ② ephemeral key, ③ evidence, ④ token,
+    /// ⑤ release, ⑥ check, ⑦ unwrap.
+    Release(ReleaseArgs),
+    /// Create a simulated SEV-SNP platform (test chain) in a directory.
+    SimSnpInit {
+        /// Directory for ark.pem, ask_ark.pem, vcek.pem, vcek.key, chip_id.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+/// `sovra agent release`.
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// The key (RING/KEY, a full key name, or a version name).
+    #[arg(long)]
+    pub key: String,
+    /// Evidence source: `auto` (configfs-tsm if present), `tsm`, or `sim-snp` (needs --sim-dir).
+    #[arg(long, default_value = "auto")]
+    pub collector: String,
+    /// Simulated SNP platform directory (from `sovra agent sim-snp-init`).
+    #[arg(long)]
+    pub sim_dir: Option<PathBuf>,
+    /// Write the key to this file (mode 0600) instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Run this command with the key (base64) in the environment variable SOVRA_RELEASED_KEY.
+    #[arg(long, num_args = 1.., value_name = "CMD")]
+    pub exec: Vec<String>,
+}
+
+fn agent_err(e: sovra_agent::AgentError) -> CliError {
+    match e {
+        sovra_agent::AgentError::Server {
+            step,
+            code,
+            message,
+        } => CliError::Coded {
+            code,
+            message: format!("{step}: {message}"),
+        },
+        other => CliError::Local(other.to_string()),
+    }
+}
+
+fn collector(a: &ReleaseArgs) -> Result<Box<dyn Collector>> {
+    let tsm = || ConfigfsTsm::open(Path::new(TSM_ROOT));
+    match a.collector.as_str() {
+        "sim-snp" => {
+            let dir = a
+                .sim_dir
+                .as_ref()
+                .ok_or_else(|| CliError::Usage("--collector sim-snp needs --sim-dir".into()))?;
+            Ok(Box::new(SimSnpCollector(
+                SimulatedSnp::load(dir).map_err(agent_err)?,
+            )))
+        }
+        "tsm" => Ok(Box::new(tsm().ok_or_else(|| {
+            CliError::Usage(format!(
+                "{TSM_ROOT} does not exist: is this a SEV-SNP or TDX guest with configfs-tsm?"
+            ))
+        })?)),
+        "auto" => match (tsm(), &a.sim_dir) {
+            (Some(t), _) => Ok(Box::new(t)),
+            (None, Some(dir)) => Ok(Box::new(SimSnpCollector(
+                SimulatedSnp::load(dir).map_err(agent_err)?,
+            ))),
+            (None, None) => Err(CliError::Usage(format!(
+                "no TEE interface found ({TSM_ROOT} is missing); on a machine without TEE hardware use --collector sim-snp --sim-dir DIR"
+            ))),
+        },
+        other => Err(CliError::Usage(format!(
+            "unknown collector {other:?}: use auto, tsm or sim-snp"
+        ))),
+    }
+}
+
+/// Runs `sovra agent …`.
+pub async fn run(g: &Global, c: AgentCmd) -> Result<()> {
+    match c {
+        AgentCmd::SimSnpInit { dir } => {
+            let sim = SimulatedSnp::generate().map_err(agent_err)?;
+            sim.save(&dir).map_err(agent_err)?;
+            emit(
+                g,
+                &json!({"dir": dir, "trustAnchor": dir.join("ark.pem")}),
+                |_| {
+                    say(&format!("simulated SEV-SNP platform in {}", dir.display()));
+                    say(
+                        "NOT GENUINE HARDWARE: the server accepts its reports only after an operator trusts its root:",
+                    );
+                    say(&format!(
+                        "  sovra attestation collateral import --kind trust-anchor --platform amd {}",
+                        dir.join("ark.pem").display()
+                    ));
+                },
+            );
+            Ok(())
+        }
+        AgentCmd::Release(a) => {
+            let col = collector(&a)?;
+            let key = g.key_or_version(&a.key)?;
+            let client = g.client()?;
+            let human = g.output == crate::context::Output::Human;
+            let released = sovra_agent::flow::release(&client, &key, col.as_ref(), |s| {
+                if human {
+                    eprintln!(
+                        "{} {:<48} {:>8.1} ms  {}",
+                        s.number, s.name, s.millis, s.detail
+                    );
+                }
+            })
+            .await
+            .map_err(agent_err)?;
+            let b64 = sovra_proto::b64::encode(released.material.expose());
+            if let Some(path) = &a.out {
+                sovra_hsm::soft::write_private_file(path, released.material.expose())
+                    .map_err(|e| CliError::Local(format!("{}: {e}", path.display())))?;
+            }
+            if let Some((cmd, args)) = a.exec.split_first() {
+                let status = std::process::Command::new(cmd)
+                    .args(args)
+                    .env("SOVRA_RELEASED_KEY", &b64)
+                    .status()
+                    .map_err(|e| CliError::Local(format!("cannot run {cmd}: {e}")))?;
+                if !status.success() {
+                    return Err(CliError::Local(format!("{cmd} exited with {status}")));
+                }
+                return Ok(());
+            }
+            emit(
+                g,
+                &json!({"version": released.version, "key": if a.out.is_some() { None } else { Some(&b64) }, "file": a.out}),
+                |v| {
+                    if a.out.is_none() {
+                        say(v["key"].as_str().unwrap_or_default());
+                    }
+                },
+            );
+            Ok(())
+        }
+    }
+}
