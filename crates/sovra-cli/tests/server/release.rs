@@ -377,3 +377,129 @@ fn tokens_from_this_servers_attestation_are_trusted_by_issuer() {
     ));
     assert_eq!(code(r), "RELEASE_NO_TARGET_KEY");
 }
+
+#[test]
+fn the_agent_releases_a_key_into_a_simulated_snp_guest() {
+    let s = Server::start();
+    let sim = s.dir.join("sim");
+    let sim_s = sim.to_str().unwrap().to_string();
+    s.ok(&["agent", "sim-snp-init", "--dir", &sim_s]);
+    let policy = json!({"version": "1.0.0", "requireNonce": true, "anyOf": [{"authority": s.url, "allOf": [
+        {"claim": "x-ms-attestation-type", "equals": "sevsnpvm"},
+        {"claim": "x-ms-sevsnpvm-is-debuggable", "equals": false}]}]});
+    let pfile = write(&s, "p.json", &policy.to_string());
+    s.ok(&["keyrings", "create", "g"]);
+    s.ok(&[
+        "keys",
+        "create",
+        "g/k",
+        "--purpose",
+        "encrypt",
+        "--exportable",
+        "--release-policy",
+        &pfile,
+    ]);
+    let ct = s.json(&["encrypt", "g/k", "--plaintext", "guest secret"]);
+    let t = s.json(&["tokens", "create", "--principal", "guest"]);
+    let tok = t["token"].as_str().unwrap().to_string();
+    s.ok(&[
+        "roles",
+        "grant",
+        "--principal",
+        "guest",
+        "--role",
+        "release-user",
+        "--scope",
+        "g",
+    ]);
+    let agent = |extra: &[&str]| {
+        let mut a = vec![
+            "-o",
+            "json",
+            "agent",
+            "release",
+            "--key",
+            "g/k",
+            "--collector",
+            "sim-snp",
+            "--sim-dir",
+            &sim_s,
+        ];
+        a.extend_from_slice(extra);
+        s.cli_as(&tok, &a)
+    };
+    // The simulated chain is not trusted until an operator says so.
+    let o = agent(&[]);
+    assert_eq!(
+        cli_code(&o),
+        "ATTEST_CHAIN_INVALID",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    s.ok(&[
+        "attestation",
+        "collateral",
+        "import",
+        "--kind",
+        "trust-anchor",
+        "--platform",
+        "amd",
+        &format!("{sim_s}/ark.pem"),
+    ]);
+    // Now the whole flow works; the key lands in a 0600 file and decrypts the ciphertext.
+    let out = s.dir.join("released.key");
+    let o = agent(&["--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let material = std::fs::read(&out).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let aes =
+        sovra_crypto::LoadedKey::load(sovra_proto::kms::Algorithm::Aes256Gcm, &material).unwrap();
+    let pt = sovra_crypto::symmetric::open(
+        &aes,
+        b"",
+        &sovra_proto::b64::decode(ct["ciphertext"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(pt.expose(), b"guest secret");
+    // A policy that requires a measurement the guest does not have refuses it, with the clause.
+    let strict = json!({"version": "1.0.0", "anyOf": [{"authority": s.url, "allOf": [
+        {"claim": "x-ms-sevsnpvm-launchmeasurement", "equals": "00"}]}]});
+    let sfile = write(&s, "strict.json", &strict.to_string());
+    s.ok(&["keys", "update", "g/k", "--release-policy", &sfile]);
+    let o = agent(&[]);
+    assert_eq!(cli_code(&o), "RELEASE_POLICY_DENIED");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("x-ms-sevsnpvm-launchmeasurement"));
+}
+
+#[test]
+fn sovra_demo_runs_the_whole_flow() {
+    let o = std::process::Command::new(BIN)
+        .arg("demo")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for step in [
+        "①",
+        "②",
+        "③",
+        "④",
+        "⑤",
+        "⑥",
+        "⑦",
+        "Released key == stored key",
+    ] {
+        assert!(out.contains(step), "{step} missing:\n{out}");
+    }
+}
