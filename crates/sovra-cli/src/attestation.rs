@@ -409,9 +409,13 @@ pub async fn verify_token(g: &Global, token: &str) -> Result<Value> {
     let j = Jws::parse(token).map_err(|e| bad(e.to_string()))?;
     let jwks: Value = g.client_anonymous()?.get("/certs").await?;
     let kid = j.kid().ok_or_else(|| bad("the token has no kid".into()))?;
-    let jwk = jwks["keys"]
-        .as_array()
-        .and_then(|ks| ks.iter().find(|k| k["kid"].as_str() == Some(kid)))
+    let jwk = jwks
+        .get("keys")
+        .and_then(Value::as_array)
+        .and_then(|ks| {
+            ks.iter()
+                .find(|k| k.get("kid").and_then(Value::as_str) == Some(kid))
+        })
         .ok_or_else(|| bad(format!("no published key has kid {kid}")))?;
     let key = VerifyKey::from_jwk(jwk).map_err(|e| bad(e.to_string()))?;
     j.verify_with(&key).map_err(|e| bad(e.to_string()))?;

@@ -143,7 +143,7 @@ pub async fn run(g: &Global, c: AuditCmd) -> Result<()> {
                         let Some(last) = lines.last() else { break };
                         let seq = serde_json::from_str::<serde_json::Value>(last)
                             .ok()
-                            .and_then(|v| v["seq"].as_u64())
+                            .and_then(|v| v.get("seq").and_then(serde_json::Value::as_u64))
                             .ok_or_else(|| {
                                 CliError::Local("the server sent a record without seq".into())
                             })?;

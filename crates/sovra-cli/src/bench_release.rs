@@ -108,7 +108,7 @@ pub async fn run(g: &Global, a: ReleaseBench) -> Result<()> {
         .map_err(local)?;
     let client = Client::new(sovra_client::ClientConfig {
         url: g.url.clone(),
-        token: tok["token"].as_str().map(str::to_string),
+        token: tok.get("token").and_then(Value::as_str).map(str::to_string),
         ca_pem: ca,
         ..Default::default()
     })?;

@@ -105,7 +105,11 @@ async fn demo(dir: &std::path::Path) -> Result<()> {
             &json!({"purpose": "ENCRYPT_DECRYPT", "exportable": true, "releasePolicy": {"policy": policy}}),
         )
         .await?;
-    let key_name = key["name"].as_str().unwrap_or_default().to_string();
+    let key_name = key
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let plaintext = b"the data only an attested guest may read";
     let ct: Value = admin
         .post(
@@ -126,7 +130,7 @@ async fn demo(dir: &std::path::Path) -> Result<()> {
         )
         .await?;
     let _: Value = admin.post("/v1/roleBindings", &json!({"principal": "workload", "role": "RELEASE_USER", "scope": "locations/global/keyRings/demo"})).await?;
-    let workload = client(tok["token"].as_str().unwrap_or_default())?;
+    let workload = client(tok.get("token").and_then(Value::as_str).unwrap_or_default())?;
     step(
         &mut t,
         "workload token with the Release User role",
@@ -150,8 +154,12 @@ async fn demo(dir: &std::path::Path) -> Result<()> {
         released.material.expose(),
     )
     .map_err(local)?;
-    let blob =
-        sovra_proto::b64::decode(ct["ciphertext"].as_str().unwrap_or_default()).map_err(local)?;
+    let blob = sovra_proto::b64::decode(
+        ct.get("ciphertext")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    )
+    .map_err(local)?;
     let opened_pt = sovra_crypto::symmetric::open(&aes, b"", &blob).map_err(|e| {
         local(format!(
             "the released key does not decrypt the server's ciphertext: {e}"

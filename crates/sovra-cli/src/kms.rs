@@ -712,7 +712,7 @@ impl DataArgs {
 
 fn sovra_attest_free_hex(s: &str) -> Option<Vec<u8>> {
     let s = s.trim();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

@@ -73,10 +73,10 @@ struct Conn<'a> {
 
 impl Conn<'_> {
     fn release(self) {
-        if !self.client.is_closed() {
-            if let Ok(mut idle) = self.store.idle.lock() {
-                idle.push(self.client);
-            }
+        if !self.client.is_closed()
+            && let Ok(mut idle) = self.store.idle.lock()
+        {
+            idle.push(self.client);
         }
     }
 }

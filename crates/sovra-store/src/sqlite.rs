@@ -132,10 +132,10 @@ impl SqliteStore {
                 None => open_conn(&inner.path, true)?,
             };
             let out = f(&conn);
-            if let Ok(mut pool) = inner.readers.lock() {
-                if pool.len() < READERS {
-                    pool.push(conn);
-                }
+            if let Ok(mut pool) = inner.readers.lock()
+                && pool.len() < READERS
+            {
+                pool.push(conn);
             }
             out
         })

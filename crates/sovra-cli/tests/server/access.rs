@@ -156,7 +156,7 @@ fn tokens_revocation_expiry_and_bad_tokens() {
     assert!(s.cli_as(&tok, &["whoami"]).status.success());
     // The list never shows secrets.
     let list = s.ok(&["-o", "json", "tokens", "list"]);
-    assert!(!list.contains(tok.split('_').last().unwrap()));
+    assert!(!list.contains(tok.split('_').next_back().unwrap()));
     s.json(&["tokens", "revoke", &id]);
     assert_eq!(
         cli_code(&s.cli_as(&tok, &["-o", "json", "whoami"])),

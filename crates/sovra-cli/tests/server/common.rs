@@ -1,6 +1,12 @@
 //! Test harness: boots the real `sovra` binary on a free loopback port with the embedded
 //! defaults, and talks to it through the real CLI and the real client.
 #![allow(dead_code)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use sovra_client::{Client, ClientConfig};
 use std::io::{BufRead, BufReader};

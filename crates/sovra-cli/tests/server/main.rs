@@ -1,5 +1,11 @@
 //! Integration tests: the real `sovra` binary on a free loopback port, driven through the real
 //! CLI and client, the way a user would.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 

@@ -66,10 +66,10 @@ impl Metrics {
             c.fetch_add(1, Ordering::Relaxed);
         }
         let ms = elapsed_us as f64 / 1000.0;
-        if let Some(i) = BUCKETS_MS.iter().position(|b| ms <= *b) {
-            if let Some(c) = s.buckets.get(i) {
-                c.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(i) = BUCKETS_MS.iter().position(|b| ms <= *b)
+            && let Some(c) = s.buckets.get(i)
+        {
+            c.fetch_add(1, Ordering::Relaxed);
         }
         s.count.fetch_add(1, Ordering::Relaxed);
         s.sum_us.fetch_add(elapsed_us, Ordering::Relaxed);

@@ -45,10 +45,10 @@ impl IntoResponse for Error {
             body,
         )
             .into_response();
-        if let Some(secs) = self.retry_after {
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
         if self.code == sovra_proto::ErrorCode::Unauthenticated
             || self.code == sovra_proto::ErrorCode::TokenInvalid

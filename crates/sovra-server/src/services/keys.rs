@@ -852,18 +852,18 @@ impl Sovra {
             if make_primary || key.primary.is_none() {
                 key.primary = Some(n);
             }
-            if let (Some(period), Some(next)) = (key.rotation_period, key.next_rotation_time) {
-                if action != "cryptoKeyVersions.create" {
-                    let step = i64::try_from(period).unwrap_or(i64::MAX);
-                    let mut t = next;
-                    while t <= now {
-                        t = t.saturating_add(step);
-                    }
-                    if action == "cryptoKeys.rotate" {
-                        t = now.saturating_add(step);
-                    }
-                    key.next_rotation_time = Some(t);
+            if let (Some(period), Some(next)) = (key.rotation_period, key.next_rotation_time)
+                && action != "cryptoKeyVersions.create"
+            {
+                let step = i64::try_from(period).unwrap_or(i64::MAX);
+                let mut t = next;
+                while t <= now {
+                    t = t.saturating_add(step);
                 }
+                if action == "cryptoKeys.rotate" {
+                    t = now.saturating_add(step);
+                }
+                key.next_rotation_time = Some(t);
             }
             let mut b = WriteBatch::new();
             b.put(

@@ -45,10 +45,10 @@ impl MaterialCache {
 
     fn put(&self, name: String, k: Arc<LoadedKey>) {
         if let Ok(mut m) = self.map.write() {
-            if m.len() >= self.cap {
-                if let Some(victim) = m.keys().next().cloned() {
-                    m.remove(&victim);
-                }
+            if m.len() >= self.cap
+                && let Some(victim) = m.keys().next().cloned()
+            {
+                m.remove(&victim);
             }
             m.insert(name, k);
         }

@@ -147,10 +147,10 @@ impl Sovra {
                 for der in
                     sovra_attest::x509::certs_from_pem_or_der(pem.as_bytes()).unwrap_or_default()
                 {
-                    if let Ok(c) = sovra_attest::x509::parse_cert(&der) {
-                        if let Ok(k) = VerifyKey::from_spki(None, c.public_key().raw) {
-                            keys.push(k);
-                        }
+                    if let Ok(c) = sovra_attest::x509::parse_cert(&der)
+                        && let Ok(k) = VerifyKey::from_spki(None, c.public_key().raw)
+                    {
+                        keys.push(k);
                     }
                 }
             }
@@ -229,7 +229,7 @@ impl Sovra {
         ]
         .into_iter()
         .flatten()
-        .any(|v| v.as_str() == Some(nonce) || v.to_string() == nonce);
+        .any(|v| v.as_str() == Some(nonce) || *v == nonce);
         if !carried {
             return Err(deny(
                 ErrorCode::ReleaseNonceInvalid,
@@ -273,8 +273,10 @@ impl Sovra {
             }
             Err(e) => {
                 ev = ev.denied(e.code.as_str());
-                detail["granted"] = Value::Bool(false);
-                detail["reason"] = Value::from(e.message.clone());
+                if let Some(d) = detail.as_object_mut() {
+                    d.insert("granted".into(), Value::Bool(false));
+                    d.insert("reason".into(), Value::from(e.message.clone()));
+                }
             }
         }
         self.audit.record(ev.detail(detail)).await?;

@@ -49,12 +49,11 @@ pub fn to_wire(s: &SettingsRec) -> Settings {
 impl Sovra {
     /// The current settings and their revision (defaults if never stored).
     pub(crate) async fn settings_rec(&self) -> Result<(SettingsRec, u64)> {
-        if let Ok(c) = self.settings.cur.read() {
-            if let Some((s, rev, at)) = c.as_ref() {
-                if at.elapsed() < self.settings.ttl {
-                    return Ok((s.clone(), *rev));
-                }
-            }
+        if let Ok(c) = self.settings.cur.read()
+            && let Some((s, rev, at)) = c.as_ref()
+            && at.elapsed() < self.settings.ttl
+        {
+            return Ok((s.clone(), *rev));
         }
         let (s, rev) = match self.store.get(model::SETTINGS, NAME).await? {
             Some(r) => (model::from_json(&r.data)?, r.rev),

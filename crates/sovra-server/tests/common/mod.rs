@@ -1,5 +1,11 @@
 //! A service layer over a temporary SQLite store and software HSM, with a manual clock.
 #![allow(dead_code)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use sovra_server::clock::ManualClock;
 use sovra_server::services::auth::Principal;

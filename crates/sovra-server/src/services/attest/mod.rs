@@ -134,23 +134,32 @@ impl Sovra {
         let result = self.attest_inner(provider, kind, &sub, maa_type).await;
         let mut ev = AuditEvent::new(self.now(), EventKind::Decision, "attestation.attest")
             .resource(format!("attestation/providers/{provider}"));
-        let mut detail =
-            json!({"evidenceType": kind.as_str(), "micros": started.elapsed().as_micros() as u64});
+        let mut detail = Map::new();
+        detail.insert("evidenceType".into(), Value::from(kind.as_str()));
+        detail.insert(
+            "micros".into(),
+            Value::from(started.elapsed().as_micros() as u64),
+        );
         match &result {
             Ok(a) => {
-                detail["jti"] = a.claims.get("jti").cloned().unwrap_or(Value::Null);
-                detail["policyHash"] = a
-                    .claims
-                    .get("x-ms-policy-hash")
-                    .cloned()
-                    .unwrap_or(Value::Null);
+                detail.insert(
+                    "jti".into(),
+                    a.claims.get("jti").cloned().unwrap_or(Value::Null),
+                );
+                detail.insert(
+                    "policyHash".into(),
+                    a.claims
+                        .get("x-ms-policy-hash")
+                        .cloned()
+                        .unwrap_or(Value::Null),
+                );
             }
             Err(e) => {
                 ev = ev.denied(e.code.as_str());
-                detail["reason"] = Value::from(e.message.clone());
+                detail.insert("reason".into(), Value::from(e.message.clone()));
             }
         }
-        self.audit.record(ev.detail(detail)).await?;
+        self.audit.record(ev.detail(Value::Object(detail))).await?;
         result
     }
 
@@ -179,10 +188,10 @@ impl Sovra {
                 ),
             };
         }
-        if let Some(it) = &sub.init_time {
-            if let Some(j) = &it.json {
-                incoming.insert("x-ms-inittime".into(), j.clone());
-            }
+        if let Some(it) = &sub.init_time
+            && let Some(j) = &it.json
+        {
+            incoming.insert("x-ms-inittime".into(), j.clone());
         }
         let outcome = match &sub.draft_policy {
             Some(text) => {

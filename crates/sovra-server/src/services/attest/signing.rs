@@ -122,7 +122,12 @@ impl Sovra {
         );
         let mut detail = serde_json::json!({"kid": kid, "alg": alg.name()});
         if let Some((mut old, rev)) = retire {
-            detail["retiredKid"] = serde_json::Value::from(old.kid.clone());
+            if let Some(d) = detail.as_object_mut() {
+                d.insert(
+                    "retiredKid".into(),
+                    serde_json::Value::from(old.kid.clone()),
+                );
+            }
             old.retire_time = Some(now);
             old.unpublish_time = Some(now + self.cfg.attest.token_ttl_secs as i64 + 300);
             b.put(
