@@ -83,6 +83,21 @@ impl Sovra {
         Ok(done)
     }
 
+    /// Deletes expired release nonces; returns how many.
+    pub async fn expire_release_nonces(&self) -> Result<usize> {
+        let now = self.now();
+        let mut n = 0;
+        for r in self.store.due(model::RELEASE_NONCES, now, 1000).await? {
+            let mut b = WriteBatch::new();
+            b.delete(model::RELEASE_NONCES, r.name.clone(), Expect::Rev(r.rev));
+            // A nonce consumed or removed meanwhile by another node is fine.
+            if self.store.commit(b).await.is_ok() {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Runs the scheduler until `shutdown` resolves.
     pub async fn run_scheduler(
         self: Arc<Self>,
@@ -95,6 +110,9 @@ impl Sovra {
             }
             if let Err(e) = self.rotate_due().await {
                 tracing::warn!(error = %e, "scheduled rotation pass failed");
+            }
+            if let Err(e) = self.expire_release_nonces().await {
+                tracing::warn!(error = %e, "release nonce cleanup failed");
             }
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
