@@ -57,6 +57,29 @@ impl Verifier for TdxVerifier {
         );
         m.insert("td_attributes_pks".into(), json!(attrs >> 30 & 1 == 1));
         m.insert("td_attributes_perfmon".into(), json!(attrs >> 63 & 1 == 1));
+        if let Some(log) = input.event_log {
+            // CCEL: a TCG2 log whose "PCR" index is the CC measurement register: 1..4 = RTMR0..3.
+            let r = crate::tpm::eventlog::replay(log)?;
+            let bank = r
+                .pcrs
+                .get(&crate::tpm::structs::ALG_SHA384)
+                .ok_or_else(|| {
+                    AttestError::BindingInvalid("the event log has no SHA-384 digests".into())
+                })?;
+            for (mr, value) in bank {
+                let Some(rtmr) = mr.checked_sub(1).and_then(|i| td.rtmr.get(i as usize)) else {
+                    continue;
+                };
+                if value.as_slice() != rtmr.as_slice() {
+                    return Err(AttestError::BindingInvalid(format!(
+                        "the event log does not replay to RTMR{}",
+                        mr - 1
+                    )));
+                }
+            }
+            m.insert("ccel_event_count".into(), json!(r.events));
+            m.insert("rtmr_replayed".into(), json!(true));
+        }
         m.insert("fmspc".into(), json!(hex(&v.pck.fmspc)));
         m.insert("advisory_ids".into(), json!(v.status.advisory_ids));
         m.insert("platform_tcb_status".into(), json!(v.platform.status));

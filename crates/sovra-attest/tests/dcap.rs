@@ -371,3 +371,50 @@ fn never_panics_on_mutations() {
         }
     }
 }
+
+#[test]
+fn ccel_event_log_replays_to_the_rtmrs() {
+    let c = &CASES[6];
+    let q = read(c.quote);
+    let col = read(c.collateral);
+    let at = unix(c.at);
+    let log = read("tdx/gotdx_gce_cos113_ccel_data.dat");
+    let with_log = |l: &[u8]| {
+        let input = EvidenceInput {
+            evidence: &q,
+            collateral: Some(&col),
+            event_log: Some(l),
+            ..Default::default()
+        };
+        verifier_for(EvidenceType::Tdx).verify(
+            &input,
+            &VerifyContext {
+                now: at,
+                trust: &TrustStore::default(),
+            },
+        )
+    };
+    let v = with_log(&log).unwrap().to_json();
+    assert_eq!(v["ccel_event_count"], 43);
+    assert_eq!(v["rtmr_replayed"], true);
+    // Edit the first SHA-384 digest of a measured event (CC MR 1..4): RTMR replay fails.
+    let u32_at = |i: usize| u32::from_le_bytes(log[i..i + 4].try_into().unwrap()) as usize;
+    let mut i = 32 + u32_at(28);
+    let target = loop {
+        let (mr, ty, count) = (u32_at(i), u32_at(i + 4), u32_at(i + 8));
+        let mut j = i + 12;
+        let first_digest = j + 2;
+        for _ in 0..count {
+            j += 2 + 48;
+        }
+        let size = u32_at(j);
+        if ty != 3 && (1..=4).contains(&mr) {
+            break first_digest;
+        }
+        i = j + 4 + size;
+    };
+    let mut edited = log.clone();
+    edited[target] ^= 1;
+    assert_eq!(code(with_log(&edited)), "ATTEST_BINDING_INVALID");
+    assert_eq!(code(with_log(&log[..100])), "ATTEST_MALFORMED");
+}

@@ -81,6 +81,11 @@ pub fn replay(log: &[u8]) -> Result<Replayed, AttestError> {
     let mut locality = 0u8;
     let mut events = Vec::new();
     while c.i < log.len() {
+        // Logs in fixed-size areas (TDX CCEL) are padded with 0xFF or 0x00 after the last event.
+        let rest = log.get(c.i..).unwrap_or_default();
+        if rest.iter().all(|b| *b == 0xFF) || rest.iter().all(|b| *b == 0) {
+            break;
+        }
         let pcr = c.u32()?;
         let ty = c.u32()?;
         let count = c.u32()?;
