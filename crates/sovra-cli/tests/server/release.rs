@@ -503,3 +503,88 @@ fn sovra_demo_runs_the_whole_flow() {
         assert!(out.contains(step), "{step} missing:\n{out}");
     }
 }
+
+#[test]
+fn attested_decrypt_and_data_keys_reach_only_the_tee() {
+    let s = Server::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let admin = s.admin();
+    let iss = issuer("k1");
+    let _: Value = rt
+        .block_on(admin.post(
+            "/v1/release/issuers",
+            &json!({"issuer": ISSUER, "certificates": [iss.cert_pem]}),
+        ))
+        .unwrap();
+    let policy = json!({"version": "1.0.0", "anyOf": [{"authority": ISSUER, "allOf": [{"claim": "x-ms-attestation-type", "equals": "sevsnpvm"}]}]});
+    let pfile = write(&s, "p.json", &policy.to_string());
+    s.ok(&["keyrings", "create", "r"]);
+    // Not exportable: the key itself never leaves, but what it protects may go to the TEE.
+    s.ok(&[
+        "keys",
+        "create",
+        "r/k",
+        "--purpose",
+        "encrypt",
+        "--release-policy",
+        &pfile,
+    ]);
+    s.ok(&["keys", "create", "r/plain", "--purpose", "encrypt"]);
+    let ct = s.json(&["encrypt", "r/k", "--plaintext", "record 42"]);
+    let (tee_pkcs8, jwk) = tee_key();
+    let good = json!({"x-ms-attestation-type": "sevsnpvm", "x-ms-runtime": {"keys": [jwk]}});
+    let unwrap_value = |v: &Value| {
+        let body = Jws::parse(v["value"].as_str().unwrap())
+            .unwrap()
+            .claims()
+            .unwrap();
+        let blob = b64url_decode(body["wrapped"]["ciphertext"].as_str().unwrap()).unwrap();
+        (
+            body.clone(),
+            keywrap::unwrap(ReleaseEnc::CkmRsaAesKeyWrap, tee_pkcs8.expose(), &blob).unwrap(),
+        )
+    };
+    let key = "/v1/locations/global/keyRings/r/cryptoKeys/k";
+    let r: Value = rt
+        .block_on(admin.post(
+            &format!("{key}:decryptTo"),
+            &json!({"target": token(&iss, ISSUER, good.clone()), "ciphertext": ct["ciphertext"]}),
+        ))
+        .unwrap();
+    let (_, pt) = unwrap_value(&r);
+    assert_eq!(pt.expose(), b"record 42");
+    // A data key: its ciphertext comes back in clear, the key itself only wrapped.
+    let r: Value = rt
+        .block_on(admin.post(
+            &format!("{key}:generateDataKeyTo"),
+            &json!({"target": token(&iss, ISSUER, good.clone())}),
+        ))
+        .unwrap();
+    let (body, dk) = unwrap_value(&r);
+    assert_eq!(dk.len(), 32);
+    let again: Value = rt
+        .block_on(admin.post(
+            &format!("{key}:decryptTo"),
+            &json!({"target": token(&iss, ISSUER, good.clone()), "ciphertext": body["ciphertext"]}),
+        ))
+        .unwrap();
+    assert_eq!(unwrap_value(&again).1.expose(), dk.expose());
+    // The policy still decides; a key without a policy never sends anything to a TEE.
+    let bad = json!({"x-ms-attestation-type": "tdxvm", "x-ms-runtime": {"keys": [tee_key().1]}});
+    let r = rt.block_on(admin.post::<_, Value>(
+        &format!("{key}:decryptTo"),
+        &json!({"target": token(&iss, ISSUER, bad), "ciphertext": ct["ciphertext"]}),
+    ));
+    assert_eq!(code(r), "RELEASE_POLICY_DENIED");
+    let ct2 = s.json(&["encrypt", "r/plain", "--plaintext", "x"]);
+    let r = rt.block_on(admin.post::<_, Value>(
+        "/v1/locations/global/keyRings/r/cryptoKeys/plain:decryptTo",
+        &json!({"target": token(&iss, ISSUER, good), "ciphertext": ct2["ciphertext"]}),
+    ));
+    assert_eq!(code(r), "KEY_NOT_EXPORTABLE");
+    let log = s.ok(&["audit", "export"]);
+    assert!(
+        log.contains("cryptoKeys.decryptTo") && log.contains("cryptoKeys.generateDataKeyTo"),
+        "{log}"
+    );
+}

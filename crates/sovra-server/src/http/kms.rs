@@ -311,6 +311,12 @@ pub async fn post_key(
         Some("macSign") => {
             Json(sv.mac_sign(&p, &target, &parse_json(&body)?).await?).into_response()
         }
+        Some("decryptTo") => {
+            Json(sv.decrypt_to(&p, &name, parse_json(&body)?, false).await?).into_response()
+        }
+        Some("generateDataKeyTo") => {
+            Json(sv.decrypt_to(&p, &name, parse_json(&body)?, true).await?).into_response()
+        }
         Some("release") => {
             Json(sv.release(&p, &name, None, parse_json(&body)?).await?).into_response()
         }

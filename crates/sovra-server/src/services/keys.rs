@@ -577,11 +577,6 @@ impl Sovra {
                 "an exportable key needs a releasePolicy saying which attested TEEs may receive it",
             ));
         }
-        if !key.exportable && key.release_policy.is_some() {
-            return Err(Error::invalid(
-                "releasePolicy is only for exportable keys (set exportable: true)",
-            ));
-        }
         let mut b = WriteBatch::new();
         let mut first = None;
         if !req.skip_initial_version_creation {
@@ -765,9 +760,6 @@ impl Sovra {
                 key.labels = l.clone();
             }
             if let Some(rp) = &req.release_policy {
-                if !key.exportable {
-                    return Err(Error::invalid("releasePolicy is only for exportable keys"));
-                }
                 if key.release_policy_immutable {
                     return Err(Error::new(
                         ErrorCode::ReleasePolicyImmutable,

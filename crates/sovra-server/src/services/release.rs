@@ -331,30 +331,9 @@ impl Sovra {
                 format!("{vname} is not ENABLED; only enabled versions are released"),
             ));
         }
-        let (iss, claims) = self.verify_target(&req.target).await?;
-        policy
-            .evaluate(&iss, &Value::Object(claims.clone()))
-            .map_err(|d| {
-                deny(
-                    if d.code == "UNTRUSTED_AUTHORITY" {
-                        ErrorCode::ReleaseUntrustedIssuer
-                    } else {
-                        ErrorCode::ReleasePolicyDenied
-                    },
-                    d.message,
-                )
-            })?;
-        let consume = match &req.nonce {
-            Some(nonce) => self.check_nonce(nonce, &claims).await?,
-            None if policy.require_nonce => {
-                return Err(deny(
-                    ErrorCode::ReleaseNonceInvalid,
-                    "the key's release policy requires a nonce: request one and bind it into the evidence",
-                ));
-            }
-            None => None,
-        };
-        let (kid, spki) = target_key(&claims)?;
+        let (iss, _claims, consume, kid, spki) = self
+            .admit(&policy, &req.target, req.nonce.as_deref())
+            .await?;
         let material = self.raw_material(&vname, rec)?;
         let blob = keywrap::wrap(enc, &spki, material.expose()).map_err(|e| {
             deny(
@@ -362,16 +341,7 @@ impl Sovra {
                 format!("cannot wrap to the target key: {e}"),
             )
         })?;
-        if let (Some(rev), Some(nonce)) = (consume, &req.nonce) {
-            let mut b = WriteBatch::new();
-            b.delete(model::RELEASE_NONCES, nonce.clone(), Expect::Rev(rev));
-            self.store.commit(b).await.map_err(|_| {
-                deny(
-                    ErrorCode::ReleaseNonceInvalid,
-                    "the nonce was used by a concurrent release",
-                )
-            })?;
-        }
+        self.consume_nonce(consume, req.nonce.as_deref()).await?;
         let key_hsm = json!({
             "schema_version": "1.0",
             "header": {"kid": kid, "alg": "dir", "enc": enc.name()},
@@ -396,6 +366,178 @@ impl Sovra {
             .sign_bytes(&Map::new(), payload.to_string().as_bytes(), false)
             .map_err(|e| Error::internal(e.to_string()))?;
         Ok((ReleaseResponse { value }, (iss, vname.to_string(), kid)))
+    }
+
+    /// Admits a target token for `policy`: trusted and verified, policy satisfied, nonce
+    /// carried (and, if server-issued, still unused); returns the issuer, the claims, the nonce
+    /// revision to consume, and the TEE key (kid, SPKI) to wrap to.
+    async fn admit(
+        &self,
+        policy: &sovra_policy::skr::ReleasePolicy,
+        target: &str,
+        nonce: Option<&str>,
+    ) -> Result<(String, Map<String, Value>, Option<u64>, String, Vec<u8>)> {
+        let (iss, claims) = self.verify_target(target).await?;
+        policy
+            .evaluate(&iss, &Value::Object(claims.clone()))
+            .map_err(|d| {
+                deny(
+                    if d.code == "UNTRUSTED_AUTHORITY" {
+                        ErrorCode::ReleaseUntrustedIssuer
+                    } else {
+                        ErrorCode::ReleasePolicyDenied
+                    },
+                    d.message,
+                )
+            })?;
+        let consume = match nonce {
+            Some(n) => self.check_nonce(n, &claims).await?,
+            None if policy.require_nonce => {
+                return Err(deny(
+                    ErrorCode::ReleaseNonceInvalid,
+                    "the key's release policy requires a nonce: request one and bind it into the evidence",
+                ));
+            }
+            None => None,
+        };
+        let (kid, spki) = target_key(&claims)?;
+        Ok((iss, claims, consume, kid, spki))
+    }
+
+    /// Marks a server-issued nonce used (single use across nodes).
+    async fn consume_nonce(&self, rev: Option<u64>, nonce: Option<&str>) -> Result<()> {
+        if let (Some(rev), Some(nonce)) = (rev, nonce) {
+            let mut b = WriteBatch::new();
+            b.delete(model::RELEASE_NONCES, nonce.to_string(), Expect::Rev(rev));
+            self.store.commit(b).await.map_err(|_| {
+                deny(
+                    ErrorCode::ReleaseNonceInvalid,
+                    "the nonce was used by a concurrent request",
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Attested decrypt (`:decryptTo`) or data-key generation (`:generateDataKeyTo`): the
+    /// plaintext exists in clear only inside Sovra and, wrapped, inside the attested TEE. The key
+    /// needs a release policy but need not be exportable; the caller needs Crypto User.
+    pub async fn decrypt_to(
+        &self,
+        p: &Principal,
+        key: &CryptoKeyName,
+        req: sovra_proto::kms::RecipientRequest,
+        generate: bool,
+    ) -> Result<Value> {
+        let action = if generate {
+            "cryptoKeys.generateDataKeyTo"
+        } else {
+            "cryptoKeys.decryptTo"
+        };
+        let result = self.decrypt_to_inner(p, key, &req, generate).await;
+        let mut ev = AuditEvent::new(self.now(), EventKind::Decision, action)
+            .principal(&p.name)
+            .resource(key.to_string());
+        let detail = match &result {
+            Ok(_) => json!({"granted": true}),
+            Err(e) => {
+                ev = ev.denied(e.code.as_str());
+                json!({"granted": false, "reason": e.message})
+            }
+        };
+        self.audit.record(ev.detail(detail)).await?;
+        result
+    }
+
+    async fn decrypt_to_inner(
+        &self,
+        p: &Principal,
+        key: &CryptoKeyName,
+        req: &sovra_proto::kms::RecipientRequest,
+        generate: bool,
+    ) -> Result<Value> {
+        let perm = if generate {
+            Permission::Encrypt
+        } else {
+            Permission::Decrypt
+        };
+        self.auth.authorize(p, perm, &key.to_string()).await?;
+        let enc = match req.enc.as_deref() {
+            None => ReleaseEnc::CkmRsaAesKeyWrap,
+            Some(e) => ReleaseEnc::parse(e).ok_or_else(|| Error::invalid("enc must be CKM_RSA_AES_KEY_WRAP, RSA_AES_KEY_WRAP_256 or RSA_AES_KEY_WRAP_384"))?,
+        };
+        let view = self.key_view(key).await?;
+        let policy_text = view.key.release_policy.clone().ok_or_else(|| {
+            deny(
+                ErrorCode::KeyNotExportable,
+                format!("{key} has no release policy, so nothing it protects can go to a TEE"),
+            )
+        })?;
+        let policy = sovra_policy::skr::ReleasePolicy::parse(&policy_text)
+            .map_err(|e| Error::internal(format!("stored release policy: {e}")))?;
+        let (_, _, consume, kid, spki) = self
+            .admit(&policy, &req.target, req.nonce.as_deref())
+            .await?;
+        let mut out = Map::new();
+        let secret = if generate {
+            if req.ciphertext.is_some() {
+                return Err(Error::invalid("generateDataKeyTo takes no ciphertext"));
+            }
+            let dk = sovra_crypto::random::bytes(32).map_err(|e| Error::internal(e.to_string()))?;
+            let ct = self
+                .encrypt(
+                    p,
+                    key,
+                    &sovra_proto::ops::EncryptRequest {
+                        plaintext: sovra_proto::b64::encode(&dk),
+                        additional_authenticated_data: req.additional_authenticated_data.clone(),
+                    },
+                )
+                .await?;
+            out.insert("ciphertext".into(), Value::from(ct.ciphertext));
+            out.insert("name".into(), Value::from(ct.name));
+            sovra_crypto::SecretBytes::new(dk)
+        } else {
+            let ct = req
+                .ciphertext
+                .as_deref()
+                .ok_or_else(|| Error::invalid("ciphertext is required"))?;
+            let r = self
+                .decrypt(
+                    p,
+                    key,
+                    &sovra_proto::ops::DecryptRequest {
+                        ciphertext: ct.to_string(),
+                        additional_authenticated_data: req.additional_authenticated_data.clone(),
+                    },
+                )
+                .await?;
+            sovra_crypto::SecretBytes::new(
+                sovra_proto::b64::decode(&r.plaintext)
+                    .map_err(|_| Error::internal("plaintext encoding"))?,
+            )
+        };
+        let blob = keywrap::wrap(enc, &spki, secret.expose()).map_err(|e| {
+            deny(
+                ErrorCode::ReleaseNoTargetKey,
+                format!("cannot wrap to the target key: {e}"),
+            )
+        })?;
+        self.consume_nonce(consume, req.nonce.as_deref()).await?;
+        out.insert(
+            "wrapped".into(),
+            json!({"header": {"kid": kid, "alg": "dir", "enc": enc.name()}, "ciphertext": jws::b64url(&blob)}),
+        );
+        let keys = self.signing_keys().await?;
+        let value = keys
+            .active
+            .sign_bytes(
+                &Map::new(),
+                Value::Object(out).to_string().as_bytes(),
+                false,
+            )
+            .map_err(|e| Error::internal(e.to_string()))?;
+        Ok(json!({"value": value}))
     }
 
     /// Adds (or replaces) an external issuer trusted for release.
