@@ -12,6 +12,7 @@
 //! An AK trusted by other means (the Azure HCL report, credential activation against an EK
 //! certificate) is checked with [`verify_quotes`].
 
+pub mod credential;
 pub mod eventlog;
 pub mod input;
 pub mod structs;
