@@ -21,6 +21,11 @@ pub trait Collector: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &'static str;
     /// Produces evidence carrying `report_data`.
     fn collect(&self, report_data: &[u8; 64]) -> Result<Evidence, AgentError>;
+
+    /// A TPM whose AK must first be activated by the server (TPM-only machines).
+    fn tpm(&self) -> Option<&crate::tpm::TpmCollector> {
+        None
+    }
 }
 
 /// The simulated SNP guest.

@@ -109,7 +109,28 @@ pub async fn release(
         .get_mut(..32)
         .ok_or_else(|| local("layout"))?
         .copy_from_slice(h.as_ref());
-    let ev = collector.collect(&report_data)?;
+    let mut ev = collector.collect(&report_data)?;
+    if let Some(tpm) = collector.tpm() {
+        // TPM-only machine: the server trusts the AK once this TPM opens its credential.
+        let id = tpm.identity()?;
+        let c: Value = client
+            .post(
+                "/v1/attest/tpm/challenge",
+                &json!({"ekPublic": sovra_proto::b64::encode(&id.ek_public),
+                        "ekCertificate": sovra_proto::b64::encode(&id.ek_certificate),
+                        "akPublic": sovra_proto::b64::encode(&id.ak_public)}),
+            )
+            .await
+            .map_err(server("tpm challenge"))?;
+        let cred = sovra_proto::b64::decode(c["credential"].as_str().unwrap_or_default())
+            .map_err(local)?;
+        let secret = tpm.activate(&cred)?;
+        let mut env: Value = serde_json::from_slice(&ev.evidence).map_err(local)?;
+        if let Some(o) = env.as_object_mut() {
+            o.insert("activation".into(), json!({"challengeId": c["challengeId"], "secret": sovra_proto::b64::encode(&secret)}));
+        }
+        ev.evidence = env.to_string().into_bytes();
+    }
     done(
         "③",
         "evidence collected",

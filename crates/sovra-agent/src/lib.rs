@@ -12,6 +12,7 @@
 pub mod collect;
 pub mod flow;
 pub mod simsnp;
+pub mod tpm;
 
 /// An agent failure, with a stable code where the server gave one.
 #[derive(Debug, thiserror::Error)]

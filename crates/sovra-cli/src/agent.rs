@@ -29,7 +29,8 @@ pub struct ReleaseArgs {
     /// The key (RING/KEY, a full key name, or a version name).
     #[arg(long)]
     pub key: String,
-    /// Evidence source: `auto` (configfs-tsm if present), `tsm`, or `sim-snp` (needs --sim-dir).
+    /// Evidence source: `auto` (configfs-tsm if present), `tsm`, `tpm` (tpm2-tools; TCTI from
+    /// TPM2TOOLS_TCTI), or `sim-snp` (needs --sim-dir).
     #[arg(long, default_value = "auto")]
     pub collector: String,
     /// Simulated SNP platform directory (from `sovra agent sim-snp-init`).
@@ -69,6 +70,9 @@ fn collector(a: &ReleaseArgs) -> Result<Box<dyn Collector>> {
                 SimulatedSnp::load(dir).map_err(agent_err)?,
             )))
         }
+        "tpm" => Ok(Box::new(
+            sovra_agent::tpm::TpmCollector::open().map_err(agent_err)?,
+        )),
         "tsm" => Ok(Box::new(tsm().ok_or_else(|| {
             CliError::Usage(format!(
                 "{TSM_ROOT} does not exist: is this a SEV-SNP or TDX guest with configfs-tsm?"

@@ -35,6 +35,8 @@ pub const REFERENCE_VALUES: Collection = Collection("reference_values");
 pub const RELEASE_ISSUERS: Collection = Collection("release_issuers");
 /// Server-issued single-use release nonces (name: nonce; due: expiry).
 pub const RELEASE_NONCES: Collection = Collection("release_nonces");
+/// TPM credential-activation challenges (name: challenge ID; due: expiry).
+pub const TPM_CHALLENGES: Collection = Collection("tpm_challenges");
 /// Collateral: certificates, Intel collateral bundles, trust anchors (name: SHA-256 hex).
 pub const COLLATERAL: Collection = Collection("collateral");
 

@@ -236,3 +236,52 @@ impl Verifier for TpmVerifier {
         ))
     }
 }
+
+/// Checks an endorsement key: its certificate chains (through `pool`) to a CA configured for the
+/// TPM platform, is valid at `ctx.now`, and certifies exactly `ek_public` (TPMT_PUBLIC).
+pub fn verify_ek(
+    ek_public: &[u8],
+    ek_cert: &[u8],
+    pool: &[Vec<u8>],
+    ctx: &VerifyContext<'_>,
+) -> Result<structs::Public, AttestError> {
+    let ek = structs::parse_public(ek_public)?;
+    let mut all = pool.to_vec();
+    all.extend(ctx.trust.cert_pool.iter().cloned());
+    verify_chain(ek_cert, &all, Platform::Tpm, ctx.trust, ctx.now)?;
+    if !cert_matches(ek_cert, &ek.key)? {
+        return Err(AttestError::BindingInvalid(
+            "the EK certificate certifies another key than the EK presented".into(),
+        ));
+    }
+    Ok(ek)
+}
+
+/// Verifies TPM evidence (the JSON envelope or protobuf) whose AK the caller already trusts
+/// (e.g. after credential activation): `ak_public` must be the envelope's AK.
+pub fn verify_with_trusted_ak(
+    evidence: &[u8],
+    ak_public: &[u8],
+    event_log: Option<&[u8]>,
+    nonce: Option<&[u8]>,
+) -> Result<VerifiedClaims, AttestError> {
+    let ev = input::decode(evidence)?;
+    if ev.ak_pub != ak_public {
+        return Err(AttestError::BindingInvalid(
+            "the evidence's AK is not the activated AK".into(),
+        ));
+    }
+    let ak = structs::parse_public(&ev.ak_pub)?;
+    let log = event_log.or(ev.event_log.as_deref());
+    let q = verify_quotes(&ak, &ev.quotes, log, nonce)?;
+    let mut claims = q.claims;
+    claims.insert("pcrs".into(), Value::Object(q.pcrs));
+    claims.insert("ak_trust".into(), json!("credential-activation"));
+    Ok(VerifiedClaims::new(
+        EvidenceType::Tpm,
+        claims,
+        q.extra_data,
+        false,
+        None,
+    ))
+}

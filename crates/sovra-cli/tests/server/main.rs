@@ -17,3 +17,4 @@ mod lifecycle;
 mod postgres;
 mod release;
 mod tour;
+mod tpm;

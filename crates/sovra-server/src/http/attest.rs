@@ -439,3 +439,11 @@ pub async fn put_issuer(
 ) -> Result<Json<crate::services::release::TrustedIssuer>> {
     Ok(Json(s.sovra.put_trusted_issuer(&p, parse_json(&b)?).await?))
 }
+
+/// `POST /v1/attest/tpm/challenge`: credential activation for TPM-only machines.
+pub async fn tpm_challenge(
+    State(s): State<AppState>,
+    EvidenceBody(b): EvidenceBody,
+) -> Result<Json<Value>> {
+    Ok(Json(s.sovra.tpm_challenge(parse_json(&b)?).await?))
+}

@@ -92,7 +92,7 @@ impl Sovra {
         let content = sovra_proto::b64::decode(&req.content)
             .map_err(|_| Error::new(ErrorCode::InvalidBase64, "content is not valid base64"))?;
         let (description, plat) = match req.kind.as_str() {
-            "amd-certs" | "policy-signer" => (subjects(&certs(&content)?), None),
+            "amd-certs" | "certs" | "policy-signer" => (subjects(&certs(&content)?), None),
             "trust-anchor" => {
                 let name = req.platform.as_deref().ok_or_else(|| {
                     Error::invalid("a trust-anchor needs platform (amd, intel, nitro, nvidia, tpm)")
@@ -114,7 +114,7 @@ impl Sovra {
             }
             other => {
                 return Err(Error::invalid(format!(
-                    "kind {other:?} is not known; use amd-certs, intel, trust-anchor or policy-signer"
+                    "kind {other:?} is not known; use amd-certs, certs (intermediates for any platform), intel, trust-anchor or policy-signer"
                 )));
             }
         };
@@ -210,7 +210,7 @@ impl Sovra {
             let content = sovra_proto::b64::decode(&rec.content)
                 .map_err(|_| Error::internal("stored collateral is not base64"))?;
             match rec.kind.as_str() {
-                "amd-certs" => loaded.trust.cert_pool.extend(certs(&content)?),
+                "amd-certs" | "certs" => loaded.trust.cert_pool.extend(certs(&content)?),
                 "trust-anchor" => {
                     let plat = platform(rec.platform.as_deref().unwrap_or(""))?;
                     for der in certs(&content)? {

@@ -6,6 +6,7 @@
 //! ```
 //! Every attestation, passed or failed, is audited.
 
+pub mod activation;
 pub mod claims;
 pub mod collateral;
 pub mod policy;
@@ -171,7 +172,16 @@ impl Sovra {
         maa_type: Option<&str>,
     ) -> Result<Attested> {
         let prov = self.provider(provider).await?;
-        let verified = self.verify_evidence(kind, sub).await?;
+        let activation = match kind {
+            EvidenceType::Tpm => serde_json::from_slice::<Value>(&sub.evidence)
+                .ok()
+                .and_then(|v| v.get("activation").cloned()),
+            _ => None,
+        };
+        let verified = match activation {
+            Some(a) => self.verify_activated_tpm(&sub.evidence, &a, sub).await?,
+            None => self.verify_evidence(kind, sub).await?,
+        };
         if let Some(rt) = &sub.runtime {
             request::check_binding("runtime data", verified.report_data(), &rt.bytes)?;
         }

@@ -1,0 +1,163 @@
+//! TPM-only machines: the AK is trusted through the TPM's endorsement key. The machine sends its
+//! EK (public area and certificate) and AK; Sovra checks the EK certificate against the TPM CAs
+//! the operator configured, and answers with a credential (MakeCredential) that only that TPM,
+//! with that AK loaded, can open. Attestation evidence that carries the opened secret is then
+//! verified with that AK. Challenges are single-use and expire after five minutes.
+
+use super::super::Sovra;
+use crate::error::{Error, Result};
+use crate::model;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sovra_attest::VerifyContext;
+use sovra_proto::ErrorCode;
+use sovra_store::{Expect, WriteBatch};
+
+const TTL: i64 = 300;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ChallengeRec {
+    secret_sha256: String,
+    ak_public: String,
+    ek_cert_sha256: String,
+    expire: i64,
+}
+
+/// `POST /v1/attest/tpm/challenge`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChallengeRequest {
+    /// EK public area (TPMT_PUBLIC, or TPM2B_PUBLIC), base64.
+    pub ek_public: String,
+    /// EK certificate (DER or PEM), base64.
+    pub ek_certificate: String,
+    /// Intermediates of the EK certificate, base64.
+    #[serde(default)]
+    pub ek_cert_chain: Vec<String>,
+    /// AK public area (TPMT_PUBLIC or TPM2B_PUBLIC), base64.
+    pub ak_public: String,
+}
+
+fn b64(field: &str, s: &str) -> Result<Vec<u8>> {
+    sovra_proto::b64::decode(s)
+        .map_err(|_| Error::new(ErrorCode::InvalidBase64, format!("{field} is not base64")))
+}
+
+/// TPM2B_PUBLIC → TPMT_PUBLIC (a TPMT_PUBLIC is returned as is).
+fn tpmt(b: Vec<u8>) -> Vec<u8> {
+    match b.get(..2) {
+        Some(&[hi, lo]) if usize::from(u16::from_be_bytes([hi, lo])) == b.len() - 2 => {
+            b.get(2..).unwrap_or_default().to_vec()
+        }
+        _ => b,
+    }
+}
+
+fn sha(b: &[u8]) -> String {
+    sovra_attest::x509::sha256_hex(b)
+}
+
+impl Sovra {
+    /// Issues a credential-activation challenge for a TPM whose EK certificate is trusted.
+    pub async fn tpm_challenge(&self, req: ChallengeRequest) -> Result<Value> {
+        let ek_public = tpmt(b64("ekPublic", &req.ek_public)?);
+        let ak_public = tpmt(b64("akPublic", &req.ak_public)?);
+        let cert_bytes = b64("ekCertificate", &req.ek_certificate)?;
+        let ek_cert = sovra_attest::x509::certs_from_pem_or_der(&cert_bytes)
+            .ok()
+            .and_then(|c| c.into_iter().next())
+            .ok_or_else(|| Error::invalid("ekCertificate holds no certificate"))?;
+        let mut pool = Vec::new();
+        for (i, c) in req.ek_cert_chain.iter().enumerate() {
+            pool.extend(
+                sovra_attest::x509::certs_from_pem_or_der(&b64(&format!("ekCertChain[{i}]"), c)?)
+                    .map_err(|e| super::attest_error(&e))?,
+            );
+        }
+        let loaded = self.loaded_collateral().await?;
+        let ctx = VerifyContext {
+            now: self.now(),
+            trust: &loaded.trust,
+        };
+        let ek = sovra_attest::tpm::verify_ek(&ek_public, &ek_cert, &pool, &ctx)
+            .map_err(|e| super::attest_error(&e))?;
+        let ak = sovra_attest::tpm::structs::parse_public(&ak_public)
+            .map_err(|e| super::attest_error(&e))?;
+        let ak_name = ak.name().map_err(|e| super::attest_error(&e))?;
+        let secret = sovra_crypto::random::bytes(32).map_err(|e| Error::internal(e.to_string()))?;
+        let made = sovra_attest::tpm::credential::make_credential(&ek, &ak_name, &secret)
+            .map_err(|e| super::attest_error(&e))?;
+        let id = sovra_crypto::random::hex_id(16).map_err(|e| Error::internal(e.to_string()))?;
+        let expire = self.now() + TTL;
+        let rec = ChallengeRec {
+            secret_sha256: sha(&secret),
+            ak_public: sovra_proto::b64::encode(&ak_public),
+            ek_cert_sha256: sha(&ek_cert),
+            expire,
+        };
+        let mut b = WriteBatch::new();
+        b.put(
+            model::TPM_CHALLENGES,
+            id.clone(),
+            "",
+            model::to_json(&rec)?,
+            Some(expire),
+            Expect::Absent,
+        );
+        self.store.commit(b).await?;
+        Ok(
+            json!({"challengeId": id, "credential": sovra_proto::b64::encode(&made.tpm2_tools_file()), "expireTime": crate::clock::rfc3339(expire)}),
+        )
+    }
+
+    /// Verifies TPM evidence whose envelope carries `activation: {challengeId, secret}`.
+    pub(crate) async fn verify_activated_tpm(
+        &self,
+        evidence: &[u8],
+        activation: &Value,
+        sub: &super::request::Submission,
+    ) -> Result<sovra_attest::VerifiedClaims> {
+        let id = activation
+            .get("challengeId")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::invalid("activation.challengeId is missing"))?;
+        let secret = b64(
+            "activation.secret",
+            activation
+                .get("secret")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        )?;
+        let bad = |m: &str| Error::new(ErrorCode::AttestBindingInvalid, m.to_string());
+        let rec = self
+            .store
+            .get(model::TPM_CHALLENGES, id)
+            .await?
+            .ok_or_else(|| bad("unknown or used challenge: request a new one"))?;
+        let c: ChallengeRec = model::from_json(&rec.data)?;
+        // Single use, whatever the outcome.
+        let mut b = WriteBatch::new();
+        b.delete(model::TPM_CHALLENGES, id.to_string(), Expect::Rev(rec.rev));
+        self.store
+            .commit(b)
+            .await
+            .map_err(|_| bad("the challenge was used concurrently"))?;
+        if c.expire < self.now() {
+            return Err(bad("the challenge has expired: request a new one"));
+        }
+        if !sovra_crypto::ct_eq(sha(&secret).as_bytes(), c.secret_sha256.as_bytes()) {
+            return Err(bad(
+                "the activated secret is wrong: this TPM does not hold the certified EK, or the AK differs",
+            ));
+        }
+        let ak_public =
+            sovra_proto::b64::decode(&c.ak_public).map_err(|_| Error::internal("stored AK"))?;
+        sovra_attest::tpm::verify_with_trusted_ak(
+            evidence,
+            &ak_public,
+            sub.event_log.as_deref(),
+            sub.expected_nonce.as_deref(),
+        )
+        .map_err(|e| super::attest_error(&e))
+    }
+}
