@@ -146,6 +146,7 @@ paths={
  "/v1/attestation/collateral": {"get":op("List collateral",[],None,s("object"),opid="listCollateral"),"post":op("Import collateral",[],"ImportCollateralRequest","CollateralInfo",opid="importCollateral")},
  "/v1/attestation/collateral/{id}": {"delete":op("Delete collateral",[P("id","collateral ID")],None,None,status="204",opid="deleteCollateral")},
  "/v1/attestation/signingKeys:rotate": {"post":op("Rotate the token signing key",[],"Empty",s("object"),opid="rotateSigningKey")},
+ "/v1/attest/tpm/challenge": {"post":op("TPM-only machines: a credential-activation challenge for an AK, after checking the EK certificate",[],None,s("object"),public=True,opid="tpmChallenge")},
  "/v1/release/nonces": {"post":op("A single-use release nonce (5 minutes)",[],"Empty",s("object"),opid="releaseNonce")},
  "/v1/release/issuers": {"get":op("External token issuers trusted for release",[],None,s("object"),opid="listIssuers"),"post":op("Trust an external token issuer (pinned certificates)",[],"TrustedIssuer","TrustedIssuer",opid="putIssuer")},
  "/attest/{maaType}": {"post":op("MAA-compatible attest (SevSnpVm, SgxEnclave, OpenEnclave, TdxVm, Tpm)",[MAAT],"MaaAttestRequest","AttestResponse",public=True,opid="maaAttest")},
