@@ -27,15 +27,19 @@ pub struct TpmIdentity {
 #[derive(Debug)]
 pub struct TpmCollector {
     dir: PathBuf,
+    tcti: Option<String>,
 }
 
-fn run(dir: &Path, args: &[&str]) -> Result<Vec<u8>, AgentError> {
+fn run_with(dir: &Path, tcti: Option<&str>, args: &[&str]) -> Result<Vec<u8>, AgentError> {
     let (cmd, rest) = args
         .split_first()
         .ok_or_else(|| AgentError::Collect("empty command".into()))?;
-    let o = Command::new(cmd)
-        .args(rest)
-        .current_dir(dir)
+    let mut c = Command::new(cmd);
+    c.args(rest).current_dir(dir);
+    if let Some(t) = tcti {
+        c.env("TPM2TOOLS_TCTI", t);
+    }
+    let o = c
         .output()
         .map_err(|e| AgentError::Collect(format!("cannot run {cmd} ({e}): install tpm2-tools")))?;
     if !o.status.success() {
@@ -53,39 +57,42 @@ fn read(dir: &Path, name: &str) -> Result<Vec<u8>, AgentError> {
 
 impl TpmCollector {
     /// Creates the EK and an AK in the TPM (contexts kept in a private temporary directory).
+    /// The TPM is the one `TPM2TOOLS_TCTI` names.
     pub fn open() -> Result<Self, AgentError> {
-        let dir = std::env::temp_dir().join(format!("sovra-agent-tpm-{}", std::process::id()));
+        Self::open_with(None)
+    }
+
+    /// As [`TpmCollector::open`], with an explicit TCTI (e.g. `swtpm:host=127.0.0.1,port=2321`).
+    pub fn open_with(tcti: Option<String>) -> Result<Self, AgentError> {
+        let id = sovra_crypto::random::hex_id(4).map_err(|e| AgentError::Collect(e.to_string()))?;
+        let dir = std::env::temp_dir().join(format!("sovra-agent-tpm-{}-{id}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| AgentError::Collect(e.to_string()))?;
-        run(
-            &dir,
-            &["tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek.pub"],
-        )?;
-        run(
-            &dir,
-            &[
-                "tpm2_createak",
-                "-C",
-                "ek.ctx",
-                "-c",
-                "ak.ctx",
-                "-G",
-                "rsa",
-                "-g",
-                "sha256",
-                "-s",
-                "rsassa",
-                "-u",
-                "ak.pub",
-                "-n",
-                "ak.name",
-            ],
-        )?;
-        run(&dir, &["tpm2_flushcontext", "-t"])?;
-        run(
-            &dir,
-            &["tpm2_nvread", "-C", "o", EK_CERT_NV, "-o", "ek.der"],
-        )?;
-        Ok(Self { dir })
+        let me = Self { dir, tcti };
+        me.run(&["tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek.pub"])?;
+        me.run(&[
+            "tpm2_createak",
+            "-C",
+            "ek.ctx",
+            "-c",
+            "ak.ctx",
+            "-G",
+            "rsa",
+            "-g",
+            "sha256",
+            "-s",
+            "rsassa",
+            "-u",
+            "ak.pub",
+            "-n",
+            "ak.name",
+        ])?;
+        me.run(&["tpm2_flushcontext", "-t"])?;
+        me.run(&["tpm2_nvread", "-C", "o", EK_CERT_NV, "-o", "ek.der"])?;
+        Ok(me)
+    }
+
+    fn run(&self, args: &[&str]) -> Result<Vec<u8>, AgentError> {
+        run_with(&self.dir, self.tcti.as_deref(), args)
     }
 
     /// The EK, its certificate and the AK.
@@ -111,23 +118,16 @@ impl TpmCollector {
         std::fs::write(self.dir.join("cred.bin"), credential_file)
             .map_err(|e| AgentError::Collect(e.to_string()))?;
         let _ = std::fs::remove_file(self.dir.join("session.ctx"));
-        run(
-            &self.dir,
-            &[
-                "tpm2_startauthsession",
-                "--policy-session",
-                "-S",
-                "session.ctx",
-            ],
-        )?;
-        let result = run(
-            &self.dir,
-            &["tpm2_policysecret", "-S", "session.ctx", "-c", "e"],
-        )
-        .and_then(|_| {
-            run(
-                &self.dir,
-                &[
+        self.run(&[
+            "tpm2_startauthsession",
+            "--policy-session",
+            "-S",
+            "session.ctx",
+        ])?;
+        let result = self
+            .run(&["tpm2_policysecret", "-S", "session.ctx", "-c", "e"])
+            .and_then(|_| {
+                self.run(&[
                     "tpm2_activatecredential",
                     "-c",
                     "ak.ctx",
@@ -139,11 +139,10 @@ impl TpmCollector {
                     "secret.bin",
                     "-P",
                     "session:session.ctx",
-                ],
-            )
-        });
-        let _ = run(&self.dir, &["tpm2_flushcontext", "session.ctx"]);
-        let _ = run(&self.dir, &["tpm2_flushcontext", "-t"]);
+                ])
+            });
+        let _ = self.run(&["tpm2_flushcontext", "session.ctx"]);
+        let _ = self.run(&["tpm2_flushcontext", "-t"]);
         result?;
         let s = read(&self.dir, "secret.bin")?;
         let _ = std::fs::remove_file(self.dir.join("secret.bin"));
@@ -184,26 +183,23 @@ impl Collector for TpmCollector {
     fn collect(&self, report_data: &[u8; 64]) -> Result<Evidence, AgentError> {
         let qualifying = hex(report_data.get(..32).unwrap_or_default());
         let all = "sha256:0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23";
-        run(
-            &self.dir,
-            &[
-                "tpm2_quote",
-                "-c",
-                "ak.ctx",
-                "-l",
-                all,
-                "-q",
-                &qualifying,
-                "-m",
-                "quote.msg",
-                "-s",
-                "quote.sig",
-                "-g",
-                "sha256",
-            ],
-        )?;
-        let _ = run(&self.dir, &["tpm2_flushcontext", "-t"]);
-        let pcrs = String::from_utf8_lossy(&run(&self.dir, &["tpm2_pcrread", all])?).to_string();
+        self.run(&[
+            "tpm2_quote",
+            "-c",
+            "ak.ctx",
+            "-l",
+            all,
+            "-q",
+            &qualifying,
+            "-m",
+            "quote.msg",
+            "-s",
+            "quote.sig",
+            "-g",
+            "sha256",
+        ])?;
+        let _ = self.run(&["tpm2_flushcontext", "-t"]);
+        let pcrs = String::from_utf8_lossy(&self.run(&["tpm2_pcrread", all])?).to_string();
         let b64 = |b: &[u8]| sovra_proto::b64::encode(b);
         let ak = read(&self.dir, "ak.pub")?;
         let envelope = json!({

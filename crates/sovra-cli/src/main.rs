@@ -92,7 +92,8 @@ enum Command {
     /// The guest agent: attest this TEE and receive a key.
     #[command(subcommand)]
     Agent(agent::AgentCmd),
-    /// Run the whole secure-key-release flow on this machine (simulated SEV-SNP guest).
+    /// Run the whole secure-key-release flow on this machine (simulated SEV-SNP guest; swtpm too
+    /// when installed).
     Demo,
     /// Attestation evidence, verified offline.
     #[command(subcommand)]
