@@ -83,16 +83,18 @@ impl Sovra {
         Ok(done)
     }
 
-    /// Deletes expired release nonces; returns how many.
+    /// Deletes expired release nonces and TPM challenges; returns how many.
     pub async fn expire_release_nonces(&self) -> Result<usize> {
         let now = self.now();
         let mut n = 0;
-        for r in self.store.due(model::RELEASE_NONCES, now, 1000).await? {
-            let mut b = WriteBatch::new();
-            b.delete(model::RELEASE_NONCES, r.name.clone(), Expect::Rev(r.rev));
-            // A nonce consumed or removed meanwhile by another node is fine.
-            if self.store.commit(b).await.is_ok() {
-                n += 1;
+        for c in [model::RELEASE_NONCES, model::TPM_CHALLENGES] {
+            for r in self.store.due(c, now, 1000).await? {
+                let mut b = WriteBatch::new();
+                b.delete(c, r.name.clone(), Expect::Rev(r.rev));
+                // One consumed or removed meanwhile by another node is fine.
+                if self.store.commit(b).await.is_ok() {
+                    n += 1;
+                }
             }
         }
         Ok(n)
