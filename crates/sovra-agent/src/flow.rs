@@ -5,7 +5,7 @@
 #![allow(clippy::indexing_slicing)]
 
 use crate::AgentError;
-use crate::collect::Collector;
+use crate::collect::{Collector, Evidence};
 use serde_json::{Value, json};
 use sovra_client::{Client, ClientError};
 use sovra_crypto::SecretBytes;
@@ -57,6 +57,74 @@ fn local(e: impl std::fmt::Display) -> AgentError {
     AgentError::Local(e.to_string())
 }
 
+/// Asks the server for a single-use release nonce (step ①).
+pub async fn nonce(client: &Client) -> Result<String, AgentError> {
+    let n: Value = client
+        .post("/v1/release/nonces", &json!({}))
+        .await
+        .map_err(server("nonce"))?;
+    n["nonce"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| local("the server returned no nonce"))
+}
+
+/// Collects evidence whose report data is SHA-256(`runtime`) (step ③). On a TPM-only machine
+/// this also opens the server's credential for the AK, which proves the AK lives in the TPM
+/// that the EK certificate names.
+pub async fn collect(
+    client: &Client,
+    collector: &dyn Collector,
+    runtime: &[u8],
+) -> Result<Evidence, AgentError> {
+    let h = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, runtime);
+    let mut report_data = [0u8; 64];
+    report_data
+        .get_mut(..32)
+        .ok_or_else(|| local("layout"))?
+        .copy_from_slice(h.as_ref());
+    let mut ev = collector.collect(&report_data)?;
+    if let Some(tpm) = collector.tpm() {
+        let id = tpm.identity()?;
+        let c: Value = client
+            .post(
+                "/v1/attest/tpm/challenge",
+                &json!({"ekPublic": sovra_proto::b64::encode(&id.ek_public),
+                        "ekCertificate": sovra_proto::b64::encode(&id.ek_certificate),
+                        "akPublic": sovra_proto::b64::encode(&id.ak_public)}),
+            )
+            .await
+            .map_err(server("tpm challenge"))?;
+        let cred = sovra_proto::b64::decode(c["credential"].as_str().unwrap_or_default())
+            .map_err(local)?;
+        let secret = tpm.activate(&cred)?;
+        let mut env: Value = serde_json::from_slice(&ev.evidence).map_err(local)?;
+        if let Some(o) = env.as_object_mut() {
+            o.insert("activation".into(), json!({"challengeId": c["challengeId"], "secret": sovra_proto::b64::encode(&secret)}));
+        }
+        ev.evidence = env.to_string().into_bytes();
+    }
+    Ok(ev)
+}
+
+/// Presents `ev` with its `runtime` data (JSON) to the server and returns the signed
+/// attestation token (step ④).
+pub async fn attest(client: &Client, ev: &Evidence, runtime: &[u8]) -> Result<String, AgentError> {
+    let req = json!({
+        "evidence": sovra_proto::b64::encode(&ev.evidence),
+        "certChain": ev.cert_chain.iter().map(|c| sovra_proto::b64::encode(c)).collect::<Vec<_>>(),
+        "runtimeData": {"data": jws::b64url(runtime), "dataType": "JSON"},
+    });
+    let t: Value = client
+        .post(&format!("/v1/attest/{}", ev.kind), &req)
+        .await
+        .map_err(server("attest"))?;
+    t["token"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| local("the server returned no token"))
+}
+
 /// Runs ①–⑦ for `key` (full name, or a version name): `client` authenticates as a principal
 /// with the Release User role. `on_step` sees each step as it finishes.
 pub async fn release(
@@ -77,14 +145,7 @@ pub async fn release(
         clock = Instant::now();
     };
     // ① A fresh nonce from the server.
-    let n: Value = client
-        .post("/v1/release/nonces", &json!({}))
-        .await
-        .map_err(server("nonce"))?;
-    let nonce = n["nonce"]
-        .as_str()
-        .ok_or_else(|| local("the server returned no nonce"))?
-        .to_string();
+    let nonce = nonce(client).await?;
     done("①", "nonce from the server", nonce.clone());
     // ② An ephemeral RSA key, only in this process's memory.
     let private = sovra_crypto::generate(Algorithm::RsaDecryptOaep2048Sha256).map_err(local)?;
@@ -103,34 +164,7 @@ pub async fn release(
     );
     // ③ Bind its public key and the nonce into the evidence.
     let runtime = serde_json::to_vec(&json!({"keys": [jwk], "nonce": nonce})).map_err(local)?;
-    let h = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &runtime);
-    let mut report_data = [0u8; 64];
-    report_data
-        .get_mut(..32)
-        .ok_or_else(|| local("layout"))?
-        .copy_from_slice(h.as_ref());
-    let mut ev = collector.collect(&report_data)?;
-    if let Some(tpm) = collector.tpm() {
-        // TPM-only machine: the server trusts the AK once this TPM opens its credential.
-        let id = tpm.identity()?;
-        let c: Value = client
-            .post(
-                "/v1/attest/tpm/challenge",
-                &json!({"ekPublic": sovra_proto::b64::encode(&id.ek_public),
-                        "ekCertificate": sovra_proto::b64::encode(&id.ek_certificate),
-                        "akPublic": sovra_proto::b64::encode(&id.ak_public)}),
-            )
-            .await
-            .map_err(server("tpm challenge"))?;
-        let cred = sovra_proto::b64::decode(c["credential"].as_str().unwrap_or_default())
-            .map_err(local)?;
-        let secret = tpm.activate(&cred)?;
-        let mut env: Value = serde_json::from_slice(&ev.evidence).map_err(local)?;
-        if let Some(o) = env.as_object_mut() {
-            o.insert("activation".into(), json!({"challengeId": c["challengeId"], "secret": sovra_proto::b64::encode(&secret)}));
-        }
-        ev.evidence = env.to_string().into_bytes();
-    }
+    let ev = collect(client, collector, &runtime).await?;
     done(
         "③",
         "evidence collected",
@@ -142,19 +176,7 @@ pub async fn release(
         ),
     );
     // ④ Attest.
-    let req = json!({
-        "evidence": sovra_proto::b64::encode(&ev.evidence),
-        "certChain": ev.cert_chain.iter().map(|c| sovra_proto::b64::encode(c)).collect::<Vec<_>>(),
-        "runtimeData": {"data": jws::b64url(&runtime), "dataType": "JSON"},
-    });
-    let t: Value = client
-        .post(&format!("/v1/attest/{}", ev.kind), &req)
-        .await
-        .map_err(server("attest"))?;
-    let token = t["token"]
-        .as_str()
-        .ok_or_else(|| local("the server returned no token"))?
-        .to_string();
+    let token = attest(client, &ev, &runtime).await?;
     done(
         "④",
         "attested: signed token received",

@@ -31,13 +31,12 @@ fn free_port() -> u16 {
 }
 
 fn tool(dir: &Path, tcti: &str, args: &[&str]) -> std::process::Output {
-    let o = Command::new(args[0])
+    Command::new(args[0])
         .args(&args[1..])
         .current_dir(dir)
         .env("TPM2TOOLS_TCTI", tcti)
         .output()
-        .unwrap_or_else(|e| panic!("{} is missing ({e}): install tpm2-tools", args[0]));
-    o
+        .unwrap_or_else(|e| panic!("{} is missing ({e}): install tpm2-tools", args[0]))
 }
 
 fn ok(dir: &Path, tcti: &str, args: &[&str]) {

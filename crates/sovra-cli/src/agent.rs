@@ -15,6 +15,9 @@ pub enum AgentCmd {
     /// Attest this TEE and receive a key: ① nonce, ② ephemeral key, ③ evidence, ④ token,
     /// ⑤ release, ⑥ check, ⑦ unwrap.
     Release(ReleaseArgs),
+    /// Attest this TEE and print the signed attestation token, for a relying party other than
+    /// Sovra's key release (or to bind your own key: --runtime-data).
+    Attest(AttestArgs),
     /// Create a simulated SEV-SNP platform (test chain) in a directory.
     SimSnpInit {
         /// Directory for ark.pem, ask_ark.pem, vcek.pem, vcek.key, chip_id.
@@ -23,12 +26,9 @@ pub enum AgentCmd {
     },
 }
 
-/// `sovra agent release`.
+/// Where evidence comes from.
 #[derive(Debug, Args)]
-pub struct ReleaseArgs {
-    /// The key (RING/KEY, a full key name, or a version name).
-    #[arg(long)]
-    pub key: String,
+pub struct CollectorArgs {
     /// Evidence source: `auto` (configfs-tsm if present), `tsm`, `tpm` (tpm2-tools; TCTI from
     /// TPM2TOOLS_TCTI), or `sim-snp` (needs --sim-dir).
     #[arg(long, default_value = "auto")]
@@ -36,6 +36,30 @@ pub struct ReleaseArgs {
     /// Simulated SNP platform directory (from `sovra agent sim-snp-init`).
     #[arg(long)]
     pub sim_dir: Option<PathBuf>,
+}
+
+/// `sovra agent attest`.
+#[derive(Debug, Args)]
+pub struct AttestArgs {
+    /// Evidence source.
+    #[command(flatten)]
+    pub from: CollectorArgs,
+    /// Runtime data (JSON) to bind into the evidence as SHA-256(file); it becomes the token's
+    /// `x-ms-runtime` claim. Default: `{"nonce": N}` with a fresh release nonce N from the
+    /// server.
+    #[arg(long)]
+    pub runtime_data: Option<PathBuf>,
+}
+
+/// `sovra agent release`.
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// The key (RING/KEY, a full key name, or a version name).
+    #[arg(long)]
+    pub key: String,
+    /// Evidence source.
+    #[command(flatten)]
+    pub from: CollectorArgs,
     /// Write the key to this file (mode 0600) instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -58,7 +82,7 @@ fn agent_err(e: sovra_agent::AgentError) -> CliError {
     }
 }
 
-fn collector(a: &ReleaseArgs) -> Result<Box<dyn Collector>> {
+fn collector(a: &CollectorArgs) -> Result<Box<dyn Collector>> {
     let tsm = || ConfigfsTsm::open(Path::new(TSM_ROOT));
     match a.collector.as_str() {
         "sim-snp" => {
@@ -88,7 +112,7 @@ fn collector(a: &ReleaseArgs) -> Result<Box<dyn Collector>> {
             ))),
         },
         other => Err(CliError::Usage(format!(
-            "unknown collector {other:?}: use auto, tsm or sim-snp"
+            "unknown collector {other:?}: use auto, tsm, tpm or sim-snp"
         ))),
     }
 }
@@ -115,8 +139,41 @@ pub async fn run(g: &Global, c: AgentCmd) -> Result<()> {
             );
             Ok(())
         }
+        AgentCmd::Attest(a) => {
+            let col = collector(&a.from)?;
+            let client = g.client()?;
+            let (runtime, nonce) = match &a.runtime_data {
+                Some(path) => {
+                    let data = std::fs::read(path)
+                        .map_err(|e| CliError::Local(format!("{}: {e}", path.display())))?;
+                    serde_json::from_slice::<serde_json::Value>(&data).map_err(|e| {
+                        CliError::Usage(format!(
+                            "{}: runtime data must be JSON: {e}",
+                            path.display()
+                        ))
+                    })?;
+                    (data, None)
+                }
+                None => {
+                    let n = sovra_agent::flow::nonce(&client).await.map_err(agent_err)?;
+                    (json!({"nonce": n}).to_string().into_bytes(), Some(n))
+                }
+            };
+            let ev = sovra_agent::flow::collect(&client, col.as_ref(), &runtime)
+                .await
+                .map_err(agent_err)?;
+            let token = sovra_agent::flow::attest(&client, &ev, &runtime)
+                .await
+                .map_err(agent_err)?;
+            emit(
+                g,
+                &json!({"type": ev.kind, "token": token, "nonce": nonce}),
+                |v| say(v["token"].as_str().unwrap_or_default()),
+            );
+            Ok(())
+        }
         AgentCmd::Release(a) => {
-            let col = collector(&a)?;
+            let col = collector(&a.from)?;
             let key = g.key_or_version(&a.key)?;
             let client = g.client()?;
             let human = g.output == crate::context::Output::Human;

@@ -42,9 +42,11 @@ async fn demo(dir: &std::path::Path) -> Result<()> {
     say("Sovra demo: secure key release to a (simulated) SEV-SNP guest");
     say("");
     say("Setting up");
-    let mut cfg = sovra_server::config::Config::default();
-    cfg.data_dir = dir.join("data");
-    cfg.listen = "127.0.0.1:0".parse().map_err(local)?;
+    let mut cfg = sovra_server::config::Config {
+        data_dir: dir.join("data"),
+        listen: "127.0.0.1:0".parse().map_err(local)?,
+        ..Default::default()
+    };
     cfg.log.level = "error".into();
     let opened = sovra_server::app::open(&cfg)
         .await

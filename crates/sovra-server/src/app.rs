@@ -100,6 +100,8 @@ pub async fn open(cfg: &Config) -> Result<Opened, String> {
         default_location: cfg.default_location.clone(),
         attest: crate::services::attest::AttestConfig {
             token_ttl_secs: cfg.attestation.token_ttl_secs,
+            clock_skew_secs: i64::try_from(cfg.attestation.clock_skew_secs)
+                .map_err(|_| "attestation.clock_skew_secs is too large")?,
             token_alg: sovra_crypto::jws::JwsAlg::parse(&cfg.attestation.token_alg)
                 .ok_or("attestation.token_alg must be RS256, ES256 or ES384")?,
             public_url: cfg

@@ -55,6 +55,8 @@ pub struct AttestationConfig {
     pub token_alg: String,
     /// Largest evidence request accepted, bytes (fits 8-GPU NVIDIA evidence with chains).
     pub max_evidence_bytes: usize,
+    /// Clock skew allowed on a presented token's `nbf`/`exp`, seconds.
+    pub clock_skew_secs: u64,
 }
 
 impl Default for AttestationConfig {
@@ -63,6 +65,7 @@ impl Default for AttestationConfig {
             token_ttl_secs: 8 * 3600,
             token_alg: "RS256".into(),
             max_evidence_bytes: 1 << 20,
+            clock_skew_secs: 60,
         }
     }
 }
@@ -251,6 +254,10 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     (
         "SOVRA_ATTESTATION_TOKEN_TTL_SECS",
         "attestation.token_ttl_secs",
+    ),
+    (
+        "SOVRA_ATTESTATION_CLOCK_SKEW_SECS",
+        "attestation.clock_skew_secs",
     ),
     ("SOVRA_CACHE_METADATA_TTL_MS", "cache.metadata_ttl_ms"),
 ];

@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS sovra_schema (version INTEGER NOT NULL);
 
 const SCHEMA_VERSION: i32 = 1;
 /// Advisory-lock key that serialises writers ("sovra" in ASCII).
-const WRITE_LOCK: i64 = 0x736f_7672_61;
+const WRITE_LOCK: i64 = 0x0073_6f76_7261;
 const MAX_CONNECTIONS: usize = 16;
 
 /// The PostgreSQL store.

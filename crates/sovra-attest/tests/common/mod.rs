@@ -6,12 +6,6 @@
     clippy::panic,
     clippy::indexing_slicing
 )]
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::path::PathBuf;
 

@@ -36,7 +36,7 @@ fn issuer(kid: &str) -> Issuer {
 }
 
 /// The TEE's ephemeral RSA key: (PKCS#8, public JWK).
-fn tee_key() -> (sovra_crypto::SecretBytes, Value) {
+pub(crate) fn tee_key() -> (sovra_crypto::SecretBytes, Value) {
     let pkcs8 =
         sovra_crypto::generate(sovra_proto::kms::Algorithm::RsaDecryptOaep2048Sha256).unwrap();
     let k = sovra_crypto::LoadedKey::load(

@@ -18,8 +18,6 @@ use sovra_proto::kms::{Purpose, ReleaseRequest, ReleaseResponse, VersionState};
 use sovra_proto::names::{CryptoKeyName, VersionName};
 use sovra_store::{Expect, WriteBatch};
 
-/// Clock skew allowed on `nbf`/`exp`, seconds.
-const LEEWAY: i64 = 60;
 /// Lifetime of a server-issued nonce, seconds.
 const NONCE_TTL: i64 = 300;
 /// Prefix of server-issued nonces.
@@ -174,10 +172,11 @@ impl Sovra {
             ));
         }
         let now = self.now();
+        let skew = self.cfg.attest.clock_skew_secs;
         if claims
             .get("exp")
             .and_then(Value::as_i64)
-            .is_none_or(|e| e + LEEWAY < now)
+            .is_none_or(|e| e + skew < now)
         {
             return Err(deny(
                 ErrorCode::ReleaseTokenExpired,
@@ -187,7 +186,7 @@ impl Sovra {
         if claims
             .get("nbf")
             .and_then(Value::as_i64)
-            .is_some_and(|n| n - LEEWAY > now)
+            .is_some_and(|n| n - skew > now)
         {
             return Err(deny(
                 ErrorCode::ReleaseTokenExpired,

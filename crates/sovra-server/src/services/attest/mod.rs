@@ -32,6 +32,8 @@ pub struct AttestConfig {
     pub token_alg: JwsAlg,
     /// Base URL (issuer prefix, JWKS location).
     pub public_url: String,
+    /// Clock skew allowed on a presented token's `nbf`/`exp`, seconds.
+    pub clock_skew_secs: i64,
 }
 
 impl Default for AttestConfig {
@@ -40,6 +42,7 @@ impl Default for AttestConfig {
             token_ttl_secs: 8 * 3600,
             token_alg: JwsAlg::Rs256,
             public_url: "https://127.0.0.1:8443".into(),
+            clock_skew_secs: 60,
         }
     }
 }

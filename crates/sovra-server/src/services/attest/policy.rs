@@ -65,6 +65,8 @@ pub struct PolicyRec {
     pub update_time: i64,
 }
 
+// One per cached policy; the Rego engine is large, but boxing it buys nothing here.
+#[allow(clippy::large_enum_variant)]
 enum Engine {
     Maa(sovra_policy::maa::Policy),
     Rego(sovra_policy::rego::RegoPolicy),
