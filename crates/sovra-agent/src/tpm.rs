@@ -30,7 +30,11 @@ pub struct TpmCollector {
     tcti: Option<String>,
 }
 
-fn run_with(dir: &Path, tcti: Option<&str>, args: &[&str]) -> Result<Vec<u8>, AgentError> {
+pub(crate) fn run_with(
+    dir: &Path,
+    tcti: Option<&str>,
+    args: &[&str],
+) -> Result<Vec<u8>, AgentError> {
     let (cmd, rest) = args
         .split_first()
         .ok_or_else(|| AgentError::Collect("empty command".into()))?;
@@ -156,12 +160,12 @@ impl Drop for TpmCollector {
     }
 }
 
-fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// PCR values from `tpm2_pcrread` output (`  N : 0xHEX` lines under `sha256:`).
-fn parse_pcrs(text: &str) -> Map<String, Value> {
+pub(crate) fn parse_pcrs(text: &str) -> Map<String, Value> {
     let mut out = Map::new();
     for line in text.lines() {
         let Some((idx, val)) = line.trim().split_once(':') else {

@@ -5,6 +5,7 @@ use crate::context::{CliError, Global, Result};
 use crate::output::{emit, say};
 use clap::{Args, Subcommand};
 use serde_json::json;
+use sovra_agent::azure::AzureVtpm;
 use sovra_agent::collect::{Collector, ConfigfsTsm, SimSnpCollector, TSM_ROOT};
 use sovra_agent::simsnp::SimulatedSnp;
 use std::path::{Path, PathBuf};
@@ -29,10 +30,14 @@ pub enum AgentCmd {
 /// Where evidence comes from.
 #[derive(Debug, Args)]
 pub struct CollectorArgs {
-    /// Evidence source: `auto` (configfs-tsm if present), `tsm`, `tpm` (tpm2-tools; TCTI from
-    /// TPM2TOOLS_TCTI), or `sim-snp` (needs --sim-dir).
+    /// Evidence source: `auto` (configfs-tsm if present, else an Azure CVM vTPM if the TPM holds
+    /// an HCL report), `tsm`, `azure` (Azure confidential VM vTPM + IMDS), `tpm` (TPM-only
+    /// machine; tpm2-tools, TCTI from TPM2TOOLS_TCTI), or `sim-snp` (needs --sim-dir).
     #[arg(long, default_value = "auto")]
     pub collector: String,
+    /// Azure instance metadata service (for `azure`).
+    #[arg(long, env = "SOVRA_AZURE_IMDS", default_value = sovra_agent::azure::IMDS)]
+    pub imds_url: String,
     /// Simulated SNP platform directory (from `sovra agent sim-snp-init`).
     #[arg(long)]
     pub sim_dir: Option<PathBuf>,
@@ -84,6 +89,7 @@ fn agent_err(e: sovra_agent::AgentError) -> CliError {
 
 fn collector(a: &CollectorArgs) -> Result<Box<dyn Collector>> {
     let tsm = || ConfigfsTsm::open(Path::new(TSM_ROOT));
+    let azure = || AzureVtpm::open(None, Some(a.imds_url.clone())).map_err(agent_err);
     match a.collector.as_str() {
         "sim-snp" => {
             let dir = a
@@ -97,6 +103,7 @@ fn collector(a: &CollectorArgs) -> Result<Box<dyn Collector>> {
         "tpm" => Ok(Box::new(
             sovra_agent::tpm::TpmCollector::open().map_err(agent_err)?,
         )),
+        "azure" => Ok(Box::new(azure()?)),
         "tsm" => Ok(Box::new(tsm().ok_or_else(|| {
             CliError::Usage(format!(
                 "{TSM_ROOT} does not exist: is this a SEV-SNP or TDX guest with configfs-tsm?"
@@ -107,12 +114,13 @@ fn collector(a: &CollectorArgs) -> Result<Box<dyn Collector>> {
             (None, Some(dir)) => Ok(Box::new(SimSnpCollector(
                 SimulatedSnp::load(dir).map_err(agent_err)?,
             ))),
+            (None, None) if AzureVtpm::present(None) => Ok(Box::new(azure()?)),
             (None, None) => Err(CliError::Usage(format!(
-                "no TEE interface found ({TSM_ROOT} is missing); on a machine without TEE hardware use --collector sim-snp --sim-dir DIR"
+                "no TEE interface found ({TSM_ROOT} is missing and the TPM holds no Azure HCL report); choose --collector tpm on a TPM-only machine, or on a machine without TEE hardware --collector sim-snp --sim-dir DIR"
             ))),
         },
         other => Err(CliError::Usage(format!(
-            "unknown collector {other:?}: use auto, tsm, tpm or sim-snp"
+            "unknown collector {other:?}: use auto, tsm, azure, tpm or sim-snp"
         ))),
     }
 }

@@ -7,7 +7,7 @@ use serde_json::json;
 use std::path::Path;
 use std::process::{Child, Command};
 
-struct Swtpm(Child);
+pub(crate) struct Swtpm(Child);
 
 impl Drop for Swtpm {
     fn drop(&mut self) {
@@ -19,7 +19,7 @@ impl Drop for Swtpm {
 const LOCALCA: &str = "/var/lib/swtpm-localca";
 
 /// A manufactured swtpm (EK certificate in NV) listening on a free port pair.
-fn swtpm(dir: &Path) -> (Swtpm, String) {
+pub(crate) fn swtpm(dir: &Path) -> (Swtpm, String) {
     let state = dir.join("tpm");
     std::fs::create_dir_all(&state).unwrap();
     let o = Command::new("swtpm_setup")
