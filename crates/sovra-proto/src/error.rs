@@ -145,6 +145,8 @@ codes! {
     ReleaseNonceInvalid = ("RELEASE_NONCE_INVALID", 403),
     /// The token carries no RSA encryption key (x-ms-runtime.keys) to wrap the key to.
     ReleaseNoTargetKey = ("RELEASE_NO_TARGET_KEY", 400),
+    /// A trusted issuer's JWKS could not be fetched (and no cached copy holds the key).
+    ReleaseIssuerUnavailable = ("RELEASE_ISSUER_UNAVAILABLE", 502),
     /// Stored key material failed its integrity check (row altered or swapped).
     IntegrityFailure = ("INTEGRITY_FAILURE", 500),
     /// The HSM refused or failed an operation.

@@ -588,3 +588,128 @@ fn attested_decrypt_and_data_keys_reach_only_the_tee() {
         "{log}"
     );
 }
+
+/// The key material a release response carries, unwrapped with the TEE's private key.
+fn unwrap_release(r: &Value, tee_pkcs8: &sovra_crypto::SecretBytes) -> sovra_crypto::SecretBytes {
+    let jws = Jws::parse(r["value"].as_str().unwrap()).unwrap();
+    let body = jws.claims().unwrap();
+    let key_hsm: Value = serde_json::from_slice(
+        &b64url_decode(body["response"]["key"]["key"]["key_hsm"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let blob = b64url_decode(key_hsm["ciphertext"].as_str().unwrap()).unwrap();
+    keywrap::unwrap(ReleaseEnc::CkmRsaAesKeyWrap, tee_pkcs8.expose(), &blob).unwrap()
+}
+
+#[test]
+fn another_sovra_is_trusted_by_its_jwks_url_over_verified_tls() {
+    // `b` is the attestation service (a simulated SNP guest attests there); `a` holds the key
+    // and trusts `b` by the URL of its published key set.
+    let a = Server::start();
+    let b = Server::start();
+    let sim = b.dir.join("sim");
+    b.ok(&["agent", "sim-snp-init", "--dir", sim.to_str().unwrap()]);
+    b.ok(&[
+        "attestation",
+        "collateral",
+        "import",
+        "--kind",
+        "trust-anchor",
+        "--platform",
+        "amd",
+        sim.join("ark.pem").to_str().unwrap(),
+    ]);
+    let b_token = || {
+        let (pkcs8, jwk) = tee_key();
+        let f = write(&b, "runtime.json", &json!({"keys": [jwk]}).to_string());
+        let v = b.json(&[
+            "agent",
+            "attest",
+            "--collector",
+            "sim-snp",
+            "--sim-dir",
+            sim.to_str().unwrap(),
+            "--runtime-data",
+            &f,
+        ]);
+        (v["token"].as_str().unwrap().to_string(), pkcs8)
+    };
+    let policy = json!({"version": "1.0.0", "anyOf": [{"authority": b.url, "allOf": [
+        {"claim": "x-ms-attestation-type", "equals": "sevsnpvm"},
+        {"claim": "x-ms-sevsnpvm-is-debuggable", "equals": false}]}]});
+    let pfile = write(&a, "p.json", &policy.to_string());
+    a.ok(&["keyrings", "create", "r"]);
+    a.ok(&[
+        "keys",
+        "create",
+        "r/k",
+        "--purpose",
+        "encrypt",
+        "--exportable",
+        "--release-policy",
+        &pfile,
+    ]);
+    let ct = a.json(&["encrypt", "r/k", "--plaintext", "released on b's word"]);
+    let ct = sovra_proto::b64::decode(ct["ciphertext"].as_str().unwrap()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let admin = a.admin();
+    let release = |tok: &str| {
+        rt.block_on(admin.post::<_, Value>(
+            "/v1/locations/global/keyRings/r/cryptoKeys/k:release",
+            &json!({"target": tok}),
+        ))
+    };
+    let trust = |body: Value| {
+        rt.block_on(admin.post::<_, Value>("/v1/release/issuers", &body))
+            .unwrap()
+    };
+    let (tok, tee) = b_token();
+    assert_eq!(code(release(&tok)), "RELEASE_UNTRUSTED_ISSUER");
+
+    // Named by JWKS URL, but b's TLS certificate is not from a CA `a` was given (nor a system
+    // CA): the key set is not fetched.
+    let jwks = format!("{}/certs", b.url);
+    trust(json!({"issuer": b.url, "jwksUri": jwks}));
+    assert_eq!(code(release(&tok)), "RELEASE_ISSUER_UNAVAILABLE");
+
+    // With b's CA the key set is fetched, the token verifies, and the key decrypts.
+    let b_ca = std::fs::read_to_string(b.ca()).unwrap();
+    trust(json!({"issuer": b.url, "jwksUri": jwks, "caCertificates": [b_ca]}));
+    let material = unwrap_release(&release(&tok).unwrap(), &tee);
+    let aes =
+        sovra_crypto::LoadedKey::load(sovra_proto::kms::Algorithm::Aes256Gcm, material.expose())
+            .unwrap();
+    let pt = sovra_crypto::symmetric::open(&aes, b"", &ct).unwrap();
+    assert_eq!(pt.expose(), b"released on b's word");
+
+    // b rotates its signing key: a token under the new key makes `a` fetch the set again
+    // (once the per-issuer refetch interval has passed).
+    b.ok(&["attestation", "rotate-signing-key"]);
+    let (tok2, tee2) = b_token();
+    assert_ne!(
+        Jws::parse(&tok2).unwrap().kid(),
+        Jws::parse(&tok).unwrap().kid()
+    );
+    std::thread::sleep(std::time::Duration::from_millis(5500));
+    unwrap_release(&release(&tok2).unwrap(), &tee2);
+    // A token b did not sign still fails, with the JWKS in hand.
+    let mut parts: Vec<String> = tok2.split('.').map(str::to_string).collect();
+    let mut claims: Value = serde_json::from_slice(&b64url_decode(&parts[1]).unwrap()).unwrap();
+    claims["x-ms-sevsnpvm-is-debuggable"] = json!(false);
+    claims["iat"] = json!(claims["iat"].as_i64().unwrap() + 1);
+    parts[1] = b64url(claims.to_string().as_bytes());
+    assert_eq!(code(release(&parts.join("."))), "RELEASE_TOKEN_INVALID");
+    // Bad issuer configurations are refused with what to fix.
+    let e = rt
+        .block_on(admin.post::<_, Value>(
+            "/v1/release/issuers",
+            &json!({"issuer": b.url, "jwksUri": "http://insecure.example/certs"}),
+        ))
+        .unwrap_err();
+    assert_eq!(e.code(), Some("INVALID_ARGUMENT"));
+    assert!(e.to_string().contains("https"), "{e}");
+    let e = rt
+        .block_on(admin.post::<_, Value>("/v1/release/issuers", &json!({"issuer": b.url})))
+        .unwrap_err();
+    assert_eq!(e.code(), Some("INVALID_ARGUMENT"));
+}

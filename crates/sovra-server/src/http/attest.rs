@@ -431,12 +431,12 @@ pub async fn list_issuers(State(s): State<AppState>, Caller(p): Caller) -> Resul
     ))
 }
 
-/// `POST /v1/release/issuers`: trust an external token issuer (pinned certificates).
+/// `POST /v1/release/issuers`: trust an external token issuer (pinned certificates or JWKS URL).
 pub async fn put_issuer(
     State(s): State<AppState>,
     Caller(p): Caller,
     EvidenceBody(b): EvidenceBody,
-) -> Result<Json<crate::services::release::TrustedIssuer>> {
+) -> Result<Json<crate::services::issuers::TrustedIssuer>> {
     Ok(Json(s.sovra.put_trusted_issuer(&p, parse_json(&b)?).await?))
 }
 

@@ -10,6 +10,7 @@ pub mod attest;
 pub mod audit;
 pub mod auth;
 pub mod authz;
+pub mod issuers;
 pub mod keys;
 pub mod material;
 pub mod ops;
@@ -74,6 +75,7 @@ pub struct Sovra {
     pub(crate) settings: settings::SettingsCache,
     pub(crate) attest: attest::AttestState,
     pub(crate) public_url: std::sync::OnceLock<String>,
+    pub(crate) jwks: issuers::JwksCache,
     pub(crate) cfg: ServiceConfig,
 }
 
@@ -95,6 +97,7 @@ impl Sovra {
             settings: settings::SettingsCache::new(cfg.cache_ttl),
             attest: attest::AttestState::new(cfg.cache_ttl),
             public_url: std::sync::OnceLock::new(),
+            jwks: issuers::JwksCache::default(),
             quotas: quota::Quotas::new(),
             audit,
             store,

@@ -7,6 +7,7 @@ use super::Sovra;
 use super::audit::{AuditEvent, EventKind};
 use super::auth::Principal;
 use super::authz::Permission;
+use super::issuers::TrustedIssuer;
 use crate::error::{Error, Result};
 use crate::model;
 use serde::{Deserialize, Serialize};
@@ -22,16 +23,6 @@ use sovra_store::{Expect, WriteBatch};
 const NONCE_TTL: i64 = 300;
 /// Prefix of server-issued nonces.
 const NONCE_PREFIX: &str = "sn_";
-
-/// An external token issuer trusted for release, pinned by its signing certificates.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TrustedIssuer {
-    /// The `iss` of its tokens (trailing `/` ignored).
-    pub issuer: String,
-    /// Certificates (PEM) whose keys sign its tokens.
-    pub certificates: Vec<String>,
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct NonceRec {
@@ -141,17 +132,7 @@ impl Sovra {
             }
         } else if let Some(rec) = self.store.get(model::RELEASE_ISSUERS, &iss).await? {
             let ti: TrustedIssuer = model::from_json(&rec.data)?;
-            for pem in &ti.certificates {
-                for der in
-                    sovra_attest::x509::certs_from_pem_or_der(pem.as_bytes()).unwrap_or_default()
-                {
-                    if let Ok(c) = sovra_attest::x509::parse_cert(&der)
-                        && let Ok(k) = VerifyKey::from_spki(None, c.public_key().raw)
-                    {
-                        keys.push(k);
-                    }
-                }
-            }
+            keys = self.issuer_keys(&ti, j.kid()).await?;
         } else {
             return Err(deny(
                 ErrorCode::ReleaseUntrustedIssuer,
@@ -537,65 +518,5 @@ impl Sovra {
             )
             .map_err(|e| Error::internal(e.to_string()))?;
         Ok(json!({"value": value}))
-    }
-
-    /// Adds (or replaces) an external issuer trusted for release.
-    pub async fn put_trusted_issuer(
-        &self,
-        p: &Principal,
-        mut ti: TrustedIssuer,
-    ) -> Result<TrustedIssuer> {
-        self.auth
-            .authorize(p, Permission::PolicyManage, "attestation")
-            .await?;
-        ti.issuer = norm(&ti.issuer);
-        if !(ti.issuer.starts_with("https://") || ti.issuer.starts_with("http://")) {
-            return Err(Error::invalid("issuer must be the URL tokens carry in iss"));
-        }
-        if ti.certificates.is_empty() {
-            return Err(Error::invalid(
-                "certificates must list the PEM certificates of the issuer's signing keys",
-            ));
-        }
-        for pem in &ti.certificates {
-            let certs = sovra_attest::x509::certs_from_pem_or_der(pem.as_bytes())
-                .map_err(|e| Error::invalid(format!("a certificate does not parse: {e}")))?;
-            if certs.is_empty() {
-                return Err(Error::invalid(
-                    "a certificates entry holds no PEM certificate",
-                ));
-            }
-        }
-        let mut b = WriteBatch::new();
-        b.put(
-            model::RELEASE_ISSUERS,
-            ti.issuer.clone(),
-            "",
-            model::to_json(&ti)?,
-            None,
-            Expect::Any,
-        );
-        b.audit(
-            self.admin_event(
-                p,
-                "release.issuers.put",
-                format!("release/issuers/{}", ti.issuer),
-            )
-            .body(),
-        );
-        self.store.commit(b).await?;
-        Ok(ti)
-    }
-
-    /// Lists external issuers.
-    pub async fn list_trusted_issuers(&self, p: &Principal) -> Result<Vec<TrustedIssuer>> {
-        self.auth
-            .authorize(p, Permission::PolicyRead, "attestation")
-            .await?;
-        let mut out = Vec::new();
-        for r in self.store.scan(model::RELEASE_ISSUERS, None, 1000).await? {
-            out.push(model::from_json(&r.data)?);
-        }
-        Ok(out)
     }
 }

@@ -1,0 +1,278 @@
+//! External token issuers trusted for key release: another attestation service (MAA, another
+//! Sovra, a trustee) whose tokens Sovra accepts when a key's release policy names it. Each is
+//! pinned by its signing certificates (works offline), or named by a JWKS URL that Sovra fetches
+//! over HTTPS (checked against the CA certificates configured with it, else the system's), keeps
+//! for ten minutes, and fetches again early when a token names a key it does not hold (at most
+//! every 5 seconds per issuer, so unknown `kid`s cannot make Sovra hammer the issuer).
+
+use super::Sovra;
+use super::auth::Principal;
+use super::authz::Permission;
+use crate::error::{Error, Result};
+use crate::model;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sovra_crypto::jws::VerifyKey;
+use sovra_proto::ErrorCode;
+use sovra_store::{Expect, WriteBatch};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a fetched JWKS is used before it is fetched again.
+const JWKS_TTL: Duration = Duration::from_secs(600);
+/// Least time between two fetches of one issuer's JWKS.
+const JWKS_MIN_INTERVAL: Duration = Duration::from_secs(5);
+/// Largest JWKS accepted.
+const JWKS_MAX_BYTES: usize = 256 * 1024;
+/// Time limit of one JWKS fetch.
+const JWKS_TIMEOUT: Duration = Duration::from_secs(10);
+/// Where the system's CA bundle is, unless `SSL_CERT_FILE` says otherwise.
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// An external token issuer trusted for release.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrustedIssuer {
+    /// The `iss` of its tokens (trailing `/` ignored).
+    pub issuer: String,
+    /// Certificates (PEM) whose keys sign its tokens (pinned; no network needed).
+    #[serde(default)]
+    pub certificates: Vec<String>,
+    /// HTTPS URL of its JSON Web Key Set (e.g. `https://attest.example/certs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// CA certificates (PEM) that the JWKS server's TLS certificate must chain to; default:
+    /// the system's CA bundle.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ca_certificates: Vec<String>,
+}
+
+/// Fetched key sets, per issuer.
+#[derive(Debug, Default)]
+pub struct JwksCache {
+    sets: Mutex<HashMap<String, Fetched>>,
+}
+
+#[derive(Debug, Clone)]
+struct Fetched {
+    keys: Vec<Value>,
+    at: Instant,
+}
+
+fn norm(u: &str) -> String {
+    u.trim_end_matches('/').to_string()
+}
+
+fn unavailable(iss: &str, why: impl std::fmt::Display) -> Error {
+    Error::new(
+        ErrorCode::ReleaseIssuerUnavailable,
+        format!("cannot fetch the key set of trusted issuer {iss}: {why}"),
+    )
+}
+
+fn pinned_keys(ti: &TrustedIssuer) -> Vec<VerifyKey> {
+    let mut keys = Vec::new();
+    for pem in &ti.certificates {
+        for der in sovra_attest::x509::certs_from_pem_or_der(pem.as_bytes()).unwrap_or_default() {
+            if let Ok(c) = sovra_attest::x509::parse_cert(&der)
+                && let Ok(k) = VerifyKey::from_spki(None, c.public_key().raw)
+            {
+                keys.push(k);
+            }
+        }
+    }
+    keys
+}
+
+impl JwksCache {
+    fn get(&self, iss: &str) -> Option<Fetched> {
+        self.sets.lock().ok()?.get(iss).cloned()
+    }
+
+    fn put(&self, iss: &str, keys: Vec<Value>) {
+        if let Ok(mut m) = self.sets.lock() {
+            m.insert(
+                iss.to_string(),
+                Fetched {
+                    keys,
+                    at: Instant::now(),
+                },
+            );
+        }
+    }
+
+    fn forget(&self, iss: &str) {
+        if let Ok(mut m) = self.sets.lock() {
+            m.remove(iss);
+        }
+    }
+}
+
+/// Fetches `uri` (HTTPS) and returns its `keys`.
+async fn fetch_jwks(ti: &TrustedIssuer, uri: &str) -> Result<Vec<Value>> {
+    let rest = uri
+        .strip_prefix("https://")
+        .ok_or_else(|| unavailable(&ti.issuer, "the JWKS URL is not https://"))?;
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let ca_pem = if ti.ca_certificates.is_empty() {
+        let file = std::env::var("SSL_CERT_FILE").unwrap_or_else(|_| SYSTEM_CA_BUNDLE.into());
+        std::fs::read(&file)
+            .map_err(|e| unavailable(&ti.issuer, format!("no CA certificates ({file}: {e})")))?
+    } else {
+        ti.ca_certificates.join("\n").into_bytes()
+    };
+    let client = sovra_client::Client::new(sovra_client::ClientConfig {
+        url: format!("https://{host}"),
+        ca_pem: Some(ca_pem),
+        timeout: JWKS_TIMEOUT,
+        ..Default::default()
+    })
+    .map_err(|e| unavailable(&ti.issuer, e))?;
+    let (status, body) = client
+        .raw(hyper::Method::GET, path, None)
+        .await
+        .map_err(|e| unavailable(&ti.issuer, e))?;
+    if !status.is_success() {
+        return Err(unavailable(&ti.issuer, format!("{uri} answered {status}")));
+    }
+    if body.len() > JWKS_MAX_BYTES {
+        return Err(unavailable(&ti.issuer, "the key set is too large"));
+    }
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|_| unavailable(&ti.issuer, format!("{uri} is not JSON")))?;
+    v.get("keys")
+        .and_then(Value::as_array)
+        .cloned()
+        .ok_or_else(|| unavailable(&ti.issuer, format!("{uri} has no \"keys\" list")))
+}
+
+fn usable(keys: &[Value]) -> Vec<VerifyKey> {
+    keys.iter()
+        .filter_map(|k| VerifyKey::from_jwk(k).ok())
+        .collect()
+}
+
+impl Sovra {
+    /// The keys that may have signed a token of `ti` naming `kid`: pinned certificates, then the
+    /// issuer's JWKS (cached; fetched again when `kid` is new and the last fetch is not recent).
+    pub(crate) async fn issuer_keys(
+        &self,
+        ti: &TrustedIssuer,
+        kid: Option<&str>,
+    ) -> Result<Vec<VerifyKey>> {
+        let mut keys = pinned_keys(ti);
+        let Some(uri) = &ti.jwks_uri else {
+            return Ok(keys);
+        };
+        let cached = self.jwks.get(&ti.issuer);
+        let has_kid = |f: &Fetched| {
+            kid.is_none_or(|kid| {
+                f.keys
+                    .iter()
+                    .any(|k| k.get("kid").and_then(Value::as_str) == Some(kid))
+            })
+        };
+        let fresh = match &cached {
+            Some(f) if f.at.elapsed() < JWKS_TTL && has_kid(f) => Some(f.keys.clone()),
+            Some(f) if f.at.elapsed() < JWKS_MIN_INTERVAL => Some(f.keys.clone()),
+            _ => None,
+        };
+        let set = match fresh {
+            Some(k) => k,
+            None => match fetch_jwks(ti, uri).await {
+                Ok(k) => {
+                    self.jwks.put(&ti.issuer, k.clone());
+                    k
+                }
+                // The issuer is unreachable: a key set fetched earlier still serves.
+                Err(e) => match cached {
+                    Some(f) => {
+                        tracing::warn!(issuer = %ti.issuer, error = %e.message, "JWKS fetch failed; using the cached key set");
+                        f.keys
+                    }
+                    None if keys.is_empty() => return Err(e),
+                    None => Vec::new(),
+                },
+            },
+        };
+        keys.extend(usable(&set));
+        Ok(keys)
+    }
+
+    /// Adds (or replaces) an external issuer trusted for release.
+    pub async fn put_trusted_issuer(
+        &self,
+        p: &Principal,
+        mut ti: TrustedIssuer,
+    ) -> Result<TrustedIssuer> {
+        self.auth
+            .authorize(p, Permission::PolicyManage, "attestation")
+            .await?;
+        ti.issuer = norm(&ti.issuer);
+        if !(ti.issuer.starts_with("https://") || ti.issuer.starts_with("http://")) {
+            return Err(Error::invalid("issuer must be the URL tokens carry in iss"));
+        }
+        if ti.certificates.is_empty() && ti.jwks_uri.is_none() {
+            return Err(Error::invalid(
+                "give certificates (PEM certificates of the issuer's signing keys) or jwksUri (the HTTPS URL of its key set)",
+            ));
+        }
+        if let Some(uri) = &ti.jwks_uri
+            && !uri
+                .strip_prefix("https://")
+                .is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
+        {
+            return Err(Error::invalid(
+                "jwksUri must be an https:// URL with a host",
+            ));
+        }
+        for (what, pems) in [
+            ("certificates", &ti.certificates),
+            ("caCertificates", &ti.ca_certificates),
+        ] {
+            for pem in pems {
+                let certs = sovra_attest::x509::certs_from_pem_or_der(pem.as_bytes())
+                    .map_err(|e| Error::invalid(format!("a {what} entry does not parse: {e}")))?;
+                if certs.is_empty() {
+                    return Err(Error::invalid(format!(
+                        "a {what} entry holds no PEM certificate"
+                    )));
+                }
+            }
+        }
+        let mut b = WriteBatch::new();
+        b.put(
+            model::RELEASE_ISSUERS,
+            ti.issuer.clone(),
+            "",
+            model::to_json(&ti)?,
+            None,
+            Expect::Any,
+        );
+        b.audit(
+            self.admin_event(
+                p,
+                "release.issuers.put",
+                format!("release/issuers/{}", ti.issuer),
+            )
+            .body(),
+        );
+        self.store.commit(b).await?;
+        self.jwks.forget(&ti.issuer);
+        Ok(ti)
+    }
+
+    /// Lists external issuers.
+    pub async fn list_trusted_issuers(&self, p: &Principal) -> Result<Vec<TrustedIssuer>> {
+        self.auth
+            .authorize(p, Permission::PolicyRead, "attestation")
+            .await?;
+        let mut out = Vec::new();
+        for r in self.store.scan(model::RELEASE_ISSUERS, None, 1000).await? {
+            out.push(model::from_json(&r.data)?);
+        }
+        Ok(out)
+    }
+}
