@@ -144,3 +144,51 @@ impl Collector for ConfigfsTsm {
         result
     }
 }
+
+/// The SEV-SNP guest device (`/dev/sev-guest`, SNP_GET_EXT_REPORT), for kernels without
+/// configfs-tsm.
+#[derive(Debug, Clone, Copy)]
+pub struct SevGuest;
+
+/// The SEV-SNP guest device.
+pub const SEV_GUEST: &str = "/dev/sev-guest";
+
+impl SevGuest {
+    /// The device if this is an SEV-SNP guest.
+    pub fn open() -> Option<Self> {
+        Path::new(SEV_GUEST).exists().then_some(Self)
+    }
+}
+
+impl Collector for SevGuest {
+    fn name(&self) -> &'static str {
+        "/dev/sev-guest"
+    }
+
+    fn collect(&self, report_data: &[u8; 64]) -> Result<Evidence, AgentError> {
+        use sev::firmware::guest::Firmware;
+        use sev::firmware::host::CertType;
+        let mut fw = Firmware::open().map_err(|e| io(Path::new(SEV_GUEST), e))?;
+        let (report, certs) = fw
+            .get_ext_report(None, Some(*report_data), Some(0))
+            .map_err(|e| AgentError::Collect(format!("{SEV_GUEST}: SNP_GET_EXT_REPORT: {e}")))?;
+        // The VCEK (or VLEK) first, then ASK/ARK; without a host-provided table the server's
+        // collateral store must hold the VCEK.
+        let mut chain: Vec<(u8, Vec<u8>)> = certs
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| match c.cert_type {
+                CertType::VCEK | CertType::VLEK => Some((0, c.data)),
+                CertType::ASK => Some((1, c.data)),
+                CertType::ARK => Some((2, c.data)),
+                _ => None,
+            })
+            .collect();
+        chain.sort_by_key(|(order, _)| *order);
+        Ok(Evidence {
+            kind: "sev-snp",
+            evidence: report,
+            cert_chain: chain.into_iter().map(|(_, c)| c).collect(),
+        })
+    }
+}

@@ -6,7 +6,9 @@ use crate::output::{emit, say};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use sovra_agent::azure::AzureVtpm;
-use sovra_agent::collect::{Collector, ConfigfsTsm, SimSnpCollector, TSM_ROOT};
+use sovra_agent::collect::{
+    Collector, ConfigfsTsm, SEV_GUEST, SevGuest, SimSnpCollector, TSM_ROOT,
+};
 use sovra_agent::simsnp::SimulatedSnp;
 use std::path::{Path, PathBuf};
 
@@ -30,8 +32,8 @@ pub enum AgentCmd {
 /// Where evidence comes from.
 #[derive(Debug, Args)]
 pub struct CollectorArgs {
-    /// Evidence source: `auto` (configfs-tsm if present, else an Azure CVM vTPM if the TPM holds
-    /// an HCL report), `tsm`, `azure` (Azure confidential VM vTPM + IMDS), `tpm` (TPM-only
+    /// Evidence source: `auto` (configfs-tsm if present, else /dev/sev-guest, else an Azure CVM
+    /// vTPM if the TPM holds an HCL report), `tsm`, `sev-guest`, `azure` (Azure confidential VM vTPM + IMDS), `tpm` (TPM-only
     /// machine; tpm2-tools, TCTI from TPM2TOOLS_TCTI), or `sim-snp` (needs --sim-dir).
     #[arg(long, default_value = "auto")]
     pub collector: String,
@@ -104,6 +106,11 @@ fn collector(a: &CollectorArgs) -> Result<Box<dyn Collector>> {
             sovra_agent::tpm::TpmCollector::open().map_err(agent_err)?,
         )),
         "azure" => Ok(Box::new(azure()?)),
+        "sev-guest" => Ok(Box::new(SevGuest::open().ok_or_else(|| {
+            CliError::Usage(format!(
+                "{SEV_GUEST} does not exist: is this a SEV-SNP guest?"
+            ))
+        })?)),
         "tsm" => Ok(Box::new(tsm().ok_or_else(|| {
             CliError::Usage(format!(
                 "{TSM_ROOT} does not exist: is this a SEV-SNP or TDX guest with configfs-tsm?"
@@ -114,13 +121,14 @@ fn collector(a: &CollectorArgs) -> Result<Box<dyn Collector>> {
             (None, Some(dir)) => Ok(Box::new(SimSnpCollector(
                 SimulatedSnp::load(dir).map_err(agent_err)?,
             ))),
+            (None, None) if SevGuest::open().is_some() => Ok(Box::new(SevGuest)),
             (None, None) if AzureVtpm::present(None) => Ok(Box::new(azure()?)),
             (None, None) => Err(CliError::Usage(format!(
-                "no TEE interface found ({TSM_ROOT} is missing and the TPM holds no Azure HCL report); choose --collector tpm on a TPM-only machine, or on a machine without TEE hardware --collector sim-snp --sim-dir DIR"
+                "no TEE interface found ({TSM_ROOT} and {SEV_GUEST} are missing and the TPM holds no Azure HCL report); choose --collector tpm on a TPM-only machine, or on a machine without TEE hardware --collector sim-snp --sim-dir DIR"
             ))),
         },
         other => Err(CliError::Usage(format!(
-            "unknown collector {other:?}: use auto, tsm, azure, tpm or sim-snp"
+            "unknown collector {other:?}: use auto, tsm, sev-guest, azure, tpm or sim-snp"
         ))),
     }
 }
