@@ -3,11 +3,11 @@
 //! for the key, and unwrap it inside the guest.
 //!
 //! Evidence collectors: [`collect::ConfigfsTsm`] (SEV-SNP and TDX through the kernel's
-//! configfs-tsm interface), [`collect::SevGuest`] (`/dev/sev-guest` on older kernels), [`tpm::TpmCollector`] (TPM-only machines, tpm2-tools),
-//! [`azure::AzureVtpm`] (Azure confidential VMs: HCL report and quote from the vTPM) and
-//! [`simsnp::SimulatedSnp`] (SNP-format reports signed by a test
-//! chain made at runtime, for machines without SEV hardware; the server trusts it only when an
-//! operator adds its root as a trust anchor).
+//! configfs-tsm interface), [`collect::SevGuest`] (`/dev/sev-guest` on older kernels),
+//! [`tpm::TpmCollector`] (TPM-only machines, tpm2-tools), [`azure::AzureVtpm`] (Azure
+//! confidential VMs: HCL report and quote from the vTPM) and [`simsnp::SimulatedSnp`]
+//! (SNP-format reports signed by a test chain made at runtime, for machines without SEV
+//! hardware; the server trusts it only when an operator adds its root as a trust anchor).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
