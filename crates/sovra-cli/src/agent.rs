@@ -67,11 +67,12 @@ pub struct ReleaseArgs {
     /// Evidence source.
     #[command(flatten)]
     pub from: CollectorArgs,
-    /// Write the key to this file (mode 0600) instead of stdout.
+    /// Write the key to this file (mode 0600), or into this named pipe, instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Run this command with the key (base64) in the environment variable SOVRA_RELEASED_KEY.
-    #[arg(long, num_args = 1.., value_name = "CMD")]
+    /// Run this command with the key (base64) in the environment variable SOVRA_RELEASED_KEY;
+    /// everything after --exec is the command and its arguments.
+    #[arg(long, num_args = 1.., allow_hyphen_values = true, value_name = "CMD")]
     pub exec: Vec<String>,
 }
 
@@ -130,6 +131,23 @@ fn collector(a: &CollectorArgs) -> Result<Box<dyn Collector>> {
         other => Err(CliError::Usage(format!(
             "unknown collector {other:?}: use auto, tsm, sev-guest, azure, tpm or sim-snp"
         ))),
+    }
+}
+
+/// Hands the key to `path`: into a named pipe (FIFO) that the workload reads, as is; anything
+/// else becomes a file of mode 0600, written whole (temporary file, fsync, rename).
+fn deliver(path: &Path, key: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::FileTypeExt;
+    let fail = |e: std::io::Error| CliError::Local(format!("{}: {e}", path.display()));
+    match std::fs::metadata(path) {
+        Ok(m) if m.file_type().is_fifo() => std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(key))
+            .map_err(fail),
+        _ => sovra_hsm::soft::write_private_file(path, key)
+            .map_err(|e| CliError::Local(format!("{}: {e}", path.display()))),
     }
 }
 
@@ -205,8 +223,7 @@ pub async fn run(g: &Global, c: AgentCmd) -> Result<()> {
             .map_err(agent_err)?;
             let b64 = sovra_proto::b64::encode(released.material.expose());
             if let Some(path) = &a.out {
-                sovra_hsm::soft::write_private_file(path, released.material.expose())
-                    .map_err(|e| CliError::Local(format!("{}: {e}", path.display())))?;
+                deliver(path, released.material.expose())?;
             }
             if let Some((cmd, args)) = a.exec.split_first() {
                 let status = std::process::Command::new(cmd)

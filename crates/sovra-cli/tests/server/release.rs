@@ -468,6 +468,46 @@ fn the_agent_releases_a_key_into_a_simulated_snp_guest() {
     )
     .unwrap();
     assert_eq!(pt.expose(), b"guest secret");
+    // Into a named pipe the workload reads: the bytes arrive, the pipe stays a pipe.
+    let fifo = s.dir.join("key.fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    let o = agent(&["--out", fifo.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(reader.join().unwrap(), material);
+    {
+        use std::os::unix::fs::FileTypeExt;
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    }
+    // On stdout (JSON mode: base64 in "key"), and to a command in SOVRA_RELEASED_KEY.
+    let o = agent(&[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        sovra_proto::b64::decode(v["key"].as_str().unwrap()).unwrap(),
+        material
+    );
+    let seen = s.dir.join("seen");
+    let o = agent(&[
+        "--exec",
+        "sh",
+        "-c",
+        &format!("printf %s \"$SOVRA_RELEASED_KEY\" > {}", seen.display()),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        sovra_proto::b64::decode(&std::fs::read_to_string(&seen).unwrap()).unwrap(),
+        material
+    );
     // A policy that requires a measurement the guest does not have refuses it, with the clause.
     let strict = json!({"version": "1.0.0", "anyOf": [{"authority": s.url, "allOf": [
         {"claim": "x-ms-sevsnpvm-launchmeasurement", "equals": "00"}]}]});
