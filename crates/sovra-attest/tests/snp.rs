@@ -316,3 +316,42 @@ fn never_panics_on_mutations() {
         );
     }
 }
+
+#[test]
+fn the_kds_path_of_each_report_names_the_certificate_that_signed_it() {
+    use sovra_attest::snp::{kds, parse_report, vcek};
+    use sovra_attest::x509::certs_from_pem_or_der;
+    let mut vceks = 0;
+    for c in CASES {
+        let r = parse_report(&raw(c)).unwrap();
+        let info = vcek::key_info(&certs_from_pem_or_der(&read(c.certs[0])).unwrap()[0]).unwrap();
+        let paths = kds::vcek_paths(&r);
+        if info.is_vlek() {
+            assert!(paths.is_empty(), "{}: VLEKs are not on KDS", c.report);
+            continue;
+        }
+        vceks += 1;
+        // The path that matches the certificate's product is among the candidates, and names
+        // its hardware ID and TCB exactly.
+        let product = info.product().unwrap().name();
+        let p = paths
+            .iter()
+            .find(|p| p.starts_with(&format!("/vcek/v1/{product}/")))
+            .unwrap_or_else(|| panic!("{}: {paths:?}", c.report));
+        let hwid = sovra_attest::hex::encode(info.hw_id.as_ref().unwrap());
+        assert!(p.contains(&format!("/{hwid}?")), "{p}");
+        for (name, v) in [
+            ("blSPL", info.bl_spl),
+            ("teeSPL", info.tee_spl),
+            ("snpSPL", info.snp_spl),
+            ("ucodeSPL", info.ucode_spl),
+        ] {
+            assert!(
+                p.contains(&format!("{name}={}", v.unwrap())),
+                "{}: {p} vs {name}={v:?}",
+                c.report
+            );
+        }
+    }
+    assert!(vceks >= 2);
+}

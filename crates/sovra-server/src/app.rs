@@ -102,6 +102,23 @@ pub async fn open(cfg: &Config) -> Result<Opened, String> {
             token_ttl_secs: cfg.attestation.token_ttl_secs,
             clock_skew_secs: i64::try_from(cfg.attestation.clock_skew_secs)
                 .map_err(|_| "attestation.clock_skew_secs is too large")?,
+            amd_kds_url: match &cfg.attestation.amd_kds_url {
+                Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) => {
+                    return Err(format!(
+                        "attestation.amd_kds_url must be an http(s) URL, e.g. https://kdsintf.amd.com (got {u})"
+                    ));
+                }
+                other => other.clone(),
+            },
+            fetch_ca_pem: cfg
+                .attestation
+                .fetch_ca_file
+                .as_ref()
+                .map(|f| {
+                    std::fs::read(f)
+                        .map_err(|e| format!("attestation.fetch_ca_file {}: {e}", f.display()))
+                })
+                .transpose()?,
             token_alg: sovra_crypto::jws::JwsAlg::parse(&cfg.attestation.token_alg)
                 .ok_or("attestation.token_alg must be RS256, ES256 or ES384")?,
             public_url: cfg

@@ -57,6 +57,12 @@ pub struct AttestationConfig {
     pub max_evidence_bytes: usize,
     /// Clock skew allowed on a presented token's `nbf`/`exp`, seconds.
     pub clock_skew_secs: u64,
+    /// Fetch missing SEV-SNP VCEKs from this AMD KDS base URL (e.g.
+    /// `https://kdsintf.amd.com`) or a mirror. Unset (default): never fetch, stay offline.
+    pub amd_kds_url: Option<String>,
+    /// PEM CA certificates for HTTPS fetches (a mirror with a private CA); default: the
+    /// system bundle.
+    pub fetch_ca_file: Option<PathBuf>,
 }
 
 impl Default for AttestationConfig {
@@ -66,6 +72,8 @@ impl Default for AttestationConfig {
             token_alg: "RS256".into(),
             max_evidence_bytes: 1 << 20,
             clock_skew_secs: 60,
+            amd_kds_url: None,
+            fetch_ca_file: None,
         }
     }
 }
@@ -258,6 +266,11 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     (
         "SOVRA_ATTESTATION_CLOCK_SKEW_SECS",
         "attestation.clock_skew_secs",
+    ),
+    ("SOVRA_ATTESTATION_AMD_KDS_URL", "attestation.amd_kds_url"),
+    (
+        "SOVRA_ATTESTATION_FETCH_CA_FILE",
+        "attestation.fetch_ca_file",
     ),
     ("SOVRA_CACHE_METADATA_TTL_MS", "cache.metadata_ttl_ms"),
 ];

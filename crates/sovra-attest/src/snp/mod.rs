@@ -10,6 +10,7 @@
 //! certificate's TCB extensions equal to the report's REPORTED_TCB; the nonce, if one is expected,
 //! as the prefix of REPORT_DATA.
 
+pub mod kds;
 pub mod report;
 pub mod vcek;
 

@@ -548,3 +548,108 @@ fn reference_values_rego_and_signed_policies() {
         "{log}"
     );
 }
+
+/// A stand-in for AMD KDS on loopback: serves `vcek` (DER) at `/vcek/v1/Milan/{chip}?…` for
+/// the one chip it knows, 404 otherwise. Returns its URL and the paths it was asked for.
+fn kds_stand_in(
+    chip: String,
+    vcek: Vec<u8>,
+    ask_ark: Vec<u8>,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(20) {
+            let Ok(mut s) = s else { continue };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let line = String::from_utf8_lossy(&req)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string();
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+            log.lock().unwrap().push(path.clone());
+            let ok =
+                path.starts_with(&format!("/vcek/v1/Milan/{chip}?")) && path.contains("blSPL=");
+            let (status, body) = if ok {
+                ("200 OK", vcek.clone())
+            } else if path == "/vcek/v1/Milan/cert_chain" {
+                ("200 OK", ask_ark.clone())
+            } else {
+                ("404 Not Found", Vec::new())
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\nContent-Type: application/pkix-cert\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(&body);
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn a_missing_vcek_is_fetched_from_kds_only_when_the_operator_opts_in() {
+    let report = std::fs::read(v(REPORT)).unwrap();
+    let chip = sovra_attest::hex::encode(&report[0x1A0..0x1E0]);
+    let (kds, seen) = kds_stand_in(
+        chip,
+        std::fs::read(v(VCEK)).unwrap(),
+        std::fs::read(v(ASK_ARK)).unwrap(),
+    );
+
+    // Offline by default: the report alone names what to import.
+    let off = Server::start();
+    let o = off.cli(&["-o", "json", "attest", "--type", "sev-snp", &v(REPORT)]);
+    assert_eq!(cli_code(&o), "ATTEST_COLLATERAL_MISSING");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("collateral import"));
+    assert!(seen.lock().unwrap().is_empty(), "nothing was fetched");
+
+    let s = Server::start_with(&[("SOVRA_ATTESTATION_AMD_KDS_URL", &kds)]);
+    // A chip KDS does not know: refused, saying the fetch failed.
+    let o = s.cli(&[
+        "-o",
+        "json",
+        "attest",
+        "--type",
+        "sev-snp",
+        &v("snp/gosevguest_milan_attestation.bin"),
+    ]);
+    assert_eq!(cli_code(&o), "ATTEST_COLLATERAL_MISSING");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("KDS"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // The report alone (no certificates): its VCEK and the ASK are fetched, checked, stored,
+    // and it verifies against the pinned Milan root.
+    let before = seen.lock().unwrap().len();
+    let out = s.json(&["attest", "--type", "sev-snp", &v(REPORT)]);
+    let c = verify_with_jwks(&s, out["token"].as_str().unwrap());
+    assert_eq!(c["x-ms-attestation-type"], "sevsnpvm");
+    let fetched: Vec<String> = seen.lock().unwrap()[before..].to_vec();
+    assert_eq!(fetched.len(), 2, "{fetched:?}");
+    assert!(fetched[0].contains("ucodeSPL="), "{fetched:?}");
+    assert_eq!(fetched[1], "/vcek/v1/Milan/cert_chain");
+    // Next time it all comes from the collateral store.
+    s.json(&["attest", "--type", "sev-snp", &v(REPORT)]);
+    assert_eq!(seen.lock().unwrap().len(), before + 2);
+    let list = s.ok(&["attestation", "collateral", "list"]);
+    assert!(
+        list.contains(&format!("fetched from {kds}/vcek/v1/Milan/")),
+        "{list}"
+    );
+    let log = s.ok(&["audit", "export"]);
+    assert!(log.contains("attestation.collateral.fetch"), "{log}");
+}

@@ -27,8 +27,6 @@ const JWKS_MIN_INTERVAL: Duration = Duration::from_secs(5);
 const JWKS_MAX_BYTES: usize = 256 * 1024;
 /// Time limit of one JWKS fetch.
 const JWKS_TIMEOUT: Duration = Duration::from_secs(10);
-/// Where the system's CA bundle is, unless `SSL_CERT_FILE` says otherwise.
-const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// An external token issuer trusted for release.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,35 +109,13 @@ impl JwksCache {
 
 /// Fetches `uri` (HTTPS) and returns its `keys`.
 async fn fetch_jwks(ti: &TrustedIssuer, uri: &str) -> Result<Vec<Value>> {
-    let rest = uri
-        .strip_prefix("https://")
-        .ok_or_else(|| unavailable(&ti.issuer, "the JWKS URL is not https://"))?;
-    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let path = if path.is_empty() { "/" } else { path };
-    let ca_pem = if ti.ca_certificates.is_empty() {
-        let file = std::env::var("SSL_CERT_FILE").unwrap_or_else(|_| SYSTEM_CA_BUNDLE.into());
-        std::fs::read(&file)
-            .map_err(|e| unavailable(&ti.issuer, format!("no CA certificates ({file}: {e})")))?
-    } else {
-        ti.ca_certificates.join("\n").into_bytes()
-    };
-    let client = sovra_client::Client::new(sovra_client::ClientConfig {
-        url: format!("https://{host}"),
-        ca_pem: Some(ca_pem),
-        timeout: JWKS_TIMEOUT,
-        ..Default::default()
-    })
-    .map_err(|e| unavailable(&ti.issuer, e))?;
-    let (status, body) = client
-        .raw(hyper::Method::GET, path, None)
+    if !uri.starts_with("https://") {
+        return Err(unavailable(&ti.issuer, "the JWKS URL is not https://"));
+    }
+    let ca = (!ti.ca_certificates.is_empty()).then(|| ti.ca_certificates.join("\n").into_bytes());
+    let body = super::fetch::get(uri, ca, JWKS_TIMEOUT, JWKS_MAX_BYTES)
         .await
         .map_err(|e| unavailable(&ti.issuer, e))?;
-    if !status.is_success() {
-        return Err(unavailable(&ti.issuer, format!("{uri} answered {status}")));
-    }
-    if body.len() > JWKS_MAX_BYTES {
-        return Err(unavailable(&ti.issuer, "the key set is too large"));
-    }
     let v: Value = serde_json::from_slice(&body)
         .map_err(|_| unavailable(&ti.issuer, format!("{uri} is not JSON")))?;
     v.get("keys")

@@ -10,6 +10,7 @@ pub mod attest;
 pub mod audit;
 pub mod auth;
 pub mod authz;
+pub mod fetch;
 pub mod issuers;
 pub mod keys;
 pub mod material;

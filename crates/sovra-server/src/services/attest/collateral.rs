@@ -310,7 +310,7 @@ impl CollateralCache {
         }
     }
 
-    fn invalidate(&self) {
+    pub(super) fn invalidate(&self) {
         if let Ok(mut g) = self.inner.write() {
             *g = None;
         }

@@ -9,6 +9,7 @@
 pub mod activation;
 pub mod claims;
 pub mod collateral;
+pub mod kds;
 pub mod policy;
 pub mod providers;
 pub mod request;
@@ -34,6 +35,10 @@ pub struct AttestConfig {
     pub public_url: String,
     /// Clock skew allowed on a presented token's `nbf`/`exp`, seconds.
     pub clock_skew_secs: i64,
+    /// AMD KDS (or mirror) base URL to fetch missing VCEKs from; `None`: never fetch.
+    pub amd_kds_url: Option<String>,
+    /// CA certificates (PEM) for HTTPS fetches; `None`: the system bundle.
+    pub fetch_ca_pem: Option<Vec<u8>>,
 }
 
 impl Default for AttestConfig {
@@ -43,6 +48,8 @@ impl Default for AttestConfig {
             token_alg: JwsAlg::Rs256,
             public_url: "https://127.0.0.1:8443".into(),
             clock_skew_secs: 60,
+            amd_kds_url: None,
+            fetch_ca_pem: None,
         }
     }
 }
@@ -58,6 +65,8 @@ pub struct AttestState {
     pub policies: policy::PolicyCache,
     /// Reference-value sets.
     pub refvalues: Single<Vec<sovra_proto::attest::ReferenceValues>>,
+    /// Recent AMD KDS fetches.
+    pub kds: kds::KdsLimiter,
 }
 
 /// One cached value with a time to live.
@@ -106,6 +115,7 @@ impl AttestState {
             collateral: collateral::CollateralCache::new(ttl),
             policies: policy::PolicyCache::new(ttl),
             refvalues: Single::new(ttl),
+            kds: Default::default(),
         }
     }
 }
@@ -302,9 +312,34 @@ impl Sovra {
             EvidenceType::Tdx | EvidenceType::Sgx | EvidenceType::AzTdxVtpm
         );
         if sub.collateral.is_some() || !needs_intel || loaded.intel.is_empty() {
-            return verifier
-                .verify(&input(sub, &chain, sub.collateral.as_deref()), &ctx)
-                .map_err(|e| attest_error(&e));
+            let first = verifier.verify(&input(sub, &chain, sub.collateral.as_deref()), &ctx);
+            return match first {
+                Err(sovra_attest::AttestError::CollateralMissing(m))
+                    if kind == EvidenceType::SevSnp =>
+                {
+                    match self.fetch_vcek(&sub.evidence).await {
+                        Ok(true) => {
+                            let loaded = self.loaded_collateral().await?;
+                            let ctx = VerifyContext {
+                                now: self.now(),
+                                trust: &loaded.trust,
+                            };
+                            verifier
+                                .verify(&input(sub, &chain, None), &ctx)
+                                .map_err(|e| attest_error(&e))
+                        }
+                        Ok(false) => Err(attest_error(
+                            &sovra_attest::AttestError::CollateralMissing(m),
+                        )),
+                        Err(why) => {
+                            Err(attest_error(&sovra_attest::AttestError::CollateralMissing(
+                                format!("{m} (fetching it from AMD KDS failed: {why})"),
+                            )))
+                        }
+                    }
+                }
+                other => other.map_err(|e| attest_error(&e)),
+            };
         }
         // Try the stored Intel bundles; report the most specific failure if none fits.
         let mut last = None;

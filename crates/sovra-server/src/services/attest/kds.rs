@@ -1,0 +1,212 @@
+//! Opt-in fetching of VCEKs from AMD's Key Distribution Service (`attestation.amd_kds_url`):
+//! when an SEV-SNP report arrives without its VCEK and the collateral store has none for its
+//! chip and TCB, Sovra asks KDS (or a mirror), checks the answer is a VCEK for that chip, stores
+//! it in the collateral store (audited) and verifies again. The certificate still has to chain to
+//! the pinned AMD root, so the transport adds no trust. Off by default: Sovra stays offline.
+//!
+//! Bounded: reports are unauthenticated input and can name any chip, so a URL that failed is not
+//! tried again for a minute, and Sovra fetches at most two times a second in all (bursts of ten).
+
+use super::super::Sovra;
+use super::super::audit::{AuditEvent, EventKind};
+use super::collateral::CollateralRec;
+use crate::error::Result;
+use crate::model;
+use sovra_attest::snp::{kds, report, vcek};
+use sovra_store::{Expect, WriteBatch};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// A failed URL is not fetched again for this long.
+const RETRY_AFTER: Duration = Duration::from_secs(60);
+/// Fetches allowed in a burst.
+const BURST: f64 = 10.0;
+/// Fetches allowed per second, sustained.
+const PER_SECOND: f64 = 2.0;
+/// Time limit of one fetch.
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// A VCEK is about 1.4 KB.
+const MAX_BYTES: usize = 64 * 1024;
+
+/// Fetch tokens left and when they were counted.
+type Bucket = Option<(f64, Instant)>;
+
+/// Recent KDS attempts: a token bucket and the URLs that failed (with when).
+#[derive(Debug, Default)]
+pub struct KdsLimiter {
+    inner: Mutex<(Bucket, HashMap<String, Instant>)>,
+}
+
+impl KdsLimiter {
+    /// May `url` be fetched now? Records the attempt if so.
+    fn admit(&self, url: &str) -> std::result::Result<(), String> {
+        let mut g = self
+            .inner
+            .lock()
+            .map_err(|_| "the KDS limiter is unavailable".to_string())?;
+        let (bucket, failed) = &mut *g;
+        failed.retain(|_, t| t.elapsed() < RETRY_AFTER);
+        if failed.contains_key(url) {
+            return Err("the same fetch failed less than a minute ago; retry later".into());
+        }
+        let (tokens, at) = bucket.unwrap_or((BURST, Instant::now()));
+        let tokens = (tokens + at.elapsed().as_secs_f64() * PER_SECOND).min(BURST);
+        if tokens < 1.0 {
+            *bucket = Some((tokens, Instant::now()));
+            return Err("too many KDS fetches right now; retry shortly".into());
+        }
+        *bucket = Some((tokens - 1.0, Instant::now()));
+        Ok(())
+    }
+
+    fn failed(&self, url: &str) {
+        if let Ok(mut g) = self.inner.lock() {
+            g.1.insert(url.to_string(), Instant::now());
+        }
+    }
+}
+
+impl Sovra {
+    /// Fetches the VCEK of the SNP report in `evidence` from KDS and stores it. `Ok(false)`
+    /// when fetching is not configured; `Err` says why nothing was stored.
+    pub(super) async fn fetch_vcek(&self, evidence: &[u8]) -> std::result::Result<bool, String> {
+        let Some(base) = self.cfg.attest.amd_kds_url.as_deref() else {
+            return Ok(false);
+        };
+        let raw = report::decode_input(evidence).map_err(|e| e.to_string())?;
+        let r = report::parse_report(&raw).map_err(|e| e.to_string())?;
+        let paths = kds::vcek_paths(&r);
+        if paths.is_empty() {
+            return Err(
+                "the report is signed by a VLEK or masks its chip ID: KDS cannot serve its key"
+                    .into(),
+            );
+        }
+        let mut why = String::new();
+        for path in paths {
+            let url = format!("{}{path}", base.trim_end_matches('/'));
+            if let Err(e) = self.attest.kds.admit(&url) {
+                why = e;
+                continue;
+            }
+            let got = super::super::fetch::get(
+                &url,
+                self.cfg.attest.fetch_ca_pem.clone(),
+                TIMEOUT,
+                MAX_BYTES,
+            )
+            .await
+            .and_then(|der| {
+                let info = vcek::key_info(&der).map_err(|e| format!("{url}: {e}"))?;
+                let for_chip = info.hw_id.as_ref().is_some_and(|id| {
+                    !id.is_empty() && r.chip_id.get(..id.len()) == Some(id.as_slice())
+                });
+                if info.subject_cn.contains("VCEK") && for_chip {
+                    Ok(der)
+                } else {
+                    Err(format!("{url} did not answer this chip's VCEK"))
+                }
+            });
+            match got {
+                Ok(der) => {
+                    self.store_fetched(&der, &url)
+                        .await
+                        .map_err(|e| e.message)?;
+                    self.fetch_ask(base, &path).await;
+                    return Ok(true);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "VCEK fetch from KDS failed");
+                    self.attest.kds.failed(&url);
+                    // The mirror's address and its answer stay in the server log.
+                    why = "KDS did not provide a VCEK for this chip and TCB (details in the server log)".into();
+                }
+            }
+        }
+        Err(why)
+    }
+
+    /// Fetches the ASK (with the ARK) of the VCEK at `vcek_path` from KDS (`cert_chain`) unless
+    /// the collateral store already has the ASK. Only the pinned ARK is ever a trust anchor; the
+    /// ARK in this answer is an extra copy the chain check ignores.
+    async fn fetch_ask(&self, base: &str, vcek_path: &str) {
+        let product: Vec<&str> = vcek_path.split('/').take(4).collect();
+        let Some(name) = product.get(3) else { return };
+        let ask_cn = format!("SEV-{name}");
+        if let Ok(l) = self.loaded_collateral().await {
+            let have = l.trust.cert_pool.iter().any(|d| {
+                sovra_attest::x509::parse_cert(d)
+                    .is_ok_and(|c| sovra_attest::x509::subject_cn(&c) == ask_cn)
+            });
+            if have {
+                return;
+            }
+        }
+        let url = format!(
+            "{}{}/cert_chain",
+            base.trim_end_matches('/'),
+            product.join("/")
+        );
+        if self.attest.kds.admit(&url).is_err() {
+            return;
+        }
+        let got = super::super::fetch::get(
+            &url,
+            self.cfg.attest.fetch_ca_pem.clone(),
+            TIMEOUT,
+            MAX_BYTES,
+        )
+        .await
+        .and_then(|pem| {
+            let certs =
+                sovra_attest::x509::certs_from_pem_or_der(&pem).map_err(|e| e.to_string())?;
+            if certs.is_empty() {
+                return Err(format!("{url} holds no certificate"));
+            }
+            Ok(pem)
+        });
+        match got {
+            Ok(pem) => {
+                if let Err(e) = self.store_fetched(&pem, &url).await {
+                    tracing::warn!(url = %url, error = %e.message, "storing the fetched ASK failed");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "ASK fetch from KDS failed");
+                self.attest.kds.failed(&url);
+            }
+        }
+    }
+
+    async fn store_fetched(&self, der: &[u8], url: &str) -> Result<()> {
+        let id = sovra_attest::x509::sha256_hex(der);
+        let rec = CollateralRec {
+            id: id.clone(),
+            kind: "amd-certs".into(),
+            platform: None,
+            description: format!("fetched from {url}"),
+            content: sovra_proto::b64::encode(der),
+            create_time: self.now(),
+        };
+        let mut b = WriteBatch::new();
+        b.put(
+            model::COLLATERAL,
+            id.clone(),
+            rec.kind.clone(),
+            model::to_json(&rec)?,
+            None,
+            Expect::Any,
+        );
+        b.audit(
+            AuditEvent::new(self.now(), EventKind::Admin, "attestation.collateral.fetch")
+                .principal("sovra")
+                .resource(format!("attestation/collateral/{id}"))
+                .detail(serde_json::json!({"kind": "amd-certs", "url": url}))
+                .body(),
+        );
+        self.store.commit(b).await?;
+        self.attest.collateral.invalidate();
+        Ok(())
+    }
+}
