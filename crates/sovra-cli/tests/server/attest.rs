@@ -653,3 +653,61 @@ fn a_missing_vcek_is_fetched_from_kds_only_when_the_operator_opts_in() {
     let log = s.ok(&["audit", "export"]);
     assert!(log.contains("attestation.collateral.fetch"), "{log}");
 }
+
+#[test]
+fn azure_cvm_evidence_gets_maa_shaped_claims_that_azure_release_policies_accept() {
+    let s = Server::start();
+    let out = s.json(&[
+        "attest",
+        "--type",
+        "az-snp-vtpm",
+        "--cert-chain",
+        &v("roots/amd/ask_ark_genoa.pem"),
+        &v("azure_snp_vtpm/trustee_evidence-genoa.json"),
+    ]);
+    let tok = out["token"].as_str().unwrap().to_string();
+    let c = verify_with_jwks(&s, &tok);
+    assert_eq!(c["x-ms-attestation-type"], "azurevm");
+    let tee = &c["x-ms-isolation-tee"];
+    assert_eq!(tee["x-ms-attestation-type"], "sevsnpvm");
+    assert_eq!(tee["x-ms-compliance-status"], "azure-compliant-cvm");
+    assert_eq!(
+        tee["x-ms-sevsnpvm-launchmeasurement"],
+        "f57dc09a507c6ecd82369bffb600f0003792f4d99bc26e985ec0c266fc34faf3706faf814c9e61065768a6ff917c89ae"
+    );
+    assert_eq!(tee["x-ms-sevsnpvm-is-debuggable"], false);
+    assert_eq!(tee["x-ms-runtime"]["keys"][0]["kid"], "HCLAkPub");
+    assert_eq!(
+        c["x-ms-azurevm-vmid"],
+        "390CBCF5-6C67-4D9B-98EF-C3F1699CC8FC"
+    );
+    assert_eq!(c["secureboot"], true);
+    assert_eq!(
+        c["x-ms-azurevm-attested-pcrs"],
+        json!((0..24).collect::<Vec<u32>>())
+    );
+    // Azure's own CVM release policy, with Sovra as the authority, accepts the token: the release
+    // gets past the policy and stops only because this captured evidence bound no TEE key.
+    let policy = json!({"version": "1.0.0", "anyOf": [{"authority": format!("{}/", s.url), "allOf": [
+        {"claim": "x-ms-isolation-tee.x-ms-attestation-type", "equals": "sevsnpvm"},
+        {"claim": "x-ms-isolation-tee.x-ms-compliance-status", "equals": "azure-compliant-cvm"}]}]});
+    let pfile = s.dir.join("cvm.json");
+    std::fs::write(&pfile, policy.to_string()).unwrap();
+    s.ok(&["keyrings", "create", "cvm"]);
+    s.ok(&[
+        "keys",
+        "create",
+        "cvm/k",
+        "--purpose",
+        "encrypt",
+        "--exportable",
+        "--release-policy",
+        pfile.to_str().unwrap(),
+    ]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let r = rt.block_on(s.admin().post::<_, Value>(
+        "/v1/locations/global/keyRings/cvm/cryptoKeys/k:release",
+        &json!({"target": tok}),
+    ));
+    assert_eq!(code(r), "RELEASE_NO_TARGET_KEY");
+}

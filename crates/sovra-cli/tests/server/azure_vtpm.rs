@@ -219,8 +219,8 @@ fn an_azure_cvm_gets_the_key_through_its_vtpm_and_a_foreign_ak_does_not() {
     let imds_url = imds(sim.vcek_pem.clone(), sim.ask_ark_pem.clone());
 
     let policy = json!({"version": "1.0.0", "requireNonce": true, "anyOf": [{"authority": s.url, "allOf": [
-        {"claim": "x-ms-attestation-type", "equals": "azurevm"},
-        {"claim": "x-ms-sevsnpvm-is-debuggable", "equals": false},
+        {"claim": "x-ms-isolation-tee.x-ms-attestation-type", "equals": "sevsnpvm"},
+        {"claim": "x-ms-isolation-tee.x-ms-compliance-status", "equals": "azure-compliant-cvm"},
         {"claim": "pcrs.sha256.16", "equals": "00".repeat(32)}]}]});
     let pfile = s.dir.join("p.json");
     std::fs::write(&pfile, policy.to_string()).unwrap();

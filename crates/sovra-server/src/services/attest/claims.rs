@@ -165,7 +165,71 @@ pub fn normalise(v: &VerifiedClaims, _maa_type: Option<&str>) -> Map<String, Val
             m.insert(k.into(), Value::from(n));
         }
     }
+    if matches!(kind, EvidenceType::AzSnpVtpm | EvidenceType::AzTdxVtpm) {
+        azure_cvm(kind, &snapshot, &mut m);
+    }
     m
+}
+
+/// MAA's Azure CVM shape: the hardware TEE's claims nested under `x-ms-isolation-tee` (with
+/// the paravisor's runtime data as its `x-ms-runtime`), and the `azurevm` claims Sovra can
+/// derive from the evidence. The nested compliance status is set after the policy ran
+/// ([`azure_compliance`]).
+fn azure_cvm(kind: EvidenceType, native: &Map<String, Value>, m: &mut Map<String, Value>) {
+    let snp = kind == EvidenceType::AzSnpVtpm;
+    let mut tee = Map::new();
+    tee.insert(
+        "x-ms-attestation-type".into(),
+        Value::from(if snp { "sevsnpvm" } else { "tdxvm" }),
+    );
+    for (k, v) in m.iter() {
+        let hardware = if snp {
+            k.starts_with("x-ms-sevsnpvm-")
+        } else {
+            k.starts_with("tdx_") || k == "dbgstat" || k == "attester_tcb_status"
+        };
+        if hardware {
+            tee.insert(k.clone(), v.clone());
+        }
+    }
+    if let Some(rt) = native.get("runtime") {
+        tee.insert("x-ms-runtime".into(), rt.clone());
+    }
+    m.insert("x-ms-isolation-tee".into(), Value::Object(tee));
+    let cfg = native.get("runtime").and_then(|r| r.get("vm-configuration"));
+    if let Some(id) = cfg.and_then(|c| c.get("vmUniqueId")) {
+        m.insert("x-ms-azurevm-vmid".into(), id.clone());
+    }
+    if let Some(sb) = cfg.and_then(|c| c.get("secure-boot")) {
+        m.insert("secureboot".into(), sb.clone());
+    }
+    if let Some(bank) = native
+        .get("pcrs")
+        .and_then(|p| p.get("sha256"))
+        .and_then(Value::as_object)
+    {
+        let mut idx: Vec<u64> = bank.keys().filter_map(|k| k.parse().ok()).collect();
+        idx.sort_unstable();
+        m.insert("x-ms-azurevm-attested-pcrs".into(), Value::from(idx));
+    }
+}
+
+/// For Azure CVM evidence that the provider's policy judged compliant (it issued
+/// `x-ms-compliance-status`), states it in MAA's words inside `x-ms-isolation-tee`, so Azure
+/// release policies (`x-ms-isolation-tee.x-ms-compliance-status == azure-compliant-cvm`) work
+/// unchanged.
+pub fn azure_compliance(kind: EvidenceType, claims: &mut Map<String, Value>) {
+    if !matches!(kind, EvidenceType::AzSnpVtpm | EvidenceType::AzTdxVtpm)
+        || !claims.contains_key("x-ms-compliance-status")
+    {
+        return;
+    }
+    if let Some(Value::Object(tee)) = claims.get_mut("x-ms-isolation-tee") {
+        tee.insert(
+            "x-ms-compliance-status".into(),
+            Value::from("azure-compliant-cvm"),
+        );
+    }
 }
 
 /// SNP: SHA-256 of the init-time data must equal HOST_DATA. Other types have no init-time

@@ -240,6 +240,7 @@ impl Sovra {
         }
         let now = self.now();
         let mut claims = outcome.claims;
+        claims::azure_compliance(kind, &mut claims);
         claims.insert("iss".into(), Value::from(prov.issuer.clone()));
         claims.insert("iat".into(), Value::from(now));
         claims.insert("nbf".into(), Value::from(now));
