@@ -169,8 +169,11 @@ impl Collector for SevGuest {
         use sev::firmware::guest::Firmware;
         use sev::firmware::host::CertType;
         let mut fw = Firmware::open().map_err(|e| io(Path::new(SEV_GUEST), e))?;
+        // VMPL 0 when the guest runs there; a guest under an SVSM (VMPL 1+) may only ask for
+        // its own level or above, so fall back to 1 (what snpguest asks by default).
         let (report, certs) = fw
             .get_ext_report(None, Some(*report_data), Some(0))
+            .or_else(|_| fw.get_ext_report(None, Some(*report_data), Some(1)))
             .map_err(|e| AgentError::Collect(format!("{SEV_GUEST}: SNP_GET_EXT_REPORT: {e}")))?;
         // The VCEK (or VLEK) first, then ASK/ARK; without a host-provided table the server's
         // collateral store must hold the VCEK.

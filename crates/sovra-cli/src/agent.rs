@@ -33,8 +33,9 @@ pub enum AgentCmd {
 #[derive(Debug, Args)]
 pub struct CollectorArgs {
     /// Evidence source: `auto` (configfs-tsm if present, else /dev/sev-guest, else an Azure CVM
-    /// vTPM if the TPM holds an HCL report), `tsm`, `sev-guest`, `azure` (Azure confidential VM vTPM + IMDS), `tpm` (TPM-only
-    /// machine; tpm2-tools, TCTI from TPM2TOOLS_TCTI), or `sim-snp` (needs --sim-dir).
+    /// vTPM if the TPM holds an HCL report), `tsm`, `sev-guest`, `azure` (Azure confidential VM:
+    /// vTPM + IMDS), `tpm` (TPM-only machine; tpm2-tools, TCTI from TPM2TOOLS_TCTI), or
+    /// `sim-snp` (needs --sim-dir).
     #[arg(long, default_value = "auto")]
     pub collector: String,
     /// Azure instance metadata service (for `azure`).

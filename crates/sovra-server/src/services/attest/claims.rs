@@ -196,7 +196,9 @@ fn azure_cvm(kind: EvidenceType, native: &Map<String, Value>, m: &mut Map<String
         tee.insert("x-ms-runtime".into(), rt.clone());
     }
     m.insert("x-ms-isolation-tee".into(), Value::Object(tee));
-    let cfg = native.get("runtime").and_then(|r| r.get("vm-configuration"));
+    let cfg = native
+        .get("runtime")
+        .and_then(|r| r.get("vm-configuration"));
     if let Some(id) = cfg.and_then(|c| c.get("vmUniqueId")) {
         m.insert("x-ms-azurevm-vmid".into(), id.clone());
     }
