@@ -163,12 +163,16 @@ impl Default for QuotaConfig {
 pub struct LimitsConfig {
     /// Largest request body, bytes.
     pub max_body_bytes: usize,
+    /// Requests without an API token (attestation, TPM challenges) per second per source
+    /// address, bursts of twice that; 0: unlimited.
+    pub anonymous_per_ip_per_second: u64,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: 256 * 1024,
+            anonymous_per_ip_per_second: 100,
         }
     }
 }
@@ -254,6 +258,10 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
         "quota.asymmetric_per_minute",
     ),
     ("SOVRA_MAX_BODY_BYTES", "limits.max_body_bytes"),
+    (
+        "SOVRA_LIMITS_ANONYMOUS_PER_IP_PER_SECOND",
+        "limits.anonymous_per_ip_per_second",
+    ),
     ("SOVRA_LOG_FORMAT", "log.format"),
     ("SOVRA_LOG_LEVEL", "log.level"),
     ("SOVRA_SCHEDULER_INTERVAL_SECS", "scheduler_interval_secs"),

@@ -52,6 +52,9 @@ impl Server {
             ready: Arc::new(AtomicBool::new(true)),
             max_body: cfg.limits.max_body_bytes,
             max_evidence: cfg.attestation.max_evidence_bytes,
+            anon: Arc::new(crate::http::limit::AnonLimiter::new(
+                cfg.limits.anonymous_per_ip_per_second,
+            )),
         };
         Ok(Self {
             listener,
@@ -106,7 +109,11 @@ impl Server {
                 () = &mut shutdown => break,
             };
             let _ = tcp.set_nodelay(true);
-            let svc = TowerToHyperService::new(router.clone());
+            let svc = TowerToHyperService::new(
+                router
+                    .clone()
+                    .layer(axum::Extension(crate::http::limit::PeerIp(peer.ip()))),
+            );
             let builder = builder.clone();
             let tls = self.tls.clone();
             let watcher = graceful.watcher();

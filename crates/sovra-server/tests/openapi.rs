@@ -15,6 +15,7 @@ async fn every_documented_operation_is_routed() {
         ready: std::sync::Arc::new(true.into()),
         max_body: 1 << 18,
         max_evidence: 1 << 20,
+        anon: std::sync::Arc::new(sovra_server::http::limit::AnonLimiter::new(0)),
     };
     let router = sovra_server::http::router(state);
     let doc: serde_json::Value = serde_json::from_str(sovra_server::http::OPENAPI).unwrap();

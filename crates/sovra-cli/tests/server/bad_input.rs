@@ -434,3 +434,42 @@ fn garbage_on_the_wire_does_not_hurt_the_server() {
     let _idle = std::net::TcpStream::connect(&addr).unwrap();
     assert!(s.cli(&["whoami"]).status.success());
 }
+
+#[test]
+fn requests_without_a_token_share_a_budget_per_address() {
+    // One request a second, bursts of two, per source address.
+    let s = Server::start_with(&[("SOVRA_LIMITS_ANONYMOUS_PER_IP_PER_SECOND", "1")]);
+    let anon = sovra_client::Client::new(sovra_client::ClientConfig {
+        url: s.url.clone(),
+        ca_pem: Some(std::fs::read(s.ca()).unwrap()),
+        ..Default::default()
+    })
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let attest = |c: &sovra_client::Client| {
+        rt.block_on(c.send(Method::POST, "/v1/attest/sev-snp", Some(b"{}".to_vec())))
+            .unwrap()
+    };
+    // The burst is spent on requests that are refused anyway (no evidence: 400)...
+    for _ in 0..2 {
+        assert_eq!(attest(&anon).0.as_u16(), 400);
+    }
+    // ...then the address waits, told for how long.
+    let (status, headers, body) = attest(&anon);
+    assert_eq!(status.as_u16(), 429);
+    assert!(headers.get("retry-after").is_some());
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["error"]["code"], "QUOTA_EXCEEDED");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("API token")
+    );
+    // Callers with an API token are authenticated instead, not counted; a bad token is refused.
+    assert_eq!(attest(&s.admin()).0.as_u16(), 400);
+    assert_eq!(attest(&s.client_as("sovra_bogus_token")).0.as_u16(), 401);
+    // The budget refills.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(attest(&anon).0.as_u16(), 400);
+}

@@ -3,10 +3,12 @@
 //! `/policies/{type}`), also per provider under `/providers/{provider}/…`.
 //!
 //! Attest endpoints need no API token (like MAA): evidence is its own credential, and the token
-//! says only what the evidence proves. Policy, collateral and provider management need one.
+//! says only what the evidence proves; without a token they spend a per-address budget
+//! ([`Anonymous`]). Policy, collateral and provider management need one.
 
 use super::AppState;
 use super::extract::{Caller, PathParams, parse_json};
+use super::limit::Anonymous;
 use super::response::{Json, no_content};
 use crate::error::{Error, Result};
 use crate::services::attest::policy::Language;
@@ -92,6 +94,7 @@ async fn native_attest(
 /// `POST /v1/attest/{type}`: attest with the default provider.
 pub async fn attest_default(
     State(s): State<AppState>,
+    _: Anonymous,
     PathParams(kind): PathParams<String>,
     EvidenceBody(b): EvidenceBody,
 ) -> Result<Json<AttestResponse>> {
@@ -101,6 +104,7 @@ pub async fn attest_default(
 /// `POST /v1/attestation/providers/{provider}/attest/{type}`.
 pub async fn attest_provider(
     State(s): State<AppState>,
+    _: Anonymous,
     PathParams((provider, kind)): PathParams<(String, String)>,
     EvidenceBody(b): EvidenceBody,
 ) -> Result<Json<AttestResponse>> {
@@ -122,6 +126,7 @@ async fn maa_attest(
 /// `POST /attest/{type}` (MAA).
 pub async fn maa_attest_default(
     State(s): State<AppState>,
+    _: Anonymous,
     PathParams(ty): PathParams<String>,
     EvidenceBody(b): EvidenceBody,
 ) -> Result<Json<AttestResponse>> {
@@ -131,6 +136,7 @@ pub async fn maa_attest_default(
 /// `POST /providers/{provider}/attest/{type}` (MAA, per provider).
 pub async fn maa_attest_provider(
     State(s): State<AppState>,
+    _: Anonymous,
     PathParams((provider, ty)): PathParams<(String, String)>,
     EvidenceBody(b): EvidenceBody,
 ) -> Result<Json<AttestResponse>> {
@@ -443,6 +449,7 @@ pub async fn put_issuer(
 /// `POST /v1/attest/tpm/challenge`: credential activation for TPM-only machines.
 pub async fn tpm_challenge(
     State(s): State<AppState>,
+    _: Anonymous,
     EvidenceBody(b): EvidenceBody,
 ) -> Result<Json<Value>> {
     Ok(Json(s.sovra.tpm_challenge(parse_json(&b)?).await?))

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod attest;
 pub mod extract;
 pub mod kms;
+pub mod limit;
 pub mod metrics;
 pub mod response;
 pub mod system;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub max_body: usize,
     /// Body size limit of attestation requests (evidence), bytes.
     pub max_evidence: usize,
+    /// Budget of requests without an API token, per source address.
+    pub anon: Arc<limit::AnonLimiter>,
 }
 
 async fn not_found() -> Error {
