@@ -418,3 +418,97 @@ fn ccel_event_log_replays_to_the_rtmrs() {
     assert_eq!(code(with_log(&edited)), "ATTEST_BINDING_INVALID");
     assert_eq!(code(with_log(&log[..100])), "ATTEST_MALFORMED");
 }
+
+/// The bundle's pieces as a PCS/PCCS v4 serves them: JSON bodies with the signed object as
+/// text, issuer chains percent-encoded in headers, CRLs as DER (PCK) and hex text (root, PCCS).
+fn as_pcs_answers(
+    bundle: &Value,
+) -> (
+    sovra_attest::dcap::pcs::Answer,
+    sovra_attest::dcap::pcs::Answer,
+    sovra_attest::dcap::pcs::Answer,
+    Vec<u8>,
+) {
+    use sovra_attest::dcap::pcs::{Answer, percent_decode};
+    let s = |k: &str| bundle[k].as_str().unwrap().to_string();
+    let encode = |pem: String| -> String {
+        pem.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    let header = |k: &str| percent_decode(&encode(s(k)));
+    (
+        Answer {
+            body: format!(
+                r#"{{"tcbInfo":{},"signature":"{}"}}"#,
+                s("tcb_info"),
+                s("tcb_info_signature")
+            )
+            .into_bytes(),
+            issuer_chain: header("tcb_info_issuer_chain"),
+        },
+        Answer {
+            body: format!(
+                r#"{{"enclaveIdentity":{},"signature":"{}"}}"#,
+                s("qe_identity"),
+                s("qe_identity_signature")
+            )
+            .into_bytes(),
+            issuer_chain: header("qe_identity_issuer_chain"),
+        },
+        Answer {
+            body: sovra_attest::hex::decode(&s("pck_crl")).unwrap(),
+            issuer_chain: header("pck_crl_issuer_chain"),
+        },
+        s("root_ca_crl").into_bytes(),
+    )
+}
+
+#[test]
+fn collateral_fetched_from_a_pcs_verifies_like_the_imported_bundle() {
+    use sovra_attest::dcap::pcs;
+    for c in &CASES[..2] {
+        let n = pcs::needs(&read(c.quote)).unwrap();
+        assert!(n.tdx);
+        assert_eq!(n.ca, "platform");
+        let bundle: Value = serde_json::from_slice(&read(c.collateral)).unwrap();
+        let fmspc =
+            serde_json::from_str::<Value>(bundle["tcb_info"].as_str().unwrap()).unwrap()["fmspc"]
+                .as_str()
+                .unwrap()
+                .to_ascii_lowercase();
+        assert_eq!(n.fmspc, fmspc);
+        let [tcb_path, qe_path, crl_path, _] = pcs::paths(&n);
+        assert_eq!(
+            tcb_path,
+            format!("/tdx/certification/v4/tcb?fmspc={}", fmspc.to_uppercase())
+        );
+        assert_eq!(qe_path, "/tdx/certification/v4/qe/identity");
+        assert_eq!(
+            crl_path,
+            "/sgx/certification/v4/pckcrl?ca=platform&encoding=der"
+        );
+        let (tcb, qe, crl, root) = as_pcs_answers(&bundle);
+        let assembled = pcs::assemble(&tcb, &qe, &crl, &root).unwrap();
+        let at = unix(c.at);
+        let want = run(c).unwrap().to_json();
+        let got = verify(c.kind, &read(c.quote), Some(&assembled), at, None)
+            .unwrap()
+            .to_json();
+        assert_eq!(got, want, "{}", c.quote);
+        // A PCS answer whose signed object was re-serialised no longer verifies.
+        let mut reformatted = tcb.clone();
+        let v: Value = serde_json::from_slice(&tcb.body).unwrap();
+        reformatted.body = serde_json::to_vec_pretty(&v).unwrap();
+        let bad = pcs::assemble(&reformatted, &qe, &crl, &root).unwrap();
+        assert_eq!(
+            code(verify(c.kind, &read(c.quote), Some(&bad), at, None)),
+            "ATTEST_COLLATERAL_INVALID"
+        );
+    }
+}

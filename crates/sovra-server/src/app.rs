@@ -87,6 +87,16 @@ fn make_private_dir(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// A configured vendor URL, which must be http(s).
+fn http_url(name: &str, u: &Option<String>) -> Result<Option<String>, String> {
+    match u {
+        Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) => {
+            Err(format!("{name} must be an http(s) URL (got {u})"))
+        }
+        other => Ok(other.clone()),
+    }
+}
+
 /// Opens (initialising on first start) the deployment described by `cfg`.
 pub async fn open(cfg: &Config) -> Result<Opened, String> {
     make_private_dir(&cfg.data_dir)?;
@@ -102,14 +112,12 @@ pub async fn open(cfg: &Config) -> Result<Opened, String> {
             token_ttl_secs: cfg.attestation.token_ttl_secs,
             clock_skew_secs: i64::try_from(cfg.attestation.clock_skew_secs)
                 .map_err(|_| "attestation.clock_skew_secs is too large")?,
-            amd_kds_url: match &cfg.attestation.amd_kds_url {
-                Some(u) if !(u.starts_with("https://") || u.starts_with("http://")) => {
-                    return Err(format!(
-                        "attestation.amd_kds_url must be an http(s) URL, e.g. https://kdsintf.amd.com (got {u})"
-                    ));
-                }
-                other => other.clone(),
-            },
+            amd_kds_url: http_url("attestation.amd_kds_url", &cfg.attestation.amd_kds_url)?,
+            intel_pcs_url: http_url("attestation.intel_pcs_url", &cfg.attestation.intel_pcs_url)?,
+            intel_root_crl_url: http_url(
+                "attestation.intel_root_crl_url",
+                &cfg.attestation.intel_root_crl_url,
+            )?,
             fetch_ca_pem: cfg
                 .attestation
                 .fetch_ca_file

@@ -63,6 +63,13 @@ pub struct AttestationConfig {
     /// PEM CA certificates for HTTPS fetches (a mirror with a private CA); default: the
     /// system bundle.
     pub fetch_ca_file: Option<PathBuf>,
+    /// Fetch missing Intel collateral from this PCS/PCCS (API v4) base URL (e.g. your PCCS,
+    /// or `https://api.trustedservices.intel.com`). Unset (default): never fetch.
+    pub intel_pcs_url: Option<String>,
+    /// The Intel SGX root CA CRL (for Intel's own PCS:
+    /// `https://certificates.trustedservices.intel.com/IntelSGXRootCA.der`); default: the PCCS
+    /// route `/sgx/certification/v4/rootcacrl` under `intel_pcs_url`.
+    pub intel_root_crl_url: Option<String>,
 }
 
 impl Default for AttestationConfig {
@@ -74,6 +81,8 @@ impl Default for AttestationConfig {
             clock_skew_secs: 60,
             amd_kds_url: None,
             fetch_ca_file: None,
+            intel_pcs_url: None,
+            intel_root_crl_url: None,
         }
     }
 }
@@ -279,6 +288,14 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     (
         "SOVRA_ATTESTATION_FETCH_CA_FILE",
         "attestation.fetch_ca_file",
+    ),
+    (
+        "SOVRA_ATTESTATION_INTEL_PCS_URL",
+        "attestation.intel_pcs_url",
+    ),
+    (
+        "SOVRA_ATTESTATION_INTEL_ROOT_CRL_URL",
+        "attestation.intel_root_crl_url",
     ),
     ("SOVRA_CACHE_METADATA_TTL_MS", "cache.metadata_ttl_ms"),
 ];

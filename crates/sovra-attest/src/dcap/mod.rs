@@ -14,6 +14,7 @@
 
 pub mod collateral;
 pub mod pck;
+pub mod pcs;
 pub mod quote;
 pub mod tcb;
 

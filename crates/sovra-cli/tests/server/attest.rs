@@ -711,3 +711,151 @@ fn azure_cvm_evidence_gets_maa_shaped_claims_that_azure_release_policies_accept(
     ));
     assert_eq!(code(r), "RELEASE_NO_TARGET_KEY");
 }
+
+/// A stand-in PCCS on loopback serving one collateral bundle (a vector) the way PCS API v4
+/// does: signed JSON bodies, percent-encoded issuer-chain headers, DER PCK CRL, hex root CRL.
+fn pcs_stand_in(bundle: Value) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let s = move |k: &str| bundle[k].as_str().unwrap().to_string();
+    let pct = |pem: String| -> String {
+        pem.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    let fmspc = serde_json::from_str::<Value>(&s("tcb_info")).unwrap()["fmspc"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // (path, body, issuer-chain header)
+    type Route = (String, Vec<u8>, Option<(&'static str, String)>);
+    let routes: Vec<Route> = vec![
+        (
+            format!("/tdx/certification/v4/tcb?fmspc={fmspc}"),
+            format!(
+                r#"{{"tcbInfo":{},"signature":"{}"}}"#,
+                s("tcb_info"),
+                s("tcb_info_signature")
+            )
+            .into_bytes(),
+            Some(("TCB-Info-Issuer-Chain", pct(s("tcb_info_issuer_chain")))),
+        ),
+        (
+            "/tdx/certification/v4/qe/identity".into(),
+            format!(
+                r#"{{"enclaveIdentity":{},"signature":"{}"}}"#,
+                s("qe_identity"),
+                s("qe_identity_signature")
+            )
+            .into_bytes(),
+            Some((
+                "SGX-Enclave-Identity-Issuer-Chain",
+                pct(s("qe_identity_issuer_chain")),
+            )),
+        ),
+        (
+            "/sgx/certification/v4/pckcrl?ca=platform&encoding=der".into(),
+            sovra_attest::hex::decode(&s("pck_crl")).unwrap(),
+            Some(("SGX-PCK-CRL-Issuer-Chain", pct(s("pck_crl_issuer_chain")))),
+        ),
+        (
+            "/sgx/certification/v4/rootcacrl".into(),
+            s("root_ca_crl").into_bytes(),
+            None,
+        ),
+    ];
+    std::thread::spawn(move || {
+        for c in l.incoming().take(40) {
+            let Ok(mut c) = c else { continue };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let line = String::from_utf8_lossy(&req)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string();
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+            log.lock().unwrap().push(path.clone());
+            let (status, body, header) = match routes.iter().find(|r| r.0 == path) {
+                Some((_, b, h)) => ("200 OK", b.clone(), h.clone()),
+                None => ("404 Not Found", Vec::new(), None),
+            };
+            let extra = header
+                .map(|(k, v)| format!("{k}: {v}\r\n"))
+                .unwrap_or_default();
+            let _ = write!(
+                c,
+                "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = c.write_all(&body);
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn missing_intel_collateral_is_fetched_from_a_pcs_only_when_the_operator_opts_in() {
+    const QUOTE: &str = "tdx/dcapqvl_tdx_quote_v4_b0c06f.bin";
+    let bundle: Value = serde_json::from_slice(
+        &std::fs::read(v("tdx/dcapqvl_tdx_quote_v4_b0c06f.collateral.json")).unwrap(),
+    )
+    .unwrap();
+    let (pcs, seen) = pcs_stand_in(bundle);
+
+    // Offline by default.
+    let off = Server::start();
+    let o = off.cli(&["-o", "json", "attest", "--type", "tdx", &v(QUOTE)]);
+    assert_eq!(cli_code(&o), "ATTEST_COLLATERAL_MISSING");
+    assert!(seen.lock().unwrap().is_empty());
+
+    // With a PCS: the quote's FMSPC and PCK CA pick what is fetched; the assembled bundle's
+    // signatures verify, and the verdict is about its window — this captured collateral was
+    // current in mid-2025, so today it is out of date, which is exactly what is reported.
+    let s = Server::start_with(&[("SOVRA_ATTESTATION_INTEL_PCS_URL", &pcs)]);
+    let o = s.cli(&["-o", "json", "attest", "--type", "tdx", &v(QUOTE)]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(cli_code(&o), "ATTEST_EXPIRED", "{err}");
+    assert!(
+        err.contains("TCB info is valid from 2025-06-19T10:16:03Z"),
+        "{err}"
+    );
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![
+            "/tdx/certification/v4/tcb?fmspc=B0C06F000000".to_string(),
+            "/tdx/certification/v4/qe/identity".to_string(),
+            "/sgx/certification/v4/pckcrl?ca=platform&encoding=der".to_string(),
+            "/sgx/certification/v4/rootcacrl".to_string(),
+        ]
+    );
+    let list = s.ok(&["attestation", "collateral", "list"]);
+    assert!(
+        list.contains(&format!(
+            "Intel collateral for FMSPC b0c06f000000 (TDX) fetched from {pcs}"
+        )),
+        "{list}"
+    );
+    assert!(
+        s.ok(&["audit", "export"])
+            .contains("attestation.collateral.fetch")
+    );
+    // Within the minute, the same request does not make Sovra ask the PCS again.
+    let o = s.cli(&["-o", "json", "attest", "--type", "tdx", &v(QUOTE)]);
+    assert_eq!(cli_code(&o), "ATTEST_EXPIRED");
+    assert_eq!(seen.lock().unwrap().len(), 4);
+}

@@ -14,6 +14,18 @@ pub async fn get(
     timeout: Duration,
     max_bytes: usize,
 ) -> Result<Vec<u8>, String> {
+    get_with_headers(url, ca_pem, timeout, max_bytes)
+        .await
+        .map(|(b, _)| b)
+}
+
+/// As [`get`], with the answer's headers.
+pub async fn get_with_headers(
+    url: &str,
+    ca_pem: Option<Vec<u8>>,
+    timeout: Duration,
+    max_bytes: usize,
+) -> Result<(Vec<u8>, hyper::HeaderMap), String> {
     let (scheme, rest) = url
         .split_once("://")
         .filter(|(s, _)| *s == "https" || *s == "http")
@@ -37,8 +49,8 @@ pub async fn get(
         ..Default::default()
     })
     .map_err(|e| e.to_string())?;
-    let (status, body) = client
-        .raw(hyper::Method::GET, path, None)
+    let (status, headers, body) = client
+        .send(hyper::Method::GET, path, None)
         .await
         .map_err(|e| e.to_string())?;
     if !status.is_success() {
@@ -47,5 +59,5 @@ pub async fn get(
     if body.len() > max_bytes {
         return Err(format!("{url} answered more than {max_bytes} bytes"));
     }
-    Ok(body.to_vec())
+    Ok((body.to_vec(), headers))
 }

@@ -32,15 +32,15 @@ const MAX_BYTES: usize = 64 * 1024;
 /// Fetch tokens left and when they were counted.
 type Bucket = Option<(f64, Instant)>;
 
-/// Recent KDS attempts: a token bucket and the URLs that failed (with when).
+/// Recent vendor fetches (KDS, PCS): a token bucket and the URLs that failed (with when).
 #[derive(Debug, Default)]
-pub struct KdsLimiter {
+pub struct FetchLimiter {
     inner: Mutex<(Bucket, HashMap<String, Instant>)>,
 }
 
-impl KdsLimiter {
+impl FetchLimiter {
     /// May `url` be fetched now? Records the attempt if so.
-    fn admit(&self, url: &str) -> std::result::Result<(), String> {
+    pub(super) fn admit(&self, url: &str) -> std::result::Result<(), String> {
         let mut g = self
             .inner
             .lock()
@@ -48,19 +48,21 @@ impl KdsLimiter {
         let (bucket, failed) = &mut *g;
         failed.retain(|_, t| t.elapsed() < RETRY_AFTER);
         if failed.contains_key(url) {
-            return Err("the same fetch failed less than a minute ago; retry later".into());
+            return Err(
+                "the same URL was fetched in vain less than a minute ago; retry later".into(),
+            );
         }
         let (tokens, at) = bucket.unwrap_or((BURST, Instant::now()));
         let tokens = (tokens + at.elapsed().as_secs_f64() * PER_SECOND).min(BURST);
         if tokens < 1.0 {
             *bucket = Some((tokens, Instant::now()));
-            return Err("too many KDS fetches right now; retry shortly".into());
+            return Err("too many vendor fetches right now; retry shortly".into());
         }
         *bucket = Some((tokens - 1.0, Instant::now()));
         Ok(())
     }
 
-    fn failed(&self, url: &str) {
+    pub(super) fn failed(&self, url: &str) {
         if let Ok(mut g) = self.inner.lock() {
             g.1.insert(url.to_string(), Instant::now());
         }

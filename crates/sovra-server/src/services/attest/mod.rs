@@ -10,6 +10,7 @@ pub mod activation;
 pub mod claims;
 pub mod collateral;
 pub mod kds;
+pub mod pcs;
 pub mod policy;
 pub mod providers;
 pub mod request;
@@ -39,6 +40,10 @@ pub struct AttestConfig {
     pub amd_kds_url: Option<String>,
     /// CA certificates (PEM) for HTTPS fetches; `None`: the system bundle.
     pub fetch_ca_pem: Option<Vec<u8>>,
+    /// Intel PCS/PCCS base URL to fetch missing collateral from; `None`: never fetch.
+    pub intel_pcs_url: Option<String>,
+    /// Where the Intel SGX root CA CRL is (default: the PCCS route under `intel_pcs_url`).
+    pub intel_root_crl_url: Option<String>,
 }
 
 impl Default for AttestConfig {
@@ -50,6 +55,8 @@ impl Default for AttestConfig {
             clock_skew_secs: 60,
             amd_kds_url: None,
             fetch_ca_pem: None,
+            intel_pcs_url: None,
+            intel_root_crl_url: None,
         }
     }
 }
@@ -66,7 +73,9 @@ pub struct AttestState {
     /// Reference-value sets.
     pub refvalues: Single<Vec<sovra_proto::attest::ReferenceValues>>,
     /// Recent AMD KDS fetches.
-    pub kds: kds::KdsLimiter,
+    pub kds: kds::FetchLimiter,
+    /// Recent Intel PCS fetches.
+    pub pcs: kds::FetchLimiter,
 }
 
 /// One cached value with a time to live.
@@ -116,6 +125,7 @@ impl AttestState {
             policies: policy::PolicyCache::new(ttl),
             refvalues: Single::new(ttl),
             kds: Default::default(),
+            pcs: Default::default(),
         }
     }
 }
@@ -312,51 +322,70 @@ impl Sovra {
             kind,
             EvidenceType::Tdx | EvidenceType::Sgx | EvidenceType::AzTdxVtpm
         );
-        if sub.collateral.is_some() || !needs_intel || loaded.intel.is_empty() {
-            let first = verifier.verify(&input(sub, &chain, sub.collateral.as_deref()), &ctx);
-            return match first {
-                Err(sovra_attest::AttestError::CollateralMissing(m))
-                    if kind == EvidenceType::SevSnp =>
-                {
-                    match self.fetch_vcek(&sub.evidence).await {
-                        Ok(true) => {
-                            let loaded = self.loaded_collateral().await?;
-                            let ctx = VerifyContext {
-                                now: self.now(),
-                                trust: &loaded.trust,
-                            };
-                            verifier
-                                .verify(&input(sub, &chain, None), &ctx)
-                                .map_err(|e| attest_error(&e))
-                        }
-                        Ok(false) => Err(attest_error(
-                            &sovra_attest::AttestError::CollateralMissing(m),
-                        )),
-                        Err(why) => {
-                            Err(attest_error(&sovra_attest::AttestError::CollateralMissing(
-                                format!("{m} (fetching it from AMD KDS failed: {why})"),
-                            )))
-                        }
+        use sovra_attest::AttestError;
+        let first = if sub.collateral.is_some() || !needs_intel || loaded.intel.is_empty() {
+            verifier.verify(&input(sub, &chain, sub.collateral.as_deref()), &ctx)
+        } else {
+            // Try the stored Intel bundles; keep the most specific failure if none fits.
+            let mut last = Err(AttestError::CollateralMissing("no Intel collateral".into()));
+            for bundle in &loaded.intel {
+                match verifier.verify(&input(sub, &chain, Some(bundle)), &ctx) {
+                    Ok(v) => {
+                        last = Ok(v);
+                        break;
                     }
-                }
-                other => other.map_err(|e| attest_error(&e)),
-            };
-        }
-        // Try the stored Intel bundles; report the most specific failure if none fits.
-        let mut last = None;
-        for bundle in &loaded.intel {
-            match verifier.verify(&input(sub, &chain, Some(bundle)), &ctx) {
-                Ok(v) => return Ok(v),
-                Err(e) => {
-                    let missing = matches!(e, sovra_attest::AttestError::CollateralMissing(_));
-                    if last.is_none() || !missing {
-                        last = Some(e);
+                    Err(e) => {
+                        let missing = matches!(e, AttestError::CollateralMissing(_));
+                        if last.as_ref().is_err_and(|l| {
+                            matches!(l, AttestError::CollateralMissing(_)) || !missing
+                        }) {
+                            last = Err(e);
+                        }
                     }
                 }
             }
+            last
+        };
+        match first {
+            Err(AttestError::CollateralMissing(m)) if kind == EvidenceType::SevSnp => {
+                match self.fetch_vcek(&sub.evidence).await {
+                    Ok(true) => {
+                        let loaded = self.loaded_collateral().await?;
+                        let ctx = VerifyContext {
+                            now: self.now(),
+                            trust: &loaded.trust,
+                        };
+                        verifier
+                            .verify(&input(sub, &chain, None), &ctx)
+                            .map_err(|e| attest_error(&e))
+                    }
+                    Ok(false) => Err(attest_error(&AttestError::CollateralMissing(m))),
+                    Err(why) => Err(attest_error(&AttestError::CollateralMissing(format!(
+                        "{m} (fetching it from AMD KDS failed: {why})"
+                    )))),
+                }
+            }
+            // Intel collateral missing or out of its window: a PCS may have current collateral.
+            Err(e @ (AttestError::CollateralMissing(_) | AttestError::Expired(_)))
+                if matches!(kind, EvidenceType::Tdx | EvidenceType::Sgx)
+                    && sub.collateral.is_none() =>
+            {
+                match self.fetch_intel(&sub.evidence).await {
+                    Ok(Some(bundle)) => verifier
+                        .verify(&input(sub, &chain, Some(&bundle)), &ctx)
+                        .map_err(|e| attest_error(&e)),
+                    Ok(None) => Err(attest_error(&e)),
+                    Err(why) => Err(attest_error(&match e {
+                        AttestError::Expired(m) => AttestError::Expired(format!(
+                            "{m} (fetching current collateral from the PCS failed: {why})"
+                        )),
+                        other => AttestError::CollateralMissing(format!(
+                            "{other} (fetching it from the PCS failed: {why})"
+                        )),
+                    })),
+                }
+            }
+            other => other.map_err(|e| attest_error(&e)),
         }
-        Err(last
-            .map(|e| attest_error(&e))
-            .unwrap_or_else(|| Error::internal("no collateral tried")))
     }
 }
