@@ -859,3 +859,92 @@ fn missing_intel_collateral_is_fetched_from_a_pcs_only_when_the_operator_opts_in
     assert_eq!(cli_code(&o), "ATTEST_EXPIRED");
     assert_eq!(seen.lock().unwrap().len(), 4);
 }
+
+/// A policy-management key pair: its signer (x5c = its self-signed certificate) and DER.
+fn policy_cert(name: &str) -> (sovra_crypto::jws::JwsSigner, Vec<u8>, String) {
+    use sovra_crypto::jws::{JwsAlg, JwsSigner};
+    let pkcs8 = sovra_crypto::jws::generate(JwsAlg::Rs256).unwrap();
+    let der = rustls_pki_types::PrivatePkcs8KeyDer::from(pkcs8.expose());
+    let kp = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_RSA_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    let cert = params.self_signed(&kp).unwrap();
+    let signer = JwsSigner::load(
+        JwsAlg::Rs256,
+        pkcs8.expose(),
+        name.into(),
+        &[cert.der().to_vec()],
+    )
+    .unwrap();
+    (signer, cert.der().to_vec(), cert.pem())
+}
+
+#[test]
+fn maa_policy_management_certificates_are_listed_added_and_removed_by_signed_requests() {
+    let s = Server::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let admin = s.admin();
+    let (a, a_der, a_pem) = policy_cert("policy admin A");
+    let (b, b_der, _) = policy_cert("policy admin B");
+    let (rogue, _, _) = policy_cert("rogue");
+    let change = |op: &str, signer: &sovra_crypto::jws::JwsSigner, der: &[u8]| {
+        let jws = signer
+            .sign_jwt(
+                &json!({"policyCertificate": {"kty": "RSA", "x5c": [b64(der)]}}),
+                &serde_json::Map::new(),
+            )
+            .unwrap();
+        // As the Azure SDK sends it: the JWS as a JSON string.
+        rt.block_on(admin.post::<_, Value>(&format!("/certificates:{op}"), &json!(jws)))
+    };
+    let listed = || {
+        let t: Value = rt.block_on(admin.get("/certificates")).unwrap();
+        let c = verify_with_jwks(&s, t["token"].as_str().unwrap());
+        c["x-ms-policy-certificates"]["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["x5c"][0].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    // Before any certificate is configured, none can be added this way.
+    assert_eq!(code(change("add", &a, &a_der)), "POLICY_SIGNATURE_INVALID");
+    let f = s.dir.join("a.pem");
+    std::fs::write(&f, &a_pem).unwrap();
+    s.ok(&[
+        "attestation",
+        "collateral",
+        "import",
+        "--kind",
+        "policy-signer",
+        f.to_str().unwrap(),
+    ]);
+    assert_eq!(listed(), vec![b64(&a_der)]);
+    // A signs B in; the answer names B by its SHA-1 thumbprint.
+    let t = change("add", &a, &b_der).unwrap();
+    let c = verify_with_jwks(&s, t["token"].as_str().unwrap());
+    let sha1: String =
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &b_der)
+            .as_ref()
+            .iter()
+            .map(|x| format!("{x:02X}"))
+            .collect();
+    assert_eq!(c["x-ms-certificate-thumbprint"], sha1);
+    assert_eq!(c["x-ms-policycertificates-result"], "IsPresent");
+    assert_eq!(listed().len(), 2);
+    // Someone else's key cannot.
+    assert_eq!(
+        code(change("add", &rogue, &b_der)),
+        "POLICY_SIGNATURE_INVALID"
+    );
+    // B removes itself; the last certificate stays.
+    let t = change("remove", &b, &b_der).unwrap();
+    let c = verify_with_jwks(&s, t["token"].as_str().unwrap());
+    assert_eq!(c["x-ms-policycertificates-result"], "IsAbsent");
+    assert_eq!(listed(), vec![b64(&a_der)]);
+    let e = change("remove", &a, &a_der).unwrap_err();
+    assert_eq!(e.code(), Some("INVALID_ARGUMENT"));
+    assert!(e.to_string().contains("last"), "{e}");
+}

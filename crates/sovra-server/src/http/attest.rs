@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::services::attest::policy::Language;
 use crate::services::attest::providers::DEFAULT_PROVIDER;
 use crate::services::attest::request;
+use crate::services::auth::Principal;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderValue, header};
@@ -324,6 +325,52 @@ pub async fn maa_reset_policy(
         .reset_policy(&p, DEFAULT_PROVIDER, maa_type(ty)?)
         .await?;
     maa_policy_token(&s, json!({"x-ms-policy-result": "Removed"})).await
+}
+
+/// `GET /certificates` (MAA): the policy-management certificates, in a signed token.
+pub async fn maa_get_certificates(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+) -> Result<Json<Value>> {
+    let keys = s.sovra.policy_signer_jwks(&p).await?;
+    maa_policy_token(&s, json!({"x-ms-policy-certificates": {"keys": keys}})).await
+}
+
+async fn maa_change_certificate(
+    s: &AppState,
+    p: &Principal,
+    body: &[u8],
+    add: bool,
+) -> Result<Json<Value>> {
+    // The SDK sends the JWS as a JSON string; accept the bare JWS too.
+    let text = std::str::from_utf8(body).map_err(|_| Error::invalid("the body is not UTF-8"))?;
+    let jws = serde_json::from_str::<String>(text).unwrap_or_else(|_| text.trim().to_string());
+    let (thumb, present) = s.sovra.change_policy_signer(p, &jws, add).await?;
+    maa_policy_token(
+        s,
+        json!({"x-ms-certificate-thumbprint": thumb,
+               "x-ms-policycertificates-result": if present { "IsPresent" } else { "IsAbsent" }}),
+    )
+    .await
+}
+
+/// `POST /certificates:add` (MAA): body = a JWS signed by a current policy-management
+/// certificate, `{"policyCertificate": {"kty", "x5c": [DER]}}`.
+pub async fn maa_add_certificate(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    b: Bytes,
+) -> Result<Json<Value>> {
+    maa_change_certificate(&s, &p, &b, true).await
+}
+
+/// `POST /certificates:remove` (MAA); the last certificate cannot be removed.
+pub async fn maa_remove_certificate(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    b: Bytes,
+) -> Result<Json<Value>> {
+    maa_change_certificate(&s, &p, &b, false).await
 }
 
 // ----- providers, reference values, collateral, keys -------------------------------------------

@@ -185,6 +185,9 @@ pub fn router(state: AppState) -> Router {
                 .put(attest::maa_put_policy)
                 .post(attest::maa_reset_policy),
         )
+        .route("/certificates", get(attest::maa_get_certificates))
+        .route("/certificates:add", post(attest::maa_add_certificate))
+        .route("/certificates:remove", post(attest::maa_remove_certificate))
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
         .route("/metrics", get(system::metrics))

@@ -14,6 +14,7 @@ pub mod pcs;
 pub mod policy;
 pub mod providers;
 pub mod request;
+pub mod signers;
 pub mod signing;
 
 use super::Sovra;

@@ -1,0 +1,139 @@
+//! Policy-management certificates, MAA "isolated mode": the certificates whose keys must sign
+//! attestation policies, listed, added and removed by JWSs that one of them signed. Kept in the
+//! collateral store as `policy-signer` records.
+
+use super::super::Sovra;
+use super::super::auth::Principal;
+use super::super::authz::Permission;
+use super::collateral::CollateralRec;
+use crate::error::{Error, Result};
+use crate::model;
+use serde_json::{Value, json};
+use sovra_crypto::jws::Jws;
+use sovra_proto::ErrorCode;
+use sovra_proto::attest::ImportCollateralRequest;
+
+/// SHA-1 of a DER certificate, uppercase hex (MAA's `x-ms-certificate-thumbprint`).
+pub fn thumbprint(der: &[u8]) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, der)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect()
+}
+
+fn bad(m: impl Into<String>) -> Error {
+    Error::new(ErrorCode::PolicySignatureInvalid, m)
+}
+
+impl Sovra {
+    /// The policy-management certificates as JWKs (`alg`, `kty`, `use`, `x5c`).
+    pub async fn policy_signer_jwks(&self, p: &Principal) -> Result<Vec<Value>> {
+        self.auth
+            .authorize(p, Permission::PolicyRead, "attestation")
+            .await?;
+        let loaded = self.loaded_collateral().await?;
+        Ok(loaded
+            .policy_signers
+            .iter()
+            .map(|der| {
+                let kty = sovra_attest::x509::parse_cert(der)
+                    .map(|c| {
+                        if c.public_key().algorithm.algorithm.to_id_string() == "1.2.840.10045.2.1"
+                        {
+                            "EC"
+                        } else {
+                            "RSA"
+                        }
+                    })
+                    .unwrap_or("RSA");
+                json!({"alg": if kty == "EC" { "ES256" } else { "RS256" }, "kty": kty, "use": "sig",
+                       "x5c": [sovra_proto::b64::encode(der)]})
+            })
+            .collect())
+    }
+
+    /// Adds (`add`) or removes the certificate in `jws` (`{"policyCertificate": {"x5c": […]}}`),
+    /// which must be signed by a current policy-management certificate. Returns the
+    /// certificate's thumbprint and whether it is now present.
+    pub async fn change_policy_signer(
+        &self,
+        p: &Principal,
+        jws: &str,
+        add: bool,
+    ) -> Result<(String, bool)> {
+        self.auth
+            .authorize(p, Permission::PolicyManage, "attestation")
+            .await?;
+        let j = Jws::parse(jws.trim())
+            .map_err(|e| Error::invalid(format!("the request is not a JWS: {e}")))?;
+        if self.loaded_collateral().await?.policy_signers.is_empty() {
+            return Err(bad(
+                "no policy-management certificate is configured: import the first one with `sovra attestation collateral import --kind policy-signer`",
+            ));
+        }
+        if j.is_unsigned() {
+            return Err(bad(
+                "certificate changes must be signed by a current policy-management certificate",
+            ));
+        }
+        self.check_policy_signature(&j).await?;
+        let claims = j.claims().map_err(|e| Error::invalid(e.to_string()))?;
+        let der = claims
+            .get("policyCertificate")
+            .and_then(|c| c.get("x5c"))
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+            .and_then(Value::as_str)
+            .and_then(|s| sovra_proto::b64::decode(s).ok())
+            .ok_or_else(|| {
+                Error::invalid(
+                    "the JWS body must be {\"policyCertificate\": {\"kty\": …, \"x5c\": [base64 DER]}}",
+                )
+            })?;
+        sovra_attest::x509::parse_cert(&der)
+            .map_err(|e| Error::invalid(format!("policyCertificate: {e}")))?;
+        let thumb = thumbprint(&der);
+        let signers: Vec<CollateralRec> = self
+            .store
+            .scan(model::COLLATERAL, None, 10_000)
+            .await?
+            .iter()
+            .filter_map(|r| model::from_json::<CollateralRec>(&r.data).ok())
+            .filter(|r| r.kind == "policy-signer")
+            .collect();
+        let holding: Vec<&CollateralRec> = signers
+            .iter()
+            .filter(|r| {
+                sovra_proto::b64::decode(&r.content)
+                    .ok()
+                    .and_then(|c| sovra_attest::x509::certs_from_pem_or_der(&c).ok())
+                    .is_some_and(|certs| certs.contains(&der))
+            })
+            .collect();
+        if add {
+            if holding.is_empty() {
+                self.import_collateral(
+                    p,
+                    ImportCollateralRequest {
+                        kind: "policy-signer".into(),
+                        platform: None,
+                        content: sovra_proto::b64::encode(&der),
+                    },
+                )
+                .await?;
+            }
+            return Ok((thumb, true));
+        }
+        if holding.len() == signers.len() && !holding.is_empty() {
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                "the last policy-management certificate cannot be removed",
+            ));
+        }
+        for r in holding {
+            self.delete_collateral(p, &r.id).await?;
+        }
+        Ok((thumb, false))
+    }
+}
