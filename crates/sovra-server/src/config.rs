@@ -280,6 +280,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
         "SOVRA_ATTESTATION_TOKEN_TTL_SECS",
         "attestation.token_ttl_secs",
     ),
+    ("SOVRA_ATTESTATION_TOKEN_ALG", "attestation.token_alg"),
     (
         "SOVRA_ATTESTATION_CLOCK_SKEW_SECS",
         "attestation.clock_skew_secs",
