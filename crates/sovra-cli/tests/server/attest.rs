@@ -734,7 +734,7 @@ fn pcs_stand_in(bundle: Value) -> (String, std::sync::Arc<std::sync::Mutex<Vec<S
     let fmspc = serde_json::from_str::<Value>(&s("tcb_info")).unwrap()["fmspc"]
         .as_str()
         .unwrap()
-        .to_string();
+        .to_ascii_uppercase();
     // (path, body, issuer-chain header)
     type Route = (String, Vec<u8>, Option<(&'static str, String)>);
     let routes: Vec<Route> = vec![
@@ -858,6 +858,28 @@ fn missing_intel_collateral_is_fetched_from_a_pcs_only_when_the_operator_opts_in
     let o = s.cli(&["-o", "json", "attest", "--type", "tdx", &v(QUOTE)]);
     assert_eq!(cli_code(&o), "ATTEST_EXPIRED");
     assert_eq!(seen.lock().unwrap().len(), 4);
+
+    // Azure TDX evidence: the TD quote inside it picks what is fetched.
+    let bundle: Value = serde_json::from_slice(
+        &std::fs::read(v("tdx/derived_collateral_00806f050000_2025-09-29_mixed.json")).unwrap(),
+    )
+    .unwrap();
+    let (pcs, seen) = pcs_stand_in(bundle);
+    let s = Server::start_with(&[("SOVRA_ATTESTATION_INTEL_PCS_URL", &pcs)]);
+    let o = s.cli(&[
+        "-o",
+        "json",
+        "attest",
+        "--type",
+        "az-tdx-vtpm",
+        &v("azure_tdx_vtpm/trustee_evidence-v1.json"),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(cli_code(&o), "ATTEST_EXPIRED", "{err} {:?}", seen.lock().unwrap());
+    assert_eq!(
+        seen.lock().unwrap().first().map(String::as_str),
+        Some("/tdx/certification/v4/tcb?fmspc=00806F050000")
+    );
 }
 
 /// A policy-management key pair: its signer (x5c = its self-signed certificate) and DER.

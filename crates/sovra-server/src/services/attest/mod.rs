@@ -368,10 +368,20 @@ impl Sovra {
             }
             // Intel collateral missing or out of its window: a PCS may have current collateral.
             Err(e @ (AttestError::CollateralMissing(_) | AttestError::Expired(_)))
-                if matches!(kind, EvidenceType::Tdx | EvidenceType::Sgx)
-                    && sub.collateral.is_none() =>
+                if needs_intel && sub.collateral.is_none() =>
             {
-                match self.fetch_intel(&sub.evidence).await {
+                // Azure TDX evidence carries its TD quote inside the JSON.
+                let quote = match kind {
+                    EvidenceType::AzTdxVtpm => sovra_attest::azure::hcl::decode(&sub.evidence)
+                        .ok()
+                        .and_then(|ev| ev.td_quote),
+                    _ => Some(sub.evidence.clone()),
+                };
+                let fetched = match &quote {
+                    Some(q) => self.fetch_intel(q).await,
+                    None => Err("the evidence carries no TD quote".into()),
+                };
+                match fetched {
                     Ok(Some(bundle)) => verifier
                         .verify(&input(sub, &chain, Some(&bundle)), &ctx)
                         .map_err(|e| attest_error(&e)),
@@ -380,9 +390,10 @@ impl Sovra {
                         AttestError::Expired(m) => AttestError::Expired(format!(
                             "{m} (fetching current collateral from the PCS failed: {why})"
                         )),
-                        other => AttestError::CollateralMissing(format!(
-                            "{other} (fetching it from the PCS failed: {why})"
-                        )),
+                        AttestError::CollateralMissing(m) => AttestError::CollateralMissing(
+                            format!("{m} (fetching it from the PCS failed: {why})"),
+                        ),
+                        other => other,
                     })),
                 }
             }
