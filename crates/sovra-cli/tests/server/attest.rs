@@ -632,19 +632,33 @@ fn a_missing_vcek_is_fetched_from_kds_only_when_the_operator_opts_in() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    // The report alone (no certificates): its VCEK and the ASK are fetched, checked, stored,
-    // and it verifies against the pinned Milan root.
+    // The report with its VCEK but no ASK: the ASK (with the ARK) is fetched, and it verifies
+    // against the pinned Milan root.
+    let before = seen.lock().unwrap().len();
+    let out = s.json(&[
+        "attest",
+        "--type",
+        "sev-snp",
+        "--cert-chain",
+        &v(VCEK),
+        &v(REPORT),
+    ]);
+    verify_with_jwks(&s, out["token"].as_str().unwrap());
+    assert_eq!(
+        seen.lock().unwrap()[before..].to_vec(),
+        vec!["/vcek/v1/Milan/cert_chain".to_string()]
+    );
+    // The report alone (no certificates): its VCEK is fetched, checked, stored, and it verifies.
     let before = seen.lock().unwrap().len();
     let out = s.json(&["attest", "--type", "sev-snp", &v(REPORT)]);
     let c = verify_with_jwks(&s, out["token"].as_str().unwrap());
     assert_eq!(c["x-ms-attestation-type"], "sevsnpvm");
     let fetched: Vec<String> = seen.lock().unwrap()[before..].to_vec();
-    assert_eq!(fetched.len(), 2, "{fetched:?}");
+    assert_eq!(fetched.len(), 1, "{fetched:?}");
     assert!(fetched[0].contains("ucodeSPL="), "{fetched:?}");
-    assert_eq!(fetched[1], "/vcek/v1/Milan/cert_chain");
     // Next time it all comes from the collateral store.
     s.json(&["attest", "--type", "sev-snp", &v(REPORT)]);
-    assert_eq!(seen.lock().unwrap().len(), before + 2);
+    assert_eq!(seen.lock().unwrap().len(), before + 1);
     let list = s.ok(&["attestation", "collateral", "list"]);
     assert!(
         list.contains(&format!("fetched from {kds}/vcek/v1/Milan/")),
@@ -861,7 +875,10 @@ fn missing_intel_collateral_is_fetched_from_a_pcs_only_when_the_operator_opts_in
 
     // Azure TDX evidence: the TD quote inside it picks what is fetched.
     let bundle: Value = serde_json::from_slice(
-        &std::fs::read(v("tdx/derived_collateral_00806f050000_2025-09-29_mixed.json")).unwrap(),
+        &std::fs::read(v(
+            "tdx/derived_collateral_00806f050000_2025-09-29_mixed.json",
+        ))
+        .unwrap(),
     )
     .unwrap();
     let (pcs, seen) = pcs_stand_in(bundle);
@@ -875,7 +892,12 @@ fn missing_intel_collateral_is_fetched_from_a_pcs_only_when_the_operator_opts_in
         &v("azure_tdx_vtpm/trustee_evidence-v1.json"),
     ]);
     let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert_eq!(cli_code(&o), "ATTEST_EXPIRED", "{err} {:?}", seen.lock().unwrap());
+    assert_eq!(
+        cli_code(&o),
+        "ATTEST_EXPIRED",
+        "{err} {:?}",
+        seen.lock().unwrap()
+    );
     assert_eq!(
         seen.lock().unwrap().first().map(String::as_str),
         Some("/tdx/certification/v4/tcb?fmspc=00806F050000")

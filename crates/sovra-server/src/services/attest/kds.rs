@@ -115,7 +115,7 @@ impl Sovra {
                     self.store_fetched(&der, &url)
                         .await
                         .map_err(|e| e.message)?;
-                    self.fetch_ask(base, &path).await;
+                    let _ = self.fetch_ask(base, &path).await;
                     return Ok(true);
                 }
                 Err(e) => {
@@ -132,9 +132,30 @@ impl Sovra {
     /// Fetches the ASK (with the ARK) of the VCEK at `vcek_path` from KDS (`cert_chain`) unless
     /// the collateral store already has the ASK. Only the pinned ARK is ever a trust anchor; the
     /// ARK in this answer is an extra copy the chain check ignores.
-    async fn fetch_ask(&self, base: &str, vcek_path: &str) {
+    /// Fetches the ASK for the report in `evidence` (whose VCEK was given but whose chain is
+    /// incomplete). True if a chain was stored.
+    pub(super) async fn fetch_ask_for(&self, evidence: &[u8]) -> bool {
+        let Some(base) = self.cfg.attest.amd_kds_url.clone() else {
+            return false;
+        };
+        let Ok(r) = report::decode_input(evidence).and_then(|raw| report::parse_report(&raw))
+        else {
+            return false;
+        };
+        // Most likely product first (reports before v3 do not name it); stop at the first chain.
+        for path in kds::vcek_paths(&r) {
+            if self.fetch_ask(&base, &path).await {
+                return true;
+            }
+        }
+        false
+    }
+
+    async fn fetch_ask(&self, base: &str, vcek_path: &str) -> bool {
         let product: Vec<&str> = vcek_path.split('/').take(4).collect();
-        let Some(name) = product.get(3) else { return };
+        let Some(name) = product.get(3) else {
+            return false;
+        };
         let ask_cn = format!("SEV-{name}");
         if let Ok(l) = self.loaded_collateral().await {
             let have = l.trust.cert_pool.iter().any(|d| {
@@ -142,7 +163,7 @@ impl Sovra {
                     .is_ok_and(|c| sovra_attest::x509::subject_cn(&c) == ask_cn)
             });
             if have {
-                return;
+                return false;
             }
         }
         let url = format!(
@@ -151,7 +172,7 @@ impl Sovra {
             product.join("/")
         );
         if self.attest.kds.admit(&url).is_err() {
-            return;
+            return false;
         }
         let got = super::super::fetch::get(
             &url,
@@ -169,14 +190,17 @@ impl Sovra {
             Ok(pem)
         });
         match got {
-            Ok(pem) => {
-                if let Err(e) = self.store_fetched(&pem, &url).await {
+            Ok(pem) => match self.store_fetched(&pem, &url).await {
+                Ok(()) => true,
+                Err(e) => {
                     tracing::warn!(url = %url, error = %e.message, "storing the fetched ASK failed");
+                    false
                 }
-            }
+            },
             Err(e) => {
                 tracing::warn!(error = %e, "ASK fetch from KDS failed");
                 self.attest.kds.failed(&url);
+                false
             }
         }
     }

@@ -366,6 +366,23 @@ impl Sovra {
                     )))),
                 }
             }
+            // The VCEK came with the evidence but its ASK is neither there nor stored.
+            Err(AttestError::ChainInvalid(m))
+                if kind == EvidenceType::SevSnp && self.fetch_ask_for(&sub.evidence).await =>
+            {
+                let loaded = self.loaded_collateral().await?;
+                let ctx = VerifyContext {
+                    now: self.now(),
+                    trust: &loaded.trust,
+                };
+                verifier
+                    .verify(&input(sub, &chain, None), &ctx)
+                    .map_err(|e| attest_error(&e))
+                    .map_err(|e| {
+                        tracing::debug!(first = %m, "SNP chain still invalid after fetching the ASK");
+                        e
+                    })
+            }
             // Intel collateral missing or out of its window: a PCS may have current collateral.
             Err(e @ (AttestError::CollateralMissing(_) | AttestError::Expired(_)))
                 if needs_intel && sub.collateral.is_none() =>
