@@ -378,9 +378,8 @@ impl Sovra {
                 verifier
                     .verify(&input(sub, &chain, None), &ctx)
                     .map_err(|e| attest_error(&e))
-                    .map_err(|e| {
+                    .inspect_err(|_| {
                         tracing::debug!(first = %m, "SNP chain still invalid after fetching the ASK");
-                        e
                     })
             }
             // Intel collateral missing or out of its window: a PCS may have current collateral.
