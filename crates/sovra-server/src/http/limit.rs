@@ -64,8 +64,8 @@ impl AnonLimiter {
     }
 }
 
-/// Admits a request that needs no API token: with an `Authorization` header it must
-/// authenticate (and is not counted); without one it spends its address's budget.
+/// Admits a request that needs no API token: with a valid Sovra API token it is not counted;
+/// otherwise (no token, or a token of another service) it spends its address's budget.
 #[derive(Debug)]
 pub struct Anonymous;
 
@@ -73,12 +73,18 @@ impl FromRequestParts<AppState> for Anonymous {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        if let Some(h) = parts.headers.get(axum::http::header::AUTHORIZATION) {
-            state
+        // MAA clients send their own (Entra ID) bearer token, which Sovra does not know: only a
+        // valid Sovra token exempts a request; anything else counts as anonymous (and is not
+        // even looked up, so it leaves no authentication-failure record).
+        if let Some(h) = parts.headers.get(axum::http::header::AUTHORIZATION)
+            && h.as_bytes().starts_with(b"Bearer sovra_")
+            && state
                 .sovra
                 .auth()
                 .authenticate(Some(h.to_str().unwrap_or("\u{fffd}")))
-                .await?;
+                .await
+                .is_ok()
+        {
             return Ok(Anonymous);
         }
         let Some(PeerIp(ip)) = parts.extensions.get::<PeerIp>().copied() else {
