@@ -175,6 +175,9 @@ pub struct LimitsConfig {
     /// Requests without an API token (attestation, TPM challenges) per second per source
     /// address, bursts of twice that; 0: unlimited.
     pub anonymous_per_ip_per_second: u64,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the client for
+    /// that budget; no one else's is believed.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for LimitsConfig {
@@ -182,6 +185,7 @@ impl Default for LimitsConfig {
         Self {
             max_body_bytes: 256 * 1024,
             anonymous_per_ip_per_second: 100,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -341,6 +345,16 @@ impl Config {
         }
         if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
             return Err("tls.cert_file and tls.key_file go together".into());
+        }
+        if let Some(bad) = self
+            .limits
+            .trusted_proxies
+            .iter()
+            .find(|p| crate::http::limit::Cidr::parse(p).is_none())
+        {
+            return Err(format!(
+                "limits.trusted_proxies: {bad:?} is not an address or CIDR range (e.g. 10.0.0.0/8)"
+            ));
         }
         if self.limits.max_body_bytes < 1024 {
             return Err("limits.max_body_bytes must be at least 1024".into());

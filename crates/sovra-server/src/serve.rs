@@ -52,8 +52,13 @@ impl Server {
             ready: Arc::new(AtomicBool::new(true)),
             max_body: cfg.limits.max_body_bytes,
             max_evidence: cfg.attestation.max_evidence_bytes,
-            anon: Arc::new(crate::http::limit::AnonLimiter::new(
+            anon: Arc::new(crate::http::limit::AnonLimiter::with_proxies(
                 cfg.limits.anonymous_per_ip_per_second,
+                cfg.limits
+                    .trusted_proxies
+                    .iter()
+                    .filter_map(|p| crate::http::limit::Cidr::parse(p))
+                    .collect(),
             )),
         };
         Ok(Self {

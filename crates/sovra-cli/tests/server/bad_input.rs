@@ -469,7 +469,12 @@ fn requests_without_a_token_share_a_budget_per_address() {
     // Callers with a Sovra API token are not counted; a token Sovra does not know (an MAA
     // client's Entra ID token, say) is no API token, so that caller waits too.
     assert_eq!(attest(&s.admin()).0.as_u16(), 400);
-    assert_eq!(attest(&s.client_as("eyJ0eXAiOiJKV1QifQ.e30.sig")).0.as_u16(), 429);
+    assert_eq!(
+        attest(&s.client_as("eyJ0eXAiOiJKV1QifQ.e30.sig"))
+            .0
+            .as_u16(),
+        429
+    );
     // The budget refills.
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert_eq!(attest(&anon).0.as_u16(), 400);

@@ -20,23 +20,84 @@ pub struct PeerIp(pub IpAddr);
 /// Most addresses tracked at once; beyond it, full buckets are forgotten first.
 const MAX_TRACKED: usize = 100_000;
 
+/// An address range, `ADDR` or `ADDR/PREFIX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    net: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `10.0.0.0/8`, `192.0.2.7`, `2001:db8::/32`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, p.parse::<u8>().ok()?),
+            None => {
+                let a = s.trim().parse::<IpAddr>().ok()?;
+                (a, if a.is_ipv4() { 32 } else { 128 })
+            }
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        (prefix <= max).then_some(Self { net: addr, prefix })
+    }
+
+    /// Whether `ip` is in the range.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let bits = |a: IpAddr| -> (u128, u32) {
+            match a {
+                IpAddr::V4(v) => (u128::from(u32::from(v)), 32),
+                IpAddr::V6(v) => (u128::from(v), 128),
+            }
+        };
+        let ((n, w), (x, wx)) = (bits(self.net), bits(ip));
+        if w != wx {
+            return false;
+        }
+        let shift = w - u32::from(self.prefix);
+        shift >= w || (n >> shift) == (x >> shift)
+    }
+}
+
 /// Token buckets per source address.
 #[derive(Debug)]
 pub struct AnonLimiter {
     per_second: f64,
     burst: f64,
+    trusted: Vec<Cidr>,
     buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
 }
 
 impl AnonLimiter {
     /// `per_second` sustained per address, bursts of twice that; 0 turns the limit off.
     pub fn new(per_second: u64) -> Self {
+        Self::with_proxies(per_second, Vec::new())
+    }
+
+    /// As [`AnonLimiter::new`]; requests from `trusted` proxies are counted against the client
+    /// they name in `X-Forwarded-For` (the nearest address that is not itself a trusted proxy).
+    pub fn with_proxies(per_second: u64, trusted: Vec<Cidr>) -> Self {
         let per_second = per_second as f64;
         Self {
             per_second,
             burst: (per_second * 2.0).max(1.0),
+            trusted,
             buckets: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The client a request stands for: the peer, or behind a trusted proxy the nearest
+    /// untrusted address in `X-Forwarded-For`.
+    pub fn client(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        let trusted = |ip: IpAddr| self.trusted.iter().any(|c| c.contains(ip));
+        if !trusted(peer) {
+            return peer;
+        }
+        forwarded_for
+            .into_iter()
+            .flat_map(|h| h.rsplit(','))
+            .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+            .find(|ip| !trusted(*ip))
+            .unwrap_or(peer)
     }
 
     /// Takes one request from `ip`'s budget, or says how many seconds to wait.
@@ -87,9 +148,14 @@ impl FromRequestParts<AppState> for Anonymous {
         {
             return Ok(Anonymous);
         }
-        let Some(PeerIp(ip)) = parts.extensions.get::<PeerIp>().copied() else {
+        let Some(PeerIp(peer)) = parts.extensions.get::<PeerIp>().copied() else {
             return Ok(Anonymous);
         };
+        let forwarded = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        let ip = state.anon.client(peer, forwarded);
         state.anon.admit(ip).map_err(|secs| {
             let mut e = Error::new(
                 ErrorCode::QuotaExceeded,
@@ -101,5 +167,62 @@ impl FromRequestParts<AppState> for Anonymous {
             e
         })?;
         Ok(Anonymous)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ranges_contain_what_they_should() {
+        let c = |s| Cidr::parse(s).unwrap();
+        assert!(c("10.0.0.0/8").contains(ip("10.1.2.3")));
+        assert!(!c("10.0.0.0/8").contains(ip("11.0.0.1")));
+        assert!(c("192.0.2.7").contains(ip("192.0.2.7")));
+        assert!(!c("192.0.2.7").contains(ip("192.0.2.8")));
+        assert!(c("0.0.0.0/0").contains(ip("203.0.113.9")));
+        assert!(c("2001:db8::/32").contains(ip("2001:db8::1")));
+        assert!(!c("2001:db8::/32").contains(ip("10.0.0.1")));
+        assert!(Cidr::parse("10.0.0.0/33").is_none());
+        assert!(Cidr::parse("proxy.example").is_none());
+    }
+
+    #[test]
+    fn only_trusted_proxies_name_the_client() {
+        let l = AnonLimiter::with_proxies(
+            1,
+            vec![
+                Cidr::parse("127.0.0.1").unwrap(),
+                Cidr::parse("10.0.0.0/8").unwrap(),
+            ],
+        );
+        // Behind two trusted hops, the nearest untrusted address is the client.
+        assert_eq!(
+            l.client(ip("127.0.0.1"), Some("198.51.100.9, 10.1.1.1")),
+            ip("198.51.100.9")
+        );
+        // A client cannot pick its own budget by sending the header itself.
+        assert_eq!(
+            l.client(ip("203.0.113.5"), Some("198.51.100.9")),
+            ip("203.0.113.5")
+        );
+        // Garbage or nothing: the proxy itself.
+        assert_eq!(
+            l.client(ip("127.0.0.1"), Some("not an address")),
+            ip("127.0.0.1")
+        );
+        assert_eq!(l.client(ip("127.0.0.1"), None), ip("127.0.0.1"));
+        // Budgets are per resolved client.
+        let a = l.client(ip("127.0.0.1"), Some("198.51.100.1"));
+        let b = l.client(ip("127.0.0.1"), Some("198.51.100.2"));
+        assert!(l.admit(a).is_ok() && l.admit(a).is_ok());
+        assert!(l.admit(a).is_err());
+        assert!(l.admit(b).is_ok());
     }
 }
