@@ -108,9 +108,20 @@ impl AnonLimiter {
         let Ok(mut m) = self.buckets.lock() else {
             return Ok(());
         };
+        // One budget per IPv6 /64: a single host can use a whole /64.
+        let ip = match ip {
+            IpAddr::V6(v) => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v) & !((1u128 << 64) - 1),
+            )),
+            v4 => v4,
+        };
         if m.len() >= MAX_TRACKED {
             let (rate, burst) = (self.per_second, self.burst);
             m.retain(|_, (t, at)| *t + at.elapsed().as_secs_f64() * rate < burst);
+            if m.len() >= MAX_TRACKED {
+                // Memory stays bounded even against very many addresses: start over.
+                m.clear();
+            }
         }
         let now = Instant::now();
         let (tokens, at) = m.get(&ip).copied().unwrap_or((self.burst, now));
@@ -224,5 +235,9 @@ mod tests {
         assert!(l.admit(a).is_ok() && l.admit(a).is_ok());
         assert!(l.admit(a).is_err());
         assert!(l.admit(b).is_ok());
+        // IPv6 budgets are per /64.
+        assert!(l.admit(ip("2001:db8::1")).is_ok() && l.admit(ip("2001:db8::2")).is_ok());
+        assert!(l.admit(ip("2001:db8::ffff")).is_err());
+        assert!(l.admit(ip("2001:db8:0:1::1")).is_ok());
     }
 }
