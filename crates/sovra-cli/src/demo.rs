@@ -91,7 +91,7 @@ async fn demo(dir: &std::path::Path) -> Result<()> {
         .await?;
     step(
         &mut t,
-        "simulated SNP platform; its root added as trust anchor",
+        "simulated SNP platform; root trusted as an anchor",
         "test chain ARK→ASK→VCEK, NOT genuine AMD",
     );
 
@@ -282,7 +282,7 @@ async fn tpm_demo(
     }
     step(
         &mut t,
-        "the TPM vendor's EK CA trusted (here: swtpm's local CA)",
+        "the TPM vendor's EK CA trusted (swtpm's local CA)",
         ca,
     );
     let policy = json!({"version": "1.0.0", "requireNonce": true, "anyOf": [{"authority": url, "allOf": [
