@@ -28,6 +28,9 @@ pub enum BenchCmd {
     Attest(AttestBench),
     /// Key releases: token verification, release policy, wrap to the TEE key, signed response.
     Release(ReleaseBench),
+    /// No server: times the raw signature operations each attestation or release needs, and
+    /// the rate they alone would allow on this machine's cores (the physical floor).
+    Floor(crate::bench_floor::FloorBench),
 }
 
 /// Options of `sovra bench release`.
@@ -112,6 +115,7 @@ impl BenchCmd {
             Self::Encrypt(e) => e.threads,
             Self::Attest(a) => a.threads,
             Self::Release(r) => r.threads,
+            Self::Floor(_) => 1,
         }
     }
 }
@@ -216,6 +220,7 @@ pub async fn run(g: &Global, c: BenchCmd) -> Result<()> {
         BenchCmd::Encrypt(a) => encrypt(g, a).await,
         BenchCmd::Attest(a) => attest(g, a).await,
         BenchCmd::Release(r) => crate::bench_release::run(g, r).await,
+        BenchCmd::Floor(f) => crate::bench_floor::run(g, f),
     }
 }
 

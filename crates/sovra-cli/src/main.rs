@@ -7,6 +7,7 @@ mod agent;
 mod attestation;
 mod audit;
 mod bench;
+mod bench_floor;
 mod bench_release;
 mod context;
 mod demo;

@@ -169,12 +169,8 @@ fn apply(tx: &rusqlite::Transaction<'_>, batch: &WriteBatch) -> Result<Committed
             | Op::Delete { c, name, expect } => (c, name, expect),
         };
         let current: Option<i64> = tx
-            .query_row(
-                "SELECT rev FROM objects WHERE collection = ?1 AND name = ?2",
-                params![c.0, name],
-                |r| r.get(0),
-            )
-            .optional()
+            .prepare_cached("SELECT rev FROM objects WHERE collection = ?1 AND name = ?2")
+            .and_then(|mut st| st.query_row(params![c.0, name], |r| r.get(0)).optional())
             .map_err(backend)?;
         let conflict = |reason| StoreError::Conflict {
             collection: c.0,
@@ -199,32 +195,26 @@ fn apply(tx: &rusqlite::Transaction<'_>, batch: &WriteBatch) -> Result<Committed
                 ..
             } => {
                 let rev = current.unwrap_or(0) + 1;
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO objects (collection, name, parent, rev, data, due) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT (collection, name) DO UPDATE SET parent = excluded.parent, rev = excluded.rev, data = excluded.data, due = excluded.due",
-                    params![c.0, name, parent, rev, data, due],
                 )
+                .and_then(|mut st| st.execute(params![c.0, name, parent, rev, data, due]))
                 .map_err(backend)?;
                 out.revs.push(u64::try_from(rev).unwrap_or(0));
             }
             Op::Delete { c, name, .. } => {
-                tx.execute(
-                    "DELETE FROM objects WHERE collection = ?1 AND name = ?2",
-                    params![c.0, name],
-                )
-                .map_err(backend)?;
+                tx.prepare_cached("DELETE FROM objects WHERE collection = ?1 AND name = ?2")
+                    .and_then(|mut st| st.execute(params![c.0, name]))
+                    .map_err(backend)?;
                 out.revs.push(0);
             }
         }
     }
     if !batch.audit.is_empty() {
         let tail: Option<(i64, Vec<u8>)> = tx
-            .query_row(
-                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
+            .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+            .and_then(|mut st| st.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
             .map_err(backend)?;
         let (mut seq, mut prev) = match tail {
             Some((s, h)) => (
@@ -237,10 +227,10 @@ fn apply(tx: &rusqlite::Transaction<'_>, batch: &WriteBatch) -> Result<Committed
         for body in &batch.audit {
             seq += 1;
             let hash = chain_hash(&prev, seq, body);
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO audit (seq, prev_hash, hash, body) VALUES (?1, ?2, ?3, ?4)",
-                params![to_i64(seq), &prev[..], &hash[..], body],
             )
+            .and_then(|mut st| st.execute(params![to_i64(seq), &prev[..], &hash[..], body]))
             .map_err(backend)?;
             out.audit_seqs.push(seq);
             prev = hash;
