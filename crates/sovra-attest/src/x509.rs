@@ -84,10 +84,7 @@ pub fn certs_from_pem_or_der(bytes: &[u8]) -> Result<Vec<Vec<u8>>, AttestError> 
         if !label_line.contains("CERTIFICATE") || label_line.contains("REQUEST") {
             continue;
         }
-        let b64: Vec<u8> = body
-            .bytes()
-            .filter(|c| !c.is_ascii_whitespace())
-            .collect();
+        let b64: Vec<u8> = body.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
         use base64::Engine;
         let der = base64::engine::general_purpose::STANDARD
             .decode(&b64)

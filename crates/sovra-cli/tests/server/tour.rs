@@ -380,4 +380,23 @@ fn health_metrics_openapi_and_bench() {
     assert_eq!(out["errors"], 0);
     assert!(out["ops_per_sec"].as_f64().unwrap() > 0.0);
     assert!(out["p99_ms"].as_f64().unwrap() >= out["p50_ms"].as_f64().unwrap());
+
+    // The floor needs no server: the per-operation times and the rates they allow agree.
+    let f = s.json(&["bench", "floor", "--iterations", "50"]);
+    let ms = |k: &str| f[k].as_f64().unwrap();
+    for k in [
+        "rsa2048_sign_ms",
+        "rsa2048_verify_ms",
+        "p256_sign_ms",
+        "p384_verify_ms",
+    ] {
+        assert!(ms(k) > 0.0, "{k}: {f}");
+    }
+    let cores = f["cores"].as_f64().unwrap();
+    let expect = cores * 1000.0 / (ms("rsa2048_sign_ms") + ms("p384_verify_ms"));
+    let got = ms("snp_attest_rs256_per_sec");
+    assert!(
+        (got - expect).abs() / expect < 0.01,
+        "{got} vs {expect}: {f}"
+    );
 }
