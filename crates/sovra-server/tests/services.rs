@@ -150,3 +150,43 @@ async fn expired_tokens_are_refused() {
     assert_eq!(err.code, sovra_proto::ErrorCode::TokenInvalid);
     assert!(err.message.contains("expired"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nodes_that_create_the_first_signing_key_together_converge_on_one() {
+    let cfg = || sovra_server::services::ServiceConfig {
+        cache_ttl: std::time::Duration::ZERO,
+        ..Default::default()
+    };
+    let e = common::env_with(cfg()).await;
+    let a = e.sovra.clone();
+    let b = e.second_node(cfg());
+    // Both nodes find no key and create one at the same moment.
+    let (ka, kb) = tokio::join!(a.signing_keys(), b.signing_keys());
+    let (ka, kb) = (ka.unwrap(), kb.unwrap());
+    let (sa, sb) = (
+        a.signing_keys().await.unwrap(),
+        b.signing_keys().await.unwrap(),
+    );
+    assert_eq!(
+        sa.active.kid(),
+        sb.active.kid(),
+        "both nodes sign with the same key"
+    );
+    // Whatever either node signed with during the race stays verifiable.
+    let jwks = a.jwks().await.unwrap().to_string();
+    for k in [&ka, &kb] {
+        assert!(jwks.contains(k.active.kid()), "{jwks}");
+    }
+    // After a rotation, once the old tokens have expired, only the new key is published: no
+    // key from the race stays active or published for ever.
+    let r = b.rotate_signing_key(&e.admin, None).await.unwrap();
+    e.clock.advance(8 * 3600 + 301);
+    let jwks = a.jwks().await.unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids, [r["kid"].as_str().unwrap()], "{jwks}");
+}

@@ -20,6 +20,10 @@ pub struct Env {
 }
 
 pub async fn env() -> Env {
+    env_with(ServiceConfig::default()).await
+}
+
+pub async fn env_with(cfg: ServiceConfig) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let store =
         Arc::new(sovra_store::sqlite::SqliteStore::open(&dir.path().join("sovra.db")).unwrap());
@@ -31,12 +35,7 @@ pub async fn env() -> Env {
         .unwrap(),
     );
     let clock = Arc::new(ManualClock::new(1_800_000_000));
-    let sovra = Arc::new(Sovra::new(
-        store,
-        hsm,
-        clock.clone(),
-        ServiceConfig::default(),
-    ));
+    let sovra = Arc::new(Sovra::new(store, hsm, clock.clone(), cfg));
     sovra.ensure_default_location().await.unwrap();
     let token = sovra.bootstrap_admin().await.unwrap();
     let admin = sovra
@@ -49,5 +48,23 @@ pub async fn env() -> Env {
         clock,
         admin,
         _dir: dir,
+    }
+}
+
+impl Env {
+    /// Another node over the same database and HSM (its own connections and caches), on the
+    /// same clock.
+    pub fn second_node(&self, cfg: ServiceConfig) -> Arc<Sovra> {
+        let store = Arc::new(
+            sovra_store::sqlite::SqliteStore::open(&self._dir.path().join("sovra.db")).unwrap(),
+        );
+        let hsm = Arc::new(
+            sovra_hsm::soft::SoftHsm::open(
+                &self._dir.path().join("hsm"),
+                sovra_hsm::soft::UnsealKey::DefaultFile,
+            )
+            .unwrap(),
+        );
+        Arc::new(Sovra::new(store, hsm, self.clock.clone(), cfg))
     }
 }

@@ -92,7 +92,7 @@ impl Sovra {
     async fn create_signing_key(
         &self,
         alg: JwsAlg,
-        retire: Option<(SigningKeyRec, u64)>,
+        retire: Vec<(SigningKeyRec, u64)>,
     ) -> Result<()> {
         let pkcs8 = jws::generate(alg).map_err(|e| Error::internal(e.to_string()))?;
         let cert = self_signed_cert(alg, pkcs8.expose())?;
@@ -121,13 +121,13 @@ impl Sovra {
             Expect::Absent,
         );
         let mut detail = serde_json::json!({"kid": kid, "alg": alg.name()});
-        if let Some((mut old, rev)) = retire {
-            if let Some(d) = detail.as_object_mut() {
-                d.insert(
-                    "retiredKid".into(),
-                    serde_json::Value::from(old.kid.clone()),
-                );
-            }
+        if !retire.is_empty()
+            && let Some(d) = detail.as_object_mut()
+        {
+            let kids: Vec<&str> = retire.iter().map(|(r, _)| r.kid.as_str()).collect();
+            d.insert("retiredKids".into(), serde_json::json!(kids));
+        }
+        for (mut old, rev) in retire {
             old.retire_time = Some(now);
             old.unpublish_time = Some(now + self.cfg.attest.token_ttl_secs as i64 + 300);
             b.put(
@@ -163,6 +163,10 @@ impl Sovra {
     }
 
     /// The loaded signing keys, creating the first one (RS256 by default) if there is none.
+    ///
+    /// Nodes sharing a store may create a first key at the same time. They converge: the newest
+    /// unretired key (ties broken by kid) is active everywhere, and any other unretired key is
+    /// retired here, staying published until the tokens it may have signed have expired.
     pub async fn signing_keys(&self) -> Result<Arc<Keys>> {
         if let Some(k) = self.attest.signing.get(self.cfg.cache_ttl) {
             return Ok(k);
@@ -170,7 +174,7 @@ impl Sovra {
         let mut recs = self.signing_records().await?;
         if !recs.iter().any(|(r, _)| r.retire_time.is_none()) {
             match self
-                .create_signing_key(self.cfg.attest.token_alg, None)
+                .create_signing_key(self.cfg.attest.token_alg, Vec::new())
                 .await
             {
                 Ok(())
@@ -182,8 +186,12 @@ impl Sovra {
             }
             recs = self.signing_records().await?;
         }
+        if recs.iter().filter(|(r, _)| r.retire_time.is_none()).count() > 1 {
+            self.retire_losers(&recs).await?;
+            recs = self.signing_records().await?;
+        }
         let now = self.now();
-        recs.sort_by_key(|(r, _)| std::cmp::Reverse(r.create_time));
+        recs.sort_by(|(a, _), (b, _)| (b.create_time, &b.kid).cmp(&(a.create_time, &a.kid)));
         let active = recs
             .iter()
             .find(|(r, _)| r.retire_time.is_none())
@@ -198,6 +206,52 @@ impl Sovra {
         let keys = Arc::new(Keys { active, published });
         self.attest.signing.put(keys.clone());
         Ok(keys)
+    }
+
+    /// Retires every unretired key but the winner (newest, then greatest kid). A conflict means
+    /// another node did it first.
+    async fn retire_losers(&self, recs: &[(SigningKeyRec, u64)]) -> Result<()> {
+        let mut live: Vec<_> = recs
+            .iter()
+            .filter(|(r, _)| r.retire_time.is_none())
+            .collect();
+        live.sort_by(|(a, _), (b, _)| (b.create_time, &b.kid).cmp(&(a.create_time, &a.kid)));
+        let Some(((winner, _), losers)) = live.split_first() else {
+            return Ok(());
+        };
+        let now = self.now();
+        let mut b = WriteBatch::new();
+        for (old, rev) in losers {
+            let mut old = old.clone();
+            old.retire_time = Some(now);
+            old.unpublish_time = Some(now + self.cfg.attest.token_ttl_secs as i64 + 300);
+            b.put(
+                model::ATTEST_SIGNING_KEYS,
+                old.kid.clone(),
+                "",
+                model::to_json(&old)?,
+                None,
+                Expect::Rev(*rev),
+            );
+            b.audit(
+                AuditEvent::new(now, EventKind::System, "attestation.signingKeys.retire")
+                    .resource(format!("attestation/signingKeys/{}", old.kid))
+                    .detail(serde_json::json!({
+                        "kid": old.kid,
+                        "activeKid": winner.kid,
+                        "reason": "another node created a signing key at the same time",
+                    }))
+                    .body(),
+            );
+        }
+        match self.store.commit(b).await.map_err(Error::from) {
+            Ok(_)
+            | Err(Error {
+                code: sovra_proto::ErrorCode::Conflict | sovra_proto::ErrorCode::AlreadyExists,
+                ..
+            }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Rotates the token signing key: a new key of `alg` signs from now on; the old one stays
@@ -215,7 +269,10 @@ impl Sovra {
             )
             .await?;
         let recs = self.signing_records().await?;
-        let current = recs.into_iter().find(|(r, _)| r.retire_time.is_none());
+        let current: Vec<_> = recs
+            .into_iter()
+            .filter(|(r, _)| r.retire_time.is_none())
+            .collect();
         let alg = alg.unwrap_or(self.cfg.attest.token_alg);
         self.create_signing_key(alg, current).await?;
         let keys = self.signing_keys().await?;
