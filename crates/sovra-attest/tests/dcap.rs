@@ -512,3 +512,26 @@ fn collateral_fetched_from_a_pcs_verifies_like_the_imported_bundle() {
         );
     }
 }
+
+#[test]
+fn a_bundle_is_indexed_by_the_fmspc_its_quotes_need() {
+    use sovra_attest::dcap::{collateral, pcs};
+    for c in CASES {
+        let s = collateral::summary(&read(c.collateral)).unwrap();
+        let n = pcs::needs(&read(c.quote)).unwrap();
+        assert_eq!(s.fmspc, n.fmspc, "{}", c.quote);
+        let tee = if c.kind == EvidenceType::Sgx {
+            "SGX"
+        } else {
+            "TDX"
+        };
+        assert_eq!(s.tee, tee, "{}", c.collateral);
+        assert!(s.next_update.is_some(), "{}", c.collateral);
+    }
+    for bad in [&b"{}"[..], b"not json", br#"{"tcb_info": "{}"}"#] {
+        assert!(matches!(
+            collateral::summary(bad),
+            Err(AttestError::CollateralInvalid(_))
+        ));
+    }
+}

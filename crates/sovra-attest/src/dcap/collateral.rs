@@ -154,3 +154,36 @@ pub fn check(bytes: &[u8], ctx: &VerifyContext<'_>) -> Result<Checked, AttestErr
             .ok_or_else(|| invalid("root_ca_crl is not hex DER"))?,
     })
 }
+
+/// What a bundle is for, read without verifying it: enough to index a collateral store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// FMSPC of its TCB info, lowercase hex.
+    pub fmspc: String,
+    /// `TDX` or `SGX` (TCB info `id`; version 2 TCB info predates TDX and has none).
+    pub tee: String,
+    /// The TCB info's `nextUpdate`, when present.
+    pub next_update: Option<String>,
+}
+
+/// Reads the [`Summary`] of a bundle; fails when it is not the expected JSON bundle.
+pub fn summary(bytes: &[u8]) -> Result<Summary, AttestError> {
+    let c: Collateral = serde_json::from_slice(bytes).map_err(|e| {
+        invalid(format!(
+            "the collateral is not the expected JSON bundle: {e}"
+        ))
+    })?;
+    let tcb: Value = serde_json::from_str(&c.tcb_info)
+        .map_err(|_| invalid("the collateral's tcb_info is not JSON"))?;
+    let tcb = tcb.get("tcbInfo").cloned().unwrap_or(tcb);
+    let fmspc = tcb["fmspc"]
+        .as_str()
+        .filter(|f| f.len() == 12 && f.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| invalid("the collateral's TCB info has no FMSPC (12 hex digits)"))?
+        .to_ascii_lowercase();
+    Ok(Summary {
+        fmspc,
+        tee: tcb["id"].as_str().unwrap_or("SGX").to_ascii_uppercase(),
+        next_update: tcb["nextUpdate"].as_str().map(str::to_owned),
+    })
+}

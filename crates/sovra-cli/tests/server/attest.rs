@@ -904,6 +904,63 @@ fn missing_intel_collateral_is_fetched_from_a_pcs_only_when_the_operator_opts_in
     );
 }
 
+#[test]
+fn intel_collateral_in_the_store_serves_the_quotes_of_its_fmspc() {
+    const QUOTE: &str = "tdx/dcapqvl_tdx_quote_v4_b0c06f.bin";
+    let s = Server::start();
+    let import = |f: &str| {
+        s.cli(&[
+            "-o",
+            "json",
+            "attestation",
+            "collateral",
+            "import",
+            "--kind",
+            "intel",
+            f,
+        ])
+    };
+    // A bundle for another platform does not serve this quote; the error names the FMSPC to
+    // import.
+    assert!(
+        import(&v("sgx/dcapqvl_sgx_quote_v3_00a067110000.collateral.json"))
+            .status
+            .success()
+    );
+    let o = s.cli(&["-o", "json", "attest", "--type", "tdx", &v(QUOTE)]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(cli_code(&o), "ATTEST_COLLATERAL_MISSING", "{err}");
+    assert!(err.contains("FMSPC b0c06f000000"), "{err}");
+    // With its own bundle stored, the quote is judged by that bundle: captured in mid-2025, its
+    // TCB info is out of its window today, and the error says exactly that.
+    assert!(
+        import(&v("tdx/dcapqvl_tdx_quote_v4_b0c06f.collateral.json"))
+            .status
+            .success()
+    );
+    let o = s.cli(&["-o", "json", "attest", "--type", "tdx", &v(QUOTE)]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(cli_code(&o), "ATTEST_EXPIRED", "{err}");
+    assert!(
+        err.contains("TCB info is valid from 2025-06-19T10:16:03Z"),
+        "{err}"
+    );
+    let list = s.ok(&["attestation", "collateral", "list"]);
+    for d in [
+        "Intel collateral for FMSPC 00a067110000 (SGX)",
+        "Intel collateral for FMSPC b0c06f000000 (TDX)",
+    ] {
+        assert!(list.contains(d), "{list}");
+    }
+    // Anything else is refused at import, saying what is expected.
+    let junk = s.dir.join("junk.json");
+    std::fs::write(&junk, br#"{"tcbInfo": {"fmspc": "b0c06f000000"}}"#).unwrap();
+    let o = import(junk.to_str().unwrap());
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(cli_code(&o), "INVALID_ARGUMENT", "{err}");
+    assert!(err.contains("JSON bundle"), "{err}");
+}
+
 /// A policy-management key pair: its signer (x5c = its self-signed certificate) and DER.
 fn policy_cert(name: &str) -> (sovra_crypto::jws::JwsSigner, Vec<u8>, String) {
     use sovra_crypto::jws::{JwsAlg, JwsSigner};

@@ -36,10 +36,30 @@ pub struct CollateralRec {
 pub struct Loaded {
     /// Anchors and certificate pool.
     pub trust: TrustStore,
-    /// Intel collateral bundles (JSON), tried in turn for DCAP evidence without collateral.
-    pub intel: Vec<Vec<u8>>,
+    /// Intel collateral bundles, newest first. DCAP evidence without collateral tries those
+    /// for its FMSPC.
+    pub intel: Vec<IntelBundle>,
     /// Certificates whose keys may sign attestation policies (DER).
     pub policy_signers: Vec<Vec<u8>>,
+}
+
+/// One stored Intel collateral bundle.
+#[derive(Debug)]
+pub struct IntelBundle {
+    /// FMSPC of its TCB info, lowercase hex.
+    pub fmspc: String,
+    /// The bundle (JSON).
+    pub content: Vec<u8>,
+}
+
+impl Loaded {
+    /// The bundles for `fmspc` (all of them when it is not known), newest first.
+    pub fn intel_for<'a>(&'a self, fmspc: Option<&'a str>) -> impl Iterator<Item = &'a [u8]> {
+        self.intel
+            .iter()
+            .filter(move |b| fmspc.is_none_or(|f| b.fmspc == f))
+            .map(|b| b.content.as_slice())
+    }
 }
 
 fn platform(s: &str) -> Result<Platform> {
@@ -101,16 +121,15 @@ impl Sovra {
                 (subjects(&certs(&content)?), Some(name.to_string()))
             }
             "intel" => {
-                let v: serde_json::Value = serde_json::from_slice(&content).map_err(|_| {
-                    Error::invalid("intel collateral must be the JSON bundle described in docs/evidence/tdx.md")
+                let s = sovra_attest::dcap::collateral::summary(&content).map_err(|e| {
+                    Error::invalid(format!(
+                        "intel collateral must be the JSON bundle described in docs/evidence/tdx.md: {e}"
+                    ))
                 })?;
-                let fmspc = v
-                    .pointer("/tcbInfo/tcbInfo/fmspc")
-                    .or_else(|| v.pointer("/tcb_info/tcbInfo/fmspc"))
-                    .or_else(|| v.pointer("/tcbInfo/fmspc"))
-                    .and_then(|f| f.as_str())
-                    .unwrap_or("unknown");
-                (format!("Intel collateral for FMSPC {fmspc}"), None)
+                (
+                    format!("Intel collateral for FMSPC {} ({})", s.fmspc, s.tee),
+                    None,
+                )
             }
             other => {
                 return Err(Error::invalid(format!(
@@ -206,7 +225,9 @@ impl Sovra {
             return Ok(l);
         }
         let mut loaded = Loaded::default();
-        for rec in self.collateral_records().await? {
+        let mut recs = self.collateral_records().await?;
+        recs.sort_by_key(|r| std::cmp::Reverse(r.create_time));
+        for rec in recs {
             let content = sovra_proto::b64::decode(&rec.content)
                 .map_err(|_| Error::internal("stored collateral is not base64"))?;
             match rec.kind.as_str() {
@@ -220,7 +241,15 @@ impl Sovra {
                         });
                     }
                 }
-                "intel" => loaded.intel.push(content),
+                "intel" => match sovra_attest::dcap::collateral::summary(&content) {
+                    Ok(s) => loaded.intel.push(IntelBundle {
+                        fmspc: s.fmspc,
+                        content,
+                    }),
+                    Err(e) => {
+                        tracing::warn!(id = %rec.id, error = %e, "stored Intel collateral is unusable; skipped");
+                    }
+                },
                 "policy-signer" => loaded.policy_signers.extend(certs(&content)?),
                 _ => {}
             }

@@ -324,12 +324,28 @@ impl Sovra {
             EvidenceType::Tdx | EvidenceType::Sgx | EvidenceType::AzTdxVtpm
         );
         use sovra_attest::AttestError;
+        // The quote inside (Azure TDX evidence carries its TD quote in the JSON).
+        let quote = || match kind {
+            EvidenceType::AzTdxVtpm => sovra_attest::azure::hcl::decode(&sub.evidence)
+                .ok()
+                .and_then(|ev| ev.td_quote),
+            _ => Some(sub.evidence.clone()),
+        };
         let first = if sub.collateral.is_some() || !needs_intel || loaded.intel.is_empty() {
             verifier.verify(&input(sub, &chain, sub.collateral.as_deref()), &ctx)
         } else {
-            // Try the stored Intel bundles; keep the most specific failure if none fits.
-            let mut last = Err(AttestError::CollateralMissing("no Intel collateral".into()));
-            for bundle in &loaded.intel {
+            // Try the stored bundles for the quote's FMSPC, newest first; keep the most
+            // specific failure if none fits.
+            let fmspc = quote()
+                .and_then(|q| sovra_attest::dcap::pcs::needs(&q).ok())
+                .map(|n| n.fmspc);
+            let mut last = Err(AttestError::CollateralMissing(match &fmspc {
+                Some(f) => format!(
+                    "the collateral store has no Intel collateral for this platform (FMSPC {f}): import it with `sovra attestation collateral import --kind intel FILE`"
+                ),
+                None => "no Intel collateral".into(),
+            }));
+            for bundle in loaded.intel_for(fmspc.as_deref()) {
                 match verifier.verify(&input(sub, &chain, Some(bundle)), &ctx) {
                     Ok(v) => {
                         last = Ok(v);
@@ -386,14 +402,7 @@ impl Sovra {
             Err(e @ (AttestError::CollateralMissing(_) | AttestError::Expired(_)))
                 if needs_intel && sub.collateral.is_none() =>
             {
-                // Azure TDX evidence carries its TD quote inside the JSON.
-                let quote = match kind {
-                    EvidenceType::AzTdxVtpm => sovra_attest::azure::hcl::decode(&sub.evidence)
-                        .ok()
-                        .and_then(|ev| ev.td_quote),
-                    _ => Some(sub.evidence.clone()),
-                };
-                let fetched = match &quote {
+                let fetched = match &quote() {
                     Some(q) => self.fetch_intel(q).await,
                     None => Err("the evidence carries no TD quote".into()),
                 };
