@@ -840,7 +840,11 @@ fn missing_intel_collateral_is_fetched_from_a_pcs_only_when_the_operator_opts_in
     // With a PCS: the quote's FMSPC and PCK CA pick what is fetched; the assembled bundle's
     // signatures verify, and the verdict is about its window — this captured collateral was
     // current in mid-2025, so today it is out of date, which is exactly what is reported.
-    let s = Server::start_with(&[("SOVRA_ATTESTATION_INTEL_PCS_URL", &pcs)]);
+    // (The background refresh is kept out of the way: this test counts the requests' fetches.)
+    let s = Server::start_with(&[
+        ("SOVRA_ATTESTATION_INTEL_PCS_URL", &pcs),
+        ("SOVRA_SCHEDULER_INTERVAL_SECS", "3600"),
+    ]);
     let o = s.cli(&["-o", "json", "attest", "--type", "tdx", &v(QUOTE)]);
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     assert_eq!(cli_code(&o), "ATTEST_EXPIRED", "{err}");
@@ -882,7 +886,11 @@ fn missing_intel_collateral_is_fetched_from_a_pcs_only_when_the_operator_opts_in
     )
     .unwrap();
     let (pcs, seen) = pcs_stand_in(bundle);
-    let s = Server::start_with(&[("SOVRA_ATTESTATION_INTEL_PCS_URL", &pcs)]);
+    // (The background refresh is kept out of the way: this test counts the requests' fetches.)
+    let s = Server::start_with(&[
+        ("SOVRA_ATTESTATION_INTEL_PCS_URL", &pcs),
+        ("SOVRA_SCHEDULER_INTERVAL_SECS", "3600"),
+    ]);
     let o = s.cli(&[
         "-o",
         "json",
@@ -901,6 +909,48 @@ fn missing_intel_collateral_is_fetched_from_a_pcs_only_when_the_operator_opts_in
     assert_eq!(
         seen.lock().unwrap().first().map(String::as_str),
         Some("/tdx/certification/v4/tcb?fmspc=00806F050000")
+    );
+}
+
+#[test]
+fn fetched_intel_collateral_is_refreshed_in_the_background_before_it_expires() {
+    const QUOTE: &str = "tdx/dcapqvl_tdx_quote_v4_b0c06f.bin";
+    let bundle: Value = serde_json::from_slice(
+        &std::fs::read(v("tdx/dcapqvl_tdx_quote_v4_b0c06f.collateral.json")).unwrap(),
+    )
+    .unwrap();
+    let (pcs, seen) = pcs_stand_in(bundle);
+    let s = Server::start_with(&[
+        ("SOVRA_ATTESTATION_INTEL_PCS_URL", &pcs),
+        ("SOVRA_SCHEDULER_INTERVAL_SECS", "1"),
+    ]);
+    let asked = || seen.lock().unwrap().len();
+    // Nothing was fetched yet, so there is nothing to refresh.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(asked(), 0);
+    // A quote makes Sovra fetch its FMSPC's collateral (4 requests).
+    let o = s.cli(&["-o", "json", "attest", "--type", "tdx", &v(QUOTE)]);
+    assert_eq!(cli_code(&o), "ATTEST_EXPIRED");
+    // That collateral's nextUpdate (2025) has passed: the scheduler asks the PCS again on its
+    // own, with no request waiting for it.
+    let t = std::time::Instant::now();
+    while asked() < 8 && t.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(asked(), 8, "{:?}", seen.lock().unwrap());
+    assert_eq!(
+        seen.lock().unwrap()[4],
+        "/tdx/certification/v4/tcb?fmspc=B0C06F000000"
+    );
+    // The PCS answered with what is already stored: nothing new is stored or audited, and the
+    // FMSPC is not asked for again within the hour.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(asked(), 8);
+    let audit = s.ok(&["audit", "export"]);
+    assert_eq!(
+        audit.matches("attestation.collateral.fetch").count(),
+        1,
+        "{audit}"
     );
 }
 

@@ -1,5 +1,5 @@
-//! Scheduled work: destroying versions whose DESTROY_SCHEDULED time has come, and rotating keys
-//! whose next rotation time has come. State lives in the store (due times), so the work happens
+//! Scheduled work: destroying versions whose DESTROY_SCHEDULED time has come, rotating keys
+//! whose next rotation time has come, and refreshing fetched Intel collateral before it expires. State lives in the store (due times), so the work happens
 //! on time across restarts, and is safe with several nodes (each change is a CAS write).
 
 use super::Sovra;
@@ -115,6 +115,9 @@ impl Sovra {
             }
             if let Err(e) = self.expire_release_nonces().await {
                 tracing::warn!(error = %e, "release nonce cleanup failed");
+            }
+            if let Err(e) = self.refresh_intel_collateral().await {
+                tracing::warn!(error = %e, "Intel collateral refresh pass failed");
             }
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}

@@ -29,6 +29,20 @@ pub struct CollateralRec {
     pub content: String,
     /// Import time.
     pub create_time: i64,
+    /// For Intel collateral fetched from a PCS: what was asked for, so it can be refreshed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetched: Option<FetchedIntel>,
+}
+
+/// What an Intel bundle was fetched for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchedIntel {
+    /// FMSPC, lowercase hex.
+    pub fmspc: String,
+    /// `platform` or `processor`: the PCK CA whose CRL was fetched.
+    pub ca: String,
+    /// TDX (rather than SGX) TCB info and QE identity.
+    pub tdx: bool,
 }
 
 /// What verification uses from the collateral store.
@@ -145,6 +159,7 @@ impl Sovra {
             description,
             content: sovra_proto::b64::encode(&content),
             create_time: self.now(),
+            fetched: None,
         };
         let mut b = WriteBatch::new();
         b.put(
@@ -202,7 +217,7 @@ impl Sovra {
         Ok(())
     }
 
-    async fn collateral_records(&self) -> Result<Vec<CollateralRec>> {
+    pub(super) async fn collateral_records(&self) -> Result<Vec<CollateralRec>> {
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {

@@ -62,6 +62,23 @@ impl FetchLimiter {
         Ok(())
     }
 
+    /// May a background refresh fetch now? Only the shared rate applies: a refresh is not
+    /// held back by a request's failed fetch of the same URL a moment ago.
+    pub(super) fn admit_background(&self) -> std::result::Result<(), String> {
+        let mut g = self
+            .inner
+            .lock()
+            .map_err(|_| "the fetch limiter is unavailable".to_string())?;
+        let (tokens, at) = g.0.unwrap_or((BURST, Instant::now()));
+        let tokens = (tokens + at.elapsed().as_secs_f64() * PER_SECOND).min(BURST);
+        if tokens < 1.0 {
+            g.0 = Some((tokens, Instant::now()));
+            return Err("too many vendor fetches right now".into());
+        }
+        g.0 = Some((tokens - 1.0, Instant::now()));
+        Ok(())
+    }
+
     pub(super) fn failed(&self, url: &str) {
         if let Ok(mut g) = self.inner.lock() {
             g.1.insert(url.to_string(), Instant::now());
@@ -214,6 +231,7 @@ impl Sovra {
             description: format!("fetched from {url}"),
             content: sovra_proto::b64::encode(der),
             create_time: self.now(),
+            fetched: None,
         };
         let mut b = WriteBatch::new();
         b.put(

@@ -77,6 +77,8 @@ pub struct AttestState {
     pub kds: kds::FetchLimiter,
     /// Recent Intel PCS fetches.
     pub pcs: kds::FetchLimiter,
+    /// Background refreshes of fetched Intel collateral.
+    pub pcs_refresh: pcs::RefreshMemo,
 }
 
 /// One cached value with a time to live.
@@ -127,6 +129,7 @@ impl AttestState {
             refvalues: Single::new(ttl),
             kds: Default::default(),
             pcs: Default::default(),
+            pcs_refresh: Default::default(),
         }
     }
 }

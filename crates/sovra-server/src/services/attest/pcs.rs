@@ -4,20 +4,48 @@
 //! assembles the bundle, stores it (audited; replacing what it fetched before for that FMSPC)
 //! and verifies again. The bundle is verified like imported collateral (Intel-rooted
 //! signatures, windows), so the transport adds no trust. Off by default.
+//!
+//! What was fetched is also refreshed in the background (the scheduler): a day before its TCB
+//! info's `nextUpdate`, so quotes do not wait for a fetch, or fail, when collateral turns over.
 
 use super::super::Sovra;
 use super::super::audit::{AuditEvent, EventKind};
-use super::collateral::CollateralRec;
+use super::collateral::{CollateralRec, FetchedIntel};
 use crate::error::Result;
 use crate::model;
-use sovra_attest::dcap::pcs;
+use sovra_attest::dcap::{collateral, pcs};
 use sovra_store::{Expect, WriteBatch};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// Time limit of one fetch.
 const TIMEOUT: Duration = Duration::from_secs(15);
 /// A PCK CRL can hold many entries.
 const MAX_BYTES: usize = 4 << 20;
+/// Fetched collateral is refreshed this long before its TCB info's `nextUpdate`.
+const REFRESH_AHEAD_SECS: i64 = 24 * 3600;
+/// After a background refresh of one FMSPC (successful or not), the next waits this long.
+const REFRESH_BACKOFF: Duration = Duration::from_secs(3600);
+
+/// When each FMSPC was last refreshed in the background.
+#[derive(Debug, Default)]
+pub struct RefreshMemo(Mutex<HashMap<String, Instant>>);
+
+impl RefreshMemo {
+    /// Claims the refresh of `key` unless it was tried within the backoff.
+    fn claim(&self, key: &str) -> bool {
+        let Ok(mut m) = self.0.lock() else {
+            return false;
+        };
+        m.retain(|_, t| t.elapsed() < REFRESH_BACKOFF);
+        if m.contains_key(key) {
+            return false;
+        }
+        m.insert(key.to_string(), Instant::now());
+        true
+    }
+}
 
 impl Sovra {
     /// Fetches and stores the Intel collateral for the quote `quote` (binary or base64).
@@ -26,12 +54,25 @@ impl Sovra {
         &self,
         quote: &[u8],
     ) -> std::result::Result<Option<Vec<u8>>, String> {
-        let Some(base) = self.cfg.attest.intel_pcs_url.as_deref() else {
+        if self.cfg.attest.intel_pcs_url.is_none() {
             return Ok(None);
+        }
+        let needs = pcs::needs(quote).map_err(|e| e.to_string())?;
+        self.fetch_intel_for(&needs, false).await.map(Some)
+    }
+
+    /// Fetches, assembles and stores the bundle `needs` describes. A request's fetch
+    /// (`background` false) is also held back for a minute after the same URL was fetched.
+    async fn fetch_intel_for(
+        &self,
+        needs: &pcs::Needs,
+        background: bool,
+    ) -> std::result::Result<Vec<u8>, String> {
+        let Some(base) = self.cfg.attest.intel_pcs_url.as_deref() else {
+            return Err("no PCS is configured".into());
         };
         let base = base.trim_end_matches('/');
-        let needs = pcs::needs(quote).map_err(|e| e.to_string())?;
-        let [tcb, qe, crl, root] = pcs::paths(&needs);
+        let [tcb, qe, crl, root] = pcs::paths(needs);
         let root_url = self
             .cfg
             .attest
@@ -45,7 +86,11 @@ impl Sovra {
             format!("{base}{crl}"),
             root_url,
         ] {
-            self.attest.pcs.admit(&url)?;
+            if background {
+                self.attest.pcs.admit_background()?;
+            } else {
+                self.attest.pcs.admit(&url)?;
+            }
             let got = super::super::fetch::get_with_headers(
                 &url,
                 self.cfg.attest.fetch_ca_pem.clone(),
@@ -53,7 +98,8 @@ impl Sovra {
                 MAX_BYTES,
             )
             .await;
-            // Collateral changes daily at most: whatever the outcome, not again for a minute.
+            // Collateral changes daily at most: whatever the outcome, requests do not ask
+            // again for a minute.
             self.attest.pcs.failed(&url);
             match got {
                 Ok((body, headers)) => {
@@ -77,13 +123,14 @@ impl Sovra {
         let [t, q, c, r] = <[pcs::Answer; 4]>::try_from(answers)
             .map_err(|_| "the PCS answers are incomplete".to_string())?;
         let bundle = pcs::assemble(&t, &q, &c, &r.body).map_err(|e| e.to_string())?;
-        self.store_intel(&bundle, &needs, base)
+        self.store_intel(&bundle, needs, base)
             .await
             .map_err(|e| e.message)?;
-        Ok(Some(bundle))
+        Ok(bundle)
     }
 
     /// Stores a fetched bundle, replacing the bundles fetched earlier for the same FMSPC.
+    /// Storing what is already stored changes nothing and is not audited again.
     async fn store_intel(&self, bundle: &[u8], needs: &pcs::Needs, base: &str) -> Result<()> {
         let id = sovra_attest::x509::sha256_hex(bundle);
         let tee = if needs.tdx { "TDX" } else { "SGX" };
@@ -92,14 +139,21 @@ impl Sovra {
             needs.fmspc
         );
         let mut b = WriteBatch::new();
+        let mut unchanged = false;
         for r in self.store.scan(model::COLLATERAL, None, 10_000).await? {
             if let Ok(old) = model::from_json::<CollateralRec>(&r.data)
                 && old.kind == "intel"
                 && old.description == description
-                && old.id != id
             {
-                b.delete(model::COLLATERAL, old.id.clone(), Expect::Any);
+                if old.id == id && old.fetched.is_some() {
+                    unchanged = true;
+                } else if old.id != id {
+                    b.delete(model::COLLATERAL, old.id.clone(), Expect::Any);
+                }
             }
+        }
+        if unchanged && b.is_empty() {
+            return Ok(());
         }
         let rec = CollateralRec {
             id: id.clone(),
@@ -108,6 +162,11 @@ impl Sovra {
             description,
             content: sovra_proto::b64::encode(bundle),
             create_time: self.now(),
+            fetched: Some(FetchedIntel {
+                fmspc: needs.fmspc.clone(),
+                ca: needs.ca.to_string(),
+                tdx: needs.tdx,
+            }),
         };
         b.put(
             model::COLLATERAL,
@@ -127,5 +186,48 @@ impl Sovra {
         self.store.commit(b).await?;
         self.attest.collateral.invalidate();
         Ok(())
+    }
+
+    /// Refreshes fetched Intel collateral whose TCB info reaches its `nextUpdate` within a day
+    /// (or already has), each FMSPC at most once an hour. Returns how many were asked for.
+    pub async fn refresh_intel_collateral(&self) -> Result<usize> {
+        if self.cfg.attest.intel_pcs_url.is_none() {
+            return Ok(0);
+        }
+        let horizon = self.now() + REFRESH_AHEAD_SECS;
+        let mut asked = 0;
+        for rec in self.collateral_records().await? {
+            let Some(f) = rec.fetched.as_ref() else {
+                continue;
+            };
+            let due = sovra_proto::b64::decode(&rec.content)
+                .ok()
+                .and_then(|c| collateral::summary(&c).ok())
+                .and_then(|s| s.next_update)
+                .and_then(|t| collateral::rfc3339(&t))
+                .is_none_or(|next| next <= horizon);
+            let key = format!("{}/{}/{}", f.fmspc, f.ca, f.tdx);
+            if !due || !self.attest.pcs_refresh.claim(&key) {
+                continue;
+            }
+            asked += 1;
+            let ca = if f.ca == "processor" {
+                "processor"
+            } else {
+                "platform"
+            };
+            let needs = pcs::Needs {
+                fmspc: f.fmspc.clone(),
+                ca,
+                tdx: f.tdx,
+            };
+            match self.fetch_intel_for(&needs, true).await {
+                Ok(_) => tracing::info!(fmspc = %f.fmspc, "Intel collateral refreshed"),
+                Err(e) => {
+                    tracing::warn!(fmspc = %f.fmspc, error = %e, "Intel collateral refresh failed; next try in an hour")
+                }
+            }
+        }
+        Ok(asked)
     }
 }
