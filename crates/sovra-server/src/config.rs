@@ -305,6 +305,10 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("SOVRA_CACHE_METADATA_TTL_MS", "cache.metadata_ttl_ms"),
 ];
 
+/// Environment overrides of list settings: comma-separated (empty = an empty list).
+const ENV_LIST_OVERRIDES: &[(&str, &str)] =
+    &[("SOVRA_LIMITS_TRUSTED_PROXIES", "limits.trusted_proxies")];
+
 impl Config {
     /// Loads `file` (if given), then applies environment overrides from `env`.
     pub fn load(
@@ -322,7 +326,18 @@ impl Config {
         };
         for (var, field) in ENV_OVERRIDES {
             if let Some(v) = env(var) {
-                set_path(&mut table, field, &v);
+                set_path(&mut table, field, scalar(&v));
+            }
+        }
+        for (var, field) in ENV_LIST_OVERRIDES {
+            if let Some(v) = env(var) {
+                let items = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|i| !i.is_empty())
+                    .map(|i| toml::Value::String(i.to_owned()))
+                    .collect();
+                set_path(&mut table, field, toml::Value::Array(items));
             }
         }
         let cfg: Config = table
@@ -365,7 +380,17 @@ impl Config {
 }
 
 /// Sets `a.b.c = value` in a TOML table, parsing numbers and booleans.
-fn set_path(table: &mut toml::Table, path: &str, value: &str) {
+fn scalar(value: &str) -> toml::Value {
+    if let Ok(n) = value.parse::<i64>() {
+        toml::Value::Integer(n)
+    } else if let Ok(b) = value.parse::<bool>() {
+        toml::Value::Boolean(b)
+    } else {
+        toml::Value::String(value.to_owned())
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &str, v: toml::Value) {
     let mut parts: Vec<&str> = path.split('.').collect();
     let Some(last) = parts.pop() else { return };
     let mut t = table;
@@ -378,13 +403,6 @@ fn set_path(table: &mut toml::Table, path: &str, value: &str) {
         };
         t = inner;
     }
-    let v = if let Ok(n) = value.parse::<i64>() {
-        toml::Value::Integer(n)
-    } else if let Ok(b) = value.parse::<bool>() {
-        toml::Value::Boolean(b)
-    } else {
-        toml::Value::String(value.to_owned())
-    };
     t.insert(last.to_owned(), v);
 }
 
@@ -406,6 +424,20 @@ mod tests {
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.quota.symmetric_per_minute, 7);
         assert_eq!(c.quota.asymmetric_per_minute, 3000);
+    }
+
+    #[test]
+    fn list_settings_from_the_environment() {
+        let env = |k: &str| {
+            (k == "SOVRA_LIMITS_TRUSTED_PROXIES").then(|| " 10.0.0.0/8, 192.0.2.7 ,".to_string())
+        };
+        let c = Config::load(None, env).unwrap();
+        assert_eq!(c.limits.trusted_proxies, ["10.0.0.0/8", "192.0.2.7"]);
+        c.check().unwrap();
+        let env =
+            |k: &str| (k == "SOVRA_LIMITS_TRUSTED_PROXIES").then(|| "10.0.0.0/99".to_string());
+        let err = Config::load(None, env).and_then(|c| c.check()).unwrap_err();
+        assert!(err.contains("10.0.0.0/99"), "{err}");
     }
 
     #[test]
