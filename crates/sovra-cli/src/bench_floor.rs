@@ -27,8 +27,12 @@ pub struct Floor {
     p256_sign_ms: f64,
     p384_verify_ms: f64,
     cores: usize,
-    /// SEV-SNP attestation with an RS256 token: one P-384 verify + one RSA-2048 sign.
+    /// SEV-SNP attestation with an RS256 token: one P-384 verify + one RSA-2048 sign, from the
+    /// one-thread timings times the cores.
     snp_attest_rs256_per_sec: f64,
+    /// The same pair run on every core at once, measured: lower than the line above when the
+    /// cores share execution units (SMT siblings) or the host is busy.
+    snp_attest_rs256_all_cores_per_sec: f64,
     /// The same with an ES256 token.
     snp_attest_es256_per_sec: f64,
     /// Key release: verify the RS256 attestation token, sign the RS256 response.
@@ -79,6 +83,31 @@ pub fn run(g: &Global, a: FloorBench) -> Result<()> {
     })?;
 
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    // Every core at once: each thread verifies a P-384 signature and makes an RSA-2048
+    // signature in turn, as each attestation does, for the same number of rounds.
+    let rsa = std::sync::Arc::new(rsa);
+    let started = Instant::now();
+    let all: Vec<_> = (0..cores)
+        .map(|_| {
+            let (rsa, pubkey, sig384) = (rsa.clone(), p384_pub.clone(), p384_sig.as_ref().to_vec());
+            std::thread::spawn(move || -> bool {
+                let rng = SystemRandom::new();
+                let mut out = vec![0u8; rsa.public_modulus_len()];
+                (0..n).all(|_| {
+                    pubkey.verify(&msg, &sig384).is_ok()
+                        && rsa
+                            .sign(&signature::RSA_PKCS1_SHA256, &rng, &msg, &mut out)
+                            .is_ok()
+                })
+            })
+        })
+        .collect();
+    for t in all {
+        if !t.join().unwrap_or(false) {
+            return Err(crypto("a signature operation failed on a worker thread"));
+        }
+    }
+    let all_cores = (cores as f64 * f64::from(n) / started.elapsed().as_secs_f64()).round();
     let per_sec = |ms: f64| (cores as f64 * 1e3 / ms).round();
     let round = |ms: f64| (ms * 1e4).round() / 1e4;
     let f = Floor {
@@ -88,6 +117,7 @@ pub fn run(g: &Global, a: FloorBench) -> Result<()> {
         p384_verify_ms: round(p384_verify),
         cores,
         snp_attest_rs256_per_sec: per_sec(p384_verify + rsa_sign),
+        snp_attest_rs256_all_cores_per_sec: all_cores,
         snp_attest_es256_per_sec: per_sec(p384_verify + p256_sign),
         release_rs256_per_sec: per_sec(rsa_verify + rsa_sign),
     };
@@ -102,6 +132,10 @@ pub fn run(g: &Global, a: FloorBench) -> Result<()> {
             (
                 "SNP attest RS256 floor",
                 format!("{}/s", f.snp_attest_rs256_per_sec),
+            ),
+            (
+                "  measured on all cores",
+                format!("{}/s", f.snp_attest_rs256_all_cores_per_sec),
             ),
             (
                 "SNP attest ES256 floor",
