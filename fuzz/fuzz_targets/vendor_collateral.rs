@@ -1,7 +1,8 @@
 #![no_main]
 //! Fuzzes what Sovra reads from vendor services and collateral files: the Intel collateral
 //! bundle, PCS answers (signed-object extraction, percent-encoded chains, CRL forms), and what
-//! a quote or SNP report says to fetch. Errors are fine; panics are not.
+//! a quote or SNP report says to fetch, and how a stored bundle is indexed. Errors are fine;
+//! panics are not.
 use libfuzzer_sys::fuzz_target;
 use sovra_attest::dcap::{collateral, pcs};
 use sovra_attest::{TrustStore, VerifyContext};
@@ -10,6 +11,7 @@ fuzz_target!(|data: &[u8]| {
     let trust = TrustStore::default();
     let ctx = VerifyContext { now: 1_750_000_000, trust: &trust };
     let _ = collateral::check(data, &ctx);
+    let _ = collateral::summary(data);
     let text = String::from_utf8_lossy(data);
     let _ = pcs::member_text(&text, "tcbInfo");
     let _ = pcs::percent_decode(&text);
