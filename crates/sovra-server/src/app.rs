@@ -44,7 +44,14 @@ pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, String> {
                 .url
                 .as_deref()
                 .ok_or("store.backend = \"postgres\" needs store.url")?;
-            let s = sovra_store::postgres::PgStore::open(url)
+            let ca = match &cfg.store.ca_file {
+                Some(f) => Some(
+                    std::fs::read(f)
+                        .map_err(|e| format!("cannot read store.ca_file {}: {e}", f.display()))?,
+                ),
+                None => None,
+            };
+            let s = sovra_store::postgres::PgStore::open_with_ca(url, ca.as_deref())
                 .await
                 .map_err(|e| format!("cannot open the PostgreSQL store: {e}"))?;
             Ok(Arc::new(s))

@@ -105,8 +105,11 @@ pub struct TlsConfig {
 pub struct StoreConfig {
     /// `sqlite` (default) or `postgres`.
     pub backend: StoreBackend,
-    /// PostgreSQL connection string (`postgres://…`), for `postgres`.
+    /// PostgreSQL connection string (`postgres://…`), for `postgres`. A server that is not on
+    /// this machine needs `sslmode=verify-full` (or an explicit `sslmode=disable`).
     pub url: Option<String>,
+    /// CA certificates (PEM) for the PostgreSQL server's certificate; default: the system bundle.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Which store.
@@ -257,6 +260,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("SOVRA_LISTEN", "listen"),
     ("SOVRA_STORE_BACKEND", "store.backend"),
     ("SOVRA_STORE_URL", "store.url"),
+    ("SOVRA_STORE_CA_FILE", "store.ca_file"),
     ("SOVRA_HSM_BACKEND", "hsm.backend"),
     ("SOVRA_UNSEAL_KEY_FILE", "hsm.unseal_key_file"),
     ("SOVRA_PKCS11_MODULE", "hsm.pkcs11_module"),

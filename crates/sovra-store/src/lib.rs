@@ -15,6 +15,7 @@ pub mod batch;
 pub mod conformance;
 pub mod error;
 pub mod postgres;
+pub mod postgres_tls;
 pub mod sqlite;
 
 pub use audit::AuditRow;

@@ -9,6 +9,7 @@
 use crate::audit::{AuditRow, chain_hash};
 use crate::batch::{Expect, Op, WriteBatch};
 use crate::error::{ConflictReason, StoreError};
+use crate::postgres_tls::{Plan, RustlsConnect};
 use crate::{Collection, Committed, Record, Store};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
@@ -47,7 +48,7 @@ pub struct PgStore {
 }
 
 struct Inner {
-    url: String,
+    plan: Plan,
     idle: Mutex<Vec<Client>>,
     permits: Semaphore,
 }
@@ -81,23 +82,51 @@ impl Conn<'_> {
     }
 }
 
-async fn connect(url: &str) -> Result<Client, StoreError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(|e| StoreError::Backend(format!("cannot connect to PostgreSQL: {e}")))?;
-    tokio::spawn(async move {
-        // Errors surface on the next query through the client.
-        let _ = connection.await;
-    });
-    Ok(client)
+async fn connect(plan: &Plan) -> Result<Client, StoreError> {
+    let failed = |e: tokio_postgres::Error| {
+        // The error's source says why (e.g. an untrusted certificate).
+        let why = std::error::Error::source(&e)
+            .map(|s| format!(": {s}"))
+            .unwrap_or_default();
+        StoreError::Backend(format!("cannot connect to PostgreSQL: {e}{why}"))
+    };
+    // Errors surface on the next query through the client.
+    match &plan.tls {
+        None => {
+            let (client, connection) = tokio_postgres::connect(&plan.url, NoTls)
+                .await
+                .map_err(failed)?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            Ok(client)
+        }
+        Some(tls) => {
+            let (client, connection) =
+                tokio_postgres::connect(&plan.url, RustlsConnect(tls.clone()))
+                    .await
+                    .map_err(failed)?;
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            Ok(client)
+        }
+    }
 }
 
 impl PgStore {
-    /// Connects to `url` (`postgres://user:pass@host:port/db` or `host=… user=…`) and migrates.
+    /// Connects to `url` (`postgres://user:pass@host:port/db` or `host=… user=…`) and migrates,
+    /// with TLS as [`crate::postgres_tls`] decides (system CA bundle).
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with_ca(url, None).await
+    }
+
+    /// As [`PgStore::open`], checking the server's certificate against `ca_pem` (PEM).
+    pub async fn open_with_ca(url: &str, ca_pem: Option<&[u8]>) -> Result<Self, StoreError> {
+        let plan = crate::postgres_tls::plan(url, ca_pem)?;
         let store = Self {
             inner: Arc::new(Inner {
-                url: url.to_owned(),
+                plan,
                 idle: Mutex::new(Vec::new()),
                 permits: Semaphore::new(MAX_CONNECTIONS),
             }),
@@ -149,7 +178,7 @@ impl PgStore {
             .pop();
         let client = match idle {
             Some(c) if !c.is_closed() => c,
-            _ => connect(&self.inner.url).await?,
+            _ => connect(&self.inner.plan).await?,
         };
         Ok(Conn {
             client,

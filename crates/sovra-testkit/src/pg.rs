@@ -11,6 +11,7 @@ pub struct TempPg {
     data: Option<PathBuf>,
     _dir: Option<tempfile::TempDir>,
     port: u16,
+    ca_pem: Option<String>,
 }
 
 fn find_bin(name: &str) -> Option<PathBuf> {
@@ -55,12 +56,31 @@ fn as_postgres_user(cmd: &Path) -> Command {
 impl TempPg {
     /// Starts a cluster on a free loopback port.
     pub fn start() -> TempPg {
-        if let Ok(url) = std::env::var("SOVRA_TEST_PG_URL") {
+        Self::start_with(false)
+    }
+
+    /// Starts a cluster that accepts TLS connections only, with a server certificate for
+    /// `localhost` and `127.0.0.1` issued by a throwaway CA ([`TempPg::ca_pem`]). Ignores
+    /// `SOVRA_TEST_PG_URL`.
+    pub fn start_tls() -> TempPg {
+        Self::start_with(true)
+    }
+
+    /// The CA that issued a TLS cluster's certificate (PEM).
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    fn start_with(tls: bool) -> TempPg {
+        if let Ok(url) = std::env::var("SOVRA_TEST_PG_URL")
+            && !tls
+        {
             return TempPg {
                 external: Some(url),
                 data: None,
                 _dir: None,
                 port: 0,
+                ca_pem: None,
             };
         }
         let initdb = find_bin("initdb").expect("PostgreSQL server binaries not found: install the Debian package 'postgresql' (or set SOVRA_TEST_PG_URL)");
@@ -99,10 +119,15 @@ impl TempPg {
             .unwrap()
             .port();
         let pg_ctl = find_bin("pg_ctl").expect("pg_ctl not found");
-        let opts = format!(
+        let mut opts = format!(
             "-p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 -k {}",
             dir.path().display()
         );
+        let ca_pem = tls.then(|| {
+            let ca = tls_files(&data);
+            opts.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+            ca
+        });
         let st = as_postgres_user(&pg_ctl)
             .arg("-D")
             .arg(&data)
@@ -122,6 +147,7 @@ impl TempPg {
             data: Some(data),
             _dir: Some(dir),
             port,
+            ca_pem,
         }
     }
 
@@ -160,6 +186,51 @@ impl TempPg {
         }
         format!("host=127.0.0.1 port={} user=sovra dbname={name}", self.port)
     }
+}
+
+/// Writes a CA-issued server certificate and key into the cluster's data directory and a
+/// `pg_hba.conf` that refuses TCP connections without TLS; returns the CA certificate (PEM).
+fn tls_files(data: &Path) -> String {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "test PostgreSQL CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let ca_pem = ca_cert.pem();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+    std::fs::write(data.join("server.crt"), leaf.pem()).unwrap();
+    std::fs::write(data.join("server.key"), key.serialize_pem()).unwrap();
+    std::fs::write(
+        data.join("pg_hba.conf"),
+        "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 0.0.0.0/0 reject\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        data.join("server.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    if is_root() {
+        for f in ["server.crt", "server.key", "pg_hba.conf"] {
+            assert!(
+                Command::new("chown")
+                    .arg("postgres")
+                    .arg(data.join(f))
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+    }
+    ca_pem
 }
 
 impl Drop for TempPg {

@@ -64,3 +64,54 @@ fn two_nodes_share_state_through_postgres() {
     assert!(log.contains("cryptoKeys.rotate") && log.contains("keyRings.create"));
     b.terminate();
 }
+
+#[test]
+fn postgres_over_verified_tls_and_no_plaintext_to_a_remote_server() {
+    let pg = sovra_testkit::pg::TempPg::start_tls();
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = tmp.path().join("pg-ca.pem");
+    std::fs::write(&ca, pg.ca_pem().unwrap()).unwrap();
+    let url = format!("{} sslmode=verify-full", pg.url("sovra_tls"));
+    let env = [
+        ("SOVRA_STORE_BACKEND", "postgres"),
+        ("SOVRA_STORE_URL", url.as_str()),
+        ("SOVRA_STORE_CA_FILE", ca.to_str().unwrap()),
+    ];
+    // The cluster refuses connections without TLS, so this works only over verified TLS.
+    let s = Server::start_with(&env);
+    s.ok(&["keyrings", "create", "tls"]);
+    s.ok(&["keys", "create", "tls/k", "--purpose", "encrypt"]);
+    let ct = s
+        .ok(&["encrypt", "tls/k", "--plaintext", "over TLS"])
+        .trim()
+        .to_string();
+    assert_eq!(s.ok(&["decrypt", "tls/k", "--ciphertext", &ct]), "over TLS");
+
+    let serve = |env: &[(&str, &str)]| {
+        let dir = tmp.path().join("other");
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.args(["serve", "--data-dir"])
+            .arg(&dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .env_remove("SOVRA_CONFIG");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let o = cmd.output().unwrap();
+        assert!(!o.status.success());
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    // Without the CA, the server's certificate is not trusted: no start.
+    let err = serve(&env[..2]);
+    assert!(
+        err.contains("cannot open the PostgreSQL store")
+            && err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    // A server elsewhere without sslmode: refused before any connection is made.
+    let err = serve(&[
+        ("SOVRA_STORE_BACKEND", "postgres"),
+        ("SOVRA_STORE_URL", "postgres://sovra@db.example:5432/sovra"),
+    ]);
+    assert!(err.contains("sslmode=verify-full"), "{err}");
+}
