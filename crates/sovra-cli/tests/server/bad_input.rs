@@ -48,6 +48,9 @@ fn client_mistakes_get_4xx_with_codes() {
     raw[n - 3] ^= 0x01;
     let tampered = format!(r#"{{"ciphertext":"{}"}}"#, sovra_proto::b64::encode(&raw));
     let big = format!(r#"{{"plaintext":"{}"}}"#, "A".repeat(300 * 1024));
+    // Far more than the socket buffers hold: the server must read it all to answer 413 (a
+    // server that stops reading at the limit leaves the client a broken pipe, not an answer).
+    let huge = format!(r#"{{"plaintext":"{}"}}"#, "A".repeat(8 << 20));
     let over_limit_plaintext = format!(
         r#"{{"plaintext":"{}"}}"#,
         sovra_proto::b64::encode(&vec![0u8; 65 * 1024])
@@ -108,6 +111,14 @@ fn client_mistakes_get_4xx_with_codes() {
             Method::POST,
             &enc,
             Some(big.as_bytes()),
+            413,
+            "PAYLOAD_TOO_LARGE",
+        ),
+        case(
+            "body of 8 MiB",
+            Method::POST,
+            &enc,
+            Some(huge.as_bytes()),
             413,
             "PAYLOAD_TOO_LARGE",
         ),

@@ -32,36 +32,17 @@ impl FromRequest<AppState> for EvidenceBody {
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        use http_body_util::BodyExt;
-        // Past the limit the rest of the body is read and dropped (up to a bound), so the client
-        // sees the 413 instead of a connection reset in the middle of its upload.
-        const DRAIN_MAX: usize = 64 << 20;
         let limit = state.max_evidence;
-        let mut body = req.into_body();
-        let mut buf = Vec::new();
-        let mut seen = 0usize;
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|_| {
-                Error::new(ErrorCode::InvalidJson, "the request body could not be read")
-            })?;
-            if let Ok(data) = frame.into_data() {
-                seen = seen.saturating_add(data.len());
-                if seen <= limit {
-                    buf.extend_from_slice(&data);
-                } else if seen > DRAIN_MAX {
-                    break;
-                }
-            }
-        }
-        if seen > limit {
-            return Err(Error::new(
+        super::extract::read_limited(req, limit, || {
+            Error::new(
                 ErrorCode::PayloadTooLarge,
                 format!(
                     "the request is larger than the evidence limit of {limit} bytes (attestation.max_evidence_bytes)"
                 ),
-            ));
-        }
-        Ok(Self(Bytes::from(buf)))
+            )
+        })
+        .await
+        .map(Self)
     }
 }
 
@@ -455,7 +436,7 @@ pub async fn delete_collateral(
 pub async fn rotate_signing_key(
     State(s): State<AppState>,
     Caller(p): Caller,
-    body: Bytes,
+    super::extract::RawBody(body): super::extract::RawBody,
 ) -> Result<Json<Value>> {
     let alg = if body.is_empty() {
         None

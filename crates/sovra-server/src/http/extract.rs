@@ -61,23 +61,67 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
+/// A raw body within the API limit (`limits.max_body_bytes`).
+pub struct RawBody(pub axum::body::Bytes);
+
+impl FromRequest<AppState> for RawBody {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        body_bytes(req, state).await.map(RawBody)
+    }
+}
+
 /// The raw body bytes, with the size limit mapped to `PAYLOAD_TOO_LARGE`.
 pub async fn body_bytes(req: Request, state: &AppState) -> Result<axum::body::Bytes, Error> {
-    axum::body::Bytes::from_request(req, state)
-        .await
-        .map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                Error::new(
-                    ErrorCode::PayloadTooLarge,
-                    format!(
-                        "the request body is larger than the limit of {} bytes",
-                        state.max_body
-                    ),
-                )
-            } else {
-                Error::new(ErrorCode::InvalidJson, "the request body could not be read")
+    let limit = state.max_body;
+    read_limited(req, limit, || {
+        Error::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+    })
+    .await
+}
+
+/// Reads a body of at most `limit` bytes. Past the limit the rest is read and dropped (up to
+/// a bound) before `too_large` is answered, so the client sees the 413 rather than a
+/// connection closed under its upload (a broken pipe, without the answer).
+pub async fn read_limited(
+    req: Request,
+    limit: usize,
+    too_large: impl FnOnce() -> Error,
+) -> Result<axum::body::Bytes, Error> {
+    use http_body_util::BodyExt;
+    const DRAIN_MAX: usize = 64 << 20;
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > DRAIN_MAX) {
+        return Err(too_large());
+    }
+    let mut body = req.into_body();
+    let mut buf = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| {
+            Error::new(ErrorCode::InvalidJson, "the request body could not be read")
+        })?;
+        if let Ok(data) = frame.into_data() {
+            seen = seen.saturating_add(data.len());
+            if seen <= limit {
+                buf.extend_from_slice(&data);
+            } else if seen > DRAIN_MAX {
+                break;
             }
-        })
+        }
+    }
+    if seen > limit {
+        return Err(too_large());
+    }
+    Ok(axum::body::Bytes::from(buf))
 }
 
 /// Path parameters.
