@@ -5,12 +5,13 @@
 //! * [`soft::SoftHsm`]: a software HSM in the data directory. Its root key is sealed under an
 //!   unseal key (a file beside it by default, or one the operator keeps elsewhere); location
 //!   wrapping keys are sealed under the root.
-//! * PKCS#11 (any vendor HSM; SoftHSM2 in tests): the wrapping keys are non-extractable token
-//!   objects and never leave the HSM.
+//! * [`pkcs11::Pkcs11Hsm`] (any vendor HSM; SoftHSM2 in tests): the wrapping keys are
+//!   non-extractable token objects and never leave the HSM.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod pkcs11;
 pub mod soft;
 
 pub use error::HsmError;

@@ -63,12 +63,18 @@ pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, String> {
 pub fn open_hsm(cfg: &Config) -> Result<Arc<dyn Hsm>, String> {
     match cfg.hsm.backend {
         HsmBackend::Software => {
-            let unseal = match (&cfg.hsm.unseal_key_file, std::env::var("SOVRA_UNSEAL_KEY").ok()) {
+            let unseal = match (
+                &cfg.hsm.unseal_key_file,
+                std::env::var("SOVRA_UNSEAL_KEY").ok(),
+            ) {
                 (Some(f), _) => UnsealKey::File(f.clone()),
                 (None, Some(hex)) => {
                     let bytes = (0..hex.len())
                         .step_by(2)
-                        .map(|i| hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+                        .map(|i| {
+                            hex.get(i..i + 2)
+                                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                        })
                         .collect::<Option<Vec<u8>>>()
                         .filter(|b| b.len() == 32)
                         .ok_or("SOVRA_UNSEAL_KEY must be 64 hex characters")?;
@@ -79,7 +85,39 @@ pub fn open_hsm(cfg: &Config) -> Result<Arc<dyn Hsm>, String> {
             let h = SoftHsm::open(&cfg.data_dir.join("hsm"), unseal).map_err(|e| e.to_string())?;
             Ok(Arc::new(h))
         }
-        HsmBackend::Pkcs11 => Err("the PKCS#11 HSM backend is not available in this build yet; use hsm.backend = \"software\"".into()),
+        HsmBackend::Pkcs11 => {
+            let need = |what: &str, var: &str| {
+                format!("hsm.backend = \"pkcs11\" needs hsm.{what} (or {var})")
+            };
+            let module = cfg
+                .hsm
+                .pkcs11_module
+                .as_ref()
+                .ok_or_else(|| need("pkcs11_module", "SOVRA_PKCS11_MODULE"))?;
+            let label = cfg
+                .hsm
+                .pkcs11_token_label
+                .as_deref()
+                .ok_or_else(|| need("pkcs11_token_label", "SOVRA_PKCS11_TOKEN_LABEL"))?;
+            let pin_file = cfg
+                .hsm
+                .pkcs11_pin_file
+                .as_ref()
+                .ok_or_else(|| need("pkcs11_pin_file", "SOVRA_PKCS11_PIN_FILE"))?;
+            let pin = std::fs::read_to_string(pin_file).map_err(|e| {
+                format!(
+                    "cannot read hsm.pkcs11_pin_file {}: {e}",
+                    pin_file.display()
+                )
+            })?;
+            let h = sovra_hsm::pkcs11::Pkcs11Hsm::open(
+                module,
+                label,
+                pin.trim_end_matches(['\n', '\r']),
+            )
+            .map_err(|e| e.to_string())?;
+            Ok(Arc::new(h))
+        }
     }
 }
 

@@ -15,6 +15,7 @@ mod azure_vtpm;
 mod bad_input;
 mod durability;
 mod lifecycle;
+mod pkcs11;
 mod postgres;
 mod release;
 mod tour;
