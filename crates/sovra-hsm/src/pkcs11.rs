@@ -73,7 +73,7 @@ impl Pkcs11Hsm {
             .open_rw_session(slot)
             .map_err(device("opening a PKCS#11 session"))?;
         session
-            .login(UserType::User, Some(&AuthPin::new(pin.to_owned().into())))
+            .login(UserType::User, Some(&AuthPin::new(pin.to_owned())))
             .map_err(|e| {
                 HsmError::Device(format!(
                     "cannot log in to token {token_label:?} (check hsm.pkcs11_pin_file): {e}"
