@@ -22,10 +22,10 @@ const LABEL_PREFIX: &str = "sovra-location:";
 
 /// A logged-in session on one token.
 pub struct Pkcs11Hsm {
-    // Kept alive for the session's sake; finalised when dropped.
-    _ctx: Pkcs11,
+    // Fields drop in order: the session closes before the module is finalised.
     session: Mutex<Session>,
     token: String,
+    _ctx: Pkcs11,
 }
 
 impl std::fmt::Debug for Pkcs11Hsm {
@@ -80,9 +80,9 @@ impl Pkcs11Hsm {
                 ))
             })?;
         Ok(Self {
-            _ctx: ctx,
             session: Mutex::new(session),
             token: token_label.to_owned(),
+            _ctx: ctx,
         })
     }
 
