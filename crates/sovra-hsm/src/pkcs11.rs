@@ -7,6 +7,7 @@
 
 use crate::{Hsm, HsmError, SecretBytes};
 use cryptoki::context::{CInitializeArgs, Pkcs11};
+use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
@@ -192,10 +193,19 @@ impl Hsm for Pkcs11Hsm {
         let mut iv = <[u8; IV_LEN]>::try_from(iv).map_err(|_| HsmError::Integrity)?;
         let params =
             GcmParams::new(&mut iv, aad, TAG_BITS.into()).map_err(device("GCM parameters"))?;
-        // A failed tag check is the only expected failure here.
         let pt = s
             .decrypt(&Mechanism::AesGcm(params), key, ct)
-            .map_err(|_| HsmError::Integrity)?;
+            .map_err(|e| match e {
+                // A failed GCM tag check: CKR_ENCRYPTED_DATA_INVALID by the standard,
+                // CKR_GENERAL_ERROR from SoftHSM2.
+                cryptoki::error::Error::Pkcs11(
+                    RvError::EncryptedDataInvalid
+                    | RvError::EncryptedDataLenRange
+                    | RvError::GeneralError,
+                    _,
+                ) => HsmError::Integrity,
+                other => HsmError::Device(format!("unwrapping in the HSM: {other}")),
+            })?;
         Ok(SecretBytes::new(pt))
     }
 }

@@ -53,6 +53,40 @@ fn keys_are_wrapped_inside_a_pkcs11_token() {
             .trim(),
         "valid"
     );
+    // Material swapped between two keys' rows fails the AAD-bound unwrap in the HSM.
+    s.ok(&["keys", "create", "p/k2", "--purpose", "encrypt"]);
+    s.ok(&["encrypt", "p/k2", "--plaintext", "x"]);
+    let conn = rusqlite::Connection::open(s.db()).unwrap();
+    let get = |name: &str| -> serde_json::Value {
+        let data: Vec<u8> = conn
+            .query_row(
+                "SELECT data FROM objects WHERE collection='versions' AND name=?1",
+                [name],
+                |r| r.get(0),
+            )
+            .unwrap();
+        serde_json::from_slice(&data).unwrap()
+    };
+    let a_name = "locations/global/keyRings/p/cryptoKeys/k/v/0000000001";
+    let mut a = get(a_name);
+    a["material"] =
+        get("locations/global/keyRings/p/cryptoKeys/k2/v/0000000001")["material"].clone();
+    conn.execute(
+        "UPDATE objects SET data=?1 WHERE collection='versions' AND name=?2",
+        rusqlite::params![serde_json::to_vec(&a).unwrap(), a_name],
+    )
+    .unwrap();
+    drop(conn);
+    s.terminate();
+    s.boot();
+    let o = s.cli(&["-o", "json", "decrypt", "p/k", "--ciphertext", &ct]);
+    assert_eq!(
+        cli_code(&o),
+        "INTEGRITY_FAILURE",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
     // The same data directory with another token (no wrapping key for the location) or a
     // wrong PIN does not start, and says why.
     s.terminate();
