@@ -14,7 +14,7 @@ use crate::claims::VerifiedClaims;
 use crate::error::AttestError;
 use crate::evidence::{EvidenceInput, EvidenceType, Platform, VerifyContext};
 use crate::hex::encode as hex;
-use crate::x509::{certs_from_pem_or_der, parse_cert, verify_chain};
+use crate::x509::{parse_cert, verify_chain};
 use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED, UnparsedPublicKey};
 use serde_json::{Map, Value, json};
 
@@ -161,8 +161,13 @@ impl Verifier for NvidiaVerifier {
         let opaque = c.take(opaque_len, "opaque data")?;
         let signed_len = c.i;
         let signature = c.take(SIG_LEN, "signature")?;
-        if c.i != report.len() {
-            return Err(bad("bytes after the SPDM signature"));
+        // The Confidential Containers NVIDIA attester sends the report in a zero-padded
+        // buffer: zeros after the signature are padding; anything else is refused.
+        if report
+            .get(c.i..)
+            .is_some_and(|rest| rest.iter().any(|b| *b != 0))
+        {
+            return Err(bad("non-zero bytes after the SPDM signature"));
         }
         // Measurement blocks.
         let mut measurements = Map::new();
@@ -205,10 +210,7 @@ impl Verifier for NvidiaVerifier {
             }
         }
         // Chain and signature.
-        let mut certs = Vec::new();
-        for item in input.cert_chain {
-            certs.extend(certs_from_pem_or_der(item)?);
-        }
+        let certs = crate::x509::evidence_certs(input.cert_chain.iter().copied())?;
         let leaf = certs.first().ok_or_else(|| {
             AttestError::CollateralMissing(
                 "the GPU's certificate chain is missing: pass it (leaf first) with --cert-chain"

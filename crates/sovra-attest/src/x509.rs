@@ -37,6 +37,42 @@ pub mod pinned {
     pub const NVIDIA_DEVICE_IDENTITY_CA: &str =
         "102bf659d5419614c9d8e6aecebc80454eb26b1df6a769ac720b9a690b167b48";
 
+    /// AMD's intermediate CAs (ASK issues VCEKs, ASVK issues VLEKs), per product: certificates
+    /// with these fingerprints are the ones embedded from `data/amd_kds_ca.pem`.
+    pub const AMD_INTERMEDIATES: &[&str] = &[
+        "67d303bd3905fd38db8b20e0793699870e7fa612eaad5dec358293fd8c0bac1b", // SEV-Milan
+        "c5e081f59b7efab1fe2f8b505e159704e72f29cab7ef7cf628a05a42439082f5", // SEV-VLEK-Milan
+        "5464738c1546aed5f2cecf1dc98c5c960a92e8913238a61711bc90ec6e828521", // SEV-Genoa
+        "197e610743a917d6b9bb982a5a9226ccc0a15b611be0619e626aca9151457372", // SEV-VLEK-Genoa
+        "5b77ef5fe7a7a004fd9032668fba9d0fda22f88c4442069a479636a6ae3b3185", // SEV-Turin
+        "104e10a8bd060a3c20a434261a57d0588fd65a88915b4f65b08bdecaf8df1a3c", // SEV-VLEK-Turin
+    ];
+
+    /// AMD's published ARKs, ASKs and ASVKs (Milan, Genoa, Turin), as AMD KDS serves them.
+    const AMD_KDS_CA_PEM: &[u8] = include_bytes!("../data/amd_kds_ca.pem");
+
+    /// The vendor CA certificates (DER) built into Sovra for `p`: candidates for every chain of
+    /// that platform, so evidence that carries only its leaf (a VCEK or VLEK) verifies offline.
+    /// Only certificates whose fingerprints are pinned above are returned.
+    pub fn embedded(p: crate::evidence::Platform) -> &'static [Vec<u8>] {
+        use crate::evidence::Platform;
+        static AMD: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+        match p {
+            Platform::Amd => AMD.get_or_init(|| {
+                super::certs_from_pem_or_der(AMD_KDS_CA_PEM)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|d| {
+                        let fp = super::sha256_hex(d);
+                        AMD_INTERMEDIATES.contains(&fp.as_str())
+                            || for_platform(Platform::Amd).contains(&fp.as_str())
+                    })
+                    .collect()
+            }),
+            Platform::Intel | Platform::AwsNitro | Platform::Nvidia | Platform::Tpm => &[],
+        }
+    }
+
     /// The pinned fingerprints of one platform.
     pub fn for_platform(p: crate::evidence::Platform) -> &'static [&'static str] {
         use crate::evidence::Platform;
@@ -95,6 +131,27 @@ pub fn certs_from_pem_or_der(bytes: &[u8]) -> Result<Vec<Vec<u8>>, AttestError> 
         return Err(AttestError::malformed(
             "no certificate found (expected PEM or DER)",
         ));
+    }
+    Ok(out)
+}
+
+/// Most certificates that may travel with one piece of evidence (real chains have 2 to 5). Each
+/// is parsed and may be a candidate issuer, so a request cannot make that work grow.
+pub const MAX_EVIDENCE_CERTS: usize = 32;
+
+/// Splits the certificates that came with evidence (PEM bundles or DER), at most
+/// [`MAX_EVIDENCE_CERTS`] of them.
+pub fn evidence_certs<'a>(
+    items: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Vec<Vec<u8>>, AttestError> {
+    let mut out = Vec::new();
+    for item in items {
+        out.extend(certs_from_pem_or_der(item)?);
+        if out.len() > MAX_EVIDENCE_CERTS {
+            return Err(AttestError::malformed(format!(
+                "the evidence carries more than {MAX_EVIDENCE_CERTS} certificates; send only its chain"
+            )));
+        }
     }
     Ok(out)
 }
@@ -318,14 +375,42 @@ pub fn check_validity(cert: &X509Certificate<'_>, now: i64) -> Result<(), Attest
     Ok(())
 }
 
-fn is_ca(cert: &X509Certificate<'_>) -> bool {
-    match cert.basic_constraints() {
-        Ok(Some(bc)) => bc.value.ca,
-        // Old vendor roots (AMD ARK/ASK) carry no basicConstraints; they are accepted as CAs only
-        // through the pinned or configured anchor and explicit chain positions.
-        Ok(None) => true,
-        Err(_) => false,
+/// Most candidate issuers whose signature is checked at one level of a chain. Candidates are
+/// filtered by subject and CA-ness first (no signature work), so this bounds what a request
+/// carrying many look-alike certificates can cost.
+pub const MAX_CANDIDATES: usize = 4;
+
+/// Checks that `cert` may issue certificates for a chain with `below` CA certificates under it
+/// (RFC 5280 §4.2.1.9, §4.2.1.3): basicConstraints with cA TRUE (a certificate without
+/// basicConstraints is not a CA), keyCertSign if keyUsage is present, and a path length
+/// constraint that allows `below`.
+pub fn check_ca(cert: &X509Certificate<'_>, below: usize) -> Result<(), AttestError> {
+    let not_ca =
+        |why: &str| AttestError::ChainInvalid(format!("{} is not a CA: {why}", subject_cn(cert)));
+    let bc = match cert.basic_constraints() {
+        Ok(Some(bc)) => bc.value,
+        Ok(None) => return Err(not_ca("it has no basicConstraints extension")),
+        Err(_) => return Err(not_ca("its basicConstraints extension is malformed")),
+    };
+    if !bc.ca {
+        return Err(not_ca("basicConstraints says cA FALSE"));
     }
+    match cert.key_usage() {
+        Ok(Some(ku)) if !ku.value.key_cert_sign() => {
+            return Err(not_ca("its keyUsage does not allow keyCertSign"));
+        }
+        Ok(_) => {}
+        Err(_) => return Err(not_ca("its keyUsage extension is malformed")),
+    }
+    if let Some(max) = bc.path_len_constraint
+        && below > max as usize
+    {
+        return Err(AttestError::ChainInvalid(format!(
+            "{} allows {max} CA certificates below it, the chain has {below}",
+            subject_cn(cert)
+        )));
+    }
+    Ok(())
 }
 
 /// Builds and checks a chain from `leaf` through certificates in `pool` to a root that is pinned
@@ -431,62 +516,67 @@ fn verify_chain_uncached(
     let mut chain: Vec<Vec<u8>> = vec![leaf.to_vec()];
     let leaf_cert = parse_cert(leaf)?;
     check_validity(&leaf_cert, now)?;
-    let mut current_der = leaf.to_vec();
-    // Candidates: the pool and the configured anchors.
-    let mut candidates: Vec<Vec<u8>> = pool.to_vec();
-    candidates.extend(extra.iter().map(|a| a.to_vec()));
+    // Candidates: the configured anchors, the built-in vendor CAs, then the pool; each parsed
+    // once. Unparsable ones are skipped.
+    let candidates: Vec<(&[u8], X509Certificate<'_>)> = extra
+        .iter()
+        .copied()
+        .chain(pinned::embedded(platform).iter().map(Vec::as_slice))
+        .chain(pool.iter().map(Vec::as_slice))
+        .filter_map(|d| parse_cert(d).ok().map(|c| (d, c)))
+        .collect();
+    let mut current_der: &[u8] = leaf;
+    let mut current = leaf_cert;
     for _ in 0..MAX_DEPTH {
-        if is_anchor(&current_der) {
-            let root = parse_cert(&current_der)?;
+        if is_anchor(current_der) {
             // A root must be self-signed.
-            verify_issued_by(&root, &root)?;
-            check_validity(&root, now)?;
+            verify_issued_by(&current, &current)?;
+            check_validity(&current, now)?;
             return Ok(chain);
         }
-        let current = parse_cert(&current_der)?;
-        let mut next: Option<Vec<u8>> = None;
+        // CA certificates below the next issuer (the leaf is not one).
+        let below = chain.len() - 1;
+        let mut next: Option<usize> = None;
         let mut last_err: Option<AttestError> = None;
-        for cand in &candidates {
-            if *cand == current_der {
+        let mut tried = 0usize;
+        for (i, (der, issuer)) in candidates.iter().enumerate() {
+            if *der == current_der || issuer.subject().as_raw() != current.issuer().as_raw() {
                 continue;
             }
-            let Ok(issuer) = parse_cert(cand) else {
-                continue;
-            };
-            if issuer.subject().as_raw() != current.issuer().as_raw() {
+            // Everything that needs no signature check comes first.
+            if let Err(e) = check_ca(issuer, below) {
+                last_err = Some(e);
                 continue;
             }
-            match verify_issued_by(&current, &issuer) {
+            if tried == MAX_CANDIDATES {
+                last_err = Some(AttestError::ChainInvalid(format!(
+                    "more than {MAX_CANDIDATES} candidate issuers for {}; send only the chain",
+                    subject_cn(&current)
+                )));
+                break;
+            }
+            tried += 1;
+            match verify_issued_by(&current, issuer) {
                 Ok(()) => {
-                    if !is_ca(&issuer) {
-                        last_err = Some(AttestError::ChainInvalid(format!(
-                            "{} is not a CA",
-                            subject_cn(&issuer)
-                        )));
-                        continue;
-                    }
-                    check_validity(&issuer, now)?;
-                    next = Some(cand.clone());
+                    check_validity(issuer, now)?;
+                    next = Some(i);
                     break;
                 }
                 Err(e) => last_err = Some(e),
             }
         }
-        match next {
-            Some(n) => {
-                chain.push(n.clone());
-                current_der = n;
-            }
-            None => {
-                return Err(last_err.unwrap_or_else(|| {
-                    AttestError::ChainInvalid(format!(
-                        "no trusted issuer found for {} (issuer {}); import the issuing chain or configure the root as an anchor",
-                        subject_cn(&current),
-                        current.issuer()
-                    ))
-                }));
-            }
-        }
+        let Some((der, issuer)) = next.and_then(|i| candidates.get(i)) else {
+            return Err(last_err.unwrap_or_else(|| {
+                AttestError::ChainInvalid(format!(
+                    "no trusted issuer found for {} (issuer {}); import the issuing chain or configure the root as an anchor",
+                    subject_cn(&current),
+                    current.issuer()
+                ))
+            }));
+        };
+        chain.push(der.to_vec());
+        current_der = der;
+        current = issuer.clone();
     }
     Err(AttestError::ChainInvalid(
         "certificate chain is too long".into(),

@@ -216,7 +216,7 @@ fn fail_missing_pieces_and_wrong_type() {
             "len {n}"
         );
     }
-    // Without the AMD chain the VCEK has no issuer.
+    // Without the AMD chain the VCEK still verifies: AMD's ASKs and ARKs are built in.
     let ev = read("azure_snp_vtpm/trustee_evidence-v1.json");
     let input = EvidenceInput {
         evidence: &ev,
@@ -229,5 +229,5 @@ fn fail_missing_pieces_and_wrong_type() {
             trust: &TrustStore::default(),
         },
     );
-    assert_eq!(code(r), "ATTEST_CHAIN_INVALID");
+    assert_eq!(code(r), "OK");
 }

@@ -208,3 +208,42 @@ fn never_panics_on_mutations() {
         assert_ne!(code(verify(&v, at, None)), "OK", "flip at {idx}");
     }
 }
+
+/// The document with its `user_data` replaced by `n` bytes (signature no longer valid).
+fn with_user_data(doc: &[u8], n: usize) -> Vec<u8> {
+    // COSE_Sign1: array(4), protected bstr(4), unprotected {}, payload bstr (2-byte length).
+    assert_eq!(doc[..7], [0x84, 0x44, 0xa1, 0x01, 0x38, 0x22, 0xa0]);
+    assert_eq!(doc[7], 0x59);
+    let plen = usize::from(u16::from_be_bytes([doc[8], doc[9]]));
+    let (payload, rest) = (&doc[10..10 + plen], &doc[10 + plen..]);
+    let k = payload.windows(9).position(|w| w == b"user_data").unwrap() + 9;
+    assert_eq!(payload[k], 0x58, "user_data is a short bstr in this vector");
+    let old = usize::from(payload[k + 1]);
+    let mut p = payload[..k].to_vec();
+    p.extend([0x59, (n >> 8) as u8, n as u8]);
+    p.extend(std::iter::repeat_n(0x41, n));
+    p.extend(&payload[k + 2 + old..]);
+    let mut out = doc[..7].to_vec();
+    out.push(0x59);
+    out.extend(u16::try_from(p.len()).unwrap().to_be_bytes());
+    out.extend(p);
+    out.extend(rest);
+    out
+}
+
+#[test]
+fn user_data_of_up_to_1024_bytes_is_accepted_as_the_aws_cddl_says() {
+    // `user_data: bytes .size (0..1024)`: a 1,000-byte field parses (and then, rewritten
+    // here, fails only its signature); 1,025 bytes are malformed.
+    let c = &CASES[0];
+    let doc = read(c.file);
+    let at = unix(c.at);
+    assert_eq!(
+        code(verify(&with_user_data(&doc, 1000), at, None)),
+        "ATTEST_SIGNATURE_INVALID"
+    );
+    assert_eq!(
+        code(verify(&with_user_data(&doc, 1025), at, None)),
+        "ATTEST_MALFORMED"
+    );
+}

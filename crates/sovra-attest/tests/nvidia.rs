@@ -122,3 +122,21 @@ fn fail_chain_without_the_root_or_swapped_leaf() {
         "ATTEST_SIGNATURE_INVALID"
     );
 }
+
+#[test]
+fn zero_padding_after_the_signature_is_accepted_anything_else_is_not() {
+    // The Confidential Containers NVIDIA attester sends the report in a zero-padded buffer.
+    let r = report();
+    let chain = [read(CHAIN)];
+    let at = unix(AT);
+    let mut padded = r.clone();
+    padded.extend_from_slice(&[0u8; 4096 - 2000]);
+    assert_eq!(code(verify(&padded, &chain, at, None)), "OK");
+    let mut junk = padded.clone();
+    let n = junk.len();
+    junk[n - 1] = 1;
+    assert_eq!(code(verify(&junk, &chain, at, None)), "ATTEST_MALFORMED");
+    let mut after = r.clone();
+    after.push(0xff);
+    assert_eq!(code(verify(&after, &chain, at, None)), "ATTEST_MALFORMED");
+}

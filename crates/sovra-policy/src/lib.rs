@@ -12,6 +12,7 @@
 
 pub mod defaults;
 pub mod error;
+pub mod limits;
 pub mod maa;
 pub mod rego;
 pub mod skr;

@@ -10,7 +10,13 @@
 //! Semantics: the token is released to if some top-level authority equals its issuer (trailing
 //! `/` ignored) and that authority's conditions hold. Claim paths are dotted; a missing claim
 //! makes its condition false (except `exists: false`). Values compare type-aware, and the
-//! string forms of booleans and numbers (`"false"`, `"1"`) also match.
+//! string forms of booleans and numbers (`"false"`, `"1"`) also match. On an array-valued
+//! claim, `equals` holds when some element equals the value and `notEquals` when none does
+//! (so `notEquals: "debug"` refuses a claim `["debug", …]`); ordering operators never hold.
+//!
+//! Parsing is strict: an unknown key (a typo such as `alOf` would otherwise drop a condition),
+//! `allOf` and `anyOf` side by side, or a string where a boolean is meant (`"requireNonce":
+//! "true"`) is refused with a message naming it.
 
 use crate::error::PolicyError;
 use serde_json::{Map, Value};
@@ -92,14 +98,41 @@ fn scalar(v: &Value, op: &str) -> Result<Value, PolicyError> {
     }
 }
 
+/// Refuses keys of `o` outside `allowed`, naming the first one found.
+fn only_keys(o: &Map<String, Value>, allowed: &[&str], what: &str) -> Result<(), PolicyError> {
+    match o.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(invalid(format!(
+            "unknown key {k:?} in {what}; allowed: {}",
+            allowed.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+const OPERATORS: &[&str] = &[
+    "equals",
+    "notEquals",
+    "less",
+    "lessOrEquals",
+    "greater",
+    "greaterOrEquals",
+    "exists",
+];
+
 fn parse_cond(v: &Value, depth: usize) -> Result<Cond, PolicyError> {
     if depth > 16 {
-        return Err(invalid("conditions are nested too deeply"));
+        return Err(PolicyError::TooDeep { limit: 16, line: 1 });
     }
     let o = v
         .as_object()
         .ok_or_else(|| invalid("a condition must be an object"))?;
+    if o.contains_key("allOf") && o.contains_key("anyOf") {
+        return Err(invalid(
+            "a condition has allOf or anyOf, not both: nest one inside the other",
+        ));
+    }
     if let Some(list) = o.get("allOf").or_else(|| o.get("anyOf")) {
+        only_keys(o, &["allOf", "anyOf"], "a condition list")?;
         let items = list
             .as_array()
             .ok_or_else(|| invalid("allOf/anyOf must be arrays"))?;
@@ -123,12 +156,23 @@ fn parse_cond(v: &Value, depth: usize) -> Result<Cond, PolicyError> {
         .ok_or_else(|| invalid("a condition needs \"claim\" (or allOf/anyOf)"))?
         .to_string();
     // The older shape: {"claim", "condition": "equals", "value"}.
-    if let Some(c) = o.get("condition").and_then(Value::as_str) {
+    if let Some(c) = o.get("condition") {
+        only_keys(
+            o,
+            &["claim", "condition", "value"],
+            &format!("the condition on {claim}"),
+        )?;
+        let c = c
+            .as_str()
+            .ok_or_else(|| invalid(format!("condition on {claim} must name an operator")))?;
         let val = o
             .get("value")
             .ok_or_else(|| invalid(format!("condition on {claim} needs \"value\"")))?;
         return Ok(Cond::Claim(claim.clone(), op(c, val, &claim)?));
     }
+    let mut allowed = vec!["claim"];
+    allowed.extend_from_slice(OPERATORS);
+    only_keys(o, &allowed, &format!("the condition on {claim}"))?;
     let ops: Vec<(&String, &Value)> = o.iter().filter(|(k, _)| k.as_str() != "claim").collect();
     match ops.as_slice() {
         [(name, val)] => Ok(Cond::Claim(claim.clone(), op(name, val, &claim)?)),
@@ -148,8 +192,11 @@ fn op(name: &str, val: &Value, claim: &str) -> Result<Op, PolicyError> {
         "greaterOrEquals" => Op::GreaterOrEquals(scalar(val, name)?),
         "exists" => Op::Exists(match val {
             Value::Bool(b) => *b,
-            Value::String(s) if s == "true" || s == "false" => s == "true",
-            _ => return Err(invalid(format!("exists on {claim} takes true or false"))),
+            _ => {
+                return Err(invalid(format!(
+                    "exists on {claim} takes true or false (a JSON boolean, not a string)"
+                )));
+            }
         }),
         other => return Err(invalid(format!("unknown operator {other:?} on {claim}"))),
     })
@@ -166,11 +213,16 @@ impl ReleasePolicy {
         let o = v
             .as_object()
             .ok_or_else(|| invalid("a release policy is a JSON object"))?;
-        let version = o
-            .get("version")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        only_keys(
+            o,
+            &["version", "anyOf", "requireNonce"],
+            "the release policy",
+        )?;
+        let version = match o.get("version") {
+            None => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => return Err(invalid("version must be a string such as \"1.0.0\"")),
+        };
         if !["", "1.0.0", "1.2.0"].contains(&version.as_str()) {
             return Err(invalid(format!(
                 "release policy version {version:?} is not supported (1.0.0, 1.2.0)"
@@ -189,6 +241,7 @@ impl ReleasePolicy {
             let ao = a
                 .as_object()
                 .ok_or_else(|| invalid("each authority is an object"))?;
+            only_keys(ao, &["authority", "allOf", "anyOf"], "an authority entry")?;
             let authority = ao
                 .get("authority")
                 .and_then(Value::as_str)
@@ -218,10 +271,15 @@ impl ReleasePolicy {
                 cond,
             });
         }
-        let require_nonce = o
-            .get("requireNonce")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+        let require_nonce = match o.get("requireNonce") {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                return Err(invalid(
+                    "requireNonce takes true or false (a JSON boolean, not a string)",
+                ));
+            }
+        };
         Ok(Self {
             version,
             authorities,
@@ -327,12 +385,15 @@ fn eval(c: &Cond, claims: &Value) -> Result<(), String> {
                 Op::Exists(true) if got.is_some() => Ok(()),
                 Op::Exists(false) if got.is_none() => Ok(()),
                 Op::Exists(b) => fail(format!("expected exists {b}")),
+                // An array-valued claim equals a value when some element does.
                 Op::Equals(w) => match got {
-                    Some(g) if loose_eq(g, w) => Ok(()),
+                    Some(Value::Array(items)) if items.iter().any(|g| loose_eq(g, w)) => Ok(()),
+                    Some(g) if !g.is_array() && loose_eq(g, w) => Ok(()),
                     _ => fail(format!("expected equals {}", show(w))),
                 },
                 Op::NotEquals(w) => match got {
-                    Some(g) if !loose_eq(g, w) => Ok(()),
+                    Some(Value::Array(items)) if !items.iter().any(|g| loose_eq(g, w)) => Ok(()),
+                    Some(g) if !g.is_array() && !loose_eq(g, w) => Ok(()),
                     _ => fail(format!("expected notEquals {}", show(w))),
                 },
                 Op::Less(w) => ord(w, |g, w| g < w, "less"),
@@ -446,8 +507,37 @@ mod tests {
             r#"{"anyOf":[{"authority":"https://a","allOf":[{"claim":"a","equals":{"x":1}}]}]}"#,
             r#"{"anyOf":[{"authority":"https://a","allOf":[{"claim":"a","regex":"x"}]}]}"#,
             r#"{"anyOf":[{"authority":"https://a","allOf":[],"anyOf":[]}]}"#,
+            // Unknown keys, at every level.
+            r#"{"anyOf":[{"authority":"https://a","allOf":[{"claim":"a","equals":1}]}],"requireNonces":true}"#,
+            r#"{"anyOf":[{"authority":"https://a","alOf":[{"claim":"a","equals":1}],"anyOf":[{"claim":"b","exists":true}]}]}"#,
+            r#"{"anyOf":[{"authority":"https://a","allOf":[{"claim":"a","equals":1,"note":"x"}]}]}"#,
+            r#"{"anyOf":[{"authority":"https://a","allOf":[{"allOf":[{"claim":"a","equals":1}],"extra":1}]}]}"#,
+            // allOf and anyOf side by side inside a condition.
+            r#"{"anyOf":[{"authority":"https://a","allOf":[{"allOf":[{"claim":"a","equals":1}],"anyOf":[{"claim":"b","equals":1}]}]}]}"#,
+            // Strings where booleans are meant.
+            r#"{"anyOf":[{"authority":"https://a","allOf":[{"claim":"a","equals":1}]}],"requireNonce":"true"}"#,
+            r#"{"anyOf":[{"authority":"https://a","allOf":[{"claim":"a","exists":"true"}]}]}"#,
+            r#"{"version":1,"anyOf":[{"authority":"https://a","allOf":[{"claim":"a","equals":1}]}]}"#,
         ] {
             assert!(ReleasePolicy::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn array_claims_compare_by_membership() {
+        let p = ReleasePolicy::parse(
+            r#"{"anyOf":[{"authority":"https://a","allOf":[
+                {"claim":"features","notEquals":"debug"},{"claim":"tags","equals":"prod"}]}]}"#,
+        )
+        .unwrap();
+        let ok = json!({"features": ["secure-boot"], "tags": ["eu", "prod"]});
+        assert_eq!(p.evaluate("https://a", &ok), Ok(()));
+        let dbg = json!({"features": ["secure-boot", "debug"], "tags": ["prod"]});
+        assert!(
+            p.evaluate("https://a", &dbg).is_err(),
+            "notEquals must see inside the array"
+        );
+        let no_prod = json!({"features": [], "tags": ["dev"]});
+        assert!(p.evaluate("https://a", &no_prod).is_err());
     }
 }

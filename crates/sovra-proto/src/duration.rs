@@ -1,6 +1,11 @@
 //! Durations on the wire: `"86400s"` on output; `s`, `m`, `h`, `d` suffixes on input.
 
-/// Parses `"30d"`, `"720h"`, `"90m"`, `"86400s"` (or `"86400.0s"` with a zero fraction) into seconds.
+/// The longest duration accepted anywhere (TTLs, rotation periods, destruction delays): 100
+/// years, so every time computed from one stays a valid RFC 3339 date.
+pub const MAX_SECS: u64 = 36_500 * 86_400;
+
+/// Parses `"30d"`, `"720h"`, `"90m"`, `"86400s"` (or `"86400.0s"` with a zero fraction) into
+/// seconds, at most [`MAX_SECS`].
 pub fn parse(s: &str) -> Result<u64, String> {
     let bad = || {
         format!(
@@ -20,10 +25,17 @@ pub fn parse(s: &str) -> Result<u64, String> {
     if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
-    num.parse::<u64>()
+    let secs = num
+        .parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(bad)
+        .ok_or_else(bad)?;
+    if secs > MAX_SECS {
+        return Err(format!(
+            "duration {s:?} is longer than the maximum of 36500d (100 years)"
+        ));
+    }
+    Ok(secs)
 }
 
 /// Formats seconds as `"{n}s"`.
@@ -39,7 +51,18 @@ mod tests {
         assert_eq!(super::parse("30d").unwrap(), 2_592_000);
         assert_eq!(super::parse("2h").unwrap(), 7200);
         assert_eq!(super::parse("1m").unwrap(), 60);
-        for bad in ["", "s", "-1s", "1.5s", "10", "1w", "99999999999999999999d"] {
+        assert_eq!(super::parse("36500d").unwrap(), super::MAX_SECS);
+        for bad in [
+            "",
+            "s",
+            "-1s",
+            "1.5s",
+            "10",
+            "1w",
+            "99999999999999999999d",
+            "99999999999d",
+            "36501d",
+        ] {
             assert!(super::parse(bad).is_err(), "{bad}");
         }
     }

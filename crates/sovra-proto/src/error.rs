@@ -47,6 +47,10 @@ codes! {
     InvalidName = ("INVALID_NAME", 400),
     /// The request body is larger than the documented limit.
     PayloadTooLarge = ("PAYLOAD_TOO_LARGE", 413),
+    /// The request (its body) did not arrive within the documented time.
+    RequestTimeout = ("REQUEST_TIMEOUT", 408),
+    /// The request's `Content-Type` is not one this route accepts (JSON, or text for policies).
+    UnsupportedMediaType = ("UNSUPPORTED_MEDIA_TYPE", 415),
     /// No bearer token was sent.
     Unauthenticated = ("UNAUTHENTICATED", 401),
     /// The bearer token is unknown, revoked or expired.
@@ -123,6 +127,12 @@ codes! {
     AttestPolicyDenied = ("ATTEST_POLICY_DENIED", 403),
     /// A policy text does not parse or is invalid (message gives line and column).
     PolicyInvalid = ("POLICY_INVALID", 400),
+    /// A policy is larger than a documented limit (bytes, tokens, rules, conditions, arguments).
+    PolicyTooLarge = ("POLICY_TOO_LARGE", 400),
+    /// A policy nests deeper than the documented limit (function calls, brackets).
+    PolicyTooDeep = ("POLICY_TOO_DEEP", 400),
+    /// A policy exceeded its evaluation budget (work, claims, bytes produced or time).
+    PolicyEvalLimit = ("POLICY_EVAL_LIMIT", 400),
     /// A signed policy's signature or signer certificate is not accepted.
     PolicySignatureInvalid = ("POLICY_SIGNATURE_INVALID", 400),
     /// The attestation provider does not exist.
@@ -151,6 +161,9 @@ codes! {
     IntegrityFailure = ("INTEGRITY_FAILURE", 500),
     /// The HSM refused or failed an operation.
     HsmFailure = ("HSM_FAILURE", 500),
+    /// The server is at capacity for this kind of work (its bounded queue is full); retry after
+    /// the `Retry-After` seconds.
+    Overloaded = ("OVERLOADED", 503),
     /// The service is starting, shutting down or its store is unreachable.
     Unavailable = ("UNAVAILABLE", 503),
     /// An unexpected server error (details are in the server log, never in the response).

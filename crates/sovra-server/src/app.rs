@@ -148,6 +148,8 @@ pub async fn open(cfg: &Config) -> Result<Opened, String> {
     let store = open_store(cfg).await?;
     let hsm = open_hsm(cfg)?;
     let scfg = ServiceConfig {
+        work_threads: cfg.limits.work_threads,
+        work_queue: cfg.limits.work_queue,
         symmetric_per_minute: cfg.quota.symmetric_per_minute,
         asymmetric_per_minute: cfg.quota.asymmetric_per_minute,
         cache_ttl: Duration::from_millis(cfg.cache.metadata_ttl_ms),

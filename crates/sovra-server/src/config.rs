@@ -179,8 +179,25 @@ pub struct LimitsConfig {
     /// address, bursts of twice that; 0: unlimited.
     pub anonymous_per_ip_per_second: u64,
     /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the client for
-    /// that budget; no one else's is believed.
+    /// the per-source budgets; no one else's is believed.
     pub trusted_proxies: Vec<String>,
+    /// Failed authentications per second per source address, bursts of twice that; past it a
+    /// source is refused (429) before its token is looked up. 0: unlimited.
+    pub failed_auth_per_ip_per_second: u64,
+    /// Threads verifying evidence and evaluating policies (0: one per core).
+    pub work_threads: usize,
+    /// Verifications that may wait for those threads; past it, requests get 503 OVERLOADED.
+    pub work_queue: usize,
+    /// Connections served at once (kept below the open-file limit).
+    pub max_connections: usize,
+    /// Connections from one source address at once (trusted proxies are exempt); 0: no limit.
+    pub max_connections_per_ip: usize,
+    /// Seconds a client has to send a request's headers.
+    pub header_timeout_secs: u64,
+    /// Seconds a client has to send a request's body.
+    pub body_timeout_secs: u64,
+    /// Seconds a connection may go without a byte in either direction before it is closed.
+    pub idle_timeout_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -189,6 +206,14 @@ impl Default for LimitsConfig {
             max_body_bytes: 256 * 1024,
             anonymous_per_ip_per_second: 100,
             trusted_proxies: Vec::new(),
+            failed_auth_per_ip_per_second: 5,
+            work_threads: 0,
+            work_queue: 256,
+            max_connections: 4096,
+            max_connections_per_ip: 256,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            idle_timeout_secs: 60,
         }
     }
 }
@@ -279,6 +304,23 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
         "SOVRA_LIMITS_ANONYMOUS_PER_IP_PER_SECOND",
         "limits.anonymous_per_ip_per_second",
     ),
+    (
+        "SOVRA_LIMITS_FAILED_AUTH_PER_IP_PER_SECOND",
+        "limits.failed_auth_per_ip_per_second",
+    ),
+    ("SOVRA_LIMITS_WORK_THREADS", "limits.work_threads"),
+    ("SOVRA_LIMITS_WORK_QUEUE", "limits.work_queue"),
+    ("SOVRA_LIMITS_MAX_CONNECTIONS", "limits.max_connections"),
+    (
+        "SOVRA_LIMITS_MAX_CONNECTIONS_PER_IP",
+        "limits.max_connections_per_ip",
+    ),
+    (
+        "SOVRA_LIMITS_HEADER_TIMEOUT_SECS",
+        "limits.header_timeout_secs",
+    ),
+    ("SOVRA_LIMITS_BODY_TIMEOUT_SECS", "limits.body_timeout_secs"),
+    ("SOVRA_LIMITS_IDLE_TIMEOUT_SECS", "limits.idle_timeout_secs"),
     ("SOVRA_LOG_FORMAT", "log.format"),
     ("SOVRA_LOG_LEVEL", "log.level"),
     ("SOVRA_SCHEDULER_INTERVAL_SECS", "scheduler_interval_secs"),
@@ -377,6 +419,19 @@ impl Config {
         }
         if self.limits.max_body_bytes < 1024 {
             return Err("limits.max_body_bytes must be at least 1024".into());
+        }
+        let l = &self.limits;
+        for (name, v) in [
+            ("limits.header_timeout_secs", l.header_timeout_secs),
+            ("limits.body_timeout_secs", l.body_timeout_secs),
+            ("limits.idle_timeout_secs", l.idle_timeout_secs),
+        ] {
+            if !(1..=3600).contains(&v) {
+                return Err(format!("{name} must be between 1 and 3600 seconds"));
+            }
+        }
+        if l.max_connections == 0 || l.work_queue == 0 {
+            return Err("limits.max_connections and limits.work_queue must be at least 1".into());
         }
         sovra_proto::names::check_id("location", &self.default_location).map_err(|e| e.0)?;
         Ok(())

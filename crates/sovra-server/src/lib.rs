@@ -6,12 +6,14 @@ pub mod app;
 pub mod cache;
 pub mod clock;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod http;
 pub mod model;
 pub mod serve;
 pub mod services;
 pub mod tls;
+pub mod work;
 
 pub use error::{Error, Result};
 pub use services::Sovra;

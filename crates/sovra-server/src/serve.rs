@@ -2,6 +2,7 @@
 
 use crate::app::Opened;
 use crate::config::Config;
+use crate::conn::{ConnLimiter, IdleIo};
 use crate::http::{self, AppState};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -9,7 +10,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
@@ -20,6 +21,10 @@ pub struct Server {
     tls: Option<tokio_rustls::TlsAcceptor>,
     grace: Duration,
     scheduler_every: Duration,
+    conns: Arc<ConnLimiter>,
+    max_connections: usize,
+    header_timeout: Duration,
+    idle_timeout: Duration,
 }
 
 impl Server {
@@ -46,27 +51,28 @@ impl Server {
                 opened.sovra.set_public_url(format!("{scheme}://{addr}"));
             }
         }
-        let state = AppState {
-            sovra: opened.sovra.clone(),
-            metrics: Arc::default(),
-            ready: Arc::new(AtomicBool::new(true)),
-            max_body: cfg.limits.max_body_bytes,
-            max_evidence: cfg.attestation.max_evidence_bytes,
-            anon: Arc::new(crate::http::limit::AnonLimiter::with_proxies(
-                cfg.limits.anonymous_per_ip_per_second,
-                cfg.limits
-                    .trusted_proxies
-                    .iter()
-                    .filter_map(|p| crate::http::limit::Cidr::parse(p))
-                    .collect(),
-            )),
-        };
+        let l = &cfg.limits;
+        let state = AppState::new(opened.sovra.clone(), cfg);
+        let files = crate::conn::raise_file_limit();
+        let max_connections = crate::conn::fit_connections(l.max_connections, files);
+        if max_connections < l.max_connections {
+            tracing::warn!(
+                configured = l.max_connections,
+                files,
+                serving = max_connections,
+                "limits.max_connections is above what the open-file limit allows; serving fewer"
+            );
+        }
         Ok(Self {
             listener,
             state,
             tls,
             grace: Duration::from_secs(cfg.shutdown_grace_secs),
             scheduler_every: Duration::from_secs(cfg.scheduler_interval_secs.max(1)),
+            conns: Arc::new(ConnLimiter::new(max_connections, l.max_connections_per_ip)),
+            max_connections,
+            header_timeout: Duration::from_secs(l.header_timeout_secs),
+            idle_timeout: Duration::from_secs(l.idle_timeout_secs),
         })
     }
 
@@ -87,50 +93,83 @@ impl Server {
                 .run_scheduler(self.scheduler_every, stop_rx),
         );
         let graceful = GracefulShutdown::new();
-        let mut builder = Builder::new(TokioExecutor::new());
-        builder
-            .http1()
+        let mut auto = Builder::new(TokioExecutor::new());
+        auto.http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30))
+            .header_read_timeout(self.header_timeout)
             .keep_alive(true)
             // One buffer per response: with TLS that is one record and one write.
             .writev(false);
-        builder
-            .http2()
+        auto.http2()
             .timer(TokioTimer::new())
-            .max_concurrent_streams(256);
-        let builder = Arc::new(builder);
+            .max_concurrent_streams(256)
+            .keep_alive_interval(self.idle_timeout / 2)
+            .keep_alive_timeout(self.header_timeout);
+        // With TLS, ALPN says which protocol the client speaks: no waiting for it to say so.
+        let h1 = Arc::new(auto.clone().http1_only());
+        let h2 = Arc::new(auto.clone().http2_only());
+        let auto = Arc::new(auto);
+        let mut accept_errors = 0u32;
         tokio::pin!(shutdown);
         loop {
+            // Wait for a free place before accepting: at the limit, clients wait in the kernel's
+            // backlog rather than being accepted and dropped (or the accept failing with EMFILE).
+            let place = tokio::select! {
+                p = self.conns.place() => match p {
+                    Some(p) => p,
+                    None => break,
+                },
+                () = &mut shutdown => break,
+            };
             let (tcp, peer) = tokio::select! {
                 r = self.listener.accept() => match r {
-                    Ok(x) => x,
+                    Ok(x) => {
+                        accept_errors = 0;
+                        x
+                    }
                     Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        // Out of files (or another transient failure): back off, up to a second,
+                        // and say so once per streak, never spin.
+                        accept_errors = accept_errors.saturating_add(1);
+                        if accept_errors == 1 {
+                            tracing::warn!(error = %e, open = self.conns.open(self.max_connections), "accept failed; backing off");
+                        }
+                        let wait = Duration::from_millis(10u64 << accept_errors.min(7));
+                        tokio::time::sleep(wait).await;
                         continue;
                     }
                 },
                 () = &mut shutdown => break,
             };
+            let exempt = self.state.clients.is_proxy(peer.ip());
+            let Some(permit) = self.conns.admit(place, peer.ip(), exempt) else {
+                tracing::debug!(%peer, "connection refused: this source holds its share (limits.max_connections_per_ip)");
+                drop(tcp);
+                continue;
+            };
             let _ = tcp.set_nodelay(true);
+            let tcp = IdleIo::new(tcp, self.idle_timeout);
             let svc = TowerToHyperService::new(
                 router
                     .clone()
                     .layer(axum::Extension(crate::http::limit::PeerIp(peer.ip()))),
             );
-            let builder = builder.clone();
+            let (h1, h2, auto) = (h1.clone(), h2.clone(), auto.clone());
             let tls = self.tls.clone();
             let watcher = graceful.watcher();
+            let handshake = self.header_timeout;
             tokio::spawn(async move {
+                let _permit = permit;
                 match tls {
                     Some(acceptor) => {
-                        match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
-                            .await
-                        {
+                        match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
                             Ok(Ok(stream)) => {
+                                let builder = match stream.get_ref().1.alpn_protocol() {
+                                    Some(b"h2") => h2,
+                                    _ => h1,
+                                };
                                 let conn = builder
-                                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                                    .serve_connection(TokioIo::new(stream), svc)
                                     .into_owned();
                                 if let Err(e) = watcher.watch(conn).await {
                                     tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -143,7 +182,7 @@ impl Server {
                         }
                     }
                     None => {
-                        let conn = builder
+                        let conn = auto
                             .serve_connection_with_upgrades(TokioIo::new(tcp), svc)
                             .into_owned();
                         if let Err(e) = watcher.watch(conn).await {

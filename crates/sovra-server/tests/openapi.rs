@@ -9,14 +9,10 @@ use tower::ServiceExt;
 #[tokio::test(flavor = "multi_thread")]
 async fn every_documented_operation_is_routed() {
     let e = common::env().await;
-    let state = sovra_server::http::AppState {
-        sovra: e.sovra.clone(),
-        metrics: Default::default(),
-        ready: std::sync::Arc::new(true.into()),
-        max_body: 1 << 18,
-        max_evidence: 1 << 20,
-        anon: std::sync::Arc::new(sovra_server::http::limit::AnonLimiter::new(0)),
-    };
+    let state = sovra_server::http::AppState::new(
+        e.sovra.clone(),
+        &sovra_server::config::Config::default(),
+    );
     let router = sovra_server::http::router(state);
     let doc: serde_json::Value = serde_json::from_str(sovra_server::http::OPENAPI).unwrap();
     let paths = doc["paths"].as_object().unwrap();

@@ -144,9 +144,9 @@ async fn expired_tokens_are_refused() {
         .await
         .unwrap();
     let h = format!("Bearer {}", t.token);
-    assert!(s.auth().authenticate(Some(&h)).await.is_ok());
+    assert!(s.auth().authenticate(Some(&h), None).await.is_ok());
     e.clock.advance(3600);
-    let err = s.auth().authenticate(Some(&h)).await.unwrap_err();
+    let err = s.auth().authenticate(Some(&h), None).await.unwrap_err();
     assert_eq!(err.code, sovra_proto::ErrorCode::TokenInvalid);
     assert!(err.message.contains("expired"));
 }

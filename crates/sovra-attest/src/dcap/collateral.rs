@@ -8,7 +8,7 @@
 
 use crate::error::AttestError;
 use crate::evidence::{Platform, VerifyContext};
-use crate::x509::{certs_from_pem_or_der, parse_cert, verify_chain};
+use crate::x509::{parse_cert, verify_chain};
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 use serde::Deserialize;
 use serde_json::Value;
@@ -79,7 +79,7 @@ fn verify_signed_json(
     chain_pem: &str,
     ctx: &VerifyContext<'_>,
 ) -> Result<Value, AttestError> {
-    let certs = certs_from_pem_or_der(chain_pem.as_bytes())?;
+    let certs = crate::x509::evidence_certs([chain_pem.as_bytes()])?;
     let signer = certs
         .first()
         .ok_or_else(|| invalid(format!("{what}: no issuer chain")))?;

@@ -20,7 +20,7 @@ pub mod tcb;
 
 use crate::error::AttestError;
 use crate::evidence::{EvidenceInput, Platform, VerifyContext};
-use crate::x509::{certs_from_pem_or_der, crl_revoked_serials, parse_cert, serial, verify_chain};
+use crate::x509::{crl_revoked_serials, parse_cert, serial, verify_chain};
 use aws_lc_rs::digest;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 use quote::Quote;
@@ -81,7 +81,7 @@ pub fn verify(input: &EvidenceInput<'_>, ctx: &VerifyContext<'_>) -> Result<Veri
         )
     })?;
     // PCK chain.
-    let chain = certs_from_pem_or_der(&q.pck_chain_pem)?;
+    let chain = crate::x509::evidence_certs([q.pck_chain_pem.as_slice()])?;
     let leaf = chain
         .first()
         .ok_or_else(|| AttestError::malformed("the quote carries no PCK certificate"))?;

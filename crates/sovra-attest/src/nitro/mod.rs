@@ -212,6 +212,12 @@ impl Verifier for NitroVerifier {
         }
         let certificate = bstr(doc.get("certificate"), "certificate")?;
         let cabundle: Vec<Vec<u8>> = match doc.get("cabundle") {
+            Some(Item::Array(a)) if a.len() > crate::x509::MAX_EVIDENCE_CERTS => {
+                return Err(bad(format!(
+                    "cabundle holds more than {} certificates",
+                    crate::x509::MAX_EVIDENCE_CERTS
+                )));
+            }
             Some(Item::Array(a)) if !a.is_empty() => a
                 .iter()
                 .map(|c| match c {
@@ -224,8 +230,9 @@ impl Verifier for NitroVerifier {
             _ => return Err(bad("cabundle must be a non-empty array")),
         };
         let public_key = opt_bstr(doc.get("public_key"), "public_key", 1024)?;
-        let user_data = opt_bstr(doc.get("user_data"), "user_data", 512)?;
-        let nonce = opt_bstr(doc.get("nonce"), "nonce", 512)?;
+        // The AWS CDDL: `bytes .size (0..1024)` for all three.
+        let user_data = opt_bstr(doc.get("user_data"), "user_data", 1024)?;
+        let nonce = opt_bstr(doc.get("nonce"), "nonce", 1024)?;
 
         verify_chain(
             certificate,

@@ -19,7 +19,7 @@ use crate::claims::VerifiedClaims;
 use crate::error::AttestError;
 use crate::evidence::{EvidenceInput, EvidenceType, Platform, VerifyContext};
 use crate::hex::encode as hex;
-use crate::x509::{certs_from_pem_or_der, parse_cert, subject_cn, verify_chain};
+use crate::x509::{parse_cert, subject_cn, verify_chain};
 use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED, UnparsedPublicKey};
 use report::{Product, SigningKey, SnpReport, Tcb};
 use serde_json::{Map, Value, json};
@@ -172,10 +172,7 @@ impl Verifier for SnpVerifier {
         let raw = report::decode_input(input.evidence)?;
         let r = parse_report(&raw)?;
         let kind = r.signing_key()?;
-        let mut certs: Vec<Vec<u8>> = Vec::new();
-        for item in input.cert_chain {
-            certs.extend(certs_from_pem_or_der(item)?);
-        }
+        let mut certs = crate::x509::evidence_certs(input.cert_chain.iter().copied())?;
         certs.extend(ctx.trust.cert_pool.iter().cloned());
         let (leaf, info) = select_key(&r, kind, &certs)?;
         let chain = verify_chain(leaf, &certs, Platform::Amd, ctx.trust, ctx.now)?;

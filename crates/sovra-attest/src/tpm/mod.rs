@@ -22,7 +22,7 @@ use crate::claims::VerifiedClaims;
 use crate::error::AttestError;
 use crate::evidence::{EvidenceInput, EvidenceType, Platform, VerifyContext};
 use crate::hex::encode as hex;
-use crate::x509::{certs_from_pem_or_der, parse_cert, verify_chain};
+use crate::x509::{parse_cert, verify_chain};
 use serde_json::{Map, Value, json};
 use structs::{PublicKey, bank_name, hash_alg};
 
@@ -207,10 +207,7 @@ impl Verifier for TpmVerifier {
                 "the evidence has no AK certificate, so the attestation key is not trusted; send one issued by a CA configured for the TPM platform".into(),
             )
         })?;
-        let mut pool = Vec::new();
-        for item in input.cert_chain {
-            pool.extend(certs_from_pem_or_der(item)?);
-        }
+        let mut pool = crate::x509::evidence_certs(input.cert_chain.iter().copied())?;
         pool.extend(ctx.trust.cert_pool.iter().cloned());
         verify_chain(&ak_cert, &pool, Platform::Tpm, ctx.trust, ctx.now)?;
         if !cert_matches(&ak_cert, &ak.key)? {

@@ -1,6 +1,7 @@
 //! Tokens of the MAA policy language, each with its line and column.
 
 use crate::error::PolicyError;
+use crate::limits::{MAX_POLICY_BYTES, MAX_TOKENS};
 
 /// A token.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,12 +37,24 @@ const PUNCT: &[&str] = &[
 /// Splits `text` into tokens. Comments (`//` to end of line, `/* … */`) and whitespace are
 /// skipped.
 pub fn lex(text: &str) -> Result<Vec<Spanned>, PolicyError> {
+    if text.len() > MAX_POLICY_BYTES {
+        return Err(PolicyError::TooLarge {
+            what: "bytes",
+            limit: MAX_POLICY_BYTES,
+        });
+    }
     let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
     let (mut i, mut line, mut col) = (0usize, 1usize, 1usize);
     let at = |i: usize| chars.get(i).copied();
     let err = |line, col, msg: String| PolicyError::Syntax { line, col, msg };
     while let Some(c) = at(i) {
+        if out.len() >= MAX_TOKENS {
+            return Err(PolicyError::TooLarge {
+                what: "tokens",
+                limit: MAX_TOKENS,
+            });
+        }
         let (l0, c0) = (line, col);
         let adv = |n: usize, i: &mut usize, line: &mut usize, col: &mut usize| {
             for _ in 0..n {

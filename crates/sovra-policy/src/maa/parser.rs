@@ -12,6 +12,7 @@
 
 use super::lexer::{Spanned, Tok};
 use crate::error::PolicyError;
+use crate::limits::{MAX_ARGS, MAX_CONDITIONS, MAX_DEPTH, MAX_RULES};
 
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +123,14 @@ pub struct Ast {
 struct P<'a> {
     toks: &'a [Spanned],
     i: usize,
+    /// Function calls open around the expression being parsed.
+    depth: usize,
+    /// Rules parsed so far.
+    rules: usize,
+}
+
+fn too_many(what: &'static str, limit: usize) -> PolicyError {
+    PolicyError::TooLarge { what, limit }
 }
 
 impl P<'_> {
@@ -210,6 +219,10 @@ impl P<'_> {
                 if self.peek().is_none() {
                     return self.err(format!("section {name} is not closed with '}}'"));
                 }
+                self.rules += 1;
+                if self.rules > MAX_RULES {
+                    return Err(too_many("rules", MAX_RULES));
+                }
                 rules.push(self.rule()?);
             }
             self.punct("}")?;
@@ -249,6 +262,9 @@ impl P<'_> {
             conditions.push(self.condition()?);
             while self.is_punct("&&") {
                 self.i += 1;
+                if conditions.len() >= MAX_CONDITIONS {
+                    return Err(too_many("conditions in one rule", MAX_CONDITIONS));
+                }
                 conditions.push(self.condition()?);
             }
         }
@@ -278,6 +294,9 @@ impl P<'_> {
         let mut tests = vec![self.test()?];
         while self.is_punct(",") {
             self.i += 1;
+            if tests.len() >= MAX_CONDITIONS {
+                return Err(too_many("tests in one condition", MAX_CONDITIONS));
+            }
             tests.push(self.test()?);
         }
         self.punct("]")?;
@@ -347,16 +366,28 @@ impl P<'_> {
                     }
                 }
                 _ if self.is_punct("(") => {
+                    // The parser recurses here: bound the depth before going deeper.
+                    if self.depth >= MAX_DEPTH {
+                        return Err(PolicyError::TooDeep {
+                            limit: MAX_DEPTH,
+                            line: self.pos().0,
+                        });
+                    }
                     self.i += 1;
+                    self.depth += 1;
                     let mut args = Vec::new();
                     if !self.is_punct(")") {
                         args.push(self.expr()?);
                         while self.is_punct(",") {
                             self.i += 1;
+                            if args.len() >= MAX_ARGS {
+                                return Err(too_many("arguments in one call", MAX_ARGS));
+                            }
                             args.push(self.expr()?);
                         }
                     }
                     self.punct(")")?;
+                    self.depth -= 1;
                     Ok(Expr::Call(id, args))
                 }
                 _ => {
@@ -425,7 +456,12 @@ impl P<'_> {
 
 /// Parses tokens into an AST.
 pub fn parse(toks: &[Spanned]) -> Result<Ast, PolicyError> {
-    let mut p = P { toks, i: 0 };
+    let mut p = P {
+        toks,
+        i: 0,
+        depth: 0,
+        rules: 0,
+    };
     let ast = p.policy()?;
     for r in &ast.issuance {
         if matches!(r.action, Action::Permit | Action::Deny) {

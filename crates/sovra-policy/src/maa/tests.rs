@@ -170,3 +170,91 @@ fn never_panics_on_arbitrary_text() {
         }
     }
 }
+
+#[test]
+fn deep_nesting_is_refused_before_it_can_overflow_the_stack() {
+    // ~5,000 nested calls once aborted the server with a stack overflow.
+    let deep = format!(
+        "version=1.2; authorizationrules{{ [type==\"a\", value=={}\"x\"{}] => permit(); }};",
+        "f(".repeat(5000),
+        ")".repeat(5000)
+    );
+    assert!(deep.len() < 20_000);
+    let e = Policy::parse(&deep).unwrap_err();
+    assert_eq!(e.code(), "POLICY_TOO_DEEP", "{e}");
+    // Sixteen levels are allowed.
+    let nested = |n: usize| {
+        format!(
+            "version=1.2; authorizationrules{{ => permit(); }}; issuancerules{{ => issue(type=\"t\", value={}true{}); }};",
+            "NegateBool(".repeat(n),
+            ")".repeat(n)
+        )
+    };
+    let d = Policy::parse(&nested(16))
+        .unwrap()
+        .evaluate(&Map::new())
+        .unwrap();
+    assert_eq!(d.issued["t"], true);
+    assert_eq!(
+        Policy::parse(&nested(17)).unwrap_err().code(),
+        "POLICY_TOO_DEEP"
+    );
+}
+
+#[test]
+fn size_and_count_limits() {
+    let big = format!(
+        "version=1.0; authorizationrules{{ => permit(); }}; // {}",
+        "x".repeat(crate::limits::MAX_POLICY_BYTES)
+    );
+    assert_eq!(Policy::parse(&big).unwrap_err().code(), "POLICY_TOO_LARGE");
+    let many = format!(
+        "version=1.0; authorizationrules{{ {} }};",
+        "=> permit(); ".repeat(crate::limits::MAX_RULES + 1)
+    );
+    let e = Policy::parse(&many).unwrap_err();
+    assert_eq!(e.code(), "POLICY_TOO_LARGE");
+    assert!(e.to_string().contains("rules"), "{e}");
+}
+
+#[test]
+fn doubling_strings_across_rules_stops_at_the_budget() {
+    // Each rule doubles the previous rule's claim: 2^40 times 16 bytes if nothing stopped it.
+    let rules: String = (0..40)
+        .map(|i| {
+            format!(
+                r#"c:[type=="s{i}"] => add(type="s{}", value=AppendString(c.value, c.value));"#,
+                i + 1
+            )
+        })
+        .collect();
+    let text = format!(
+        "version=1.2; configurationrules{{ {rules} }}; authorizationrules{{ => permit(); }};"
+    );
+    let p = Policy::parse(&text).unwrap();
+    let started = std::time::Instant::now();
+    let e = p
+        .evaluate(&claims(json!({"s0": "0123456789abcdef"})))
+        .unwrap_err();
+    assert_eq!(e.code(), "POLICY_EVAL_LIMIT", "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
+
+#[test]
+fn matching_every_claim_against_every_rule_stops_at_the_budget() {
+    // 512 rules, each a condition no claim satisfies, over 4,000 claims with long values.
+    let long = "y".repeat(4000);
+    let mut incoming = Map::new();
+    for i in 0..4000 {
+        incoming.insert(format!("c{i}"), Value::from(long.clone()));
+    }
+    let rule = format!(r#"[type=="nope", value=="{long}"] && [type=="c1"] => permit();"#);
+    let text = format!("version=1.0; authorizationrules{{ {} }};", rule.repeat(12));
+    let p = Policy::parse(&text).unwrap();
+    let started = std::time::Instant::now();
+    match p.evaluate(&incoming) {
+        Ok(d) => assert!(!d.authorized),
+        Err(e) => assert_eq!(e.code(), "POLICY_EVAL_LIMIT"),
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}

@@ -7,7 +7,7 @@
 //! ([`Anonymous`]). Policy, collateral and provider management need one.
 
 use super::AppState;
-use super::extract::{Caller, PathParams, parse_json};
+use super::extract::{Caller, PathParams, TextBody, parse_json};
 use super::limit::Anonymous;
 use super::response::{Json, no_content};
 use crate::error::{Error, Result};
@@ -32,18 +32,34 @@ impl FromRequest<AppState> for EvidenceBody {
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let limit = state.max_evidence;
-        super::extract::read_limited(req, limit, || {
-            Error::new(
-                ErrorCode::PayloadTooLarge,
-                format!(
-                    "the request is larger than the evidence limit of {limit} bytes (attestation.max_evidence_bytes)"
-                ),
-            )
-        })
-        .await
-        .map(Self)
+        super::extract::check_media(req.headers(), super::extract::Media::Json)?;
+        evidence_sized(req, state).await.map(Self)
     }
+}
+
+/// A text body (an MAA policy JWS) up to the evidence size limit.
+pub struct EvidenceText(pub Bytes);
+
+impl FromRequest<AppState> for EvidenceText {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        super::extract::check_media(req.headers(), super::extract::Media::Text)?;
+        evidence_sized(req, state).await.map(Self)
+    }
+}
+
+async fn evidence_sized(req: Request, state: &AppState) -> Result<Bytes> {
+    let limit = state.max_evidence;
+    super::extract::read_limited(req, limit, state.body_timeout, || {
+        Error::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "the request is larger than the evidence limit of {limit} bytes (attestation.max_evidence_bytes)"
+            ),
+        )
+    })
+    .await
 }
 
 fn evidence_type(s: &str) -> Result<EvidenceType> {
@@ -264,7 +280,7 @@ pub async fn maa_put_policy(
     State(s): State<AppState>,
     Caller(p): Caller,
     PathParams(ty): PathParams<String>,
-    EvidenceBody(b): EvidenceBody,
+    EvidenceText(b): EvidenceText,
 ) -> Result<Json<Value>> {
     let text =
         String::from_utf8(b.to_vec()).map_err(|_| Error::invalid("the policy JWS must be text"))?;
@@ -340,7 +356,7 @@ async fn maa_change_certificate(
 pub async fn maa_add_certificate(
     State(s): State<AppState>,
     Caller(p): Caller,
-    b: Bytes,
+    TextBody(b): TextBody,
 ) -> Result<Json<Value>> {
     maa_change_certificate(&s, &p, &b, true).await
 }
@@ -349,7 +365,7 @@ pub async fn maa_add_certificate(
 pub async fn maa_remove_certificate(
     State(s): State<AppState>,
     Caller(p): Caller,
-    b: Bytes,
+    TextBody(b): TextBody,
 ) -> Result<Json<Value>> {
     maa_change_certificate(&s, &p, &b, false).await
 }

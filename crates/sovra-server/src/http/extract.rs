@@ -20,11 +20,7 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .map(|v| v.to_str().unwrap_or("\u{fffd}"));
-        state.sovra.auth().authenticate(header).await.map(Caller)
+        super::limit::authenticate(parts, state).await.map(Caller)
     }
 }
 
@@ -72,10 +68,59 @@ impl FromRequest<AppState> for RawBody {
     }
 }
 
-/// The raw body bytes, with the size limit mapped to `PAYLOAD_TOO_LARGE`.
+/// What a body's `Content-Type` may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Media {
+    /// `application/json` or `application/*+json`.
+    Json,
+    /// A JWS or policy text: `text/plain`, `application/jose`, `application/jwt`, or JSON (a
+    /// quoted JWS).
+    Text,
+}
+
+/// Refuses a request whose `Content-Type` is not `media` (a missing header is accepted: the
+/// route says what it takes).
+pub fn check_media(headers: &axum::http::HeaderMap, media: Media) -> Result<(), Error> {
+    let Some(v) = headers.get(axum::http::header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let mt = v
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let json =
+        mt == "application/json" || (mt.starts_with("application/") && mt.ends_with("+json"));
+    let ok = match media {
+        Media::Json => json,
+        Media::Text => {
+            json || matches!(
+                mt.as_str(),
+                "text/plain" | "application/jose" | "application/jwt"
+            )
+        }
+    };
+    if ok {
+        return Ok(());
+    }
+    let want = match media {
+        Media::Json => "application/json",
+        Media::Text => "text/plain (or application/json with the JWS as a JSON string)",
+    };
+    Err(Error::new(
+        ErrorCode::UnsupportedMediaType,
+        format!("this route takes Content-Type {want}, not {mt:?}"),
+    ))
+}
+
+/// The raw body bytes (JSON), with the size limit mapped to `PAYLOAD_TOO_LARGE`.
 pub async fn body_bytes(req: Request, state: &AppState) -> Result<axum::body::Bytes, Error> {
+    check_media(req.headers(), Media::Json)?;
     let limit = state.max_body;
-    read_limited(req, limit, || {
+    read_limited(req, limit, state.body_timeout, || {
         Error::new(
             ErrorCode::PayloadTooLarge,
             format!("the request body is larger than the limit of {limit} bytes"),
@@ -84,10 +129,28 @@ pub async fn body_bytes(req: Request, state: &AppState) -> Result<axum::body::By
     .await
 }
 
-/// Reads a body of at most `limit` bytes. Past the limit the rest is read and dropped (up to
-/// a bound) before `too_large` is answered, so the client sees the 413 rather than a
-/// connection closed under its upload (a broken pipe, without the answer).
+/// Reads a body of at most `limit` bytes, all of it within `deadline`. Past the limit the rest
+/// is read and dropped (up to a bound) before `too_large` is answered, so the client sees the
+/// 413 rather than a connection closed under its upload (a broken pipe, without the answer).
 pub async fn read_limited(
+    req: Request,
+    limit: usize,
+    deadline: std::time::Duration,
+    too_large: impl FnOnce() -> Error,
+) -> Result<axum::body::Bytes, Error> {
+    match tokio::time::timeout(deadline, read_limited_inner(req, limit, too_large)).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::new(
+            ErrorCode::RequestTimeout,
+            format!(
+                "the request body did not arrive within {} s (limits.body_timeout_secs); send it at once",
+                deadline.as_secs()
+            ),
+        )),
+    }
+}
+
+async fn read_limited_inner(
     req: Request,
     limit: usize,
     too_large: impl FnOnce() -> Error,
@@ -122,6 +185,26 @@ pub async fn read_limited(
         return Err(too_large());
     }
     Ok(axum::body::Bytes::from(buf))
+}
+
+/// A text body (a JWS or policy text) within the API limit.
+pub struct TextBody(pub axum::body::Bytes);
+
+impl FromRequest<AppState> for TextBody {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        check_media(req.headers(), Media::Text)?;
+        let limit = state.max_body;
+        read_limited(req, limit, state.body_timeout, || {
+            Error::new(
+                ErrorCode::PayloadTooLarge,
+                format!("the request body is larger than the limit of {limit} bytes"),
+            )
+        })
+        .await
+        .map(TextBody)
+    }
 }
 
 /// Path parameters.

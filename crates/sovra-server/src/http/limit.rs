@@ -1,15 +1,22 @@
-//! A per-source-address budget for the requests that need no API token (attestation and TPM
-//! challenges, as with MAA): each such request costs a verification, a signature and a durable
-//! audit record, so one address cannot flood the store. Callers that present an API token are
-//! authenticated instead and not counted here.
+//! Budgets per source address, for what a caller can cost Sovra before it is authenticated:
+//!
+//! * requests that need no API token (attestation and TPM challenges, as with MAA): each costs a
+//!   verification, a signature and a durable audit record;
+//! * failed authentications on every route: each costs a store lookup and (aggregated) audit.
+//!
+//! The source is the connection's peer, or behind a configured reverse proxy the client its
+//! `X-Forwarded-For` names. IPv4 peers on a dual-stack listener (`::ffff:a.b.c.d`) count as the
+//! IPv4 address they are; IPv6 addresses count per /64.
 
 use super::AppState;
 use crate::error::{Error, Result};
+use crate::services::auth::Principal;
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use sovra_proto::ErrorCode;
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -38,13 +45,16 @@ impl Cidr {
             }
         };
         let max = if addr.is_ipv4() { 32 } else { 128 };
-        (prefix <= max).then_some(Self { net: addr, prefix })
+        (prefix <= max).then_some(Self {
+            net: addr.to_canonical(),
+            prefix,
+        })
     }
 
-    /// Whether `ip` is in the range.
+    /// Whether `ip` is in the range (an IPv4-mapped IPv6 address counts as its IPv4 address).
     pub fn contains(&self, ip: IpAddr) -> bool {
         let bits = |a: IpAddr| -> (u128, u32) {
-            match a {
+            match a.to_canonical() {
                 IpAddr::V4(v) => (u128::from(u32::from(v)), 32),
                 IpAddr::V6(v) => (u128::from(v), 128),
             }
@@ -58,63 +68,104 @@ impl Cidr {
     }
 }
 
+/// Who a request stands for: the peer, or behind a trusted proxy the client it names.
+#[derive(Debug, Default)]
+pub struct ClientResolver {
+    trusted: Vec<Cidr>,
+}
+
+impl ClientResolver {
+    /// Believes `X-Forwarded-For` only from `trusted` proxies.
+    pub fn new(trusted: Vec<Cidr>) -> Self {
+        Self { trusted }
+    }
+
+    /// Whether `ip` is a trusted proxy.
+    pub fn is_proxy(&self, ip: IpAddr) -> bool {
+        self.trusted.iter().any(|c| c.contains(ip))
+    }
+
+    /// The client: the peer, or behind a trusted proxy the nearest address in
+    /// `X-Forwarded-For` that is not itself a trusted proxy. Several `X-Forwarded-For` headers
+    /// are one list, in order (RFC 9110 §5.3); proxies append, so the list is read from the
+    /// right, and reading stops at the first entry that is not an address.
+    pub fn client<'a>(&self, peer: IpAddr, forwarded_for: impl Iterator<Item = &'a str>) -> IpAddr {
+        let peer = peer.to_canonical();
+        if !self.is_proxy(peer) {
+            return peer;
+        }
+        let entries: Vec<&str> = forwarded_for.flat_map(|h| h.split(',')).collect();
+        let mut client = peer;
+        for e in entries.iter().rev() {
+            let Ok(ip) = e.trim().parse::<IpAddr>() else {
+                break;
+            };
+            client = ip.to_canonical();
+            if !self.is_proxy(client) {
+                break;
+            }
+        }
+        client
+    }
+
+    /// The client of a request, from its peer address and headers.
+    pub fn of(&self, parts: &Parts) -> Option<IpAddr> {
+        let PeerIp(peer) = parts.extensions.get::<PeerIp>().copied()?;
+        Some(self.client(peer, forwarded(&parts.headers)))
+    }
+}
+
+fn forwarded(h: &HeaderMap) -> impl Iterator<Item = &str> {
+    h.get_all("x-forwarded-for")
+        .into_iter()
+        .filter_map(|v| v.to_str().ok())
+}
+
 /// Token buckets per source address.
 #[derive(Debug)]
-pub struct AnonLimiter {
+pub struct IpBudget {
     per_second: f64,
     burst: f64,
-    trusted: Vec<Cidr>,
     buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
 }
 
-impl AnonLimiter {
-    /// `per_second` sustained per address, bursts of twice that; 0 turns the limit off.
-    pub fn new(per_second: u64) -> Self {
-        Self::with_proxies(per_second, Vec::new())
+/// The key a source is counted under: IPv4 as is, IPv6 per /64 (one host can use a whole /64).
+fn bucket_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v) => IpAddr::V6(Ipv6Addr::from(u128::from(v) & !((1u128 << 64) - 1))),
+        v4 => v4,
     }
+}
 
-    /// As [`AnonLimiter::new`]; requests from `trusted` proxies are counted against the client
-    /// they name in `X-Forwarded-For` (the nearest address that is not itself a trusted proxy).
-    pub fn with_proxies(per_second: u64, trusted: Vec<Cidr>) -> Self {
+impl IpBudget {
+    /// `per_second` sustained per address, bursts of twice that; 0 turns the budget off.
+    pub fn new(per_second: u64) -> Self {
         let per_second = per_second as f64;
         Self {
             per_second,
             burst: (per_second * 2.0).max(1.0),
-            trusted,
             buckets: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The client a request stands for: the peer, or behind a trusted proxy the nearest
-    /// untrusted address in `X-Forwarded-For`.
-    pub fn client(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
-        let trusted = |ip: IpAddr| self.trusted.iter().any(|c| c.contains(ip));
-        if !trusted(peer) {
-            return peer;
-        }
-        forwarded_for
-            .into_iter()
-            .flat_map(|h| h.rsplit(','))
-            .filter_map(|a| a.trim().parse::<IpAddr>().ok())
-            .find(|ip| !trusted(*ip))
-            .unwrap_or(peer)
+    /// Takes one from `ip`'s budget, or says how many seconds to wait.
+    pub fn admit(&self, ip: IpAddr) -> std::result::Result<(), u64> {
+        self.take(ip, true)
     }
 
-    /// Takes one request from `ip`'s budget, or says how many seconds to wait.
-    pub fn admit(&self, ip: IpAddr) -> std::result::Result<(), u64> {
+    /// Whether `ip` has budget left, without spending it.
+    pub fn check(&self, ip: IpAddr) -> std::result::Result<(), u64> {
+        self.take(ip, false)
+    }
+
+    fn take(&self, ip: IpAddr, spend: bool) -> std::result::Result<(), u64> {
         if self.per_second <= 0.0 {
             return Ok(());
         }
         let Ok(mut m) = self.buckets.lock() else {
             return Ok(());
         };
-        // One budget per IPv6 /64: a single host can use a whole /64.
-        let ip = match ip {
-            IpAddr::V6(v) => IpAddr::V6(std::net::Ipv6Addr::from(
-                u128::from(v) & !((1u128 << 64) - 1),
-            )),
-            v4 => v4,
-        };
+        let ip = bucket_of(ip);
         if m.len() >= MAX_TRACKED {
             let (rate, burst) = (self.per_second, self.burst);
             m.retain(|_, (t, at)| *t + at.elapsed().as_secs_f64() * rate < burst);
@@ -131,13 +182,51 @@ impl AnonLimiter {
             m.insert(ip, (tokens, now));
             return Err(((1.0 - tokens) / self.per_second).ceil().max(1.0) as u64);
         }
-        m.insert(ip, (tokens - 1.0, now));
+        if spend {
+            m.insert(ip, (tokens - 1.0, now));
+        }
         Ok(())
     }
 }
 
-/// Admits a request that needs no API token: with a valid Sovra API token it is not counted;
-/// otherwise (no token, or a token of another service) it spends its address's budget.
+fn too_many(why: String, secs: u64) -> Error {
+    let mut e = Error::new(ErrorCode::QuotaExceeded, why);
+    e.retry_after = Some(secs);
+    e
+}
+
+/// Authenticates the `Authorization` header of `parts`, within the source's budget of failed
+/// authentications: a source that has spent it is refused with 429 before any lookup, and each
+/// failure spends one.
+pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal> {
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let source = state.clients.of(parts);
+    if header.is_some()
+        && let Some(ip) = source
+        && let Err(secs) = state.auth_failures.check(ip)
+    {
+        return Err(too_many(
+            format!(
+                "too many failed authentications from {ip}: retry in {secs} s with a valid API token (limits.failed_auth_per_ip_per_second)"
+            ),
+            secs,
+        ));
+    }
+    let r = state.sovra.auth().authenticate(header, source).await;
+    if let (Err(e), Some(ip)) = (&r, source)
+        && e.code == ErrorCode::TokenInvalid
+    {
+        let _ = state.auth_failures.admit(ip);
+    }
+    r
+}
+
+/// Admits a request that needs no API token: with a valid Sovra API token of a principal that
+/// holds a role it is not counted; otherwise (no token, a token of another service, an invalid
+/// or roleless token) it spends its source's budget.
 #[derive(Debug)]
 pub struct Anonymous;
 
@@ -145,37 +234,30 @@ impl FromRequestParts<AppState> for Anonymous {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        // MAA clients send their own (Entra ID) bearer token, which Sovra does not know: only a
-        // valid Sovra token exempts a request; anything else counts as anonymous (and is not
-        // even looked up, so it leaves no authentication-failure record).
-        if let Some(h) = parts.headers.get(axum::http::header::AUTHORIZATION)
-            && h.as_bytes().starts_with(b"Bearer sovra_")
-            && state
-                .sovra
-                .auth()
-                .authenticate(Some(h.to_str().unwrap_or("\u{fffd}")))
-                .await
-                .is_ok()
-        {
-            return Ok(Anonymous);
+        // MAA clients send their own (Entra ID) bearer token, which Sovra does not know: it is
+        // not even looked up, so it leaves no authentication-failure record.
+        let sovra_token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .is_some_and(|h| h.as_bytes().starts_with(b"Bearer sovra_"));
+        if sovra_token {
+            match authenticate(parts, state).await {
+                Ok(p) if !p.bindings().is_empty() => return Ok(Anonymous),
+                Ok(_) => {}
+                Err(e) if e.code == ErrorCode::QuotaExceeded => return Err(e),
+                Err(_) => {}
+            }
         }
-        let Some(PeerIp(peer)) = parts.extensions.get::<PeerIp>().copied() else {
+        let Some(ip) = state.clients.of(parts) else {
             return Ok(Anonymous);
         };
-        let forwarded = parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok());
-        let ip = state.anon.client(peer, forwarded);
         state.anon.admit(ip).map_err(|secs| {
-            let mut e = Error::new(
-                ErrorCode::QuotaExceeded,
+            too_many(
                 format!(
                     "too many requests without an API token from {ip}: retry in {secs} s, or send an API token (limits.anonymous_per_ip_per_second)"
                 ),
-            );
-            e.retry_after = Some(secs);
-            e
+                secs,
+            )
         })?;
         Ok(Anonymous)
     }
@@ -200,41 +282,66 @@ mod tests {
         assert!(c("0.0.0.0/0").contains(ip("203.0.113.9")));
         assert!(c("2001:db8::/32").contains(ip("2001:db8::1")));
         assert!(!c("2001:db8::/32").contains(ip("10.0.0.1")));
+        // A dual-stack listener sees IPv4 peers as mapped addresses.
+        assert!(c("10.0.0.0/8").contains(ip("::ffff:10.1.2.3")));
+        assert!(c("::ffff:10.0.0.0/104").contains(ip("10.9.9.9")));
         assert!(Cidr::parse("10.0.0.0/33").is_none());
         assert!(Cidr::parse("proxy.example").is_none());
     }
 
     #[test]
     fn only_trusted_proxies_name_the_client() {
-        let l = AnonLimiter::with_proxies(
-            1,
-            vec![
-                Cidr::parse("127.0.0.1").unwrap(),
-                Cidr::parse("10.0.0.0/8").unwrap(),
-            ],
-        );
+        let r = ClientResolver::new(vec![
+            Cidr::parse("127.0.0.1").unwrap(),
+            Cidr::parse("10.0.0.0/8").unwrap(),
+        ]);
+        let one = |h: &'static str| std::iter::once(h);
         // Behind two trusted hops, the nearest untrusted address is the client.
         assert_eq!(
-            l.client(ip("127.0.0.1"), Some("198.51.100.9, 10.1.1.1")),
+            r.client(ip("127.0.0.1"), one("198.51.100.9, 10.1.1.1")),
+            ip("198.51.100.9")
+        );
+        // Several headers are one list, in order.
+        assert_eq!(
+            r.client(
+                ip("127.0.0.1"),
+                ["203.0.113.1, 198.51.100.9", "10.1.1.1"].into_iter()
+            ),
+            ip("198.51.100.9")
+        );
+        // A mapped peer is the proxy it is; a mapped client is its IPv4 address.
+        assert_eq!(
+            r.client(ip("::ffff:127.0.0.1"), one("::ffff:198.51.100.9")),
             ip("198.51.100.9")
         );
         // A client cannot pick its own budget by sending the header itself.
         assert_eq!(
-            l.client(ip("203.0.113.5"), Some("198.51.100.9")),
+            r.client(ip("203.0.113.5"), one("198.51.100.9")),
             ip("203.0.113.5")
         );
-        // Garbage or nothing: the proxy itself.
+        // Garbage stops the walk: the last hop the proxies vouch for.
         assert_eq!(
-            l.client(ip("127.0.0.1"), Some("not an address")),
+            r.client(ip("127.0.0.1"), one("198.51.100.9, not an address")),
             ip("127.0.0.1")
         );
-        assert_eq!(l.client(ip("127.0.0.1"), None), ip("127.0.0.1"));
-        // Budgets are per resolved client.
-        let a = l.client(ip("127.0.0.1"), Some("198.51.100.1"));
-        let b = l.client(ip("127.0.0.1"), Some("198.51.100.2"));
-        assert!(l.admit(a).is_ok() && l.admit(a).is_ok());
-        assert!(l.admit(a).is_err());
+        assert_eq!(
+            r.client(ip("127.0.0.1"), std::iter::empty()),
+            ip("127.0.0.1")
+        );
+    }
+
+    #[test]
+    fn budgets_are_per_client_v4_and_per_64_v6() {
+        let l = IpBudget::new(1);
+        let (a, b) = (ip("198.51.100.1"), ip("198.51.100.2"));
+        assert!(l.check(a).is_ok() && l.admit(a).is_ok() && l.admit(a).is_ok());
+        assert!(l.admit(a).is_err() && l.check(a).is_err());
         assert!(l.admit(b).is_ok());
+        // Mapped and plain IPv4 are one client, and not every IPv4 client at once.
+        let m = IpBudget::new(1);
+        assert!(m.admit(ip("::ffff:192.0.2.1")).is_ok() && m.admit(ip("192.0.2.1")).is_ok());
+        assert!(m.admit(ip("::ffff:192.0.2.1")).is_err());
+        assert!(m.admit(ip("::ffff:192.0.2.2")).is_ok());
         // IPv6 budgets are per /64.
         assert!(l.admit(ip("2001:db8::1")).is_ok() && l.admit(ip("2001:db8::2")).is_ok());
         assert!(l.admit(ip("2001:db8::ffff")).is_err());

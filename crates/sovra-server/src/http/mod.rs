@@ -35,8 +35,38 @@ pub struct AppState {
     pub max_body: usize,
     /// Body size limit of attestation requests (evidence), bytes.
     pub max_evidence: usize,
+    /// How long a client has to send a request body.
+    pub body_timeout: std::time::Duration,
     /// Budget of requests without an API token, per source address.
-    pub anon: Arc<limit::AnonLimiter>,
+    pub anon: Arc<limit::IpBudget>,
+    /// Budget of failed authentications, per source address.
+    pub auth_failures: Arc<limit::IpBudget>,
+    /// Who a request stands for (peer, or the client a trusted proxy names).
+    pub clients: Arc<limit::ClientResolver>,
+}
+
+impl AppState {
+    /// The state for `sovra` under the request limits of `cfg`.
+    pub fn new(sovra: Arc<Sovra>, cfg: &crate::config::Config) -> Self {
+        use limit::{Cidr, ClientResolver, IpBudget};
+        let l = &cfg.limits;
+        Self {
+            sovra,
+            metrics: Arc::default(),
+            ready: Arc::new(AtomicBool::new(true)),
+            max_body: l.max_body_bytes,
+            max_evidence: cfg.attestation.max_evidence_bytes,
+            body_timeout: std::time::Duration::from_secs(l.body_timeout_secs),
+            anon: Arc::new(IpBudget::new(l.anonymous_per_ip_per_second)),
+            auth_failures: Arc::new(IpBudget::new(l.failed_auth_per_ip_per_second)),
+            clients: Arc::new(ClientResolver::new(
+                l.trusted_proxies
+                    .iter()
+                    .filter_map(|p| Cidr::parse(p))
+                    .collect(),
+            )),
+        }
+    }
 }
 
 async fn not_found() -> Error {

@@ -1,4 +1,10 @@
 //! Typed audit events, appended to the hash-chained log; verification and export.
+//!
+//! Writers go through one bounded queue (group commit): when the store falls behind, callers
+//! wait for a place instead of the queue growing without bound. Repeated denials (failed
+//! authentications, refused permissions) are aggregated: the first of a kind is recorded at
+//! once, the rest are counted and recorded as one summary per window, so a flood of bad
+//! requests costs a few records, not one each.
 
 use crate::error::Result;
 use serde::Serialize;
@@ -87,6 +93,25 @@ impl AuditEvent {
         self
     }
 
+    /// Marks the event as standing for `count` denials of its kind (since `since`, for a
+    /// summary).
+    fn repeated(mut self, count: u64, since: Option<&str>) -> Self {
+        if let serde_json::Value::Object(m) = &mut self.detail {
+            m.insert("count".into(), count.into());
+            if let Some(t) = since {
+                m.insert("since".into(), t.into());
+            }
+        } else {
+            let mut m = serde_json::Map::new();
+            m.insert("count".into(), count.into());
+            if let Some(t) = since {
+                m.insert("since".into(), t.into());
+            }
+            self.detail = serde_json::Value::Object(m);
+        }
+        self
+    }
+
     /// The stored body.
     pub fn body(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_else(|_| b"{}".to_vec())
@@ -97,7 +122,90 @@ impl AuditEvent {
 #[derive(Debug, Clone)]
 pub struct Audit {
     store: Arc<dyn Store>,
-    writer: Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Pending>>>,
+    writer: Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<Pending>>>,
+    denials: Arc<Denials>,
+}
+
+/// Records that may wait for the group commit; past that, writers wait.
+const QUEUE: usize = 4096;
+
+/// How long repeated denials of one kind are counted before a summary is recorded.
+const DENIAL_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Most kinds of denial counted at once; beyond it, they share one bucket.
+const DENIAL_KINDS: usize = 10_000;
+
+/// Repeated denials being counted: per kind, the first event, how many followed, since when.
+#[derive(Debug, Default)]
+struct Denials {
+    map: std::sync::Mutex<std::collections::HashMap<String, Counted>>,
+}
+
+#[derive(Debug)]
+struct Counted {
+    last: AuditEvent,
+    count: u64,
+    since: std::time::Instant,
+    since_time: String,
+}
+
+impl Denials {
+    /// Notes a denial of kind `key`; returns what to record now, if anything.
+    fn note(&self, key: String, ev: AuditEvent) -> Option<AuditEvent> {
+        let Ok(mut m) = self.map.lock() else {
+            return Some(ev);
+        };
+        let key = if m.len() >= DENIAL_KINDS && !m.contains_key(&key) {
+            "(other)".to_string()
+        } else {
+            key
+        };
+        match m.get_mut(&key) {
+            None => {
+                m.insert(
+                    key,
+                    Counted {
+                        last: ev.clone(),
+                        count: 0,
+                        since: std::time::Instant::now(),
+                        since_time: ev.time.clone(),
+                    },
+                );
+                Some(ev.repeated(1, None))
+            }
+            Some(c) if c.since.elapsed() < DENIAL_WINDOW => {
+                c.count += 1;
+                c.last = ev;
+                None
+            }
+            Some(c) => {
+                let summary = ev.clone().repeated(c.count + 1, Some(&c.since_time));
+                c.count = 0;
+                c.since = std::time::Instant::now();
+                c.since_time = ev.time.clone();
+                c.last = ev;
+                Some(summary)
+            }
+        }
+    }
+
+    /// Summaries of windows that have ended; forgets kinds that went quiet.
+    fn drain(&self) -> Vec<AuditEvent> {
+        let Ok(mut m) = self.map.lock() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        m.retain(|_, c| {
+            if c.since.elapsed() < DENIAL_WINDOW {
+                return true;
+            }
+            if c.count > 0 {
+                out.push(c.last.clone().repeated(c.count, Some(&c.since_time)));
+            }
+            false
+        });
+        out
+    }
 }
 
 /// A record waiting for the group commit.
@@ -112,10 +220,7 @@ const GROUP_MAX: usize = 256;
 
 /// Commits queued records together: one transaction (one fsync) for everything that arrived
 /// while the previous commit ran. Each caller still waits for its own record to be durable.
-async fn group_writer(
-    store: Arc<dyn Store>,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<Pending>,
-) {
+async fn group_writer(store: Arc<dyn Store>, mut rx: tokio::sync::mpsc::Receiver<Pending>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < GROUP_MAX {
@@ -145,6 +250,7 @@ impl Audit {
         Self {
             store,
             writer: Arc::default(),
+            denials: Arc::default(),
         }
     }
 
@@ -152,7 +258,7 @@ impl Audit {
     /// commit (group commit).
     pub async fn record(&self, event: AuditEvent) -> Result<()> {
         let tx = self.writer.get_or_init(|| {
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let (tx, rx) = tokio::sync::mpsc::channel(QUEUE);
             tokio::spawn(group_writer(self.store.clone(), rx));
             tx
         });
@@ -162,6 +268,7 @@ impl Audit {
                 body: event.body(),
                 done,
             })
+            .await
             .is_err()
         {
             return Err(crate::error::Error::internal(
@@ -177,6 +284,21 @@ impl Audit {
     pub async fn record_best_effort(&self, event: AuditEvent) {
         if let Err(e) = self.record(event).await {
             tracing::error!(error = %e, "could not append audit record");
+        }
+    }
+
+    /// Records a denial of kind `key` (e.g. failed authentications from one source): the first
+    /// at once, repeats as one summary per window.
+    pub async fn record_denial(&self, key: String, event: AuditEvent) {
+        if let Some(ev) = self.denials.note(key, event) {
+            self.record_best_effort(ev).await;
+        }
+    }
+
+    /// Records the summaries of denial windows that have ended (run by the scheduler).
+    pub async fn flush_denials(&self) {
+        for ev in self.denials.drain() {
+            self.record_best_effort(ev).await;
         }
     }
 

@@ -32,6 +32,13 @@ impl Principal {
         allowed(&self.bindings, perm, resource)
     }
 
+    /// Whether some binding of the principal grants `perm`, at any scope.
+    pub fn can_anywhere(&self, perm: Permission) -> bool {
+        self.bindings
+            .iter()
+            .any(|b| super::authz::role_grants(b.role, perm))
+    }
+
     /// The principal's role bindings.
     pub fn bindings(&self) -> &[RoleBindingRec] {
         &self.bindings
@@ -208,8 +215,13 @@ impl Auth {
         Ok(b)
     }
 
-    /// Authenticates an `Authorization` header value.
-    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal> {
+    /// Authenticates an `Authorization` header value sent from `source` (for the audit record
+    /// of a failure; failures are aggregated per source and reason).
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Principal> {
         let Some(header) = authorization else {
             return Err(Error::new(
                 ErrorCode::Unauthenticated,
@@ -236,29 +248,41 @@ impl Auth {
             return Err(invalid("malformed"));
         };
         let Some(rec) = self.token(id).await? else {
-            self.deny_unauthenticated(id, "unknown token").await;
+            self.deny_unauthenticated(id, "unknown token", source).await;
             return Err(invalid("unknown"));
         };
         if !sovra_crypto::ct_eq(&sovra_crypto::sha256(secret.as_bytes()), &rec.secret_hash) {
-            self.deny_unauthenticated(id, "wrong secret").await;
+            self.deny_unauthenticated(id, "wrong secret", source).await;
             return Err(invalid("unknown"));
         }
         if rec.revoked {
-            self.deny_unauthenticated(id, "revoked token").await;
+            self.deny_unauthenticated(id, "revoked token", source).await;
             return Err(invalid("revoked"));
         }
         if rec.expire_time.is_some_and(|t| t <= self.clock.now()) {
-            self.deny_unauthenticated(id, "expired token").await;
+            self.deny_unauthenticated(id, "expired token", source).await;
             return Err(invalid("expired"));
         }
         Ok(rec.principal.clone())
     }
 
-    async fn deny_unauthenticated(&self, token_id: &str, why: &str) {
-        let ev = AuditEvent::new(self.clock.now(), EventKind::Denied, "authenticate")
+    async fn deny_unauthenticated(
+        &self,
+        token_id: &str,
+        why: &str,
+        source: Option<std::net::IpAddr>,
+    ) {
+        let source = source.map(|s| s.to_string());
+        let mut ev = AuditEvent::new(self.clock.now(), EventKind::Denied, "authenticate")
             .denied(ErrorCode::TokenInvalid.as_str())
-            .detail(serde_json::json!({ "tokenId": token_id, "reason": why }));
-        self.audit.record_best_effort(ev).await;
+            .detail(serde_json::json!({ "tokenId": token_id, "reason": why, "source": source }));
+        if token_id.len() > 64 {
+            ev = ev.detail(
+                serde_json::json!({ "tokenId": "(too long)", "reason": why, "source": source }),
+            );
+        }
+        let key = format!("authenticate|{}|{why}", source.as_deref().unwrap_or("-"));
+        self.audit.record_denial(key, ev).await;
     }
 
     /// Checks that `p` may do `perm` on `resource`; audits and refuses otherwise.
@@ -270,7 +294,9 @@ impl Auth {
             .principal(&p.name)
             .resource(resource)
             .denied(ErrorCode::PermissionDenied.as_str());
-        self.audit.record_best_effort(ev).await;
+        self.audit
+            .record_denial(format!("{}|{}", perm.name(), p.name), ev)
+            .await;
         Err(Error::new(
             ErrorCode::PermissionDenied,
             format!(

@@ -45,6 +45,10 @@ pub struct ServiceConfig {
     pub default_location: String,
     /// Attestation service settings.
     pub attest: attest::AttestConfig,
+    /// Threads of the work pool (verification, policy evaluation); 0: one per core.
+    pub work_threads: usize,
+    /// Jobs that may wait for the work pool before requests are refused with `OVERLOADED`.
+    pub work_queue: usize,
 }
 
 impl Default for ServiceConfig {
@@ -56,6 +60,8 @@ impl Default for ServiceConfig {
             material_cache_entries: 10_000,
             default_location: "global".into(),
             attest: attest::AttestConfig::default(),
+            work_threads: 0,
+            work_queue: 256,
         }
     }
 }
@@ -77,6 +83,7 @@ pub struct Sovra {
     pub(crate) attest: attest::AttestState,
     pub(crate) public_url: std::sync::OnceLock<String>,
     pub(crate) jwks: issuers::JwksCache,
+    pub(crate) work: crate::work::WorkPool,
     pub(crate) cfg: ServiceConfig,
 }
 
@@ -100,6 +107,7 @@ impl Sovra {
             public_url: std::sync::OnceLock::new(),
             jwks: issuers::JwksCache::default(),
             quotas: quota::Quotas::new(),
+            work: crate::work::WorkPool::new(cfg.work_threads, cfg.work_queue),
             audit,
             store,
             hsm,

@@ -8,6 +8,7 @@ use super::audit::{AuditEvent, EventKind};
 use super::auth::Principal;
 use super::authz::Permission;
 use super::issuers::TrustedIssuer;
+use super::quota::OpClass;
 use crate::error::{Error, Result};
 use crate::model;
 use serde::{Deserialize, Serialize};
@@ -178,7 +179,18 @@ impl Sovra {
     }
 
     /// Issues a single-use nonce for the next release (the agent binds it into its evidence).
+    ///
+    /// Only a principal that may release some key gets one, and each counts against its
+    /// asymmetric quota: nonces are stored until they expire, so they are not free.
     pub async fn release_nonce(&self, p: &Principal) -> Result<Value> {
+        if !p.can_anywhere(Permission::Release) {
+            return self
+                .auth
+                .authorize(p, Permission::Release, "release/nonces")
+                .await
+                .map(|()| Value::Null);
+        }
+        self.take_quota(p, OpClass::Asymmetric).await?;
         let nonce = format!(
             "{NONCE_PREFIX}{}",
             sovra_crypto::random::hex_id(16).map_err(|e| Error::internal(e.to_string()))?

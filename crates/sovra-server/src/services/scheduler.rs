@@ -119,9 +119,13 @@ impl Sovra {
             if let Err(e) = self.refresh_intel_collateral().await {
                 tracing::warn!(error = %e, "Intel collateral refresh pass failed");
             }
+            self.audit.flush_denials().await;
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => {
+                    self.audit.flush_denials().await;
+                    return;
+                }
             }
         }
     }

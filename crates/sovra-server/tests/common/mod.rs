@@ -40,7 +40,7 @@ pub async fn env_with(cfg: ServiceConfig) -> Env {
     let token = sovra.bootstrap_admin().await.unwrap();
     let admin = sovra
         .auth()
-        .authenticate(Some(&format!("Bearer {token}")))
+        .authenticate(Some(&format!("Bearer {token}")), None)
         .await
         .unwrap();
     Env {

@@ -75,24 +75,34 @@ impl Sovra {
             );
         }
         let loaded = self.loaded_collateral().await?;
-        let ctx = VerifyContext {
-            now: self.now(),
-            trust: &loaded.trust,
-        };
-        let ek = sovra_attest::tpm::verify_ek(&ek_public, &ek_cert, &pool, &ctx)
-            .map_err(|e| super::attest_error(&e))?;
-        let ak = sovra_attest::tpm::structs::parse_public(&ak_public)
-            .map_err(|e| super::attest_error(&e))?;
-        let ak_name = ak.name().map_err(|e| super::attest_error(&e))?;
-        let secret = sovra_crypto::random::bytes(32).map_err(|e| Error::internal(e.to_string()))?;
-        let made = sovra_attest::tpm::credential::make_credential(&ek, &ak_name, &secret)
-            .map_err(|e| super::attest_error(&e))?;
+        let now = self.now();
+        let ek_cert_sha256 = sha(&ek_cert);
+        let ak_public_b64 = sovra_proto::b64::encode(&ak_public);
+        let (secret, made) = self
+            .work
+            .run(move || -> Result<_> {
+                let ctx = VerifyContext {
+                    now,
+                    trust: &loaded.trust,
+                };
+                let ek = sovra_attest::tpm::verify_ek(&ek_public, &ek_cert, &pool, &ctx)
+                    .map_err(|e| super::attest_error(&e))?;
+                let ak = sovra_attest::tpm::structs::parse_public(&ak_public)
+                    .map_err(|e| super::attest_error(&e))?;
+                let ak_name = ak.name().map_err(|e| super::attest_error(&e))?;
+                let secret =
+                    sovra_crypto::random::bytes(32).map_err(|e| Error::internal(e.to_string()))?;
+                let made = sovra_attest::tpm::credential::make_credential(&ek, &ak_name, &secret)
+                    .map_err(|e| super::attest_error(&e))?;
+                Ok((secret, made))
+            })
+            .await??;
         let id = sovra_crypto::random::hex_id(16).map_err(|e| Error::internal(e.to_string()))?;
         let expire = self.now() + TTL;
         let rec = ChallengeRec {
             secret_sha256: sha(&secret),
-            ak_public: sovra_proto::b64::encode(&ak_public),
-            ek_cert_sha256: sha(&ek_cert),
+            ak_public: ak_public_b64,
+            ek_cert_sha256,
             expire,
         };
         let mut b = WriteBatch::new();
@@ -115,7 +125,7 @@ impl Sovra {
         &self,
         evidence: &[u8],
         activation: &Value,
-        sub: &super::request::Submission,
+        sub: &std::sync::Arc<super::request::Submission>,
     ) -> Result<sovra_attest::VerifiedClaims> {
         let id = activation
             .get("challengeId")
@@ -152,12 +162,17 @@ impl Sovra {
         }
         let ak_public =
             sovra_proto::b64::decode(&c.ak_public).map_err(|_| Error::internal("stored AK"))?;
-        sovra_attest::tpm::verify_with_trusted_ak(
-            evidence,
-            &ak_public,
-            sub.event_log.as_deref(),
-            sub.expected_nonce.as_deref(),
-        )
-        .map_err(|e| super::attest_error(&e))
+        let (evidence, sub) = (evidence.to_vec(), sub.clone());
+        self.work
+            .run(move || {
+                sovra_attest::tpm::verify_with_trusted_ak(
+                    &evidence,
+                    &ak_public,
+                    sub.event_log.as_deref(),
+                    sub.expected_nonce.as_deref(),
+                )
+            })
+            .await?
+            .map_err(|e| super::attest_error(&e))
     }
 }

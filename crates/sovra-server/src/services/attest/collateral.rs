@@ -68,11 +68,12 @@ pub struct IntelBundle {
 
 impl Loaded {
     /// The bundles for `fmspc` (all of them when it is not known), newest first.
-    pub fn intel_for<'a>(&'a self, fmspc: Option<&'a str>) -> impl Iterator<Item = &'a [u8]> {
+    pub fn intel_for(&self, fmspc: Option<&str>) -> Vec<&[u8]> {
         self.intel
             .iter()
-            .filter(move |b| fmspc.is_none_or(|f| b.fmspc == f))
+            .filter(|b| fmspc.is_none_or(|f| b.fmspc == f))
             .map(|b| b.content.as_slice())
+            .collect()
     }
 }
 

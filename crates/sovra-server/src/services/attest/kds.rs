@@ -146,9 +146,6 @@ impl Sovra {
         Err(why)
     }
 
-    /// Fetches the ASK (with the ARK) of the VCEK at `vcek_path` from KDS (`cert_chain`) unless
-    /// the collateral store already has the ASK. Only the pinned ARK is ever a trust anchor; the
-    /// ARK in this answer is an extra copy the chain check ignores.
     /// Fetches the ASK for the report in `evidence` (whose VCEK was given but whose chain is
     /// incomplete). True if a chain was stored.
     pub(super) async fn fetch_ask_for(&self, evidence: &[u8]) -> bool {
@@ -168,12 +165,25 @@ impl Sovra {
         false
     }
 
+    /// Fetches the ASK (with the ARK) of the VCEK at `vcek_path` from KDS (`cert_chain`) unless
+    /// it is built in or the collateral store already has it. Only the pinned ARK is ever a
+    /// trust anchor; the ARK in this answer is an extra copy the chain check ignores.
     async fn fetch_ask(&self, base: &str, vcek_path: &str) -> bool {
         let product: Vec<&str> = vcek_path.split('/').take(4).collect();
         let Some(name) = product.get(3) else {
             return false;
         };
         let ask_cn = format!("SEV-{name}");
+        // AMD's published ASKs are built in; only an unknown product needs the fetch.
+        let built_in = sovra_attest::x509::pinned::embedded(sovra_attest::evidence::Platform::Amd)
+            .iter()
+            .any(|d| {
+                sovra_attest::x509::parse_cert(d)
+                    .is_ok_and(|c| sovra_attest::x509::subject_cn(&c) == ask_cn)
+            });
+        if built_in {
+            return false;
+        }
         if let Ok(l) = self.loaded_collateral().await {
             let have = l.trust.cert_pool.iter().any(|d| {
                 sovra_attest::x509::parse_cert(d)

@@ -24,6 +24,7 @@ use serde_json::{Map, Value, json};
 use sovra_attest::{EvidenceInput, EvidenceType, VerifiedClaims, VerifyContext, verifier_for};
 use sovra_crypto::jws::JwsAlg;
 use sovra_proto::ErrorCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Attestation settings.
@@ -159,6 +160,7 @@ impl Sovra {
         maa_type: Option<&str>,
     ) -> Result<Attested> {
         let started = std::time::Instant::now();
+        let sub = Arc::new(sub);
         let result = self.attest_inner(provider, kind, &sub, maa_type).await;
         let mut ev = AuditEvent::new(self.now(), EventKind::Decision, "attestation.attest")
             .resource(format!("attestation/providers/{provider}"));
@@ -195,7 +197,7 @@ impl Sovra {
         &self,
         provider: &str,
         kind: EvidenceType,
-        sub: &request::Submission,
+        sub: &Arc<request::Submission>,
         maa_type: Option<&str>,
     ) -> Result<Attested> {
         let prov = self.provider(provider).await?;
@@ -232,9 +234,12 @@ impl Sovra {
         }
         let outcome = match &sub.draft_policy {
             Some(text) => {
-                policy::Compiled::compile(policy::Language::Maa, text)?
-                    .appraise(&incoming, self)
-                    .await?
+                let text = text.clone();
+                let compiled = self
+                    .work
+                    .run(move || policy::Compiled::compile(policy::Language::Maa, &text))
+                    .await??;
+                Arc::new(compiled).appraise(&incoming, self).await?
             }
             None => {
                 self.policy_for(&prov.name, kind)
@@ -300,33 +305,20 @@ impl Sovra {
     pub async fn verify_evidence(
         &self,
         kind: EvidenceType,
-        sub: &request::Submission,
+        sub: &Arc<request::Submission>,
     ) -> Result<VerifiedClaims> {
+        use sovra_attest::AttestError;
         let loaded = self.loaded_collateral().await?;
-        let chain: Vec<&[u8]> = sub.cert_chain.iter().map(Vec::as_slice).collect();
-        let ctx = VerifyContext {
-            now: self.now(),
-            trust: &loaded.trust,
-        };
-        let verifier = verifier_for(kind);
-        fn input<'a>(
-            sub: &'a request::Submission,
-            chain: &'a [&'a [u8]],
-            collateral: Option<&'a [u8]>,
-        ) -> EvidenceInput<'a> {
-            EvidenceInput {
-                evidence: &sub.evidence,
-                cert_chain: chain,
-                collateral,
-                event_log: sub.event_log.as_deref(),
-                nonce: sub.expected_nonce.as_deref(),
-            }
-        }
         let needs_intel = matches!(
             kind,
             EvidenceType::Tdx | EvidenceType::Sgx | EvidenceType::AzTdxVtpm
         );
-        use sovra_attest::AttestError;
+        let source = if sub.collateral.is_some() || !needs_intel || loaded.intel.is_empty() {
+            Collateral::FromRequest
+        } else {
+            Collateral::Stored
+        };
+        let first = self.run_verifier(kind, sub, loaded, source).await?;
         // The quote inside (Azure TDX evidence carries its TD quote in the JSON).
         let quote = || match kind {
             EvidenceType::AzTdxVtpm => sovra_attest::azure::hcl::decode(&sub.evidence)
@@ -334,49 +326,13 @@ impl Sovra {
                 .and_then(|ev| ev.td_quote),
             _ => Some(sub.evidence.clone()),
         };
-        let first = if sub.collateral.is_some() || !needs_intel || loaded.intel.is_empty() {
-            verifier.verify(&input(sub, &chain, sub.collateral.as_deref()), &ctx)
-        } else {
-            // Try the stored bundles for the quote's FMSPC, newest first; keep the most
-            // specific failure if none fits.
-            let fmspc = quote()
-                .and_then(|q| sovra_attest::dcap::pcs::needs(&q).ok())
-                .map(|n| n.fmspc);
-            let mut last = Err(AttestError::CollateralMissing(match &fmspc {
-                Some(f) => format!(
-                    "the collateral store has no Intel collateral for this platform (FMSPC {f}): import it with `sovra attestation collateral import --kind intel FILE`"
-                ),
-                None => "no Intel collateral".into(),
-            }));
-            for bundle in loaded.intel_for(fmspc.as_deref()) {
-                match verifier.verify(&input(sub, &chain, Some(bundle)), &ctx) {
-                    Ok(v) => {
-                        last = Ok(v);
-                        break;
-                    }
-                    Err(e) => {
-                        let missing = matches!(e, AttestError::CollateralMissing(_));
-                        if last.as_ref().is_err_and(|l| {
-                            matches!(l, AttestError::CollateralMissing(_)) || !missing
-                        }) {
-                            last = Err(e);
-                        }
-                    }
-                }
-            }
-            last
-        };
         match first {
             Err(AttestError::CollateralMissing(m)) if kind == EvidenceType::SevSnp => {
                 match self.fetch_vcek(&sub.evidence).await {
                     Ok(true) => {
                         let loaded = self.loaded_collateral().await?;
-                        let ctx = VerifyContext {
-                            now: self.now(),
-                            trust: &loaded.trust,
-                        };
-                        verifier
-                            .verify(&input(sub, &chain, None), &ctx)
+                        self.run_verifier(kind, sub, loaded, Collateral::FromRequest)
+                            .await?
                             .map_err(|e| attest_error(&e))
                     }
                     Ok(false) => Err(attest_error(&AttestError::CollateralMissing(m))),
@@ -390,12 +346,8 @@ impl Sovra {
                 if kind == EvidenceType::SevSnp && self.fetch_ask_for(&sub.evidence).await =>
             {
                 let loaded = self.loaded_collateral().await?;
-                let ctx = VerifyContext {
-                    now: self.now(),
-                    trust: &loaded.trust,
-                };
-                verifier
-                    .verify(&input(sub, &chain, None), &ctx)
+                self.run_verifier(kind, sub, loaded, Collateral::FromRequest)
+                    .await?
                     .map_err(|e| attest_error(&e))
                     .inspect_err(|_| {
                         tracing::debug!(first = %m, "SNP chain still invalid after fetching the ASK");
@@ -410,9 +362,12 @@ impl Sovra {
                     None => Err("the evidence carries no TD quote".into()),
                 };
                 match fetched {
-                    Ok(Some(bundle)) => verifier
-                        .verify(&input(sub, &chain, Some(&bundle)), &ctx)
-                        .map_err(|e| attest_error(&e)),
+                    Ok(Some(bundle)) => {
+                        let loaded = self.loaded_collateral().await?;
+                        self.run_verifier(kind, sub, loaded, Collateral::Fetched(bundle))
+                            .await?
+                            .map_err(|e| attest_error(&e))
+                    }
                     Ok(None) => Err(attest_error(&e)),
                     Err(why) => Err(attest_error(&match e {
                         AttestError::Expired(m) => AttestError::Expired(format!(
@@ -428,4 +383,104 @@ impl Sovra {
             other => other.map_err(|e| attest_error(&e)),
         }
     }
+
+    /// Runs one verification on the work pool (off the async runtime). The outer error is the
+    /// pool's (overloaded), the inner one the verifier's.
+    async fn run_verifier(
+        &self,
+        kind: EvidenceType,
+        sub: &Arc<request::Submission>,
+        loaded: Arc<collateral::Loaded>,
+        source: Collateral,
+    ) -> Result<std::result::Result<VerifiedClaims, sovra_attest::AttestError>> {
+        let sub = sub.clone();
+        let now = self.now();
+        self.work
+            .run(move || {
+                let chain: Vec<&[u8]> = sub.cert_chain.iter().map(Vec::as_slice).collect();
+                let ctx = VerifyContext {
+                    now,
+                    trust: &loaded.trust,
+                };
+                let verifier = verifier_for(kind);
+                fn input<'a>(
+                    sub: &'a request::Submission,
+                    chain: &'a [&'a [u8]],
+                    collateral: Option<&'a [u8]>,
+                ) -> EvidenceInput<'a> {
+                    EvidenceInput {
+                        evidence: &sub.evidence,
+                        cert_chain: chain,
+                        collateral,
+                        event_log: sub.event_log.as_deref(),
+                        nonce: sub.expected_nonce.as_deref(),
+                    }
+                }
+                match source {
+                    Collateral::FromRequest => {
+                        verifier.verify(&input(&sub, &chain, sub.collateral.as_deref()), &ctx)
+                    }
+                    Collateral::Fetched(bundle) => {
+                        verifier.verify(&input(&sub, &chain, Some(&bundle)), &ctx)
+                    }
+                    Collateral::Stored => {
+                        verify_with_stored(kind, &sub.evidence, &loaded, |bundle| {
+                            verifier.verify(&input(&sub, &chain, Some(bundle)), &ctx)
+                        })
+                    }
+                }
+            })
+            .await
+    }
+}
+
+/// Where a verification takes its Intel collateral from.
+enum Collateral {
+    /// The request's own (or none).
+    FromRequest,
+    /// The store's bundles for the quote's FMSPC, newest first.
+    Stored,
+    /// A bundle just fetched from the PCS.
+    Fetched(Vec<u8>),
+}
+
+/// Tries the stored bundles for the quote's FMSPC, newest first; keeps the most specific
+/// failure if none fits.
+fn verify_with_stored<'a>(
+    kind: EvidenceType,
+    evidence: &[u8],
+    loaded: &'a collateral::Loaded,
+    mut verify: impl FnMut(&'a [u8]) -> std::result::Result<VerifiedClaims, sovra_attest::AttestError>,
+) -> std::result::Result<VerifiedClaims, sovra_attest::AttestError> {
+    use sovra_attest::AttestError;
+    let quote = match kind {
+        EvidenceType::AzTdxVtpm => sovra_attest::azure::hcl::decode(evidence)
+            .ok()
+            .and_then(|ev| ev.td_quote),
+        _ => Some(evidence.to_vec()),
+    };
+    let fmspc = quote
+        .and_then(|q| sovra_attest::dcap::pcs::needs(&q).ok())
+        .map(|n| n.fmspc);
+    let mut last = Err(AttestError::CollateralMissing(match &fmspc {
+        Some(f) => format!(
+            "the collateral store has no Intel collateral for this platform (FMSPC {f}): import it with `sovra attestation collateral import --kind intel FILE`"
+        ),
+        None => "no Intel collateral".into(),
+    }));
+    for bundle in loaded.intel_for(fmspc.as_deref()) {
+        match verify(bundle) {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                let missing = matches!(e, AttestError::CollateralMissing(_));
+                if last
+                    .as_ref()
+                    .is_err_and(|l| matches!(l, AttestError::CollateralMissing(_)) || !missing)
+                {
+                    last = Err(e);
+                }
+            }
+        }
+    }
+    last
 }

@@ -99,8 +99,17 @@ pub struct Outcome {
     pub policy_hash: String,
 }
 
+/// The code of a policy that cannot be compiled: which limit it hit, or that it is invalid.
 fn policy_error(e: PolicyError) -> Error {
-    Error::new(ErrorCode::PolicyInvalid, e.to_string())
+    let code = match &e {
+        PolicyError::Syntax { .. } | PolicyError::Invalid(_) | PolicyError::Eval(_) => {
+            ErrorCode::PolicyInvalid
+        }
+        PolicyError::TooLarge { .. } => ErrorCode::PolicyTooLarge,
+        PolicyError::TooDeep { .. } => ErrorCode::PolicyTooDeep,
+        PolicyError::EvalLimit(_) => ErrorCode::PolicyEvalLimit,
+    };
+    Error::new(code, e.to_string())
 }
 
 impl Compiled {
@@ -122,28 +131,38 @@ impl Compiled {
         })
     }
 
-    /// Evaluates the policy over `incoming` (plus reference-value claims).
-    pub async fn appraise(&self, incoming: &Map<String, Value>, sovra: &Sovra) -> Result<Outcome> {
+    /// Evaluates the policy over `incoming` (plus reference-value claims), on the work pool.
+    pub async fn appraise(
+        self: &Arc<Self>,
+        incoming: &Map<String, Value>,
+        sovra: &Sovra,
+    ) -> Result<Outcome> {
         let mut input = incoming.clone();
         for (set, matched) in sovra.reference_value_matches(incoming).await? {
             input.insert(format!("x-sovra-refvalues-{set}"), Value::Bool(matched));
         }
-        let eval_err = |e: PolicyError| {
-            Error::new(
+        let eval_err = |e: PolicyError| match e {
+            PolicyError::EvalLimit(_) => Error::new(ErrorCode::PolicyEvalLimit, e.to_string()),
+            PolicyError::Syntax { .. }
+            | PolicyError::Invalid(_)
+            | PolicyError::Eval(_)
+            | PolicyError::TooLarge { .. }
+            | PolicyError::TooDeep { .. } => Error::new(
                 ErrorCode::AttestPolicyDenied,
                 format!("the policy failed to evaluate: {e}"),
-            )
+            ),
         };
-        let (permitted, reason, issued) = match &self.engine {
-            Engine::Maa(p) => {
-                let r = p.evaluate(&input).map_err(eval_err)?;
-                (r.authorized, r.reason, r.issued)
-            }
-            Engine::Rego(p) => {
-                let r = p.evaluate(&input).map_err(eval_err)?;
-                (r.allow, None, r.claims)
-            }
-        };
+        let me = self.clone();
+        let (permitted, reason, issued) = sovra
+            .work
+            .run(move || match &me.engine {
+                Engine::Maa(p) => p
+                    .evaluate(&input)
+                    .map(|r| (r.authorized, r.reason, r.issued)),
+                Engine::Rego(p) => p.evaluate(&input).map(|r| (r.allow, None, r.claims)),
+            })
+            .await?
+            .map_err(eval_err)?;
         let mut claims = incoming.clone();
         for (k, v) in issued {
             claims.insert(k, v);
@@ -194,7 +213,12 @@ impl PolicyCache {
     }
 
     /// Compiles `text` unless a policy with the same language and text is already compiled.
-    fn compiled(&self, language: Language, text: &str) -> Result<Arc<Compiled>> {
+    async fn compiled(
+        &self,
+        work: &crate::work::WorkPool,
+        language: Language,
+        text: &str,
+    ) -> Result<Arc<Compiled>> {
         let key = format!(
             "{}:{}",
             language.name(),
@@ -203,7 +227,11 @@ impl PolicyCache {
         if let Some(c) = self.by_hash.read().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(c);
         }
-        let c = Arc::new(Compiled::compile(language, text)?);
+        let owned = text.to_string();
+        let c = Arc::new(
+            work.run(move || Compiled::compile(language, &owned))
+                .await??,
+        );
         if let Ok(mut m) = self.by_hash.write() {
             if m.len() > 1000 {
                 m.clear();
@@ -243,11 +271,22 @@ impl Sovra {
             return Ok(c);
         }
         let c = match self.policy_rec(provider, kind).await? {
-            Some((rec, _)) => self.attest.policies.compiled(rec.language, &rec.text)?,
-            None => self.attest.policies.compiled(
-                Language::Maa,
-                sovra_policy::defaults::for_type(kind.as_str()),
-            )?,
+            Some((rec, _)) => {
+                self.attest
+                    .policies
+                    .compiled(&self.work, rec.language, &rec.text)
+                    .await?
+            }
+            None => {
+                self.attest
+                    .policies
+                    .compiled(
+                        &self.work,
+                        Language::Maa,
+                        sovra_policy::defaults::for_type(kind.as_str()),
+                    )
+                    .await?
+            }
         };
         self.attest.policies.put(key, c.clone());
         Ok(c)
@@ -290,7 +329,11 @@ impl Sovra {
             .authorize(p, Permission::PolicyManage, "attestation")
             .await?;
         self.provider(provider).await?;
-        let c = self.attest.policies.compiled(language, text)?;
+        let c = self
+            .attest
+            .policies
+            .compiled(&self.work, language, text)
+            .await?;
         let name = record_name(provider, kind);
         let prev = self.policy_rec(provider, kind).await?;
         let rec = PolicyRec {
