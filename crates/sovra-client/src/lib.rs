@@ -202,14 +202,34 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<(StatusCode, hyper::HeaderMap, Bytes), ClientError> {
+        self.send_with(method, path, &[], body).await
+    }
+
+    /// As [`Client::send`], with extra request headers (a `Content-Type` among them replaces
+    /// the default `application/json` of a request with a body).
+    pub async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, hyper::HeaderMap, Bytes), ClientError> {
         let uri = format!("{}{}", self.base, path);
         let mut req = Request::builder().method(method).uri(&uri);
         if let Some(a) = &self.auth {
             req = req.header(hyper::header::AUTHORIZATION, a.as_ref());
         }
+        let typed = headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
         let body = match body {
             Some(b) => {
-                req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+                if !typed {
+                    req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+                }
                 Full::new(Bytes::from(b))
             }
             None => Full::new(Bytes::new()),

@@ -490,3 +490,94 @@ fn requests_without_a_token_share_a_budget_per_address() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert_eq!(attest(&anon).0.as_u16(), 400);
 }
+
+#[test]
+fn malformed_ambiguous_or_unsupported_requests_are_refused_with_codes() {
+    let s = Server::start();
+    s.ok(&["keyrings", "create", "strict"]);
+    s.ok(&["keys", "create", "strict/k", "--purpose", "encrypt"]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = s.admin();
+        let check = |what: &str, got: (hyper::StatusCode, hyper::HeaderMap, hyper::body::Bytes), status: u16, code: &str| {
+            let (st, headers, body) = got;
+            let text = String::from_utf8_lossy(&body).to_string();
+            assert_eq!(st.as_u16(), status, "{what}: {text}");
+            assert_eq!(headers.get("content-type").unwrap(), "application/json", "{what}");
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|_| panic!("{what}: {text}"));
+            assert_eq!(v["error"]["code"], code, "{what}: {text}");
+            headers
+        };
+        // A body that is not JSON by its Content-Type.
+        let enc = "/v1/locations/global/keyRings/strict/cryptoKeys/k:encrypt";
+        for ct in ["text/plain", "application/x-www-form-urlencoded", "application/xml"] {
+            let r = c
+                .send_with(Method::POST, enc, &[("content-type", ct)], Some(br#"{"plaintext":"aGk="}"#.to_vec()))
+                .await
+                .unwrap();
+            check(ct, r, 415, "UNSUPPORTED_MEDIA_TYPE");
+        }
+        let r = c
+            .send_with(
+                Method::POST,
+                enc,
+                &[("content-type", "application/json; charset=utf-8")],
+                Some(br#"{"plaintext":"aGk="}"#.to_vec()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.0, 200, "JSON with a charset is JSON");
+        // A method the route does not have: 405 with Allow.
+        let h = check(
+            "DELETE /v1/settings",
+            c.send(Method::DELETE, "/v1/settings", None).await.unwrap(),
+            405,
+            "METHOD_NOT_ALLOWED",
+        );
+        let allow = h.get("allow").unwrap().to_str().unwrap().to_string();
+        assert!(allow.contains("GET") && allow.contains("PATCH"), "{allow}");
+        // Durations past the documented maximum (this once yielded a non-RFC 3339 expiry).
+        for ttl in ["99999999999d", "36501d"] {
+            let body = serde_json::json!({"principal": "t", "ttl": ttl}).to_string();
+            let r = c.send(Method::POST, "/v1/tokens", Some(body.into_bytes())).await.unwrap();
+            check(ttl, r, 400, "INVALID_ARGUMENT");
+        }
+        // Release policies that are ambiguous or misspelt are refused, not half-read.
+        let base = |cond: serde_json::Value, extra: Option<(&str, serde_json::Value)>| {
+            let mut p = serde_json::json!({"version": "1.0.0", "anyOf": [{"authority": "https://a.example", "allOf": [cond]}]});
+            if let Some((k, v)) = extra {
+                p[k] = v;
+            }
+            p
+        };
+        let bad = [
+            ("unknown top-level key", base(serde_json::json!({"claim": "x", "equals": 1}), Some(("requireNonces", serde_json::json!(true))))),
+            ("string for a boolean", base(serde_json::json!({"claim": "x", "equals": 1}), Some(("requireNonce", serde_json::json!("true"))))),
+            ("unknown condition key", base(serde_json::json!({"claim": "x", "equals": 1, "note": "y"}), None)),
+            ("allOf and anyOf together", base(serde_json::json!({"allOf": [{"claim": "x", "equals": 1}], "anyOf": [{"claim": "y", "equals": 1}]}), None)),
+            ("exists as a string", base(serde_json::json!({"claim": "x", "exists": "true"}), None)),
+        ];
+        for (i, (what, policy)) in bad.into_iter().enumerate() {
+            let body = serde_json::json!({
+                "purpose": "ENCRYPT_DECRYPT",
+                "exportable": true,
+                "releasePolicy": {"policy": policy},
+            });
+            let r = c
+                .send(
+                    Method::POST,
+                    &format!("/v1/locations/global/keyRings/strict/cryptoKeys?cryptoKeyId=e{i}"),
+                    Some(body.to_string().into_bytes()),
+                )
+                .await
+                .unwrap();
+            check(what, r, 400, "POLICY_INVALID");
+        }
+        // Oversize bodies on the MAA certificate routes: JSON 413 like every other route.
+        let huge = format!("\"{}\"", "A".repeat(400 * 1024));
+        for path in ["/certificates:add", "/certificates:remove"] {
+            let r = c.send(Method::POST, path, Some(huge.clone().into_bytes())).await.unwrap();
+            check(path, r, 413, "PAYLOAD_TOO_LARGE");
+        }
+    });
+}

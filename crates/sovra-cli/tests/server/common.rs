@@ -26,6 +26,10 @@ pub struct Server {
     /// Lines the server printed on stdout at start.
     pub banner: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// Open-file limit (soft and hard) to start the server under, if any.
+    pub files: Option<u64>,
+    /// Listen address (default 127.0.0.1:0).
+    pub listen: String,
 }
 
 impl Server {
@@ -49,6 +53,30 @@ impl Server {
                 .iter()
                 .map(|(a, b)| (a.to_string(), b.to_string()))
                 .collect(),
+            files: None,
+            listen: "127.0.0.1:0".into(),
+        };
+        s.boot();
+        s
+    }
+
+    /// Starts in a fresh directory, listening on `listen`, under an open-file limit of `files`.
+    pub fn start_custom(env: &[(&str, &str)], listen: &str, files: Option<u64>) -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let mut s = Server {
+            dir,
+            _tmp: Some(tmp),
+            child: None,
+            url: String::new(),
+            token: String::new(),
+            banner: vec![],
+            env: env
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+            files,
+            listen: listen.into(),
         };
         s.boot();
         s
@@ -67,6 +95,8 @@ impl Server {
                 .iter()
                 .map(|(a, b)| (a.to_string(), b.to_string()))
                 .collect(),
+            files: None,
+            listen: "127.0.0.1:0".into(),
         };
         s.boot();
         s
@@ -74,10 +104,17 @@ impl Server {
 
     /// (Re)starts the server process on the same data directory.
     pub fn boot(&mut self) {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = match self.files {
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), BIN]);
+                c
+            }
+            None => Command::new(BIN),
+        };
         cmd.args(["serve", "--data-dir"])
             .arg(&self.dir)
-            .args(["--listen", "127.0.0.1:0"]);
+            .args(["--listen", &self.listen]);
         cmd.env("SOVRA_LOG_LEVEL", "warn")
             .env_remove("SOVRA_CONFIG");
         for (k, v) in &self.env {
@@ -230,4 +267,107 @@ pub fn cli_code(o: &Output) -> String {
     let v: serde_json::Value =
         serde_json::from_str(err.trim()).unwrap_or_else(|_| panic!("stderr is not JSON: {err}"));
     v["error"]["code"].as_str().unwrap_or_default().to_string()
+}
+
+/// The host:port a server listens on.
+pub fn addr_of(s: &Server) -> String {
+    s.url.trim_start_matches("https://").to_string()
+}
+
+/// A TLS client configuration that trusts the server's CA (HTTP/1.1 only).
+pub fn tls_config(s: &Server) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(s.ca()).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    std::sync::Arc::new(cfg)
+}
+
+/// A TLS connection to the server at `port` on 127.0.0.1, from `local` (e.g. "127.0.0.2").
+pub async fn tls_connect(
+    s: &Server,
+    port: u16,
+    local: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{local}:0").parse().unwrap()).unwrap();
+    let tcp = sock
+        .connect(format!("127.0.0.1:{port}").parse().unwrap())
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    tokio_rustls::TlsConnector::from(tls_config(s))
+        .connect(name, tcp)
+        .await
+        .unwrap()
+}
+
+/// The port of a server URL.
+pub fn port_of(s: &Server) -> u16 {
+    s.url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .parse()
+        .unwrap()
+}
+
+/// Sends one raw HTTP/1.1 request and reads the response: status and body.
+pub async fn raw_http<S>(stream: &mut S, request: &[u8]) -> (u16, String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncWriteExt;
+    stream.write_all(request).await.unwrap();
+    read_response(stream).await
+}
+
+/// Reads one HTTP/1.1 response (Content-Length framed): status and body.
+pub async fn read_response<S>(stream: &mut S) -> (u16, String)
+where
+    S: tokio::io::AsyncRead + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(
+            n > 0,
+            "connection closed before a response: {}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed inside the body");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    (
+        status,
+        String::from_utf8_lossy(&buf[head_end..head_end + len]).to_string(),
+    )
 }

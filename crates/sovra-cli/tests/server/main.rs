@@ -14,6 +14,7 @@ mod attest;
 mod azure_vtpm;
 mod bad_input;
 mod durability;
+mod hostile;
 mod lifecycle;
 mod pkcs11;
 mod postgres;

@@ -208,6 +208,10 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal> 
         && let Some(ip) = source
         && let Err(secs) = state.auth_failures.check(ip)
     {
+        // A token this node authenticated moments ago still works: no lookup is needed.
+        if let Some(p) = state.sovra.auth().cached_principal(header) {
+            return Ok(p);
+        }
         return Err(too_many(
             format!(
                 "too many failed authentications from {ip}: retry in {secs} s with a valid API token (limits.failed_auth_per_ip_per_second)"
