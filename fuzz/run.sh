@@ -29,3 +29,16 @@ seed nvidia_gpu 'nvidia_gpu/*.hex.txt'
 seed az_snp_vtpm 'azure_snp_vtpm/*.json'
 seed az_tdx_vtpm 'azure_tdx_vtpm/*.json'
 seed vendor_collateral 'tdx/*.json' 'sgx/*.json' 'snp/*.bin'
+# Policy languages, tokens and request bodies: seeded from the repository's own examples.
+seed_dir() { # target, then files to copy into its corpus
+  local t="$1"; shift
+  local dir="corpus/$t"; mkdir -p "$dir"
+  for f in "$@"; do [ -f "$f" ] && cp "$f" "$dir/"; done
+  echo "== $t (${secs}s)"
+  "$bin/$t" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=0 "$dir" 2>&1 | tail -1
+}
+seed_dir maa_policy seeds/maa/*
+seed_dir rego_gate seeds/rego/*
+seed_dir skr_policy seeds/skr/*
+seed_dir jws seeds/jws/*
+seed_dir attest_request seeds/attest/*

@@ -5,8 +5,27 @@ B64 = s("string", format="byte", description="base64")
 TIME = s("string", format="date-time")
 DUR = s("string", description="duration such as \"86400s\" (input also accepts m, h, d)", example="2592000s")
 ALGS = ["AES_256_GCM","EC_SIGN_P256_SHA256","EC_SIGN_P384_SHA384","EC_SIGN_ED25519","RSA_SIGN_PSS_2048_SHA256","RSA_SIGN_PSS_3072_SHA256","RSA_SIGN_PSS_4096_SHA256","RSA_SIGN_PSS_4096_SHA512","RSA_SIGN_PKCS1_2048_SHA256","RSA_SIGN_PKCS1_3072_SHA256","RSA_SIGN_PKCS1_4096_SHA256","RSA_SIGN_PKCS1_4096_SHA512","RSA_DECRYPT_OAEP_2048_SHA256","RSA_DECRYPT_OAEP_3072_SHA256","RSA_DECRYPT_OAEP_4096_SHA256","HMAC_SHA256"]
-CODES = ["INVALID_JSON","INVALID_ARGUMENT","INVALID_BASE64","INVALID_NAME","PAYLOAD_TOO_LARGE","UNAUTHENTICATED","TOKEN_INVALID","PERMISSION_DENIED","ROUTE_NOT_FOUND","METHOD_NOT_ALLOWED","LOCATION_NOT_FOUND","KEY_RING_NOT_FOUND","KEY_NOT_FOUND","KEY_VERSION_NOT_FOUND","TOKEN_NOT_FOUND","ROLE_BINDING_NOT_FOUND","ALREADY_EXISTS","CONFLICT","WRONG_PURPOSE","UNSUPPORTED_ALGORITHM","KEY_VERSION_NOT_ENABLED","KEY_VERSION_DESTROYED","INVALID_STATE_TRANSITION","DISABLE_BEFORE_DESTROY_REQUIRED","NO_PRIMARY_VERSION","CIPHERTEXT_INVALID","QUOTA_EXCEEDED","INTEGRITY_FAILURE","HSM_FAILURE","UNAVAILABLE","INTERNAL","NOT_IMPLEMENTED"]
+import os, re
+_HERE = os.path.dirname(os.path.abspath(__file__))
+# Every stable error code, read from the one place they are defined.
+CODES = re.findall(r'= \("([A-Z0-9_]+)", \d{3}\)', open(os.path.join(_HERE, "..", "crates/sovra-proto/src/error.rs")).read())
+ID = s("string", pattern="^[A-Za-z0-9_-]{1,63}$")
+PRINCIPAL = s("string", pattern="^[A-Za-z0-9._@-]{1,63}$")
+EVIDENCE_TYPES = ["sev-snp","az-snp-vtpm","az-tdx-vtpm","tdx","sgx","tpm","nitro","nvidia-gpu"]
+MAA_TYPES = ["SevSnpVm","SgxEnclave","OpenEnclave","TdxVm","Tpm"]
+SCOPE = s("string", pattern="^(\\*|locations/[A-Za-z0-9_-]{1,63}(/keyRings/[A-Za-z0-9_-]{1,63}(/cryptoKeys/[A-Za-z0-9_-]{1,63})?)?)$", description="* or a location, key-ring or crypto-key name")
+DUR = s("string", pattern="^0*[1-9][0-9]{0,10}(\\.0)?[smhd]$", description="duration such as \"86400s\" (input also accepts m, h, d); at most 36500d", example="2592000s")
+def nullable(schema):
+    # serde reads null as "absent" for every optional member.
+    if "$ref" in schema:
+        return {"anyOf":[schema, {"type":"null"}]}
+    if isinstance(schema.get("type"), str):
+        d = dict(schema); d["type"] = [schema["type"], "null"]
+        if "enum" in d: d["enum"] = d["enum"] + [None]
+        return d
+    return schema
 def obj(props, req=(), add=False):
+    props = {k: (v if k in req else nullable(v)) for k, v in props.items()}
     return {"type":"object","properties":props,"required":list(req),"additionalProperties":add}
 schemas = {
  "Error": obj({"error": obj({"code": s("string", enum=CODES), "message": s("string"), "status": s("integer")}, ["code","message","status"])}, ["error"]),
@@ -24,8 +43,8 @@ schemas = {
  "UpdateKeyRingRequest": obj({"auditDataAccess":s("boolean")}),
  "CreateCryptoKeyRequest": obj({"purpose":ref("Purpose"),"versionTemplate":ref("VersionTemplate"),"rotationPeriod":DUR,"nextRotationTime":TIME,"destroyScheduledDuration":DUR,"labels":s("object", additionalProperties=s("string")),"skipInitialVersionCreation":s("boolean"),"exportable":s("boolean"),"releasePolicy":ref("ReleasePolicy")}, ["purpose"]),
  "UpdateCryptoKeyRequest": obj({"rotationPeriod":DUR,"nextRotationTime":TIME,"labels":s("object", additionalProperties=s("string")),"versionTemplate":ref("VersionTemplate"),"releasePolicy":ref("ReleasePolicy")}),
- "UpdatePrimaryVersionRequest": obj({"cryptoKeyVersionId":s("string")}, ["cryptoKeyVersionId"]),
- "UpdateVersionRequest": obj({"state":ref("VersionState")}, ["state"]),
+ "UpdatePrimaryVersionRequest": obj({"cryptoKeyVersionId":s("string", pattern="^[1-9][0-9]{0,9}$")}, ["cryptoKeyVersionId"]),
+ "UpdateVersionRequest": obj({"state":s("string", enum=["ENABLED","DISABLED"], description="use :destroy and :restore for destruction")}, ["state"]),
  "Empty": obj({}),
  "ListLocationsResponse": obj({"locations":s("array", items=ref("Location"))}, ["locations"]),
  "ListKeyRingsResponse": obj({"keyRings":s("array", items=ref("KeyRing")),"nextPageToken":s("string")}, ["keyRings"]),
@@ -48,13 +67,13 @@ schemas = {
  "PublicKey": obj({"pem":s("string"),"algorithm":ref("Algorithm"),"name":s("string")}, ["pem","algorithm","name"]),
  "GenerateRandomBytesRequest": obj({"lengthBytes":s("integer", minimum=1, maximum=1024)}, ["lengthBytes"]),
  "GenerateRandomBytesResponse": obj({"data":B64}, ["data"]),
- "CreateLocationRequest": obj({"locationId":s("string")}, ["locationId"]),
+ "CreateLocationRequest": obj({"locationId":ID}, ["locationId"]),
  "TokenInfo": obj({"id":s("string"),"principal":s("string"),"description":s("string"),"createTime":TIME,"expireTime":TIME,"revoked":s("boolean")}, ["id","principal","createTime","revoked"]),
- "CreateTokenRequest": obj({"principal":s("string"),"description":s("string"),"ttl":DUR}, ["principal"]),
+ "CreateTokenRequest": obj({"principal":PRINCIPAL,"description":s("string", maxLength=256),"ttl":DUR}, ["principal"]),
  "CreateTokenResponse": obj({"token":s("string"),"info":ref("TokenInfo")}, ["token","info"]),
  "ListTokensResponse": obj({"tokens":s("array", items=ref("TokenInfo"))}, ["tokens"]),
  "RoleBinding": obj({"id":s("string"),"principal":s("string"),"role":ref("Role"),"scope":s("string"),"createTime":TIME}, ["id","principal","role","scope","createTime"]),
- "CreateRoleBindingRequest": obj({"principal":s("string"),"role":ref("Role"),"scope":s("string", description="* or a location, key-ring or crypto-key name")}, ["principal","role","scope"]),
+ "CreateRoleBindingRequest": obj({"principal":PRINCIPAL,"role":ref("Role"),"scope":SCOPE}, ["principal","role","scope"]),
  "ListRoleBindingsResponse": obj({"roleBindings":s("array", items=ref("RoleBinding"))}, ["roleBindings"]),
  "Quota": obj({"principal":s("string"),"symmetricPerMinute":s("integer"),"asymmetricPerMinute":s("integer"),"default":s("boolean")}, ["principal","symmetricPerMinute","asymmetricPerMinute","default"]),
  "SetQuotaRequest": obj({"symmetricPerMinute":s("integer", minimum=1, maximum=1000000000),"asymmetricPerMinute":s("integer", minimum=1, maximum=1000000000)}, ["symmetricPerMinute","asymmetricPerMinute"]),
@@ -63,9 +82,9 @@ schemas = {
  "WhoAmI": obj({"principal":s("string"),"tokenId":s("string"),"roleBindings":s("array", items=ref("RoleBinding"))}, ["principal","tokenId","roleBindings"]),
  "ReleasePolicy": obj({"policy":s("object",description="Azure SKR grammar 1.0.0/1.2.0 (JSON object or string)"),"immutable":s("boolean")}, ["policy"]),
  "ReleaseRequest": obj({"target":s("string",description="attestation JWT"),"nonce":s("string"),"enc":s("string",enum=["CKM_RSA_AES_KEY_WRAP","RSA_AES_KEY_WRAP_256","RSA_AES_KEY_WRAP_384"])}, ["target"]),
- "RecipientRequest": obj({"target":s("string"),"ciphertext":s("string"),"additionalAuthenticatedData":s("string"),"nonce":s("string"),"enc":s("string")}, ["target"]),
+ "RecipientRequest": obj({"target":s("string"),"ciphertext":B64,"additionalAuthenticatedData":B64,"nonce":s("string"),"enc":s("string",enum=["CKM_RSA_AES_KEY_WRAP","RSA_AES_KEY_WRAP_256","RSA_AES_KEY_WRAP_384"])}, ["target"]),
  "ReleaseResponse": obj({"value":s("string",description="JWS signed by Sovra, Azure payload shape")}, ["value"]),
- "TrustedIssuer": obj({"issuer":s("string"),"certificates":s("array",items=s("string",description="PEM")),"jwksUri":s("string",description="https:// URL of the issuer's JWKS"),"caCertificates":s("array",items=s("string",description="PEM CA for the JWKS server's TLS certificate; default: system CAs"))}, ["issuer"]),
+ "TrustedIssuer": obj({"issuer":s("string", pattern="^https?://[^/?#]+"),"certificates":s("array",items=s("string",description="PEM")),"jwksUri":s("string",description="https:// URL of the issuer's JWKS"),"caCertificates":s("array",items=s("string",description="PEM CA for the JWKS server's TLS certificate; default: system CAs"))}, ["issuer"]),
  "BoundData": obj({"data":s("string",description="base64url"),"dataType":s("string",enum=["Binary","JSON"])}, ["data"]),
  "AttestRequest": obj({"evidence":s("string",description="base64 evidence exactly as the platform produced it"),"certChain":s("array",items=s("string")),"collateral":s("string"),"eventLog":s("string"),"runtimeData":ref("BoundData"),"initTimeData":ref("BoundData"),"expectedNonce":s("string",description="hex"),"nonce":{}}, ["evidence"]),
  "MaaAttestRequest": obj({"report":s("string"),"quote":s("string"),"data":s("string"),"runtimeData":ref("BoundData"),"initTimeData":ref("BoundData"),"draftPolicyForAttestation":s("string"),"nonce":{}}, add=True),
@@ -73,7 +92,8 @@ schemas = {
  "Provider": obj({"name":s("string"),"issuer":s("string"),"createTime":s("string")}, ["name","issuer","createTime"]),
  "PolicyInfo": obj({"evidenceType":s("string"),"language":s("string",enum=["maa","rego"]),"text":s("string"),"hash":s("string"),"isDefault":s("boolean"),"signer":s("string")}, ["evidenceType","language","text","hash","isDefault"]),
  "SetPolicyRequest": obj({"language":s("string",enum=["maa","rego"]),"policy":s("string",description="policy text, or an MAA policy JWS")}, ["policy"]),
- "ReferenceValues": obj({"name":s("string"),"values":s("object",additionalProperties=s("array")),"updateTime":s("string")}, ["values"]),
+ "ReferenceValues": obj({"name":s("string"),"values":s("object",additionalProperties=s("array",minItems=1),propertyNames=s("string",minLength=1),minProperties=1),"updateTime":s("string")}, ["values"]),
+ "ChallengeRequest": obj({"ekPublic":B64,"ekCertificate":B64,"ekCertChain":s("array",items=B64),"akPublic":B64}, ["ekPublic","ekCertificate","akPublic"]),
  "ImportCollateralRequest": obj({"kind":s("string",enum=["amd-certs","intel","trust-anchor","policy-signer"]),"platform":s("string"),"content":s("string",description="base64")}, ["kind","content"]),
  "CollateralInfo": obj({"id":s("string"),"kind":s("string"),"platform":s("string"),"description":s("string"),"createTime":s("string")}, ["id","kind","description","createTime"]),
  "AuditVerifyReport": obj({"records":s("integer"),"ok":s("boolean"),"firstBrokenSeq":s("integer"),"problem":s("string"),"headHash":s("string")}, ["records","ok","headHash"]),
@@ -81,13 +101,19 @@ schemas = {
 def P(name, desc, schema=None, where="path"):
     d={"name":name,"in":where,"required": where=="path","schema": schema or s("string"),"description":desc}
     return d
-LOC=P("location","location ID"); RING=P("keyRing","key-ring ID"); KEY=P("cryptoKey","crypto-key ID"); VER=P("cryptoKeyVersion","version number", s("integer", minimum=1))
-TYPE=P("type","evidence type: sev-snp, az-snp-vtpm, az-tdx-vtpm, tdx, sgx, tpm, nitro, nvidia-gpu"); PROV=P("provider","attestation provider ID"); MAAT=P("maaType","SevSnpVm, SgxEnclave, OpenEnclave, TdxVm or Tpm")
+LOC=P("location","location ID",ID); RING=P("keyRing","key-ring ID",ID); KEY=P("cryptoKey","crypto-key ID",ID); VER=P("cryptoKeyVersion","version number", s("integer", minimum=1, maximum=4294967295))
+TYPE=P("type","evidence type",s("string",enum=EVIDENCE_TYPES)); PROV=P("provider","attestation provider ID",s("string",pattern="^[a-z0-9-]{1,63}$")); MAAT=P("maaType","MAA attestation type",s("string",enum=MAA_TYPES))
+PRIN=P("principal","principal",PRINCIPAL)
 PAGE=[P("pageSize","page size (default 100, at most 1000)", s("integer", minimum=0, maximum=1000), "query"), P("pageToken","nextPageToken of the previous page", where="query")]
+def Q(name, desc, schema): d=P(name, desc, schema, "query"); d["required"]=True; return d
 ERR={"description":"error","content":{"application/json":{"schema":ref("Error")}}}
-def op(summary, params, req=None, resp=None, public=False, status="200", content="application/json", opid=None):
+def op(summary, params, req=None, resp=None, public=False, status="200", content="application/json", opid=None, media="application/json"):
     o={"summary":summary,"operationId":opid,"parameters":params,"responses":{}}
-    if req: o["requestBody"]={"required":True,"content":{"application/json":{"schema":ref(req)}}}
+    if req:
+        # A body is required where its schema has required members; an empty body is {}.
+        body_schema = ref(req) if isinstance(req, str) else req
+        needed = bool(schemas.get(req, {}).get("required")) if isinstance(req, str) else True
+        o["requestBody"]={"required":needed,"content":{media:{"schema":body_schema}}}
     if resp: o["responses"][status]={"description":"OK","content":{content:{"schema":ref(resp) if isinstance(resp,str) else resp}}}
     else: o["responses"][status]={"description":"OK"}
     o["responses"]["4XX"]=ERR; o["responses"]["5XX"]=ERR
@@ -99,9 +125,9 @@ paths={
  "/v1/locations": {"get":op("List locations",[],None,"ListLocationsResponse",opid="listLocations"),"post":op("Create a location (wrapping key in the HSM)",[],"CreateLocationRequest","Location",opid="createLocation")},
  "/v1/locations/{location}": {"get":op("Get a location",[LOC],None,"Location",opid="getLocation")},
  "/v1/locations/{location}:generateRandomBytes": {"post":op("Random bytes",[LOC],"GenerateRandomBytesRequest","GenerateRandomBytesResponse",opid="generateRandomBytes")},
- "/v1/locations/{location}/keyRings": {"get":op("List key rings",[LOC]+PAGE,None,"ListKeyRingsResponse",opid="listKeyRings"),"post":op("Create a key ring",[LOC,P("keyRingId","new key-ring ID",where="query")],"CreateKeyRingRequest","KeyRing",opid="createKeyRing")},
+ "/v1/locations/{location}/keyRings": {"get":op("List key rings",[LOC]+PAGE,None,"ListKeyRingsResponse",opid="listKeyRings"),"post":op("Create a key ring",[LOC,Q("keyRingId","new key-ring ID",ID)],"CreateKeyRingRequest","KeyRing",opid="createKeyRing")},
  "/v1/locations/{location}/keyRings/{keyRing}": {"get":op("Get a key ring",[LOC,RING],None,"KeyRing",opid="getKeyRing"),"patch":op("Update a key ring",[LOC,RING],"UpdateKeyRingRequest","KeyRing",opid="updateKeyRing")},
- "/v1/locations/{location}/keyRings/{keyRing}/cryptoKeys": {"get":op("List keys",[LOC,RING]+PAGE,None,"ListCryptoKeysResponse",opid="listCryptoKeys"),"post":op("Create a key",[LOC,RING,P("cryptoKeyId","new key ID",where="query")],"CreateCryptoKeyRequest","CryptoKey",opid="createCryptoKey")},
+ "/v1/locations/{location}/keyRings/{keyRing}/cryptoKeys": {"get":op("List keys",[LOC,RING]+PAGE,None,"ListCryptoKeysResponse",opid="listCryptoKeys"),"post":op("Create a key",[LOC,RING,Q("cryptoKeyId","new key ID",ID)],"CreateCryptoKeyRequest","CryptoKey",opid="createCryptoKey")},
  K: {"get":op("Get a key",[LOC,RING,KEY],None,"CryptoKey",opid="getCryptoKey"),"patch":op("Update a key",[LOC,RING,KEY],"UpdateCryptoKeyRequest","CryptoKey",opid="updateCryptoKey")},
  K+":encrypt": {"post":op("Encrypt with the primary version",[LOC,RING,KEY],"EncryptRequest","EncryptResponse",opid="encrypt")},
  K+":decrypt": {"post":op("Decrypt (the ciphertext names its version)",[LOC,RING,KEY],"DecryptRequest","DecryptResponse",opid="decrypt")},
@@ -128,13 +154,13 @@ paths={
  V+":release": {"post":op("Release a version to an attested TEE",[LOC,RING,KEY,VER],"ReleaseRequest","ReleaseResponse",opid="releaseVersion")},
  V+"/publicKey": {"get":op("Public key",[LOC,RING,KEY,VER],None,"PublicKey",opid="publicKey")},
  "/v1/tokens": {"get":op("List tokens",[],None,"ListTokensResponse",opid="listTokens"),"post":op("Create a token (secret shown once)",[],"CreateTokenRequest","CreateTokenResponse",opid="createToken")},
- "/v1/tokens/{id}": {"delete":op("Revoke a token",[P("id","token ID")],None,"TokenInfo",opid="revokeToken")},
- "/v1/roleBindings": {"get":op("List role bindings",[P("principal","only this principal",where="query")],None,"ListRoleBindingsResponse",opid="listRoleBindings"),"post":op("Grant a role",[],"CreateRoleBindingRequest","RoleBinding",opid="createRoleBinding")},
- "/v1/roleBindings/{principal}/{id}": {"delete":op("Revoke a role binding",[P("principal","principal"),P("id","binding ID")],None,None,status="204",opid="deleteRoleBinding")},
- "/v1/quotas/{principal}": {"get":op("Get quotas",[P("principal","principal")],None,"Quota",opid="getQuota"),"put":op("Set quotas",[P("principal","principal")],"SetQuotaRequest","Quota",opid="setQuota")},
+ "/v1/tokens/{id}": {"delete":op("Revoke a token",[P("id","token ID",s("string",pattern="^[0-9a-f]{16}$"))],None,"TokenInfo",opid="revokeToken")},
+ "/v1/roleBindings": {"get":op("List role bindings",[P("principal","only this principal",PRINCIPAL,"query")],None,"ListRoleBindingsResponse",opid="listRoleBindings"),"post":op("Grant a role",[],"CreateRoleBindingRequest","RoleBinding",opid="createRoleBinding")},
+ "/v1/roleBindings/{principal}/{id}": {"delete":op("Revoke a role binding",[PRIN,P("id","binding ID",ID)],None,None,status="204",opid="deleteRoleBinding")},
+ "/v1/quotas/{principal}": {"get":op("Get quotas",[PRIN],None,"Quota",opid="getQuota"),"put":op("Set quotas",[PRIN],"SetQuotaRequest","Quota",opid="setQuota")},
  "/v1/settings": {"get":op("Organisation settings",[],None,"Settings",opid="getSettings"),"patch":op("Change settings",[],"UpdateSettingsRequest","Settings",opid="updateSettings")},
  "/v1/whoami": {"get":op("The caller and its roles",[],None,"WhoAmI",opid="whoami")},
- "/v1/audit": {"get":op("Audit records (JSON lines)",[P("fromSeq","first record",s("integer",minimum=1),"query"),P("limit","at most (1..10000)",s("integer",minimum=1,maximum=10000),"query")],None,s("string"),content="application/x-ndjson",opid="exportAudit")},
+ "/v1/audit": {"get":op("Audit records (JSON lines)",[P("fromSeq","first record",s("integer",minimum=1,maximum=18446744073709551615),"query"),P("limit","at most (1..10000)",s("integer",minimum=1,maximum=10000),"query")],None,s("string"),content="application/x-ndjson",opid="exportAudit")},
  "/v1/audit:verify": {"get":op("Verify the audit hash chain",[],None,"AuditVerifyReport",opid="verifyAudit")},
  "/v1/attest/{type}": {"post":op("Attest with the default provider (no token needed)",[TYPE],"AttestRequest","AttestResponse",public=True,opid="attest")},
  "/v1/attestation/providers": {"get":op("List attestation providers",[],None,s("object"),opid="listProviders")},
@@ -142,31 +168,31 @@ paths={
  "/v1/attestation/providers/{provider}/attest/{type}": {"post":op("Attest with a provider (no token needed)",[PROV,TYPE],"AttestRequest","AttestResponse",public=True,opid="attestProvider")},
  "/v1/attestation/providers/{provider}/policies/{type}": {"get":op("Policy in force",[PROV,TYPE],None,"PolicyInfo",opid="getPolicy"),"put":op("Set the policy",[PROV,TYPE],"SetPolicyRequest","PolicyInfo",opid="setPolicy"),"delete":op("Back to the default policy",[PROV,TYPE],None,"PolicyInfo",opid="resetPolicy")},
  "/v1/attestation/referenceValues": {"get":op("List reference-value sets",[],None,s("object"),opid="listReferenceValues")},
- "/v1/attestation/referenceValues/{name}": {"put":op("Create or replace a reference-value set",[P("name","set name")],"ReferenceValues","ReferenceValues",opid="putReferenceValues"),"delete":op("Delete a reference-value set",[P("name","set name")],None,None,status="204",opid="deleteReferenceValues")},
+ "/v1/attestation/referenceValues/{name}": {"put":op("Create or replace a reference-value set",[P("name","set name",ID)],"ReferenceValues","ReferenceValues",opid="putReferenceValues"),"delete":op("Delete a reference-value set",[P("name","set name",ID)],None,None,status="204",opid="deleteReferenceValues")},
  "/v1/attestation/collateral": {"get":op("List collateral",[],None,s("object"),opid="listCollateral"),"post":op("Import collateral",[],"ImportCollateralRequest","CollateralInfo",opid="importCollateral")},
- "/v1/attestation/collateral/{id}": {"delete":op("Delete collateral",[P("id","collateral ID")],None,None,status="204",opid="deleteCollateral")},
+ "/v1/attestation/collateral/{id}": {"delete":op("Delete collateral",[P("id","collateral ID",s("string",pattern="^[0-9a-f]{64}$"))],None,None,status="204",opid="deleteCollateral")},
  "/v1/attestation/signingKeys:rotate": {"post":op("Rotate the token signing key",[],"Empty",s("object"),opid="rotateSigningKey")},
- "/v1/attest/tpm/challenge": {"post":op("TPM-only machines: a credential-activation challenge for an AK, after checking the EK certificate",[],None,s("object"),public=True,opid="tpmChallenge")},
+ "/v1/attest/tpm/challenge": {"post":op("TPM-only machines: a credential-activation challenge for an AK, after checking the EK certificate",[],"ChallengeRequest",s("object"),public=True,opid="tpmChallenge")},
  "/v1/release/nonces": {"post":op("A single-use release nonce (5 minutes)",[],"Empty",s("object"),opid="releaseNonce")},
  "/v1/release/issuers": {"get":op("External token issuers trusted for release",[],None,s("object"),opid="listIssuers"),"post":op("Trust an external token issuer (pinned certificates or a JWKS URL)",[],"TrustedIssuer","TrustedIssuer",opid="putIssuer")},
  "/attest/{maaType}": {"post":op("MAA-compatible attest (SevSnpVm, SgxEnclave, OpenEnclave, TdxVm, Tpm)",[MAAT],"MaaAttestRequest","AttestResponse",public=True,opid="maaAttest")},
  "/certs": {"get":op("JWKS of the token signing keys",[],None,s("object"),public=True,opid="certs")},
  "/.well-known/openid-configuration": {"get":op("OpenID Connect metadata",[],None,s("object"),public=True,opid="openidConfiguration")},
- "/policies/{maaType}": {"get":op("MAA: get policy (token)",[MAAT],None,s("object"),opid="maaGetPolicy"),"put":op("MAA: set policy (JWS body, text/plain)",[MAAT],None,s("object"),opid="maaSetPolicy")},
+ "/policies/{maaType}:reset": {"post":op("MAA: back to the default policy",[MAAT],None,s("object"),opid="maaResetPolicy")},
+ "/policies/{maaType}": {"get":op("MAA: get policy (token)",[MAAT],None,s("object"),opid="maaGetPolicy"),"put":op("MAA: set policy (JWS body, text/plain)",[MAAT],s("string",description="policy JWS"),s("object"),opid="maaSetPolicy",media="text/plain")},
  "/certificates": {"get":op("MAA: policy-management certificates (token with x-ms-policy-certificates)",[],None,s("object"),opid="maaGetCertificates")},
- "/certificates:add": {"post":op("MAA: add a policy-management certificate (JSON string of a JWS signed by a current one; body {policyCertificate})",[],None,s("object"),opid="maaAddCertificate")},
- "/certificates:remove": {"post":op("MAA: remove a policy-management certificate (the last one stays)",[],None,s("object"),opid="maaRemoveCertificate")},
+ "/certificates:add": {"post":op("MAA: add a policy-management certificate (JSON string of a JWS signed by a current one; body {policyCertificate})",[],s("string",description="JWS"),s("object"),opid="maaAddCertificate")},
+ "/certificates:remove": {"post":op("MAA: remove a policy-management certificate (the last one stays)",[],s("string",description="JWS"),s("object"),opid="maaRemoveCertificate")},
  "/healthz": {"get":op("Liveness",[],None,None,public=True,opid="healthz")},
  "/readyz": {"get":op("Readiness (store reachable, not shutting down)",[],None,None,public=True,opid="readyz")},
  "/metrics": {"get":op("Prometheus metrics (needs audit.read)",[],None,s("string"),content="text/plain",opid="metrics")},
  "/openapi.json": {"get":op("This document",[],None,None,public=True,opid="openapi")},
 }
 doc={"openapi":"3.1.0","info":{"title":"Sovra native API","version":"0.1.0","license":{"name":"Apache-2.0","identifier":"Apache-2.0"},
- "description":"Key management after Cloud KMS. Binary fields are base64; errors are {\"error\":{\"code\",\"message\",\"status\"}} with stable codes. Request bodies are limited to 256 KiB by default (limits.max_body_bytes); plaintext, AAD and data fields to 64 KiB decoded."},
+ "description":"Key management after Cloud KMS. Binary fields are base64; errors are {\"error\":{\"code\",\"message\",\"status\"}} with stable codes. Request bodies are limited to 256 KiB by default (limits.max_body_bytes; attestation bodies 1 MiB) and must arrive within 30 s; plaintext, AAD and data fields to 64 KiB decoded. Bodies are JSON (Content-Type application/json, else 415) except the MAA policy and certificate routes, which also take text/plain. A method a route does not have is 405 with Allow."},
  "servers":[{"url":"https://127.0.0.1:8443"}],
  "security":[{"bearer":[]}],
  "components":{"securitySchemes":{"bearer":{"type":"http","scheme":"bearer","description":"sovra_<id>_<secret> API token"}},"schemas":schemas},
  "paths":paths}
-import os
-json.dump(doc, open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates/sovra-server/openapi.json"),"w"), indent=1)
+json.dump(doc, open(os.path.join(_HERE, "..", "crates/sovra-server/openapi.json"),"w"), indent=1)
 print(len(paths))

@@ -75,6 +75,8 @@ codes! {
     RoleBindingNotFound = ("ROLE_BINDING_NOT_FOUND", 404),
     /// A resource with this name already exists.
     AlreadyExists = ("ALREADY_EXISTS", 409),
+    /// The change would leave no administrator who can sign in.
+    LastAdministrator = ("LAST_ADMINISTRATOR", 409),
     /// The resource changed concurrently; retry the request.
     Conflict = ("CONFLICT", 409),
     /// The key's purpose does not allow this operation (e.g. sign with an encryption key).
@@ -137,6 +139,8 @@ codes! {
     PolicySignatureInvalid = ("POLICY_SIGNATURE_INVALID", 400),
     /// The attestation provider does not exist.
     ProviderNotFound = ("PROVIDER_NOT_FOUND", 404),
+    /// The collateral item does not exist.
+    CollateralNotFound = ("COLLATERAL_NOT_FOUND", 404),
     /// The reference-value set does not exist.
     ReferenceValuesNotFound = ("REFERENCE_VALUES_NOT_FOUND", 404),
     /// The key's release policy is immutable.

@@ -459,3 +459,8 @@ mod tests {
         }
     }
 }
+
+/// The body of an operation that takes no arguments: `{}` (or no body at all).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}

@@ -51,3 +51,20 @@ async fn every_documented_operation_is_routed() {
         }
     }
 }
+
+#[test]
+fn the_document_lists_every_error_code() {
+    let doc: serde_json::Value = serde_json::from_str(sovra_server::http::OPENAPI).unwrap();
+    let listed: Vec<&str> =
+        doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+    let all: Vec<&str> = sovra_proto::ErrorCode::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .collect();
+    assert_eq!(listed, all, "run tools/openapi.py");
+}

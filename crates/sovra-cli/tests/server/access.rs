@@ -275,3 +275,36 @@ fn data_access_is_audited_only_where_enabled() {
     assert_eq!(data_events(&log, "watched"), 2, "{log}");
     assert!(s.cli(&["audit", "verify"]).status.success());
 }
+
+#[test]
+fn the_last_administrator_cannot_be_removed() {
+    let s = Server::start();
+    let me = s.json(&["whoami"]);
+    let binding = me["roleBindings"][0]["id"].as_str().unwrap().to_string();
+    let token = me["tokenId"].as_str().unwrap().to_string();
+    // One DELETE once locked everyone out for good; now it is refused, and so is revoking the
+    // only administrator's only token.
+    let o = s.cli(&["-o", "json", "roles", "revoke", "admin", &binding]);
+    assert_eq!(cli_code(&o), "LAST_ADMINISTRATOR");
+    let o = s.cli(&["-o", "json", "tokens", "revoke", &token]);
+    assert_eq!(cli_code(&o), "LAST_ADMINISTRATOR");
+    assert!(s.cli(&["whoami"]).status.success());
+    // A second administrator without a token does not count; with one, the first may go.
+    s.ok(&[
+        "roles",
+        "grant",
+        "--principal",
+        "ops",
+        "--role",
+        "administrator",
+        "--scope",
+        "*",
+    ]);
+    let o = s.cli(&["-o", "json", "roles", "revoke", "admin", &binding]);
+    assert_eq!(cli_code(&o), "LAST_ADMINISTRATOR");
+    let ops = s.json(&["tokens", "create", "--principal", "ops"]);
+    s.ok(&["roles", "revoke", "admin", &binding]);
+    let ops = ops["token"].as_str().unwrap();
+    assert!(s.cli_as(ops, &["whoami"]).status.success());
+    assert!(s.cli_as(ops, &["roles", "list"]).status.success());
+}

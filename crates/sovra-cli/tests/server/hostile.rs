@@ -29,12 +29,13 @@ fn b64url(b: &[u8]) -> String {
     sovra_crypto::jws::b64url(b)
 }
 
-/// A public, replayable SNP report with its VCEK, as the MAA SevSnpVm body.
+/// A public, replayable SNP report with its VCEK, ASK and ARK, as the MAA SevSnpVm body.
 fn maa_snp_body(draft: Option<&str>) -> Value {
     let vcek = read("snp/virtee_milan_vcek.der");
     let pem = format!(
-        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
-        b64(&vcek)
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n{}",
+        b64(&vcek),
+        String::from_utf8(read("roots/amd/ask_ark_milan.pem")).unwrap()
     );
     let report = b64url(
         json!({"SnpReport": b64url(&read("snp/virtee_milan_report.bin")), "VcekCertChain": b64(pem.as_bytes())})

@@ -157,7 +157,17 @@ pub async fn export_audit(
         .auth()
         .authorize(&p, Permission::AuditRead, "*")
         .await?;
-    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(crate::error::Error::invalid(
+            "limit must be between 1 and 10000 records",
+        ));
+    }
+    if q.from_seq == Some(0) {
+        return Err(crate::error::Error::invalid(
+            "fromSeq starts at 1, the first record",
+        ));
+    }
     let records = s
         .sovra
         .audit()

@@ -454,23 +454,28 @@ pub async fn rotate_signing_key(
     Caller(p): Caller,
     super::extract::RawBody(body): super::extract::RawBody,
 ) -> Result<Json<Value>> {
-    let alg = if body.is_empty() {
-        None
-    } else {
-        let v: Value = parse_json(&body)?;
-        match v.get("alg").and_then(Value::as_str) {
-            None => None,
-            Some(a) => Some(
-                jws::JwsAlg::parse(a)
-                    .ok_or_else(|| Error::invalid("alg must be RS256, ES256 or ES384"))?,
-            ),
-        }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Rotate {
+        alg: Option<String>,
+    }
+    let req: Rotate = parse_json(&body)?;
+    let alg = match req.alg.as_deref() {
+        None => None,
+        Some(a) => Some(
+            jws::JwsAlg::parse(a)
+                .ok_or_else(|| Error::invalid("alg must be RS256, ES256 or ES384"))?,
+        ),
     };
     Ok(Json(s.sovra.rotate_signing_key(&p, alg).await?))
 }
 
 /// `POST /v1/release/nonces`: a single-use nonce for the next release.
-pub async fn release_nonce(State(s): State<AppState>, Caller(p): Caller) -> Result<Json<Value>> {
+pub async fn release_nonce(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    super::extract::JsonBody(_): super::extract::JsonBody<sovra_proto::kms::Empty>,
+) -> Result<Json<Value>> {
     Ok(Json(s.sovra.release_nonce(&p).await?))
 }
 

@@ -284,7 +284,7 @@ pub async fn post_key(
         Some("encrypt") => Json(sv.encrypt(&p, &name, &parse_json(&body)?).await?).into_response(),
         Some("decrypt") => Json(sv.decrypt(&p, &name, &parse_json(&body)?).await?).into_response(),
         Some("rotate") => {
-            let _: serde_json::Map<String, serde_json::Value> = parse_json(&body)?;
+            let _: sovra_proto::kms::Empty = parse_json(&body)?;
             Json(sv.rotate(&p, &name).await?).into_response()
         }
         Some("updatePrimaryVersion") => {
@@ -413,11 +413,11 @@ pub async fn post_version(
     let target = Target::Version(name.clone());
     Ok(match verb {
         Some("destroy") => {
-            let _: serde_json::Map<String, serde_json::Value> = parse_json(&body)?;
+            let _: sovra_proto::kms::Empty = parse_json(&body)?;
             Json(sv.destroy_version(&p, &name).await?).into_response()
         }
         Some("restore") => {
-            let _: serde_json::Map<String, serde_json::Value> = parse_json(&body)?;
+            let _: sovra_proto::kms::Empty = parse_json(&body)?;
             Json(sv.restore_version(&p, &name).await?).into_response()
         }
         Some("asymmetricSign") => {

@@ -6,6 +6,7 @@ pub mod attest;
 pub mod extract;
 pub mod kms;
 pub mod limit;
+pub mod methods;
 pub mod metrics;
 pub mod response;
 pub mod system;
@@ -226,6 +227,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body));
     let m = state.metrics.clone();
-    api.layer(axum::middleware::from_fn_with_state(m, metrics::track))
+    api.layer(axum::middleware::from_fn(methods::guard))
+        .layer(axum::middleware::from_fn_with_state(m, metrics::track))
         .with_state(state)
 }

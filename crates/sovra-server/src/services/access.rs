@@ -188,6 +188,8 @@ impl Sovra {
         self.auth
             .authorize(p, Permission::AccessManage, "*")
             .await?;
+        let _serial = self.admin_changes.lock().await;
+        self.keep_an_administrator(Removal::Token(id)).await?;
         let out = super::with_retries(|| async {
             let r = self.store.get(model::TOKENS, id).await?.ok_or_else(|| {
                 Error::new(
@@ -217,6 +219,49 @@ impl Sovra {
         .await?;
         self.auth.invalidate_token(id);
         Ok(token_info(&out))
+    }
+
+    /// Refuses a change that would leave no usable administrator: a principal with an
+    /// Administrator binding at `*` and a token that is neither revoked nor expired. Without
+    /// one nobody could ever grant a role again.
+    async fn keep_an_administrator(&self, removing: Removal<'_>) -> Result<()> {
+        let now = self.now();
+        let mut admins = std::collections::HashSet::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .scan(model::ROLE_BINDINGS, after.as_deref(), 500)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.name.clone());
+            for r in &page {
+                let b: RoleBindingRec = model::from_json(&r.data)?;
+                if is_org_admin(&b) && removing != Removal::Binding(&r.name) {
+                    admins.insert(b.principal);
+                }
+            }
+        }
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .scan(model::TOKENS, after.as_deref(), 500)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.name.clone());
+            for r in &page {
+                let t: TokenRec = model::from_json(&r.data)?;
+                let usable = !t.revoked && t.expire_time.is_none_or(|e| e > now);
+                if usable && removing != Removal::Token(&t.id) && admins.contains(&t.principal) {
+                    return Ok(());
+                }
+            }
+        }
+        Err(Error::new(
+            ErrorCode::LastAdministrator,
+            "this would leave no administrator who can sign in (an ADMINISTRATOR binding at * with a valid token); grant the role to another principal first",
+        ))
     }
 
     /// `POST /v1/roleBindings`.
@@ -304,11 +349,16 @@ impl Sovra {
             .await?;
         check_principal(principal)?;
         let name = format!("{principal}/{id}");
+        let _serial = self.admin_changes.lock().await;
         let r = self
             .store
             .get(model::ROLE_BINDINGS, &name)
             .await?
             .ok_or_else(|| Error::new(ErrorCode::RoleBindingNotFound, format!("principal {principal:?} has no role binding {id:?}; list them with 'sovra roles list'")))?;
+        let rec: RoleBindingRec = model::from_json(&r.data)?;
+        if is_org_admin(&rec) {
+            self.keep_an_administrator(Removal::Binding(&name)).await?;
+        }
         let mut b = WriteBatch::new();
         b.delete(model::ROLE_BINDINGS, name, Expect::Rev(r.rev));
         b.audit(
@@ -443,4 +493,18 @@ impl Sovra {
             default: false,
         })
     }
+}
+
+/// What a change takes away from the set of administrators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Removal<'a> {
+    /// The role binding with this record name (`principal/id`).
+    Binding(&'a str),
+    /// The token with this ID.
+    Token(&'a str),
+}
+
+/// An organisation-wide Administrator binding.
+fn is_org_admin(b: &RoleBindingRec) -> bool {
+    b.role == sovra_proto::admin::Role::Administrator && b.scope == "*"
 }

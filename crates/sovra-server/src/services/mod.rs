@@ -84,6 +84,8 @@ pub struct Sovra {
     pub(crate) public_url: std::sync::OnceLock<String>,
     pub(crate) jwks: issuers::JwksCache,
     pub(crate) work: crate::work::WorkPool,
+    /// Serialises changes that could remove the last administrator (on this node).
+    pub(crate) admin_changes: tokio::sync::Mutex<()>,
     pub(crate) cfg: ServiceConfig,
 }
 
@@ -108,6 +110,7 @@ impl Sovra {
             jwks: issuers::JwksCache::default(),
             quotas: quota::Quotas::new(),
             work: crate::work::WorkPool::new(cfg.work_threads, cfg.work_queue),
+            admin_changes: tokio::sync::Mutex::new(()),
             audit,
             store,
             hsm,

@@ -199,8 +199,10 @@ impl Sovra {
             .await?;
         let Some(r) = self.store.get(model::COLLATERAL, id).await? else {
             return Err(Error::new(
-                ErrorCode::InvalidName,
-                format!("no collateral with ID {id}"),
+                ErrorCode::CollateralNotFound,
+                format!(
+                    "no collateral with ID {id}; list it with 'sovra attestation collateral list'"
+                ),
             ));
         };
         let mut b = WriteBatch::new();

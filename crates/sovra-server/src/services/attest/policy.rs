@@ -422,6 +422,15 @@ impl Sovra {
                 "values must name at least one claim with its accepted values",
             ));
         }
+        if let Some((claim, _)) = rv
+            .values
+            .iter()
+            .find(|(claim, accepted)| claim.is_empty() || accepted.is_empty())
+        {
+            return Err(Error::invalid(format!(
+                "values: every claim needs a name and at least one accepted value (claim {claim:?})"
+            )));
+        }
         rv.name = name.into();
         rv.update_time = Some(crate::clock::rfc3339(self.now()));
         let mut b = WriteBatch::new();
