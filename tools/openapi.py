@@ -98,10 +98,11 @@ schemas = {
  "CollateralInfo": obj({"id":s("string"),"kind":s("string"),"platform":s("string"),"description":s("string"),"createTime":s("string")}, ["id","kind","description","createTime"]),
  "AuditVerifyReport": obj({"records":s("integer"),"ok":s("boolean"),"firstBrokenSeq":s("integer"),"problem":s("string"),"headHash":s("string")}, ["records","ok","headHash"]),
 }
-def P(name, desc, schema=None, where="path"):
+def P(name, desc, schema=None, where="path", example=None):
     d={"name":name,"in":where,"required": where=="path","schema": schema or s("string"),"description":desc}
+    if example is not None: d["example"]=example
     return d
-LOC=P("location","location ID",ID); RING=P("keyRing","key-ring ID",ID); KEY=P("cryptoKey","crypto-key ID",ID); VER=P("cryptoKeyVersion","version number", s("integer", minimum=1, maximum=4294967295))
+LOC=P("location","location ID",ID,example="global"); RING=P("keyRing","key-ring ID",ID,example="ring"); KEY=P("cryptoKey","crypto-key ID",ID,example="key"); VER=P("cryptoKeyVersion","version number", s("integer", minimum=1, maximum=4294967295),example=1)
 TYPE=P("type","evidence type",s("string",enum=EVIDENCE_TYPES)); PROV=P("provider","attestation provider ID",s("string",pattern="^[a-z0-9-]{1,63}$")); MAAT=P("maaType","MAA attestation type",s("string",enum=MAA_TYPES))
 PRIN=P("principal","principal",PRINCIPAL)
 PAGE=[P("pageSize","page size (default 100, at most 1000)", s("integer", minimum=0, maximum=1000), "query"), P("pageToken","nextPageToken of the previous page", where="query")]

@@ -75,10 +75,16 @@ codes! {
     RoleBindingNotFound = ("ROLE_BINDING_NOT_FOUND", 404),
     /// A resource with this name already exists.
     AlreadyExists = ("ALREADY_EXISTS", 409),
+    /// The caller would lock itself out: revoking the token it signs in with, or removing its
+    /// own Administrator role.
+    OwnAccess = ("OWN_ACCESS", 409),
     /// The change would leave no administrator who can sign in.
     LastAdministrator = ("LAST_ADMINISTRATOR", 409),
     /// The resource changed concurrently; retry the request.
     Conflict = ("CONFLICT", 409),
+    /// The requested protection level is not available on this deployment (HSM-generated
+    /// material is not built yet).
+    ProtectionLevelUnavailable = ("PROTECTION_LEVEL_UNAVAILABLE", 400),
     /// The key's purpose does not allow this operation (e.g. sign with an encryption key).
     WrongPurpose = ("WRONG_PURPOSE", 400),
     /// The algorithm does not support this operation or argument.
@@ -172,8 +178,6 @@ codes! {
     Unavailable = ("UNAVAILABLE", 503),
     /// An unexpected server error (details are in the server log, never in the response).
     Internal = ("INTERNAL", 500),
-    /// The feature exists in the API but is not implemented by this server.
-    NotImplemented = ("NOT_IMPLEMENTED", 501),
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -190,3 +190,24 @@ async fn nodes_that_create_the_first_signing_key_together_converge_on_one() {
         .collect();
     assert_eq!(kids, [r["kid"].as_str().unwrap()], "{jwks}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_last_administrator_who_can_sign_in_is_kept() {
+    // A caller the store does not know (another node's view, or a principal whose binding was
+    // removed meanwhile) cannot remove the last stored Administrator: nobody could sign in again.
+    let e = common::env().await;
+    let s = &e.sovra;
+    let admin_binding = e.admin.bindings()[0].clone();
+    let elsewhere =
+        sovra_server::services::auth::Principal::internal("elsewhere", vec![admin_binding.clone()]);
+    let err = s
+        .delete_role_binding(&elsewhere, "admin", &admin_binding.id)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, sovra_proto::ErrorCode::LastAdministrator);
+    let err = s
+        .revoke_token(&elsewhere, &e.admin.token_id)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, sovra_proto::ErrorCode::LastAdministrator);
+}

@@ -426,9 +426,7 @@ fn idle_and_trickling_connections_are_closed_and_do_not_lock_clients_out() {
         assert!(started.elapsed() < Duration::from_secs(6));
         // A body that trickles in gets 408 once its time is up.
         let mut slow = tls_connect(&s, port, "127.0.0.1").await;
-        let head = format!(
-            "POST /v1/attest/sev-snp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
-        );
+        let head = "POST /v1/attest/sev-snp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
         slow.write_all(head.as_bytes()).await.unwrap();
         let trickle = async {
             loop {

@@ -359,7 +359,7 @@ pub async fn create_version(
     State(s): State<AppState>,
     Caller(p): Caller,
     PathParams((loc, ring, key)): PathParams<(String, String, String)>,
-    JsonBody(_body): JsonBody<serde_json::Map<String, serde_json::Value>>,
+    JsonBody(_body): JsonBody<sovra_proto::kms::Empty>,
 ) -> Result<Json<CryptoKeyVersion>> {
     Ok(Json(
         s.sovra

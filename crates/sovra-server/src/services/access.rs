@@ -188,6 +188,12 @@ impl Sovra {
         self.auth
             .authorize(p, Permission::AccessManage, "*")
             .await?;
+        if &*p.token_id == id {
+            return Err(Error::new(
+                ErrorCode::OwnAccess,
+                "this is the token the request is signed in with: revoke it from another token (create one first)",
+            ));
+        }
         let _serial = self.admin_changes.lock().await;
         self.keep_an_administrator(Removal::Token(id)).await?;
         let out = super::with_retries(|| async {
@@ -357,6 +363,12 @@ impl Sovra {
             .ok_or_else(|| Error::new(ErrorCode::RoleBindingNotFound, format!("principal {principal:?} has no role binding {id:?}; list them with 'sovra roles list'")))?;
         let rec: RoleBindingRec = model::from_json(&r.data)?;
         if is_org_admin(&rec) {
+            if rec.principal == *p.name {
+                return Err(Error::new(
+                    ErrorCode::OwnAccess,
+                    "an administrator cannot remove their own Administrator role; another administrator can",
+                ));
+            }
             self.keep_an_administrator(Removal::Binding(&name)).await?;
         }
         let mut b = WriteBatch::new();

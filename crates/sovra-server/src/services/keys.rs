@@ -169,7 +169,7 @@ fn check_template(purpose: Purpose, t: &VersionTemplate) -> Result<()> {
     }
     if t.protection_level == ProtectionLevel::Hsm {
         return Err(Error::new(
-            ErrorCode::NotImplemented,
+            ErrorCode::ProtectionLevelUnavailable,
             "protection level HSM (material generated and used inside the HSM) is not available yet; use SOFTWARE (material is still wrapped by the HSM at rest)",
         ));
     }
