@@ -45,10 +45,17 @@ impl Cidr {
             }
         };
         let max = if addr.is_ipv4() { 32 } else { 128 };
-        (prefix <= max).then_some(Self {
-            net: addr.to_canonical(),
-            prefix,
-        })
+        if prefix > max {
+            return None;
+        }
+        // An IPv4-mapped range (`::ffff:10.0.0.0/104`) is the IPv4 range it maps.
+        match (addr, addr.to_canonical()) {
+            (IpAddr::V6(_), v4 @ IpAddr::V4(_)) => Some(Self {
+                net: v4,
+                prefix: prefix.checked_sub(96)?,
+            }),
+            (_, net) => Some(Self { net, prefix }),
+        }
     }
 
     /// Whether `ip` is in the range (an IPv4-mapped IPv6 address counts as its IPv4 address).
@@ -290,6 +297,7 @@ mod tests {
         assert!(c("10.0.0.0/8").contains(ip("::ffff:10.1.2.3")));
         assert!(c("::ffff:10.0.0.0/104").contains(ip("10.9.9.9")));
         assert!(Cidr::parse("10.0.0.0/33").is_none());
+        assert!(Cidr::parse("::ffff:10.0.0.0/90").is_none());
         assert!(Cidr::parse("proxy.example").is_none());
     }
 
