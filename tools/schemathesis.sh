@@ -17,7 +17,7 @@ version=4.32.5
 if ! schemathesis --version 2>/dev/null | grep -q "$version"; then
   python3 -m pip install -q --disable-pip-version-check "schemathesis==$version"
 fi
-bin=target/debug/sovra
+bin="${CARGO_TARGET_DIR:-target}/debug/sovra"
 [ -x "$bin" ] || cargo build -q -p sovra-cli --locked
 work=$(mktemp -d)
 keep="${SCHEMATHESIS_KEEP:-}"  # a directory to keep the report and server log in
