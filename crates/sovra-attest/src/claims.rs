@@ -1,6 +1,7 @@
 //! Verified claims: the only thing a verifier hands to policy.
 
 use crate::evidence::EvidenceType;
+use crate::x509::TrustRoot;
 use serde_json::{Map, Value};
 
 /// Claims extracted from evidence after every check passed.
@@ -14,6 +15,7 @@ pub struct VerifiedClaims {
     report_data: Vec<u8>,
     debug: bool,
     tcb_status: Option<String>,
+    root: TrustRoot,
 }
 
 impl VerifiedClaims {
@@ -24,6 +26,7 @@ impl VerifiedClaims {
         report_data: Vec<u8>,
         debug: bool,
         tcb_status: Option<String>,
+        root: TrustRoot,
     ) -> Self {
         Self {
             evidence_type,
@@ -31,7 +34,13 @@ impl VerifiedClaims {
             report_data,
             debug,
             tcb_status,
+            root,
         }
+    }
+
+    /// The root the evidence's certificate chain ended at.
+    pub fn root(&self) -> &TrustRoot {
+        &self.root
     }
 
     /// The evidence type these claims came from.
@@ -71,6 +80,11 @@ impl VerifiedClaims {
         if let Some(s) = &self.tcb_status {
             m.insert("tcb_status".into(), Value::String(s.clone()));
         }
+        m.insert("trust_root".into(), Value::String(self.root.id()));
+        m.insert(
+            "trust_root_kind".into(),
+            Value::String(self.root.kind().into()),
+        );
         m.insert(
             "report_data".into(),
             Value::String(crate::hex::encode(&self.report_data)),

@@ -217,7 +217,7 @@ impl Verifier for NvidiaVerifier {
                     .into(),
             )
         })?;
-        verify_chain(leaf, &certs, Platform::Nvidia, ctx.trust, ctx.now)?;
+        let chain = verify_chain(leaf, &certs, Platform::Nvidia, ctx.trust, ctx.now)?;
         let leaf_cert = parse_cert(leaf)?;
         let message = report.get(..signed_len).unwrap_or_default();
         UnparsedPublicKey::new(
@@ -264,6 +264,7 @@ impl Verifier for NvidiaVerifier {
             req_nonce.to_vec(),
             false,
             None,
+            crate::x509::TrustRoot::of_chain(&chain, Platform::Nvidia),
         ))
     }
 }

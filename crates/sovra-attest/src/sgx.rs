@@ -52,6 +52,7 @@ impl Verifier for SgxVerifier {
             r.report_data.to_vec(),
             debug,
             Some(v.status.status.clone()),
+            v.root.clone(),
         ))
     }
 }

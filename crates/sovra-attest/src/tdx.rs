@@ -98,6 +98,7 @@ impl Verifier for TdxVerifier {
             td.report_data.to_vec(),
             debug,
             Some(v.status.status.clone()),
+            v.root.clone(),
         ))
     }
 }

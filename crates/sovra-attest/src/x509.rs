@@ -73,6 +73,19 @@ pub mod pinned {
         }
     }
 
+    /// The name of a pinned vendor root, by fingerprint.
+    pub fn name_of(fingerprint: &str) -> Option<&'static str> {
+        Some(match fingerprint {
+            AMD_ARK_MILAN => "AMD ARK-Milan",
+            AMD_ARK_GENOA => "AMD ARK-Genoa",
+            AMD_ARK_TURIN => "AMD ARK-Turin",
+            INTEL_SGX_ROOT => "Intel SGX Root CA",
+            AWS_NITRO_ROOT_G1 => "AWS Nitro Enclaves Root-G1",
+            NVIDIA_DEVICE_IDENTITY_CA => "NVIDIA Device Identity CA",
+            _ => return None,
+        })
+    }
+
     /// The pinned fingerprints of one platform.
     pub fn for_platform(p: crate::evidence::Platform) -> &'static [&'static str] {
         use crate::evidence::Platform;
@@ -133,6 +146,57 @@ pub fn certs_from_pem_or_der(bytes: &[u8]) -> Result<Vec<Vec<u8>>, AttestError> 
         ));
     }
     Ok(out)
+}
+
+/// Where a verified chain ended: a vendor root Sovra pins, or an anchor an operator configured.
+/// Tokens say which (`x-sovra-trust-root`, `x-sovra-trust-root-kind`), so a policy can require a
+/// vendor root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrustRoot {
+    /// A pinned vendor root, by name (`AMD ARK-Milan`).
+    Vendor(String),
+    /// An operator-configured anchor, by the SHA-256 of its DER (lowercase hex).
+    Operator(String),
+}
+
+impl TrustRoot {
+    /// The root of a verified `chain` (leaf first, root last) of `platform`.
+    pub fn of_chain(chain: &[Vec<u8>], platform: Platform) -> Self {
+        let fp = chain.last().map(|d| sha256_hex(d)).unwrap_or_default();
+        match pinned::name_of(&fp) {
+            Some(name) if pinned::for_platform(platform).contains(&fp.as_str()) => {
+                Self::Vendor(name.to_string())
+            }
+            _ => Self::Operator(fp),
+        }
+    }
+
+    /// `vendor` or `operator`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Vendor(_) => "vendor",
+            Self::Operator(_) => "operator",
+        }
+    }
+
+    /// The root's name (vendor) or `sha256:` fingerprint (operator anchor).
+    pub fn id(&self) -> String {
+        match self {
+            Self::Vendor(n) => n.clone(),
+            Self::Operator(fp) => format!("sha256:{fp}"),
+        }
+    }
+
+    /// Back from [`TrustRoot::kind`] and [`TrustRoot::id`] (e.g. a stored challenge).
+    pub fn from_parts(kind: &str, id: &str) -> Option<Self> {
+        match kind {
+            "vendor" => Some(Self::Vendor(id.to_string())),
+            "operator" => id
+                .strip_prefix("sha256:")
+                .map(|f| Self::Operator(f.to_string())),
+            _ => None,
+        }
+    }
 }
 
 /// Most certificates that may travel with one piece of evidence (real chains have 2 to 5). Each

@@ -117,6 +117,8 @@ pub enum AttestationCmd {
     /// The collateral store: AMD certificates, Intel collateral, trust anchors, policy signers.
     #[command(subcommand)]
     Collateral(CollateralCmd),
+    /// What is trusted: pinned vendor roots, operator anchors, policy signers, external issuers.
+    Trust,
     /// Make a new token signing key active (the old one stays published until its tokens expire).
     RotateSigningKey {
         /// RS256 (default), ES256 or ES384.
@@ -327,6 +329,53 @@ pub async fn run(g: &Global, c: AttestationCmd) -> Result<()> {
                 .delete(&format!("/v1/attestation/referenceValues/{name}"))
                 .await?;
             emit(g, &json!({"deleted": name}), |_| say("deleted"));
+        }
+        AttestationCmd::Trust => {
+            let v: Value = g.client()?.get("/v1/trust").await?;
+            emit(g, &v, |v| {
+                let rows = |k: &str| {
+                    v.get(k)
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                let field = |r: &Value, k: &str| -> String {
+                    r.get(k).and_then(Value::as_str).unwrap_or("").into()
+                };
+                let mut out: Vec<Vec<String>> = Vec::new();
+                for r in rows("pinnedRoots") {
+                    out.push(vec![
+                        "vendor root".into(),
+                        field(&r, "platform"),
+                        field(&r, "name"),
+                    ]);
+                }
+                for r in rows("operatorAnchors") {
+                    out.push(vec![
+                        "OPERATOR ANCHOR".into(),
+                        field(&r, "platform"),
+                        field(&r, "subjects"),
+                    ]);
+                }
+                for r in rows("policySigners") {
+                    out.push(vec![
+                        "policy signer".into(),
+                        String::new(),
+                        field(&r, "subjects"),
+                    ]);
+                }
+                for r in rows("externalIssuers") {
+                    out.push(vec![
+                        "external issuer".into(),
+                        String::new(),
+                        field(&r, "issuer"),
+                    ]);
+                }
+                table(&["WHAT", "PLATFORM", "WHO"], out);
+                for w in rows("warnings") {
+                    say(&format!("warning: {}", w.as_str().unwrap_or("")));
+                }
+            });
         }
         AttestationCmd::Collateral(CollateralCmd::List) => {
             let v: Value = g.client()?.get("/v1/attestation/collateral").await?;

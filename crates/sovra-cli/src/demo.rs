@@ -95,10 +95,18 @@ async fn demo(dir: &std::path::Path) -> Result<()> {
         "test chain ARK→ASK→VCEK, NOT genuine AMD",
     );
 
+    // A simulated root is an operator anchor: its tokens never carry the compliance claim (that
+    // is issued only for pinned vendor roots), so the demo's policy names the test root
+    // itself. A real deployment requires `x-ms-compliance-status` instead.
+    let sim_root = sovra_attest::x509::certs_from_pem_or_der(sim.ark_pem.as_bytes())
+        .ok()
+        .and_then(|c| c.into_iter().next())
+        .map(|d| format!("sha256:{}", sovra_attest::x509::sha256_hex(&d)))
+        .ok_or_else(|| local("the simulated root is not a certificate"))?;
     let policy = json!({"version": "1.0.0", "requireNonce": true, "anyOf": [{"authority": url, "allOf": [
         {"claim": "x-ms-attestation-type", "equals": "sevsnpvm"},
         {"claim": "x-ms-sevsnpvm-is-debuggable", "equals": false},
-        {"claim": "x-ms-compliance-status", "equals": "sovra-compliant"}]}]});
+        {"claim": "x-sovra-trust-root", "equals": sim_root}]}]});
     let _: Value = admin
         .post("/v1/locations/global/keyRings?keyRingId=demo", &json!({}))
         .await?;

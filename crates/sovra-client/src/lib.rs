@@ -74,6 +74,11 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Use HTTP/2 (multiplexed) instead of HTTP/1.1 keep-alive connections.
     pub http2: bool,
+    /// Connect only to public addresses (for URLs an API caller chose).
+    pub public_addresses_only: bool,
+    /// Largest response body read (0: no limit); beyond it the read stops with an error
+    /// instead of buffering the rest.
+    pub max_response_bytes: usize,
 }
 
 impl Default for ClientConfig {
@@ -84,12 +89,18 @@ impl Default for ClientConfig {
             ca_pem: None,
             timeout: Duration::from_secs(60),
             http2: false,
+            public_addresses_only: false,
+            max_response_bytes: 0,
         }
     }
 }
 
-type Inner =
-    hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+type Inner = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<HttpConnector<resolve::Resolver>>,
+    Full<Bytes>,
+>;
+
+pub mod resolve;
 
 /// The client. Cheap to clone; clones share the connection pool.
 #[derive(Clone)]
@@ -99,6 +110,7 @@ pub struct Client {
     auth: Option<Arc<str>>,
     http: Inner,
     timeout: Duration,
+    max_response: usize,
 }
 
 impl std::fmt::Debug for Client {
@@ -151,9 +163,30 @@ impl Client {
                     .into(),
             ));
         }
+        if cfg.public_addresses_only {
+            // A literal address is connected to without resolution: check it here.
+            let host = base
+                .split_once("://")
+                .map(|(_, r)| r.split('/').next().unwrap_or(""))
+                .unwrap_or("");
+            let host = host
+                .rsplit_once(':')
+                .filter(|(h, p)| !h.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                .map_or(host, |(h, _)| h);
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            if let Ok(ip) = host.parse::<std::net::IpAddr>()
+                && !resolve::is_public(ip)
+            {
+                return Err(ClientError::Config(format!(
+                    "{host} is not a public address"
+                )));
+            }
+        }
         let tls = tls_config(cfg.ca_pem.as_deref())?;
         let tls_arc = Arc::new(tls.clone());
-        let mut tcp = HttpConnector::new();
+        let mut tcp = HttpConnector::new_with_resolver(resolve::Resolver {
+            public_only: cfg.public_addresses_only,
+        });
         tcp.set_nodelay(true);
         tcp.enforce_http(false);
         let builder = hyper_rustls::HttpsConnectorBuilder::new()
@@ -177,6 +210,7 @@ impl Client {
             auth: cfg.token.map(|t| format!("Bearer {}", t.trim()).into()),
             http,
             timeout: cfg.timeout,
+            max_response: cfg.max_response_bytes,
         })
     }
 
@@ -245,13 +279,21 @@ impl Client {
                 .map_err(|e| ClientError::Transport(error_chain(&e)))?;
             let status = resp.status();
             let headers = resp.headers().clone();
-            let bytes = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| ClientError::Transport(e.to_string()))?
-                .to_bytes();
-            Ok((status, headers, bytes))
+            let mut body = resp.into_body();
+            let mut buf = Vec::new();
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| ClientError::Transport(e.to_string()))?;
+                if let Ok(data) = frame.into_data() {
+                    buf.extend_from_slice(&data);
+                    if self.max_response > 0 && buf.len() > self.max_response {
+                        return Err(ClientError::Transport(format!(
+                            "the answer is larger than {} bytes",
+                            self.max_response
+                        )));
+                    }
+                }
+            }
+            Ok((status, headers, Bytes::from(buf)))
         };
         tokio::time::timeout(self.timeout, fut)
             .await

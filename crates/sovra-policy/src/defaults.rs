@@ -3,7 +3,9 @@
 //!
 //! Safe defaults: evidence from a debug-mode TEE is refused; evidence whose TCB is not
 //! `UpToDate` (where the platform has a TCB status, i.e. TDX and SGX) is accepted but not
-//! marked compliant, so key-release policies that require `x-ms-compliance-status` refuse it.
+//! marked compliant, so key-release policies that require `x-ms-compliance-status` refuse it;
+//! so is evidence whose chain ends at an operator-added anchor (a test chain, a TPM CA) rather
+//! than a pinned vendor root.
 
 /// The default policy text (MAA language 1.2).
 pub const DEFAULT_POLICY: &str = r#"version=1.2;
@@ -11,8 +13,8 @@ authorizationrules {
     [type=="debug", value==false] => permit();
 };
 issuancerules {
-    [type=="debug", value==false] && [type=="tcb_status", value=="UpToDate"] => issue(type="x-ms-compliance-status", value="sovra-compliant");
-    [type=="debug", value==false] && ![type=="tcb_status"] => issue(type="x-ms-compliance-status", value="sovra-compliant");
+    [type=="debug", value==false] && [type=="x-sovra-trust-root-kind", value=="vendor"] && [type=="tcb_status", value=="UpToDate"] => issue(type="x-ms-compliance-status", value="sovra-compliant");
+    [type=="debug", value==false] && [type=="x-sovra-trust-root-kind", value=="vendor"] && ![type=="tcb_status"] => issue(type="x-ms-compliance-status", value="sovra-compliant");
 };
 "#;
 

@@ -161,6 +161,7 @@ pub async fn open(cfg: &Config) -> Result<Opened, String> {
                 .map_err(|_| "attestation.clock_skew_secs is too large")?,
             amd_kds_url: http_url("attestation.amd_kds_url", &cfg.attestation.amd_kds_url)?,
             intel_pcs_url: http_url("attestation.intel_pcs_url", &cfg.attestation.intel_pcs_url)?,
+            jwks_allow_private: cfg.attestation.jwks_allow_private,
             intel_root_crl_url: http_url(
                 "attestation.intel_root_crl_url",
                 &cfg.attestation.intel_root_crl_url,
@@ -197,6 +198,9 @@ pub async fn open(cfg: &Config) -> Result<Opened, String> {
         .signing_keys()
         .await
         .map_err(|e| format!("cannot initialise the attestation signing key: {e}"))?;
+    for w in sovra.trust_warnings().await.unwrap_or_default() {
+        tracing::warn!("{w}");
+    }
     let token_path = admin_token_path(&cfg.data_dir);
     let has_tokens = !store
         .scan(crate::model::TOKENS, None, 1)

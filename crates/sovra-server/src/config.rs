@@ -70,6 +70,9 @@ pub struct AttestationConfig {
     /// `https://certificates.trustedservices.intel.com/IntelSGXRootCA.der`); default: the PCCS
     /// route `/sgx/certification/v4/rootcacrl` under `intel_pcs_url`.
     pub intel_root_crl_url: Option<String>,
+    /// Let external issuers' JWKS URLs (chosen through the API) reach loopback, link-local and
+    /// private addresses; default off, so a JWKS URL cannot probe the server's own network.
+    pub jwks_allow_private: bool,
 }
 
 impl Default for AttestationConfig {
@@ -83,6 +86,7 @@ impl Default for AttestationConfig {
             fetch_ca_file: None,
             intel_pcs_url: None,
             intel_root_crl_url: None,
+            jwks_allow_private: false,
         }
     }
 }
@@ -349,6 +353,10 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
         "attestation.intel_root_crl_url",
     ),
     ("SOVRA_CACHE_METADATA_TTL_MS", "cache.metadata_ttl_ms"),
+    (
+        "SOVRA_ATTESTATION_JWKS_ALLOW_PRIVATE",
+        "attestation.jwks_allow_private",
+    ),
 ];
 
 /// Environment overrides of list settings: comma-separated (empty = an empty list).

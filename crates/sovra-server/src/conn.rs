@@ -131,11 +131,13 @@ impl ConnLimiter {
 }
 
 /// An I/O stream that fails with `TimedOut` once it has neither read nor written a byte for
-/// its idle time.
+/// its idle time. Traffic only notes the time (no timer work per read or write); the timer is
+/// looked at, and moved on, when the stream waits.
 #[derive(Debug)]
 pub struct IdleIo<T> {
     inner: T,
     idle: Duration,
+    last: Instant,
     timer: Pin<Box<Sleep>>,
 }
 
@@ -145,16 +147,28 @@ impl<T> IdleIo<T> {
         Self {
             inner,
             idle,
+            last: Instant::now(),
             timer: Box::pin(tokio::time::sleep(idle)),
         }
     }
 
     fn touch(&mut self) {
-        self.timer.as_mut().reset(Instant::now() + self.idle);
+        self.last = Instant::now();
     }
 
+    /// Whether the stream has been idle too long; otherwise arms the timer for when it would
+    /// be, so a waiting task is woken then.
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        self.timer.as_mut().poll(cx).is_ready()
+        loop {
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            let due = self.last + self.idle;
+            if Instant::now() >= due {
+                return true;
+            }
+            self.timer.as_mut().reset(due);
+        }
     }
 }
 

@@ -86,6 +86,7 @@ fn finish(
         q.extra_data,
         inner.debug(),
         inner.tcb_status().map(str::to_string),
+        inner.root().clone(),
     )
 }
 

@@ -42,6 +42,8 @@ pub struct Verified {
     pub module: Option<tcb::Status>,
     /// The TCB info's evaluation data number.
     pub tcb_evaluation_data_number: Option<u64>,
+    /// Where the PCK chain ended.
+    pub root: crate::x509::TrustRoot,
 }
 
 /// The quote bytes from raw binary or base64 text.
@@ -197,6 +199,7 @@ pub fn verify(input: &EvidenceInput<'_>, ctx: &VerifyContext<'_>) -> Result<Veri
         ));
     }
     Ok(Verified {
+        root: crate::x509::TrustRoot::of_chain(&verified_chain, Platform::Intel),
         tcb_evaluation_data_number: col.tcb_info["tcbEvaluationDataNumber"].as_u64(),
         quote: q,
         pck,

@@ -234,7 +234,7 @@ impl Verifier for NitroVerifier {
         let user_data = opt_bstr(doc.get("user_data"), "user_data", 1024)?;
         let nonce = opt_bstr(doc.get("nonce"), "nonce", 1024)?;
 
-        verify_chain(
+        let chain = verify_chain(
             certificate,
             &cabundle,
             Platform::AwsNitro,
@@ -285,6 +285,7 @@ impl Verifier for NitroVerifier {
             bound,
             debug,
             None,
+            crate::x509::TrustRoot::of_chain(&chain, Platform::AwsNitro),
         ))
     }
 }

@@ -229,6 +229,7 @@ impl Verifier for SnpVerifier {
             r.report_data.to_vec(),
             r.debug(),
             None,
+            crate::x509::TrustRoot::of_chain(&chain, Platform::Amd),
         ))
     }
 }

@@ -202,6 +202,7 @@ impl Verifier for TpmVerifier {
     ) -> Result<VerifiedClaims, AttestError> {
         let ev = input::decode(input.evidence)?;
         let ak = structs::parse_public(&ev.ak_pub)?;
+        ak.check_attestation_key()?;
         let ak_cert = ev.ak_cert.clone().ok_or_else(|| {
             AttestError::ChainInvalid(
                 "the evidence has no AK certificate, so the attestation key is not trusted; send one issued by a CA configured for the TPM platform".into(),
@@ -209,7 +210,7 @@ impl Verifier for TpmVerifier {
         })?;
         let mut pool = crate::x509::evidence_certs(input.cert_chain.iter().copied())?;
         pool.extend(ctx.trust.cert_pool.iter().cloned());
-        verify_chain(&ak_cert, &pool, Platform::Tpm, ctx.trust, ctx.now)?;
+        let chain = verify_chain(&ak_cert, &pool, Platform::Tpm, ctx.trust, ctx.now)?;
         if !cert_matches(&ak_cert, &ak.key)? {
             return Err(AttestError::BindingInvalid(
                 "the AK certificate certifies another key than the one that signed the quotes"
@@ -230,37 +231,41 @@ impl Verifier for TpmVerifier {
             q.extra_data,
             false,
             None,
+            crate::x509::TrustRoot::of_chain(&chain, Platform::Tpm),
         ))
     }
 }
 
 /// Checks an endorsement key: its certificate chains (through `pool`) to a CA configured for the
 /// TPM platform, is valid at `ctx.now`, and certifies exactly `ek_public` (TPMT_PUBLIC).
+/// Returns the EK and the root its chain ended at.
 pub fn verify_ek(
     ek_public: &[u8],
     ek_cert: &[u8],
     pool: &[Vec<u8>],
     ctx: &VerifyContext<'_>,
-) -> Result<structs::Public, AttestError> {
+) -> Result<(structs::Public, crate::x509::TrustRoot), AttestError> {
     let ek = structs::parse_public(ek_public)?;
     let mut all = pool.to_vec();
     all.extend(ctx.trust.cert_pool.iter().cloned());
-    verify_chain(ek_cert, &all, Platform::Tpm, ctx.trust, ctx.now)?;
+    let chain = verify_chain(ek_cert, &all, Platform::Tpm, ctx.trust, ctx.now)?;
     if !cert_matches(ek_cert, &ek.key)? {
         return Err(AttestError::BindingInvalid(
             "the EK certificate certifies another key than the EK presented".into(),
         ));
     }
-    Ok(ek)
+    Ok((ek, crate::x509::TrustRoot::of_chain(&chain, Platform::Tpm)))
 }
 
 /// Verifies TPM evidence (the JSON envelope or protobuf) whose AK the caller already trusts
-/// (e.g. after credential activation): `ak_public` must be the envelope's AK.
+/// (e.g. after credential activation): `ak_public` must be the envelope's AK; `root` is where
+/// the trust in it came from (the EK certificate's chain).
 pub fn verify_with_trusted_ak(
     evidence: &[u8],
     ak_public: &[u8],
     event_log: Option<&[u8]>,
     nonce: Option<&[u8]>,
+    root: crate::x509::TrustRoot,
 ) -> Result<VerifiedClaims, AttestError> {
     let ev = input::decode(evidence)?;
     if ev.ak_pub != ak_public {
@@ -269,6 +274,7 @@ pub fn verify_with_trusted_ak(
         ));
     }
     let ak = structs::parse_public(&ev.ak_pub)?;
+    ak.check_attestation_key()?;
     let log = event_log.or(ev.event_log.as_deref());
     let q = verify_quotes(&ak, &ev.quotes, log, nonce)?;
     let mut claims = q.claims;
@@ -280,5 +286,6 @@ pub fn verify_with_trusted_ak(
         q.extra_data,
         false,
         None,
+        root,
     ))
 }

@@ -276,7 +276,55 @@ pub fn bank_name(id: u16) -> &'static str {
     }
 }
 
+/// TPMA_OBJECT bits (TPM 2.0 Part 2, §8.3).
+pub mod attr {
+    /// The key cannot be duplicated out of this TPM.
+    pub const FIXED_TPM: u32 = 1 << 1;
+    /// The key cannot be duplicated under another parent.
+    pub const FIXED_PARENT: u32 = 1 << 4;
+    /// The TPM generated the private part (it was never outside).
+    pub const SENSITIVE_DATA_ORIGIN: u32 = 1 << 5;
+    /// The key signs only TPM-generated structures (quotes, certifications), never chosen data.
+    pub const RESTRICTED: u32 = 1 << 16;
+    /// The key decrypts.
+    pub const DECRYPT: u32 = 1 << 17;
+    /// The key signs.
+    pub const SIGN: u32 = 1 << 18;
+}
+
 impl Public {
+    /// Checks that this is an attestation key: a restricted signing key (so it signs only
+    /// TPM-made quotes, never a structure someone composed), made inside the TPM and bound to
+    /// it (fixedTPM, fixedParent, sensitiveDataOrigin), and not a decryption key. An
+    /// unrestricted key bound to a genuine EK could sign a hand-made quote with chosen PCRs.
+    pub fn check_attestation_key(&self) -> Result<(), AttestError> {
+        use attr::*;
+        let need = [
+            (RESTRICTED, "restricted"),
+            (SIGN, "sign"),
+            (FIXED_TPM, "fixedTPM"),
+            (FIXED_PARENT, "fixedParent"),
+            (SENSITIVE_DATA_ORIGIN, "sensitiveDataOrigin"),
+        ];
+        let missing: Vec<&str> = need
+            .iter()
+            .filter(|(bit, _)| self.attributes & bit == 0)
+            .map(|(_, name)| *name)
+            .collect();
+        if !missing.is_empty() {
+            return Err(AttestError::BindingInvalid(format!(
+                "the attestation key is not a restricted signing key bound to the TPM (missing {}); create it with `tpm2_createak` or with attributes fixedtpm|fixedparent|sensitivedataorigin|userwithauth|restricted|sign",
+                missing.join(", ")
+            )));
+        }
+        if self.attributes & DECRYPT != 0 {
+            return Err(AttestError::BindingInvalid(
+                "the attestation key is also a decryption key; an AK only signs".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// The TPM name: nameAlg ‖ H(TPMT_PUBLIC).
     pub fn name(&self) -> Result<Vec<u8>, AttestError> {
         let alg = hash_alg(self.name_alg)

@@ -218,9 +218,18 @@ fn an_azure_cvm_gets_the_key_through_its_vtpm_and_a_foreign_ak_does_not() {
     store_hcl(&dir, &tcti, &hcl_report(&sim, &ak));
     let imds_url = imds(sim.vcek_pem.clone(), sim.ask_ark_pem.clone());
 
+    // Azure's canonical policy requires x-ms-compliance-status, which a simulated (operator-
+    // anchored) SNP root never earns; this one names the test root instead.
+    let sim_root = format!(
+        "sha256:{}",
+        sovra_attest::x509::sha256_hex(
+            &sovra_attest::x509::certs_from_pem_or_der(sim.ark_pem.as_bytes()).unwrap()[0]
+        )
+    );
     let policy = json!({"version": "1.0.0", "requireNonce": true, "anyOf": [{"authority": s.url, "allOf": [
         {"claim": "x-ms-isolation-tee.x-ms-attestation-type", "equals": "sevsnpvm"},
-        {"claim": "x-ms-isolation-tee.x-ms-compliance-status", "equals": "azure-compliant-cvm"},
+        {"claim": "x-sovra-trust-root", "equals": sim_root},
+        {"claim": "x-sovra-trust-root-kind", "equals": "operator"},
         {"claim": "pcrs.sha256.16", "equals": "00".repeat(32)}]}]});
     let pfile = s.dir.join("p.json");
     std::fs::write(&pfile, policy.to_string()).unwrap();

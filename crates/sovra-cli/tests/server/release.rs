@@ -644,8 +644,9 @@ fn unwrap_release(r: &Value, tee_pkcs8: &sovra_crypto::SecretBytes) -> sovra_cry
 #[test]
 fn another_sovra_is_trusted_by_its_jwks_url_over_verified_tls() {
     // `b` is the attestation service (a simulated SNP guest attests there); `a` holds the key
-    // and trusts `b` by the URL of its published key set.
-    let a = Server::start();
+    // and trusts `b` by the URL of its published key set. Both are on loopback, which `a` may
+    // fetch from only when its operator allows private addresses.
+    let a = Server::start_with(&[("SOVRA_ATTESTATION_JWKS_ALLOW_PRIVATE", "true")]);
     let b = Server::start();
     let sim = b.dir.join("sim");
     b.ok(&["agent", "sim-snp-init", "--dir", sim.to_str().unwrap()]);
@@ -752,4 +753,58 @@ fn another_sovra_is_trusted_by_its_jwks_url_over_verified_tls() {
         .block_on(admin.post::<_, Value>("/v1/release/issuers", &json!({"issuer": b.url})))
         .unwrap_err();
     assert_eq!(e.code(), Some("INVALID_ARGUMENT"));
+}
+
+#[test]
+fn a_jwks_url_cannot_reach_private_addresses_unless_the_operator_allows_it() {
+    // A JWKS URL is chosen through the API: without the operator's leave it may not make the
+    // server fetch from loopback, link-local (cloud metadata) or private addresses.
+    let a = Server::start();
+    let b = Server::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let admin = a.admin();
+    let b_ca = std::fs::read_to_string(b.ca()).unwrap();
+    rt.block_on(admin.post::<_, Value>(
+        "/v1/release/issuers",
+        &json!({"issuer": "https://issuer.example", "jwksUri": format!("{}/certs", b.url), "caCertificates": [b_ca]}),
+    ))
+    .unwrap();
+    let token = format!(
+        "{}.{}.c2ln",
+        b64url(br#"{"alg":"RS256","kid":"k"}"#),
+        b64url(
+            json!({"iss": "https://issuer.example", "exp": 4102444800i64})
+                .to_string()
+                .as_bytes()
+        )
+    );
+    a.ok(&["keyrings", "create", "r"]);
+    let policy = json!({"anyOf": [{"authority": "https://issuer.example", "allOf": [{"claim": "x", "exists": true}]}]});
+    let pfile = write(&a, "p.json", &policy.to_string());
+    a.ok(&[
+        "keys",
+        "create",
+        "r/k",
+        "--purpose",
+        "encrypt",
+        "--exportable",
+        "--release-policy",
+        &pfile,
+    ]);
+    let e = rt
+        .block_on(admin.post::<_, Value>(
+            "/v1/locations/global/keyRings/r/cryptoKeys/k:release",
+            &json!({"target": token}),
+        ))
+        .unwrap_err();
+    assert_eq!(e.code(), Some("RELEASE_ISSUER_UNAVAILABLE"), "{e}");
+    // The issuer equal to Sovra's own URL is refused outright.
+    let e = rt
+        .block_on(admin.post::<_, Value>(
+            "/v1/release/issuers",
+            &json!({"issuer": a.url, "certificates": [std::fs::read_to_string(a.ca()).unwrap()]}),
+        ))
+        .unwrap_err();
+    assert_eq!(e.code(), Some("INVALID_ARGUMENT"));
+    assert!(e.to_string().contains("own issuer"), "{e}");
 }

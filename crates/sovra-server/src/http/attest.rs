@@ -503,3 +503,12 @@ pub async fn tpm_challenge(
 ) -> Result<Json<Value>> {
     Ok(Json(s.sovra.tpm_challenge(parse_json(&b)?).await?))
 }
+
+/// `GET /v1/trust`: the trust configuration (pinned roots, operator anchors, policy signers,
+/// external issuers, vendor fetching).
+pub async fn trust(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+) -> Result<Json<crate::services::trust::TrustView>> {
+    Ok(Json(s.sovra.trust_configuration(&p).await?))
+}

@@ -192,6 +192,7 @@ pub fn router(state: AppState) -> Router {
             post(attest::rotate_signing_key),
         )
         .route("/v1/release/nonces", post(attest::release_nonce))
+        .route("/v1/trust", get(attest::trust))
         .route(
             "/v1/release/issuers",
             get(attest::list_issuers).post(attest::put_issuer),

@@ -22,7 +22,8 @@ pub async fn healthz() -> Response {
         .into_response()
 }
 
-/// `GET /readyz`: the store answers and the server is not shutting down.
+/// `GET /readyz`: the store answers and the server is not shutting down; warnings about the
+/// trust configuration (operator anchors active) ride along.
 pub async fn readyz(State(s): State<AppState>) -> Result<Response> {
     if !s.ready.load(Ordering::Relaxed) {
         return Err(Error::new(
@@ -31,12 +32,18 @@ pub async fn readyz(State(s): State<AppState>) -> Result<Response> {
         ));
     }
     s.sovra.store().ping().await?;
+    let warnings = s.sovra.trust_warnings().await?;
+    let body = if warnings.is_empty() {
+        serde_json::json!({"status": "ready"})
+    } else {
+        serde_json::json!({"status": "ready", "warnings": warnings})
+    };
     Ok((
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        "{\"status\":\"ready\"}",
+        body.to_string(),
     )
         .into_response())
 }

@@ -38,10 +38,15 @@ pub enum Permission {
     Random,
     /// Release exportable keys to attested TEEs.
     Release,
+    /// Change the release policy of an existing key (Administrators only).
+    ReleasePolicyManage,
     /// Read attestation policies and providers.
     PolicyRead,
-    /// Change attestation policies, reference values, collateral and trusted issuers.
+    /// Change attestation policies, reference values and (vendor-signed) collateral.
     PolicyManage,
+    /// Change what is trusted: platform trust anchors (TPM EK CAs, test roots), policy signers,
+    /// external token issuers. Administrators only.
+    TrustManage,
     /// Read tokens and role bindings.
     AccessRead,
     /// Create and revoke tokens, grant and revoke roles, set quotas.
@@ -64,6 +69,7 @@ impl Permission {
                 | Self::SettingsManage
                 | Self::AuditRead
                 | Self::LocationManage
+                | Self::TrustManage
         )
     }
 
@@ -85,8 +91,10 @@ impl Permission {
             Self::AsymmetricDecrypt => "cryptoKeyVersions.asymmetricDecrypt",
             Self::Random => "locations.generateRandomBytes",
             Self::Release => "cryptoKeys.release",
+            Self::ReleasePolicyManage => "cryptoKeys.setReleasePolicy",
             Self::PolicyRead => "attestation.read",
             Self::PolicyManage => "attestation.manage",
+            Self::TrustManage => "trust.manage",
             Self::AccessRead => "access.read",
             Self::AccessManage => "access.manage",
             Self::SettingsRead => "settings.read",

@@ -14,17 +14,20 @@ pub async fn get(
     timeout: Duration,
     max_bytes: usize,
 ) -> Result<Vec<u8>, String> {
-    get_with_headers(url, ca_pem, timeout, max_bytes)
+    get_with_headers(url, ca_pem, timeout, max_bytes, false)
         .await
         .map(|(b, _)| b)
 }
 
-/// As [`get`], with the answer's headers.
+/// As [`get`], with the answer's headers; `public_only` refuses loopback, link-local and
+/// private addresses (for URLs an API caller chose). The body is read up to `max_bytes` and
+/// no further.
 pub async fn get_with_headers(
     url: &str,
     ca_pem: Option<Vec<u8>>,
     timeout: Duration,
     max_bytes: usize,
+    public_only: bool,
 ) -> Result<(Vec<u8>, hyper::HeaderMap), String> {
     let (scheme, rest) = url
         .split_once("://")
@@ -46,6 +49,8 @@ pub async fn get_with_headers(
         url: format!("{scheme}://{host}"),
         ca_pem,
         timeout,
+        public_addresses_only: public_only,
+        max_response_bytes: max_bytes,
         ..Default::default()
     })
     .map_err(|e| e.to_string())?;
@@ -55,9 +60,6 @@ pub async fn get_with_headers(
         .map_err(|e| e.to_string())?;
     if !status.is_success() {
         return Err(format!("{url} answered {status}"));
-    }
-    if body.len() > max_bytes {
-        return Err(format!("{url} answered more than {max_bytes} bytes"));
     }
     Ok((body.to_vec(), headers))
 }

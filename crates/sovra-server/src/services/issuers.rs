@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 const JWKS_TTL: Duration = Duration::from_secs(600);
 /// Least time between two fetches of one issuer's JWKS.
 const JWKS_MIN_INTERVAL: Duration = Duration::from_secs(5);
+/// Longest a fetched JWKS is used while the issuer cannot be reached.
+const JWKS_MAX_STALE: Duration = Duration::from_secs(24 * 3600);
 /// Largest JWKS accepted.
 const JWKS_MAX_BYTES: usize = 256 * 1024;
 /// Time limit of one JWKS fetch.
@@ -107,15 +109,18 @@ impl JwksCache {
     }
 }
 
-/// Fetches `uri` (HTTPS) and returns its `keys`.
-async fn fetch_jwks(ti: &TrustedIssuer, uri: &str) -> Result<Vec<Value>> {
+/// Fetches `uri` (HTTPS) and returns its `keys`; unless `allow_private`, only from public
+/// addresses.
+async fn fetch_jwks(ti: &TrustedIssuer, uri: &str, allow_private: bool) -> Result<Vec<Value>> {
     if !uri.starts_with("https://") {
         return Err(unavailable(&ti.issuer, "the JWKS URL is not https://"));
     }
     let ca = (!ti.ca_certificates.is_empty()).then(|| ti.ca_certificates.join("\n").into_bytes());
-    let body = super::fetch::get(uri, ca, JWKS_TIMEOUT, JWKS_MAX_BYTES)
-        .await
-        .map_err(|e| unavailable(&ti.issuer, e))?;
+    let body =
+        super::fetch::get_with_headers(uri, ca, JWKS_TIMEOUT, JWKS_MAX_BYTES, !allow_private)
+            .await
+            .map(|(b, _)| b)
+            .map_err(|e| unavailable(&ti.issuer, e))?;
     let v: Value = serde_json::from_slice(&body)
         .map_err(|_| unavailable(&ti.issuer, format!("{uri} is not JSON")))?;
     v.get("keys")
@@ -157,13 +162,25 @@ impl Sovra {
         };
         let set = match fresh {
             Some(k) => k,
-            None => match fetch_jwks(ti, uri).await {
+            None => match fetch_jwks(ti, uri, self.cfg.attest.jwks_allow_private).await {
                 Ok(k) => {
                     self.jwks.put(&ti.issuer, k.clone());
                     k
                 }
-                // The issuer is unreachable: a key set fetched earlier still serves.
+                // The issuer is unreachable: a key set fetched earlier still serves, for a
+                // while (a key the issuer has withdrawn must not be trusted for ever).
                 Err(e) => match cached {
+                    Some(f) if f.at.elapsed() > JWKS_MAX_STALE => {
+                        return Err(unavailable(
+                            &ti.issuer,
+                            format!(
+                                "{} (and the key set fetched {} s ago is older than the {} s it may be used without a refresh)",
+                                e.message,
+                                f.at.elapsed().as_secs(),
+                                JWKS_MAX_STALE.as_secs()
+                            ),
+                        ));
+                    }
                     Some(f) => {
                         tracing::warn!(issuer = %ti.issuer, error = %e.message, "JWKS fetch failed; using the cached key set");
                         f.keys
@@ -183,12 +200,19 @@ impl Sovra {
         p: &Principal,
         mut ti: TrustedIssuer,
     ) -> Result<TrustedIssuer> {
-        self.auth
-            .authorize(p, Permission::PolicyManage, "attestation")
-            .await?;
+        self.auth.authorize(p, Permission::TrustManage, "*").await?;
         ti.issuer = norm(&ti.issuer);
         if !(ti.issuer.starts_with("https://") || ti.issuer.starts_with("http://")) {
             return Err(Error::invalid("issuer must be the URL tokens carry in iss"));
+        }
+        // Sovra's own tokens are checked with its own keys; an "external" issuer of the same
+        // name would let pinned certificates stand in for them.
+        let own = norm(self.public_url());
+        if ti.issuer == own || ti.issuer.starts_with(&format!("{own}/providers/")) {
+            return Err(Error::invalid(format!(
+                "{} is this server's own issuer; its tokens are already trusted with its own keys",
+                ti.issuer
+            )));
         }
         if ti.certificates.is_empty() && ti.jwks_uri.is_none() {
             return Err(Error::invalid(

@@ -744,6 +744,13 @@ impl Sovra {
         self.auth
             .authorize(p, Permission::KeyManage, &name.to_string())
             .await?;
+        // Who may receive a key is not the key custodian's call alone: changing a release
+        // policy after creation is an Administrator's.
+        if req.release_policy.is_some() {
+            self.auth
+                .authorize(p, Permission::ReleasePolicyManage, &name.to_string())
+                .await?;
+        }
         if let Some(l) = &req.labels {
             check_labels(l)?;
         }
@@ -751,6 +758,7 @@ impl Sovra {
             let v = self.load_key_view(name).await?;
             let mut key = v.key.clone();
             let now = self.now();
+            let mut policy_change = None;
             if let Some(t) = &req.version_template {
                 check_template(key.purpose, t)?;
                 key.algorithm = t.algorithm;
@@ -766,7 +774,13 @@ impl Sovra {
                         "the key's release policy is immutable and can never be changed",
                     ));
                 }
-                key.release_policy = Some(release_policy_text(rp)?);
+                let text = release_policy_text(rp)?;
+                policy_change = Some(serde_json::json!({
+                    "oldPolicySha256": key.release_policy.as_deref().map(|t| sovra_crypto::hex(&sovra_crypto::sha256(t.as_bytes()))),
+                    "newPolicySha256": sovra_crypto::hex(&sovra_crypto::sha256(text.as_bytes())),
+                    "immutable": rp.immutable,
+                }));
+                key.release_policy = Some(text);
                 key.release_policy_immutable = rp.immutable;
             }
             if req.rotation_period.is_some() || req.next_rotation_time.is_some() {
@@ -797,6 +811,13 @@ impl Sovra {
                     .detail(serde_json::to_value(&req).unwrap_or_default())
                     .body(),
             );
+            if let Some(change) = policy_change {
+                b.audit(
+                    self.admin_event(p, "cryptoKeys.releasePolicy.set", key.name.clone())
+                        .detail(change)
+                        .body(),
+                );
+            }
             self.store.commit(b).await?;
             Ok(KeyView { key, ..v })
         })

@@ -19,6 +19,7 @@ pub mod quota;
 pub mod release;
 pub mod scheduler;
 pub mod settings;
+pub mod trust;
 
 use crate::cache::TtlCache;
 use crate::clock::Clock;

@@ -21,6 +21,11 @@ struct ChallengeRec {
     ak_public: String,
     ek_cert_sha256: String,
     expire: i64,
+    /// Where the EK certificate's chain ended (`TrustRoot` kind and id).
+    #[serde(default)]
+    ek_root_kind: String,
+    #[serde(default)]
+    ek_root: String,
 }
 
 /// `POST /v1/attest/tpm/challenge`.
@@ -78,23 +83,27 @@ impl Sovra {
         let now = self.now();
         let ek_cert_sha256 = sha(&ek_cert);
         let ak_public_b64 = sovra_proto::b64::encode(&ak_public);
-        let (secret, made) = self
+        let (secret, made, root) = self
             .work
             .run(move || -> Result<_> {
                 let ctx = VerifyContext {
                     now,
                     trust: &loaded.trust,
                 };
-                let ek = sovra_attest::tpm::verify_ek(&ek_public, &ek_cert, &pool, &ctx)
+                let (ek, root) = sovra_attest::tpm::verify_ek(&ek_public, &ek_cert, &pool, &ctx)
                     .map_err(|e| super::attest_error(&e))?;
+                // The name MakeCredential binds is the name of exactly these bytes, whose
+                // attributes are checked here.
                 let ak = sovra_attest::tpm::structs::parse_public(&ak_public)
+                    .map_err(|e| super::attest_error(&e))?;
+                ak.check_attestation_key()
                     .map_err(|e| super::attest_error(&e))?;
                 let ak_name = ak.name().map_err(|e| super::attest_error(&e))?;
                 let secret =
                     sovra_crypto::random::bytes(32).map_err(|e| Error::internal(e.to_string()))?;
                 let made = sovra_attest::tpm::credential::make_credential(&ek, &ak_name, &secret)
                     .map_err(|e| super::attest_error(&e))?;
-                Ok((secret, made))
+                Ok((secret, made, root))
             })
             .await??;
         let id = sovra_crypto::random::hex_id(16).map_err(|e| Error::internal(e.to_string()))?;
@@ -104,6 +113,8 @@ impl Sovra {
             ak_public: ak_public_b64,
             ek_cert_sha256,
             expire,
+            ek_root_kind: root.kind().to_string(),
+            ek_root: root.id(),
         };
         let mut b = WriteBatch::new();
         b.put(
@@ -162,6 +173,8 @@ impl Sovra {
         }
         let ak_public =
             sovra_proto::b64::decode(&c.ak_public).map_err(|_| Error::internal("stored AK"))?;
+        let root = sovra_attest::x509::TrustRoot::from_parts(&c.ek_root_kind, &c.ek_root)
+            .ok_or_else(|| bad("the challenge predates this server version: request a new one"))?;
         let (evidence, sub) = (evidence.to_vec(), sub.clone());
         self.work
             .run(move || {
@@ -170,6 +183,7 @@ impl Sovra {
                     &ak_public,
                     sub.event_log.as_deref(),
                     sub.expected_nonce.as_deref(),
+                    root,
                 )
             })
             .await?

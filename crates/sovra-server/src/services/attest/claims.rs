@@ -57,6 +57,12 @@ pub fn normalise(v: &VerifiedClaims, _maa_type: Option<&str>) -> Map<String, Val
         "x-ms-attestation-type".into(),
         Value::from(attestation_type(kind)),
     );
+    // Where trust came from: a pinned vendor root, or an anchor an operator added.
+    m.insert("x-sovra-trust-root".into(), Value::from(v.root().id()));
+    m.insert(
+        "x-sovra-trust-root-kind".into(),
+        Value::from(v.root().kind()),
+    );
     let snapshot = m.clone();
     let mut put = |name: &str, paths: &[&str]| {
         if let Some(val) = find(&snapshot, paths) {

@@ -114,6 +114,11 @@ fn subjects(certs: &[Vec<u8>]) -> String {
         .join(", ")
 }
 
+/// Whether collateral of `kind` changes what is trusted (a root, or a policy signer).
+pub fn changes_trust(kind: &str) -> bool {
+    matches!(kind, "trust-anchor" | "policy-signer")
+}
+
 impl Sovra {
     /// Imports collateral.
     pub async fn import_collateral(
@@ -121,9 +126,15 @@ impl Sovra {
         p: &Principal,
         req: ImportCollateralRequest,
     ) -> Result<CollateralInfo> {
-        self.auth
-            .authorize(p, Permission::PolicyManage, "attestation")
-            .await?;
+        // Roots and policy signers change what is trusted: Administrators only. Intermediates
+        // and Intel collateral must still chain to a trusted root, so Policy Administrators
+        // may import them.
+        let perm = if changes_trust(&req.kind) {
+            Permission::TrustManage
+        } else {
+            Permission::PolicyManage
+        };
+        self.auth.authorize(p, perm, "*").await?;
         let content = sovra_proto::b64::decode(&req.content)
             .map_err(|_| Error::new(ErrorCode::InvalidBase64, "content is not valid base64"))?;
         let (description, plat) = match req.kind.as_str() {
@@ -205,6 +216,10 @@ impl Sovra {
                 ),
             ));
         };
+        let rec: CollateralRec = model::from_json(&r.data)?;
+        if changes_trust(&rec.kind) {
+            self.auth.authorize(p, Permission::TrustManage, "*").await?;
+        }
         let mut b = WriteBatch::new();
         b.delete(model::COLLATERAL, id, Expect::Rev(r.rev));
         b.audit(
@@ -220,7 +235,7 @@ impl Sovra {
         Ok(())
     }
 
-    pub(super) async fn collateral_records(&self) -> Result<Vec<CollateralRec>> {
+    pub(crate) async fn collateral_records(&self) -> Result<Vec<CollateralRec>> {
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {

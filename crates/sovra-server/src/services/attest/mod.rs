@@ -46,6 +46,8 @@ pub struct AttestConfig {
     pub intel_pcs_url: Option<String>,
     /// Where the Intel SGX root CA CRL is (default: the PCCS route under `intel_pcs_url`).
     pub intel_root_crl_url: Option<String>,
+    /// Fetch external issuers' JWKS from loopback, link-local and private addresses too.
+    pub jwks_allow_private: bool,
 }
 
 impl Default for AttestConfig {
@@ -59,6 +61,7 @@ impl Default for AttestConfig {
             fetch_ca_pem: None,
             intel_pcs_url: None,
             intel_root_crl_url: None,
+            jwks_allow_private: false,
         }
     }
 }
@@ -201,124 +204,98 @@ impl Sovra {
         maa_type: Option<&str>,
     ) -> Result<Attested> {
         let prov = self.provider(provider).await?;
+        // Everything the token needs is loaded first (all cached), so that verification,
+        // appraisal and signing run as one job on the work pool.
+        let policy = match &sub.draft_policy {
+            Some(text) => Policy::Draft(text.clone()),
+            None => Policy::Compiled(self.policy_for(&prov.name, kind).await?),
+        };
+        let keys = match sub.draft_policy {
+            Some(_) => None,
+            None => Some(self.signing_keys().await?),
+        };
+        let issuing = Arc::new(Issuing {
+            provider: prov.name.clone(),
+            issuer: prov.issuer.clone(),
+            kind,
+            maa_type: maa_type.map(str::to_string),
+            policy,
+            refsets: self.reference_value_sets_cached().await?,
+            keys,
+            now: self.now(),
+            ttl: self.cfg.attest.token_ttl_secs,
+            jku: format!("{}/certs", self.public_url()),
+        });
         let activation = match kind {
             EvidenceType::Tpm => serde_json::from_slice::<Value>(&sub.evidence)
                 .ok()
                 .and_then(|v| v.get("activation").cloned()),
             _ => None,
         };
-        let verified = match activation {
-            Some(a) => self.verify_activated_tpm(&sub.evidence, &a, sub).await?,
-            None => self.verify_evidence(kind, sub).await?,
+        if let Some(a) = activation {
+            let verified = self.verify_activated_tpm(&sub.evidence, &a, sub).await?;
+            let sub = sub.clone();
+            return self
+                .work
+                .run(move || issue(&issuing, &verified, &sub))
+                .await?;
+        }
+        // The common case: the evidence verifies with what the request and the store hold.
+        let loaded = self.loaded_collateral().await?;
+        let source = collateral_source(kind, sub, &loaded);
+        let first = {
+            let (sub, loaded, issuing) = (sub.clone(), loaded.clone(), issuing.clone());
+            let now = self.now();
+            self.work
+                .run(move || {
+                    verify_now(kind, &sub, &loaded, source, now)
+                        .map(|verified| issue(&issuing, &verified, &sub))
+                })
+                .await?
         };
-        if let Some(rt) = &sub.runtime {
-            request::check_binding("runtime data", verified.report_data(), &rt.bytes)?;
-        }
-        if let Some(it) = &sub.init_time {
-            claims::check_init_time(&verified, &it.bytes)?;
-        }
-        let mut incoming = claims::normalise(&verified, maa_type);
-        if let Some(rt) = &sub.runtime {
-            match &rt.json {
-                Some(j) => incoming.insert("x-ms-runtime".into(), j.clone()),
-                None => incoming.insert(
-                    "x-ms-runtime-data".into(),
-                    Value::from(sovra_attest::hex::encode(&rt.bytes)),
-                ),
-            };
-        }
-        if let Some(it) = &sub.init_time
-            && let Some(j) = &it.json
-        {
-            incoming.insert("x-ms-inittime".into(), j.clone());
-        }
-        let outcome = match &sub.draft_policy {
-            Some(text) => {
-                let text = text.clone();
-                let compiled = self
-                    .work
-                    .run(move || policy::Compiled::compile(policy::Language::Maa, &text))
-                    .await??;
-                Arc::new(compiled).appraise(&incoming, self).await?
-            }
-            None => {
-                self.policy_for(&prov.name, kind)
-                    .await?
-                    .appraise(&incoming, self)
+        match first {
+            Ok(done) => done,
+            // Missing or stale collateral that a vendor service may provide: fetch, verify again.
+            Err(e) => {
+                let verified = self.verify_after_fetching(kind, sub, e).await?;
+                let sub = sub.clone();
+                self.work
+                    .run(move || issue(&issuing, &verified, &sub))
                     .await?
             }
-        };
-        if !outcome.permitted {
-            return Err(Error::new(
-                ErrorCode::AttestPolicyDenied,
-                format!(
-                    "the evidence is genuine but the {kind} policy of provider {provider:?} did not permit it{}",
-                    outcome.reason.map(|r| format!(": {r}")).unwrap_or_default()
-                ),
-            ));
         }
-        let now = self.now();
-        let mut claims = outcome.claims;
-        claims::azure_compliance(kind, &mut claims);
-        claims.insert("iss".into(), Value::from(prov.issuer.clone()));
-        claims.insert("iat".into(), Value::from(now));
-        claims.insert("nbf".into(), Value::from(now));
-        claims.insert(
-            "exp".into(),
-            Value::from(now + self.cfg.attest.token_ttl_secs as i64),
-        );
-        let jti = sovra_crypto::random::hex_id(16).map_err(|e| Error::internal(e.to_string()))?;
-        claims.insert("jti".into(), Value::from(jti));
-        claims.insert("x-ms-ver".into(), Value::from("1.0"));
-        claims.insert("x-ms-policy-hash".into(), Value::from(outcome.policy_hash));
-        if let Some(n) = &sub.nonce_claim {
-            claims.insert("nonce".into(), n.clone());
-        }
-        let body = Value::Object(claims);
-        let token = if sub.draft_policy.is_some() {
-            // MAA: a draft policy yields an unsigned token.
-            let enc =
-                |v: &Value| sovra_crypto::jws::b64url(&serde_json::to_vec(v).unwrap_or_default());
-            format!(
-                "{}.{}.",
-                enc(&json!({"alg": "none", "typ": "JWT"})),
-                enc(&body)
-            )
-        } else {
-            let keys = self.signing_keys().await?;
-            let mut extra = Map::new();
-            extra.insert(
-                "jku".into(),
-                Value::from(format!("{}/certs", self.public_url())),
-            );
-            keys.active
-                .sign_jwt(&body, &extra)
-                .map_err(|e| Error::internal(format!("signing the token: {e}")))?
-        };
-        let Value::Object(claims) = body else {
-            return Err(Error::internal("token body is not an object"));
-        };
-        Ok(Attested { token, claims })
     }
 
-    /// Runs the verifier for `kind` with the collateral store's trust, at the current time.
+    /// Runs the verifier for `kind` with the collateral store's trust, at the current time
+    /// (fetching from vendor services when they are configured and the first try lacks
+    /// collateral).
     pub async fn verify_evidence(
         &self,
         kind: EvidenceType,
         sub: &Arc<request::Submission>,
     ) -> Result<VerifiedClaims> {
-        use sovra_attest::AttestError;
         let loaded = self.loaded_collateral().await?;
+        let source = collateral_source(kind, sub, &loaded);
+        match self.run_verifier(kind, sub, loaded, source).await? {
+            Ok(v) => Ok(v),
+            Err(e) => self.verify_after_fetching(kind, sub, e).await,
+        }
+    }
+
+    /// After a first verification failed with `first`: fetches what a vendor service may
+    /// provide (an SNP VCEK or ASK from AMD KDS, Intel collateral from a PCS) and verifies
+    /// again; otherwise returns `first` as the service error.
+    async fn verify_after_fetching(
+        &self,
+        kind: EvidenceType,
+        sub: &Arc<request::Submission>,
+        first: sovra_attest::AttestError,
+    ) -> Result<VerifiedClaims> {
+        use sovra_attest::AttestError;
         let needs_intel = matches!(
             kind,
             EvidenceType::Tdx | EvidenceType::Sgx | EvidenceType::AzTdxVtpm
         );
-        let source = if sub.collateral.is_some() || !needs_intel || loaded.intel.is_empty() {
-            Collateral::FromRequest
-        } else {
-            Collateral::Stored
-        };
-        let first = self.run_verifier(kind, sub, loaded, source).await?;
         // The quote inside (Azure TDX evidence carries its TD quote in the JSON).
         let quote = || match kind {
             EvidenceType::AzTdxVtpm => sovra_attest::azure::hcl::decode(&sub.evidence)
@@ -327,7 +304,7 @@ impl Sovra {
             _ => Some(sub.evidence.clone()),
         };
         match first {
-            Err(AttestError::CollateralMissing(m)) if kind == EvidenceType::SevSnp => {
+            AttestError::CollateralMissing(m) if kind == EvidenceType::SevSnp => {
                 match self.fetch_vcek(&sub.evidence).await {
                     Ok(true) => {
                         let loaded = self.loaded_collateral().await?;
@@ -341,8 +318,8 @@ impl Sovra {
                     )))),
                 }
             }
-            // The VCEK came with the evidence but its ASK is neither there nor stored.
-            Err(AttestError::ChainInvalid(m))
+            // The VCEK came with the evidence but its ASK is neither built in nor stored.
+            AttestError::ChainInvalid(m)
                 if kind == EvidenceType::SevSnp && self.fetch_ask_for(&sub.evidence).await =>
             {
                 let loaded = self.loaded_collateral().await?;
@@ -354,7 +331,7 @@ impl Sovra {
                     })
             }
             // Intel collateral missing or out of its window: a PCS may have current collateral.
-            Err(e @ (AttestError::CollateralMissing(_) | AttestError::Expired(_)))
+            e @ (AttestError::CollateralMissing(_) | AttestError::Expired(_))
                 if needs_intel && sub.collateral.is_none() =>
             {
                 let fetched = match &quote() {
@@ -380,7 +357,7 @@ impl Sovra {
                     })),
                 }
             }
-            other => other.map_err(|e| attest_error(&e)),
+            other => Err(attest_error(&other)),
         }
     }
 
@@ -396,42 +373,166 @@ impl Sovra {
         let sub = sub.clone();
         let now = self.now();
         self.work
-            .run(move || {
-                let chain: Vec<&[u8]> = sub.cert_chain.iter().map(Vec::as_slice).collect();
-                let ctx = VerifyContext {
-                    now,
-                    trust: &loaded.trust,
-                };
-                let verifier = verifier_for(kind);
-                fn input<'a>(
-                    sub: &'a request::Submission,
-                    chain: &'a [&'a [u8]],
-                    collateral: Option<&'a [u8]>,
-                ) -> EvidenceInput<'a> {
-                    EvidenceInput {
-                        evidence: &sub.evidence,
-                        cert_chain: chain,
-                        collateral,
-                        event_log: sub.event_log.as_deref(),
-                        nonce: sub.expected_nonce.as_deref(),
-                    }
-                }
-                match source {
-                    Collateral::FromRequest => {
-                        verifier.verify(&input(&sub, &chain, sub.collateral.as_deref()), &ctx)
-                    }
-                    Collateral::Fetched(bundle) => {
-                        verifier.verify(&input(&sub, &chain, Some(&bundle)), &ctx)
-                    }
-                    Collateral::Stored => {
-                        verify_with_stored(kind, &sub.evidence, &loaded, |bundle| {
-                            verifier.verify(&input(&sub, &chain, Some(bundle)), &ctx)
-                        })
-                    }
-                }
-            })
+            .run(move || verify_now(kind, &sub, &loaded, source, now))
             .await
     }
+}
+
+/// Where the first verification takes Intel collateral from.
+fn collateral_source(
+    kind: EvidenceType,
+    sub: &request::Submission,
+    loaded: &collateral::Loaded,
+) -> Collateral {
+    let needs_intel = matches!(
+        kind,
+        EvidenceType::Tdx | EvidenceType::Sgx | EvidenceType::AzTdxVtpm
+    );
+    if sub.collateral.is_some() || !needs_intel || loaded.intel.is_empty() {
+        Collateral::FromRequest
+    } else {
+        Collateral::Stored
+    }
+}
+
+/// One verification (CPU only: run it on the work pool).
+fn verify_now(
+    kind: EvidenceType,
+    sub: &request::Submission,
+    loaded: &collateral::Loaded,
+    source: Collateral,
+    now: i64,
+) -> std::result::Result<VerifiedClaims, sovra_attest::AttestError> {
+    let chain: Vec<&[u8]> = sub.cert_chain.iter().map(Vec::as_slice).collect();
+    let ctx = VerifyContext {
+        now,
+        trust: &loaded.trust,
+    };
+    let verifier = verifier_for(kind);
+    fn input<'a>(
+        sub: &'a request::Submission,
+        chain: &'a [&'a [u8]],
+        collateral: Option<&'a [u8]>,
+    ) -> EvidenceInput<'a> {
+        EvidenceInput {
+            evidence: &sub.evidence,
+            cert_chain: chain,
+            collateral,
+            event_log: sub.event_log.as_deref(),
+            nonce: sub.expected_nonce.as_deref(),
+        }
+    }
+    match source {
+        Collateral::FromRequest => {
+            verifier.verify(&input(sub, &chain, sub.collateral.as_deref()), &ctx)
+        }
+        Collateral::Fetched(bundle) => verifier.verify(&input(sub, &chain, Some(&bundle)), &ctx),
+        Collateral::Stored => verify_with_stored(kind, &sub.evidence, loaded, |bundle| {
+            verifier.verify(&input(sub, &chain, Some(bundle)), &ctx)
+        }),
+    }
+}
+
+/// The policy a token is issued under.
+enum Policy {
+    /// The provider's (compiled, cached).
+    Compiled(Arc<policy::Compiled>),
+    /// An MAA draft policy from the request (compiled in the job; the token is unsigned).
+    Draft(String),
+}
+
+/// What issuing a token needs besides the verified claims, loaded before the job.
+struct Issuing {
+    provider: String,
+    issuer: String,
+    kind: EvidenceType,
+    maa_type: Option<String>,
+    policy: Policy,
+    refsets: Arc<Vec<sovra_proto::attest::ReferenceValues>>,
+    keys: Option<Arc<signing::Keys>>,
+    now: i64,
+    ttl: u64,
+    jku: String,
+}
+
+/// Checks the bindings, appraises the claims under the policy and signs the token (CPU only:
+/// run it on the work pool).
+fn issue(it: &Issuing, verified: &VerifiedClaims, sub: &request::Submission) -> Result<Attested> {
+    if let Some(rt) = &sub.runtime {
+        request::check_binding("runtime data", verified.report_data(), &rt.bytes)?;
+    }
+    if let Some(init) = &sub.init_time {
+        claims::check_init_time(verified, &init.bytes)?;
+    }
+    let mut incoming = claims::normalise(verified, it.maa_type.as_deref());
+    if let Some(rt) = &sub.runtime {
+        match &rt.json {
+            Some(j) => incoming.insert("x-ms-runtime".into(), j.clone()),
+            None => incoming.insert(
+                "x-ms-runtime-data".into(),
+                Value::from(sovra_attest::hex::encode(&rt.bytes)),
+            ),
+        };
+    }
+    if let Some(init) = &sub.init_time
+        && let Some(j) = &init.json
+    {
+        incoming.insert("x-ms-inittime".into(), j.clone());
+    }
+    let outcome = match &it.policy {
+        Policy::Compiled(c) => c.appraise(&incoming, &it.refsets)?,
+        Policy::Draft(text) => policy::Compiled::compile(policy::Language::Maa, text)?
+            .appraise(&incoming, &it.refsets)?,
+    };
+    let kind = it.kind;
+    if !outcome.permitted {
+        return Err(Error::new(
+            ErrorCode::AttestPolicyDenied,
+            format!(
+                "the evidence is genuine but the {kind} policy of provider {:?} did not permit it{}",
+                it.provider,
+                outcome.reason.map(|r| format!(": {r}")).unwrap_or_default()
+            ),
+        ));
+    }
+    let now = it.now;
+    let mut claims = outcome.claims;
+    claims::azure_compliance(kind, &mut claims);
+    claims.insert("iss".into(), Value::from(it.issuer.clone()));
+    claims.insert("iat".into(), Value::from(now));
+    claims.insert("nbf".into(), Value::from(now));
+    claims.insert("exp".into(), Value::from(now + it.ttl as i64));
+    let jti = sovra_crypto::random::hex_id(16).map_err(|e| Error::internal(e.to_string()))?;
+    claims.insert("jti".into(), Value::from(jti));
+    claims.insert("x-ms-ver".into(), Value::from("1.0"));
+    claims.insert("x-ms-policy-hash".into(), Value::from(outcome.policy_hash));
+    if let Some(n) = &sub.nonce_claim {
+        claims.insert("nonce".into(), n.clone());
+    }
+    let body = Value::Object(claims);
+    let token = match &it.keys {
+        // MAA: a draft policy yields an unsigned token.
+        None => {
+            let enc =
+                |v: &Value| sovra_crypto::jws::b64url(&serde_json::to_vec(v).unwrap_or_default());
+            format!(
+                "{}.{}.",
+                enc(&json!({"alg": "none", "typ": "JWT"})),
+                enc(&body)
+            )
+        }
+        Some(keys) => {
+            let mut extra = Map::new();
+            extra.insert("jku".into(), Value::from(it.jku.clone()));
+            keys.active
+                .sign_jwt(&body, &extra)
+                .map_err(|e| Error::internal(format!("signing the token: {e}")))?
+        }
+    };
+    let Value::Object(claims) = body else {
+        return Err(Error::internal("token body is not an object"));
+    };
+    Ok(Attested { token, claims })
 }
 
 /// Where a verification takes its Intel collateral from.

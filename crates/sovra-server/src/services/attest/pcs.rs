@@ -96,6 +96,7 @@ impl Sovra {
                 self.cfg.attest.fetch_ca_pem.clone(),
                 TIMEOUT,
                 MAX_BYTES,
+                false,
             )
             .await;
             // Collateral changes daily at most: whatever the outcome, requests do not ask

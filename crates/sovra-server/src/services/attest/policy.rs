@@ -131,14 +131,15 @@ impl Compiled {
         })
     }
 
-    /// Evaluates the policy over `incoming` (plus reference-value claims), on the work pool.
-    pub async fn appraise(
-        self: &Arc<Self>,
+    /// Evaluates the policy over `incoming` plus, for each reference-value set in `refsets`,
+    /// whether the claims match it. Synchronous: the caller runs it on the work pool.
+    pub fn appraise(
+        &self,
         incoming: &Map<String, Value>,
-        sovra: &Sovra,
+        refsets: &[ReferenceValues],
     ) -> Result<Outcome> {
         let mut input = incoming.clone();
-        for (set, matched) in sovra.reference_value_matches(incoming).await? {
+        for (set, matched) in reference_value_matches(refsets, incoming) {
             input.insert(format!("x-sovra-refvalues-{set}"), Value::Bool(matched));
         }
         let eval_err = |e: PolicyError| match e {
@@ -152,20 +153,31 @@ impl Compiled {
                 format!("the policy failed to evaluate: {e}"),
             ),
         };
-        let me = self.clone();
-        let (permitted, reason, issued) = sovra
-            .work
-            .run(move || match &me.engine {
-                Engine::Maa(p) => p
-                    .evaluate(&input)
-                    .map(|r| (r.authorized, r.reason, r.issued)),
-                Engine::Rego(p) => p.evaluate(&input).map(|r| (r.allow, None, r.claims)),
-            })
-            .await?
-            .map_err(eval_err)?;
+        let (permitted, reason, issued) = match &self.engine {
+            Engine::Maa(p) => p
+                .evaluate(&input)
+                .map(|r| (r.authorized, r.reason, r.issued)),
+            Engine::Rego(p) => p.evaluate(&input).map(|r| (r.allow, None, r.claims)),
+        }
+        .map_err(eval_err)?;
+        // Verified claims are the verifier's: a policy adds claims, it never changes one
+        // (x-ms-runtime names the key a released key is wrapped to).
         let mut claims = incoming.clone();
         for (k, v) in issued {
-            claims.insert(k, v);
+            match claims.get(&k) {
+                Some(have) if *have != v => {
+                    return Err(Error::new(
+                        ErrorCode::PolicyInvalid,
+                        format!(
+                            "the policy issues claim {k:?}, which the verifier set to another value; verified claims cannot be changed, issue a claim of another name"
+                        ),
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    claims.insert(k, v);
+                }
+            }
         }
         Ok(Outcome {
             permitted,
@@ -174,6 +186,23 @@ impl Compiled {
             policy_hash: self.hash.clone(),
         })
     }
+}
+
+/// For each reference-value set: whether every claim it names has one of its values.
+pub fn reference_value_matches(
+    sets: &[ReferenceValues],
+    claims: &Map<String, Value>,
+) -> Vec<(String, bool)> {
+    sets.iter()
+        .map(|set| {
+            let all = set.values.iter().all(|(claim, accepted)| {
+                claims
+                    .get(claim)
+                    .is_some_and(|v| accepted.iter().any(|a| same(a, v)))
+            });
+            (set.name.clone(), all)
+        })
+        .collect()
 }
 
 /// Compiled policies by `provider/type`, each remembered with its text hash.
@@ -329,6 +358,14 @@ impl Sovra {
             .authorize(p, Permission::PolicyManage, "attestation")
             .await?;
         self.provider(provider).await?;
+        // Isolated mode (MAA): once policy signers are configured, every policy must be signed
+        // by one of them.
+        if signer.is_none() && !self.loaded_collateral().await?.policy_signers.is_empty() {
+            return Err(Error::new(
+                ErrorCode::PolicySignatureInvalid,
+                "policy signers are configured (isolated mode): send the policy as a JWS signed by one of them",
+            ));
+        }
         let c = self
             .attest
             .policies
@@ -498,30 +535,16 @@ impl Sovra {
         Ok(out)
     }
 
-    /// For each reference-value set: whether every claim it names has one of its values.
-    pub async fn reference_value_matches(
-        &self,
-        claims: &Map<String, Value>,
-    ) -> Result<Vec<(String, bool)>> {
-        let sets = match self.attest.refvalues.get() {
+    /// The reference-value sets (cached).
+    pub(crate) async fn reference_value_sets_cached(&self) -> Result<Arc<Vec<ReferenceValues>>> {
+        Ok(match self.attest.refvalues.get() {
             Some(s) => s,
             None => {
                 let s = Arc::new(self.reference_value_sets().await?);
                 self.attest.refvalues.put(s.clone());
                 s
             }
-        };
-        Ok(sets
-            .iter()
-            .map(|set| {
-                let all = set.values.iter().all(|(claim, accepted)| {
-                    claims
-                        .get(claim)
-                        .is_some_and(|v| accepted.iter().any(|a| same(a, v)))
-                });
-                (set.name.clone(), all)
-            })
-            .collect())
+        })
     }
 }
 

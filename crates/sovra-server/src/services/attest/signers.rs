@@ -62,9 +62,7 @@ impl Sovra {
         jws: &str,
         add: bool,
     ) -> Result<(String, bool)> {
-        self.auth
-            .authorize(p, Permission::PolicyManage, "attestation")
-            .await?;
+        self.auth.authorize(p, Permission::TrustManage, "*").await?;
         let j = Jws::parse(jws.trim())
             .map_err(|e| Error::invalid(format!("the request is not a JWS: {e}")))?;
         if self.loaded_collateral().await?.policy_signers.is_empty() {
