@@ -21,3 +21,4 @@ mod postgres;
 mod release;
 mod tour;
 mod tpm;
+mod trust;
