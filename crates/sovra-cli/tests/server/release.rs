@@ -255,6 +255,47 @@ fn released_key_decrypts_what_the_server_encrypted_and_every_refusal_is_audited(
         )),
         "RELEASE_NONCE_INVALID"
     );
+    // Freshness needs a server nonce, bound in the evidence, asked for by this principal:
+    // an echoed top-level `nonce` claim, a nonce Sovra never issued, or another principal's
+    // nonce each satisfies nothing (all three once released the key).
+    let fresh = |p: &sovra_client::Client| {
+        let n: Value = rt
+            .block_on(p.post("/v1/release/nonces", &json!({})))
+            .unwrap();
+        n["nonce"].as_str().unwrap().to_string()
+    };
+    let n1 = fresh(&w);
+    let mut echoed = good.clone();
+    echoed["nonce"] = json!(n1);
+    let e = release(json!({"target": token(&iss, ISSUER, echoed), "nonce": n1})).unwrap_err();
+    assert_eq!(e.code(), Some("RELEASE_NONCE_INVALID"));
+    assert!(e.to_string().contains("x-ms-runtime.nonce"), "{e}");
+    let mut chosen = good.clone();
+    chosen["x-ms-runtime"]["nonce"] = json!("my-own-nonce");
+    assert_eq!(
+        code_of(release(
+            json!({"target": token(&iss, ISSUER, chosen), "nonce": "my-own-nonce"})
+        )),
+        "RELEASE_NONCE_INVALID"
+    );
+    let t2 = s.json(&["tokens", "create", "--principal", "workload2"]);
+    s.ok(&[
+        "roles",
+        "grant",
+        "--principal",
+        "workload2",
+        "--role",
+        "release-user",
+        "--scope",
+        "tee",
+    ]);
+    let w2 = s.client_as(t2["token"].as_str().unwrap());
+    let theirs = fresh(&w2);
+    let mut other = good.clone();
+    other["x-ms-runtime"]["nonce"] = json!(theirs);
+    let e = release(json!({"target": token(&iss, ISSUER, other), "nonce": theirs})).unwrap_err();
+    assert_eq!(e.code(), Some("RELEASE_NONCE_INVALID"));
+    assert!(e.to_string().contains("another principal"), "{e}");
 
     // An immutable policy can never change.
     s.ok(&[

@@ -212,28 +212,41 @@ impl Sovra {
         Ok(json!({"nonce": nonce, "expireTime": crate::clock::rfc3339(expire)}))
     }
 
-    /// Checks the nonce: carried by the token; single-use and current if server-issued.
-    /// Returns the store revision to consume, for server-issued nonces.
-    async fn check_nonce(&self, nonce: &str, claims: &Map<String, Value>) -> Result<Option<u64>> {
-        let carried = [
-            claims.get("nonce"),
-            claims.get("x-ms-runtime").and_then(|r| r.get("nonce")),
-        ]
-        .into_iter()
-        .flatten()
-        .any(|v| v.as_str() == Some(nonce) || *v == nonce);
-        if !carried {
+    /// Checks the nonce for freshness: it must be one this server issued (`sn_…`), unused,
+    /// unexpired, issued to the principal now asking, and bound inside the evidence: carried in
+    /// the token's `x-ms-runtime.nonce`, which the attestation service checked against the
+    /// report data. The top-level `nonce` claim is only echoed from the attest request and
+    /// proves nothing. Returns the store revision to consume.
+    async fn check_nonce(
+        &self,
+        p: &Principal,
+        nonce: &str,
+        claims: &Map<String, Value>,
+    ) -> Result<u64> {
+        let bound = claims
+            .get("x-ms-runtime")
+            .and_then(|r| r.get("nonce"))
+            .is_some_and(|v| v.as_str() == Some(nonce));
+        if !bound {
             return Err(deny(
                 ErrorCode::ReleaseNonceInvalid,
-                "the target token does not carry the request's nonce (nonce or x-ms-runtime.nonce)",
+                "the target token does not carry the nonce in its runtime data (x-ms-runtime.nonce, bound into the evidence); an echoed nonce claim proves no freshness",
             ));
         }
+        let unknown = || {
+            deny(
+                ErrorCode::ReleaseNonceInvalid,
+                "the nonce is not one this server issued, or was already used: request a new one (POST /v1/release/nonces)",
+            )
+        };
         if !nonce.starts_with(NONCE_PREFIX) {
-            return Ok(None);
+            return Err(unknown());
         }
-        let rec = self.store.get(model::RELEASE_NONCES, nonce).await?.ok_or_else(|| {
-            deny(ErrorCode::ReleaseNonceInvalid, "the nonce is unknown or was already used: request a new one (POST /v1/release/nonces)")
-        })?;
+        let rec = self
+            .store
+            .get(model::RELEASE_NONCES, nonce)
+            .await?
+            .ok_or_else(unknown)?;
         let n: NonceRec = model::from_json(&rec.data)?;
         if n.expire < self.now() {
             return Err(deny(
@@ -241,7 +254,13 @@ impl Sovra {
                 "the nonce has expired: request a new one",
             ));
         }
-        Ok(Some(rec.rev))
+        if n.principal != *p.name {
+            return Err(deny(
+                ErrorCode::ReleaseNonceInvalid,
+                "the nonce was issued to another principal",
+            ));
+        }
+        Ok(rec.rev)
     }
 
     /// `POST /v1/{key or version}:release`.
@@ -324,7 +343,7 @@ impl Sovra {
             ));
         }
         let (iss, _claims, consume, kid, spki) = self
-            .admit(&policy, &req.target, req.nonce.as_deref())
+            .admit(p, &policy, &req.target, req.nonce.as_deref())
             .await?;
         let material = self.raw_material(&vname, rec)?;
         let blob = keywrap::wrap(enc, &spki, material.expose()).map_err(|e| {
@@ -365,6 +384,7 @@ impl Sovra {
     /// revision to consume, and the TEE key (kid, SPKI) to wrap to.
     async fn admit(
         &self,
+        p: &Principal,
         policy: &sovra_policy::skr::ReleasePolicy,
         target: &str,
         nonce: Option<&str>,
@@ -383,7 +403,7 @@ impl Sovra {
                 )
             })?;
         let consume = match nonce {
-            Some(n) => self.check_nonce(n, &claims).await?,
+            Some(n) => Some(self.check_nonce(p, n, &claims).await?),
             None if policy.require_nonce => {
                 return Err(deny(
                     ErrorCode::ReleaseNonceInvalid,
@@ -468,7 +488,7 @@ impl Sovra {
         let policy = sovra_policy::skr::ReleasePolicy::parse(&policy_text)
             .map_err(|e| Error::internal(format!("stored release policy: {e}")))?;
         let (_, _, consume, kid, spki) = self
-            .admit(&policy, &req.target, req.nonce.as_deref())
+            .admit(p, &policy, &req.target, req.nonce.as_deref())
             .await?;
         let mut out = Map::new();
         let secret = if generate {
