@@ -35,6 +35,11 @@ impl ManualClock {
     pub fn advance(&self, secs: i64) {
         self.0.fetch_add(secs, Ordering::SeqCst);
     }
+
+    /// Sets the clock to `t` (verifying evidence as of a pinned date).
+    pub fn set(&self, t: i64) {
+        self.0.store(t, Ordering::SeqCst);
+    }
 }
 
 impl Clock for ManualClock {

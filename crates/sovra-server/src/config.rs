@@ -73,6 +73,9 @@ pub struct AttestationConfig {
     /// Let external issuers' JWKS URLs (chosen through the API) reach loopback, link-local and
     /// private addresses; default off, so a JWKS URL cannot probe the server's own network.
     pub jwks_allow_private: bool,
+    /// Refuse Intel (TDX/SGX) evidence judged with TCB info older than this
+    /// `tcbEvaluationDataNumber`; 0 (default): any Intel-signed collateral inside its window.
+    pub min_tcb_evaluation_data_number: u64,
 }
 
 impl Default for AttestationConfig {
@@ -87,6 +90,7 @@ impl Default for AttestationConfig {
             intel_pcs_url: None,
             intel_root_crl_url: None,
             jwks_allow_private: false,
+            min_tcb_evaluation_data_number: 0,
         }
     }
 }
@@ -356,6 +360,10 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     (
         "SOVRA_ATTESTATION_JWKS_ALLOW_PRIVATE",
         "attestation.jwks_allow_private",
+    ),
+    (
+        "SOVRA_ATTESTATION_MIN_TCB_EVALUATION_DATA_NUMBER",
+        "attestation.min_tcb_evaluation_data_number",
     ),
 ];
 

@@ -211,3 +211,93 @@ async fn the_last_administrator_who_can_sign_in_is_kept() {
         .unwrap_err();
     assert_eq!(err.code, sovra_proto::ErrorCode::LastAdministrator);
 }
+
+fn vector(rel: &str) -> Vec<u8> {
+    let dir = std::env::var("SOVRA_VECTORS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors")
+        });
+    std::fs::read(dir.join(rel)).unwrap()
+}
+
+fn tdx_submission(
+    collateral: Option<&[u8]>,
+) -> sovra_server::services::attest::request::Submission {
+    let mut req = serde_json::json!({"evidence": sovra_proto::b64::encode(&vector("tdx/dcapqvl_tdx_quote_v4_b0c06f.bin"))});
+    if let Some(c) = collateral {
+        req["collateral"] = serde_json::json!(sovra_proto::b64::encode(c));
+    }
+    sovra_server::services::attest::request::native(serde_json::from_value(req).unwrap()).unwrap()
+}
+
+/// 2025-07-01T00:00:00Z, inside the TDX vector's collateral window.
+const TDX_AT: i64 = 1_751_328_000;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_newest_intel_collateral_wins_and_a_minimum_applies() {
+    let e = common::env().await;
+    e.clock.set(TDX_AT);
+    let s = &e.sovra;
+    let genuine = vector("tdx/dcapqvl_tdx_quote_v4_b0c06f.collateral.json");
+    // Collateral the attester sends, claiming an older evaluation (16, edited: its signature no
+    // longer verifies). With nothing stored it is what the quote is judged with, and fails.
+    let text = String::from_utf8(genuine.clone()).unwrap();
+    let older = text.replace(
+        "\\\"tcbEvaluationDataNumber\\\":17",
+        "\\\"tcbEvaluationDataNumber\\\":16",
+    );
+    assert_ne!(older, text, "the vector's TCB info names evaluation 17");
+    let kind = sovra_attest::EvidenceType::Tdx;
+    let err = s
+        .attest(
+            "default",
+            kind,
+            tdx_submission(Some(older.as_bytes())),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code,
+        sovra_proto::ErrorCode::AttestCollateralInvalid,
+        "{err}"
+    );
+    // Once the store holds evaluation 17 for the FMSPC, an older bundle in the request does not
+    // get a say: the store's newest judges the quote.
+    s.import_collateral(
+        &e.admin,
+        sovra_proto::attest::ImportCollateralRequest {
+            kind: "intel".into(),
+            platform: None,
+            content: sovra_proto::b64::encode(&genuine),
+        },
+    )
+    .await
+    .unwrap();
+    let a = s
+        .attest(
+            "default",
+            kind,
+            tdx_submission(Some(older.as_bytes())),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.claims["tcb_evaluation_data_number"], 17);
+    // An operator minimum above what Intel has published refuses the quote.
+    let cfg = sovra_server::services::ServiceConfig {
+        attest: sovra_server::services::attest::AttestConfig {
+            min_tcb_evaluation_data_number: 18,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let strict = e.second_node(cfg);
+    let err = strict
+        .attest("default", kind, tdx_submission(Some(&genuine)), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, sovra_proto::ErrorCode::AttestCollateralInvalid);
+    assert!(err.message.contains("below the minimum of 18"), "{err}");
+}

@@ -164,6 +164,8 @@ pub struct Summary {
     pub tee: String,
     /// The TCB info's `nextUpdate`, when present.
     pub next_update: Option<String>,
+    /// The TCB info's `tcbEvaluationDataNumber` (0 when absent): higher is newer.
+    pub tcb_evaluation_data_number: u64,
 }
 
 /// Reads the [`Summary`] of a bundle; fails when it is not the expected JSON bundle.
@@ -185,5 +187,6 @@ pub fn summary(bytes: &[u8]) -> Result<Summary, AttestError> {
         fmspc,
         tee: tcb["id"].as_str().unwrap_or("SGX").to_ascii_uppercase(),
         next_update: tcb["nextUpdate"].as_str().map(str::to_owned),
+        tcb_evaluation_data_number: tcb["tcbEvaluationDataNumber"].as_u64().unwrap_or(0),
     })
 }

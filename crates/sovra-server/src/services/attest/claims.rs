@@ -264,3 +264,33 @@ pub fn check_init_time(v: &VerifiedClaims, data: &[u8]) -> Result<()> {
         ))
     }
 }
+
+/// Intel evidence: the collateral it was judged with must be at least as new as the operator's
+/// minimum `tcbEvaluationDataNumber` (0: any).
+pub fn check_tcb_evaluation(v: &VerifiedClaims, min: u64) -> Result<()> {
+    if min == 0 {
+        return Ok(());
+    }
+    let Value::Object(m) = v.to_json() else {
+        return Ok(());
+    };
+    let Some(n) = find(
+        &m,
+        &[
+            "tcb_evaluation_data_number",
+            "tdx.tcb_evaluation_data_number",
+        ],
+    ) else {
+        return Ok(());
+    };
+    match n.as_u64() {
+        Some(n) if n >= min => Ok(()),
+        got => Err(Error::new(
+            sovra_proto::ErrorCode::AttestCollateralInvalid,
+            format!(
+                "the Intel collateral's tcbEvaluationDataNumber ({}) is below the minimum of {min} (attestation.min_tcb_evaluation_data_number): import or fetch current collateral",
+                got.map_or("none".to_string(), |n| n.to_string())
+            ),
+        )),
+    }
+}

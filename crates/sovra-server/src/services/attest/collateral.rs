@@ -62,11 +62,22 @@ pub struct Loaded {
 pub struct IntelBundle {
     /// FMSPC of its TCB info, lowercase hex.
     pub fmspc: String,
+    /// Its TCB info's evaluation data number (higher is newer).
+    pub tcb_evaluation_data_number: u64,
     /// The bundle (JSON).
     pub content: Vec<u8>,
 }
 
 impl Loaded {
+    /// The newest TCB evaluation data number stored for `fmspc`.
+    pub fn newest_intel(&self, fmspc: &str) -> Option<u64> {
+        self.intel
+            .iter()
+            .filter(|b| b.fmspc == fmspc)
+            .map(|b| b.tcb_evaluation_data_number)
+            .max()
+    }
+
     /// The bundles for `fmspc` (all of them when it is not known), newest first.
     pub fn intel_for(&self, fmspc: Option<&str>) -> Vec<&[u8]> {
         self.intel
@@ -277,6 +288,7 @@ impl Sovra {
                 "intel" => match sovra_attest::dcap::collateral::summary(&content) {
                     Ok(s) => loaded.intel.push(IntelBundle {
                         fmspc: s.fmspc,
+                        tcb_evaluation_data_number: s.tcb_evaluation_data_number,
                         content,
                     }),
                     Err(e) => {
@@ -287,6 +299,11 @@ impl Sovra {
                 _ => {}
             }
         }
+        // Newest first: the highest TCB evaluation data number wins (a TCB recovery or a PCK
+        // revocation is in the newer collateral), then the latest import.
+        loaded
+            .intel
+            .sort_by_key(|b| std::cmp::Reverse(b.tcb_evaluation_data_number));
         let l = Arc::new(loaded);
         self.attest.collateral.put(l.clone());
         Ok(l)

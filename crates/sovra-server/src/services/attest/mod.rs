@@ -48,6 +48,8 @@ pub struct AttestConfig {
     pub intel_root_crl_url: Option<String>,
     /// Fetch external issuers' JWKS from loopback, link-local and private addresses too.
     pub jwks_allow_private: bool,
+    /// Intel collateral (TCB info) older than this `tcbEvaluationDataNumber` is refused.
+    pub min_tcb_evaluation_data_number: u64,
 }
 
 impl Default for AttestConfig {
@@ -62,6 +64,7 @@ impl Default for AttestConfig {
             intel_pcs_url: None,
             intel_root_crl_url: None,
             jwks_allow_private: false,
+            min_tcb_evaluation_data_number: 0,
         }
     }
 }
@@ -225,6 +228,7 @@ impl Sovra {
             now: self.now(),
             ttl: self.cfg.attest.token_ttl_secs,
             jku: format!("{}/certs", self.public_url()),
+            min_tcb_evaluation_data_number: self.cfg.attest.min_tcb_evaluation_data_number,
         });
         let activation = match kind {
             EvidenceType::Tpm => serde_json::from_slice::<Value>(&sub.evidence)
@@ -388,10 +392,24 @@ fn collateral_source(
         kind,
         EvidenceType::Tdx | EvidenceType::Sgx | EvidenceType::AzTdxVtpm
     );
-    if sub.collateral.is_some() || !needs_intel || loaded.intel.is_empty() {
-        Collateral::FromRequest
-    } else {
-        Collateral::Stored
+    if !needs_intel || loaded.intel.is_empty() {
+        return Collateral::FromRequest;
+    }
+    let Some(sent) = &sub.collateral else {
+        return Collateral::Stored;
+    };
+    // The attester does not choose: collateral it sends is used only when it is at least as
+    // new as the newest the store holds for its FMSPC (older Intel-signed collateral, still in
+    // its window, would hide a TCB recovery or a revocation).
+    match sovra_attest::dcap::collateral::summary(sent) {
+        Ok(s)
+            if loaded
+                .newest_intel(&s.fmspc)
+                .is_some_and(|newest| newest > s.tcb_evaluation_data_number) =>
+        {
+            Collateral::Stored
+        }
+        _ => Collateral::FromRequest,
     }
 }
 
@@ -453,11 +471,13 @@ struct Issuing {
     now: i64,
     ttl: u64,
     jku: String,
+    min_tcb_evaluation_data_number: u64,
 }
 
 /// Checks the bindings, appraises the claims under the policy and signs the token (CPU only:
 /// run it on the work pool).
 fn issue(it: &Issuing, verified: &VerifiedClaims, sub: &request::Submission) -> Result<Attested> {
+    claims::check_tcb_evaluation(verified, it.min_tcb_evaluation_data_number)?;
     if let Some(rt) = &sub.runtime {
         request::check_binding("runtime data", verified.report_data(), &rt.bytes)?;
     }
