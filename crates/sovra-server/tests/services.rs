@@ -1,5 +1,6 @@
 //! Service-layer behaviour that needs time to pass: scheduled rotation and destruction, token
 //! expiry — with a manual clock instead of waiting.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod common;
 
