@@ -18,7 +18,33 @@ issuancerules {
 };
 "#;
 
-/// The default policy for an evidence type (currently the same for all).
-pub fn for_type(_evidence_type: &str) -> &'static str {
-    DEFAULT_POLICY
+/// The default policy of evidence whose platform has no TCB status and no other measure of
+/// being current (AWS Nitro): compliant only when the claims match a reference-value set
+/// (`x-sovra-refvalues-matched`, set by the service when any set matched).
+pub const MEASURED_POLICY: &str = r#"version=1.2;
+authorizationrules {
+    [type=="debug", value==false] => permit();
+};
+issuancerules {
+    [type=="debug", value==false] && [type=="x-sovra-trust-root-kind", value=="vendor"] && [type=="x-sovra-refvalues-matched", value==true] => issue(type="x-ms-compliance-status", value="sovra-compliant");
+};
+"#;
+
+/// The default policy of a GPU: genuine is not compliant. A GPU's nonce and key are held by
+/// whoever talks to it (the host, not a TEE), so its evidence alone never earns the claim.
+pub const GPU_POLICY: &str = r#"version=1.2;
+authorizationrules {
+    [type=="debug", value==false] => permit();
+};
+issuancerules {
+};
+"#;
+
+/// The default policy for an evidence type.
+pub fn for_type(evidence_type: &str) -> &'static str {
+    match evidence_type {
+        "nvidia-gpu" => GPU_POLICY,
+        "nitro" | "tpm" => MEASURED_POLICY,
+        _ => DEFAULT_POLICY,
+    }
 }

@@ -411,3 +411,22 @@ fn an_unrestricted_tpm_key_is_no_attestation_key() {
     let ok = challenge("ak.pub").unwrap();
     assert!(ok["challengeId"].is_string(), "{ok}");
 }
+
+#[test]
+fn a_gpu_alone_is_genuine_but_never_compliant() {
+    // A GPU's nonce and key are held by whoever talks to it, not by a TEE: its evidence
+    // verifies to NVIDIA's root, and the default policy never calls it compliant.
+    let s = Server::start();
+    let out = s.json(&[
+        "attest",
+        "--type",
+        "nvidia-gpu",
+        "--cert-chain",
+        &v("nvidia_gpu/nvtrust_hopperCertChain.pem"),
+        &v("nvidia_gpu/nvtrust_hopperAttestationReport.hex.txt"),
+    ]);
+    let c = s.json(&["attestation", "verify-token", out["token"].as_str().unwrap()]);
+    assert_eq!(c["x-sovra-trust-root-kind"], "vendor");
+    assert_eq!(c["x-sovra-trust-root"], "NVIDIA Device Identity CA");
+    assert!(c.get("x-ms-compliance-status").is_none(), "{c}");
+}

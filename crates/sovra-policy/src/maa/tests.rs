@@ -93,17 +93,50 @@ fn default_policy_refuses_debug_and_marks_compliance() {
             .unwrap()
             .authorized
     );
-    let snp = p.evaluate(&claims(json!({"debug": false}))).unwrap();
+    let vendor = |extra: Value| {
+        let mut c = json!({"debug": false, "x-sovra-trust-root-kind": "vendor"});
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        claims(c)
+    };
+    let snp = p.evaluate(&vendor(json!({}))).unwrap();
     assert_eq!(snp.issued["x-ms-compliance-status"], "sovra-compliant");
     let old = p
-        .evaluate(&claims(json!({"debug": false, "tcb_status": "OutOfDate"})))
+        .evaluate(&vendor(json!({"tcb_status": "OutOfDate"})))
         .unwrap();
     assert!(old.authorized);
     assert!(!old.issued.contains_key("x-ms-compliance-status"));
     let new = p
-        .evaluate(&claims(json!({"debug": false, "tcb_status": "UpToDate"})))
+        .evaluate(&vendor(json!({"tcb_status": "UpToDate"})))
         .unwrap();
     assert_eq!(new.issued["x-ms-compliance-status"], "sovra-compliant");
+    // An operator anchor (a test chain) is genuine by configuration, never compliant.
+    let operator = p
+        .evaluate(&claims(
+            json!({"debug": false, "x-sovra-trust-root-kind": "operator"}),
+        ))
+        .unwrap();
+    assert!(operator.authorized);
+    assert!(!operator.issued.contains_key("x-ms-compliance-status"));
+    // A GPU alone never is; measured platforms only with a reference-value match.
+    let gpu = Policy::parse(crate::defaults::for_type("nvidia-gpu")).unwrap();
+    assert!(gpu.evaluate(&vendor(json!({}))).unwrap().issued.is_empty());
+    let nitro = Policy::parse(crate::defaults::for_type("nitro")).unwrap();
+    assert!(
+        nitro
+            .evaluate(&vendor(json!({"x-sovra-refvalues-matched": false})))
+            .unwrap()
+            .issued
+            .is_empty()
+    );
+    assert_eq!(
+        nitro
+            .evaluate(&vendor(json!({"x-sovra-refvalues-matched": true})))
+            .unwrap()
+            .issued["x-ms-compliance-status"],
+        "sovra-compliant"
+    );
 }
 
 #[test]

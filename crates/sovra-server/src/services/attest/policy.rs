@@ -139,9 +139,12 @@ impl Compiled {
         refsets: &[ReferenceValues],
     ) -> Result<Outcome> {
         let mut input = incoming.clone();
+        let mut any = false;
         for (set, matched) in reference_value_matches(refsets, incoming) {
+            any |= matched;
             input.insert(format!("x-sovra-refvalues-{set}"), Value::Bool(matched));
         }
+        input.insert("x-sovra-refvalues-matched".into(), Value::Bool(any));
         let eval_err = |e: PolicyError| match e {
             PolicyError::EvalLimit(_) => Error::new(ErrorCode::PolicyEvalLimit, e.to_string()),
             PolicyError::Syntax { .. }
