@@ -39,7 +39,10 @@ pub enum AuditCmd {
 async fn offline_store(
     data_dir: PathBuf,
     config: Option<PathBuf>,
-) -> Result<std::sync::Arc<dyn sovra_store::Store>> {
+) -> Result<(
+    std::sync::Arc<dyn sovra_store::Store>,
+    Option<sovra_server::services::anchor::Anchor>,
+)> {
     let mut cfg = sovra_server::config::Config::load(config.as_deref(), |k| std::env::var(k).ok())
         .map_err(CliError::Usage)?;
     cfg.data_dir = data_dir;
@@ -51,9 +54,22 @@ async fn offline_store(
             cfg.data_dir.display()
         )));
     }
-    sovra_server::app::open_store(&cfg)
+    let store = sovra_server::app::open_store(&cfg)
         .await
-        .map_err(CliError::Local)
+        .map_err(CliError::Local)?;
+    // The checkpoint is sealed by the HSM: opening it needs what unseals the HSM.
+    let path = cfg.data_dir.join("audit.anchor");
+    let anchor = if path.exists() {
+        let hsm = sovra_server::app::open_hsm(&cfg).map_err(CliError::Local)?;
+        Some(sovra_server::services::anchor::Anchor {
+            path,
+            hsm,
+            location: cfg.default_location.clone(),
+        })
+    } else {
+        None
+    };
+    Ok((store, anchor))
 }
 
 /// Runs `sovra audit …`.
@@ -62,10 +78,13 @@ pub async fn run(g: &Global, c: AuditCmd) -> Result<()> {
         AuditCmd::Verify { data_dir, config } => {
             let report = match data_dir {
                 Some(d) => {
-                    let store = offline_store(d, config).await?;
-                    let c = sovra_server::services::audit::verify_store(store.as_ref())
-                        .await
-                        .map_err(|e| CliError::Local(e.to_string()))?;
+                    let (store, anchor) = offline_store(d, config).await?;
+                    let c = sovra_server::services::audit::verify_anchored(
+                        store.as_ref(),
+                        anchor.as_ref(),
+                    )
+                    .await
+                    .map_err(|e| CliError::Local(e.to_string()))?;
                     AuditVerifyReport {
                         records: c.records,
                         ok: c.first_broken.is_none(),
@@ -114,7 +133,7 @@ pub async fn run(g: &Global, c: AuditCmd) -> Result<()> {
             let mut n = 0u64;
             match data_dir {
                 Some(d) => {
-                    let store = offline_store(d, config).await?;
+                    let (store, _) = offline_store(d, config).await?;
                     loop {
                         let rows = store
                             .audit_range(next, 1000)

@@ -145,9 +145,20 @@ fn http_url(name: &str, u: &Option<String>) -> Result<Option<String>, String> {
 /// Opens (initialising on first start) the deployment described by `cfg`.
 pub async fn open(cfg: &Config) -> Result<Opened, String> {
     make_private_dir(&cfg.data_dir)?;
-    let store = open_store(cfg).await?;
+    let raw = open_store(cfg).await?;
     let hsm = open_hsm(cfg)?;
+    let anchor = cfg.data_dir.join("audit.anchor");
+    // Every record is sealed under an HSM-held key from here on (services/sealed.rs).
+    let store: Arc<dyn sovra_store::Store> = crate::services::sealed::SealedStore::open(
+        raw,
+        hsm.as_ref(),
+        &cfg.default_location,
+        &cfg.data_dir,
+        anchor.exists(),
+    )
+    .await?;
     let scfg = ServiceConfig {
+        audit_anchor: Some(anchor),
         work_threads: cfg.limits.work_threads,
         work_queue: cfg.limits.work_queue,
         symmetric_per_minute: cfg.quota.symmetric_per_minute,
@@ -189,6 +200,12 @@ pub async fn open(cfg: &Config) -> Result<Opened, String> {
                 .to_string(),
         },
     };
+    // Whether the audit log has history (a missing anchor is then worth a warning).
+    let had_history = !store
+        .audit_range(1, 1)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_empty();
     let sovra = Arc::new(Sovra::new(store.clone(), hsm, Arc::new(SystemClock), scfg));
     sovra
         .ensure_default_location()
@@ -199,6 +216,14 @@ pub async fn open(cfg: &Config) -> Result<Opened, String> {
         .signing_keys()
         .await
         .map_err(|e| format!("cannot initialise the attestation signing key: {e}"))?;
+    // Compare the log with its anchor before serving (a shortened log is reported at once).
+    if let Err(e) = sovra
+        .audit()
+        .advance_anchor_at_start(sovra.now(), had_history)
+        .await
+    {
+        tracing::warn!(error = %e, "audit checkpoint failed");
+    }
     for w in sovra.trust_warnings().await.unwrap_or_default() {
         tracing::warn!("{w}");
     }

@@ -76,6 +76,12 @@ impl From<sovra_store::StoreError> for Error {
                 retry_after: Some(1),
                 internal: Some(d),
             },
+            sovra_store::StoreError::Integrity { collection, name } => Self {
+                code: ErrorCode::IntegrityFailure,
+                message: "a stored record failed its integrity check: it was altered or swapped, or inserted outside Sovra; restore it from a backup".into(),
+                retry_after: None,
+                internal: Some(format!("{collection} {name:?}: MAC mismatch")),
+            },
             other => Self::internal(other.to_string()),
         }
     }

@@ -39,6 +39,25 @@ pub const RELEASE_NONCES: Collection = Collection("release_nonces");
 pub const TPM_CHALLENGES: Collection = Collection("tpm_challenges");
 /// Collateral: certificates, Intel collateral bundles, trust anchors (name: SHA-256 hex).
 pub const COLLATERAL: Collection = Collection("collateral");
+/// Every collection above (sealing an older deployment's records walks them all).
+pub const ALL: [Collection; 16] = [
+    LOCATIONS,
+    KEY_RINGS,
+    CRYPTO_KEYS,
+    VERSIONS,
+    TOKENS,
+    ROLE_BINDINGS,
+    QUOTAS,
+    SETTINGS,
+    ATTEST_SIGNING_KEYS,
+    ATTEST_PROVIDERS,
+    ATTEST_POLICIES,
+    REFERENCE_VALUES,
+    RELEASE_ISSUERS,
+    RELEASE_NONCES,
+    TPM_CHALLENGES,
+    COLLATERAL,
+];
 
 /// A location.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -302,3 +302,91 @@ async fn the_newest_intel_collateral_wins_and_a_minimum_applies() {
     assert_eq!(err.code, sovra_proto::ErrorCode::AttestCollateralInvalid);
     assert!(err.message.contains("below the minimum of 18"), "{err}");
 }
+
+/// A deployment from before sealing is sealed once at the first start that seals, stays usable,
+/// and from then on refuses unsealed rows; the key survives losing either of its two copies.
+#[tokio::test(flavor = "multi_thread")]
+async fn records_of_an_older_deployment_are_sealed_once_and_rows_written_outside_are_refused() {
+    use sovra_server::services::sealed::SealedStore;
+    use sovra_store::{Collection, Expect, Store, StoreError, WriteBatch};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sovra.db");
+    let raw =
+        || -> Arc<dyn Store> { Arc::new(sovra_store::sqlite::SqliteStore::open(&db).unwrap()) };
+    let hsm = Arc::new(
+        sovra_hsm::soft::SoftHsm::open(
+            &dir.path().join("hsm"),
+            sovra_hsm::soft::UnsealKey::DefaultFile,
+        )
+        .unwrap(),
+    );
+    let clock = Arc::new(sovra_server::clock::ManualClock::new(1_800_000_000));
+    let node = |store: Arc<dyn Store>| {
+        Arc::new(sovra_server::services::Sovra::new(
+            store,
+            hsm.clone(),
+            clock.clone(),
+            sovra_server::services::ServiceConfig::default(),
+        ))
+    };
+    // Before sealing: a location, an administrator, a key ring, written as plain JSON.
+    let old = node(raw());
+    old.ensure_default_location().await.unwrap();
+    let token = old.bootstrap_admin().await.unwrap();
+    let bearer = format!("Bearer {token}");
+    let admin = old.auth().authenticate(Some(&bearer), None).await.unwrap();
+    let loc = LocationName::new("global").unwrap();
+    old.create_key_ring(&admin, &loc, "r", CreateKeyRingRequest::default())
+        .await
+        .unwrap();
+    let ring = loc.key_ring("r").unwrap();
+    let open =
+        |anchored: bool| SealedStore::open(raw(), hsm.as_ref(), "global", dir.path(), anchored);
+    // The first sealing start: everything still works.
+    let sealed = open(false).await.unwrap();
+    let new = node(sealed.clone());
+    let admin = new.auth().authenticate(Some(&bearer), None).await.unwrap();
+    new.get_key_ring(&admin, &ring).await.unwrap();
+    // A row written outside Sovra (plain JSON, as before sealing) is refused, also after a
+    // restart: sealing happens once, not at every start.
+    let forged = Collection("role_bindings");
+    let mut b = WriteBatch::new();
+    b.put(
+        forged,
+        "eve/x",
+        "eve",
+        br#"{"principal":"eve"}"#.to_vec(),
+        None,
+        Expect::Absent,
+    );
+    raw().commit(b).await.unwrap();
+    for s in [sealed, open(false).await.unwrap()] {
+        assert!(matches!(
+            s.list(forged, "eve", None, 10).await,
+            Err(StoreError::Integrity { .. })
+        ));
+        assert!(s.get(forged, "eve/x").await.is_err());
+    }
+    // The key removed from the database is put back from the data directory's copy.
+    let mut b = WriteBatch::new();
+    b.delete(Collection("row_mac"), "key", Expect::Any);
+    raw().commit(b).await.unwrap();
+    let back = node(open(false).await.unwrap());
+    let admin = back.auth().authenticate(Some(&bearer), None).await.unwrap();
+    back.get_key_ring(&admin, &ring).await.unwrap();
+    assert!(
+        raw()
+            .get(Collection("row_mac"), "key")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Both copies removed from an anchored deployment: refused, not sealed afresh.
+    let mut b = WriteBatch::new();
+    b.delete(Collection("row_mac"), "key", Expect::Any);
+    raw().commit(b).await.unwrap();
+    std::fs::remove_file(dir.path().join(sovra_server::services::sealed::KEY_FILE)).unwrap();
+    let err = open(true).await.unwrap_err();
+    assert!(err.contains("was removed"), "{err}");
+}

@@ -61,6 +61,16 @@ impl Default for ChainVerifier {
 }
 
 impl ChainVerifier {
+    /// A checker that continues after record `seq`, whose hash was `hash`.
+    pub fn resume(seq: u64, hash: [u8; 32]) -> Self {
+        Self {
+            prev: hash,
+            next_seq: seq + 1,
+            records: seq,
+            broken: None,
+        }
+    }
+
     /// Checks the next record.
     pub fn push(&mut self, row: &AuditRow) {
         self.records += 1;

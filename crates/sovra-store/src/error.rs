@@ -20,6 +20,14 @@ pub enum StoreError {
     /// Stored data is not what Sovra wrote (corrupt or edited).
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A record failed its integrity check (its MAC): edited or inserted outside Sovra.
+    #[error("{collection} {name:?} failed its integrity check")]
+    Integrity {
+        /// Collection.
+        collection: &'static str,
+        /// Record name.
+        name: String,
+    },
 }
 
 /// Why a write's expectation failed.

@@ -392,12 +392,14 @@ impl Store for PgStore {
         Ok(rows
             .iter()
             .map(|r| {
-                let seq: i64 = r.get(0);
+                // A row that does not decode is a broken link for the chain check, not a panic.
+                let seq: i64 = r.try_get(0).unwrap_or(0);
+                let bytes = |i: usize| r.try_get::<_, Vec<u8>>(i).unwrap_or_default();
                 AuditRow {
                     seq: u64::try_from(seq).unwrap_or(0),
-                    prev_hash: fix(r.get(1)),
-                    hash: fix(r.get(2)),
-                    body: r.get(3),
+                    prev_hash: fix(bytes(1)),
+                    hash: fix(bytes(2)),
+                    body: bytes(3),
                 }
             })
             .collect())

@@ -334,10 +334,22 @@ impl Store for SqliteStore {
             let mut stmt = conn.prepare_cached("SELECT seq, prev_hash, hash, body FROM audit WHERE seq >= ?1 ORDER BY seq LIMIT ?2").map_err(backend)?;
             let rows = stmt
                 .query_map(params![to_i64(from), limit], |r| {
-                    let seq: i64 = r.get(0)?;
-                    let prev: Vec<u8> = r.get(1)?;
-                    let hash: Vec<u8> = r.get(2)?;
-                    Ok((seq, prev, hash, r.get::<_, Vec<u8>>(3)?))
+                    // Whatever a writer put in a column (SQLite keeps any type), the record is
+                    // read: one that does not decode is a broken link for the chain check to
+                    // report, not a store failure.
+                    let bytes = |i: usize| -> Vec<u8> {
+                        match r.get_ref(i) {
+                            Ok(rusqlite::types::ValueRef::Blob(b) | rusqlite::types::ValueRef::Text(b)) => b.to_vec(),
+                            Ok(rusqlite::types::ValueRef::Integer(n)) => n.to_string().into_bytes(),
+                            Ok(rusqlite::types::ValueRef::Real(f)) => f.to_string().into_bytes(),
+                            Ok(rusqlite::types::ValueRef::Null) | Err(_) => Vec::new(),
+                        }
+                    };
+                    let seq = match r.get_ref(0) {
+                        Ok(rusqlite::types::ValueRef::Integer(n)) => n,
+                        _ => 0,
+                    };
+                    Ok((seq, bytes(1), bytes(2), bytes(3)))
                 })
                 .map_err(backend)?;
             let mut out = Vec::new();

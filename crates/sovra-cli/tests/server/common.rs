@@ -269,6 +269,13 @@ pub fn cli_code(o: &Output) -> String {
     v["error"]["code"].as_str().unwrap_or_default().to_string()
 }
 
+/// The JSON body of a row read from the database: what precedes the MAC trailer Sovra seals
+/// every record with (`services/sealed.rs`: a NUL byte, a marker, a 32-byte tag).
+pub fn row_json(data: &[u8]) -> serde_json::Value {
+    let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
+    serde_json::from_slice(&data[..end]).unwrap()
+}
+
 /// The host:port a server listens on.
 pub fn addr_of(s: &Server) -> String {
     s.url.trim_start_matches("https://").to_string()

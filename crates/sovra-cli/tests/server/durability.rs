@@ -110,7 +110,7 @@ fn edited_or_swapped_material_fails_with_an_integrity_error() {
                 |r| r.get(0),
             )
             .unwrap();
-        serde_json::from_slice(&data).unwrap()
+        row_json(&data)
     };
     let a_name = "locations/global/keyRings/t/cryptoKeys/a/v/0000000001";
     let b_name = "locations/global/keyRings/t/cryptoKeys/b/v/0000000001";
@@ -232,4 +232,102 @@ fn graceful_shutdown_finishes_in_flight_requests() {
         s.json(&["keys", "get", "g/big"])["primary"]["state"],
         "ENABLED"
     );
+}
+
+#[test]
+fn a_shortened_or_deleted_audit_log_is_detected() {
+    // The chain alone cannot see a log cut short at its end, deleted whole, or recomputed: the
+    // records that remain still link. The HSM-sealed checkpoint of its head can.
+    let mut s = Server::start_with(&[("SOVRA_SCHEDULER_INTERVAL_SECS", "1")]);
+    for r in ["r1", "r2", "r3"] {
+        s.ok(&["keyrings", "create", r]);
+    }
+    // SIGTERM takes a last checkpoint.
+    s.terminate();
+    let dir = s.dir.to_str().unwrap().to_string();
+    let verify = |s: &Server| {
+        let o = s.cli(&["-o", "json", "audit", "verify", "--data-dir", &dir]);
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (o.status.success(), report)
+    };
+    let (ok, report) = verify(&s);
+    assert!(ok, "{report}");
+    let n = report["records"].as_u64().unwrap();
+    let conn = rusqlite::Connection::open(s.db()).unwrap();
+    // A record that no longer decodes is a broken record, not "store unavailable".
+    let body: Vec<u8> = conn
+        .query_row("SELECT body FROM audit WHERE seq=2", [], |r| r.get(0))
+        .unwrap();
+    conn.execute("UPDATE audit SET body='not a blob' WHERE seq=2", [])
+        .unwrap();
+    let (ok, report) = verify(&s);
+    assert!(!ok);
+    assert_eq!(report["firstBrokenSeq"], 2, "{report}");
+    conn.execute("UPDATE audit SET body=?1 WHERE seq=2", [&body])
+        .unwrap();
+    assert!(verify(&s).0);
+    // The last record removed: the chain still links, the anchor says it was longer.
+    let last: (Vec<u8>, Vec<u8>, Vec<u8>) = conn
+        .query_row(
+            "SELECT prev_hash, hash, body FROM audit WHERE seq=?1",
+            [n as i64],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    conn.execute("DELETE FROM audit WHERE seq=?1", [n as i64])
+        .unwrap();
+    let (ok, report) = verify(&s);
+    assert!(!ok, "{report}");
+    assert_eq!(report["firstBrokenSeq"], n, "{report}");
+    assert!(
+        report["problem"]
+            .as_str()
+            .unwrap()
+            .contains("removed from its end"),
+        "{report}"
+    );
+    // Every record removed.
+    type Row = (i64, Vec<u8>, Vec<u8>, Vec<u8>);
+    let saved: Vec<Row> = {
+        let mut st = conn
+            .prepare("SELECT seq, prev_hash, hash, body FROM audit ORDER BY seq")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    conn.execute("DELETE FROM audit", []).unwrap();
+    let (ok, report) = verify(&s);
+    assert!(!ok, "{report}");
+    assert_eq!(report["firstBrokenSeq"], 1, "{report}");
+    // A server started on the shortened log says so, and its own verify fails too.
+    s.boot();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ready: serde_json::Value = rt.block_on(s.admin().get("/readyz")).unwrap();
+    assert!(
+        ready["warnings"].as_array().unwrap().iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .contains("audit log does not match its anchor")),
+        "{ready}"
+    );
+    let o = s.cli(&["-o", "json", "audit", "verify"]);
+    assert!(!o.status.success());
+    s.terminate();
+    // Put everything back: intact again.
+    for (seq, prev, hash, body) in saved {
+        conn.execute(
+            "INSERT INTO audit (seq, prev_hash, hash, body) VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![seq, prev, hash, body],
+        )
+        .unwrap();
+    }
+    conn.execute(
+        "INSERT OR IGNORE INTO audit (seq, prev_hash, hash, body) VALUES (?1, ?2, ?3, ?4)",
+        rusqlite::params![n as i64, last.0, last.1, last.2],
+    )
+    .unwrap();
+    let (ok, report) = verify(&s);
+    assert!(ok, "{report}");
 }

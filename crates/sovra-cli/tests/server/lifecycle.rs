@@ -74,7 +74,7 @@ fn disable_enable_destroy_restore() {
     // The material is gone from the database row; the metadata stays.
     let conn = rusqlite::Connection::open(s.db()).unwrap();
     let data: Vec<u8> = conn.query_row("SELECT data FROM objects WHERE collection='versions' AND name LIKE '%life/cryptoKeys/k/v/0000000001'", [], |r| r.get(0)).unwrap();
-    let rec: serde_json::Value = serde_json::from_slice(&data).unwrap();
+    let rec: serde_json::Value = row_json(&data);
     assert!(rec["material"].is_null(), "{rec}");
     assert_eq!(rec["state"], "DESTROYED");
 }

@@ -65,7 +65,7 @@ fn keys_are_wrapped_inside_a_pkcs11_token() {
                 |r| r.get(0),
             )
             .unwrap();
-        serde_json::from_slice(&data).unwrap()
+        row_json(&data)
     };
     let a_name = "locations/global/keyRings/p/cryptoKeys/k/v/0000000001";
     let mut a = get(a_name);

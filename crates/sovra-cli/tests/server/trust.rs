@@ -425,8 +425,119 @@ fn a_gpu_alone_is_genuine_but_never_compliant() {
         &v("nvidia_gpu/nvtrust_hopperCertChain.pem"),
         &v("nvidia_gpu/nvtrust_hopperAttestationReport.hex.txt"),
     ]);
-    let c = s.json(&["attestation", "verify-token", out["token"].as_str().unwrap()]);
+    let c = s.json(&[
+        "attestation",
+        "verify-token",
+        out["token"].as_str().unwrap(),
+    ]);
     assert_eq!(c["x-sovra-trust-root-kind"], "vendor");
     assert_eq!(c["x-sovra-trust-root"], "NVIDIA Device Identity CA");
     assert!(c.get("x-ms-compliance-status").is_none(), "{c}");
+}
+
+#[test]
+fn a_database_writer_cannot_grant_itself_anything() {
+    let mut s = Server::start();
+    s.ok(&["keyrings", "create", "db"]);
+    s.ok(&["keys", "create", "db/k", "--purpose", "encrypt"]);
+    let eve = s.json(&["tokens", "create", "--principal", "eve"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mallory = s.json(&["tokens", "create", "--principal", "mallory"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let list = ["-o", "json", "keyrings", "list"];
+    assert_eq!(cli_code(&s.cli_as(&eve, &list)), "PERMISSION_DENIED");
+    // Offline, someone with write access to the database (not the HSM) edits it; the next
+    // process has nothing cached.
+    s.terminate();
+    let conn = rusqlite::Connection::open(s.db()).unwrap();
+    let (name, parent, data): (String, String, Vec<u8>) = conn
+        .query_row(
+            "SELECT name, parent, data FROM objects WHERE collection='role_bindings' AND CAST(data AS TEXT) LIKE '%Administrator%'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    let forge = |who: &str, seal: &[u8]| {
+        let mut body = row_json(&data);
+        body["principal"] = json!(who);
+        let mut bytes = serde_json::to_vec(&body).unwrap();
+        bytes.extend_from_slice(seal);
+        conn.execute(
+            "INSERT INTO objects (collection, name, parent, rev, data, due) VALUES ('role_bindings', ?1, ?2, 1, ?3, NULL)",
+            rusqlite::params![name.replacen(&parent, who, 1), who, bytes],
+        )
+        .unwrap();
+    };
+    // Eve's binding as the server before sealing wrote rows (plain JSON); mallory's with the
+    // administrator's binding's seal copied along.
+    forge("eve", b"");
+    let end = data.iter().position(|&b| b == 0).expect("rows are sealed");
+    forge("mallory", &data[end..]);
+    // The key made exportable.
+    let (kname, kdata): (String, Vec<u8>) = conn
+        .query_row(
+            "SELECT name, data FROM objects WHERE collection='crypto_keys' AND name LIKE '%db/cryptoKeys/k'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let mut key = row_json(&kdata);
+    assert_eq!(key["exportable"], false);
+    key["exportable"] = json!(true);
+    conn.execute(
+        "UPDATE objects SET data=?1 WHERE collection='crypto_keys' AND name=?2",
+        rusqlite::params![serde_json::to_vec(&key).unwrap(), kname],
+    )
+    .unwrap();
+    drop(conn);
+    s.boot();
+    for who in [&eve, &mallory] {
+        let o = s.cli_as(who, &list);
+        assert_eq!(cli_code(&o), "INTEGRITY_FAILURE");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("inserted outside Sovra"), "{err}");
+    }
+    assert_eq!(
+        cli_code(&s.cli(&["-o", "json", "keys", "get", "db/k"])),
+        "INTEGRITY_FAILURE"
+    );
+    // The administrator's own rows are untouched and still work; every refused row was audited
+    // once, however often it was read.
+    assert_eq!(s.json(&["whoami"])["principal"], "admin");
+    let _ = s.cli_as(&eve, &list);
+    let log = s.ok(&["audit", "export"]);
+    let refused: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["event"].clone())
+        .filter(|e| e["action"] == "store.integrity")
+        .collect();
+    let resources: Vec<&str> = refused
+        .iter()
+        .map(|e| e["resource"].as_str().unwrap())
+        .collect();
+    assert_eq!(resources.len(), 3, "{refused:?}");
+    assert!(
+        resources.iter().any(|r| r.starts_with("role_bindings/eve")),
+        "{resources:?}"
+    );
+    assert!(
+        resources
+            .iter()
+            .any(|r| r.starts_with("role_bindings/mallory")),
+        "{resources:?}"
+    );
+    assert!(
+        resources
+            .iter()
+            .any(|r| r.starts_with("crypto_keys/") && r.ends_with("db/cryptoKeys/k")),
+        "{resources:?}"
+    );
+    assert!(
+        refused.iter().all(|e| e["code"] == "INTEGRITY_FAILURE"),
+        "{refused:?}"
+    );
 }

@@ -206,3 +206,42 @@ pub async fn verify_audit(
         head_hash: sovra_crypto::hex(&c.head),
     }))
 }
+
+/// `GET /v1/audit:checkpoint`: the sealed checkpoint of the log's head (sequence number and
+/// hash), also signed by the token key (`signed`, a JWS verifiable with `/certs`) for
+/// anchoring outside this deployment.
+pub async fn audit_checkpoint(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+) -> Result<Json<serde_json::Value>> {
+    s.sovra
+        .auth()
+        .authorize(&p, Permission::AuditRead, "*")
+        .await?;
+    let Some(cp) = s.sovra.audit().checkpoint()? else {
+        return Err(crate::error::Error::new(
+            sovra_proto::ErrorCode::Unavailable,
+            "no audit checkpoint yet (this deployment keeps none, or has not taken the first)",
+        ));
+    };
+    let mut body = serde_json::Map::new();
+    body.insert("seq".into(), cp.seq.into());
+    body.insert("hash".into(), sovra_crypto::hex(&cp.hash).into());
+    body.insert("time".into(), crate::clock::rfc3339(cp.time).into());
+    body.insert("iss".into(), s.sovra.public_url().into());
+    let keys = s.sovra.signing_keys().await?;
+    let mut header = serde_json::Map::new();
+    header.insert("typ".into(), "sovra-audit-checkpoint+jwt".into());
+    let signed = keys
+        .active
+        .sign_bytes(
+            &header,
+            serde_json::Value::Object(body.clone())
+                .to_string()
+                .as_bytes(),
+            false,
+        )
+        .map_err(|e| crate::error::Error::internal(e.to_string()))?;
+    body.insert("signed".into(), signed.into());
+    Ok(Json(serde_json::Value::Object(body)))
+}

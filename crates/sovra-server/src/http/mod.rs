@@ -153,6 +153,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/whoami", get(admin::whoami))
         .route("/v1/audit", get(admin::export_audit))
         .route("/v1/audit:verify", get(admin::verify_audit))
+        .route("/v1/audit:checkpoint", get(admin::audit_checkpoint))
         .route("/v1/attest/tpm/challenge", post(attest::tpm_challenge))
         .route("/v1/attest/{type}", post(attest::attest_default))
         .route("/v1/attestation/providers", get(attest::list_providers))

@@ -124,6 +124,9 @@ pub struct Audit {
     store: Arc<dyn Store>,
     writer: Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<Pending>>>,
     denials: Arc<Denials>,
+    anchor: Option<super::anchor::Anchor>,
+    /// What the last comparison with the anchor found (broken: a warning until fixed).
+    anchor_finding: Arc<std::sync::Mutex<Option<super::anchor::Finding>>>,
 }
 
 /// Records that may wait for the group commit; past that, writers wait.
@@ -251,6 +254,83 @@ impl Audit {
             store,
             writer: Arc::default(),
             denials: Arc::default(),
+            anchor: None,
+            anchor_finding: Arc::default(),
+        }
+    }
+
+    /// Keeps checkpoints of the log's head in `anchor`.
+    pub fn with_anchor(mut self, anchor: super::anchor::Anchor) -> Self {
+        self.anchor = Some(anchor);
+        self
+    }
+
+    /// Checks the records since the last checkpoint and advances it (the scheduler runs this).
+    pub async fn advance_anchor(&self, now: i64) -> Result<()> {
+        self.advance(now, false).await
+    }
+
+    /// The first advance of a process: `had_history` says the log held records before this
+    /// start (so a missing anchor file is worth a warning).
+    pub async fn advance_anchor_at_start(&self, now: i64, had_history: bool) -> Result<()> {
+        self.advance(now, had_history).await
+    }
+
+    async fn advance(&self, now: i64, had_history: bool) -> Result<()> {
+        let Some(anchor) = &self.anchor else {
+            return Ok(());
+        };
+        let had_anchor = anchor.path.exists();
+        let anchored_before = matches!(
+            self.anchor_finding.lock().ok().as_deref(),
+            Some(Some(super::anchor::Finding::Holds(_)))
+        );
+        let finding = super::anchor::advance(self.store.as_ref(), anchor, now).await?;
+        if let super::anchor::Finding::Holds(cp) = &finding
+            && !had_anchor
+            && (had_history || anchored_before)
+        {
+            // A log with history and no anchor: the first start of a version that anchors, or
+            // someone removed the anchor file. Said, and recorded (itself then anchored).
+            tracing::warn!(
+                records = cp.seq,
+                path = %anchor.path.display(),
+                "no audit anchor was found: the log was anchored as it is now; if this is not the first start since upgrading, the anchor file was removed"
+            );
+            self.record_best_effort(
+                AuditEvent::new(now, EventKind::System, "audit.anchor.started").detail(
+                    serde_json::json!({"records": cp.seq, "head": sovra_crypto::hex(&cp.hash)}),
+                ),
+            )
+            .await;
+        }
+        if let Ok(mut f) = self.anchor_finding.lock() {
+            // Said once when it is found (it stays a /readyz warning), not at every tick.
+            if let super::anchor::Finding::Broken(seq, why) = &finding
+                && !matches!(&*f, Some(super::anchor::Finding::Broken(..)))
+            {
+                tracing::error!(seq, "the audit log does not match its anchor: {why}");
+            }
+            *f = Some(finding);
+        }
+        Ok(())
+    }
+
+    /// The current checkpoint, if any.
+    pub fn checkpoint(&self) -> Result<Option<super::anchor::Checkpoint>> {
+        match &self.anchor {
+            Some(a) => a.load(),
+            None => Ok(None),
+        }
+    }
+
+    /// A warning while the log does not match its anchor.
+    pub fn anchor_warning(&self) -> Option<String> {
+        match self.anchor_finding.lock().ok()?.as_ref()? {
+            super::anchor::Finding::Broken(seq, why) => Some(format!(
+                "the audit log does not match its anchor at record {seq}: {why}; run `sovra audit verify`"
+            )),
+            super::anchor::Finding::None | super::anchor::Finding::Holds(_) => None,
         }
     }
 
@@ -302,9 +382,9 @@ impl Audit {
         }
     }
 
-    /// Checks the whole chain.
+    /// Checks the whole chain, and that it extends the anchored checkpoint.
     pub async fn verify(&self) -> Result<ChainCheck> {
-        verify_store(self.store.as_ref()).await
+        verify_anchored(self.store.as_ref(), self.anchor.as_ref()).await
     }
 
     /// Records from `from` (inclusive), at most `limit`.
@@ -328,6 +408,24 @@ pub fn to_record(r: sovra_store::AuditRow) -> sovra_proto::admin::AuditRecord {
             serde_json::Value::String(String::from_utf8_lossy(&r.body).into_owned())
         }),
     }
+}
+
+/// Checks every link of the chain in `store` and, with an anchor, that the log still holds
+/// the checkpointed head (not cut short, not rewritten).
+pub async fn verify_anchored(
+    store: &dyn Store,
+    anchor: Option<&super::anchor::Anchor>,
+) -> Result<ChainCheck> {
+    let mut c = verify_store(store).await?;
+    if c.first_broken.is_none()
+        && let Some(a) = anchor
+        && let Some(cp) = a.load()?
+        && let super::anchor::Finding::Broken(seq, why) =
+            super::anchor::compare(store, c.records, &cp).await?
+    {
+        c.first_broken = Some((seq, why));
+    }
+    Ok(c)
 }
 
 /// Checks every link of the chain in `store`, reading in pages.

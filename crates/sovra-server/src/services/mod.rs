@@ -6,6 +6,7 @@
 //! appends audit records in the same store transaction as the change they describe.
 
 pub mod access;
+pub mod anchor;
 pub mod attest;
 pub mod audit;
 pub mod auth;
@@ -18,6 +19,7 @@ pub mod ops;
 pub mod quota;
 pub mod release;
 pub mod scheduler;
+pub mod sealed;
 pub mod settings;
 pub mod trust;
 
@@ -50,6 +52,8 @@ pub struct ServiceConfig {
     pub work_threads: usize,
     /// Jobs that may wait for the work pool before requests are refused with `OVERLOADED`.
     pub work_queue: usize,
+    /// Where the audit log's sealed checkpoint is kept (none: no anchoring).
+    pub audit_anchor: Option<std::path::PathBuf>,
 }
 
 impl Default for ServiceConfig {
@@ -63,6 +67,7 @@ impl Default for ServiceConfig {
             attest: attest::AttestConfig::default(),
             work_threads: 0,
             work_queue: 256,
+            audit_anchor: None,
         }
     }
 }
@@ -98,7 +103,14 @@ impl Sovra {
         clock: Arc<dyn Clock>,
         cfg: ServiceConfig,
     ) -> Self {
-        let audit = Audit::new(store.clone());
+        let mut audit = Audit::new(store.clone());
+        if let Some(path) = &cfg.audit_anchor {
+            audit = audit.with_anchor(anchor::Anchor {
+                path: path.clone(),
+                hsm: hsm.clone(),
+                location: cfg.default_location.clone(),
+            });
+        }
         Self {
             auth: Auth::new(store.clone(), clock.clone(), audit.clone(), cfg.cache_ttl),
             key_views: TtlCache::new(cfg.cache_ttl, 100_000),

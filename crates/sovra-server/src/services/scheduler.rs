@@ -120,10 +120,16 @@ impl Sovra {
                 tracing::warn!(error = %e, "Intel collateral refresh pass failed");
             }
             self.audit.flush_denials().await;
+            if let Err(e) = self.audit.advance_anchor(self.now()).await {
+                tracing::warn!(error = %e, "audit checkpoint failed");
+            }
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = shutdown.changed() => {
                     self.audit.flush_denials().await;
+                    if let Err(e) = self.audit.advance_anchor(self.now()).await {
+                        tracing::warn!(error = %e, "audit checkpoint failed");
+                    }
                     return;
                 }
             }

@@ -161,7 +161,9 @@ impl Sovra {
             .iter()
             .filter(|r| r.kind == "trust-anchor")
             .count();
-        Ok(anchor_warnings(n))
+        let mut w = anchor_warnings(n);
+        w.extend(self.audit.anchor_warning());
+        Ok(w)
     }
 }
 
