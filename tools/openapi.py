@@ -180,6 +180,7 @@ paths={
  "/v1/release/issuers": {"get":op("External token issuers trusted for release",[],None,s("object"),opid="listIssuers"),"post":op("Trust an external token issuer (pinned certificates or a JWKS URL)",[],"TrustedIssuer","TrustedIssuer",opid="putIssuer")},
  "/attest/{maaType}": {"post":op("MAA-compatible attest (SevSnpVm, SgxEnclave, OpenEnclave, TdxVm, Tpm)",[MAAT],"MaaAttestRequest","AttestResponse",public=True,opid="maaAttest")},
  "/certs": {"get":op("JWKS of the token signing keys",[],None,s("object"),public=True,opid="certs")},
+ "/release/certs": {"get":op("JWKS of the keys that sign key-release responses (typ sovra-key-release+jwt)",[],None,s("object"),public=True,opid="releaseCerts")},
  "/.well-known/openid-configuration": {"get":op("OpenID Connect metadata",[],None,s("object"),public=True,opid="openidConfiguration")},
  "/policies/{maaType}:reset": {"post":op("MAA: back to the default policy",[MAAT],None,s("object"),opid="maaResetPolicy")},
  "/policies/{maaType}": {"get":op("MAA: get policy (token)",[MAAT],None,s("object"),opid="maaGetPolicy"),"put":op("MAA: set policy (JWS body, text/plain)",[MAAT],s("string",description="policy JWS"),s("object"),opid="maaSetPolicy",media="text/plain")},

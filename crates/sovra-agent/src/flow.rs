@@ -199,9 +199,16 @@ pub async fn release(
         "release granted",
         format!("{} bytes, wrapped with {}", value.len(), enc.name()),
     );
-    // ⑥ Check the response is Sovra's.
+    // ⑥ Check the response is Sovra's: a release response (its own type and keys, never an
+    // attestation token's).
     let j = Jws::parse(value).map_err(local)?;
-    let certs: Value = client.get("/certs").await.map_err(server("certs"))?;
+    if j.typ() != Some("sovra-key-release+jwt") {
+        return Err(local("the release response is not typed as one (typ)"));
+    }
+    let certs: Value = client
+        .get("/release/certs")
+        .await
+        .map_err(server("release certs"))?;
     let verified = certs["keys"]
         .as_array()
         .into_iter()
@@ -229,7 +236,7 @@ pub async fn release(
         .to_string();
     done(
         "⑥",
-        "response verified against the server's JWKS",
+        "response verified against the server's release JWKS",
         version.clone(),
     );
     // ⑦ Unwrap inside the guest.

@@ -268,6 +268,11 @@ impl Jws {
         self.header.get("kid").and_then(Value::as_str)
     }
 
+    /// The header's `typ`.
+    pub fn typ(&self) -> Option<&str> {
+        self.header.get("typ").and_then(Value::as_str)
+    }
+
     /// The certificate chain from `x5c` (or `jwk.x5c`), DER, leaf first.
     pub fn x5c(&self) -> Result<Vec<Vec<u8>>, CryptoError> {
         let list = self

@@ -39,8 +39,10 @@ pub const RELEASE_NONCES: Collection = Collection("release_nonces");
 pub const TPM_CHALLENGES: Collection = Collection("tpm_challenges");
 /// Collateral: certificates, Intel collateral bundles, trust anchors (name: SHA-256 hex).
 pub const COLLATERAL: Collection = Collection("collateral");
+/// Key-release response signing keys (name: kid).
+pub const RELEASE_SIGNING_KEYS: Collection = Collection("release_signing_keys");
 /// Every collection above (sealing an older deployment's records walks them all).
-pub const ALL: [Collection; 16] = [
+pub const ALL: [Collection; 17] = [
     LOCATIONS,
     KEY_RINGS,
     CRYPTO_KEYS,
@@ -57,6 +59,7 @@ pub const ALL: [Collection; 16] = [
     RELEASE_NONCES,
     TPM_CHALLENGES,
     COLLATERAL,
+    RELEASE_SIGNING_KEYS,
 ];
 
 /// A location.

@@ -123,9 +123,12 @@ fn released_key_decrypts_what_the_server_encrypted_and_every_refusal_is_audited(
         "RSA_AES_KEY_WRAP_384",
     ] {
         let r = release(json!({"target": token(&iss, ISSUER, good.clone()), "enc": enc})).unwrap();
-        // The response is a JWS signed by Sovra, verifiable with its published keys.
+        // The response is a JWS signed by Sovra, typed as a release response and verifiable
+        // with its release keys, which never sign attestation tokens (nor are listed with
+        // them): one cannot pass for the other.
         let jws = Jws::parse(r["value"].as_str().unwrap()).unwrap();
-        let certs: Value = rt.block_on(admin.get("/certs")).unwrap();
+        assert_eq!(jws.typ(), Some("sovra-key-release+jwt"));
+        let certs: Value = rt.block_on(admin.get("/release/certs")).unwrap();
         let k = certs["keys"]
             .as_array()
             .unwrap()
@@ -133,6 +136,11 @@ fn released_key_decrypts_what_the_server_encrypted_and_every_refusal_is_audited(
             .find(|k| k["kid"].as_str() == jws.kid())
             .unwrap();
         jws.verify_with(&VerifyKey::from_jwk(k).unwrap()).unwrap();
+        let token_keys: Value = rt.block_on(admin.get("/certs")).unwrap();
+        for t in token_keys["keys"].as_array().unwrap() {
+            assert_ne!(t["kid"].as_str(), jws.kid(), "{token_keys}");
+            assert!(jws.verify_with(&VerifyKey::from_jwk(t).unwrap()).is_err());
+        }
         let body = jws.claims().unwrap();
         let key_hsm: Value = serde_json::from_slice(
             &b64url_decode(body["response"]["key"]["key"]["key_hsm"].as_str().unwrap()).unwrap(),

@@ -151,6 +151,17 @@ pub async fn certs(State(s): State<AppState>) -> Result<Response> {
     Ok(r)
 }
 
+/// `GET /release/certs`: JWKS of the keys that sign key-release responses (never attestation
+/// tokens: those are at `/certs`).
+pub async fn release_certs(State(s): State<AppState>) -> Result<Response> {
+    let mut r = Json(s.sovra.release_jwks().await?).into_response();
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=300"),
+    );
+    Ok(r)
+}
+
 /// `GET /.well-known/openid-configuration`.
 pub async fn openid_default(State(s): State<AppState>) -> Result<Json<Value>> {
     Ok(Json(s.sovra.openid_configuration(DEFAULT_PROVIDER).await?))

@@ -204,6 +204,7 @@ pub fn router(state: AppState) -> Router {
             post(attest::maa_attest_provider),
         )
         .route("/certs", get(attest::certs))
+        .route("/release/certs", get(attest::release_certs))
         .route(
             "/.well-known/openid-configuration",
             get(attest::openid_default),

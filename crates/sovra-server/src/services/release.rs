@@ -371,10 +371,10 @@ impl Sovra {
                 "release_policy": {"data": jws::b64url(policy_text.as_bytes()), "immutable": view.key.release_policy_immutable},
             }},
         });
-        let keys = self.signing_keys().await?;
+        let keys = self.release_signing_keys().await?;
         let value = keys
             .active
-            .sign_bytes(&Map::new(), payload.to_string().as_bytes(), false)
+            .sign_bytes(&release_header(), payload.to_string().as_bytes(), false)
             .map_err(|e| Error::internal(e.to_string()))?;
         Ok((ReleaseResponse { value }, (iss, vname.to_string(), kid)))
     }
@@ -540,15 +540,22 @@ impl Sovra {
             "wrapped".into(),
             json!({"header": {"kid": kid, "alg": "dir", "enc": enc.name()}, "ciphertext": jws::b64url(&blob)}),
         );
-        let keys = self.signing_keys().await?;
+        let keys = self.release_signing_keys().await?;
         let value = keys
             .active
             .sign_bytes(
-                &Map::new(),
+                &release_header(),
                 Value::Object(out).to_string().as_bytes(),
                 false,
             )
             .map_err(|e| Error::internal(e.to_string()))?;
         Ok(json!({"value": value}))
     }
+}
+
+/// The protected header a release response carries besides `alg`/`kid`/`x5c`.
+fn release_header() -> Map<String, Value> {
+    let mut h = Map::new();
+    h.insert("typ".into(), super::attest::signing::RELEASE_TYP.into());
+    h
 }

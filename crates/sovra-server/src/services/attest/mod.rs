@@ -74,6 +74,8 @@ impl Default for AttestConfig {
 pub struct AttestState {
     /// Token signing keys.
     pub signing: signing::SigningCache,
+    /// Release-response signing keys.
+    pub release_signing: signing::SigningCache,
     /// Collateral and trust anchors.
     pub collateral: collateral::CollateralCache,
     /// Compiled policies by provider and type.
@@ -131,6 +133,7 @@ impl AttestState {
     pub fn new(ttl: Duration) -> Self {
         Self {
             signing: Default::default(),
+            release_signing: Default::default(),
             collateral: collateral::CollateralCache::new(ttl),
             policies: policy::PolicyCache::new(ttl),
             refvalues: Single::new(ttl),

@@ -1,6 +1,10 @@
-//! Token signing keys: created on first use, stored only wrapped by the HSM, published as a
-//! JWKS. Rotation makes a new key active and keeps the old ones published until every token
-//! they signed has expired.
+//! Signing keys: created on first use, stored only wrapped by the HSM, published as a JWKS.
+//! Rotation makes a new key active and keeps the old ones published until every token they
+//! signed has expired.
+//!
+//! Two sets, never mixed: attestation tokens (published at `/certs`) and key-release responses
+//! (published at `/release/certs`, header `typ: sovra-key-release+jwt`), so a release response
+//! never verifies as an attestation token, nor the other way round.
 
 use super::super::Sovra;
 use super::super::audit::{AuditEvent, EventKind};
@@ -47,11 +51,51 @@ pub struct SigningCache {
     keys: RwLock<Option<(Arc<Keys>, std::time::Instant)>>,
 }
 
-fn aad(kid: &str) -> Vec<u8> {
-    format!("sovra:attestation-signing-key:{kid}").into_bytes()
+/// What a set of signing keys signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyUse {
+    /// Attestation tokens (and MAA policy tokens, which the MAA SDKs check against `/certs`).
+    Attestation,
+    /// Key-release responses.
+    Release,
 }
 
-fn self_signed_cert(alg: JwsAlg, pkcs8: &[u8]) -> Result<Vec<u8>> {
+/// The `typ` header of a release response.
+pub const RELEASE_TYP: &str = "sovra-key-release+jwt";
+
+impl KeyUse {
+    fn collection(self) -> sovra_store::Collection {
+        match self {
+            Self::Attestation => model::ATTEST_SIGNING_KEYS,
+            Self::Release => model::RELEASE_SIGNING_KEYS,
+        }
+    }
+
+    fn aad(self, kid: &str) -> Vec<u8> {
+        match self {
+            Self::Attestation => format!("sovra:attestation-signing-key:{kid}"),
+            Self::Release => format!("sovra:release-signing-key:{kid}"),
+        }
+        .into_bytes()
+    }
+
+    fn common_name(self) -> &'static str {
+        match self {
+            Self::Attestation => "Sovra attestation token signing",
+            Self::Release => "Sovra key release signing",
+        }
+    }
+
+    /// Audit action and resource prefix.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Attestation => "attestation",
+            Self::Release => "release",
+        }
+    }
+}
+
+fn self_signed_cert(alg: JwsAlg, pkcs8: &[u8], cn: &str) -> Result<Vec<u8>> {
     let sig_alg = match alg {
         JwsAlg::Rs256 => &rcgen::PKCS_RSA_SHA256,
         JwsAlg::Es256 => &rcgen::PKCS_ECDSA_P256_SHA256,
@@ -62,8 +106,7 @@ fn self_signed_cert(alg: JwsAlg, pkcs8: &[u8]) -> Result<Vec<u8>> {
         .map_err(|e| Error::internal(format!("signing key for certificate: {e}")))?;
     let mut p = rcgen::CertificateParams::new(Vec::<String>::new())
         .map_err(|e| Error::internal(e.to_string()))?;
-    p.distinguished_name
-        .push(rcgen::DnType::CommonName, "Sovra attestation token signing");
+    p.distinguished_name.push(rcgen::DnType::CommonName, cn);
     p.not_before = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
     p.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(3650);
     let cert = p
@@ -73,7 +116,14 @@ fn self_signed_cert(alg: JwsAlg, pkcs8: &[u8]) -> Result<Vec<u8>> {
 }
 
 impl Sovra {
-    fn load_signer(&self, rec: &SigningKeyRec) -> Result<JwsSigner> {
+    fn signing_cache(&self, u: KeyUse) -> &SigningCache {
+        match u {
+            KeyUse::Attestation => &self.attest.signing,
+            KeyUse::Release => &self.attest.release_signing,
+        }
+    }
+
+    fn load_signer(&self, u: KeyUse, rec: &SigningKeyRec) -> Result<JwsSigner> {
         let alg = JwsAlg::parse(&rec.alg)
             .ok_or_else(|| Error::internal(format!("stored signing key alg {}", rec.alg)))?;
         let wrapped = STANDARD
@@ -84,23 +134,24 @@ impl Sovra {
             .map_err(|_| Error::internal("stored signing certificate is not base64"))?;
         let pkcs8 = self
             .hsm
-            .unwrap(&self.cfg.default_location, &aad(&rec.kid), &wrapped)?;
+            .unwrap(&self.cfg.default_location, &u.aad(&rec.kid), &wrapped)?;
         JwsSigner::load(alg, pkcs8.expose(), rec.kid.clone(), &[cert])
             .map_err(|e| Error::internal(format!("loading signing key: {e}")))
     }
 
     async fn create_signing_key(
         &self,
+        u: KeyUse,
         alg: JwsAlg,
         retire: Vec<(SigningKeyRec, u64)>,
     ) -> Result<()> {
         let pkcs8 = jws::generate(alg).map_err(|e| Error::internal(e.to_string()))?;
-        let cert = self_signed_cert(alg, pkcs8.expose())?;
+        let cert = self_signed_cert(alg, pkcs8.expose(), u.common_name())?;
         let kid =
             jws::b64url(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &cert).as_ref());
         let wrapped = self
             .hsm
-            .wrap(&self.cfg.default_location, &aad(&kid), pkcs8.expose())?;
+            .wrap(&self.cfg.default_location, &u.aad(&kid), pkcs8.expose())?;
         let now = self.now();
         let rec = SigningKeyRec {
             kid: kid.clone(),
@@ -113,7 +164,7 @@ impl Sovra {
         };
         let mut b = WriteBatch::new();
         b.put(
-            model::ATTEST_SIGNING_KEYS,
+            u.collection(),
             kid.clone(),
             "",
             model::to_json(&rec)?,
@@ -131,7 +182,7 @@ impl Sovra {
             old.retire_time = Some(now);
             old.unpublish_time = Some(now + self.cfg.attest.token_ttl_secs as i64 + 300);
             b.put(
-                model::ATTEST_SIGNING_KEYS,
+                u.collection(),
                 old.kid.clone(),
                 "",
                 model::to_json(&old)?,
@@ -140,23 +191,23 @@ impl Sovra {
             );
         }
         b.audit(
-            AuditEvent::new(now, EventKind::System, "attestation.signingKeys.create")
-                .resource(format!("attestation/signingKeys/{kid}"))
-                .detail(detail)
-                .body(),
+            AuditEvent::new(
+                now,
+                EventKind::System,
+                format!("{}.signingKeys.create", u.name()),
+            )
+            .resource(format!("{}/signingKeys/{kid}", u.name()))
+            .detail(detail)
+            .body(),
         );
         self.store.commit(b).await?;
-        self.attest.signing.invalidate();
+        self.signing_cache(u).invalidate();
         Ok(())
     }
 
-    async fn signing_records(&self) -> Result<Vec<(SigningKeyRec, u64)>> {
+    async fn signing_records(&self, u: KeyUse) -> Result<Vec<(SigningKeyRec, u64)>> {
         let mut out = Vec::new();
-        for r in self
-            .store
-            .scan(model::ATTEST_SIGNING_KEYS, None, 1000)
-            .await?
-        {
+        for r in self.store.scan(u.collection(), None, 1000).await? {
             out.push((model::from_json::<SigningKeyRec>(&r.data)?, r.rev));
         }
         Ok(out)
@@ -168,13 +219,22 @@ impl Sovra {
     /// unretired key (ties broken by kid) is active everywhere, and any other unretired key is
     /// retired here, staying published until the tokens it may have signed have expired.
     pub async fn signing_keys(&self) -> Result<Arc<Keys>> {
-        if let Some(k) = self.attest.signing.get(self.cfg.cache_ttl) {
+        self.keys_for(KeyUse::Attestation).await
+    }
+
+    /// The loaded release-response signing keys (created on first use, like the token keys).
+    pub async fn release_signing_keys(&self) -> Result<Arc<Keys>> {
+        self.keys_for(KeyUse::Release).await
+    }
+
+    async fn keys_for(&self, u: KeyUse) -> Result<Arc<Keys>> {
+        if let Some(k) = self.signing_cache(u).get(self.cfg.cache_ttl) {
             return Ok(k);
         }
-        let mut recs = self.signing_records().await?;
+        let mut recs = self.signing_records(u).await?;
         if !recs.iter().any(|(r, _)| r.retire_time.is_none()) {
             match self
-                .create_signing_key(self.cfg.attest.token_alg, Vec::new())
+                .create_signing_key(u, self.cfg.attest.token_alg, Vec::new())
                 .await
             {
                 Ok(())
@@ -184,11 +244,11 @@ impl Sovra {
                 }) => {}
                 Err(e) => return Err(e),
             }
-            recs = self.signing_records().await?;
+            recs = self.signing_records(u).await?;
         }
         if recs.iter().filter(|(r, _)| r.retire_time.is_none()).count() > 1 {
-            self.retire_losers(&recs).await?;
-            recs = self.signing_records().await?;
+            self.retire_losers(u, &recs).await?;
+            recs = self.signing_records(u).await?;
         }
         let now = self.now();
         recs.sort_by(|(a, _), (b, _)| (b.create_time, &b.kid).cmp(&(a.create_time, &a.kid)));
@@ -196,21 +256,21 @@ impl Sovra {
             .iter()
             .find(|(r, _)| r.retire_time.is_none())
             .ok_or_else(|| Error::internal("no active token signing key"))?;
-        let active = self.load_signer(&active.0)?;
+        let active = self.load_signer(u, &active.0)?;
         let mut published = vec![active.jwk()];
         for (r, _) in &recs {
             if r.kid != active.kid() && r.unpublish_time.is_none_or(|t| t > now) {
-                published.push(self.load_signer(r)?.jwk());
+                published.push(self.load_signer(u, r)?.jwk());
             }
         }
         let keys = Arc::new(Keys { active, published });
-        self.attest.signing.put(keys.clone());
+        self.signing_cache(u).put(keys.clone());
         Ok(keys)
     }
 
     /// Retires every unretired key but the winner (newest, then greatest kid). A conflict means
     /// another node did it first.
-    async fn retire_losers(&self, recs: &[(SigningKeyRec, u64)]) -> Result<()> {
+    async fn retire_losers(&self, u: KeyUse, recs: &[(SigningKeyRec, u64)]) -> Result<()> {
         let mut live: Vec<_> = recs
             .iter()
             .filter(|(r, _)| r.retire_time.is_none())
@@ -226,7 +286,7 @@ impl Sovra {
             old.retire_time = Some(now);
             old.unpublish_time = Some(now + self.cfg.attest.token_ttl_secs as i64 + 300);
             b.put(
-                model::ATTEST_SIGNING_KEYS,
+                u.collection(),
                 old.kid.clone(),
                 "",
                 model::to_json(&old)?,
@@ -234,14 +294,18 @@ impl Sovra {
                 Expect::Rev(*rev),
             );
             b.audit(
-                AuditEvent::new(now, EventKind::System, "attestation.signingKeys.retire")
-                    .resource(format!("attestation/signingKeys/{}", old.kid))
-                    .detail(serde_json::json!({
-                        "kid": old.kid,
-                        "activeKid": winner.kid,
-                        "reason": "another node created a signing key at the same time",
-                    }))
-                    .body(),
+                AuditEvent::new(
+                    now,
+                    EventKind::System,
+                    format!("{}.signingKeys.retire", u.name()),
+                )
+                .resource(format!("{}/signingKeys/{}", u.name(), old.kid))
+                .detail(serde_json::json!({
+                    "kid": old.kid,
+                    "activeKid": winner.kid,
+                    "reason": "another node created a signing key at the same time",
+                }))
+                .body(),
             );
         }
         match self.store.commit(b).await.map_err(Error::from) {
@@ -268,20 +332,27 @@ impl Sovra {
                 "attestation",
             )
             .await?;
-        let recs = self.signing_records().await?;
+        let recs = self.signing_records(KeyUse::Attestation).await?;
         let current: Vec<_> = recs
             .into_iter()
             .filter(|(r, _)| r.retire_time.is_none())
             .collect();
         let alg = alg.unwrap_or(self.cfg.attest.token_alg);
-        self.create_signing_key(alg, current).await?;
+        self.create_signing_key(KeyUse::Attestation, alg, current)
+            .await?;
         let keys = self.signing_keys().await?;
         Ok(serde_json::json!({"kid": keys.active.kid(), "alg": alg.name()}))
     }
 
-    /// The published keys as a JWKS document.
+    /// The published attestation token keys as a JWKS document.
     pub async fn jwks(&self) -> Result<serde_json::Value> {
         let keys = self.signing_keys().await?;
+        Ok(serde_json::json!({ "keys": keys.published }))
+    }
+
+    /// The published release-response keys as a JWKS document.
+    pub async fn release_jwks(&self) -> Result<serde_json::Value> {
+        let keys = self.release_signing_keys().await?;
         Ok(serde_json::json!({ "keys": keys.published }))
     }
 }
