@@ -36,13 +36,11 @@ pub enum AuditCmd {
     },
 }
 
-async fn offline_store(
+/// The configuration of the existing deployment in `data_dir`, for offline commands.
+pub fn offline_config(
     data_dir: PathBuf,
     config: Option<PathBuf>,
-) -> Result<(
-    std::sync::Arc<dyn sovra_store::Store>,
-    Option<sovra_server::services::anchor::Anchor>,
-)> {
+) -> Result<sovra_server::config::Config> {
     let mut cfg = sovra_server::config::Config::load(config.as_deref(), |k| std::env::var(k).ok())
         .map_err(CliError::Usage)?;
     cfg.data_dir = data_dir;
@@ -54,6 +52,17 @@ async fn offline_store(
             cfg.data_dir.display()
         )));
     }
+    Ok(cfg)
+}
+
+async fn offline_store(
+    data_dir: PathBuf,
+    config: Option<PathBuf>,
+) -> Result<(
+    std::sync::Arc<dyn sovra_store::Store>,
+    Option<sovra_server::services::anchor::Anchor>,
+)> {
+    let cfg = offline_config(data_dir, config)?;
     let store = sovra_server::app::open_store(&cfg)
         .await
         .map_err(CliError::Local)?;

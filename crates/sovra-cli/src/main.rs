@@ -14,6 +14,7 @@ mod demo;
 mod evidence;
 mod kms;
 mod output;
+mod recover;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -85,6 +86,10 @@ enum Command {
     /// The hash-chained audit log.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
+    /// Offline break-glass: a short-lived Administrator token for a deployment that lost its
+    /// administrators (needs the data directory and what unseals the HSM).
+    #[command(subcommand)]
+    Admin(recover::AdminCmd),
     /// Send evidence to the attestation service and get a signed token.
     Attest(attestation::AttestArgs),
     /// Attestation service administration: providers, policies, reference values, collateral.
@@ -146,6 +151,7 @@ fn main() {
             Command::Settings(c) => admin::settings(&g, c).await,
             Command::Whoami => admin::whoami(&g).await,
             Command::Audit(c) => audit::run(&g, c).await,
+            Command::Admin(c) => recover::run(&g, c).await,
             Command::Bench(c) => bench::run(&g, c).await,
             Command::Evidence(c) => evidence::run(&g, c),
             Command::Attest(a) => attestation::attest(&g, a).await,

@@ -142,21 +142,44 @@ fn http_url(name: &str, u: &Option<String>) -> Result<Option<String>, String> {
     }
 }
 
+/// Opens the store with every record sealed under an HSM-held key (services/sealed.rs).
+pub async fn open_sealed_store(cfg: &Config, hsm: &dyn Hsm) -> Result<Arc<dyn Store>, String> {
+    let raw = open_store(cfg).await?;
+    let anchored = cfg.data_dir.join("audit.anchor").exists();
+    let sealed: Arc<dyn Store> = crate::services::sealed::SealedStore::open(
+        raw,
+        hsm,
+        &cfg.default_location,
+        &cfg.data_dir,
+        anchored,
+    )
+    .await?;
+    Ok(sealed)
+}
+
+/// The service layer over an existing deployment's store and HSM, for offline commands (no
+/// listener, no bootstrap).
+pub async fn open_offline(cfg: &Config) -> Result<Arc<Sovra>, String> {
+    let hsm = open_hsm(cfg)?;
+    let store = open_sealed_store(cfg, hsm.as_ref()).await?;
+    let scfg = ServiceConfig {
+        default_location: cfg.default_location.clone(),
+        ..ServiceConfig::default()
+    };
+    Ok(Arc::new(Sovra::new(
+        store,
+        hsm,
+        Arc::new(SystemClock),
+        scfg,
+    )))
+}
+
 /// Opens (initialising on first start) the deployment described by `cfg`.
 pub async fn open(cfg: &Config) -> Result<Opened, String> {
     make_private_dir(&cfg.data_dir)?;
-    let raw = open_store(cfg).await?;
     let hsm = open_hsm(cfg)?;
+    let store = open_sealed_store(cfg, hsm.as_ref()).await?;
     let anchor = cfg.data_dir.join("audit.anchor");
-    // Every record is sealed under an HSM-held key from here on (services/sealed.rs).
-    let store: Arc<dyn sovra_store::Store> = crate::services::sealed::SealedStore::open(
-        raw,
-        hsm.as_ref(),
-        &cfg.default_location,
-        &cfg.data_dir,
-        anchor.exists(),
-    )
-    .await?;
     let scfg = ServiceConfig {
         audit_anchor: Some(anchor),
         work_threads: cfg.limits.work_threads,

@@ -307,3 +307,72 @@ fn an_administrator_cannot_lock_itself_out() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(s.cli_as(ops, &["roles", "list"]).status.success());
 }
+
+#[test]
+fn a_deployment_that_lost_its_administrators_recovers_offline_with_the_hsm() {
+    let mut s = Server::start();
+    s.ok(&["keyrings", "create", "kept"]);
+    // The administrator's token is lost; the operator still has the data directory and what
+    // unseals the HSM.
+    s.terminate();
+    let dir = s.dir.to_str().unwrap().to_string();
+    let recover = [
+        "-o",
+        "json",
+        "admin",
+        "recover",
+        "--data-dir",
+        &dir,
+        "--hours",
+        "2",
+    ];
+    // Without what unseals the HSM, nothing: every row is sealed under an HSM-held key.
+    let unseal = s.dir.join("hsm/unseal.key");
+    let aside = s.dir.join("unseal.key.aside");
+    std::fs::rename(&unseal, &aside).unwrap();
+    let o = s.cli(&recover);
+    assert!(
+        !o.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    std::fs::rename(&aside, &unseal).unwrap();
+    let o = s.cli(&recover);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let token = out["token"].as_str().unwrap().to_string();
+    assert_eq!(out["principal"], "recovery");
+    // A lifetime beyond seven days is refused.
+    let o = s.cli(&[
+        "-o",
+        "json",
+        "admin",
+        "recover",
+        "--data-dir",
+        &dir,
+        "--hours",
+        "200",
+    ]);
+    assert_eq!(cli_code(&o), "INVALID_ARGUMENT");
+    s.boot();
+    let me: serde_json::Value =
+        serde_json::from_slice(&s.cli_as(&token, &["-o", "json", "whoami"]).stdout).unwrap();
+    assert_eq!(me["principal"], "recovery", "{me}");
+    assert!(me.to_string().contains("ADMINISTRATOR"), "{me}");
+    // It administers: a durable administrator can be made, the old state is all there.
+    assert!(
+        s.cli_as(&token, &["keyrings", "get", "kept"])
+            .status
+            .success()
+    );
+    let o = s.cli_as(&token, &["tokens", "create", "--principal", "ops"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let log = s.ok(&["audit", "export"]);
+    let rec = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event"].clone())
+        .find(|e| e["action"] == "admin.recover")
+        .expect("the recovery is audited");
+    assert_eq!(rec["resource"], "principals/recovery");
+    assert!(rec["detail"]["expireTime"].is_string(), "{rec}");
+}

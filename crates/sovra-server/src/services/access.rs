@@ -84,11 +84,51 @@ impl Sovra {
     /// Creates the bootstrap administrator (first start only): a token for `admin` and an
     /// Administrator binding at `*`. Returns the token.
     pub async fn bootstrap_admin(&self) -> Result<String> {
+        self.grant_administrator(
+            "admin",
+            "bootstrap administrator token",
+            "bootstrap-admin".into(),
+            None,
+            "bootstrap",
+        )
+        .await
+    }
+
+    /// Break-glass for a deployment that lost every administrator (`sovra admin recover`,
+    /// offline: whoever runs it holds the database and what unseals the HSM, since every row is
+    /// sealed under an HSM-held key). A new token for `principal`, expiring after `ttl_secs`,
+    /// and an Administrator binding at `*`; audited as `admin.recover`. Returns the token.
+    pub async fn recover_administrator(&self, principal: &str, ttl_secs: i64) -> Result<String> {
+        super::auth::check_principal(principal)?;
+        if !(60..=7 * 86_400).contains(&ttl_secs) {
+            return Err(Error::invalid(
+                "the recovery token's lifetime must be between 1 minute and 7 days",
+            ));
+        }
+        let tag = sovra_crypto::random::hex_id(4).map_err(rand_err)?;
+        self.grant_administrator(
+            principal,
+            "break-glass administrator token (sovra admin recover)",
+            format!("recovery-{tag}"),
+            Some(self.now() + ttl_secs),
+            "admin.recover",
+        )
+        .await
+    }
+
+    async fn grant_administrator(
+        &self,
+        principal: &str,
+        description: &str,
+        binding_id: String,
+        expire_time: Option<i64>,
+        action: &str,
+    ) -> Result<String> {
         let now = self.now();
-        let (token, rec) = new_token("admin", "bootstrap administrator token", now, None)?;
+        let (token, rec) = new_token(principal, description, now, expire_time)?;
         let bind = RoleBindingRec {
-            id: "bootstrap-admin".into(),
-            principal: "admin".into(),
+            id: binding_id,
+            principal: principal.into(),
             role: Role::Administrator,
             scope: "*".into(),
             create_time: now,
@@ -104,18 +144,20 @@ impl Sovra {
         );
         b.put(
             model::ROLE_BINDINGS,
-            format!("admin/{}", bind.id),
-            "admin",
+            format!("{principal}/{}", bind.id),
+            principal,
             model::to_json(&bind)?,
             None,
             Expect::Absent,
         );
+        let mut detail = serde_json::json!({"tokenId": rec.id, "role": "ADMINISTRATOR", "scope": "*", "bindingId": bind.id});
+        if let (Some(t), Some(d)) = (expire_time, detail.as_object_mut()) {
+            d.insert("expireTime".into(), rfc3339(t).into());
+        }
         b.audit(
-            super::audit::AuditEvent::new(now, super::audit::EventKind::System, "bootstrap")
-                .resource("principals/admin")
-                .detail(
-                    serde_json::json!({"tokenId": rec.id, "role": "ADMINISTRATOR", "scope": "*"}),
-                )
+            super::audit::AuditEvent::new(now, super::audit::EventKind::System, action)
+                .resource(format!("principals/{principal}"))
+                .detail(detail)
                 .body(),
         );
         self.store.commit(b).await?;
