@@ -1,6 +1,7 @@
 //! Verified claims: the only thing a verifier hands to policy.
 
 use crate::evidence::EvidenceType;
+use crate::snp::report::{Product, Tcb};
 use crate::x509::TrustRoot;
 use serde_json::{Map, Value};
 
@@ -16,6 +17,7 @@ pub struct VerifiedClaims {
     debug: bool,
     tcb_status: Option<String>,
     root: TrustRoot,
+    snp_tcb: Option<(Product, Tcb)>,
 }
 
 impl VerifiedClaims {
@@ -35,7 +37,21 @@ impl VerifiedClaims {
             debug,
             tcb_status,
             root,
+            snp_tcb: None,
         }
+    }
+
+    /// The same claims, carrying the SEV-SNP processor generation and REPORTED_TCB (verifiers
+    /// only: the TCB was checked against the signing key's certificate).
+    pub(crate) fn with_snp_tcb(mut self, product: Product, reported: Tcb) -> Self {
+        self.snp_tcb = Some((product, reported));
+        self
+    }
+
+    /// The SEV-SNP processor generation and REPORTED_TCB (bare SEV-SNP evidence, or the SNP
+    /// report inside Azure vTPM evidence); `None` for other types.
+    pub fn snp_tcb(&self) -> Option<(Product, &Tcb)> {
+        self.snp_tcb.as_ref().map(|(p, t)| (*p, t))
     }
 
     /// The root the evidence's certificate chain ended at.

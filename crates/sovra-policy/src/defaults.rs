@@ -2,7 +2,7 @@
 //! administrator sets another.
 //!
 //! Safe defaults: evidence from a debug-mode TEE is refused; evidence whose TCB is not
-//! `UpToDate` (where the platform has a TCB status, i.e. TDX and SGX) is accepted but not
+//! `UpToDate` (TDX and SGX) or below the configured minimum (SEV-SNP) is accepted but not
 //! marked compliant, so key-release policies that require `x-ms-compliance-status` refuse it;
 //! so is evidence whose chain ends at an operator-added anchor (a test chain, a TPM CA) rather
 //! than a pinned vendor root.
@@ -14,7 +14,19 @@ authorizationrules {
 };
 issuancerules {
     [type=="debug", value==false] && [type=="x-sovra-trust-root-kind", value=="vendor"] && [type=="tcb_status", value=="UpToDate"] => issue(type="x-ms-compliance-status", value="sovra-compliant");
-    [type=="debug", value==false] && [type=="x-sovra-trust-root-kind", value=="vendor"] && ![type=="tcb_status"] => issue(type="x-ms-compliance-status", value="sovra-compliant");
+};
+"#;
+
+/// The default policy of SEV-SNP evidence (bare, or inside Azure vTPM evidence): AMD has no TCB
+/// status, so compliance needs the REPORTED_TCB to reach the operator's minimum for the
+/// processor generation (`x-sovra-tcb-minimum-met`, set by the service from
+/// `attestation.snp_min_tcb`).
+pub const SNP_POLICY: &str = r#"version=1.2;
+authorizationrules {
+    [type=="debug", value==false] => permit();
+};
+issuancerules {
+    [type=="debug", value==false] && [type=="x-sovra-trust-root-kind", value=="vendor"] && [type=="x-sovra-tcb-minimum-met", value==true] => issue(type="x-ms-compliance-status", value="sovra-compliant");
 };
 "#;
 
@@ -45,6 +57,7 @@ pub fn for_type(evidence_type: &str) -> &'static str {
     match evidence_type {
         "nvidia-gpu" => GPU_POLICY,
         "nitro" | "tpm" => MEASURED_POLICY,
+        "sev-snp" | "az-snp-vtpm" => SNP_POLICY,
         _ => DEFAULT_POLICY,
     }
 }

@@ -197,6 +197,7 @@ pub async fn open(cfg: &Config) -> Result<Opened, String> {
             intel_pcs_url: http_url("attestation.intel_pcs_url", &cfg.attestation.intel_pcs_url)?,
             jwks_allow_private: cfg.attestation.jwks_allow_private,
             min_tcb_evaluation_data_number: cfg.attestation.min_tcb_evaluation_data_number,
+            snp_min_tcb: cfg.attestation.snp_min_tcb.parse()?,
             intel_root_crl_url: http_url(
                 "attestation.intel_root_crl_url",
                 &cfg.attestation.intel_root_crl_url,

@@ -76,6 +76,54 @@ pub struct AttestationConfig {
     /// Refuse Intel (TDX/SGX) evidence judged with TCB info older than this
     /// `tcbEvaluationDataNumber`; 0 (default): any Intel-signed collateral inside its window.
     pub min_tcb_evaluation_data_number: u64,
+    /// The minimum REPORTED_TCB per SEV-SNP processor generation for the compliance claim.
+    pub snp_min_tcb: SnpMinTcbConfig,
+}
+
+/// The minimum reported TCB per SEV-SNP generation: `"bootloader=B,tee=T,snp=S,microcode=M"`
+/// (`,fmc=F` on Turin; left-out components are 0), or `"none"`: that generation's evidence is
+/// never called compliant.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SnpMinTcbConfig {
+    /// EPYC 7003.
+    pub milan: String,
+    /// EPYC 9004.
+    pub genoa: String,
+    /// EPYC 9005.
+    pub turin: String,
+}
+
+impl Default for SnpMinTcbConfig {
+    fn default() -> Self {
+        use sovra_attest::snp::minimum::MinimumTcbs;
+        let show = |m: Option<sovra_attest::snp::minimum::MinimumTcb>| {
+            m.map_or_else(|| "none".to_string(), |m| m.to_string())
+        };
+        Self {
+            milan: show(MinimumTcbs::DEFAULT.milan),
+            genoa: show(MinimumTcbs::DEFAULT.genoa),
+            turin: show(MinimumTcbs::DEFAULT.turin),
+        }
+    }
+}
+
+impl SnpMinTcbConfig {
+    /// The minimums, or what is wrong with one of them.
+    pub fn parse(&self) -> Result<sovra_attest::snp::minimum::MinimumTcbs, String> {
+        let one = |name: &str, v: &str| match v.trim() {
+            "none" => Ok(None),
+            v => v
+                .parse()
+                .map(Some)
+                .map_err(|e| format!("attestation.snp_min_tcb.{name}: {e}, or \"none\"")),
+        };
+        Ok(sovra_attest::snp::minimum::MinimumTcbs {
+            milan: one("milan", &self.milan)?,
+            genoa: one("genoa", &self.genoa)?,
+            turin: one("turin", &self.turin)?,
+        })
+    }
 }
 
 impl Default for AttestationConfig {
@@ -91,6 +139,7 @@ impl Default for AttestationConfig {
             intel_root_crl_url: None,
             jwks_allow_private: false,
             min_tcb_evaluation_data_number: 0,
+            snp_min_tcb: SnpMinTcbConfig::default(),
         }
     }
 }
@@ -365,6 +414,18 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
         "SOVRA_ATTESTATION_MIN_TCB_EVALUATION_DATA_NUMBER",
         "attestation.min_tcb_evaluation_data_number",
     ),
+    (
+        "SOVRA_ATTESTATION_SNP_MIN_TCB_MILAN",
+        "attestation.snp_min_tcb.milan",
+    ),
+    (
+        "SOVRA_ATTESTATION_SNP_MIN_TCB_GENOA",
+        "attestation.snp_min_tcb.genoa",
+    ),
+    (
+        "SOVRA_ATTESTATION_SNP_MIN_TCB_TURIN",
+        "attestation.snp_min_tcb.turin",
+    ),
 ];
 
 /// Environment overrides of list settings: comma-separated (empty = an empty list).
@@ -450,6 +511,7 @@ impl Config {
             return Err("limits.max_connections and limits.work_queue must be at least 1".into());
         }
         sovra_proto::names::check_id("location", &self.default_location).map_err(|e| e.0)?;
+        self.attestation.snp_min_tcb.parse()?;
         Ok(())
     }
 }
@@ -513,6 +575,29 @@ mod tests {
             |k: &str| (k == "SOVRA_LIMITS_TRUSTED_PROXIES").then(|| "10.0.0.0/99".to_string());
         let err = Config::load(None, env).and_then(|c| c.check()).unwrap_err();
         assert!(err.contains("10.0.0.0/99"), "{err}");
+    }
+
+    #[test]
+    fn snp_minimums_from_file_and_environment() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("sovra.toml");
+        std::fs::write(
+            &f,
+            "[attestation.snp_min_tcb]\nmilan = \"bootloader=4,snp=24,microcode=213\"\n",
+        )
+        .unwrap();
+        let env = |k: &str| (k == "SOVRA_ATTESTATION_SNP_MIN_TCB_GENOA").then(|| "none".into());
+        let m = Config::load(Some(&f), env)
+            .unwrap()
+            .attestation
+            .snp_min_tcb
+            .parse()
+            .unwrap();
+        assert_eq!(m.milan.unwrap().microcode, 213);
+        assert_eq!(m.genoa, None);
+        let env = |k: &str| (k == "SOVRA_ATTESTATION_SNP_MIN_TCB_TURIN").then(|| "fw=1".into());
+        let err = Config::load(None, env).unwrap_err();
+        assert!(err.contains("attestation.snp_min_tcb.turin"), "{err}");
     }
 
     #[test]

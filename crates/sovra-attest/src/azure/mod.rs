@@ -80,14 +80,18 @@ fn finish(
     }
     m.insert("runtime".into(), runtime);
     m.insert("hcl_report_type".into(), json!(h.report_type));
-    VerifiedClaims::new(
+    let out = VerifiedClaims::new(
         kind,
         m,
         q.extra_data,
         inner.debug(),
         inner.tcb_status().map(str::to_string),
         inner.root().clone(),
-    )
+    );
+    match inner.snp_tcb() {
+        Some((product, tcb)) => out.with_snp_tcb(product, *tcb),
+        None => out,
+    }
 }
 
 impl Verifier for AzSnpVtpmVerifier {

@@ -11,6 +11,7 @@
 //! as the prefix of REPORT_DATA.
 
 pub mod kds;
+pub mod minimum;
 pub mod report;
 pub mod vcek;
 
@@ -215,7 +216,8 @@ impl Verifier for SnpVerifier {
                     info.subject_cn
                 ))
             })?;
-        check_tcb(&Tcb::decode(r.reported_tcb, product), &info)?;
+        let reported = Tcb::decode(r.reported_tcb, product);
+        check_tcb(&reported, &info)?;
         if let Some(n) = input.nonce
             && (n.is_empty() || n.len() > 64 || r.report_data.get(..n.len()) != Some(n))
         {
@@ -230,6 +232,7 @@ impl Verifier for SnpVerifier {
             r.debug(),
             None,
             crate::x509::TrustRoot::of_chain(&chain, Platform::Amd),
-        ))
+        )
+        .with_snp_tcb(product, reported))
     }
 }

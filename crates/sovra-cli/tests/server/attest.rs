@@ -60,7 +60,13 @@ fn snp_evidence_gets_a_token_that_verifies_with_the_jwks() {
     let c = verify_with_jwks(&s, token);
     assert_eq!(c["iss"], s.url.trim_end_matches('/'));
     assert_eq!(c["x-ms-attestation-type"], "sevsnpvm");
-    assert_eq!(c["x-ms-compliance-status"], "sovra-compliant");
+    // Genuine, but its firmware (SNP SVN 8, 2023) predates AMD-SB-3019: not compliant.
+    assert_eq!(c["x-sovra-tcb-minimum-met"], false);
+    assert_eq!(
+        c["x-sovra-tcb-minimum-reason"],
+        "reported snp SVN 8 is below the minimum 24"
+    );
+    assert!(c.get("x-ms-compliance-status").is_none(), "{c:?}");
     assert_eq!(
         c["x-ms-sevsnpvm-launchmeasurement"],
         "7a1e5c266c0108dbc9bb94fa926951320940915d0aafb42464bd88b579ea158d3e1a0dc39b2c60bd95b9c480cd81841f"
@@ -88,6 +94,92 @@ fn snp_evidence_gets_a_token_that_verifies_with_the_jwks() {
         cli_code(&s.cli(&["-o", "json", "attestation", "verify-token", &forged])),
         "TOKEN_INVALID"
     );
+}
+
+const GENOA_REPORT: &str = "snp/azure_genoa_report_from_hcl.bin";
+const GENOA_VCEK: &str = "snp/azure_genoa_vcek.pem";
+
+/// The claims of a token for `report` signed by `vcek`.
+fn snp_claims(s: &Server, vcek: &str, report: &str) -> serde_json::Map<String, Value> {
+    let out = s.json(&[
+        "attest",
+        "--type",
+        "sev-snp",
+        "--cert-chain",
+        &v(vcek),
+        &v(report),
+    ]);
+    verify_with_jwks(s, out["token"].as_str().unwrap())
+}
+
+#[test]
+fn snp_compliance_needs_the_minimum_reported_tcb_of_the_processor_generation() {
+    // The defaults: the SNP firmware SVN of AMD-SB-3019 (Genoa 23, Milan 24).
+    let s = Server::start();
+    let c = snp_claims(&s, GENOA_VCEK, GENOA_REPORT);
+    assert_eq!(c["x-sovra-tcb-minimum-met"], true);
+    assert_eq!(
+        c["x-sovra-tcb-minimum"],
+        json!({"bootloader": 0, "tee": 0, "snp": 23, "microcode": 0})
+    );
+    assert!(c.get("x-sovra-tcb-minimum-reason").is_none());
+    assert_eq!(c["x-ms-compliance-status"], "sovra-compliant");
+    // An operator raises Genoa's minimum above this platform's microcode (84) and lowers
+    // Milan's to the old virtee platform's firmware: each generation is judged by its own.
+    let s = Server::start_with(&[
+        (
+            "SOVRA_ATTESTATION_SNP_MIN_TCB_GENOA",
+            "bootloader=10,snp=23,microcode=85",
+        ),
+        ("SOVRA_ATTESTATION_SNP_MIN_TCB_MILAN", "snp=8"),
+    ]);
+    let c = snp_claims(&s, GENOA_VCEK, GENOA_REPORT);
+    assert_eq!(c["x-sovra-tcb-minimum-met"], false);
+    assert_eq!(
+        c["x-sovra-tcb-minimum-reason"],
+        "reported microcode SVN 84 is below the minimum 85"
+    );
+    assert!(c.get("x-ms-compliance-status").is_none(), "{c:?}");
+    let c = snp_claims(&s, VCEK, REPORT);
+    assert_eq!(c["x-sovra-tcb-minimum-met"], true);
+    assert_eq!(c["x-ms-compliance-status"], "sovra-compliant");
+    // A policy cannot say otherwise: the verdict is a verified claim.
+    let p = s.dir.join("p.txt");
+    std::fs::write(
+        &p,
+        "version=1.2; authorizationrules { => permit(); }; issuancerules { => issue(type=\"x-sovra-tcb-minimum-met\", value=true); };",
+    )
+    .unwrap();
+    s.ok(&[
+        "attestation",
+        "policy",
+        "set",
+        "sev-snp",
+        p.to_str().unwrap(),
+    ]);
+    let o = s.cli(&[
+        "-o",
+        "json",
+        "attest",
+        "--type",
+        "sev-snp",
+        "--cert-chain",
+        &v(GENOA_VCEK),
+        &v(GENOA_REPORT),
+    ]);
+    assert_eq!(cli_code(&o), "POLICY_INVALID");
+    // A generation without a minimum is never compliant, and a bad setting stops the start.
+    let s = Server::start_with(&[("SOVRA_ATTESTATION_SNP_MIN_TCB_GENOA", "none")]);
+    let c = snp_claims(&s, GENOA_VCEK, GENOA_REPORT);
+    assert_eq!(c["x-sovra-tcb-minimum"], Value::Null);
+    assert!(
+        c["x-sovra-tcb-minimum-reason"]
+            .as_str()
+            .unwrap()
+            .contains("attestation.snp_min_tcb.genoa"),
+        "{c:?}"
+    );
+    assert!(c.get("x-ms-compliance-status").is_none(), "{c:?}");
 }
 
 #[test]

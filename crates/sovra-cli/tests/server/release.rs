@@ -398,10 +398,10 @@ fn tokens_from_this_servers_attestation_are_trusted_by_issuer() {
         "--type",
         "sev-snp",
         "--cert-chain",
-        &v("snp/virtee_milan_vcek.der"),
+        &v("snp/azure_genoa_vcek.pem"),
         "--cert-chain",
-        &v("roots/amd/ask_ark_milan.pem"),
-        &v("snp/virtee_milan_report.bin"),
+        &v("roots/amd/ask_ark_genoa.pem"),
+        &v("snp/azure_genoa_report_from_hcl.bin"),
     ]);
     let tok = out["token"].as_str().unwrap().to_string();
     let policy = json!({"version": "1.0.0", "anyOf": [{"authority": s.url, "allOf": [

@@ -160,21 +160,21 @@ fn only_an_administrator_changes_what_is_trusted() {
 #[test]
 fn tokens_say_which_root_their_evidence_chained_to() {
     let s = Server::start();
-    // Genuine AMD evidence: a vendor root, and compliance.
+    // Genuine AMD evidence at a current TCB: a vendor root, and compliance.
     let out = s.json(&[
         "attest",
         "--type",
         "sev-snp",
         "--cert-chain",
-        &v("snp/virtee_milan_vcek.der"),
-        &v("snp/virtee_milan_report.bin"),
+        &v("snp/azure_genoa_vcek.pem"),
+        &v("snp/azure_genoa_report_from_hcl.bin"),
     ]);
     let c = s.json(&[
         "attestation",
         "verify-token",
         out["token"].as_str().unwrap(),
     ]);
-    assert_eq!(c["x-sovra-trust-root"], "AMD ARK-Milan");
+    assert_eq!(c["x-sovra-trust-root"], "AMD ARK-Genoa");
     assert_eq!(c["x-sovra-trust-root-kind"], "vendor");
     assert_eq!(c["x-ms-compliance-status"], "sovra-compliant");
     // A simulated platform an administrator trusted: genuine by configuration, named as the
@@ -235,6 +235,7 @@ fn a_policy_adds_claims_and_never_changes_verified_ones() {
         ("x-ms-attestation-type", "\"tdxvm\""),
         ("x-ms-sevsnpvm-is-debuggable", "true"),
         ("x-sovra-trust-root-kind", "\"vendor-by-policy\""),
+        ("x-sovra-tcb-minimum-met", "true"),
     ] {
         let text = format!(
             "version=1.0; authorizationrules {{ => permit(); }}; issuancerules {{ => issue(type=\"{claim}\", value={value}); }};"

@@ -100,8 +100,30 @@ fn default_policy_refuses_debug_and_marks_compliance() {
         }
         claims(c)
     };
-    let snp = p.evaluate(&vendor(json!({}))).unwrap();
-    assert_eq!(snp.issued["x-ms-compliance-status"], "sovra-compliant");
+    // Without a TCB status, nothing says the platform is current.
+    let unjudged = p.evaluate(&vendor(json!({}))).unwrap();
+    assert!(unjudged.authorized);
+    assert!(!unjudged.issued.contains_key("x-ms-compliance-status"));
+    // SEV-SNP: compliant only at or above the configured minimum TCB.
+    let snp = Policy::parse(crate::defaults::for_type("sev-snp")).unwrap();
+    assert!(
+        !snp.evaluate(&vendor(json!({"x-sovra-tcb-minimum-met": false})))
+            .unwrap()
+            .issued
+            .contains_key("x-ms-compliance-status")
+    );
+    assert!(
+        !snp.evaluate(&vendor(json!({})))
+            .unwrap()
+            .issued
+            .contains_key("x-ms-compliance-status")
+    );
+    assert_eq!(
+        snp.evaluate(&vendor(json!({"x-sovra-tcb-minimum-met": true})))
+            .unwrap()
+            .issued["x-ms-compliance-status"],
+        "sovra-compliant"
+    );
     let old = p
         .evaluate(&vendor(json!({"tcb_status": "OutOfDate"})))
         .unwrap();

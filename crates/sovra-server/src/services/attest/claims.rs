@@ -177,6 +177,36 @@ pub fn normalise(v: &VerifiedClaims, _maa_type: Option<&str>) -> Map<String, Val
     m
 }
 
+/// For SEV-SNP evidence (bare or inside Azure vTPM evidence): whether its REPORTED_TCB
+/// reaches the operator's minimum for its processor generation (`x-sovra-tcb-minimum-met`),
+/// the minimum it was judged against (`x-sovra-tcb-minimum`, `null` when the generation has
+/// none) and, when it does not, why (`x-sovra-tcb-minimum-reason`). The default SNP policy
+/// issues the compliance claim only when the minimum is met.
+pub fn snp_minimum_tcb(
+    v: &VerifiedClaims,
+    mins: &sovra_attest::snp::minimum::MinimumTcbs,
+    claims: &mut Map<String, Value>,
+) {
+    use sovra_attest::snp::minimum;
+    let Some((product, _)) = v.snp_tcb() else {
+        return;
+    };
+    let Some(verdict) = minimum::evaluate_claims(v, mins) else {
+        return;
+    };
+    claims.insert(
+        "x-sovra-tcb-minimum-met".into(),
+        Value::Bool(verdict.is_current()),
+    );
+    claims.insert(
+        "x-sovra-tcb-minimum".into(),
+        minimum::to_json(mins.of(product), product),
+    );
+    if let Some(reason) = verdict.reason() {
+        claims.insert("x-sovra-tcb-minimum-reason".into(), Value::from(reason));
+    }
+}
+
 /// MAA's Azure CVM shape: the hardware TEE's claims nested under `x-ms-isolation-tee` (with
 /// the paravisor's runtime data as its `x-ms-runtime`), and the `azurevm` claims Sovra can
 /// derive from the evidence. The nested compliance status is set after the policy ran

@@ -50,6 +50,8 @@ pub struct AttestConfig {
     pub jwks_allow_private: bool,
     /// Intel collateral (TCB info) older than this `tcbEvaluationDataNumber` is refused.
     pub min_tcb_evaluation_data_number: u64,
+    /// The minimum SEV-SNP REPORTED_TCB per processor generation for compliance.
+    pub snp_min_tcb: sovra_attest::snp::minimum::MinimumTcbs,
 }
 
 impl Default for AttestConfig {
@@ -65,6 +67,7 @@ impl Default for AttestConfig {
             intel_root_crl_url: None,
             jwks_allow_private: false,
             min_tcb_evaluation_data_number: 0,
+            snp_min_tcb: sovra_attest::snp::minimum::MinimumTcbs::DEFAULT,
         }
     }
 }
@@ -232,6 +235,7 @@ impl Sovra {
             ttl: self.cfg.attest.token_ttl_secs,
             jku: format!("{}/certs", self.public_url()),
             min_tcb_evaluation_data_number: self.cfg.attest.min_tcb_evaluation_data_number,
+            snp_min_tcb: self.cfg.attest.snp_min_tcb,
         });
         let activation = match kind {
             EvidenceType::Tpm => serde_json::from_slice::<Value>(&sub.evidence)
@@ -475,6 +479,7 @@ struct Issuing {
     ttl: u64,
     jku: String,
     min_tcb_evaluation_data_number: u64,
+    snp_min_tcb: sovra_attest::snp::minimum::MinimumTcbs,
 }
 
 /// Checks the bindings, appraises the claims under the policy and signs the token (CPU only:
@@ -488,6 +493,7 @@ fn issue(it: &Issuing, verified: &VerifiedClaims, sub: &request::Submission) -> 
         claims::check_init_time(verified, &init.bytes)?;
     }
     let mut incoming = claims::normalise(verified, it.maa_type.as_deref());
+    claims::snp_minimum_tcb(verified, &it.snp_min_tcb, &mut incoming);
     if let Some(rt) = &sub.runtime {
         match &rt.json {
             Some(j) => incoming.insert("x-ms-runtime".into(), j.clone()),
