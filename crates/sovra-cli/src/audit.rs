@@ -55,30 +55,49 @@ pub fn offline_config(
     Ok(cfg)
 }
 
-async fn offline_store(
-    data_dir: PathBuf,
-    config: Option<PathBuf>,
-) -> Result<(
-    std::sync::Arc<dyn sovra_store::Store>,
-    Option<sovra_server::services::anchor::Anchor>,
-)> {
+/// What checking a deployment's log offline needs: its store, its anchor and its chain key.
+struct Offline {
+    store: std::sync::Arc<dyn sovra_store::Store>,
+    anchor: Option<sovra_server::services::anchor::Anchor>,
+    key: Option<sovra_store::audit::ChainKey>,
+}
+
+async fn offline_store(data_dir: PathBuf, config: Option<PathBuf>) -> Result<Offline> {
     let cfg = offline_config(data_dir, config)?;
     let store = sovra_server::app::open_store(&cfg)
         .await
         .map_err(CliError::Local)?;
-    // The checkpoint is sealed by the HSM: opening it needs what unseals the HSM.
+    // The checkpoint is sealed by the HSM and the chain is keyed under an HSM-wrapped key:
+    // checking them needs what unseals the HSM. A deployment from before both has neither.
     let path = cfg.data_dir.join("audit.anchor");
-    let anchor = if path.exists() {
-        let hsm = sovra_server::app::open_hsm(&cfg).map_err(CliError::Local)?;
-        Some(sovra_server::services::anchor::Anchor {
+    let sealed = cfg
+        .data_dir
+        .join(sovra_server::services::sealed::KEY_FILE)
+        .exists();
+    if !path.exists() && !sealed {
+        return Ok(Offline {
+            store,
+            anchor: None,
+            key: None,
+        });
+    }
+    let hsm = sovra_server::app::open_hsm(&cfg).map_err(CliError::Local)?;
+    let key = sovra_server::services::sealed::chain_key_of(
+        store.as_ref(),
+        hsm.as_ref(),
+        &cfg.default_location,
+        &cfg.data_dir,
+    )
+    .await
+    .map_err(CliError::Local)?;
+    let anchor = path
+        .exists()
+        .then(|| sovra_server::services::anchor::Anchor {
             path,
             hsm,
             location: cfg.default_location.clone(),
-        })
-    } else {
-        None
-    };
-    Ok((store, anchor))
+        });
+    Ok(Offline { store, anchor, key })
 }
 
 /// Runs `sovra audit …`.
@@ -87,10 +106,11 @@ pub async fn run(g: &Global, c: AuditCmd) -> Result<()> {
         AuditCmd::Verify { data_dir, config } => {
             let report = match data_dir {
                 Some(d) => {
-                    let (store, anchor) = offline_store(d, config).await?;
+                    let o = offline_store(d, config).await?;
                     let c = sovra_server::services::audit::verify_anchored(
-                        store.as_ref(),
-                        anchor.as_ref(),
+                        o.store.as_ref(),
+                        o.anchor.as_ref(),
+                        o.key,
                     )
                     .await
                     .map_err(|e| CliError::Local(e.to_string()))?;
@@ -142,7 +162,11 @@ pub async fn run(g: &Global, c: AuditCmd) -> Result<()> {
             let mut n = 0u64;
             match data_dir {
                 Some(d) => {
-                    let (store, _) = offline_store(d, config).await?;
+                    // Exporting reads the records as stored: no HSM needed.
+                    let cfg = offline_config(d, config)?;
+                    let store = sovra_server::app::open_store(&cfg)
+                        .await
+                        .map_err(CliError::Local)?;
                     loop {
                         let rows = store
                             .audit_range(next, 1000)

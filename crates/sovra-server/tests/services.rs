@@ -348,6 +348,18 @@ async fn records_of_an_older_deployment_are_sealed_once_and_rows_written_outside
     let new = node(sealed.clone());
     let admin = new.auth().authenticate(Some(&bearer), None).await.unwrap();
     new.get_key_ring(&admin, &ring).await.unwrap();
+    // The audit log goes on keyed after its unkeyed records; an unkeyed record appended after
+    // a keyed one is a forgery.
+    new.create_key_ring(&admin, &loc, "r2", CreateKeyRingRequest::default())
+        .await
+        .unwrap();
+    let check = new.audit().verify().await.unwrap();
+    assert_eq!(check.first_broken, None);
+    let mut b = WriteBatch::new();
+    b.audit(br#"{"action":"roles.grant"}"#.to_vec());
+    raw().commit(b).await.unwrap();
+    let check = new.audit().verify().await.unwrap();
+    assert_eq!(check.first_broken.map(|b| b.0), Some(check.records));
     // A row written outside Sovra (plain JSON, as before sealing) is refused, also after a
     // restart: sealing happens once, not at every start.
     let forged = Collection("role_bindings");

@@ -49,6 +49,8 @@ pub struct WriteBatch {
     pub ops: Vec<Op>,
     /// Audit record bodies (JSON), appended to the chain in order.
     pub audit: Vec<Vec<u8>>,
+    /// The key the appended records' links are computed with (`None`: unkeyed).
+    pub chain_key: Option<crate::audit::ChainKey>,
 }
 
 impl WriteBatch {

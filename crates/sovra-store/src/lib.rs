@@ -87,4 +87,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Whether the store is reachable (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The key this store's audit records are chained with (`None`: an unkeyed chain; the
+    /// sealed store above the drivers holds the key).
+    fn chain_key(&self) -> Option<audit::ChainKey> {
+        None
+    }
 }

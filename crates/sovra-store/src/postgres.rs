@@ -6,7 +6,7 @@
 //! without the lock. Connections come from a small pool; a broken connection is dropped and
 //! replaced on the next use.
 
-use crate::audit::{AuditRow, chain_hash};
+use crate::audit::{AuditRow, link};
 use crate::batch::{Expect, Op, WriteBatch};
 use crate::error::{ConflictReason, StoreError};
 use crate::postgres_tls::{Plan, RustlsConnect};
@@ -364,7 +364,7 @@ impl Store for PgStore {
             };
             for body in &batch.audit {
                 seq += 1;
-                let hash = chain_hash(&prev, seq, body);
+                let hash = link(batch.chain_key.as_ref(), &prev, seq, body);
                 tx.execute(
                     "INSERT INTO sovra_audit (seq, prev_hash, hash, body) VALUES ($1, $2, $3, $4)",
                     &[&to_i64(seq), &&prev[..], &&hash[..], body],

@@ -5,7 +5,7 @@
 //! transaction on one writer connection; reads use a small pool of reader connections and
 //! never block on the writer.
 
-use crate::audit::{AuditRow, chain_hash};
+use crate::audit::{AuditRow, link};
 use crate::batch::{Expect, Op, WriteBatch};
 use crate::error::{ConflictReason, StoreError};
 use crate::{Collection, Committed, Record, Store};
@@ -226,7 +226,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, batch: &WriteBatch) -> Result<Committed
         };
         for body in &batch.audit {
             seq += 1;
-            let hash = chain_hash(&prev, seq, body);
+            let hash = link(batch.chain_key.as_ref(), &prev, seq, body);
             tx.prepare_cached(
                 "INSERT INTO audit (seq, prev_hash, hash, body) VALUES (?1, ?2, ?3, ?4)",
             )

@@ -331,3 +331,98 @@ fn a_shortened_or_deleted_audit_log_is_detected() {
     let (ok, report) = verify(&s);
     assert!(ok, "{report}");
 }
+
+#[test]
+fn a_database_writer_cannot_append_or_recompute_audit_records() {
+    // The chain is keyed under an HSM-held key: a record appended, or a tail recomputed, by
+    // someone who can write the database but not use the HSM does not verify, even after the
+    // last checkpoint, where the anchor cannot see it.
+    let mut s = Server::start();
+    for r in ["r1", "r2", "r3"] {
+        s.ok(&["keyrings", "create", r]);
+    }
+    s.terminate();
+    let dir = s.dir.to_str().unwrap().to_string();
+    let verify = |s: &Server| {
+        let o = s.cli(&["-o", "json", "audit", "verify", "--data-dir", &dir]);
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (o.status.success(), report)
+    };
+    let (ok, report) = verify(&s);
+    assert!(ok, "{report}");
+    let n = report["records"].as_u64().unwrap() as i64;
+    let conn = rusqlite::Connection::open(s.db()).unwrap();
+    type Row = (Vec<u8>, Vec<u8>, Vec<u8>);
+    let row = |seq: i64| -> Row {
+        conn.query_row(
+            "SELECT prev_hash, hash, body FROM audit WHERE seq=?1",
+            [seq],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap()
+    };
+    // The unkeyed link: SHA-256("sovra-audit-v1" || prev || seq || body).
+    let link = |prev: &[u8], seq: i64, body: &[u8]| {
+        let mut c = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        c.update(b"sovra-audit-v1");
+        c.update(prev);
+        c.update(&(seq as u64).to_be_bytes());
+        c.update(body);
+        c.finish().as_ref().to_vec()
+    };
+    // 1. A record appended after the anchored head, linked as an unkeyed chain would be.
+    let (_, head, _) = row(n);
+    let body = br#"{"action":"roles.grant","principal":"mallory","outcome":"ok"}"#.to_vec();
+    let hash = link(&head, n + 1, &body);
+    conn.execute(
+        "INSERT INTO audit (seq, prev_hash, hash, body) VALUES (?1, ?2, ?3, ?4)",
+        rusqlite::params![n + 1, head, hash, body],
+    )
+    .unwrap();
+    let (ok, report) = verify(&s);
+    assert!(!ok, "{report}");
+    assert_eq!(report["firstBrokenSeq"], n + 1, "{report}");
+    assert!(
+        report["problem"].as_str().unwrap().contains("keyed hash"),
+        "{report}"
+    );
+    // The server's own check agrees.
+    s.boot();
+    let o = s.cli(&["-o", "json", "audit", "verify"]);
+    assert!(!o.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["firstBrokenSeq"], n + 1, "{report}");
+    s.terminate();
+    conn.execute("DELETE FROM audit WHERE seq > ?1", [n])
+        .unwrap();
+    assert!(verify(&s).0);
+    // 2. A record edited in the middle, and every later link recomputed: the edited record is
+    // the one reported (the anchor alone would only see that the head changed).
+    let saved: Vec<(i64, Row)> = (2..=n).map(|seq| (seq, row(seq))).collect();
+    let mut prev = row(1).1;
+    for seq in 2..=n {
+        let (_, _, mut body) = row(seq);
+        if seq == 2 {
+            body = br#"{"action":"keyRings.create","outcome":"ok","edited":true}"#.to_vec();
+        }
+        let hash = link(&prev, seq, &body);
+        conn.execute(
+            "UPDATE audit SET prev_hash=?2, hash=?3, body=?4 WHERE seq=?1",
+            rusqlite::params![seq, prev, hash, body],
+        )
+        .unwrap();
+        prev = hash;
+    }
+    let (ok, report) = verify(&s);
+    assert!(!ok, "{report}");
+    assert_eq!(report["firstBrokenSeq"], 2, "{report}");
+    for (seq, (prev, hash, body)) in saved {
+        conn.execute(
+            "UPDATE audit SET prev_hash=?2, hash=?3, body=?4 WHERE seq=?1",
+            rusqlite::params![seq, prev, hash, body],
+        )
+        .unwrap();
+    }
+    let (ok, report) = verify(&s);
+    assert!(ok, "{report}");
+}

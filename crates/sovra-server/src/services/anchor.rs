@@ -8,7 +8,8 @@
 //! log with fewer records, or another record N, is reported as broken. Checkpoints advance every
 //! scheduler tick (5 s by default) and at shutdown, each only after the records since the last
 //! one were checked to extend it; a record written since the last checkpoint can still be
-//! removed unnoticed. `GET /v1/audit:checkpoint` exports the checkpoint, signed by the token
+//! removed unnoticed (not edited: the chain is keyed). The checkpoint also keeps where the
+//! keyed chain began, so a log cannot pass off its keyed records as older unkeyed ones. `GET /v1/audit:checkpoint` exports the checkpoint, signed by the token
 //! key, for anchoring off the box.
 
 use crate::error::{Error, Result};
@@ -29,6 +30,9 @@ pub struct Checkpoint {
     pub hash: [u8; 32],
     /// When the checkpoint was taken (Unix seconds).
     pub time: i64,
+    /// The first record of the keyed chain: every record from it on must be keyed (`None`:
+    /// not known yet, an anchor written before the chain was keyed).
+    pub keyed_from: Option<u64>,
 }
 
 /// Where checkpoints are kept and what seals them.
@@ -66,19 +70,24 @@ impl Anchor {
         };
         let mut h = [0u8; 32];
         h.copy_from_slice(hash);
+        let u64_at = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or_default());
+        // Anchors written before the chain was keyed end after the time.
+        let keyed_from = p.get(48..56).map(u64_at).filter(|&k| k > 0);
         Ok(Some(Checkpoint {
-            seq: u64::from_be_bytes(seq.try_into().unwrap_or_default()),
+            seq: u64_at(seq),
             hash: h,
             time: i64::from_be_bytes(time.try_into().unwrap_or_default()),
+            keyed_from,
         }))
     }
 
     /// Seals and writes `cp` (atomically, mode 0600).
     pub fn save(&self, cp: &Checkpoint) -> Result<()> {
-        let mut plain = Vec::with_capacity(48);
+        let mut plain = Vec::with_capacity(56);
         plain.extend_from_slice(&cp.seq.to_be_bytes());
         plain.extend_from_slice(&cp.hash);
         plain.extend_from_slice(&cp.time.to_be_bytes());
+        plain.extend_from_slice(&cp.keyed_from.unwrap_or(0).to_be_bytes());
         let blob = self.hsm.wrap(&self.location, AAD, &plain)?;
         sovra_hsm::soft::write_private_file(&self.path, &blob)
             .map_err(|e| Error::internal(format!("writing the audit anchor: {e}")))
@@ -125,9 +134,10 @@ pub async fn compare(store: &dyn Store, records: u64, cp: &Checkpoint) -> Result
 }
 
 /// Advances the checkpoint to the log's head, after checking that the records since the last
-/// checkpoint extend it. Returns what was found.
+/// checkpoint extend it (keyed with the store's chain key). Returns what was found.
 pub async fn advance(store: &dyn Store, anchor: &Anchor, now: i64) -> Result<Finding> {
     let cp = anchor.load()?;
+    let fresh = ChainVerifier::new(store.chain_key(), cp.and_then(|c| c.keyed_from));
     let mut v = match &cp {
         Some(cp) if cp.seq > 0 => {
             let row = store.audit_range(cp.seq, 1).await?;
@@ -139,9 +149,9 @@ pub async fn advance(store: &dyn Store, anchor: &Anchor, now: i64) -> Result<Fin
                     return compare(store, head, cp).await;
                 }
             }
-            ChainVerifier::resume(cp.seq, cp.hash)
+            fresh.resume(cp.seq, cp.hash)
         }
-        _ => ChainVerifier::default(),
+        _ => fresh,
     };
     let mut from = cp.map_or(1, |c| c.seq + 1);
     loop {
@@ -150,6 +160,7 @@ pub async fn advance(store: &dyn Store, anchor: &Anchor, now: i64) -> Result<Fin
         from = last.seq + 1;
         rows.iter().for_each(|r| v.push(r));
     }
+    let keyed_from = v.keyed_from();
     let check = v.finish();
     if let Some((seq, why)) = check.first_broken {
         return Ok(Finding::Broken(seq, why));
@@ -158,8 +169,9 @@ pub async fn advance(store: &dyn Store, anchor: &Anchor, now: i64) -> Result<Fin
         seq: check.records,
         hash: check.head,
         time: now,
+        keyed_from,
     };
-    if cp.is_none_or(|c| c.seq != next.seq) {
+    if cp.is_none_or(|c| c.seq != next.seq || c.keyed_from != next.keyed_from) {
         anchor.save(&next)?;
     }
     Ok(Finding::Holds(next))

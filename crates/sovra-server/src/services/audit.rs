@@ -384,7 +384,12 @@ impl Audit {
 
     /// Checks the whole chain, and that it extends the anchored checkpoint.
     pub async fn verify(&self) -> Result<ChainCheck> {
-        verify_anchored(self.store.as_ref(), self.anchor.as_ref()).await
+        verify_anchored(
+            self.store.as_ref(),
+            self.anchor.as_ref(),
+            self.store.chain_key(),
+        )
+        .await
     }
 
     /// Records from `from` (inclusive), at most `limit`.
@@ -410,16 +415,24 @@ pub fn to_record(r: sovra_store::AuditRow) -> sovra_proto::admin::AuditRecord {
     }
 }
 
-/// Checks every link of the chain in `store` and, with an anchor, that the log still holds
-/// the checkpointed head (not cut short, not rewritten).
+/// Checks every link of the chain in `store` (keyed links with `key`) and, with an anchor,
+/// that the log still holds the checkpointed head (not cut short, not rewritten).
 pub async fn verify_anchored(
     store: &dyn Store,
     anchor: Option<&super::anchor::Anchor>,
+    key: Option<sovra_store::audit::ChainKey>,
 ) -> Result<ChainCheck> {
-    let mut c = verify_store(store).await?;
+    let cp = match anchor {
+        Some(a) => a.load()?,
+        None => None,
+    };
+    let mut c = verify_store(
+        store,
+        ChainVerifier::new(key, cp.and_then(|c| c.keyed_from)),
+    )
+    .await?;
     if c.first_broken.is_none()
-        && let Some(a) = anchor
-        && let Some(cp) = a.load()?
+        && let Some(cp) = cp
         && let super::anchor::Finding::Broken(seq, why) =
             super::anchor::compare(store, c.records, &cp).await?
     {
@@ -428,9 +441,8 @@ pub async fn verify_anchored(
     Ok(c)
 }
 
-/// Checks every link of the chain in `store`, reading in pages.
-pub async fn verify_store(store: &dyn Store) -> Result<ChainCheck> {
-    let mut v = ChainVerifier::default();
+/// Checks every link of the chain in `store` with `v`, reading in pages.
+async fn verify_store(store: &dyn Store, mut v: ChainVerifier) -> Result<ChainCheck> {
     let mut from = 1;
     loop {
         let rows = store.audit_range(from, 1000).await?;

@@ -5,6 +5,10 @@
 //! collection it is in: tokens, role bindings, quotas, keys (their `exportable` flag and release
 //! policy), trust anchors, issuers, policies.
 //!
+//! The audit log's hash chain is keyed with a key derived from the same secret
+//! (sovra-store's `audit` module), so a database writer cannot append, edit or recompute audit
+//! records either.
+//!
 //! What the MAC cannot see: a row put back as it was earlier (a revoked token's row restored
 //! from an old copy), or a whole database rolled back; the audit anchor reports the latter.
 //!
@@ -13,6 +17,7 @@
 //! (`row-mac.key`), so a database writer who removes it does not make Sovra start afresh.
 
 use sovra_hsm::Hsm;
+use sovra_store::audit::ChainKey;
 use sovra_store::{AuditRow, Collection, Committed, Op, Record, Store, StoreError, WriteBatch};
 use std::path::Path;
 use std::sync::Arc;
@@ -32,6 +37,8 @@ const TAG_LEN: usize = 32;
 pub struct SealedStore {
     inner: Arc<dyn Store>,
     key: MacKey,
+    /// The audit chain's key, derived from the row MAC key.
+    chain: ChainKey,
     /// Rows already reported in the audit log by this process (bounded): one record per row,
     /// however often it is read.
     reported: std::sync::Mutex<std::collections::HashSet<(&'static str, String)>>,
@@ -118,6 +125,7 @@ impl SealedStore {
             .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
         let s = Arc::new(Self {
             inner,
+            chain: key.chain_key(),
             key,
             reported: std::sync::Mutex::default(),
         });
@@ -239,13 +247,43 @@ impl SealedStore {
                 }));
                 let mut b = WriteBatch::new();
                 b.audit(ev.body());
-                if let Err(e) = self.inner.commit(b).await {
+                if let Err(e) = self.commit(b).await {
                     tracing::warn!(error = %e, "could not audit a refused record");
                 }
             }
         }
         r
     }
+}
+
+impl MacKey {
+    /// The audit chain's key: a separate key derived from this one.
+    fn chain_key(&self) -> ChainKey {
+        let t = aws_lc_rs::hmac::sign(&self.0, b"sovra:audit-chain-key:v1");
+        ChainKey::new(t.as_ref())
+    }
+}
+
+/// The audit chain key of an existing deployment, for checking its log offline: read from
+/// the data directory's copy (else the database's) and unwrapped by the HSM, changing nothing.
+/// `None` when the deployment has no row MAC key (written before sealing).
+pub async fn chain_key_of(
+    inner: &dyn Store,
+    hsm: &dyn Hsm,
+    location: &str,
+    data_dir: &Path,
+) -> Result<Option<ChainKey>, String> {
+    let blob = match std::fs::read(data_dir.join(KEY_FILE)) {
+        Ok(b) => Some(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => inner
+            .get(KEY_COLLECTION, KEY_NAME)
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|r| r.data),
+        Err(e) => return Err(format!("cannot read {KEY_FILE}: {e}")),
+    };
+    blob.map(|b| unwrap_key(hsm, location, &b).map(|k| k.chain_key()))
+        .transpose()
 }
 
 fn split(data: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -335,7 +373,12 @@ impl Store for SealedStore {
                 data.extend_from_slice(&tag);
             }
         }
+        batch.chain_key = Some(self.chain.clone());
         self.inner.commit(batch).await
+    }
+
+    fn chain_key(&self) -> Option<ChainKey> {
+        Some(self.chain.clone())
     }
 
     async fn audit_range(&self, from: u64, limit: usize) -> Result<Vec<AuditRow>, StoreError> {
