@@ -41,8 +41,10 @@ pub const TPM_CHALLENGES: Collection = Collection("tpm_challenges");
 pub const COLLATERAL: Collection = Collection("collateral");
 /// Key-release response signing keys (name: kid).
 pub const RELEASE_SIGNING_KEYS: Collection = Collection("release_signing_keys");
+/// Signing keys of management statements: MAA policy tokens, audit checkpoints (name: kid).
+pub const MANAGEMENT_SIGNING_KEYS: Collection = Collection("management_signing_keys");
 /// Every collection above (sealing an older deployment's records walks them all).
-pub const ALL: [Collection; 17] = [
+pub const ALL: [Collection; 18] = [
     LOCATIONS,
     KEY_RINGS,
     CRYPTO_KEYS,
@@ -60,6 +62,7 @@ pub const ALL: [Collection; 17] = [
     TPM_CHALLENGES,
     COLLATERAL,
     RELEASE_SIGNING_KEYS,
+    MANAGEMENT_SIGNING_KEYS,
 ];
 
 /// A location.

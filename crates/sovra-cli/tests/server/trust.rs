@@ -542,3 +542,72 @@ fn a_database_writer_cannot_grant_itself_anything() {
         "{refused:?}"
     );
 }
+
+#[test]
+fn policy_tokens_and_audit_checkpoints_are_never_taken_for_attestation_tokens() {
+    // MAA policy tokens and audit checkpoints are signed by keys of their own: published at
+    // /certs (the MAA SDKs check policy tokens there), but not keys of the attestation service,
+    // so neither is accepted as a key-release token.
+    let s = Server::start_with(&[("SOVRA_SCHEDULER_INTERVAL_SECS", "1")]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let policy = write(
+        &s,
+        "p.json",
+        &json!({"anyOf": [{"authority": s.url, "allOf": [{"claim": "iss", "equals": s.url.trim_end_matches('/')}]}]})
+            .to_string(),
+    );
+    s.ok(&["keyrings", "create", "r"]);
+    s.ok(&[
+        "keys",
+        "create",
+        "r/k",
+        "--purpose",
+        "encrypt",
+        "--exportable",
+        "--release-policy",
+        &policy,
+    ]);
+    let kid = |t: &str| {
+        sovra_crypto::jws::Jws::parse(t)
+            .unwrap()
+            .kid()
+            .unwrap()
+            .to_string()
+    };
+    let policy_token: Value = rt.block_on(s.admin().get("/policies/SevSnpVm")).unwrap();
+    let policy_token = policy_token["token"].as_str().unwrap().to_string();
+    let attested = s.json(&[
+        "attest",
+        "--type",
+        "sev-snp",
+        "--cert-chain",
+        &v("snp/azure_genoa_vcek.pem"),
+        &v("snp/azure_genoa_report_from_hcl.bin"),
+    ]);
+    let attested = attested["token"].as_str().unwrap().to_string();
+    assert_ne!(kid(&policy_token), kid(&attested));
+    let jwks: Value = rt.block_on(s.admin().get("/certs")).unwrap();
+    let published: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(published.contains(&kid(&policy_token).as_str()), "{jwks}");
+    assert!(published.contains(&kid(&attested).as_str()), "{jwks}");
+    let release = |target: &str| {
+        code(rt.block_on(s.admin().post::<_, Value>(
+            "/v1/locations/global/keyRings/r/cryptoKeys/k:release",
+            &json!({"target": target}),
+        )))
+    };
+    // The attestation token passes the signature and the policy (and stops at its missing
+    // runtime key); the policy token and the checkpoint do not get that far.
+    assert_eq!(release(&attested), "RELEASE_NO_TARGET_KEY");
+    assert_eq!(release(&policy_token), "RELEASE_TOKEN_INVALID");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let cp: Value = rt.block_on(s.admin().get("/v1/audit:checkpoint")).unwrap();
+    let signed = cp["signed"].as_str().unwrap();
+    assert_eq!(kid(signed), kid(&policy_token));
+    assert_eq!(release(signed), "RELEASE_TOKEN_INVALID");
+}

@@ -229,7 +229,7 @@ pub async fn audit_checkpoint(
     body.insert("hash".into(), sovra_crypto::hex(&cp.hash).into());
     body.insert("time".into(), crate::clock::rfc3339(cp.time).into());
     body.insert("iss".into(), s.sovra.public_url().into());
-    let keys = s.sovra.signing_keys().await?;
+    let keys = s.sovra.management_signing_keys().await?;
     let mut header = serde_json::Map::new();
     header.insert("typ".into(), "sovra-audit-checkpoint+jwt".into());
     let signed = keys

@@ -250,7 +250,7 @@ async fn policy_from_text_or_jws(s: &AppState, body: &str) -> Result<(String, Op
 // ----- policies: MAA --------------------------------------------------------------------------
 
 async fn maa_policy_token(s: &AppState, body: Value) -> Result<Json<Value>> {
-    let keys = s.sovra.signing_keys().await?;
+    let keys = s.sovra.management_signing_keys().await?;
     let now = s.sovra.now();
     let mut claims = json!({"iss": s.sovra.issuer_of(DEFAULT_PROVIDER), "iat": now, "nbf": now, "exp": now + 3600});
     if let (Some(c), Value::Object(b)) = (claims.as_object_mut(), body) {

@@ -79,6 +79,8 @@ pub struct AttestState {
     pub signing: signing::SigningCache,
     /// Release-response signing keys.
     pub release_signing: signing::SigningCache,
+    /// Management-statement signing keys (MAA policy tokens, audit checkpoints).
+    pub management_signing: signing::SigningCache,
     /// Collateral and trust anchors.
     pub collateral: collateral::CollateralCache,
     /// Compiled policies by provider and type.
@@ -137,6 +139,7 @@ impl AttestState {
         Self {
             signing: Default::default(),
             release_signing: Default::default(),
+            management_signing: Default::default(),
             collateral: collateral::CollateralCache::new(ttl),
             policies: policy::PolicyCache::new(ttl),
             refvalues: Single::new(ttl),

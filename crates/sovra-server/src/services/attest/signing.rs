@@ -2,9 +2,12 @@
 //! Rotation makes a new key active and keeps the old ones published until every token they
 //! signed has expired.
 //!
-//! Two sets, never mixed: attestation tokens (published at `/certs`) and key-release responses
-//! (published at `/release/certs`, header `typ: sovra-key-release+jwt`), so a release response
-//! never verifies as an attestation token, nor the other way round.
+//! Three sets, never mixed: attestation tokens (published at `/certs`), key-release responses
+//! (published at `/release/certs`, header `typ: sovra-key-release+jwt`) and management
+//! statements (MAA policy tokens and audit checkpoints: published at `/certs` too, because the
+//! MAA SDKs check policy tokens against it, but never accepted as an attestation token at key
+//! release). A release response never verifies as an attestation token, nor a policy token or
+//! checkpoint as either.
 
 use super::super::Sovra;
 use super::super::audit::{AuditEvent, EventKind};
@@ -54,10 +57,12 @@ pub struct SigningCache {
 /// What a set of signing keys signs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyUse {
-    /// Attestation tokens (and MAA policy tokens, which the MAA SDKs check against `/certs`).
+    /// Attestation tokens.
     Attestation,
     /// Key-release responses.
     Release,
+    /// MAA policy tokens and audit checkpoints.
+    Management,
 }
 
 /// The `typ` header of a release response.
@@ -68,6 +73,7 @@ impl KeyUse {
         match self {
             Self::Attestation => model::ATTEST_SIGNING_KEYS,
             Self::Release => model::RELEASE_SIGNING_KEYS,
+            Self::Management => model::MANAGEMENT_SIGNING_KEYS,
         }
     }
 
@@ -75,6 +81,7 @@ impl KeyUse {
         match self {
             Self::Attestation => format!("sovra:attestation-signing-key:{kid}"),
             Self::Release => format!("sovra:release-signing-key:{kid}"),
+            Self::Management => format!("sovra:management-signing-key:{kid}"),
         }
         .into_bytes()
     }
@@ -83,6 +90,7 @@ impl KeyUse {
         match self {
             Self::Attestation => "Sovra attestation token signing",
             Self::Release => "Sovra key release signing",
+            Self::Management => "Sovra policy token and audit checkpoint signing",
         }
     }
 
@@ -91,6 +99,7 @@ impl KeyUse {
         match self {
             Self::Attestation => "attestation",
             Self::Release => "release",
+            Self::Management => "management",
         }
     }
 }
@@ -120,6 +129,7 @@ impl Sovra {
         match u {
             KeyUse::Attestation => &self.attest.signing,
             KeyUse::Release => &self.attest.release_signing,
+            KeyUse::Management => &self.attest.management_signing,
         }
     }
 
@@ -225,6 +235,11 @@ impl Sovra {
     /// The loaded release-response signing keys (created on first use, like the token keys).
     pub async fn release_signing_keys(&self) -> Result<Arc<Keys>> {
         self.keys_for(KeyUse::Release).await
+    }
+
+    /// The loaded management-statement signing keys (MAA policy tokens, audit checkpoints).
+    pub async fn management_signing_keys(&self) -> Result<Arc<Keys>> {
+        self.keys_for(KeyUse::Management).await
     }
 
     async fn keys_for(&self, u: KeyUse) -> Result<Arc<Keys>> {
@@ -344,10 +359,17 @@ impl Sovra {
         Ok(serde_json::json!({"kid": keys.active.kid(), "alg": alg.name()}))
     }
 
-    /// The published attestation token keys as a JWKS document.
+    /// The JWKS document at `/certs`: the attestation token keys, then the management
+    /// statement keys (which the MAA SDKs check policy tokens against).
     pub async fn jwks(&self) -> Result<serde_json::Value> {
-        let keys = self.signing_keys().await?;
-        Ok(serde_json::json!({ "keys": keys.published }))
+        let tokens = self.signing_keys().await?;
+        let management = self.management_signing_keys().await?;
+        let keys: Vec<&serde_json::Value> = tokens
+            .published
+            .iter()
+            .chain(&management.published)
+            .collect();
+        Ok(serde_json::json!({ "keys": keys }))
     }
 
     /// The published release-response keys as a JWKS document.
