@@ -430,11 +430,17 @@ fn providers_have_their_own_issuer_and_key_rotation_keeps_old_tokens_valid() {
     assert_eq!(rotated["alg"], "ES256");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let jwks: Value = rt.block_on(s.admin().get("/certs")).unwrap();
-    assert_eq!(
-        jwks["keys"].as_array().unwrap().len(),
-        2,
-        "old key still published"
-    );
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    let old_kid = Jws::parse(&old).unwrap().kid().unwrap().to_string();
+    assert!(kids.contains(&old_kid.as_str()), "old key still published");
+    assert!(kids.contains(&rotated["kid"].as_str().unwrap()));
+    // The two token keys and the management key (MAA policy tokens).
+    assert_eq!(kids.len(), 3, "{jwks}");
     verify_with_jwks_any(&s, &old);
     let new = s.json(&[
         "attest",
