@@ -13,8 +13,9 @@
 
 use crate::AgentError;
 use crate::collect::{Collector, Evidence};
-use crate::tpm::{hex, parse_pcrs, run_with};
+use crate::tpm::{parse_pcrs, run_with};
 use serde_json::{Value, json};
+use sovra_proto::hex::encode as hex;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -253,7 +254,7 @@ impl Collector for AzureVtpm {
                 let chain = text(&c, "certificateChain")
                     .map(|s| vec![s.into_bytes()])
                     .unwrap_or_default();
-                ("az-snp-vtpm", chain)
+                (sovra_proto::EvidenceType::AzSnpVtpm, chain)
             }
             4 => {
                 let td = hcl
@@ -264,7 +265,7 @@ impl Collector for AzureVtpm {
                 let quote =
                     text(&q, "quote").ok_or_else(|| collect_err("IMDS gave no TD quote"))?;
                 ev.insert("td_quote".into(), Value::from(quote));
-                ("az-tdx-vtpm", Vec::new())
+                (sovra_proto::EvidenceType::AzTdxVtpm, Vec::new())
             }
             t => {
                 return Err(collect_err(format!(

@@ -2,13 +2,14 @@
 
 use crate::AgentError;
 use crate::simsnp::SimulatedSnp;
+use sovra_proto::EvidenceType;
 use std::path::{Path, PathBuf};
 
 /// Collected evidence, ready for `POST /v1/attest/{type}`.
 #[derive(Debug, Clone)]
 pub struct Evidence {
     /// Sovra evidence type (`sev-snp`, `tdx`, …).
-    pub kind: &'static str,
+    pub kind: EvidenceType,
     /// The evidence bytes.
     pub evidence: Vec<u8>,
     /// Certificates that travel with it (PEM or DER).
@@ -39,7 +40,7 @@ impl Collector for SimSnpCollector {
 
     fn collect(&self, report_data: &[u8; 64]) -> Result<Evidence, AgentError> {
         Ok(Evidence {
-            kind: "sev-snp",
+            kind: EvidenceType::SevSnp,
             evidence: self.0.report(report_data)?,
             cert_chain: vec![
                 self.0.vcek_pem.clone().into_bytes(),
@@ -126,12 +127,12 @@ impl Collector for ConfigfsTsm {
             let aux = std::fs::read(entry.join("auxblob")).unwrap_or_default();
             match provider.trim() {
                 "sev_guest" => Ok(Evidence {
-                    kind: "sev-snp",
+                    kind: EvidenceType::SevSnp,
                     evidence: outblob,
                     cert_chain: snp_certs(&aux),
                 }),
                 "tdx_guest" => Ok(Evidence {
-                    kind: "tdx",
+                    kind: EvidenceType::Tdx,
                     evidence: outblob,
                     cert_chain: Vec::new(),
                 }),
@@ -189,7 +190,7 @@ impl Collector for SevGuest {
             .collect();
         chain.sort_by_key(|(order, _)| *order);
         Ok(Evidence {
-            kind: "sev-snp",
+            kind: EvidenceType::SevSnp,
             evidence: report,
             cert_chain: chain.into_iter().map(|(_, c)| c).collect(),
         })

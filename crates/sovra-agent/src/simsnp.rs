@@ -128,7 +128,10 @@ impl SimulatedSnp {
         w("ark.pem", self.ark_pem.as_bytes())?;
         w("ask_ark.pem", self.ask_ark_pem.as_bytes())?;
         w("vcek.pem", self.vcek_pem.as_bytes())?;
-        w("chip_id", hex(&self.chip_id).as_bytes())?;
+        w(
+            "chip_id",
+            sovra_proto::hex::encode(&self.chip_id).as_bytes(),
+        )?;
         w("vcek.key", &self.vcek_pkcs8)?;
         #[cfg(unix)]
         {
@@ -150,7 +153,7 @@ impl SimulatedSnp {
         let text = |name: &str| r(name).map(|b| String::from_utf8_lossy(&b).to_string());
         let vcek_pkcs8 = r("vcek.key")?;
         let chip = text("chip_id")?;
-        let chip_id: [u8; 64] = unhex(chip.trim())
+        let chip_id: [u8; 64] = sovra_proto::hex::decode(chip.trim())
             .and_then(|v| v.try_into().ok())
             .ok_or_else(|| err("chip_id is not 64 hex bytes"))?;
         Ok(Self {
@@ -216,18 +219,4 @@ impl SimulatedSnp {
         put!(0x2A0 + 72, &le(ss));
         Ok(r)
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect()
 }

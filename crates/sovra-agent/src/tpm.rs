@@ -6,6 +6,7 @@
 use crate::AgentError;
 use crate::collect::{Collector, Evidence};
 use serde_json::{Map, Value, json};
+use sovra_proto::hex::encode as hex;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -160,10 +161,6 @@ impl Drop for TpmCollector {
     }
 }
 
-pub(crate) fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// PCR values from `tpm2_pcrread` output (`  N : 0xHEX` lines under `sha256:`).
 pub(crate) fn parse_pcrs(text: &str) -> Map<String, Value> {
     let mut out = Map::new();
@@ -215,7 +212,7 @@ impl Collector for TpmCollector {
             }],
         });
         Ok(Evidence {
-            kind: "tpm",
+            kind: sovra_proto::EvidenceType::Tpm,
             evidence: envelope.to_string().into_bytes(),
             cert_chain: Vec::new(),
         })

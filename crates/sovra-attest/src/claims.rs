@@ -103,7 +103,7 @@ impl VerifiedClaims {
         );
         m.insert(
             "report_data".into(),
-            Value::String(crate::hex::encode(&self.report_data)),
+            Value::String(sovra_proto::hex::encode(&self.report_data)),
         );
         Value::Object(m)
     }

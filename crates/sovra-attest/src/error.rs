@@ -1,9 +1,10 @@
 //! Errors of the verifiers. Each variant has a stable code (see [`AttestError::code`]) that
 //! clients and tests match on; the `Display` text says which check failed and what to try.
 
+use sovra_proto::ErrorCode;
+
 /// Why a piece of evidence was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum AttestError {
     /// The evidence could not be parsed: truncated, wrong length, bad encoding, unknown version.
     #[error("malformed evidence: {0}")]
@@ -52,22 +53,22 @@ pub enum AttestError {
 
 impl AttestError {
     /// The stable error code of this error.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Malformed(_) => "ATTEST_MALFORMED",
-            Self::Unsupported(_) => "ATTEST_UNSUPPORTED",
-            Self::SignatureInvalid(_) => "ATTEST_SIGNATURE_INVALID",
-            Self::ChainInvalid(_) => "ATTEST_CHAIN_INVALID",
-            Self::Expired(_) => "ATTEST_EXPIRED",
-            Self::Revoked(_) => "ATTEST_REVOKED",
-            Self::CollateralMissing(_) => "ATTEST_COLLATERAL_MISSING",
-            Self::CollateralInvalid(_) => "ATTEST_COLLATERAL_INVALID",
-            Self::TcbMismatch(_) => "ATTEST_TCB_MISMATCH",
-            Self::TcbNotAcceptable(_) => "ATTEST_TCB_NOT_ACCEPTABLE",
-            Self::NonceMismatch(_) => "ATTEST_NONCE_MISMATCH",
-            Self::ReportDataMismatch(_) => "ATTEST_REPORT_DATA_MISMATCH",
-            Self::BindingInvalid(_) => "ATTEST_BINDING_INVALID",
-            Self::Debug(_) => "ATTEST_DEBUG_REFUSED",
+            Self::Malformed(_) => ErrorCode::AttestMalformed,
+            Self::Unsupported(_) => ErrorCode::AttestUnsupported,
+            Self::SignatureInvalid(_) => ErrorCode::AttestSignatureInvalid,
+            Self::ChainInvalid(_) => ErrorCode::AttestChainInvalid,
+            Self::Expired(_) => ErrorCode::AttestExpired,
+            Self::Revoked(_) => ErrorCode::AttestRevoked,
+            Self::CollateralMissing(_) => ErrorCode::AttestCollateralMissing,
+            Self::CollateralInvalid(_) => ErrorCode::AttestCollateralInvalid,
+            Self::TcbMismatch(_) => ErrorCode::AttestTcbMismatch,
+            Self::TcbNotAcceptable(_) => ErrorCode::AttestTcbNotAcceptable,
+            Self::NonceMismatch(_) => ErrorCode::AttestNonceMismatch,
+            Self::ReportDataMismatch(_) => ErrorCode::AttestReportDataMismatch,
+            Self::BindingInvalid(_) => ErrorCode::AttestBindingInvalid,
+            Self::Debug(_) => ErrorCode::AttestDebugRefused,
         }
     }
 

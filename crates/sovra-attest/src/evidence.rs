@@ -3,75 +3,11 @@
 
 use crate::error::AttestError;
 
-/// The evidence types Sovra verifies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum EvidenceType {
-    /// AMD SEV-SNP attestation report (raw 1184-byte report) signed by a VCEK or VLEK.
-    SevSnp,
-    /// Azure confidential VM on SEV-SNP: HCL report + vTPM quote.
-    AzSnpVtpm,
-    /// Azure confidential VM on TDX: HCL report + TD quote + vTPM quote.
-    AzTdxVtpm,
-    /// Intel TDX quote (v4 or v5).
-    Tdx,
-    /// Intel SGX DCAP quote (v3).
-    Sgx,
-    /// TPM 2.0 quote by an attestation key.
-    Tpm,
-    /// AWS Nitro Enclaves attestation document (COSE_Sign1).
-    Nitro,
-    /// NVIDIA H100 SPDM measurement report.
-    NvidiaGpu,
-}
+pub use sovra_proto::EvidenceType;
 
-impl EvidenceType {
-    /// Every evidence type, in a stable order.
-    pub const ALL: [EvidenceType; 8] = [
-        Self::SevSnp,
-        Self::AzSnpVtpm,
-        Self::AzTdxVtpm,
-        Self::Tdx,
-        Self::Sgx,
-        Self::Tpm,
-        Self::Nitro,
-        Self::NvidiaGpu,
-    ];
-
-    /// The stable name used on the CLI and in URLs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::SevSnp => "sev-snp",
-            Self::AzSnpVtpm => "az-snp-vtpm",
-            Self::AzTdxVtpm => "az-tdx-vtpm",
-            Self::Tdx => "tdx",
-            Self::Sgx => "sgx",
-            Self::Tpm => "tpm",
-            Self::Nitro => "nitro",
-            Self::NvidiaGpu => "nvidia-gpu",
-        }
-    }
-}
-
-impl std::fmt::Display for EvidenceType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for EvidenceType {
-    type Err = AttestError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Self::ALL.iter().map(|t| t.as_str()).collect();
-                AttestError::Unsupported(format!(
-                    "unknown evidence type {s:?}; expected one of {}",
-                    names.join(", ")
-                ))
-            })
+impl From<sovra_proto::evidence::UnknownEvidenceType> for AttestError {
+    fn from(e: sovra_proto::evidence::UnknownEvidenceType) -> Self {
+        AttestError::Unsupported(e.to_string())
     }
 }
 
@@ -103,7 +39,6 @@ pub struct Anchor {
 
 /// The certificate hierarchies Sovra knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum Platform {
     /// AMD SEV (ARK → ASK/ASVK → VCEK/VLEK).
     Amd,
@@ -147,16 +82,16 @@ pub struct VerifyContext<'a> {
     pub trust: &'a TrustStore,
 }
 
-impl EvidenceType {
-    /// The certificate hierarchy that roots this type's evidence (where operator-added trust
+impl Platform {
+    /// The certificate hierarchy that roots evidence of `t` (where operator-added trust
     /// anchors for it go).
-    pub fn platform(self) -> Platform {
-        match self {
-            Self::SevSnp | Self::AzSnpVtpm => Platform::Amd,
-            Self::Tdx | Self::Sgx | Self::AzTdxVtpm => Platform::Intel,
-            Self::Tpm => Platform::Tpm,
-            Self::Nitro => Platform::AwsNitro,
-            Self::NvidiaGpu => Platform::Nvidia,
+    pub fn of(t: EvidenceType) -> Platform {
+        match t {
+            EvidenceType::SevSnp | EvidenceType::AzSnpVtpm => Platform::Amd,
+            EvidenceType::Tdx | EvidenceType::Sgx | EvidenceType::AzTdxVtpm => Platform::Intel,
+            EvidenceType::Tpm => Platform::Tpm,
+            EvidenceType::Nitro => Platform::AwsNitro,
+            EvidenceType::NvidiaGpu => Platform::Nvidia,
         }
     }
 }

@@ -15,7 +15,6 @@
 pub mod claims;
 pub mod error;
 pub mod evidence;
-pub mod hex;
 pub mod x509;
 
 pub mod azure;

@@ -13,10 +13,10 @@ use crate::Verifier;
 use crate::claims::VerifiedClaims;
 use crate::error::AttestError;
 use crate::evidence::{EvidenceInput, EvidenceType, Platform, VerifyContext};
-use crate::hex::encode as hex;
 use crate::x509::{parse_cert, verify_chain};
 use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED, UnparsedPublicKey};
 use serde_json::{Map, Value, json};
+use sovra_proto::hex::encode as hex;
 
 /// Verifier for [`EvidenceType::NvidiaGpu`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -105,7 +105,7 @@ fn decode_input(b: &[u8]) -> Result<Vec<u8>, AttestError> {
         .map_err(|_| bad("an NVIDIA report is SPDM bytes or their hex"))?
         .split_whitespace()
         .collect();
-    crate::hex::decode(&text).ok_or_else(|| bad("the NVIDIA report text is not hex"))
+    sovra_proto::hex::decode(&text).ok_or_else(|| bad("the NVIDIA report text is not hex"))
 }
 
 /// The FWID (last 48 bytes of the TCG DICE FWID extension) of a certificate, if present.

@@ -3,9 +3,9 @@
 
 use crate::claims::VerifiedClaims;
 use crate::dcap::{self, quote::Body};
-use crate::hex::encode as hex;
 use crate::{AttestError, EvidenceInput, EvidenceType, Verifier, VerifyContext};
 use serde_json::{Map, json};
+use sovra_proto::hex::encode as hex;
 
 /// Verifier for [`EvidenceType::Sgx`].
 #[derive(Debug, Clone, Copy, Default)]

@@ -101,7 +101,7 @@ pub mod pinned {
 
 /// SHA-256 of `bytes`, lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    crate::hex::encode(digest::digest(&digest::SHA256, bytes).as_ref())
+    sovra_proto::hex::encode(digest::digest(&digest::SHA256, bytes).as_ref())
 }
 
 /// Splits a PEM bundle (any number of `CERTIFICATE` blocks) or a single DER certificate into

@@ -66,7 +66,7 @@ fn tdx(ev: &[u8], collateral: Option<&[u8]>) -> Result<VerifiedClaims, AttestErr
 fn code(r: Result<VerifiedClaims, AttestError>) -> &'static str {
     match r {
         Ok(_) => "OK",
-        Err(e) => e.code(),
+        Err(e) => e.code().as_str(),
     }
 }
 
@@ -92,7 +92,8 @@ fn snp_vectors_verify_with_the_expected_values() {
             "azure_snp_vtpm_genoa_snp",
         ),
     ] {
-        let v = snp(file, ark, None).unwrap_or_else(|e| panic!("{file}: {} {e}", e.code()));
+        let v =
+            snp(file, ark, None).unwrap_or_else(|e| panic!("{file}: {} {e}", e.code().as_str()));
         let got = v.to_json();
         let want = read_json(&format!("expected/{expected}.json"));
         assert_eq!(got["pcrs"]["sha256"], want["pcrs"], "{file}");
@@ -122,7 +123,7 @@ fn tdx_vectors_verify_with_the_expected_values() {
         ),
     ] {
         let v = tdx(&read(file), Some(&read(TDX_COLLATERAL)))
-            .unwrap_or_else(|e| panic!("{file}: {} {e}", e.code()));
+            .unwrap_or_else(|e| panic!("{file}: {} {e}", e.code().as_str()));
         let got = v.to_json();
         let want = read_json(&format!("expected/{expected}.json"));
         assert_eq!(got["pcrs"]["sha256"], want["pcrs"], "{file}");

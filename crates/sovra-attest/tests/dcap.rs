@@ -150,7 +150,7 @@ fn run(c: &Case) -> Result<VerifiedClaims, AttestError> {
 fn code(r: Result<VerifiedClaims, AttestError>) -> &'static str {
     match r {
         Ok(_) => "OK",
-        Err(e) => e.code(),
+        Err(e) => e.code().as_str(),
     }
 }
 
@@ -165,7 +165,7 @@ fn every_quote_reproduces_the_expected_values_and_verdicts() {
             assert_eq!(code(r), "ATTEST_TCB_NOT_ACCEPTABLE", "{}", c.quote);
             continue;
         }
-        let v = r.unwrap_or_else(|e| panic!("{}: {} {e}", c.quote, e.code()));
+        let v = r.unwrap_or_else(|e| panic!("{}: {} {e}", c.quote, e.code().as_str()));
         let got = v.to_json();
         for (k, w) in want["body"].as_object().unwrap() {
             let g = &got[k.as_str()];
@@ -462,7 +462,7 @@ fn as_pcs_answers(
             issuer_chain: header("qe_identity_issuer_chain"),
         },
         Answer {
-            body: sovra_attest::hex::decode(&s("pck_crl")).unwrap(),
+            body: sovra_proto::hex::decode(&s("pck_crl")).unwrap(),
             issuer_chain: header("pck_crl_issuer_chain"),
         },
         s("root_ca_crl").into_bytes(),

@@ -83,7 +83,7 @@ fn verify(doc: &[u8], at: i64, nonce: Option<&[u8]>) -> Result<VerifiedClaims, A
 fn code(r: Result<VerifiedClaims, AttestError>) -> &'static str {
     match r {
         Ok(_) => "OK",
-        Err(e) => e.code(),
+        Err(e) => e.code().as_str(),
     }
 }
 
@@ -91,7 +91,7 @@ fn code(r: Result<VerifiedClaims, AttestError>) -> &'static str {
 fn every_document_verifies_with_the_expected_values() {
     for c in CASES {
         let v = verify(&read(c.file), unix(c.at), None)
-            .unwrap_or_else(|e| panic!("{}: {} {e}", c.file, e.code()));
+            .unwrap_or_else(|e| panic!("{}: {} {e}", c.file, e.code().as_str()));
         let got = v.to_json();
         let want = read_json(c.expected);
         assert_eq!(got["module_id"], want["module_id"], "{}", c.file);
@@ -140,7 +140,7 @@ fn fail_signature_and_payload_flips() {
         "ATTEST_SIGNATURE_INVALID"
     );
     // A PCR value.
-    let pcr = sovra_attest::hex::decode("ea4212ee889ba1b4").unwrap();
+    let pcr = sovra_proto::hex::decode("ea4212ee889ba1b4").unwrap();
     let p = doc.windows(8).position(|w| w == pcr.as_slice()).unwrap();
     assert_eq!(
         code(verify(&flip(&doc, p, 1), at, None)),
@@ -171,7 +171,7 @@ fn fail_swapped_cabundle_and_wrong_nonce() {
     let cape = read(CASES[0].file);
     let at = unix(CASES[0].at);
     // Nonce.
-    let want = sovra_attest::hex::decode("47b5fba6979cbf7e567e2629").unwrap();
+    let want = sovra_proto::hex::decode("47b5fba6979cbf7e567e2629").unwrap();
     assert_eq!(code(verify(&cape, at, Some(&want))), "OK");
     assert_eq!(
         code(verify(&cape, at, Some(b"other nonce"))),

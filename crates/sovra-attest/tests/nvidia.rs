@@ -12,7 +12,7 @@ const CHAIN: &str = "nvidia_gpu/nvtrust_hopperCertChain.pem";
 const AT: &str = "2026-11-24T00:00:00Z";
 
 fn report() -> Vec<u8> {
-    sovra_attest::hex::decode(std::str::from_utf8(&read(REPORT)).unwrap().trim()).unwrap()
+    sovra_proto::hex::decode(std::str::from_utf8(&read(REPORT)).unwrap().trim()).unwrap()
 }
 
 fn verify(
@@ -40,7 +40,7 @@ fn verify(
 fn code(r: Result<VerifiedClaims, AttestError>) -> &'static str {
     match r {
         Ok(_) => "OK",
-        Err(e) => e.code(),
+        Err(e) => e.code().as_str(),
     }
 }
 
@@ -88,7 +88,7 @@ fn fail_truncated_missing_chain_wrong_nonce() {
         );
     }
     assert_eq!(code(verify(&r, &[], at, None)), "ATTEST_COLLATERAL_MISSING");
-    let nonce = sovra_attest::hex::decode(
+    let nonce = sovra_proto::hex::decode(
         "931d8dd0add203ac3d8b4fbde75e115278eefcdceac5b87671a748f32364dfcb",
     )
     .unwrap();

@@ -82,7 +82,7 @@ fn raw(c: &Case) -> Vec<u8> {
     if b.len() == 1184 {
         b
     } else {
-        sovra_attest::hex::decode(
+        sovra_proto::hex::decode(
             &String::from_utf8(b)
                 .unwrap()
                 .split_whitespace()
@@ -95,7 +95,7 @@ fn raw(c: &Case) -> Vec<u8> {
 #[test]
 fn every_vector_verifies_with_the_expected_values() {
     for c in CASES {
-        let v = run(c).unwrap_or_else(|e| panic!("{}: {} ({e})", c.report, e.code()));
+        let v = run(c).unwrap_or_else(|e| panic!("{}: {} ({e})", c.report, e.code().as_str()));
         let got = v.to_json();
         let want = read_json(c.expected);
         let report = want["report"].as_object().unwrap();
@@ -123,7 +123,7 @@ fn claims_name_the_key_and_product() {
 fn code(r: Result<VerifiedClaims, AttestError>) -> &'static str {
     match r {
         Ok(_) => "OK",
-        Err(e) => e.code(),
+        Err(e) => e.code().as_str(),
     }
 }
 
@@ -346,7 +346,7 @@ fn the_kds_path_of_each_report_names_the_certificate_that_signed_it() {
             .iter()
             .find(|p| p.starts_with(&format!("/vcek/v1/{product}/")))
             .unwrap_or_else(|| panic!("{}: {paths:?}", c.report));
-        let hwid = sovra_attest::hex::encode(info.hw_id.as_ref().unwrap());
+        let hwid = sovra_proto::hex::encode(info.hw_id.as_ref().unwrap());
         assert!(p.contains(&format!("/{hwid}?")), "{p}");
         for (name, v) in [
             ("blSPL", info.bl_spl),

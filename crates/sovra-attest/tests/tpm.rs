@@ -51,7 +51,7 @@ fn verify_with(
 fn code(r: Result<VerifiedClaims, AttestError>) -> &'static str {
     match r {
         Ok(_) => "OK",
-        Err(e) => e.code(),
+        Err(e) => e.code().as_str(),
     }
 }
 
@@ -89,7 +89,7 @@ fn both_vectors_verify_with_the_expected_values() {
         ),
     ] {
         let v = verify_with(&read(file), &trust(), nonce.as_deref(), None)
-            .unwrap_or_else(|e| panic!("{file}: {} {e}", e.code()));
+            .unwrap_or_else(|e| panic!("{file}: {} {e}", e.code().as_str()));
         let got = v.to_json();
         let want = read_json(expected);
         assert_eq!(got["ak_name"], want["ak"]["name"], "{file}");

@@ -119,7 +119,7 @@ pub async fn run(g: &Global, c: AuditCmd) -> Result<()> {
                         ok: c.first_broken.is_none(),
                         first_broken_seq: c.first_broken.as_ref().map(|b| b.0),
                         problem: c.first_broken.map(|b| b.1),
-                        head_hash: sovra_crypto::hex(&c.head),
+                        head_hash: sovra_proto::hex::encode(&c.head),
                     }
                 }
                 None => g.client()?.get("/v1/audit:verify").await?,

@@ -62,7 +62,7 @@ fn verify(g: &Global, a: VerifyArgs) -> Result<()> {
     let kind: EvidenceType = a
         .kind
         .parse()
-        .map_err(|e: sovra_attest::AttestError| CliError::Usage(e.to_string()))?;
+        .map_err(|e: sovra_proto::evidence::UnknownEvidenceType| CliError::Usage(e.to_string()))?;
     let now = match &a.at {
         Some(t) => time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
             .map_err(|e| CliError::Usage(format!("--at {t:?} is not an RFC 3339 time: {e}")))?
@@ -90,7 +90,7 @@ fn verify(g: &Global, a: VerifyArgs) -> Result<()> {
         .nonce
         .as_deref()
         .map(|h| {
-            sovra_attest::hex::decode(h.trim())
+            sovra_proto::hex::decode(h.trim())
                 .ok_or_else(|| CliError::Usage("--nonce must be hex".into()))
         })
         .transpose()?;
@@ -100,7 +100,7 @@ fn verify(g: &Global, a: VerifyArgs) -> Result<()> {
             .map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))?
         {
             trust.anchors.push(Anchor {
-                platform: kind.platform(),
+                platform: sovra_attest::evidence::Platform::of(kind),
                 der,
             });
         }
@@ -116,7 +116,7 @@ fn verify(g: &Global, a: VerifyArgs) -> Result<()> {
     let claims = verifier_for(kind)
         .verify(&input, &ctx)
         .map_err(|e| CliError::Coded {
-            code: e.code().into(),
+            code: e.code().as_str().into(),
             message: e.to_string(),
         })?;
     let json = claims.to_json();

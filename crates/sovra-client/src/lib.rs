@@ -35,7 +35,6 @@ pub mod kms;
 
 /// What went wrong with a request.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum ClientError {
     /// The server answered with an error body.
     #[error("{0}")]

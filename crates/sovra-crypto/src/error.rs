@@ -2,7 +2,6 @@
 
 /// A cryptographic operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum CryptoError {
     /// Ciphertext is malformed, was altered, or AAD/key do not match.
     #[error(

@@ -12,26 +12,16 @@ use aws_lc_rs::rsa::{
 };
 use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 use aws_lc_rs::{aead, digest, hmac};
-use sovra_proto::kms::Algorithm;
+use sovra_proto::kms::{AlgSpec, Algorithm, EcCurve, RsaPadding};
 
 /// A hash algorithm named by a caller-supplied digest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HashAlg {
-    /// SHA-256.
-    Sha256,
-    /// SHA-384.
-    Sha384,
-    /// SHA-512.
-    Sha512,
-}
+pub use sovra_proto::kms::AlgHash as HashAlg;
 
-impl HashAlg {
-    fn digest_alg(self) -> &'static digest::Algorithm {
-        match self {
-            Self::Sha256 => &digest::SHA256,
-            Self::Sha384 => &digest::SHA384,
-            Self::Sha512 => &digest::SHA512,
-        }
+fn digest_alg(h: HashAlg) -> &'static digest::Algorithm {
+    match h {
+        HashAlg::Sha256 => &digest::SHA256,
+        HashAlg::Sha384 => &digest::SHA384,
+        HashAlg::Sha512 => &digest::SHA512,
     }
 }
 
@@ -47,109 +37,87 @@ pub enum SignInput<'a> {
 /// Generates new key material for `alg`.
 pub fn generate(alg: Algorithm) -> Result<SecretBytes, CryptoError> {
     let lib = |_| CryptoError::Library("key generation failed");
-    use Algorithm::*;
     let der = |d: Result<Pkcs8V1Der<'static>, _>| {
         d.map(|d| SecretBytes::from_slice(d.as_ref())).map_err(lib)
     };
-    match alg {
-        Aes256Gcm | HmacSha256 => Ok(SecretBytes::new(crate::random::bytes(32)?)),
-        EcSignP256Sha256 | EcSignP384Sha384 => {
-            let kp = EcdsaKeyPair::generate(ecdsa_alg(alg)?).map_err(lib)?;
+    match alg.spec() {
+        AlgSpec::Aes256Gcm | AlgSpec::Hmac { .. } => {
+            Ok(SecretBytes::new(crate::random::bytes(32)?))
+        }
+        AlgSpec::Ecdsa { curve, .. } => {
+            let kp = EcdsaKeyPair::generate(ecdsa_alg(curve)).map_err(lib)?;
             let doc = kp.to_pkcs8v1().map_err(lib)?;
             Ok(SecretBytes::from_slice(doc.as_ref()))
         }
-        EcSignEd25519 => {
+        AlgSpec::Ed25519 => {
             let kp = Ed25519KeyPair::generate().map_err(lib)?;
             let doc = kp.to_pkcs8().map_err(lib)?;
             Ok(SecretBytes::from_slice(doc.as_ref()))
         }
-        RsaSignPss2048Sha256
-        | RsaSignPss3072Sha256
-        | RsaSignPss4096Sha256
-        | RsaSignPss4096Sha512
-        | RsaSignPkcs12048Sha256
-        | RsaSignPkcs13072Sha256
-        | RsaSignPkcs14096Sha256
-        | RsaSignPkcs14096Sha512 => {
-            let kp = RsaKeyPair::generate(rsa_size(alg)).map_err(lib)?;
+        AlgSpec::RsaSign { bits, .. } => {
+            let kp = RsaKeyPair::generate(rsa_size(bits)?).map_err(lib)?;
             der(AsDer::<Pkcs8V1Der>::as_der(&kp))
         }
-        RsaDecryptOaep2048Sha256 | RsaDecryptOaep3072Sha256 | RsaDecryptOaep4096Sha256 => {
-            let k = PrivateDecryptingKey::generate(rsa_size(alg)).map_err(lib)?;
+        AlgSpec::RsaOaep { bits, .. } => {
+            let k = PrivateDecryptingKey::generate(rsa_size(bits)?).map_err(lib)?;
             der(AsDer::<Pkcs8V1Der>::as_der(&k))
         }
+    }
+}
+
+fn rsa_size(bits: u16) -> Result<KeySize, CryptoError> {
+    match bits {
+        2048 => Ok(KeySize::Rsa2048),
+        3072 => Ok(KeySize::Rsa3072),
+        4096 => Ok(KeySize::Rsa4096),
         _ => Err(CryptoError::Unsupported(
-            "algorithm not supported by this build",
+            "RSA keys are 2048, 3072 or 4096 bits",
         )),
     }
 }
 
-fn rsa_size(alg: Algorithm) -> KeySize {
-    use Algorithm::*;
-    match alg {
-        RsaSignPss2048Sha256 | RsaSignPkcs12048Sha256 | RsaDecryptOaep2048Sha256 => {
-            KeySize::Rsa2048
-        }
-        RsaSignPss3072Sha256 | RsaSignPkcs13072Sha256 | RsaDecryptOaep3072Sha256 => {
-            KeySize::Rsa3072
-        }
-        _ => KeySize::Rsa4096,
+fn ecdsa_alg(curve: EcCurve) -> &'static signature::EcdsaSigningAlgorithm {
+    match curve {
+        EcCurve::P256 => &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+        EcCurve::P384 => &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
     }
 }
 
-fn ecdsa_alg(alg: Algorithm) -> Result<&'static signature::EcdsaSigningAlgorithm, CryptoError> {
-    match alg {
-        Algorithm::EcSignP256Sha256 => Ok(&signature::ECDSA_P256_SHA256_ASN1_SIGNING),
-        Algorithm::EcSignP384Sha384 => Ok(&signature::ECDSA_P384_SHA384_ASN1_SIGNING),
-        _ => Err(CryptoError::Unsupported("not an ECDSA algorithm")),
+fn ecdsa_verify_alg(curve: EcCurve) -> &'static signature::EcdsaVerificationAlgorithm {
+    match curve {
+        EcCurve::P256 => &signature::ECDSA_P256_SHA256_ASN1,
+        EcCurve::P384 => &signature::ECDSA_P384_SHA384_ASN1,
     }
 }
 
-fn rsa_padding(alg: Algorithm) -> Option<&'static dyn signature::RsaEncoding> {
-    use Algorithm::*;
-    Some(match alg {
-        RsaSignPss2048Sha256 | RsaSignPss3072Sha256 | RsaSignPss4096Sha256 => {
-            &signature::RSA_PSS_SHA256
-        }
-        RsaSignPss4096Sha512 => &signature::RSA_PSS_SHA512,
-        RsaSignPkcs12048Sha256 | RsaSignPkcs13072Sha256 | RsaSignPkcs14096Sha256 => {
-            &signature::RSA_PKCS1_SHA256
-        }
-        RsaSignPkcs14096Sha512 => &signature::RSA_PKCS1_SHA512,
-        _ => return None,
-    })
+fn rsa_padding(
+    padding: RsaPadding,
+    hash: HashAlg,
+) -> Result<&'static dyn signature::RsaEncoding, CryptoError> {
+    match (padding, hash) {
+        (RsaPadding::Pss, HashAlg::Sha256) => Ok(&signature::RSA_PSS_SHA256),
+        (RsaPadding::Pss, HashAlg::Sha384) => Ok(&signature::RSA_PSS_SHA384),
+        (RsaPadding::Pss, HashAlg::Sha512) => Ok(&signature::RSA_PSS_SHA512),
+        (RsaPadding::Pkcs1, HashAlg::Sha256) => Ok(&signature::RSA_PKCS1_SHA256),
+        (RsaPadding::Pkcs1, HashAlg::Sha384) => Ok(&signature::RSA_PKCS1_SHA384),
+        (RsaPadding::Pkcs1, HashAlg::Sha512) => Ok(&signature::RSA_PKCS1_SHA512),
+    }
 }
 
-fn rsa_verify_alg(alg: Algorithm) -> Option<&'static signature::RsaParameters> {
-    use Algorithm::*;
-    Some(match alg {
-        RsaSignPss2048Sha256 | RsaSignPss3072Sha256 | RsaSignPss4096Sha256 => {
-            &signature::RSA_PSS_2048_8192_SHA256
-        }
-        RsaSignPss4096Sha512 => &signature::RSA_PSS_2048_8192_SHA512,
-        RsaSignPkcs12048Sha256 | RsaSignPkcs13072Sha256 | RsaSignPkcs14096Sha256 => {
-            &signature::RSA_PKCS1_2048_8192_SHA256
-        }
-        RsaSignPkcs14096Sha512 => &signature::RSA_PKCS1_2048_8192_SHA512,
-        _ => return None,
-    })
+fn rsa_verify_alg(padding: RsaPadding, hash: HashAlg) -> &'static signature::RsaParameters {
+    match (padding, hash) {
+        (RsaPadding::Pss, HashAlg::Sha256) => &signature::RSA_PSS_2048_8192_SHA256,
+        (RsaPadding::Pss, HashAlg::Sha384) => &signature::RSA_PSS_2048_8192_SHA384,
+        (RsaPadding::Pss, HashAlg::Sha512) => &signature::RSA_PSS_2048_8192_SHA512,
+        (RsaPadding::Pkcs1, HashAlg::Sha256) => &signature::RSA_PKCS1_2048_8192_SHA256,
+        (RsaPadding::Pkcs1, HashAlg::Sha384) => &signature::RSA_PKCS1_2048_8192_SHA384,
+        (RsaPadding::Pkcs1, HashAlg::Sha512) => &signature::RSA_PKCS1_2048_8192_SHA512,
+    }
 }
 
 /// The hash an asymmetric-sign algorithm uses (None for Ed25519).
 pub fn sign_hash(alg: Algorithm) -> Option<HashAlg> {
-    use Algorithm::*;
-    match alg {
-        EcSignP256Sha256
-        | RsaSignPss2048Sha256
-        | RsaSignPss3072Sha256
-        | RsaSignPss4096Sha256
-        | RsaSignPkcs12048Sha256
-        | RsaSignPkcs13072Sha256
-        | RsaSignPkcs14096Sha256 => Some(HashAlg::Sha256),
-        EcSignP384Sha384 => Some(HashAlg::Sha384),
-        RsaSignPss4096Sha512 | RsaSignPkcs14096Sha512 => Some(HashAlg::Sha512),
-        _ => None,
-    }
+    alg.sign_hash()
 }
 
 /// A key ready for use.
@@ -183,35 +151,29 @@ impl LoadedKey {
         fn bad<E>(_: E) -> CryptoError {
             CryptoError::InvalidKeyMaterial
         }
-        use Algorithm::*;
-        Ok(match alg {
-            Aes256Gcm => {
+        Ok(match alg.spec() {
+            AlgSpec::Aes256Gcm => {
                 let k = aead::UnboundKey::new(&aead::AES_256_GCM, material).map_err(bad)?;
                 Self::Aes(aead::LessSafeKey::new(k))
             }
-            HmacSha256 => {
+            AlgSpec::Hmac { .. } => {
                 if material.len() != 32 {
                     return Err(CryptoError::InvalidKeyMaterial);
                 }
                 Self::Hmac(hmac::Key::new(hmac::HMAC_SHA256, material))
             }
-            EcSignP256Sha256 | EcSignP384Sha384 => Self::Ecdsa(
-                EcdsaKeyPair::from_pkcs8(ecdsa_alg(alg)?, material).map_err(bad)?,
+            AlgSpec::Ecdsa { curve, .. } => Self::Ecdsa(
+                EcdsaKeyPair::from_pkcs8(ecdsa_alg(curve), material).map_err(bad)?,
                 alg,
             ),
-            EcSignEd25519 => Self::Ed25519(Ed25519KeyPair::from_pkcs8(material).map_err(bad)?),
-            RsaDecryptOaep2048Sha256 | RsaDecryptOaep3072Sha256 | RsaDecryptOaep4096Sha256 => {
+            AlgSpec::Ed25519 => Self::Ed25519(Ed25519KeyPair::from_pkcs8(material).map_err(bad)?),
+            AlgSpec::RsaOaep { .. } => {
                 let k = PrivateDecryptingKey::from_pkcs8(material).map_err(bad)?;
                 let spki = k.public_key().as_der().map_err(bad)?.as_ref().to_vec();
                 Self::RsaOaep(OaepPrivateDecryptingKey::new(k).map_err(bad)?, alg, spki)
             }
-            _ if rsa_padding(alg).is_some() => {
+            AlgSpec::RsaSign { .. } => {
                 Self::RsaSign(RsaKeyPair::from_pkcs8(material).map_err(bad)?, alg)
-            }
-            _ => {
-                return Err(CryptoError::Unsupported(
-                    "algorithm not supported by this build",
-                ));
             }
         })
     }
@@ -248,8 +210,10 @@ impl LoadedKey {
                 )),
             },
             Self::RsaSign(kp, alg) => {
-                let padding =
-                    rsa_padding(*alg).ok_or(CryptoError::Unsupported("not an RSA signing key"))?;
+                let AlgSpec::RsaSign { padding, hash, .. } = alg.spec() else {
+                    return Err(CryptoError::Unsupported("not an RSA signing key"));
+                };
+                let padding = rsa_padding(padding, hash)?;
                 let mut sig = vec![0u8; kp.public_modulus_len()];
                 match input {
                     SignInput::Data(d) => kp
@@ -261,27 +225,32 @@ impl LoadedKey {
                 }
                 Ok(sig)
             }
-            _ => Err(CryptoError::Unsupported("this key cannot sign")),
+            Self::Aes(_) | Self::Hmac(_) | Self::RsaOaep(..) => {
+                Err(CryptoError::Unsupported("this key cannot sign"))
+            }
         }
     }
 
     /// Verifies a signature made by [`LoadedKey::sign`].
     pub fn verify(&self, input: SignInput<'_>, sig: &[u8]) -> Result<bool, CryptoError> {
         let (alg, raw_pub): (&'static dyn signature::VerificationAlgorithm, Vec<u8>) = match self {
-            Self::Ecdsa(kp, a) => (
-                if *a == Algorithm::EcSignP256Sha256 {
-                    &signature::ECDSA_P256_SHA256_ASN1
-                } else {
-                    &signature::ECDSA_P384_SHA384_ASN1
-                },
-                kp.public_key().as_ref().to_vec(),
-            ),
+            Self::Ecdsa(kp, a) => {
+                let AlgSpec::Ecdsa { curve, .. } = a.spec() else {
+                    return Err(CryptoError::Unsupported("not an ECDSA key"));
+                };
+                (ecdsa_verify_alg(curve), kp.public_key().as_ref().to_vec())
+            }
             Self::Ed25519(kp) => (&signature::ED25519, kp.public_key().as_ref().to_vec()),
-            Self::RsaSign(kp, a) => (
-                rsa_verify_alg(*a).ok_or(CryptoError::Unsupported("not an RSA signing key"))?,
-                kp.public_key().as_ref().to_vec(),
-            ),
-            _ => {
+            Self::RsaSign(kp, a) => {
+                let AlgSpec::RsaSign { padding, hash, .. } = a.spec() else {
+                    return Err(CryptoError::Unsupported("not an RSA signing key"));
+                };
+                (
+                    rsa_verify_alg(padding, hash),
+                    kp.public_key().as_ref().to_vec(),
+                )
+            }
+            Self::Aes(_) | Self::Hmac(_) | Self::RsaOaep(..) => {
                 return Err(CryptoError::Unsupported(
                     "this key cannot verify signatures",
                 ));
@@ -342,7 +311,7 @@ impl LoadedKey {
             Self::Ed25519(kp) => kp.public_key().as_der().map_err(lib)?,
             Self::RsaSign(kp, _) => kp.public_key().as_der().map_err(lib)?,
             Self::RsaOaep(_, _, spki) => return Ok(spki.clone()),
-            _ => {
+            Self::Aes(_) | Self::Hmac(_) => {
                 return Err(CryptoError::Unsupported(
                     "symmetric keys have no public key",
                 ));
@@ -369,7 +338,7 @@ fn import_digest(alg: Algorithm, h: HashAlg, d: &[u8]) -> Result<digest::Digest,
     if h != want {
         return Err(CryptoError::BadDigest { expected });
     }
-    digest::Digest::import_less_safe(d, want.digest_alg())
+    digest::Digest::import_less_safe(d, digest_alg(want))
         .map_err(|_| CryptoError::BadDigest { expected })
 }
 
@@ -398,7 +367,7 @@ mod tests {
         assert!(k.verify(SignInput::Data(b"msg"), &sig).unwrap());
         assert!(!k.verify(SignInput::Data(b"msh"), &sig).unwrap());
         if let Some(h) = sign_hash(alg) {
-            let d = digest::digest(h.digest_alg(), b"msg");
+            let d = digest::digest(digest_alg(h), b"msg");
             let sig2 = k.sign(SignInput::Digest(h, d.as_ref())).unwrap();
             assert!(k.verify(SignInput::Data(b"msg"), &sig2).unwrap());
             assert!(k.sign(SignInput::Digest(h, &d.as_ref()[1..])).is_err());

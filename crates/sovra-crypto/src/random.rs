@@ -16,7 +16,7 @@ pub fn fill(buf: &mut [u8]) -> Result<(), CryptoError> {
 
 /// A random identifier of `n` bytes as lowercase hex.
 pub fn hex_id(n: usize) -> Result<String, CryptoError> {
-    Ok(crate::hex(&bytes(n)?))
+    Ok(sovra_proto::hex::encode(&bytes(n)?))
 }
 
 /// Fills `buf` (at most 64 bytes) with random bytes for a public value such as an AEAD nonce,

@@ -2,7 +2,6 @@
 
 /// An HSM operation failed.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum HsmError {
     /// The HSM does not hold a wrapping key for this location.
     #[error("this HSM holds no wrapping key for location {0:?}")]

@@ -119,7 +119,10 @@ impl SoftHsm {
                 if !p.exists() && !sealed_path.exists() {
                     let k = sovra_crypto::random::bytes(32)
                         .map_err(|e| HsmError::Device(e.to_string()))?;
-                    write_private_file(&p, format!("{}\n", sovra_crypto::hex(&k)).as_bytes())?;
+                    write_private_file(
+                        &p,
+                        format!("{}\n", sovra_proto::hex::encode(&k)).as_bytes(),
+                    )?;
                 }
                 decode_hex_key(
                     &std::fs::read_to_string(&p).map_err(|e| {
@@ -174,7 +177,7 @@ impl SoftHsm {
         let file = self.read_keys_file()?;
         let mut map = HashMap::new();
         for (loc, hex_blob) in &file.locations {
-            let blob = hex_decode(hex_blob)
+            let blob = sovra_proto::hex::decode(hex_blob)
                 .ok_or_else(|| HsmError::Io(format!("keys.json: location {loc} is not hex")))?;
             let k = self
                 .root
@@ -202,16 +205,6 @@ impl SoftHsm {
             .cloned()
             .ok_or_else(|| HsmError::UnknownLocation(location.to_owned()))
     }
-}
-
-fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect()
 }
 
 impl Hsm for SoftHsm {
@@ -248,7 +241,7 @@ impl Hsm for SoftHsm {
             .wrap(&location_aad(location), k.expose())
             .map_err(|e| HsmError::Device(e.to_string()))?;
         file.locations
-            .insert(location.to_owned(), sovra_crypto::hex(&blob));
+            .insert(location.to_owned(), sovra_proto::hex::encode(&blob));
         let json = serde_json::to_vec_pretty(&file).map_err(|e| HsmError::Io(e.to_string()))?;
         write_private_file(&self.keys_path(), &json)?;
         let wk =

@@ -7,6 +7,8 @@
 //! so is evidence whose chain ends at an operator-added anchor (a test chain, a TPM CA) rather
 //! than a pinned vendor root.
 
+use sovra_proto::EvidenceType;
+
 /// The default policy text (MAA language 1.2).
 pub const DEFAULT_POLICY: &str = r#"version=1.2;
 authorizationrules {
@@ -53,11 +55,11 @@ issuancerules {
 "#;
 
 /// The default policy for an evidence type.
-pub fn for_type(evidence_type: &str) -> &'static str {
+pub fn for_type(evidence_type: EvidenceType) -> &'static str {
     match evidence_type {
-        "nvidia-gpu" => GPU_POLICY,
-        "nitro" | "tpm" => MEASURED_POLICY,
-        "sev-snp" | "az-snp-vtpm" => SNP_POLICY,
-        _ => DEFAULT_POLICY,
+        EvidenceType::NvidiaGpu => GPU_POLICY,
+        EvidenceType::Nitro | EvidenceType::Tpm => MEASURED_POLICY,
+        EvidenceType::SevSnp | EvidenceType::AzSnpVtpm => SNP_POLICY,
+        EvidenceType::Tdx | EvidenceType::Sgx | EvidenceType::AzTdxVtpm => DEFAULT_POLICY,
     }
 }

@@ -9,7 +9,6 @@ macro_rules! codes {
     ($( $(#[$doc:meta])* $name:ident = ($text:literal, $status:literal), )*) => {
         /// A stable, machine-readable error code.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        #[non_exhaustive]
         pub enum ErrorCode {
             $( $(#[$doc])* $name, )*
         }

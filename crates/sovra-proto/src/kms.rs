@@ -20,7 +20,6 @@ pub enum Purpose {
 /// A key algorithm (names after Cloud KMS).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[non_exhaustive]
 pub enum Algorithm {
     /// AES-256 in GCM mode with a 96-bit random nonce.
     #[serde(rename = "AES_256_GCM")]
@@ -89,26 +88,73 @@ impl Algorithm {
         Self::HmacSha256,
     ];
 
+    /// What the algorithm is, in parts: the one table every other property derives from, so
+    /// adding an algorithm is a variant here and a line in this match.
+    pub fn spec(self) -> AlgSpec {
+        use AlgHash::*;
+        use Algorithm::*;
+        use RsaPadding::*;
+        let rsa = |bits, padding, hash| AlgSpec::RsaSign {
+            bits,
+            padding,
+            hash,
+        };
+        match self {
+            Aes256Gcm => AlgSpec::Aes256Gcm,
+            EcSignP256Sha256 => AlgSpec::Ecdsa {
+                curve: EcCurve::P256,
+                hash: Sha256,
+            },
+            EcSignP384Sha384 => AlgSpec::Ecdsa {
+                curve: EcCurve::P384,
+                hash: Sha384,
+            },
+            EcSignEd25519 => AlgSpec::Ed25519,
+            RsaSignPss2048Sha256 => rsa(2048, Pss, Sha256),
+            RsaSignPss3072Sha256 => rsa(3072, Pss, Sha256),
+            RsaSignPss4096Sha256 => rsa(4096, Pss, Sha256),
+            RsaSignPss4096Sha512 => rsa(4096, Pss, Sha512),
+            RsaSignPkcs12048Sha256 => rsa(2048, Pkcs1, Sha256),
+            RsaSignPkcs13072Sha256 => rsa(3072, Pkcs1, Sha256),
+            RsaSignPkcs14096Sha256 => rsa(4096, Pkcs1, Sha256),
+            RsaSignPkcs14096Sha512 => rsa(4096, Pkcs1, Sha512),
+            RsaDecryptOaep2048Sha256 => AlgSpec::RsaOaep {
+                bits: 2048,
+                hash: Sha256,
+            },
+            RsaDecryptOaep3072Sha256 => AlgSpec::RsaOaep {
+                bits: 3072,
+                hash: Sha256,
+            },
+            RsaDecryptOaep4096Sha256 => AlgSpec::RsaOaep {
+                bits: 4096,
+                hash: Sha256,
+            },
+            HmacSha256 => AlgSpec::Hmac { hash: Sha256 },
+        }
+    }
+
     /// The purpose this algorithm serves.
     pub fn purpose(self) -> Purpose {
-        use Algorithm::*;
-        match self {
-            Aes256Gcm => Purpose::EncryptDecrypt,
-            EcSignP256Sha256
-            | EcSignP384Sha384
-            | EcSignEd25519
-            | RsaSignPss2048Sha256
-            | RsaSignPss3072Sha256
-            | RsaSignPss4096Sha256
-            | RsaSignPss4096Sha512
-            | RsaSignPkcs12048Sha256
-            | RsaSignPkcs13072Sha256
-            | RsaSignPkcs14096Sha256
-            | RsaSignPkcs14096Sha512 => Purpose::AsymmetricSign,
-            RsaDecryptOaep2048Sha256 | RsaDecryptOaep3072Sha256 | RsaDecryptOaep4096Sha256 => {
-                Purpose::AsymmetricDecrypt
+        match self.spec() {
+            AlgSpec::Aes256Gcm => Purpose::EncryptDecrypt,
+            AlgSpec::Ecdsa { .. } | AlgSpec::Ed25519 | AlgSpec::RsaSign { .. } => {
+                Purpose::AsymmetricSign
             }
-            HmacSha256 => Purpose::Mac,
+            AlgSpec::RsaOaep { .. } => Purpose::AsymmetricDecrypt,
+            AlgSpec::Hmac { .. } => Purpose::Mac,
+        }
+    }
+
+    /// The hash a signature covers (`None` for Ed25519, which hashes internally, and for
+    /// algorithms that do not sign).
+    pub fn sign_hash(self) -> Option<AlgHash> {
+        match self.spec() {
+            AlgSpec::Ecdsa { hash, .. } | AlgSpec::RsaSign { hash, .. } => Some(hash),
+            AlgSpec::Ed25519
+            | AlgSpec::Aes256Gcm
+            | AlgSpec::Hmac { .. }
+            | AlgSpec::RsaOaep { .. } => None,
         }
     }
 
@@ -134,6 +180,72 @@ impl Algorithm {
     pub fn is_symmetric(self) -> bool {
         matches!(self.purpose(), Purpose::EncryptDecrypt | Purpose::Mac)
     }
+}
+
+/// An algorithm in parts (see [`Algorithm::spec`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AlgSpec {
+    /// AES-256-GCM.
+    Aes256Gcm,
+    /// HMAC.
+    Hmac {
+        /// Its hash.
+        hash: AlgHash,
+    },
+    /// ECDSA (ASN.1 DER signatures).
+    Ecdsa {
+        /// The curve.
+        curve: EcCurve,
+        /// The hash signed.
+        hash: AlgHash,
+    },
+    /// Ed25519 (PureEdDSA).
+    Ed25519,
+    /// RSA signatures.
+    RsaSign {
+        /// Modulus size.
+        bits: u16,
+        /// PSS or PKCS#1 v1.5.
+        padding: RsaPadding,
+        /// The hash signed (and MGF1's, for PSS).
+        hash: AlgHash,
+    },
+    /// RSA-OAEP decryption.
+    RsaOaep {
+        /// Modulus size.
+        bits: u16,
+        /// OAEP's hash and MGF1's.
+        hash: AlgHash,
+    },
+}
+
+/// A hash function of an algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AlgHash {
+    /// SHA-256.
+    Sha256,
+    /// SHA-384.
+    Sha384,
+    /// SHA-512.
+    Sha512,
+}
+
+/// An elliptic curve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EcCurve {
+    /// NIST P-256.
+    P256,
+    /// NIST P-384.
+    P384,
+}
+
+/// An RSA signature padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RsaPadding {
+    /// RSASSA-PSS (salt as long as the hash).
+    Pss,
+    /// RSASSA-PKCS1-v1_5.
+    Pkcs1,
 }
 
 /// Where key material is generated and used.

@@ -12,8 +12,11 @@ pub mod attest;
 pub mod b64;
 pub mod duration;
 pub mod error;
+pub mod evidence;
+pub mod hex;
 pub mod kms;
 pub mod names;
 pub mod ops;
 
 pub use error::{ApiError, ErrorCode};
+pub use evidence::EvidenceType;

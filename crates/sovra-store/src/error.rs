@@ -2,7 +2,6 @@
 
 /// A store operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum StoreError {
     /// A write's expectation did not hold (record exists, missing, or changed concurrently).
     #[error("{collection} {name:?}: {reason}")]

@@ -64,7 +64,7 @@ fn bytes(v: &Value, what: &str) -> Result<Vec<u8>, AttestError> {
             if t.starts_with("-----BEGIN") {
                 return Ok(t.as_bytes().to_vec());
             }
-            if let Some(h) = crate::hex::decode(t)
+            if let Some(h) = sovra_proto::hex::decode(t)
                 .filter(|_| t.len() % 2 == 0 && t.bytes().all(|c| c.is_ascii_hexdigit()))
             {
                 return Ok(h);

@@ -85,7 +85,7 @@ fn verify_signed_json(
         .ok_or_else(|| invalid(format!("{what}: no issuer chain")))?;
     verify_chain(signer, &certs, Platform::Intel, ctx.trust, ctx.now)
         .map_err(|e| invalid(format!("{what} signing chain: {e}")))?;
-    let sig = crate::hex::decode(sig_hex)
+    let sig = sovra_proto::hex::decode(sig_hex)
         .ok_or_else(|| invalid(format!("{what}: signature is not hex")))?;
     let cert = parse_cert(signer)?;
     // The signed bytes are the JSON object as served, between the outer braces' key.
@@ -149,8 +149,9 @@ pub fn check(bytes: &[u8], ctx: &VerifyContext<'_>) -> Result<Checked, AttestErr
     Ok(Checked {
         tcb_info,
         qe_identity,
-        pck_crl: crate::hex::decode(&c.pck_crl).ok_or_else(|| invalid("pck_crl is not hex DER"))?,
-        root_ca_crl: crate::hex::decode(&c.root_ca_crl)
+        pck_crl: sovra_proto::hex::decode(&c.pck_crl)
+            .ok_or_else(|| invalid("pck_crl is not hex DER"))?,
+        root_ca_crl: sovra_proto::hex::decode(&c.root_ca_crl)
             .ok_or_else(|| invalid("root_ca_crl is not hex DER"))?,
     })
 }

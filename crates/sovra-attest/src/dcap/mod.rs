@@ -137,7 +137,7 @@ pub fn verify(input: &EvidenceInput<'_>, ctx: &VerifyContext<'_>) -> Result<Veri
         ));
     }
     // TCB info must be for this platform.
-    let fmspc = crate::hex::encode(&pck.fmspc);
+    let fmspc = sovra_proto::hex::encode(&pck.fmspc);
     let tcb_fmspc = col.tcb_info["fmspc"]
         .as_str()
         .unwrap_or("")
@@ -147,7 +147,7 @@ pub fn verify(input: &EvidenceInput<'_>, ctx: &VerifyContext<'_>) -> Result<Veri
             "the collateral's TCB info is for FMSPC {tcb_fmspc}, this platform is {fmspc}: import the collateral for FMSPC {fmspc}"
         )));
     }
-    let pceid = crate::hex::encode(&pck.pceid);
+    let pceid = sovra_proto::hex::encode(&pck.pceid);
     if col.tcb_info["pceId"]
         .as_str()
         .unwrap_or("")

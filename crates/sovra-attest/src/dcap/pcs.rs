@@ -32,7 +32,7 @@ pub fn needs(evidence: &[u8]) -> Result<Needs, AttestError> {
     let cert = parse_cert(leaf)?;
     let issuer = cert.issuer().to_string();
     Ok(Needs {
-        fmspc: crate::hex::encode(&info.fmspc),
+        fmspc: sovra_proto::hex::encode(&info.fmspc),
         ca: if issuer.contains("Processor") {
             "processor"
         } else {
@@ -126,7 +126,7 @@ fn crl_der(b: &[u8]) -> Result<Vec<u8>, AttestError> {
                 .map_err(|_| AttestError::CollateralInvalid("a PEM CRL is not base64".into()));
         }
         if !t.is_empty() && t.len() % 2 == 0 && t.bytes().all(|c| c.is_ascii_hexdigit()) {
-            return crate::hex::decode(t)
+            return sovra_proto::hex::decode(t)
                 .ok_or_else(|| AttestError::CollateralInvalid("a hex CRL is not hex".into()));
         }
     }
@@ -169,9 +169,9 @@ pub fn assemble(
         "qe_identity": qe_identity,
         "qe_identity_signature": qe_sig,
         "qe_identity_issuer_chain": qe.issuer_chain,
-        "pck_crl": crate::hex::encode(&crl_der(&pck_crl.body)?),
+        "pck_crl": sovra_proto::hex::encode(&crl_der(&pck_crl.body)?),
         "pck_crl_issuer_chain": pck_crl.issuer_chain,
-        "root_ca_crl": crate::hex::encode(&crl_der(root_crl)?),
+        "root_ca_crl": sovra_proto::hex::encode(&crl_der(root_crl)?),
     });
     serde_json::to_vec(&bundle).map_err(|e| bad(&e.to_string()))
 }

@@ -148,7 +148,7 @@ pub fn tdx_module(
         })?;
     let signer = ident["mrsigner"]
         .as_str()
-        .and_then(crate::hex::decode)
+        .and_then(sovra_proto::hex::decode)
         .unwrap_or_default();
     if signer != mr_signer_seam {
         return Err(AttestError::TcbMismatch(format!(
@@ -175,7 +175,7 @@ pub fn qe(identity: &Value, qe: &super::quote::SgxReport) -> Result<Status, Atte
     let hexv = |k: &str| {
         identity[k]
             .as_str()
-            .and_then(crate::hex::decode)
+            .and_then(sovra_proto::hex::decode)
             .unwrap_or_default()
     };
     if hexv("mrsigner") != qe.mr_signer {

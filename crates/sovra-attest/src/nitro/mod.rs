@@ -16,12 +16,12 @@ use crate::Verifier;
 use crate::claims::VerifiedClaims;
 use crate::error::AttestError;
 use crate::evidence::{EvidenceInput, EvidenceType, Platform, VerifyContext};
-use crate::hex::encode as hex;
 use crate::x509::{parse_cert, verify_chain};
 use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED, UnparsedPublicKey};
 use base64::Engine;
 use cbor::Item;
 use serde_json::{Map, Value, json};
+use sovra_proto::hex::encode as hex;
 
 /// Verifier for [`EvidenceType::Nitro`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -79,7 +79,7 @@ fn from_certificate(pem: &[u8]) -> Result<Vec<u8>, AttestError> {
             }
         }
     }
-    crate::hex::decode(&best)
+    sovra_proto::hex::decode(&best)
         .filter(|b| b.len() > 64)
         .ok_or_else(|| {
             bad("no subjectAltName of the certificate carries a hex-encoded Nitro document")

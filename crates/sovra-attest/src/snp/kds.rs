@@ -4,7 +4,7 @@
 //! then verified like any other (chain to the pinned ARK, hwID, TCB extensions).
 
 use super::report::{Product, SigningKey, SnpReport, Tcb};
-use crate::hex::encode as hex;
+use sovra_proto::hex::encode as hex;
 
 /// The KDS paths (relative to the KDS base URL) where this report's VCEK may be, most likely
 /// first: one path when the report names its processor (v3+), one per generation before.

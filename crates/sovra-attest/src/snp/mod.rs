@@ -19,11 +19,11 @@ use crate::Verifier;
 use crate::claims::VerifiedClaims;
 use crate::error::AttestError;
 use crate::evidence::{EvidenceInput, EvidenceType, Platform, VerifyContext};
-use crate::hex::encode as hex;
 use crate::x509::{parse_cert, subject_cn, verify_chain};
 use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED, UnparsedPublicKey};
 use report::{Product, SigningKey, SnpReport, Tcb};
 use serde_json::{Map, Value, json};
+use sovra_proto::hex::encode as hex;
 
 pub use report::parse_report;
 

@@ -212,7 +212,7 @@ pub fn decode_input(bytes: &[u8]) -> Result<Vec<u8>, AttestError> {
     let text = std::str::from_utf8(bytes)
         .ok()
         .map(|s| s.split_whitespace().collect::<String>());
-    match text.and_then(|t| crate::hex::decode(&t)) {
+    match text.and_then(|t| sovra_proto::hex::decode(&t)) {
         Some(b) if b.len() == REPORT_LEN => Ok(b),
         _ => Err(AttestError::malformed(format!(
             "an SEV-SNP report is {REPORT_LEN} bytes (or their hex); got {} bytes",

@@ -210,7 +210,7 @@ fn envelope(v: &serde_json::Value) -> Result<TpmEvidence, AttestError> {
             let idx: u32 = k.parse().map_err(|_| bad("PCR indexes are numbers"))?;
             let hexv = val
                 .as_str()
-                .and_then(crate::hex::decode)
+                .and_then(sovra_proto::hex::decode)
                 .ok_or_else(|| bad("PCR values are hex"))?;
             qi.pcrs.insert(idx, hexv);
         }

@@ -21,9 +21,9 @@ use crate::Verifier;
 use crate::claims::VerifiedClaims;
 use crate::error::AttestError;
 use crate::evidence::{EvidenceInput, EvidenceType, Platform, VerifyContext};
-use crate::hex::encode as hex;
 use crate::x509::{parse_cert, verify_chain};
 use serde_json::{Map, Value, json};
+use sovra_proto::hex::encode as hex;
 use structs::{PublicKey, bank_name, hash_alg};
 
 /// Verifier for [`EvidenceType::Tpm`].

@@ -698,7 +698,7 @@ fn kds_stand_in(
 #[test]
 fn a_missing_vcek_is_fetched_from_kds_only_when_the_operator_opts_in() {
     let report = std::fs::read(v(REPORT)).unwrap();
-    let chip = sovra_attest::hex::encode(&report[0x1A0..0x1E0]);
+    let chip = sovra_proto::hex::encode(&report[0x1A0..0x1E0]);
     let (kds, seen) = kds_stand_in(
         chip,
         std::fs::read(v(VCEK)).unwrap(),
@@ -874,7 +874,7 @@ fn pcs_stand_in(bundle: Value) -> (String, std::sync::Arc<std::sync::Mutex<Vec<S
         ),
         (
             "/sgx/certification/v4/pckcrl?ca=platform&encoding=der".into(),
-            sovra_attest::hex::decode(&s("pck_crl")).unwrap(),
+            sovra_proto::hex::decode(&s("pck_crl")).unwrap(),
             Some(("SGX-PCK-CRL-Issuer-Chain", pct(s("pck_crl_issuer_chain")))),
         ),
         (

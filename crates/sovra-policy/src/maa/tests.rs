@@ -105,7 +105,7 @@ fn default_policy_refuses_debug_and_marks_compliance() {
     assert!(unjudged.authorized);
     assert!(!unjudged.issued.contains_key("x-ms-compliance-status"));
     // SEV-SNP: compliant only at or above the configured minimum TCB.
-    let snp = Policy::parse(crate::defaults::for_type("sev-snp")).unwrap();
+    let snp = Policy::parse(crate::defaults::for_type(sovra_proto::EvidenceType::SevSnp)).unwrap();
     assert!(
         !snp.evaluate(&vendor(json!({"x-sovra-tcb-minimum-met": false})))
             .unwrap()
@@ -142,9 +142,12 @@ fn default_policy_refuses_debug_and_marks_compliance() {
     assert!(operator.authorized);
     assert!(!operator.issued.contains_key("x-ms-compliance-status"));
     // A GPU alone never is; measured platforms only with a reference-value match.
-    let gpu = Policy::parse(crate::defaults::for_type("nvidia-gpu")).unwrap();
+    let gpu = Policy::parse(crate::defaults::for_type(
+        sovra_proto::EvidenceType::NvidiaGpu,
+    ))
+    .unwrap();
     assert!(gpu.evaluate(&vendor(json!({}))).unwrap().issued.is_empty());
-    let nitro = Policy::parse(crate::defaults::for_type("nitro")).unwrap();
+    let nitro = Policy::parse(crate::defaults::for_type(sovra_proto::EvidenceType::Nitro)).unwrap();
     assert!(
         nitro
             .evaluate(&vendor(json!({"x-sovra-refvalues-matched": false})))

@@ -203,7 +203,7 @@ pub async fn verify_audit(
         ok: c.first_broken.is_none(),
         first_broken_seq: c.first_broken.as_ref().map(|b| b.0),
         problem: c.first_broken.map(|b| b.1),
-        head_hash: sovra_crypto::hex(&c.head),
+        head_hash: sovra_proto::hex::encode(&c.head),
     }))
 }
 
@@ -226,7 +226,7 @@ pub async fn audit_checkpoint(
     };
     let mut body = serde_json::Map::new();
     body.insert("seq".into(), cp.seq.into());
-    body.insert("hash".into(), sovra_crypto::hex(&cp.hash).into());
+    body.insert("hash".into(), sovra_proto::hex::encode(&cp.hash).into());
     body.insert("time".into(), crate::clock::rfc3339(cp.time).into());
     body.insert("iss".into(), s.sovra.public_url().into());
     let keys = s.sovra.management_signing_keys().await?;

@@ -63,9 +63,10 @@ async fn evidence_sized(req: Request, state: &AppState) -> Result<Bytes> {
 }
 
 fn evidence_type(s: &str) -> Result<EvidenceType> {
-    s.parse().map_err(|e: sovra_attest::AttestError| {
-        Error::new(ErrorCode::InvalidArgument, e.to_string())
-    })
+    s.parse()
+        .map_err(|e: sovra_proto::evidence::UnknownEvidenceType| {
+            Error::new(ErrorCode::InvalidArgument, e.to_string())
+        })
 }
 
 fn maa_type(s: &str) -> Result<EvidenceType> {

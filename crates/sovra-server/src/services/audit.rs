@@ -299,7 +299,7 @@ impl Audit {
             );
             self.record_best_effort(
                 AuditEvent::new(now, EventKind::System, "audit.anchor.started").detail(
-                    serde_json::json!({"records": cp.seq, "head": sovra_crypto::hex(&cp.hash)}),
+                    serde_json::json!({"records": cp.seq, "head": sovra_proto::hex::encode(&cp.hash)}),
                 ),
             )
             .await;
@@ -407,8 +407,8 @@ impl Audit {
 pub fn to_record(r: sovra_store::AuditRow) -> sovra_proto::admin::AuditRecord {
     sovra_proto::admin::AuditRecord {
         seq: r.seq,
-        prev_hash: sovra_crypto::hex(&r.prev_hash),
-        hash: sovra_crypto::hex(&r.hash),
+        prev_hash: sovra_proto::hex::encode(&r.prev_hash),
+        hash: sovra_proto::hex::encode(&r.hash),
         event: serde_json::from_slice(&r.body).unwrap_or_else(|_| {
             serde_json::Value::String(String::from_utf8_lossy(&r.body).into_owned())
         }),

@@ -104,7 +104,7 @@ pub fn parse_token(token: &str) -> Option<(&str, &str)> {
 
 /// SHA-256 of a token secret, hex.
 pub fn secret_hash(secret: &str) -> String {
-    sovra_crypto::hex(&sovra_crypto::sha256(secret.as_bytes()))
+    sovra_proto::hex::encode(&sovra_crypto::sha256(secret.as_bytes()))
 }
 
 impl Auth {

@@ -6,7 +6,6 @@ use sovra_proto::names::scope_covers;
 
 /// An action on a resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum Permission {
     /// List and read locations.
     LocationRead,

@@ -776,8 +776,8 @@ impl Sovra {
                 }
                 let text = release_policy_text(rp)?;
                 policy_change = Some(serde_json::json!({
-                    "oldPolicySha256": key.release_policy.as_deref().map(|t| sovra_crypto::hex(&sovra_crypto::sha256(t.as_bytes()))),
-                    "newPolicySha256": sovra_crypto::hex(&sovra_crypto::sha256(text.as_bytes())),
+                    "oldPolicySha256": key.release_policy.as_deref().map(|t| sovra_proto::hex::encode(&sovra_crypto::sha256(t.as_bytes()))),
+                    "newPolicySha256": sovra_proto::hex::encode(&sovra_crypto::sha256(text.as_bytes())),
                     "immutable": rp.immutable,
                 }));
                 key.release_policy = Some(text);

@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use sovra_crypto::jws::{self, Jws, VerifyKey};
 use sovra_crypto::keywrap::{self, ReleaseEnc};
 use sovra_proto::ErrorCode;
-use sovra_proto::kms::{Purpose, ReleaseRequest, ReleaseResponse, VersionState};
+use sovra_proto::kms::{AlgSpec, ReleaseRequest, ReleaseResponse, VersionState};
 use sovra_proto::names::{CryptoKeyName, VersionName};
 use sovra_store::{Expect, WriteBatch};
 
@@ -358,10 +358,11 @@ impl Sovra {
             "header": {"kid": kid, "alg": "dir", "enc": enc.name()},
             "ciphertext": jws::b64url(&blob),
         });
-        let kty = match view.key.purpose {
-            Purpose::EncryptDecrypt | Purpose::Mac => "oct-HSM",
-            _ if format!("{:?}", rec.algorithm).starts_with("Ec") => "EC-HSM",
-            _ => "RSA-HSM",
+        // Key Vault's key types (it has none for Ed25519: released as an EC key, as before).
+        let kty = match rec.algorithm.spec() {
+            AlgSpec::Aes256Gcm | AlgSpec::Hmac { .. } => "oct-HSM",
+            AlgSpec::Ecdsa { .. } | AlgSpec::Ed25519 => "EC-HSM",
+            AlgSpec::RsaSign { .. } | AlgSpec::RsaOaep { .. } => "RSA-HSM",
         };
         let payload = json!({
             "request": {"enc": enc.name(), "kid": key.to_string(), "nonce": req.nonce},

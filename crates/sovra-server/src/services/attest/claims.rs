@@ -43,7 +43,6 @@ pub fn attestation_type(kind: EvidenceType) -> &'static str {
         EvidenceType::AzSnpVtpm | EvidenceType::AzTdxVtpm => "azurevm",
         EvidenceType::Nitro => "nitro",
         EvidenceType::NvidiaGpu => "nvidia-gpu",
-        _ => "unknown",
     }
 }
 
@@ -158,7 +157,7 @@ pub fn normalise(v: &VerifiedClaims, _maa_type: Option<&str>) -> Map<String, Val
                 m.insert("x-ms-sgx-tcbstatus".into(), Value::from(s));
             }
         }
-        _ => {}
+        EvidenceType::Tpm | EvidenceType::Nitro | EvidenceType::NvidiaGpu => {}
     }
     // Integers MAA policies compare numerically.
     for k in [
@@ -285,7 +284,7 @@ pub fn check_init_time(v: &VerifiedClaims, data: &[u8]) -> Result<()> {
             ))
         })?;
     let h = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
-    if sovra_attest::hex::encode(h.as_ref()) == host_data {
+    if sovra_proto::hex::encode(h.as_ref()) == host_data {
         Ok(())
     } else {
         Err(Error::new(

@@ -152,8 +152,7 @@ impl AttestState {
 
 /// Maps a verifier error to the service error with the same stable code.
 pub fn attest_error(e: &sovra_attest::AttestError) -> Error {
-    let code = ErrorCode::from_wire(e.code()).unwrap_or(ErrorCode::AttestMalformed);
-    Error::new(code, e.to_string())
+    Error::new(e.code(), e.to_string())
 }
 
 /// The outcome of one attestation.
@@ -244,7 +243,13 @@ impl Sovra {
             EvidenceType::Tpm => serde_json::from_slice::<Value>(&sub.evidence)
                 .ok()
                 .and_then(|v| v.get("activation").cloned()),
-            _ => None,
+            EvidenceType::SevSnp
+            | EvidenceType::AzSnpVtpm
+            | EvidenceType::AzTdxVtpm
+            | EvidenceType::Tdx
+            | EvidenceType::Sgx
+            | EvidenceType::Nitro
+            | EvidenceType::NvidiaGpu => None,
         };
         if let Some(a) = activation {
             let verified = self.verify_activated_tpm(&sub.evidence, &a, sub).await?;
@@ -310,13 +315,6 @@ impl Sovra {
             kind,
             EvidenceType::Tdx | EvidenceType::Sgx | EvidenceType::AzTdxVtpm
         );
-        // The quote inside (Azure TDX evidence carries its TD quote in the JSON).
-        let quote = || match kind {
-            EvidenceType::AzTdxVtpm => sovra_attest::azure::hcl::decode(&sub.evidence)
-                .ok()
-                .and_then(|ev| ev.td_quote),
-            _ => Some(sub.evidence.clone()),
-        };
         match first {
             AttestError::CollateralMissing(m) if kind == EvidenceType::SevSnp => {
                 match self.fetch_vcek(&sub.evidence).await {
@@ -348,7 +346,7 @@ impl Sovra {
             e @ (AttestError::CollateralMissing(_) | AttestError::Expired(_))
                 if needs_intel && sub.collateral.is_none() =>
             {
-                let fetched = match &quote() {
+                let fetched = match &intel_quote(kind, &sub.evidence) {
                     Some(q) => self.fetch_intel(q).await,
                     None => Err("the evidence carries no TD quote".into()),
                 };
@@ -502,7 +500,7 @@ fn issue(it: &Issuing, verified: &VerifiedClaims, sub: &request::Submission) -> 
             Some(j) => incoming.insert("x-ms-runtime".into(), j.clone()),
             None => incoming.insert(
                 "x-ms-runtime-data".into(),
-                Value::from(sovra_attest::hex::encode(&rt.bytes)),
+                Value::from(sovra_proto::hex::encode(&rt.bytes)),
             ),
         };
     }
@@ -577,6 +575,22 @@ enum Collateral {
     Fetched(Vec<u8>),
 }
 
+/// The Intel quote inside evidence of `kind` (Azure TDX evidence carries its TD quote in the
+/// JSON); `None` for evidence that has none.
+fn intel_quote(kind: EvidenceType, evidence: &[u8]) -> Option<Vec<u8>> {
+    match kind {
+        EvidenceType::AzTdxVtpm => sovra_attest::azure::hcl::decode(evidence)
+            .ok()
+            .and_then(|ev| ev.td_quote),
+        EvidenceType::Tdx | EvidenceType::Sgx => Some(evidence.to_vec()),
+        EvidenceType::SevSnp
+        | EvidenceType::AzSnpVtpm
+        | EvidenceType::Tpm
+        | EvidenceType::Nitro
+        | EvidenceType::NvidiaGpu => None,
+    }
+}
+
 /// Tries the stored bundles for the quote's FMSPC, newest first; keeps the most specific
 /// failure if none fits.
 fn verify_with_stored<'a>(
@@ -586,13 +600,7 @@ fn verify_with_stored<'a>(
     mut verify: impl FnMut(&'a [u8]) -> std::result::Result<VerifiedClaims, sovra_attest::AttestError>,
 ) -> std::result::Result<VerifiedClaims, sovra_attest::AttestError> {
     use sovra_attest::AttestError;
-    let quote = match kind {
-        EvidenceType::AzTdxVtpm => sovra_attest::azure::hcl::decode(evidence)
-            .ok()
-            .and_then(|ev| ev.td_quote),
-        _ => Some(evidence.to_vec()),
-    };
-    let fmspc = quote
+    let fmspc = intel_quote(kind, evidence)
         .and_then(|q| sovra_attest::dcap::pcs::needs(&q).ok())
         .map(|n| n.fmspc);
     let mut last = Err(AttestError::CollateralMissing(match &fmspc {

@@ -315,7 +315,7 @@ impl Sovra {
                     .compiled(
                         &self.work,
                         Language::Maa,
-                        sovra_policy::defaults::for_type(kind.as_str()),
+                        sovra_policy::defaults::for_type(kind),
                     )
                     .await?
             }
@@ -423,7 +423,7 @@ impl Sovra {
             b.delete(model::ATTEST_POLICIES, name.clone(), Expect::Rev(rev));
             b.audit(
                 self.admin_event(p, "attestation.policies.reset", format!("attestation/providers/{name}"))
-                    .detail(serde_json::json!({"policyHash": sovra_policy::maa::policy_hash(sovra_policy::defaults::for_type(kind.as_str()))}))
+                    .detail(serde_json::json!({"policyHash": sovra_policy::maa::policy_hash(sovra_policy::defaults::for_type(kind))}))
                     .body(),
             );
             self.store.commit(b).await?;

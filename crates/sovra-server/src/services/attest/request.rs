@@ -95,7 +95,7 @@ pub fn native(r: AttestRequest) -> Result<Submission> {
             .expected_nonce
             .as_deref()
             .map(|h| {
-                sovra_attest::hex::decode(h)
+                sovra_proto::hex::decode(h)
                     .ok_or_else(|| Error::invalid("expectedNonce must be hex"))
             })
             .transpose()?,
