@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod der;
 pub mod error;
 pub mod jws;
 pub mod keys;

@@ -72,11 +72,20 @@ pub struct ReleasePolicy {
     pub require_nonce: bool,
 }
 
+/// Which kind of refusal a [`Denial`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenialKind {
+    /// No authority of the policy is the token's issuer.
+    UntrustedAuthority,
+    /// An authority matches, but its claim conditions do not hold.
+    ClaimMismatch,
+}
+
 /// Why a token may not receive the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {
-    /// `UNTRUSTED_AUTHORITY` (no authority matches the issuer) or `CLAIM_MISMATCH`.
-    pub code: &'static str,
+    /// The kind of refusal.
+    pub kind: DenialKind,
     /// Which clause failed and why.
     pub message: String,
 }
@@ -307,11 +316,11 @@ impl ReleasePolicy {
         }
         Err(match last {
             Some(message) => Denial {
-                code: "CLAIM_MISMATCH",
+                kind: DenialKind::ClaimMismatch,
                 message,
             },
             None => Denial {
-                code: "UNTRUSTED_AUTHORITY",
+                kind: DenialKind::UntrustedAuthority,
                 message: format!(
                     "the policy names no authority {iss:?} (it accepts {})",
                     self.issuers().join(", ")
@@ -426,7 +435,7 @@ mod tests {
         let d = p
             .evaluate("https://sharedweu.weu.attest.azure.net/", &bad)
             .unwrap_err();
-        assert_eq!(d.code, "CLAIM_MISMATCH");
+        assert_eq!(d.kind, DenialKind::ClaimMismatch);
         assert!(
             d.message
                 .contains("x-ms-isolation-tee.x-ms-attestation-type"),
@@ -434,8 +443,8 @@ mod tests {
             d.message
         );
         assert_eq!(
-            p.evaluate("https://evil.example", &ok).unwrap_err().code,
-            "UNTRUSTED_AUTHORITY"
+            p.evaluate("https://evil.example", &ok).unwrap_err().kind,
+            DenialKind::UntrustedAuthority
         );
     }
 

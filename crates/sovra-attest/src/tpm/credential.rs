@@ -116,7 +116,7 @@ pub fn make_credential(
     // Seed, encrypted to the EK with OAEP and the label "IDENTITY".
     let mut seed = vec![0u8; digest_len];
     aws_lc_rs::rand::fill(&mut seed).map_err(|_| AttestError::malformed("no randomness"))?;
-    let spki = rsa_spki(n, *e);
+    let spki = sovra_crypto::der::rsa_spki(n, &e.to_be_bytes());
     let public = PublicEncryptingKey::from_der(&spki)
         .map_err(|_| AttestError::malformed("the EK is not a usable RSA key"))?;
     let oaep = OaepPublicEncryptingKey::new(public)
@@ -160,47 +160,4 @@ pub fn make_credential(
         credential_blob: tpm2b(&id_object)?,
         secret: tpm2b(&enc_seed)?,
     })
-}
-
-fn rsa_spki(n: &[u8], e: u32) -> Vec<u8> {
-    fn len(n: usize, out: &mut Vec<u8>) {
-        if n < 0x80 {
-            out.push(n as u8);
-        } else {
-            let b: Vec<u8> = n
-                .to_be_bytes()
-                .iter()
-                .copied()
-                .skip_while(|x| *x == 0)
-                .collect();
-            out.push(0x80 | b.len() as u8);
-            out.extend(b);
-        }
-    }
-    fn der(tag: u8, body: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        len(body.len(), &mut out);
-        out.extend_from_slice(body);
-        out
-    }
-    fn uint(b: &[u8]) -> Vec<u8> {
-        let b: Vec<u8> = b.iter().copied().skip_while(|x| *x == 0).collect();
-        let mut body = Vec::new();
-        if b.first().is_none_or(|x| x & 0x80 != 0) {
-            body.push(0);
-        }
-        body.extend(b);
-        der(0x02, &body)
-    }
-    let mut rsa = uint(n);
-    rsa.extend(uint(&e.to_be_bytes()));
-    let rsa = der(0x30, &rsa);
-    let alg: &[u8] = &[
-        0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
-    ];
-    let mut bits = vec![0u8];
-    bits.extend(rsa);
-    let mut body = alg.to_vec();
-    body.extend(der(0x03, &bits));
-    der(0x30, &body)
 }

@@ -9,6 +9,7 @@
 //! IPv4 address they are; IPv6 addresses count per /64.
 
 use super::AppState;
+use crate::cache::{Rate, TokenBucket};
 use crate::error::{Error, Result};
 use crate::services::auth::Principal;
 use axum::extract::FromRequestParts;
@@ -131,9 +132,8 @@ fn forwarded(h: &HeaderMap) -> impl Iterator<Item = &str> {
 /// Token buckets per source address.
 #[derive(Debug)]
 pub struct IpBudget {
-    per_second: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    rate: Rate,
+    buckets: Mutex<HashMap<IpAddr, TokenBucket>>,
 }
 
 /// The key a source is counted under: IPv4 as is, IPv6 per /64 (one host can use a whole /64).
@@ -149,8 +149,10 @@ impl IpBudget {
     pub fn new(per_second: u64) -> Self {
         let per_second = per_second as f64;
         Self {
-            per_second,
-            burst: (per_second * 2.0).max(1.0),
+            rate: Rate {
+                per_second,
+                burst: (per_second * 2.0).max(1.0),
+            },
             buckets: Mutex::new(HashMap::new()),
         }
     }
@@ -166,33 +168,32 @@ impl IpBudget {
     }
 
     fn take(&self, ip: IpAddr, spend: bool) -> std::result::Result<(), u64> {
-        if self.per_second <= 0.0 {
+        let rate = self.rate;
+        if rate.per_second <= 0.0 {
             return Ok(());
         }
         let Ok(mut m) = self.buckets.lock() else {
             return Ok(());
         };
         let ip = bucket_of(ip);
+        let now = Instant::now();
         if m.len() >= MAX_TRACKED {
-            let (rate, burst) = (self.per_second, self.burst);
-            m.retain(|_, (t, at)| *t + at.elapsed().as_secs_f64() * rate < burst);
+            m.retain(|_, b| !b.is_full(rate, now));
             if m.len() >= MAX_TRACKED {
                 // Memory stays bounded even against very many addresses: start over.
                 m.clear();
             }
         }
-        let now = Instant::now();
-        let (tokens, at) = m.get(&ip).copied().unwrap_or((self.burst, now));
-        let tokens =
-            (tokens + now.duration_since(at).as_secs_f64() * self.per_second).min(self.burst);
-        if tokens < 1.0 {
-            m.insert(ip, (tokens, now));
-            return Err(((1.0 - tokens) / self.per_second).ceil().max(1.0) as u64);
+        let mut b = m
+            .get(&ip)
+            .copied()
+            .unwrap_or_else(|| TokenBucket::full(rate, now));
+        let r = b.take(rate, now, spend);
+        // A check that finds budget left records nothing (no entry per address merely seen).
+        if spend || r.is_err() {
+            m.insert(ip, b);
         }
-        if spend {
-            m.insert(ip, (tokens - 1.0, now));
-        }
-        Ok(())
+        r.map_err(|wait| wait.ceil().max(1.0) as u64)
     }
 }
 

@@ -7,14 +7,14 @@
 
 use super::audit::{Audit, AuditEvent, EventKind};
 use super::authz::{Permission, allowed};
+use crate::cache::TtlCache;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::model::{self, RoleBindingRec, TokenRec};
 use sovra_proto::ErrorCode;
 use sovra_store::Store;
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
@@ -54,17 +54,14 @@ impl Principal {
     }
 }
 
-type Cached<T> = RwLock<HashMap<String, (T, Instant)>>;
-
 /// The authentication service.
 #[derive(Debug)]
 pub struct Auth {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     audit: Audit,
-    ttl: Duration,
-    tokens: Cached<Arc<Authenticated>>,
-    bindings: Cached<Arc<Vec<RoleBindingRec>>>,
+    tokens: TtlCache<String, Arc<Authenticated>>,
+    bindings: TtlCache<String, Arc<Vec<RoleBindingRec>>>,
 }
 
 /// A token as cached for authentication: what to check, and the principal it yields.
@@ -114,46 +111,25 @@ impl Auth {
             store,
             clock,
             audit,
-            ttl,
-            tokens: RwLock::default(),
-            bindings: RwLock::default(),
-        }
-    }
-
-    fn cached<T: Clone>(&self, map: &Cached<T>, key: &str) -> Option<T> {
-        let m = map.read().ok()?;
-        let (v, at) = m.get(key)?;
-        (at.elapsed() < self.ttl).then(|| v.clone())
-    }
-
-    fn remember<T>(&self, map: &Cached<T>, key: &str, v: T) {
-        if let Ok(mut m) = map.write() {
-            if m.len() > 100_000 {
-                m.clear();
-            }
-            m.insert(key.to_owned(), (v, Instant::now()));
+            tokens: TtlCache::new(ttl, 100_000),
+            bindings: TtlCache::new(ttl, 100_000),
         }
     }
 
     /// Forgets cached data of a token.
     pub fn invalidate_token(&self, id: &str) {
-        if let Ok(mut m) = self.tokens.write() {
-            m.remove(id);
-        }
+        self.tokens.remove(id);
     }
 
     /// Forgets cached role bindings of a principal (and the cached tokens that carry them).
     pub fn invalidate_principal(&self, principal: &str) {
-        if let Ok(mut m) = self.bindings.write() {
-            m.remove(principal);
-        }
-        if let Ok(mut m) = self.tokens.write() {
-            m.retain(|_, (a, _)| &*a.principal.name != principal);
-        }
+        self.bindings.remove(principal);
+        self.tokens
+            .remove_where(|_, a| &*a.principal.name == principal);
     }
 
     async fn token(&self, id: &str) -> Result<Option<Arc<Authenticated>>> {
-        if let Some(t) = self.cached(&self.tokens, id) {
+        if let Some(t) = self.tokens.get(id) {
             return Ok(Some(t));
         }
         let Some(rec) = self.store.get(model::TOKENS, id).await? else {
@@ -188,13 +164,13 @@ impl Auth {
             expire_time: t.expire_time,
             principal,
         });
-        self.remember(&self.tokens, id, a.clone());
+        self.tokens.put(id.to_owned(), a.clone());
         Ok(Some(a))
     }
 
     /// The role bindings of `principal`.
     pub async fn bindings_of(&self, principal: &str) -> Result<Arc<Vec<RoleBindingRec>>> {
-        if let Some(b) = self.cached(&self.bindings, principal) {
+        if let Some(b) = self.bindings.get(principal) {
             return Ok(b);
         }
         let mut out = Vec::new();
@@ -211,7 +187,7 @@ impl Auth {
             }
         }
         let b = Arc::new(out);
-        self.remember(&self.bindings, principal, b.clone());
+        self.bindings.put(principal.to_owned(), b.clone());
         Ok(b)
     }
 
@@ -221,7 +197,7 @@ impl Auth {
     pub fn cached_principal(&self, authorization: Option<&str>) -> Option<Principal> {
         let token = authorization?.strip_prefix("Bearer ")?.trim();
         let (id, secret) = parse_token(token)?;
-        let rec = self.cached(&self.tokens, id)?;
+        let rec = self.tokens.get(id)?;
         let valid = sovra_crypto::ct_eq(&sovra_crypto::sha256(secret.as_bytes()), &rec.secret_hash)
             && !rec.revoked
             && rec.expire_time.is_none_or(|t| t > self.clock.now());

@@ -133,6 +133,28 @@ fn ring_wire(r: &KeyRingRec) -> KeyRing {
     }
 }
 
+/// Why a version is added: which also decides when the next scheduled rotation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NewVersion {
+    /// `cryptoKeyVersions.create`: the rotation schedule stays as it was.
+    Created,
+    /// `cryptoKeys.rotate`: the next rotation is a period from now.
+    Rotated,
+    /// `cryptoKeys.autoRotate` (the scheduler): the next rotation is the next period boundary.
+    AutoRotated,
+}
+
+impl NewVersion {
+    /// The audit action.
+    fn action(self) -> &'static str {
+        match self {
+            Self::Created => "cryptoKeyVersions.create",
+            Self::Rotated => "cryptoKeys.rotate",
+            Self::AutoRotated => "cryptoKeys.autoRotate",
+        }
+    }
+}
+
 fn not_found(code: ErrorCode, what: &str, name: &str) -> Error {
     Error::new(code, format!("{what} {name} does not exist"))
 }
@@ -444,7 +466,7 @@ impl Sovra {
         .await?;
         // Cached key views embed their ring (its audit setting): drop them all.
         let prefix = format!("{name}/");
-        self.key_views.remove_where(|k| k.starts_with(&prefix));
+        self.key_views.remove_where(|k, _| k.starts_with(&prefix));
         Ok(ring_wire(&out))
     }
 
@@ -833,7 +855,7 @@ impl Sovra {
         actor: Option<&Principal>,
         name: &CryptoKeyName,
         make_primary: bool,
-        action: &str,
+        cause: NewVersion,
     ) -> Result<(CryptoKeyRec, VersionRec)> {
         let out = with_retries(|| async {
             let kr = self
@@ -866,14 +888,14 @@ impl Sovra {
                 key.primary = Some(n);
             }
             if let (Some(period), Some(next)) = (key.rotation_period, key.next_rotation_time)
-                && action != "cryptoKeyVersions.create"
+                && cause != NewVersion::Created
             {
                 let step = i64::try_from(period).unwrap_or(i64::MAX);
                 let mut t = next;
                 while t <= now {
                     t = t.saturating_add(step);
                 }
-                if action == "cryptoKeys.rotate" {
+                if cause == NewVersion::Rotated {
                     t = now.saturating_add(step);
                 }
                 key.next_rotation_time = Some(t);
@@ -896,9 +918,13 @@ impl Sovra {
                 Expect::Absent,
             );
             let ev = match actor {
-                Some(p) => self.admin_event(p, action, v.name.clone()),
-                None => super::audit::AuditEvent::new(now, super::audit::EventKind::System, action)
-                    .resource(v.name.clone()),
+                Some(p) => self.admin_event(p, cause.action(), v.name.clone()),
+                None => super::audit::AuditEvent::new(
+                    now,
+                    super::audit::EventKind::System,
+                    cause.action(),
+                )
+                .resource(v.name.clone()),
             };
             b.audit(
                 ev.detail(serde_json::json!({"primary": key.primary}))
@@ -918,7 +944,7 @@ impl Sovra {
             .authorize(p, Permission::KeyManage, &name.to_string())
             .await?;
         let (key, v) = self
-            .add_version(Some(p), name, true, "cryptoKeys.rotate")
+            .add_version(Some(p), name, true, NewVersion::Rotated)
             .await?;
         Ok(key_wire(&key, Some(&v)))
     }
@@ -933,7 +959,7 @@ impl Sovra {
             .authorize(p, Permission::KeyManage, &name.to_string())
             .await?;
         let (_, v) = self
-            .add_version(Some(p), name, false, "cryptoKeyVersions.create")
+            .add_version(Some(p), name, false, NewVersion::Created)
             .await?;
         Ok(version_wire(&v))
     }

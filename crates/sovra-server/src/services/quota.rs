@@ -4,6 +4,7 @@
 //! `per_minute` tokens, so a principal can burst up to a minute's quota and sustain its rate.
 //! Buckets are per node (documented in docs/operations.md).
 
+use crate::cache::{Rate, TokenBucket};
 use crate::error::{Error, Result};
 use sovra_proto::ErrorCode;
 use std::collections::HashMap;
@@ -19,35 +20,19 @@ pub enum OpClass {
     Asymmetric,
 }
 
+/// A principal's bucket, and the per-minute limit it was made for.
 #[derive(Debug)]
 struct Bucket {
-    tokens: f64,
-    capacity: f64,
-    per_sec: f64,
-    last: Instant,
+    per_minute: u64,
+    bucket: TokenBucket,
 }
 
-impl Bucket {
-    fn new(per_minute: u64, now: Instant) -> Self {
-        let cap = per_minute as f64;
-        Self {
-            tokens: cap,
-            capacity: cap,
-            per_sec: cap / 60.0,
-            last: now,
-        }
-    }
-
-    fn take(&mut self, now: Instant) -> Result<(), f64> {
-        let dt = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + dt * self.per_sec).min(self.capacity);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err((1.0 - self.tokens) / self.per_sec)
-        }
+/// A minute's quota as a rate: bursts of a whole minute's operations.
+fn rate(per_minute: u64) -> Rate {
+    let cap = per_minute as f64;
+    Rate {
+        per_second: cap / 60.0,
+        burst: cap,
     }
 }
 
@@ -79,13 +64,15 @@ impl Quotas {
             .lock()
             .map_err(|_| Error::internal("quota lock poisoned"))?;
         let key = (principal.to_owned(), class);
-        let bucket = map
-            .entry(key)
-            .or_insert_with(|| Bucket::new(per_minute, now));
-        if (bucket.capacity - per_minute as f64).abs() > f64::EPSILON {
-            *bucket = Bucket::new(per_minute, now);
+        let fresh = || Bucket {
+            per_minute,
+            bucket: TokenBucket::full(rate(per_minute), now),
+        };
+        let b = map.entry(key).or_insert_with(fresh);
+        if b.per_minute != per_minute {
+            *b = fresh();
         }
-        bucket.take(now).map_err(|wait| {
+        b.bucket.take(rate(per_minute), now, true).map_err(|wait| {
             let secs = wait.ceil().max(1.0) as u64;
             let what = match class {
                 OpClass::Symmetric => "symmetric",

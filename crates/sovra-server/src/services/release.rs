@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sovra_crypto::jws::{self, Jws, VerifyKey};
 use sovra_crypto::keywrap::{self, ReleaseEnc};
+use sovra_policy::skr::DenialKind;
 use sovra_proto::ErrorCode;
 use sovra_proto::kms::{AlgSpec, ReleaseRequest, ReleaseResponse, VersionState};
 use sovra_proto::names::{CryptoKeyName, VersionName};
@@ -78,7 +79,7 @@ fn target_key(claims: &Map<String, Value>) -> Result<(String, Vec<u8>)> {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    Ok((kid, keywrap::rsa_spki(&field("n")?, &field("e")?)))
+    Ok((kid, sovra_crypto::der::rsa_spki(&field("n")?, &field("e")?)))
 }
 
 impl Sovra {
@@ -395,10 +396,9 @@ impl Sovra {
             .evaluate(&iss, &Value::Object(claims.clone()))
             .map_err(|d| {
                 deny(
-                    if d.code == "UNTRUSTED_AUTHORITY" {
-                        ErrorCode::ReleaseUntrustedIssuer
-                    } else {
-                        ErrorCode::ReleasePolicyDenied
+                    match d.kind {
+                        DenialKind::UntrustedAuthority => ErrorCode::ReleaseUntrustedIssuer,
+                        DenialKind::ClaimMismatch => ErrorCode::ReleasePolicyDenied,
                     },
                     d.message,
                 )

@@ -68,7 +68,7 @@ impl Sovra {
                 continue;
             };
             match self
-                .add_version(None, &name, true, "cryptoKeys.autoRotate")
+                .add_version(None, &name, true, super::keys::NewVersion::AutoRotated)
                 .await
             {
                 Ok((_, v)) => {

@@ -3,38 +3,17 @@
 use super::Sovra;
 use super::auth::Principal;
 use super::authz::Permission;
+use crate::cache::TtlCell;
 use crate::error::{Error, Result};
 use crate::model::{self, SettingsRec};
 use sovra_proto::admin::{Settings, UpdateSettingsRequest};
 use sovra_proto::duration;
 use sovra_store::{Expect, WriteBatch};
-use std::sync::RwLock;
-use std::time::{Duration, Instant};
 
 const NAME: &str = "org";
 
-/// Cached settings.
-#[derive(Debug)]
-pub struct SettingsCache {
-    ttl: Duration,
-    cur: RwLock<Option<(SettingsRec, u64, Instant)>>,
-}
-
-impl SettingsCache {
-    /// An empty cache.
-    pub fn new(ttl: Duration) -> Self {
-        Self {
-            ttl,
-            cur: RwLock::new(None),
-        }
-    }
-
-    fn invalidate(&self) {
-        if let Ok(mut c) = self.cur.write() {
-            *c = None;
-        }
-    }
-}
+/// Cached settings and their revision.
+pub type SettingsCache = TtlCell<(SettingsRec, u64)>;
 
 /// Wire form of settings.
 pub fn to_wire(s: &SettingsRec) -> Settings {
@@ -49,19 +28,14 @@ pub fn to_wire(s: &SettingsRec) -> Settings {
 impl Sovra {
     /// The current settings and their revision (defaults if never stored).
     pub(crate) async fn settings_rec(&self) -> Result<(SettingsRec, u64)> {
-        if let Ok(c) = self.settings.cur.read()
-            && let Some((s, rev, at)) = c.as_ref()
-            && at.elapsed() < self.settings.ttl
-        {
-            return Ok((s.clone(), *rev));
+        if let Some(cur) = self.settings.get() {
+            return Ok(cur);
         }
         let (s, rev) = match self.store.get(model::SETTINGS, NAME).await? {
             Some(r) => (model::from_json(&r.data)?, r.rev),
             None => (SettingsRec::defaults(&self.cfg.default_location), 0),
         };
-        if let Ok(mut c) = self.settings.cur.write() {
-            *c = Some((s.clone(), rev, Instant::now()));
-        }
+        self.settings.put((s.clone(), rev));
         Ok((s, rev))
     }
 

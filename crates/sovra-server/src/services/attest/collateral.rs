@@ -362,36 +362,4 @@ fn info(r: &CollateralRec) -> CollateralInfo {
 
 /// Cache of [`Loaded`], refreshed after the metadata TTL (other nodes' imports) or at once
 /// after a local change.
-#[derive(Debug)]
-pub struct CollateralCache {
-    ttl: std::time::Duration,
-    inner: std::sync::RwLock<Option<(Arc<Loaded>, std::time::Instant)>>,
-}
-
-impl CollateralCache {
-    /// An empty cache.
-    pub fn new(ttl: std::time::Duration) -> Self {
-        Self {
-            ttl,
-            inner: Default::default(),
-        }
-    }
-
-    fn get(&self) -> Option<Arc<Loaded>> {
-        let g = self.inner.read().ok()?;
-        let (l, at) = g.as_ref()?;
-        (at.elapsed() < self.ttl).then(|| l.clone())
-    }
-
-    fn put(&self, l: Arc<Loaded>) {
-        if let Ok(mut g) = self.inner.write() {
-            *g = Some((l, std::time::Instant::now()));
-        }
-    }
-
-    pub(super) fn invalidate(&self) {
-        if let Ok(mut g) = self.inner.write() {
-            *g = None;
-        }
-    }
-}
+pub type CollateralCache = crate::cache::TtlCell<Arc<Loaded>>;

@@ -10,11 +10,11 @@
 use super::super::Sovra;
 use super::super::audit::{AuditEvent, EventKind};
 use super::collateral::CollateralRec;
+use crate::cache::{Rate, TokenBucket, TtlCache};
 use crate::error::Result;
 use crate::model;
 use sovra_attest::snp::{kds, report, vcek};
 use sovra_store::{Expect, WriteBatch};
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -29,60 +29,53 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// A VCEK is about 1.4 KB.
 const MAX_BYTES: usize = 64 * 1024;
 
-/// Fetch tokens left and when they were counted.
-type Bucket = Option<(f64, Instant)>;
+/// The shared rate of vendor fetches.
+const RATE: Rate = Rate {
+    per_second: PER_SECOND,
+    burst: BURST,
+};
 
 /// Recent vendor fetches (KDS, PCS): a token bucket and the URLs that failed (with when).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FetchLimiter {
-    inner: Mutex<(Bucket, HashMap<String, Instant>)>,
+    bucket: Mutex<TokenBucket>,
+    failed: TtlCache<String, ()>,
+}
+
+impl Default for FetchLimiter {
+    fn default() -> Self {
+        Self {
+            bucket: Mutex::new(TokenBucket::full(RATE, Instant::now())),
+            failed: TtlCache::new(RETRY_AFTER, 10_000),
+        }
+    }
 }
 
 impl FetchLimiter {
     /// May `url` be fetched now? Records the attempt if so.
     pub(super) fn admit(&self, url: &str) -> std::result::Result<(), String> {
-        let mut g = self
-            .inner
-            .lock()
-            .map_err(|_| "the KDS limiter is unavailable".to_string())?;
-        let (bucket, failed) = &mut *g;
-        failed.retain(|_, t| t.elapsed() < RETRY_AFTER);
-        if failed.contains_key(url) {
+        if self.failed.get(url).is_some() {
             return Err(
                 "the same URL was fetched in vain less than a minute ago; retry later".into(),
             );
         }
-        let (tokens, at) = bucket.unwrap_or((BURST, Instant::now()));
-        let tokens = (tokens + at.elapsed().as_secs_f64() * PER_SECOND).min(BURST);
-        if tokens < 1.0 {
-            *bucket = Some((tokens, Instant::now()));
-            return Err("too many vendor fetches right now; retry shortly".into());
-        }
-        *bucket = Some((tokens - 1.0, Instant::now()));
-        Ok(())
+        self.admit_background()
+            .map_err(|_| "too many vendor fetches right now; retry shortly".into())
     }
 
     /// May a background refresh fetch now? Only the shared rate applies: a refresh is not
     /// held back by a request's failed fetch of the same URL a moment ago.
     pub(super) fn admit_background(&self) -> std::result::Result<(), String> {
-        let mut g = self
-            .inner
+        let mut b = self
+            .bucket
             .lock()
             .map_err(|_| "the fetch limiter is unavailable".to_string())?;
-        let (tokens, at) = g.0.unwrap_or((BURST, Instant::now()));
-        let tokens = (tokens + at.elapsed().as_secs_f64() * PER_SECOND).min(BURST);
-        if tokens < 1.0 {
-            g.0 = Some((tokens, Instant::now()));
-            return Err("too many vendor fetches right now".into());
-        }
-        g.0 = Some((tokens - 1.0, Instant::now()));
-        Ok(())
+        b.take(RATE, Instant::now(), true)
+            .map_err(|_| "too many vendor fetches right now".to_string())
     }
 
     pub(super) fn failed(&self, url: &str) {
-        if let Ok(mut g) = self.inner.lock() {
-            g.1.insert(url.to_string(), Instant::now());
-        }
+        self.failed.put(url.to_string(), ());
     }
 }
 

@@ -75,18 +75,14 @@ impl Default for AttestConfig {
 /// Caches of the attestation service.
 #[derive(Debug)]
 pub struct AttestState {
-    /// Token signing keys.
+    /// Signing keys of each use (tokens, release responses, management statements).
     pub signing: signing::SigningCache,
-    /// Release-response signing keys.
-    pub release_signing: signing::SigningCache,
-    /// Management-statement signing keys (MAA policy tokens, audit checkpoints).
-    pub management_signing: signing::SigningCache,
     /// Collateral and trust anchors.
     pub collateral: collateral::CollateralCache,
     /// Compiled policies by provider and type.
     pub policies: policy::PolicyCache,
     /// Reference-value sets.
-    pub refvalues: Single<Vec<sovra_proto::attest::ReferenceValues>>,
+    pub refvalues: crate::cache::TtlCell<Arc<Vec<sovra_proto::attest::ReferenceValues>>>,
     /// Recent AMD KDS fetches.
     pub kds: kds::FetchLimiter,
     /// Recent Intel PCS fetches.
@@ -95,54 +91,14 @@ pub struct AttestState {
     pub pcs_refresh: pcs::RefreshMemo,
 }
 
-/// One cached value with a time to live.
-#[derive(Debug)]
-pub struct Single<T> {
-    ttl: Duration,
-    inner: std::sync::RwLock<Option<(std::sync::Arc<T>, std::time::Instant)>>,
-}
-
-impl<T> Single<T> {
-    /// Empty.
-    pub fn new(ttl: Duration) -> Self {
-        Self {
-            ttl,
-            inner: std::sync::RwLock::new(None),
-        }
-    }
-
-    /// The value, if fresh.
-    pub fn get(&self) -> Option<std::sync::Arc<T>> {
-        let g = self.inner.read().ok()?;
-        let (v, at) = g.as_ref()?;
-        (at.elapsed() < self.ttl).then(|| v.clone())
-    }
-
-    /// Stores a value.
-    pub fn put(&self, v: std::sync::Arc<T>) {
-        if let Ok(mut g) = self.inner.write() {
-            *g = Some((v, std::time::Instant::now()));
-        }
-    }
-
-    /// Drops the value.
-    pub fn invalidate(&self) {
-        if let Ok(mut g) = self.inner.write() {
-            *g = None;
-        }
-    }
-}
-
 impl AttestState {
     /// Empty caches.
     pub fn new(ttl: Duration) -> Self {
         Self {
-            signing: Default::default(),
-            release_signing: Default::default(),
-            management_signing: Default::default(),
+            signing: signing::SigningCache::new(ttl, 8),
             collateral: collateral::CollateralCache::new(ttl),
             policies: policy::PolicyCache::new(ttl),
-            refvalues: Single::new(ttl),
+            refvalues: crate::cache::TtlCell::new(ttl),
             kds: Default::default(),
             pcs: Default::default(),
             pcs_refresh: Default::default(),

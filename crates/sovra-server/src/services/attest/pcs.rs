@@ -11,13 +11,12 @@
 use super::super::Sovra;
 use super::super::audit::{AuditEvent, EventKind};
 use super::collateral::{CollateralRec, FetchedIntel};
+use crate::cache::TtlCache;
 use crate::error::Result;
 use crate::model;
 use sovra_attest::dcap::{collateral, pcs};
 use sovra_store::{Expect, WriteBatch};
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Time limit of one fetch.
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -29,21 +28,19 @@ const REFRESH_AHEAD_SECS: i64 = 24 * 3600;
 const REFRESH_BACKOFF: Duration = Duration::from_secs(3600);
 
 /// When each FMSPC was last refreshed in the background.
-#[derive(Debug, Default)]
-pub struct RefreshMemo(Mutex<HashMap<String, Instant>>);
+#[derive(Debug)]
+pub struct RefreshMemo(TtlCache<String, ()>);
+
+impl Default for RefreshMemo {
+    fn default() -> Self {
+        Self(TtlCache::new(REFRESH_BACKOFF, 10_000))
+    }
+}
 
 impl RefreshMemo {
     /// Claims the refresh of `key` unless it was tried within the backoff.
     fn claim(&self, key: &str) -> bool {
-        let Ok(mut m) = self.0.lock() else {
-            return false;
-        };
-        m.retain(|_, t| t.elapsed() < REFRESH_BACKOFF);
-        if m.contains_key(key) {
-            return false;
-        }
-        m.insert(key.to_string(), Instant::now());
-        true
+        self.0.claim(key.to_string(), ())
     }
 }
 

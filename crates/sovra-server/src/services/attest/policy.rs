@@ -5,6 +5,7 @@
 use super::super::Sovra;
 use super::super::auth::Principal;
 use super::super::authz::Permission;
+use crate::cache::TtlCache;
 use crate::error::{Error, Result};
 use crate::model;
 use serde::{Deserialize, Serialize};
@@ -14,9 +15,8 @@ use sovra_policy::PolicyError;
 use sovra_proto::ErrorCode;
 use sovra_proto::attest::{PolicyInfo, ReferenceValues};
 use sovra_store::{Expect, WriteBatch};
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// A policy language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,37 +211,31 @@ pub fn reference_value_matches(
 /// Compiled policies by `provider/type`, each remembered with its text hash.
 #[derive(Debug)]
 pub struct PolicyCache {
-    ttl: Duration,
-    map: RwLock<HashMap<String, (Arc<Compiled>, Instant)>>,
-    by_hash: RwLock<HashMap<String, Arc<Compiled>>>,
+    /// The policy in force per `provider/type`, for the metadata TTL.
+    map: TtlCache<String, Arc<Compiled>>,
+    /// Compiled policies by language and text hash (a text compiles the same for ever).
+    by_hash: TtlCache<String, Arc<Compiled>>,
 }
 
 impl PolicyCache {
     /// An empty cache.
     pub fn new(ttl: Duration) -> Self {
         Self {
-            ttl,
-            map: Default::default(),
-            by_hash: Default::default(),
+            map: TtlCache::new(ttl, 10_000),
+            by_hash: TtlCache::new(Duration::MAX, 1000),
         }
     }
 
     fn get(&self, key: &str) -> Option<Arc<Compiled>> {
-        let m = self.map.read().ok()?;
-        let (c, at) = m.get(key)?;
-        (at.elapsed() < self.ttl).then(|| c.clone())
+        self.map.get(key)
     }
 
     fn put(&self, key: String, c: Arc<Compiled>) {
-        if let Ok(mut m) = self.map.write() {
-            m.insert(key, (c, Instant::now()));
-        }
+        self.map.put(key, c);
     }
 
     fn invalidate(&self, key: &str) {
-        if let Ok(mut m) = self.map.write() {
-            m.remove(key);
-        }
+        self.map.remove(key);
     }
 
     /// Compiles `text` unless a policy with the same language and text is already compiled.
@@ -256,7 +250,7 @@ impl PolicyCache {
             language.name(),
             sovra_policy::maa::policy_hash(text)
         );
-        if let Some(c) = self.by_hash.read().ok().and_then(|m| m.get(&key).cloned()) {
+        if let Some(c) = self.by_hash.get(&key) {
             return Ok(c);
         }
         let owned = text.to_string();
@@ -264,12 +258,7 @@ impl PolicyCache {
             work.run(move || Compiled::compile(language, &owned))
                 .await??,
         );
-        if let Ok(mut m) = self.by_hash.write() {
-            if m.len() > 1000 {
-                m.clear();
-            }
-            m.insert(key, c.clone());
-        }
+        self.by_hash.put(key, c.clone());
         Ok(c)
     }
 }

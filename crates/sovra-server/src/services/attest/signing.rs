@@ -18,7 +18,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 use sovra_crypto::jws::{self, JwsAlg, JwsSigner};
 use sovra_store::{Expect, WriteBatch};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 /// A stored signing key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -48,14 +48,11 @@ pub struct Keys {
     pub published: Vec<serde_json::Value>,
 }
 
-/// Cache of the loaded keys.
-#[derive(Debug, Default)]
-pub struct SigningCache {
-    keys: RwLock<Option<(Arc<Keys>, std::time::Instant)>>,
-}
+/// Cache of the loaded keys of each use.
+pub type SigningCache = crate::cache::TtlCache<KeyUse, Arc<Keys>>;
 
 /// What a set of signing keys signs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyUse {
     /// Attestation tokens.
     Attestation,
@@ -125,14 +122,6 @@ fn self_signed_cert(alg: JwsAlg, pkcs8: &[u8], cn: &str) -> Result<Vec<u8>> {
 }
 
 impl Sovra {
-    fn signing_cache(&self, u: KeyUse) -> &SigningCache {
-        match u {
-            KeyUse::Attestation => &self.attest.signing,
-            KeyUse::Release => &self.attest.release_signing,
-            KeyUse::Management => &self.attest.management_signing,
-        }
-    }
-
     fn load_signer(&self, u: KeyUse, rec: &SigningKeyRec) -> Result<JwsSigner> {
         let alg = JwsAlg::parse(&rec.alg)
             .ok_or_else(|| Error::internal(format!("stored signing key alg {}", rec.alg)))?;
@@ -211,7 +200,7 @@ impl Sovra {
             .body(),
         );
         self.store.commit(b).await?;
-        self.signing_cache(u).invalidate();
+        self.attest.signing.remove(&u);
         Ok(())
     }
 
@@ -243,7 +232,7 @@ impl Sovra {
     }
 
     async fn keys_for(&self, u: KeyUse) -> Result<Arc<Keys>> {
-        if let Some(k) = self.signing_cache(u).get(self.cfg.cache_ttl) {
+        if let Some(k) = self.attest.signing.get(&u) {
             return Ok(k);
         }
         let mut recs = self.signing_records(u).await?;
@@ -279,7 +268,7 @@ impl Sovra {
             }
         }
         let keys = Arc::new(Keys { active, published });
-        self.signing_cache(u).put(keys.clone());
+        self.attest.signing.put(u, keys.clone());
         Ok(keys)
     }
 
@@ -376,26 +365,5 @@ impl Sovra {
     pub async fn release_jwks(&self) -> Result<serde_json::Value> {
         let keys = self.release_signing_keys().await?;
         Ok(serde_json::json!({ "keys": keys.published }))
-    }
-}
-
-impl SigningCache {
-    fn get(&self, ttl: std::time::Duration) -> Option<Arc<Keys>> {
-        let g = self.keys.read().ok()?;
-        let (k, at) = g.as_ref()?;
-        (at.elapsed() < ttl).then(|| k.clone())
-    }
-
-    fn put(&self, k: Arc<Keys>) {
-        if let Ok(mut g) = self.keys.write() {
-            *g = Some((k, std::time::Instant::now()));
-        }
-    }
-
-    /// Drops the loaded keys (after a rotation).
-    pub fn invalidate(&self) {
-        if let Ok(mut g) = self.keys.write() {
-            *g = None;
-        }
     }
 }
