@@ -253,7 +253,7 @@ pub async fn open(cfg: &Config) -> Result<Opened, String> {
     }
     let token_path = admin_token_path(&cfg.data_dir);
     let has_tokens = !store
-        .scan(crate::model::TOKENS, None, 1)
+        .scan(crate::model::TOKENS.collection(), None, 1)
         .await
         .map_err(|e| e.to_string())?
         .is_empty();

@@ -10,6 +10,7 @@ pub mod conn;
 pub mod error;
 pub mod http;
 pub mod model;
+pub mod records;
 pub mod serve;
 pub mod services;
 pub mod tls;

@@ -1,68 +1,78 @@
 //! Stored records: what the service layer keeps in the [`Store`](sovra_store::Store), as JSON.
 //! These are not wire types; handlers convert them to [`sovra_proto`] types.
 
+pub use crate::records::{Record, Table};
+use crate::services::attest::activation::ChallengeRec;
+use crate::services::attest::collateral::CollateralRec;
+use crate::services::attest::policy::PolicyRec;
+use crate::services::attest::providers::ProviderRec;
+use crate::services::attest::signing::SigningKeyRec;
+use crate::services::issuers::TrustedIssuer;
+use crate::services::release::NonceRec;
 use serde::{Deserialize, Serialize};
 use sovra_proto::admin::Role;
+use sovra_proto::attest::ReferenceValues;
 use sovra_proto::kms::{Algorithm, ProtectionLevel, Purpose, VersionState};
 use sovra_store::Collection;
 use std::collections::BTreeMap;
 
-/// Locations served by this deployment.
-pub const LOCATIONS: Collection = Collection("locations");
+/// Locations served by this deployment (name: location ID).
+pub const LOCATIONS: Table<LocationRec> = Table::new("locations");
 /// Key rings (parent: location name).
-pub const KEY_RINGS: Collection = Collection("key_rings");
+pub const KEY_RINGS: Table<KeyRingRec> = Table::new("key_rings");
 /// Crypto keys (parent: key ring name; due: next rotation).
-pub const CRYPTO_KEYS: Collection = Collection("crypto_keys");
-/// Key versions (parent: key name; due: scheduled destruction).
-pub const VERSIONS: Collection = Collection("versions");
+pub const CRYPTO_KEYS: Table<CryptoKeyRec> = Table::new("crypto_keys");
+/// Key versions (name: [`version_key`]; parent: key name; due: scheduled destruction).
+pub const VERSIONS: Table<VersionRec> = Table::new("versions");
 /// API tokens (name: token ID).
-pub const TOKENS: Collection = Collection("tokens");
-/// Role bindings (parent: principal).
-pub const ROLE_BINDINGS: Collection = Collection("role_bindings");
+pub const TOKENS: Table<TokenRec> = Table::new("tokens");
+/// Role bindings (name: `{principal}/{id}`; parent: principal).
+pub const ROLE_BINDINGS: Table<RoleBindingRec> = Table::new("role_bindings");
 /// Quota overrides (name: principal).
-pub const QUOTAS: Collection = Collection("quotas");
+pub const QUOTAS: Table<QuotaRec> = Table::new("quotas");
 /// Organisation settings (one record, `org`).
-pub const SETTINGS: Collection = Collection("settings");
+pub const SETTINGS: Table<SettingsRec> = Table::new("settings");
 /// Attestation token signing keys (name: kid).
-pub const ATTEST_SIGNING_KEYS: Collection = Collection("attest_signing_keys");
+pub const ATTEST_SIGNING_KEYS: Table<SigningKeyRec> = Table::new("attest_signing_keys");
 /// Attestation providers (name: provider ID).
-pub const ATTEST_PROVIDERS: Collection = Collection("attest_providers");
+pub const ATTEST_PROVIDERS: Table<ProviderRec> = Table::new("attest_providers");
 /// Attestation policies (name: `{provider}/{type}`, parent: provider).
-pub const ATTEST_POLICIES: Collection = Collection("attest_policies");
+pub const ATTEST_POLICIES: Table<PolicyRec> = Table::new("attest_policies");
 /// Reference-value sets (name: set ID).
-pub const REFERENCE_VALUES: Collection = Collection("reference_values");
+pub const REFERENCE_VALUES: Table<ReferenceValues> = Table::new("reference_values");
 /// External token issuers trusted for key release (name: issuer URL).
-pub const RELEASE_ISSUERS: Collection = Collection("release_issuers");
+pub const RELEASE_ISSUERS: Table<TrustedIssuer> = Table::new("release_issuers");
 /// Server-issued single-use release nonces (name: nonce; due: expiry).
-pub const RELEASE_NONCES: Collection = Collection("release_nonces");
+pub const RELEASE_NONCES: Table<NonceRec> = Table::new("release_nonces");
 /// TPM credential-activation challenges (name: challenge ID; due: expiry).
-pub const TPM_CHALLENGES: Collection = Collection("tpm_challenges");
-/// Collateral: certificates, Intel collateral bundles, trust anchors (name: SHA-256 hex).
-pub const COLLATERAL: Collection = Collection("collateral");
+pub const TPM_CHALLENGES: Table<ChallengeRec> = Table::new("tpm_challenges");
+/// Collateral: certificates, Intel collateral bundles, trust anchors (name: SHA-256 hex;
+/// parent: kind).
+pub const COLLATERAL: Table<CollateralRec> = Table::new("collateral");
 /// Key-release response signing keys (name: kid).
-pub const RELEASE_SIGNING_KEYS: Collection = Collection("release_signing_keys");
+pub const RELEASE_SIGNING_KEYS: Table<SigningKeyRec> = Table::new("release_signing_keys");
 /// Signing keys of management statements: MAA policy tokens, audit checkpoints (name: kid).
-pub const MANAGEMENT_SIGNING_KEYS: Collection = Collection("management_signing_keys");
+pub const MANAGEMENT_SIGNING_KEYS: Table<SigningKeyRec> = Table::new("management_signing_keys");
 /// Every collection above (sealing an older deployment's records walks them all).
 pub const ALL: [Collection; 18] = [
-    LOCATIONS,
-    KEY_RINGS,
-    CRYPTO_KEYS,
-    VERSIONS,
-    TOKENS,
-    ROLE_BINDINGS,
-    QUOTAS,
-    SETTINGS,
-    ATTEST_SIGNING_KEYS,
-    ATTEST_PROVIDERS,
-    ATTEST_POLICIES,
-    REFERENCE_VALUES,
-    RELEASE_ISSUERS,
-    RELEASE_NONCES,
-    TPM_CHALLENGES,
-    COLLATERAL,
-    RELEASE_SIGNING_KEYS,
-    MANAGEMENT_SIGNING_KEYS,
+    LOCATIONS.collection(),
+    KEY_RINGS.collection(),
+    CRYPTO_KEYS.collection(),
+    VERSIONS.collection(),
+    TOKENS.collection(),
+    ROLE_BINDINGS.collection(),
+    QUOTAS.collection(),
+    SETTINGS.collection(),
+    ATTEST_SIGNING_KEYS.collection(),
+    ATTEST_PROVIDERS.collection(),
+    ATTEST_POLICIES.collection(),
+    REFERENCE_VALUES.collection(),
+    RELEASE_ISSUERS.collection(),
+    RELEASE_NONCES.collection(),
+    TPM_CHALLENGES.collection(),
+    COLLATERAL.collection(),
+    RELEASE_SIGNING_KEYS.collection(),
+    MANAGEMENT_SIGNING_KEYS.collection(),
 ];
 
 /// A location.
@@ -219,18 +229,91 @@ impl SettingsRec {
     }
 }
 
-/// Serialises a record body.
-pub fn to_json<T: Serialize>(v: &T) -> crate::error::Result<Vec<u8>> {
-    serde_json::to_vec(v).map_err(|e| crate::error::Error::internal(format!("serialise: {e}")))
-}
-
-/// Parses a record body.
-pub fn from_json<T: for<'de> Deserialize<'de>>(b: &[u8]) -> crate::error::Result<T> {
-    serde_json::from_slice(b)
-        .map_err(|e| crate::error::Error::internal(format!("stored record does not parse: {e}")))
-}
-
 /// The store name of a key version: zero-padded so versions list in numeric order.
 pub fn version_key(key_name: &str, n: u32) -> String {
     format!("{key_name}/v/{n:010}")
+}
+
+/// The part of a resource name before `/{segment}/…` (its parent resource).
+fn parent_of(name: &str, segment: &str) -> String {
+    name.rsplit_once(segment)
+        .map_or_else(String::new, |(p, _)| p.to_owned())
+}
+
+impl Record for LocationRec {
+    fn name(&self) -> String {
+        self.id.clone()
+    }
+}
+
+impl Record for KeyRingRec {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+    fn parent(&self) -> String {
+        parent_of(&self.name, "/keyRings/")
+    }
+}
+
+impl Record for CryptoKeyRec {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+    fn parent(&self) -> String {
+        parent_of(&self.name, "/cryptoKeys/")
+    }
+    fn due(&self) -> Option<i64> {
+        self.next_rotation_time
+    }
+}
+
+impl Record for VersionRec {
+    fn name(&self) -> String {
+        version_key(&self.parent(), self.version)
+    }
+    fn parent(&self) -> String {
+        parent_of(&self.name, "/cryptoKeyVersions/")
+    }
+    fn due(&self) -> Option<i64> {
+        match self.state {
+            VersionState::DestroyScheduled => self.destroy_time,
+            VersionState::Enabled | VersionState::Disabled | VersionState::Destroyed => None,
+        }
+    }
+}
+
+impl Record for TokenRec {
+    fn name(&self) -> String {
+        self.id.clone()
+    }
+}
+
+impl Record for RoleBindingRec {
+    fn name(&self) -> String {
+        format!("{}/{}", self.principal, self.id)
+    }
+    fn parent(&self) -> String {
+        self.principal.clone()
+    }
+}
+
+impl Record for QuotaRec {
+    fn name(&self) -> String {
+        self.principal.clone()
+    }
+}
+
+/// The name of the one settings record.
+pub const SETTINGS_NAME: &str = "org";
+
+impl Record for SettingsRec {
+    fn name(&self) -> String {
+        SETTINGS_NAME.to_owned()
+    }
+}
+
+impl Record for ReferenceValues {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
 }

@@ -42,6 +42,39 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// The record this operation touches.
+    pub fn target(&self) -> (Collection, &str) {
+        match self {
+            Op::Put { c, name, .. } | Op::Delete { c, name, .. } => (*c, name),
+        }
+    }
+
+    /// Checks the operation's expectation against the record's current revision (`None`:
+    /// absent) and gives the revision a put writes: the compare-and-set rule of every driver.
+    pub fn check(&self, current: Option<u64>) -> Result<u64, crate::StoreError> {
+        let expect = match self {
+            Op::Put { expect, .. } | Op::Delete { expect, .. } => *expect,
+        };
+        let (c, name) = self.target();
+        let conflict = |reason| crate::StoreError::Conflict {
+            collection: c.0,
+            name: name.to_owned(),
+            reason,
+        };
+        match (expect, current) {
+            (Expect::Absent, Some(_)) => Err(conflict(crate::error::ConflictReason::Exists)),
+            (Expect::Rev(_), None) => Err(conflict(crate::error::ConflictReason::Missing)),
+            (Expect::Rev(want), Some(have)) if want != have => {
+                Err(conflict(crate::error::ConflictReason::Changed))
+            }
+            (Expect::Any | Expect::Absent, None) | (Expect::Any | Expect::Rev(_), Some(_)) => {
+                Ok(current.unwrap_or(0) + 1)
+            }
+        }
+    }
+}
+
 /// An atomic set of writes and audit appends.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteBatch {

@@ -7,8 +7,8 @@
 //! replaced on the next use.
 
 use crate::audit::{AuditRow, link};
-use crate::batch::{Expect, Op, WriteBatch};
-use crate::error::{ConflictReason, StoreError};
+use crate::batch::{Op, WriteBatch};
+use crate::error::StoreError;
 use crate::postgres_tls::{Plan, RustlsConnect};
 use crate::{Collection, Committed, Record, Store};
 use std::sync::{Arc, Mutex};
@@ -284,33 +284,16 @@ impl Store for PgStore {
             .map_err(backend)?;
         let mut out = Committed::default();
         for op in &batch.ops {
-            let (c, name, expect) = match op {
-                Op::Put {
-                    c, name, expect, ..
-                }
-                | Op::Delete { c, name, expect } => (c, name, expect),
-            };
+            let (c, name) = op.target();
             let current: Option<i64> = tx
                 .query_opt(
                     "SELECT rev FROM sovra_objects WHERE collection = $1 AND name = $2",
-                    &[&c.0, name],
+                    &[&c.0, &name],
                 )
                 .await
                 .map_err(backend)?
                 .map(|r| r.get(0));
-            let conflict = |reason| StoreError::Conflict {
-                collection: c.0,
-                name: name.clone(),
-                reason,
-            };
-            match (expect, current) {
-                (Expect::Absent, Some(_)) => return Err(conflict(ConflictReason::Exists)),
-                (Expect::Rev(_), None) => return Err(conflict(ConflictReason::Missing)),
-                (Expect::Rev(want), Some(have)) if to_i64(*want) != have => {
-                    return Err(conflict(ConflictReason::Changed));
-                }
-                _ => {}
-            }
+            let rev = to_i64(op.check(current.and_then(|r| u64::try_from(r).ok()))?);
             match op {
                 Op::Put {
                     c,
@@ -320,7 +303,6 @@ impl Store for PgStore {
                     due,
                     ..
                 } => {
-                    let rev = current.unwrap_or(0) + 1;
                     tx.execute(
                         "INSERT INTO sovra_objects (collection, name, parent, rev, data, due) VALUES ($1, $2, $3, $4, $5, $6)
                          ON CONFLICT (collection, name) DO UPDATE SET parent = EXCLUDED.parent, rev = EXCLUDED.rev, data = EXCLUDED.data, due = EXCLUDED.due",

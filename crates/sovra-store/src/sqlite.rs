@@ -6,8 +6,8 @@
 //! never block on the writer.
 
 use crate::audit::{AuditRow, link};
-use crate::batch::{Expect, Op, WriteBatch};
-use crate::error::{ConflictReason, StoreError};
+use crate::batch::{Op, WriteBatch};
+use crate::error::StoreError;
 use crate::{Collection, Committed, Record, Store};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
@@ -162,29 +162,12 @@ fn to_i64(v: u64) -> i64 {
 fn apply(tx: &rusqlite::Transaction<'_>, batch: &WriteBatch) -> Result<Committed, StoreError> {
     let mut out = Committed::default();
     for op in &batch.ops {
-        let (c, name, expect) = match op {
-            Op::Put {
-                c, name, expect, ..
-            }
-            | Op::Delete { c, name, expect } => (c, name, expect),
-        };
+        let (c, name) = op.target();
         let current: Option<i64> = tx
             .prepare_cached("SELECT rev FROM objects WHERE collection = ?1 AND name = ?2")
             .and_then(|mut st| st.query_row(params![c.0, name], |r| r.get(0)).optional())
             .map_err(backend)?;
-        let conflict = |reason| StoreError::Conflict {
-            collection: c.0,
-            name: name.clone(),
-            reason,
-        };
-        match (expect, current) {
-            (Expect::Absent, Some(_)) => return Err(conflict(ConflictReason::Exists)),
-            (Expect::Rev(_), None) => return Err(conflict(ConflictReason::Missing)),
-            (Expect::Rev(want), Some(have)) if to_i64(*want) != have => {
-                return Err(conflict(ConflictReason::Changed));
-            }
-            _ => {}
-        }
+        let rev = to_i64(op.check(current.and_then(|r| u64::try_from(r).ok()))?);
         match op {
             Op::Put {
                 c,
@@ -194,7 +177,6 @@ fn apply(tx: &rusqlite::Transaction<'_>, batch: &WriteBatch) -> Result<Committed
                 due,
                 ..
             } => {
-                let rev = current.unwrap_or(0) + 1;
                 tx.prepare_cached(
                     "INSERT INTO objects (collection, name, parent, rev, data, due) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                      ON CONFLICT (collection, name) DO UPDATE SET parent = excluded.parent, rev = excluded.rev, data = excluded.data, due = excluded.due",

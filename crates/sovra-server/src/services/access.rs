@@ -7,6 +7,7 @@ use super::quota::OpClass;
 use crate::clock::rfc3339;
 use crate::error::{Error, Result};
 use crate::model::{self, QuotaRec, RoleBindingRec, TokenRec};
+use crate::records::{Records, Writes};
 use sovra_proto::admin::{
     CreateRoleBindingRequest, CreateTokenRequest, CreateTokenResponse, Quota, Role, RoleBinding,
     SetQuotaRequest, TokenInfo,
@@ -134,22 +135,8 @@ impl Sovra {
             create_time: now,
         };
         let mut b = WriteBatch::new();
-        b.put(
-            model::TOKENS,
-            rec.id.clone(),
-            "",
-            model::to_json(&rec)?,
-            None,
-            Expect::Absent,
-        );
-        b.put(
-            model::ROLE_BINDINGS,
-            format!("{principal}/{}", bind.id),
-            principal,
-            model::to_json(&bind)?,
-            None,
-            Expect::Absent,
-        );
+        b.create(model::TOKENS, &rec)?;
+        b.create(model::ROLE_BINDINGS, &bind)?;
         let mut detail = serde_json::json!({"tokenId": rec.id, "role": "ADMINISTRATOR", "scope": "*", "bindingId": bind.id});
         if let (Some(t), Some(d)) = (expire_time, detail.as_object_mut()) {
             d.insert("expireTime".into(), rfc3339(t).into());
@@ -190,14 +177,7 @@ impl Sovra {
         };
         let (token, rec) = new_token(&req.principal, &req.description, now, expire)?;
         let mut b = WriteBatch::new();
-        b.put(
-            model::TOKENS,
-            rec.id.clone(),
-            "",
-            model::to_json(&rec)?,
-            None,
-            Expect::Absent,
-        );
+        b.create(model::TOKENS, &rec)?;
         b.audit(self.admin_event(p, "tokens.create", format!("tokens/{}", rec.id)).detail(serde_json::json!({"principal": rec.principal, "expireTime": rec.expire_time.map(rfc3339)})).body());
         self.store.commit(b).await?;
         Ok(CreateTokenResponse {
@@ -212,14 +192,13 @@ impl Sovra {
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let page = self
-                .store
+            let page = Records::of(&*self.store)
                 .list(model::TOKENS, "", after.as_deref(), 500)
                 .await?;
             let Some(last) = page.last() else { break };
             after = Some(last.name.clone());
             for r in &page {
-                out.push(token_info(&model::from_json(&r.data)?));
+                out.push(token_info(&r.value));
             }
         }
         Ok(out)
@@ -239,23 +218,19 @@ impl Sovra {
         let _serial = self.admin_changes.lock().await;
         self.keep_an_administrator(Removal::Token(id)).await?;
         let out = super::with_retries(|| async {
-            let r = self.store.get(model::TOKENS, id).await?.ok_or_else(|| {
-                Error::new(
-                    ErrorCode::TokenNotFound,
-                    format!("no token with ID {id:?}; list them with 'sovra tokens list'"),
-                )
-            })?;
-            let mut t: TokenRec = model::from_json(&r.data)?;
+            let r = Records::of(&*self.store)
+                .get(model::TOKENS, id)
+                .await?
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorCode::TokenNotFound,
+                        format!("no token with ID {id:?}; list them with 'sovra tokens list'"),
+                    )
+                })?;
+            let mut t: TokenRec = r.value.clone();
             t.revoked = true;
             let mut b = WriteBatch::new();
-            b.put(
-                model::TOKENS,
-                id,
-                "",
-                model::to_json(&t)?,
-                None,
-                Expect::Rev(r.rev),
-            );
+            b.update(model::TOKENS, &t, r.rev)?;
             b.audit(
                 self.admin_event(p, "tokens.revoke", format!("tokens/{id}"))
                     .detail(serde_json::json!({"principal": t.principal}))
@@ -277,14 +252,13 @@ impl Sovra {
         let mut admins = std::collections::HashSet::new();
         let mut after: Option<String> = None;
         loop {
-            let page = self
-                .store
+            let page = Records::of(&*self.store)
                 .scan(model::ROLE_BINDINGS, after.as_deref(), 500)
                 .await?;
             let Some(last) = page.last() else { break };
             after = Some(last.name.clone());
             for r in &page {
-                let b: RoleBindingRec = model::from_json(&r.data)?;
+                let b: RoleBindingRec = r.value.clone();
                 if is_org_admin(&b) && removing != Removal::Binding(&r.name) {
                     admins.insert(b.principal);
                 }
@@ -292,14 +266,13 @@ impl Sovra {
         }
         let mut after: Option<String> = None;
         loop {
-            let page = self
-                .store
+            let page = Records::of(&*self.store)
                 .scan(model::TOKENS, after.as_deref(), 500)
                 .await?;
             let Some(last) = page.last() else { break };
             after = Some(last.name.clone());
             for r in &page {
-                let t: TokenRec = model::from_json(&r.data)?;
+                let t: TokenRec = r.value.clone();
                 let usable = !t.revoked && t.expire_time.is_none_or(|e| e > now);
                 if usable && removing != Removal::Token(&t.id) && admins.contains(&t.principal) {
                     return Ok(());
@@ -338,14 +311,7 @@ impl Sovra {
             create_time: self.now(),
         };
         let mut b = WriteBatch::new();
-        b.put(
-            model::ROLE_BINDINGS,
-            format!("{}/{}", rec.principal, rec.id),
-            rec.principal.clone(),
-            model::to_json(&rec)?,
-            None,
-            Expect::Absent,
-        );
+        b.create(model::ROLE_BINDINGS, &rec)?;
         b.audit(self.admin_event(p, "roleBindings.create", format!("roleBindings/{}", rec.id)).detail(serde_json::json!({"principal": rec.principal, "role": rec.role, "scope": rec.scope})).body());
         self.store.commit(b).await?;
         self.auth.invalidate_principal(&rec.principal);
@@ -372,14 +338,13 @@ impl Sovra {
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let page = self
-                .store
+            let page = Records::of(&*self.store)
                 .scan(model::ROLE_BINDINGS, after.as_deref(), 500)
                 .await?;
             let Some(last) = page.last() else { break };
             after = Some(last.name.clone());
             for r in &page {
-                out.push(binding(&model::from_json(&r.data)?));
+                out.push(binding(&r.value));
             }
         }
         Ok(out)
@@ -398,12 +363,11 @@ impl Sovra {
         check_principal(principal)?;
         let name = format!("{principal}/{id}");
         let _serial = self.admin_changes.lock().await;
-        let r = self
-            .store
+        let r = Records::of(&*self.store)
             .get(model::ROLE_BINDINGS, &name)
             .await?
             .ok_or_else(|| Error::new(ErrorCode::RoleBindingNotFound, format!("principal {principal:?} has no role binding {id:?}; list them with 'sovra roles list'")))?;
-        let rec: RoleBindingRec = model::from_json(&r.data)?;
+        let rec: RoleBindingRec = r.value.clone();
         if is_org_admin(&rec) {
             if rec.principal == *p.name {
                 return Err(Error::new(
@@ -414,7 +378,7 @@ impl Sovra {
             self.keep_an_administrator(Removal::Binding(&name)).await?;
         }
         let mut b = WriteBatch::new();
-        b.delete(model::ROLE_BINDINGS, name, Expect::Rev(r.rev));
+        b.remove(model::ROLE_BINDINGS, name, Expect::Rev(r.rev));
         b.audit(
             self.admin_event(p, "roleBindings.delete", format!("roleBindings/{id}"))
                 .detail(serde_json::json!({"principal": principal}))
@@ -430,9 +394,12 @@ impl Sovra {
         Ok(match self.quota_limits.get(principal) {
             Some(q) => q,
             None => {
-                let q = match self.store.get(model::QUOTAS, principal).await? {
+                let q = match Records::of(&*self.store)
+                    .get(model::QUOTAS, principal)
+                    .await?
+                {
                     Some(r) => {
-                        let q: QuotaRec = model::from_json(&r.data)?;
+                        let q: QuotaRec = r.value.clone();
                         (q.symmetric_per_minute, q.asymmetric_per_minute, false)
                     }
                     None => (
@@ -524,14 +491,7 @@ impl Sovra {
             asymmetric_per_minute: req.asymmetric_per_minute,
         };
         let mut b = WriteBatch::new();
-        b.put(
-            model::QUOTAS,
-            principal,
-            "",
-            model::to_json(&rec)?,
-            None,
-            Expect::Any,
-        );
+        b.write(model::QUOTAS, &rec, Expect::Any)?;
         b.audit(
             self.admin_event(p, "quotas.set", format!("quotas/{principal}"))
                 .detail(serde_json::to_value(&req).unwrap_or_default())

@@ -11,6 +11,7 @@ use crate::cache::TtlCache;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::model::{self, RoleBindingRec, TokenRec};
+use crate::records::Records;
 use sovra_proto::ErrorCode;
 use sovra_store::Store;
 use std::sync::Arc;
@@ -132,10 +133,10 @@ impl Auth {
         if let Some(t) = self.tokens.get(id) {
             return Ok(Some(t));
         }
-        let Some(rec) = self.store.get(model::TOKENS, id).await? else {
+        let Some(rec) = Records::of(&*self.store).get(model::TOKENS, id).await? else {
             return Ok(None);
         };
-        let t: TokenRec = model::from_json(&rec.data)?;
+        let t: TokenRec = rec.value.clone();
         let mut secret_hash = [0u8; 32];
         let decoded = (0..32)
             .map(|i| {
@@ -176,14 +177,13 @@ impl Auth {
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let page = self
-                .store
+            let page = Records::of(&*self.store)
                 .list(model::ROLE_BINDINGS, principal, after.as_deref(), 500)
                 .await?;
             let Some(last) = page.last() else { break };
             after = Some(last.name.clone());
             for r in &page {
-                out.push(model::from_json::<RoleBindingRec>(&r.data)?);
+                out.push(r.value.clone());
             }
         }
         let b = Arc::new(out);

@@ -10,6 +10,7 @@ use super::auth::Principal;
 use super::authz::Permission;
 use crate::error::{Error, Result};
 use crate::model;
+use crate::records::{Records, Writes};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sovra_crypto::jws::VerifyKey;
@@ -46,6 +47,12 @@ pub struct TrustedIssuer {
     /// the system's CA bundle.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ca_certificates: Vec<String>,
+}
+
+impl crate::model::Record for TrustedIssuer {
+    fn name(&self) -> String {
+        self.issuer.clone()
+    }
 }
 
 /// Fetched key sets, per issuer.
@@ -243,14 +250,7 @@ impl Sovra {
             }
         }
         let mut b = WriteBatch::new();
-        b.put(
-            model::RELEASE_ISSUERS,
-            ti.issuer.clone(),
-            "",
-            model::to_json(&ti)?,
-            None,
-            Expect::Any,
-        );
+        b.write(model::RELEASE_ISSUERS, &ti, Expect::Any)?;
         b.audit(
             self.admin_event(
                 p,
@@ -270,8 +270,11 @@ impl Sovra {
             .authorize(p, Permission::PolicyRead, "attestation")
             .await?;
         let mut out = Vec::new();
-        for r in self.store.scan(model::RELEASE_ISSUERS, None, 1000).await? {
-            out.push(model::from_json(&r.data)?);
+        for r in Records::of(&*self.store)
+            .scan(model::RELEASE_ISSUERS, None, 1000)
+            .await?
+        {
+            out.push(r.value.clone());
         }
         Ok(out)
     }

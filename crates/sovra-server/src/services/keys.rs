@@ -7,10 +7,11 @@ use super::{Sovra, with_retries};
 use crate::clock::{parse_rfc3339, rfc3339};
 use crate::error::{Error, Result};
 use crate::model::{self, CryptoKeyRec, KeyRingRec, LocationRec, VersionRec, version_key};
+use crate::records::{Records, Row, Writes};
 use sovra_proto::kms::*;
 use sovra_proto::names::{CryptoKeyName, KeyRingName, LocationName, VersionName};
 use sovra_proto::{ErrorCode, duration};
-use sovra_store::{Expect, Record, WriteBatch};
+use sovra_store::WriteBatch;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -66,7 +67,7 @@ impl Page {
     }
 }
 
-fn next_token(records: &[Record], limit: usize) -> Option<String> {
+fn next_token<T>(records: &[Row<T>], limit: usize) -> Option<String> {
     (records.len() == limit)
         .then(|| {
             records
@@ -205,7 +206,11 @@ impl Sovra {
     pub async fn ensure_default_location(&self) -> Result<()> {
         let id = self.cfg.default_location.clone();
         LocationName::new(&id)?;
-        if self.store.get(model::LOCATIONS, &id).await?.is_some() {
+        if Records::of(&*self.store)
+            .get(model::LOCATIONS, &id)
+            .await?
+            .is_some()
+        {
             if !self.hsm.locations()?.contains(&id) {
                 return Err(Error::internal(format!(
                     "the HSM holds no wrapping key for the configured location {id:?}; is this the HSM this database was created with?"
@@ -220,14 +225,7 @@ impl Sovra {
             create_time: self.now(),
         };
         let mut b = WriteBatch::new();
-        b.put(
-            model::LOCATIONS,
-            id.clone(),
-            "",
-            model::to_json(&rec)?,
-            None,
-            Expect::Absent,
-        );
+        b.create(model::LOCATIONS, &rec)?;
         b.audit(
             super::audit::AuditEvent::new(
                 self.now(),
@@ -253,8 +251,7 @@ impl Sovra {
     }
 
     async fn location_rec(&self, loc: &LocationName) -> Result<LocationRec> {
-        let r = self
-            .store
+        let r = Records::of(&*self.store)
             .get(model::LOCATIONS, &loc.location)
             .await?
             .ok_or_else(|| {
@@ -263,7 +260,7 @@ impl Sovra {
                     format!("{loc} does not exist; list locations with 'sovra locations list'"),
                 )
             })?;
-        model::from_json(&r.data)
+        Ok(r.value)
     }
 
     /// `POST /v1/locations` (creates the location's wrapping key in the HSM).
@@ -272,7 +269,11 @@ impl Sovra {
             .authorize(p, Permission::LocationManage, "*")
             .await?;
         let name = LocationName::new(id)?;
-        if self.store.get(model::LOCATIONS, id).await?.is_some() {
+        if Records::of(&*self.store)
+            .get(model::LOCATIONS, id)
+            .await?
+            .is_some()
+        {
             return Err(Error::new(
                 ErrorCode::AlreadyExists,
                 format!("{name} already exists"),
@@ -285,14 +286,7 @@ impl Sovra {
             create_time: self.now(),
         };
         let mut b = WriteBatch::new();
-        b.put(
-            model::LOCATIONS,
-            id,
-            "",
-            model::to_json(&rec)?,
-            None,
-            Expect::Absent,
-        );
+        b.create(model::LOCATIONS, &rec)?;
         b.audit(
             self.admin_event(p, "locations.create", name.to_string())
                 .body(),
@@ -308,10 +302,12 @@ impl Sovra {
 
     /// `GET /v1/locations`: the locations the principal can read.
     pub async fn list_locations(&self, p: &Principal) -> Result<Vec<Location>> {
-        let recs = self.store.scan(model::LOCATIONS, None, 10_000).await?;
+        let recs = Records::of(&*self.store)
+            .scan(model::LOCATIONS, None, 10_000)
+            .await?;
         let mut out = Vec::new();
         for r in recs {
-            let l: LocationRec = model::from_json(&r.data)?;
+            let l: LocationRec = r.value.clone();
             if p.can(Permission::LocationRead, &format!("locations/{}", l.id)) {
                 out.push(self.location_wire(&l));
             }
@@ -335,12 +331,11 @@ impl Sovra {
     // ----- key rings -----------------------------------------------------------------------
 
     async fn ring_rec(&self, name: &KeyRingName) -> Result<(KeyRingRec, u64)> {
-        let r = self
-            .store
+        let r = Records::of(&*self.store)
             .get(model::KEY_RINGS, &name.to_string())
             .await?
             .ok_or_else(|| not_found(ErrorCode::KeyRingNotFound, "key ring", &name.to_string()))?;
-        Ok((model::from_json(&r.data)?, r.rev))
+        Ok((r.value.clone(), r.rev))
     }
 
     /// `POST /v1/locations/{loc}/keyRings?keyRingId=`.
@@ -362,14 +357,7 @@ impl Sovra {
             audit_data_access: req.audit_data_access,
         };
         let mut b = WriteBatch::new();
-        b.put(
-            model::KEY_RINGS,
-            rec.name.clone(),
-            loc.to_string(),
-            model::to_json(&rec)?,
-            None,
-            Expect::Absent,
-        );
+        b.create(model::KEY_RINGS, &rec)?;
         b.audit(
             self.admin_event(p, "keyRings.create", rec.name.clone())
                 .detail(serde_json::json!({"auditDataAccess": rec.audit_data_access}))
@@ -413,14 +401,13 @@ impl Sovra {
         }
         self.location_rec(loc).await?;
         let limit = page.limit()?;
-        let recs = self
-            .store
+        let recs = Records::of(&*self.store)
             .list(model::KEY_RINGS, &loc_name, page.after()?.as_deref(), limit)
             .await?;
         let next = next_token(&recs, limit);
         let mut rings = Vec::new();
         for r in &recs {
-            let k: KeyRingRec = model::from_json(&r.data)?;
+            let k: KeyRingRec = r.value.clone();
             if whole || p.can(Permission::KeyRingRead, &k.name) {
                 rings.push(ring_wire(&k));
             }
@@ -447,14 +434,7 @@ impl Sovra {
                 rec.audit_data_access = a;
             }
             let mut b = WriteBatch::new();
-            b.put(
-                model::KEY_RINGS,
-                rec.name.clone(),
-                name.location_name().to_string(),
-                model::to_json(&rec)?,
-                None,
-                Expect::Rev(rev),
-            );
+            b.update(model::KEY_RINGS, &rec, rev)?;
             b.audit(
                 self.admin_event(p, "keyRings.update", rec.name.clone())
                     .detail(serde_json::json!({"auditDataAccess": rec.audit_data_access}))
@@ -493,24 +473,22 @@ impl Sovra {
 
     async fn load_key_view(&self, name: &CryptoKeyName) -> Result<KeyView> {
         let key_str = name.to_string();
-        let kr = self
-            .store
+        let kr = Records::of(&*self.store)
             .get(model::CRYPTO_KEYS, &key_str)
             .await?
             .ok_or_else(|| not_found(ErrorCode::KeyNotFound, "crypto key", &key_str))?;
-        let key: CryptoKeyRec = model::from_json(&kr.data)?;
+        let key: CryptoKeyRec = kr.value.clone();
         let (ring, _) = self.ring_rec(&name.key_ring_name()).await?;
         let mut versions = BTreeMap::new();
         let mut after: Option<String> = None;
         loop {
-            let page = self
-                .store
+            let page = Records::of(&*self.store)
                 .list(model::VERSIONS, &key_str, after.as_deref(), 1000)
                 .await?;
             let Some(last) = page.last() else { break };
             after = Some(last.name.clone());
             for r in &page {
-                let v: VersionRec = model::from_json(&r.data)?;
+                let v: VersionRec = r.value.clone();
                 versions.insert(v.version, (v, r.rev));
             }
         }
@@ -599,7 +577,6 @@ impl Sovra {
                 "an exportable key needs a releasePolicy saying which attested TEEs may receive it",
             ));
         }
-        let mut b = WriteBatch::new();
         let mut first = None;
         if !req.skip_initial_version_creation {
             let vname = name.version(1);
@@ -617,27 +594,14 @@ impl Sovra {
             };
             key.primary = Some(1);
             key.version_count = 1;
-            b.put(
-                model::VERSIONS,
-                version_key(&key.name, 1),
-                key.name.clone(),
-                model::to_json(&v)?,
-                None,
-                Expect::Absent,
-            );
             first = Some(v);
         }
-        b.ops.insert(
-            0,
-            sovra_store::Op::Put {
-                c: model::CRYPTO_KEYS,
-                name: key.name.clone(),
-                parent: ring.to_string(),
-                data: model::to_json(&key)?,
-                due: key.next_rotation_time,
-                expect: Expect::Absent,
-            },
-        );
+        // The key first, then its first version.
+        let mut b = WriteBatch::new();
+        b.create(model::CRYPTO_KEYS, &key)?;
+        if let Some(v) = &first {
+            b.create(model::VERSIONS, v)?;
+        }
         b.audit(
             self.admin_event(p, "cryptoKeys.create", key.name.clone())
                 .detail(serde_json::json!({"purpose": key.purpose, "algorithm": key.algorithm, "rotationPeriod": key.rotation_period, "destroyScheduledDuration": key.destroy_scheduled_duration}))
@@ -723,8 +687,7 @@ impl Sovra {
         }
         self.ring_rec(ring).await?;
         let limit = page.limit()?;
-        let recs = self
-            .store
+        let recs = Records::of(&*self.store)
             .list(
                 model::CRYPTO_KEYS,
                 &ring_name,
@@ -735,17 +698,15 @@ impl Sovra {
         let next = next_token(&recs, limit);
         let mut keys = Vec::new();
         for r in &recs {
-            let k: CryptoKeyRec = model::from_json(&r.data)?;
+            let k: CryptoKeyRec = r.value.clone();
             if !(whole || p.can(Permission::KeyRead, &k.name)) {
                 continue;
             }
             let primary = match k.primary {
-                Some(n) => self
-                    .store
+                Some(n) => Records::of(&*self.store)
                     .get(model::VERSIONS, &version_key(&k.name, n))
                     .await?
-                    .map(|r| model::from_json::<VersionRec>(&r.data))
-                    .transpose()?,
+                    .map(|r| r.value),
                 None => None,
             };
             keys.push(key_wire(&k, primary.as_ref()));
@@ -820,14 +781,7 @@ impl Sovra {
                 key.next_rotation_time = nrt;
             }
             let mut b = WriteBatch::new();
-            b.put(
-                model::CRYPTO_KEYS,
-                key.name.clone(),
-                name.key_ring_name().to_string(),
-                model::to_json(&key)?,
-                key.next_rotation_time,
-                Expect::Rev(v.key_rev),
-            );
+            b.update(model::CRYPTO_KEYS, &key, v.key_rev)?;
             b.audit(
                 self.admin_event(p, "cryptoKeys.update", key.name.clone())
                     .detail(serde_json::to_value(&req).unwrap_or_default())
@@ -858,14 +812,13 @@ impl Sovra {
         cause: NewVersion,
     ) -> Result<(CryptoKeyRec, VersionRec)> {
         let out = with_retries(|| async {
-            let kr = self
-                .store
+            let kr = Records::of(&*self.store)
                 .get(model::CRYPTO_KEYS, &name.to_string())
                 .await?
                 .ok_or_else(|| {
                     not_found(ErrorCode::KeyNotFound, "crypto key", &name.to_string())
                 })?;
-            let mut key: CryptoKeyRec = model::from_json(&kr.data)?;
+            let mut key: CryptoKeyRec = kr.value.clone();
             let n = key
                 .version_count
                 .checked_add(1)
@@ -901,22 +854,8 @@ impl Sovra {
                 key.next_rotation_time = Some(t);
             }
             let mut b = WriteBatch::new();
-            b.put(
-                model::CRYPTO_KEYS,
-                key.name.clone(),
-                name.key_ring_name().to_string(),
-                model::to_json(&key)?,
-                key.next_rotation_time,
-                Expect::Rev(kr.rev),
-            );
-            b.put(
-                model::VERSIONS,
-                version_key(&key.name, n),
-                key.name.clone(),
-                model::to_json(&v)?,
-                None,
-                Expect::Absent,
-            );
+            b.update(model::CRYPTO_KEYS, &key, kr.rev)?;
+            b.create(model::VERSIONS, &v)?;
             let ev = match actor {
                 Some(p) => self.admin_event(p, cause.action(), v.name.clone()),
                 None => super::audit::AuditEvent::new(
@@ -1001,14 +940,7 @@ impl Sovra {
             let mut key = v.key.clone();
             key.primary = Some(n);
             let mut b = WriteBatch::new();
-            b.put(
-                model::CRYPTO_KEYS,
-                key.name.clone(),
-                name.key_ring_name().to_string(),
-                model::to_json(&key)?,
-                key.next_rotation_time,
-                Expect::Rev(v.key_rev),
-            );
+            b.update(model::CRYPTO_KEYS, &key, v.key_rev)?;
             b.audit(
                 self.admin_event(p, "cryptoKeys.updatePrimaryVersion", key.name.clone())
                     .detail(serde_json::json!({"primary": n}))
@@ -1025,8 +957,7 @@ impl Sovra {
     // ----- versions ------------------------------------------------------------------------
 
     async fn version_rec(&self, name: &VersionName) -> Result<(VersionRec, u64)> {
-        let r = self
-            .store
+        let r = Records::of(&*self.store)
             .get(
                 model::VERSIONS,
                 &version_key(&name.key.to_string(), name.version),
@@ -1040,12 +971,11 @@ impl Sovra {
                     &name.to_string(),
                 )
             })?;
-        Ok((model::from_json(&r.data)?, r.rev))
+        Ok((r.value.clone(), r.rev))
     }
 
     async fn ensure_key_exists(&self, name: &CryptoKeyName) -> Result<()> {
-        if self
-            .store
+        if Records::of(&*self.store)
             .get(model::CRYPTO_KEYS, &name.to_string())
             .await?
             .is_none()
@@ -1080,8 +1010,7 @@ impl Sovra {
             .await?;
         self.ensure_key_exists(name).await?;
         let limit = page.limit()?;
-        let recs = self
-            .store
+        let recs = Records::of(&*self.store)
             .list(
                 model::VERSIONS,
                 &name.to_string(),
@@ -1090,10 +1019,7 @@ impl Sovra {
             )
             .await?;
         let next = next_token(&recs, limit);
-        let versions = recs
-            .iter()
-            .map(|r| model::from_json::<VersionRec>(&r.data).map(|v| version_wire(&v)))
-            .collect::<Result<Vec<_>>>()?;
+        let versions = recs.iter().map(|r| version_wire(&r.value)).collect();
         Ok(ListVersionsResponse {
             crypto_key_versions: versions,
             next_page_token: next,
@@ -1116,15 +1042,14 @@ impl Sovra {
             .await?;
         let key_str = name.key.to_string();
         let v = with_retries(|| async {
-            let kr = self.store.get(model::CRYPTO_KEYS, &key_str).await?.ok_or_else(|| not_found(ErrorCode::KeyNotFound, "crypto key", &key_str))?;
-            let key: CryptoKeyRec = model::from_json(&kr.data)?;
+            let kr = Records::of(&*self.store).get(model::CRYPTO_KEYS, &key_str).await?.ok_or_else(|| not_found(ErrorCode::KeyNotFound, "crypto key", &key_str))?;
+            let key: CryptoKeyRec = kr.value.clone();
             let (mut v, rev) = self.version_rec(name).await?;
             let before = v.state;
             let (settings, _) = self.settings_rec().await?;
             f(&mut v, self.now(), &settings, &key)?;
-            let due = if v.state == VersionState::DestroyScheduled { v.destroy_time } else { None };
             let mut b = WriteBatch::new();
-            b.put(model::VERSIONS, version_key(&key_str, name.version), key_str.clone(), model::to_json(&v)?, due, Expect::Rev(rev));
+            b.update(model::VERSIONS, &v, rev)?;
             b.audit(
                 self.admin_event(p, action, v.name.clone())
                     .detail(serde_json::json!({"from": before, "to": v.state, "destroyTime": v.destroy_time.map(rfc3339)}))

@@ -11,6 +11,7 @@ use super::issuers::TrustedIssuer;
 use super::quota::OpClass;
 use crate::error::{Error, Result};
 use crate::model;
+use crate::records::{Records, Writes};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sovra_crypto::jws::{self, Jws, VerifyKey};
@@ -26,10 +27,23 @@ const NONCE_TTL: i64 = 300;
 /// Prefix of server-issued nonces.
 const NONCE_PREFIX: &str = "sn_";
 
+/// A server-issued release nonce.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct NonceRec {
+pub struct NonceRec {
+    /// The nonce (empty in records written before it was kept here).
+    #[serde(default)]
+    nonce: String,
     expire: i64,
     principal: String,
+}
+
+impl crate::model::Record for NonceRec {
+    fn name(&self) -> String {
+        self.nonce.clone()
+    }
+    fn due(&self) -> Option<i64> {
+        Some(self.expire)
+    }
 }
 
 fn norm(u: &str) -> String {
@@ -132,8 +146,11 @@ impl Sovra {
                     keys.push(k);
                 }
             }
-        } else if let Some(rec) = self.store.get(model::RELEASE_ISSUERS, &iss).await? {
-            let ti: TrustedIssuer = model::from_json(&rec.data)?;
+        } else if let Some(rec) = Records::of(&*self.store)
+            .get(model::RELEASE_ISSUERS, &iss)
+            .await?
+        {
+            let ti: TrustedIssuer = rec.value.clone();
             keys = self.issuer_keys(&ti, j.kid()).await?;
         } else {
             return Err(deny(
@@ -198,17 +215,14 @@ impl Sovra {
         );
         let expire = self.now() + NONCE_TTL;
         let mut b = WriteBatch::new();
-        b.put(
+        b.create(
             model::RELEASE_NONCES,
-            nonce.clone(),
-            "",
-            model::to_json(&NonceRec {
+            &NonceRec {
+                nonce: nonce.clone(),
                 expire,
                 principal: p.name.to_string(),
-            })?,
-            Some(expire),
-            Expect::Absent,
-        );
+            },
+        )?;
         self.store.commit(b).await?;
         Ok(json!({"nonce": nonce, "expireTime": crate::clock::rfc3339(expire)}))
     }
@@ -243,12 +257,11 @@ impl Sovra {
         if !nonce.starts_with(NONCE_PREFIX) {
             return Err(unknown());
         }
-        let rec = self
-            .store
+        let rec = Records::of(&*self.store)
             .get(model::RELEASE_NONCES, nonce)
             .await?
             .ok_or_else(unknown)?;
-        let n: NonceRec = model::from_json(&rec.data)?;
+        let n: NonceRec = rec.value.clone();
         if n.expire < self.now() {
             return Err(deny(
                 ErrorCode::ReleaseNonceInvalid,
@@ -421,7 +434,7 @@ impl Sovra {
     async fn consume_nonce(&self, rev: Option<u64>, nonce: Option<&str>) -> Result<()> {
         if let (Some(rev), Some(nonce)) = (rev, nonce) {
             let mut b = WriteBatch::new();
-            b.delete(model::RELEASE_NONCES, nonce.to_string(), Expect::Rev(rev));
+            b.remove(model::RELEASE_NONCES, nonce.to_string(), Expect::Rev(rev));
             self.store.commit(b).await.map_err(|_| {
                 deny(
                     ErrorCode::ReleaseNonceInvalid,

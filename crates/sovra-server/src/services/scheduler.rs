@@ -6,6 +6,7 @@ use super::Sovra;
 use super::audit::{AuditEvent, EventKind};
 use crate::error::Result;
 use crate::model::{self, CryptoKeyRec, VersionRec};
+use crate::records::{Records, Writes};
 use sovra_proto::kms::VersionState;
 use sovra_proto::names::ResourceName;
 use sovra_store::{Expect, WriteBatch};
@@ -17,8 +18,11 @@ impl Sovra {
     pub async fn destroy_due(&self) -> Result<usize> {
         let now = self.now();
         let mut done = 0;
-        for r in self.store.due(model::VERSIONS, now, 500).await? {
-            let mut v: VersionRec = model::from_json(&r.data)?;
+        for r in Records::of(&*self.store)
+            .due(model::VERSIONS, now, 500)
+            .await?
+        {
+            let mut v: VersionRec = r.value.clone();
             if v.state != VersionState::DestroyScheduled || v.destroy_time.is_none_or(|t| t > now) {
                 continue;
             }
@@ -26,14 +30,7 @@ impl Sovra {
             v.material = None;
             v.destroy_event_time = Some(now);
             let mut b = WriteBatch::new();
-            b.put(
-                model::VERSIONS,
-                r.name.clone(),
-                r.parent.clone(),
-                model::to_json(&v)?,
-                None,
-                Expect::Rev(r.rev),
-            );
+            b.update(model::VERSIONS, &v, r.rev)?;
             b.audit(
                 AuditEvent::new(now, EventKind::System, "cryptoKeyVersions.destroyed")
                     .resource(v.name.clone())
@@ -59,8 +56,11 @@ impl Sovra {
     pub async fn rotate_due(&self) -> Result<usize> {
         let now = self.now();
         let mut done = 0;
-        for r in self.store.due(model::CRYPTO_KEYS, now, 500).await? {
-            let k: CryptoKeyRec = model::from_json(&r.data)?;
+        for r in Records::of(&*self.store)
+            .due(model::CRYPTO_KEYS, now, 500)
+            .await?
+        {
+            let k: CryptoKeyRec = r.value.clone();
             if k.next_rotation_time.is_none_or(|t| t > now) {
                 continue;
             }
@@ -87,7 +87,10 @@ impl Sovra {
     pub async fn expire_release_nonces(&self) -> Result<usize> {
         let now = self.now();
         let mut n = 0;
-        for c in [model::RELEASE_NONCES, model::TPM_CHALLENGES] {
+        for c in [
+            model::RELEASE_NONCES.collection(),
+            model::TPM_CHALLENGES.collection(),
+        ] {
             for r in self.store.due(c, now, 1000).await? {
                 let mut b = WriteBatch::new();
                 b.delete(c, r.name.clone(), Expect::Rev(r.rev));

@@ -6,11 +6,10 @@ use super::authz::Permission;
 use crate::cache::TtlCell;
 use crate::error::{Error, Result};
 use crate::model::{self, SettingsRec};
+use crate::records::{Records, Writes};
 use sovra_proto::admin::{Settings, UpdateSettingsRequest};
 use sovra_proto::duration;
 use sovra_store::{Expect, WriteBatch};
-
-const NAME: &str = "org";
 
 /// Cached settings and their revision.
 pub type SettingsCache = TtlCell<(SettingsRec, u64)>;
@@ -31,8 +30,11 @@ impl Sovra {
         if let Some(cur) = self.settings.get() {
             return Ok(cur);
         }
-        let (s, rev) = match self.store.get(model::SETTINGS, NAME).await? {
-            Some(r) => (model::from_json(&r.data)?, r.rev),
+        let (s, rev) = match Records::of(&*self.store)
+            .get(model::SETTINGS, model::SETTINGS_NAME)
+            .await?
+        {
+            Some(r) => (r.value.clone(), r.rev),
             None => (SettingsRec::defaults(&self.cfg.default_location), 0),
         };
         self.settings.put((s.clone(), rev));
@@ -79,7 +81,7 @@ impl Sovra {
             }
             let mut b = WriteBatch::new();
             let expect = if rev == 0 { Expect::Absent } else { Expect::Rev(rev) };
-            b.put(model::SETTINGS, NAME, "", model::to_json(&s)?, None, expect);
+            b.write(model::SETTINGS, &s, expect)?;
             b.audit(self.admin_event(p, "settings.update", "settings").detail(serde_json::to_value(to_wire(&s)).unwrap_or_default()).body());
             self.store.commit(b).await?;
             Ok(s)

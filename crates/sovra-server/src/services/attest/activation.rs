@@ -7,6 +7,7 @@
 use super::super::Sovra;
 use crate::error::{Error, Result};
 use crate::model;
+use crate::records::{Records, Writes};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sovra_attest::VerifyContext;
@@ -15,8 +16,12 @@ use sovra_store::{Expect, WriteBatch};
 
 const TTL: i64 = 300;
 
+/// A TPM credential-activation challenge.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct ChallengeRec {
+pub struct ChallengeRec {
+    /// The challenge ID (empty in records written before it was kept here).
+    #[serde(default)]
+    id: String,
     secret_sha256: String,
     ak_public: String,
     ek_cert_sha256: String,
@@ -26,6 +31,15 @@ struct ChallengeRec {
     ek_root_kind: String,
     #[serde(default)]
     ek_root: String,
+}
+
+impl crate::model::Record for ChallengeRec {
+    fn name(&self) -> String {
+        self.id.clone()
+    }
+    fn due(&self) -> Option<i64> {
+        Some(self.expire)
+    }
 }
 
 /// `POST /v1/attest/tpm/challenge`.
@@ -109,6 +123,7 @@ impl Sovra {
         let id = sovra_crypto::random::hex_id(16).map_err(|e| Error::internal(e.to_string()))?;
         let expire = self.now() + TTL;
         let rec = ChallengeRec {
+            id: id.clone(),
             secret_sha256: sha(&secret),
             ak_public: ak_public_b64,
             ek_cert_sha256,
@@ -117,14 +132,7 @@ impl Sovra {
             ek_root: root.id(),
         };
         let mut b = WriteBatch::new();
-        b.put(
-            model::TPM_CHALLENGES,
-            id.clone(),
-            "",
-            model::to_json(&rec)?,
-            Some(expire),
-            Expect::Absent,
-        );
+        b.create(model::TPM_CHALLENGES, &rec)?;
         self.store.commit(b).await?;
         Ok(
             json!({"challengeId": id, "credential": sovra_proto::b64::encode(&made.tpm2_tools_file()), "expireTime": crate::clock::rfc3339(expire)}),
@@ -150,15 +158,14 @@ impl Sovra {
                 .unwrap_or_default(),
         )?;
         let bad = |m: &str| Error::new(ErrorCode::AttestBindingInvalid, m.to_string());
-        let rec = self
-            .store
+        let rec = Records::of(&*self.store)
             .get(model::TPM_CHALLENGES, id)
             .await?
             .ok_or_else(|| bad("unknown or used challenge: request a new one"))?;
-        let c: ChallengeRec = model::from_json(&rec.data)?;
+        let c: ChallengeRec = rec.value.clone();
         // Single use, whatever the outcome.
         let mut b = WriteBatch::new();
-        b.delete(model::TPM_CHALLENGES, id.to_string(), Expect::Rev(rec.rev));
+        b.remove(model::TPM_CHALLENGES, id.to_string(), Expect::Rev(rec.rev));
         self.store
             .commit(b)
             .await

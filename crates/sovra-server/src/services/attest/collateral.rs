@@ -6,6 +6,7 @@ use super::super::auth::Principal;
 use super::super::authz::Permission;
 use crate::error::{Error, Result};
 use crate::model;
+use crate::records::{Records, Writes};
 use serde::{Deserialize, Serialize};
 use sovra_attest::TrustStore;
 use sovra_attest::evidence::{Anchor, Platform};
@@ -32,6 +33,15 @@ pub struct CollateralRec {
     /// For Intel collateral fetched from a PCS: what was asked for, so it can be refreshed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fetched: Option<FetchedIntel>,
+}
+
+impl crate::model::Record for CollateralRec {
+    fn name(&self) -> String {
+        self.id.clone()
+    }
+    fn parent(&self) -> String {
+        self.kind.clone()
+    }
 }
 
 /// What an Intel bundle was fetched for.
@@ -185,14 +195,7 @@ impl Sovra {
             fetched: None,
         };
         let mut b = WriteBatch::new();
-        b.put(
-            model::COLLATERAL,
-            id.clone(),
-            rec.kind.clone(),
-            model::to_json(&rec)?,
-            None,
-            Expect::Any,
-        );
+        b.write(model::COLLATERAL, &rec, Expect::Any)?;
         let mut ev = self
             .admin_event(p, "attestation.collateral.import", format!("attestation/collateral/{id}"))
             .detail(serde_json::json!({"kind": rec.kind, "platform": rec.platform, "description": rec.description}));
@@ -219,7 +222,7 @@ impl Sovra {
         self.auth
             .authorize(p, Permission::PolicyManage, "attestation")
             .await?;
-        let Some(r) = self.store.get(model::COLLATERAL, id).await? else {
+        let Some(r) = Records::of(&*self.store).get(model::COLLATERAL, id).await? else {
             return Err(Error::new(
                 ErrorCode::CollateralNotFound,
                 format!(
@@ -227,12 +230,12 @@ impl Sovra {
                 ),
             ));
         };
-        let rec: CollateralRec = model::from_json(&r.data)?;
+        let rec: CollateralRec = r.value.clone();
         if changes_trust(&rec.kind) {
             self.auth.authorize(p, Permission::TrustManage, "*").await?;
         }
         let mut b = WriteBatch::new();
-        b.delete(model::COLLATERAL, id, Expect::Rev(r.rev));
+        b.remove(model::COLLATERAL, id, Expect::Rev(r.rev));
         b.audit(
             self.admin_event(
                 p,
@@ -250,14 +253,13 @@ impl Sovra {
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let page = self
-                .store
+            let page = Records::of(&*self.store)
                 .scan(model::COLLATERAL, after.as_deref(), 500)
                 .await?;
             let Some(last) = page.last() else { break };
             after = Some(last.name.clone());
             for r in &page {
-                out.push(model::from_json::<CollateralRec>(&r.data)?);
+                out.push(r.value.clone());
             }
         }
         Ok(out)

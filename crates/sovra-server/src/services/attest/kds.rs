@@ -13,6 +13,7 @@ use super::collateral::CollateralRec;
 use crate::cache::{Rate, TokenBucket, TtlCache};
 use crate::error::Result;
 use crate::model;
+use crate::records::Writes;
 use sovra_attest::snp::{kds, report, vcek};
 use sovra_store::{Expect, WriteBatch};
 use std::sync::Mutex;
@@ -237,14 +238,7 @@ impl Sovra {
             fetched: None,
         };
         let mut b = WriteBatch::new();
-        b.put(
-            model::COLLATERAL,
-            id.clone(),
-            rec.kind.clone(),
-            model::to_json(&rec)?,
-            None,
-            Expect::Any,
-        );
+        b.write(model::COLLATERAL, &rec, Expect::Any)?;
         b.audit(
             AuditEvent::new(self.now(), EventKind::Admin, "attestation.collateral.fetch")
                 .principal("sovra")

@@ -14,6 +14,7 @@ use super::collateral::{CollateralRec, FetchedIntel};
 use crate::cache::TtlCache;
 use crate::error::Result;
 use crate::model;
+use crate::records::{Records, Writes};
 use sovra_attest::dcap::{collateral, pcs};
 use sovra_store::{Expect, WriteBatch};
 use std::time::Duration;
@@ -138,15 +139,16 @@ impl Sovra {
         );
         let mut b = WriteBatch::new();
         let mut unchanged = false;
-        for r in self.store.scan(model::COLLATERAL, None, 10_000).await? {
-            if let Ok(old) = model::from_json::<CollateralRec>(&r.data)
-                && old.kind == "intel"
-                && old.description == description
-            {
+        for r in Records::of(&*self.store)
+            .scan(model::COLLATERAL, None, 10_000)
+            .await?
+        {
+            let old = r.value;
+            if old.kind == "intel" && old.description == description {
                 if old.id == id && old.fetched.is_some() {
                     unchanged = true;
                 } else if old.id != id {
-                    b.delete(model::COLLATERAL, old.id.clone(), Expect::Any);
+                    b.remove(model::COLLATERAL, old.id.clone(), Expect::Any);
                 }
             }
         }
@@ -166,14 +168,7 @@ impl Sovra {
                 tdx: needs.tdx,
             }),
         };
-        b.put(
-            model::COLLATERAL,
-            id.clone(),
-            rec.kind.clone(),
-            model::to_json(&rec)?,
-            None,
-            Expect::Any,
-        );
+        b.write(model::COLLATERAL, &rec, Expect::Any)?;
         b.audit(
             AuditEvent::new(self.now(), EventKind::Admin, "attestation.collateral.fetch")
                 .principal("sovra")

@@ -8,6 +8,7 @@ use super::super::authz::Permission;
 use crate::cache::TtlCache;
 use crate::error::{Error, Result};
 use crate::model;
+use crate::records::{Records, Writes};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sovra_attest::EvidenceType;
@@ -63,6 +64,15 @@ pub struct PolicyRec {
     pub signer: Option<String>,
     /// Last change.
     pub update_time: i64,
+}
+
+impl crate::model::Record for PolicyRec {
+    fn name(&self) -> String {
+        format!("{}/{}", self.provider, self.evidence_type)
+    }
+    fn parent(&self) -> String {
+        self.provider.clone()
+    }
 }
 
 // One per cached policy; the Rego engine is large, but boxing it buys nothing here.
@@ -274,12 +284,11 @@ impl Sovra {
         kind: EvidenceType,
     ) -> Result<Option<(PolicyRec, u64)>> {
         Ok(
-            match self
-                .store
+            match Records::of(&*self.store)
                 .get(model::ATTEST_POLICIES, &record_name(provider, kind))
                 .await?
             {
-                Some(r) => Some((model::from_json(&r.data)?, r.rev)),
+                Some(r) => Some((r.value.clone(), r.rev)),
                 None => None,
             },
         )
@@ -377,14 +386,7 @@ impl Sovra {
         let expect = prev
             .as_ref()
             .map_or(Expect::Absent, |(_, rev)| Expect::Rev(*rev));
-        b.put(
-            model::ATTEST_POLICIES,
-            name.clone(),
-            provider,
-            model::to_json(&rec)?,
-            None,
-            expect,
-        );
+        b.write(model::ATTEST_POLICIES, &rec, expect)?;
         b.audit(
             self.admin_event(p, "attestation.policies.set", format!("attestation/providers/{name}"))
                 .detail(serde_json::json!({"policyHash": c.hash, "language": language.name(), "signer": signer}))
@@ -409,7 +411,7 @@ impl Sovra {
         let name = record_name(provider, kind);
         if let Some((_, rev)) = self.policy_rec(provider, kind).await? {
             let mut b = WriteBatch::new();
-            b.delete(model::ATTEST_POLICIES, name.clone(), Expect::Rev(rev));
+            b.remove(model::ATTEST_POLICIES, name.clone(), Expect::Rev(rev));
             b.audit(
                 self.admin_event(p, "attestation.policies.reset", format!("attestation/providers/{name}"))
                     .detail(serde_json::json!({"policyHash": sovra_policy::maa::policy_hash(sovra_policy::defaults::for_type(kind))}))
@@ -463,14 +465,7 @@ impl Sovra {
         rv.name = name.into();
         rv.update_time = Some(crate::clock::rfc3339(self.now()));
         let mut b = WriteBatch::new();
-        b.put(
-            model::REFERENCE_VALUES,
-            name,
-            "",
-            model::to_json(&rv)?,
-            None,
-            Expect::Any,
-        );
+        b.write(model::REFERENCE_VALUES, &rv, Expect::Any)?;
         b.audit(
             self.admin_event(
                 p,
@@ -498,14 +493,17 @@ impl Sovra {
         self.auth
             .authorize(p, Permission::PolicyManage, "attestation")
             .await?;
-        let Some(r) = self.store.get(model::REFERENCE_VALUES, name).await? else {
+        let Some(r) = Records::of(&*self.store)
+            .get(model::REFERENCE_VALUES, name)
+            .await?
+        else {
             return Err(Error::new(
                 ErrorCode::ReferenceValuesNotFound,
                 format!("no reference-value set {name:?}"),
             ));
         };
         let mut b = WriteBatch::new();
-        b.delete(model::REFERENCE_VALUES, name, Expect::Rev(r.rev));
+        b.remove(model::REFERENCE_VALUES, name, Expect::Rev(r.rev));
         b.audit(
             self.admin_event(
                 p,
@@ -521,8 +519,11 @@ impl Sovra {
 
     async fn reference_value_sets(&self) -> Result<Vec<ReferenceValues>> {
         let mut out = Vec::new();
-        for r in self.store.scan(model::REFERENCE_VALUES, None, 1000).await? {
-            out.push(model::from_json(&r.data)?);
+        for r in Records::of(&*self.store)
+            .scan(model::REFERENCE_VALUES, None, 1000)
+            .await?
+        {
+            out.push(r.value.clone());
         }
         Ok(out)
     }

@@ -6,10 +6,11 @@ use super::super::auth::Principal;
 use super::super::authz::Permission;
 use crate::error::{Error, Result};
 use crate::model;
+use crate::records::{Records, Writes};
 use serde::{Deserialize, Serialize};
 use sovra_proto::ErrorCode;
 use sovra_proto::attest::Provider;
-use sovra_store::{Expect, WriteBatch};
+use sovra_store::WriteBatch;
 
 /// The provider that always exists.
 pub const DEFAULT_PROVIDER: &str = "default";
@@ -21,6 +22,12 @@ pub struct ProviderRec {
     pub name: String,
     /// Creation time.
     pub create_time: i64,
+}
+
+impl crate::model::Record for ProviderRec {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
 }
 
 /// A provider as the service uses it.
@@ -71,8 +78,7 @@ impl Sovra {
                 create_time: 0,
             });
         }
-        let rec = self
-            .store
+        let rec = Records::of(&*self.store)
             .get(model::ATTEST_PROVIDERS, name)
             .await?
             .ok_or_else(|| {
@@ -81,7 +87,7 @@ impl Sovra {
                     format!("attestation provider {name:?} does not exist; create it with `sovra attestation providers create {name}`"),
                 )
             })?;
-        let rec: ProviderRec = model::from_json(&rec.data)?;
+        let rec: ProviderRec = rec.value.clone();
         Ok(ProviderView {
             issuer: self.issuer_of(&rec.name),
             name: rec.name,
@@ -106,14 +112,7 @@ impl Sovra {
             create_time: self.now(),
         };
         let mut b = WriteBatch::new();
-        b.put(
-            model::ATTEST_PROVIDERS,
-            name,
-            "",
-            model::to_json(&rec)?,
-            None,
-            Expect::Absent,
-        );
+        b.create(model::ATTEST_PROVIDERS, &rec)?;
         b.audit(
             self.admin_event(
                 p,
@@ -146,8 +145,11 @@ impl Sovra {
             .authorize(p, Permission::PolicyRead, "attestation")
             .await?;
         let mut out = vec![self.provider_wire(&self.provider(DEFAULT_PROVIDER).await?)];
-        for r in self.store.scan(model::ATTEST_PROVIDERS, None, 1000).await? {
-            let rec: ProviderRec = model::from_json(&r.data)?;
+        for r in Records::of(&*self.store)
+            .scan(model::ATTEST_PROVIDERS, None, 1000)
+            .await?
+        {
+            let rec: ProviderRec = r.value.clone();
             out.push(self.provider_wire(&ProviderView {
                 issuer: self.issuer_of(&rec.name),
                 name: rec.name,

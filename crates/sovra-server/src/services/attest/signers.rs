@@ -8,6 +8,7 @@ use super::super::authz::Permission;
 use super::collateral::CollateralRec;
 use crate::error::{Error, Result};
 use crate::model;
+use crate::records::Records;
 use serde_json::{Value, json};
 use sovra_crypto::jws::Jws;
 use sovra_proto::ErrorCode;
@@ -92,12 +93,11 @@ impl Sovra {
         sovra_attest::x509::parse_cert(&der)
             .map_err(|e| Error::invalid(format!("policyCertificate: {e}")))?;
         let thumb = thumbprint(&der);
-        let signers: Vec<CollateralRec> = self
-            .store
+        let signers: Vec<CollateralRec> = Records::of(&*self.store)
             .scan(model::COLLATERAL, None, 10_000)
             .await?
-            .iter()
-            .filter_map(|r| model::from_json::<CollateralRec>(&r.data).ok())
+            .into_iter()
+            .map(|r| r.value)
             .filter(|r| r.kind == "policy-signer")
             .collect();
         let holding: Vec<&CollateralRec> = signers

@@ -13,11 +13,12 @@ use super::super::Sovra;
 use super::super::audit::{AuditEvent, EventKind};
 use crate::error::{Error, Result};
 use crate::model;
+use crate::records::Writes;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 use sovra_crypto::jws::{self, JwsAlg, JwsSigner};
-use sovra_store::{Expect, WriteBatch};
+use sovra_store::WriteBatch;
 use std::sync::Arc;
 
 /// A stored signing key.
@@ -37,6 +38,12 @@ pub struct SigningKeyRec {
     pub retire_time: Option<i64>,
     /// When it leaves the JWKS (its last token has expired).
     pub unpublish_time: Option<i64>,
+}
+
+impl crate::model::Record for SigningKeyRec {
+    fn name(&self) -> String {
+        self.kid.clone()
+    }
 }
 
 /// The loaded keys: the active signer and every published public key.
@@ -66,7 +73,7 @@ pub enum KeyUse {
 pub const RELEASE_TYP: &str = "sovra-key-release+jwt";
 
 impl KeyUse {
-    fn collection(self) -> sovra_store::Collection {
+    fn table(self) -> model::Table<SigningKeyRec> {
         match self {
             Self::Attestation => model::ATTEST_SIGNING_KEYS,
             Self::Release => model::RELEASE_SIGNING_KEYS,
@@ -162,14 +169,7 @@ impl Sovra {
             unpublish_time: None,
         };
         let mut b = WriteBatch::new();
-        b.put(
-            u.collection(),
-            kid.clone(),
-            "",
-            model::to_json(&rec)?,
-            None,
-            Expect::Absent,
-        );
+        b.create(u.table(), &rec)?;
         let mut detail = serde_json::json!({"kid": kid, "alg": alg.name()});
         if !retire.is_empty()
             && let Some(d) = detail.as_object_mut()
@@ -180,14 +180,7 @@ impl Sovra {
         for (mut old, rev) in retire {
             old.retire_time = Some(now);
             old.unpublish_time = Some(now + self.cfg.attest.token_ttl_secs as i64 + 300);
-            b.put(
-                u.collection(),
-                old.kid.clone(),
-                "",
-                model::to_json(&old)?,
-                None,
-                Expect::Rev(rev),
-            );
+            b.update(u.table(), &old, rev)?;
         }
         b.audit(
             AuditEvent::new(
@@ -205,11 +198,10 @@ impl Sovra {
     }
 
     async fn signing_records(&self, u: KeyUse) -> Result<Vec<(SigningKeyRec, u64)>> {
-        let mut out = Vec::new();
-        for r in self.store.scan(u.collection(), None, 1000).await? {
-            out.push((model::from_json::<SigningKeyRec>(&r.data)?, r.rev));
-        }
-        Ok(out)
+        let rows = crate::records::Records::of(&*self.store)
+            .scan(u.table(), None, 1000)
+            .await?;
+        Ok(rows.into_iter().map(|r| (r.value, r.rev)).collect())
     }
 
     /// The loaded signing keys, creating the first one (RS256 by default) if there is none.
@@ -289,14 +281,7 @@ impl Sovra {
             let mut old = old.clone();
             old.retire_time = Some(now);
             old.unpublish_time = Some(now + self.cfg.attest.token_ttl_secs as i64 + 300);
-            b.put(
-                u.collection(),
-                old.kid.clone(),
-                "",
-                model::to_json(&old)?,
-                None,
-                Expect::Rev(*rev),
-            );
+            b.update(u.table(), &old, *rev)?;
             b.audit(
                 AuditEvent::new(
                     now,
