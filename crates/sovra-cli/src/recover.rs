@@ -41,6 +41,7 @@ pub async fn run(g: &Global, c: AdminCmd) -> Result<()> {
                 .await
                 .map_err(CliError::Local)?;
             let token = sovra
+                .access()
                 .recover_administrator(&principal, hours.saturating_mul(3600))
                 .await
                 .map_err(|e| CliError::Coded {

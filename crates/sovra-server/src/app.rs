@@ -232,11 +232,13 @@ pub async fn open(cfg: &Config) -> Result<Opened, String> {
         .is_empty();
     let sovra = Arc::new(Sovra::new(store.clone(), hsm, Arc::new(SystemClock), scfg));
     sovra
+        .keys()
         .ensure_default_location()
         .await
         .map_err(|e| format!("cannot initialise the default location: {e}"))?;
     // The attestation token signing key exists from the first start (not created under load).
     sovra
+        .attest()
         .signing_keys()
         .await
         .map_err(|e| format!("cannot initialise the attestation signing key: {e}"))?;
@@ -248,7 +250,7 @@ pub async fn open(cfg: &Config) -> Result<Opened, String> {
     {
         tracing::warn!(error = %e, "audit checkpoint failed");
     }
-    for w in sovra.trust_warnings().await.unwrap_or_default() {
+    for w in sovra.trust().trust_warnings().await.unwrap_or_default() {
         tracing::warn!("{w}");
     }
     let token_path = admin_token_path(&cfg.data_dir);
@@ -261,6 +263,7 @@ pub async fn open(cfg: &Config) -> Result<Opened, String> {
         None
     } else {
         let token = sovra
+            .access()
             .bootstrap_admin()
             .await
             .map_err(|e| format!("cannot create the admin token: {e}"))?;

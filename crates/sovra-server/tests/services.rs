@@ -26,17 +26,20 @@ async fn scheduled_rotation_makes_a_new_primary_and_old_ciphertexts_still_decryp
     let e = common::env().await;
     let s = &e.sovra;
     let loc = LocationName::new("global").unwrap();
-    s.create_key_ring(&e.admin, &loc, "r", CreateKeyRingRequest::default())
+    s.keys()
+        .create_key_ring(&e.admin, &loc, "r", CreateKeyRingRequest::default())
         .await
         .unwrap();
     let ring = loc.key_ring("r").unwrap();
     let k = s
+        .keys()
         .create_crypto_key(&e.admin, &ring, "k", key_req(Some("1d")))
         .await
         .unwrap();
     assert_eq!(k.rotation_period.as_deref(), Some("86400s"));
     let name = ring.crypto_key("k").unwrap();
     let ct = s
+        .crypto()
         .encrypt(
             &e.admin,
             &name,
@@ -47,15 +50,15 @@ async fn scheduled_rotation_makes_a_new_primary_and_old_ciphertexts_still_decryp
         )
         .await
         .unwrap();
-    assert_eq!(s.rotate_due().await.unwrap(), 0, "not due yet");
+    assert_eq!(s.keys().rotate_due().await.unwrap(), 0, "not due yet");
     e.clock.advance(86_400);
-    assert_eq!(s.rotate_due().await.unwrap(), 1);
+    assert_eq!(s.keys().rotate_due().await.unwrap(), 1);
     assert_eq!(
-        s.rotate_due().await.unwrap(),
+        s.keys().rotate_due().await.unwrap(),
         0,
         "the next rotation moved a period ahead"
     );
-    let k = s.get_crypto_key(&e.admin, &name).await.unwrap();
+    let k = s.keys().get_crypto_key(&e.admin, &name).await.unwrap();
     assert!(k.primary.unwrap().name.ends_with("/cryptoKeyVersions/2"));
     assert_eq!(
         k.next_rotation_time.unwrap(),
@@ -63,11 +66,12 @@ async fn scheduled_rotation_makes_a_new_primary_and_old_ciphertexts_still_decryp
     );
     // Missed periods (server down for 3 days) rotate once and schedule the next in the future.
     e.clock.advance(3 * 86_400);
-    assert_eq!(s.rotate_due().await.unwrap(), 1);
-    let k = s.get_crypto_key(&e.admin, &name).await.unwrap();
+    assert_eq!(s.keys().rotate_due().await.unwrap(), 1);
+    let k = s.keys().get_crypto_key(&e.admin, &name).await.unwrap();
     assert!(k.primary.unwrap().name.ends_with("/cryptoKeyVersions/3"));
     assert!(sovra_server::clock::parse_rfc3339(&k.next_rotation_time.unwrap()).unwrap() > s.now());
     let d = s
+        .crypto()
         .decrypt(
             &e.admin,
             &name,
@@ -96,26 +100,29 @@ async fn destruction_waits_for_its_time_and_erases_material() {
     let e = common::env().await;
     let s = &e.sovra;
     let loc = LocationName::new("global").unwrap();
-    s.create_key_ring(&e.admin, &loc, "r", CreateKeyRingRequest::default())
+    s.keys()
+        .create_key_ring(&e.admin, &loc, "r", CreateKeyRingRequest::default())
         .await
         .unwrap();
     let name = loc.key_ring("r").unwrap().crypto_key("k").unwrap();
-    s.create_crypto_key(&e.admin, &loc.key_ring("r").unwrap(), "k", key_req(None))
+    s.keys()
+        .create_crypto_key(&e.admin, &loc.key_ring("r").unwrap(), "k", key_req(None))
         .await
         .unwrap();
     let v1 = name.version(1);
-    let v = s.destroy_version(&e.admin, &v1).await.unwrap();
+    let v = s.keys().destroy_version(&e.admin, &v1).await.unwrap();
     assert_eq!(
         v.destroy_time.as_deref(),
         Some(sovra_server::clock::rfc3339(1_800_000_000 + 30 * 86_400).as_str())
     );
     e.clock.advance(30 * 86_400 - 1);
-    assert_eq!(s.destroy_due().await.unwrap(), 0);
+    assert_eq!(s.keys().destroy_due().await.unwrap(), 0);
     e.clock.advance(1);
-    assert_eq!(s.destroy_due().await.unwrap(), 1);
-    let v = s.get_version(&e.admin, &v1).await.unwrap();
+    assert_eq!(s.keys().destroy_due().await.unwrap(), 1);
+    let v = s.keys().get_version(&e.admin, &v1).await.unwrap();
     assert_eq!(v.state, VersionState::Destroyed);
     let err = s
+        .crypto()
         .encrypt(
             &e.admin,
             &name,
@@ -134,6 +141,7 @@ async fn expired_tokens_are_refused() {
     let e = common::env().await;
     let s = &e.sovra;
     let t = s
+        .access()
         .create_token(
             &e.admin,
             sovra_proto::admin::CreateTokenRequest {
@@ -162,11 +170,11 @@ async fn nodes_that_create_the_first_signing_key_together_converge_on_one() {
     let a = e.sovra.clone();
     let b = e.second_node(cfg());
     // Both nodes find no key and create one at the same moment.
-    let (ka, kb) = tokio::join!(a.signing_keys(), b.signing_keys());
+    let (ka, kb) = tokio::join!(a.attest().signing_keys(), b.attest().signing_keys());
     let (ka, kb) = (ka.unwrap(), kb.unwrap());
     let (sa, sb) = (
-        a.signing_keys().await.unwrap(),
-        b.signing_keys().await.unwrap(),
+        a.attest().signing_keys().await.unwrap(),
+        b.attest().signing_keys().await.unwrap(),
     );
     assert_eq!(
         sa.active.kid(),
@@ -174,15 +182,15 @@ async fn nodes_that_create_the_first_signing_key_together_converge_on_one() {
         "both nodes sign with the same key"
     );
     // Whatever either node signed with during the race stays verifiable.
-    let jwks = a.jwks().await.unwrap().to_string();
+    let jwks = a.attest().jwks().await.unwrap().to_string();
     for k in [&ka, &kb] {
         assert!(jwks.contains(k.active.kid()), "{jwks}");
     }
     // After a rotation, once the old tokens have expired, only the new key is published: no
     // key from the race stays active or published for ever.
-    let r = b.rotate_signing_key(&e.admin, None).await.unwrap();
+    let r = b.attest().rotate_signing_key(&e.admin, None).await.unwrap();
     e.clock.advance(8 * 3600 + 301);
-    let jwks = a.signing_keys().await.unwrap();
+    let jwks = a.attest().signing_keys().await.unwrap();
     let kids: Vec<&str> = jwks
         .published
         .iter()
@@ -201,11 +209,13 @@ async fn the_last_administrator_who_can_sign_in_is_kept() {
     let elsewhere =
         sovra_server::services::auth::Principal::internal("elsewhere", vec![admin_binding.clone()]);
     let err = s
+        .access()
         .delete_role_binding(&elsewhere, "admin", &admin_binding.id)
         .await
         .unwrap_err();
     assert_eq!(err.code, sovra_proto::ErrorCode::LastAdministrator);
     let err = s
+        .access()
         .revoke_token(&elsewhere, &e.admin.token_id)
         .await
         .unwrap_err();
@@ -250,6 +260,7 @@ async fn the_newest_intel_collateral_wins_and_a_minimum_applies() {
     assert_ne!(older, text, "the vector's TCB info names evaluation 17");
     let kind = sovra_attest::EvidenceType::Tdx;
     let err = s
+        .attest()
         .attest(
             "default",
             kind,
@@ -265,17 +276,19 @@ async fn the_newest_intel_collateral_wins_and_a_minimum_applies() {
     );
     // Once the store holds evaluation 17 for the FMSPC, an older bundle in the request does not
     // get a say: the store's newest judges the quote.
-    s.import_collateral(
-        &e.admin,
-        sovra_proto::attest::ImportCollateralRequest {
-            kind: "intel".into(),
-            platform: None,
-            content: sovra_proto::b64::encode(&genuine),
-        },
-    )
-    .await
-    .unwrap();
+    s.attest()
+        .import_collateral(
+            &e.admin,
+            sovra_proto::attest::ImportCollateralRequest {
+                kind: "intel".into(),
+                platform: None,
+                content: sovra_proto::b64::encode(&genuine),
+            },
+        )
+        .await
+        .unwrap();
     let a = s
+        .attest()
         .attest(
             "default",
             kind,
@@ -295,6 +308,7 @@ async fn the_newest_intel_collateral_wins_and_a_minimum_applies() {
     };
     let strict = e.second_node(cfg);
     let err = strict
+        .attest()
         .attest("default", kind, tdx_submission(Some(&genuine)), None)
         .await
         .unwrap_err();
@@ -331,12 +345,13 @@ async fn records_of_an_older_deployment_are_sealed_once_and_rows_written_outside
     };
     // Before sealing: a location, an administrator, a key ring, written as plain JSON.
     let old = node(raw());
-    old.ensure_default_location().await.unwrap();
-    let token = old.bootstrap_admin().await.unwrap();
+    old.keys().ensure_default_location().await.unwrap();
+    let token = old.access().bootstrap_admin().await.unwrap();
     let bearer = format!("Bearer {token}");
     let admin = old.auth().authenticate(Some(&bearer), None).await.unwrap();
     let loc = LocationName::new("global").unwrap();
-    old.create_key_ring(&admin, &loc, "r", CreateKeyRingRequest::default())
+    old.keys()
+        .create_key_ring(&admin, &loc, "r", CreateKeyRingRequest::default())
         .await
         .unwrap();
     let ring = loc.key_ring("r").unwrap();
@@ -346,10 +361,11 @@ async fn records_of_an_older_deployment_are_sealed_once_and_rows_written_outside
     let sealed = open(false).await.unwrap();
     let new = node(sealed.clone());
     let admin = new.auth().authenticate(Some(&bearer), None).await.unwrap();
-    new.get_key_ring(&admin, &ring).await.unwrap();
+    new.keys().get_key_ring(&admin, &ring).await.unwrap();
     // The audit log goes on keyed after its unkeyed records; an unkeyed record appended after
     // a keyed one is a forgery.
-    new.create_key_ring(&admin, &loc, "r2", CreateKeyRingRequest::default())
+    new.keys()
+        .create_key_ring(&admin, &loc, "r2", CreateKeyRingRequest::default())
         .await
         .unwrap();
     let check = new.audit().verify().await.unwrap();
@@ -385,7 +401,7 @@ async fn records_of_an_older_deployment_are_sealed_once_and_rows_written_outside
     raw().commit(b).await.unwrap();
     let back = node(open(false).await.unwrap());
     let admin = back.auth().authenticate(Some(&bearer), None).await.unwrap();
-    back.get_key_ring(&admin, &ring).await.unwrap();
+    back.keys().get_key_ring(&admin, &ring).await.unwrap();
     assert!(
         raw()
             .get(Collection("row_mac"), "key")

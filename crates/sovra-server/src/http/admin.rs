@@ -17,7 +17,7 @@ pub async fn create_token(
     Caller(p): Caller,
     JsonBody(b): JsonBody<CreateTokenRequest>,
 ) -> Result<Json<CreateTokenResponse>> {
-    Ok(Json(s.sovra.create_token(&p, b).await?))
+    Ok(Json(s.sovra.access().create_token(&p, b).await?))
 }
 
 /// `GET /v1/tokens`.
@@ -26,7 +26,7 @@ pub async fn list_tokens(
     Caller(p): Caller,
 ) -> Result<Json<ListTokensResponse>> {
     Ok(Json(ListTokensResponse {
-        tokens: s.sovra.list_tokens(&p).await?,
+        tokens: s.sovra.access().list_tokens(&p).await?,
     }))
 }
 
@@ -36,7 +36,7 @@ pub async fn revoke_token(
     Caller(p): Caller,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<TokenInfo>> {
-    Ok(Json(s.sovra.revoke_token(&p, &id).await?))
+    Ok(Json(s.sovra.access().revoke_token(&p, &id).await?))
 }
 
 /// `?principal=`.
@@ -51,7 +51,7 @@ pub async fn create_role_binding(
     Caller(p): Caller,
     JsonBody(b): JsonBody<CreateRoleBindingRequest>,
 ) -> Result<Json<RoleBinding>> {
-    Ok(Json(s.sovra.create_role_binding(&p, b).await?))
+    Ok(Json(s.sovra.access().create_role_binding(&p, b).await?))
 }
 
 /// `GET /v1/roleBindings`.
@@ -63,6 +63,7 @@ pub async fn list_role_bindings(
     Ok(Json(ListRoleBindingsResponse {
         role_bindings: s
             .sovra
+            .access()
             .list_role_bindings(&p, q.principal.as_deref())
             .await?,
     }))
@@ -74,7 +75,10 @@ pub async fn delete_role_binding(
     Caller(p): Caller,
     PathParams((principal, id)): PathParams<(String, String)>,
 ) -> Result<Response> {
-    s.sovra.delete_role_binding(&p, &principal, &id).await?;
+    s.sovra
+        .access()
+        .delete_role_binding(&p, &principal, &id)
+        .await?;
     Ok(no_content())
 }
 
@@ -84,7 +88,7 @@ pub async fn get_quota(
     Caller(p): Caller,
     PathParams(principal): PathParams<String>,
 ) -> Result<Json<Quota>> {
-    Ok(Json(s.sovra.get_quota(&p, &principal).await?))
+    Ok(Json(s.sovra.quotas().get_quota(&p, &principal).await?))
 }
 
 /// `PUT /v1/quotas/{principal}`.
@@ -94,12 +98,12 @@ pub async fn set_quota(
     PathParams(principal): PathParams<String>,
     JsonBody(b): JsonBody<SetQuotaRequest>,
 ) -> Result<Json<Quota>> {
-    Ok(Json(s.sovra.set_quota(&p, &principal, b).await?))
+    Ok(Json(s.sovra.quotas().set_quota(&p, &principal, b).await?))
 }
 
 /// `GET /v1/settings`.
 pub async fn get_settings(State(s): State<AppState>, Caller(p): Caller) -> Result<Json<Settings>> {
-    Ok(Json(s.sovra.get_settings(&p).await?))
+    Ok(Json(s.sovra.settings().get_settings(&p).await?))
 }
 
 /// `PATCH /v1/settings`.
@@ -108,7 +112,7 @@ pub async fn update_settings(
     Caller(p): Caller,
     JsonBody(b): JsonBody<UpdateSettingsRequest>,
 ) -> Result<Json<Settings>> {
-    Ok(Json(s.sovra.update_settings(&p, b).await?))
+    Ok(Json(s.sovra.settings().update_settings(&p, b).await?))
 }
 
 /// The caller and its role bindings.
@@ -229,7 +233,7 @@ pub async fn audit_checkpoint(
     body.insert("hash".into(), sovra_proto::hex::encode(&cp.hash).into());
     body.insert("time".into(), crate::clock::rfc3339(cp.time).into());
     body.insert("iss".into(), s.sovra.public_url().into());
-    let keys = s.sovra.management_signing_keys().await?;
+    let keys = s.sovra.attest().management_signing_keys().await?;
     let mut header = serde_json::Map::new();
     header.insert("typ".into(), "sovra-audit-checkpoint+jwt".into());
     let signed = keys

@@ -86,7 +86,7 @@ async fn native_attest(
 ) -> Result<Json<AttestResponse>> {
     let kind = evidence_type(kind)?;
     let sub = request::native(parse_json(body)?)?;
-    let a = s.sovra.attest(provider, kind, sub, None).await?;
+    let a = s.sovra.attest().attest(provider, kind, sub, None).await?;
     Ok(Json(AttestResponse { token: a.token }))
 }
 
@@ -118,7 +118,11 @@ async fn maa_attest(
 ) -> Result<Json<AttestResponse>> {
     let kind = maa_type(ty)?;
     let sub = request::maa(ty, parse_json(body)?)?;
-    let a = s.sovra.attest(provider, kind, sub, Some(ty)).await?;
+    let a = s
+        .sovra
+        .attest()
+        .attest(provider, kind, sub, Some(ty))
+        .await?;
     Ok(Json(AttestResponse { token: a.token }))
 }
 
@@ -144,7 +148,7 @@ pub async fn maa_attest_provider(
 
 /// `GET /certs`: the JWKS.
 pub async fn certs(State(s): State<AppState>) -> Result<Response> {
-    let mut r = Json(s.sovra.jwks().await?).into_response();
+    let mut r = Json(s.sovra.attest().jwks().await?).into_response();
     r.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("max-age=300"),
@@ -155,7 +159,7 @@ pub async fn certs(State(s): State<AppState>) -> Result<Response> {
 /// `GET /release/certs`: JWKS of the keys that sign key-release responses (never attestation
 /// tokens: those are at `/certs`).
 pub async fn release_certs(State(s): State<AppState>) -> Result<Response> {
-    let mut r = Json(s.sovra.release_jwks().await?).into_response();
+    let mut r = Json(s.sovra.attest().release_jwks().await?).into_response();
     r.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("max-age=300"),
@@ -165,7 +169,12 @@ pub async fn release_certs(State(s): State<AppState>) -> Result<Response> {
 
 /// `GET /.well-known/openid-configuration`.
 pub async fn openid_default(State(s): State<AppState>) -> Result<Json<Value>> {
-    Ok(Json(s.sovra.openid_configuration(DEFAULT_PROVIDER).await?))
+    Ok(Json(
+        s.sovra
+            .attest()
+            .openid_configuration(DEFAULT_PROVIDER)
+            .await?,
+    ))
 }
 
 /// `GET /providers/{provider}/.well-known/openid-configuration`.
@@ -173,7 +182,7 @@ pub async fn openid_provider(
     State(s): State<AppState>,
     PathParams(p): PathParams<String>,
 ) -> Result<Json<Value>> {
-    Ok(Json(s.sovra.openid_configuration(&p).await?))
+    Ok(Json(s.sovra.attest().openid_configuration(&p).await?))
 }
 
 // ----- policies: native ---------------------------------------------------------------------
@@ -186,6 +195,7 @@ pub async fn get_policy(
 ) -> Result<Json<PolicyInfo>> {
     Ok(Json(
         s.sovra
+            .attest()
             .get_policy(&p, &provider, evidence_type(&kind)?)
             .await?,
     ))
@@ -203,6 +213,7 @@ pub async fn set_policy(
     let (text, signer) = policy_from_text_or_jws(&s, &req.policy).await?;
     Ok(Json(
         s.sovra
+            .attest()
             .set_policy(&p, &provider, evidence_type(&kind)?, lang, &text, signer)
             .await?,
     ))
@@ -216,6 +227,7 @@ pub async fn reset_policy(
 ) -> Result<Json<PolicyInfo>> {
     Ok(Json(
         s.sovra
+            .attest()
             .reset_policy(&p, &provider, evidence_type(&kind)?)
             .await?,
     ))
@@ -231,7 +243,7 @@ async fn policy_from_text_or_jws(s: &AppState, body: &str) -> Result<(String, Op
     }
     let j = Jws::parse(trimmed)
         .map_err(|e| Error::invalid(format!("the policy JWS is malformed: {e}")))?;
-    let signer = s.sovra.check_policy_signature(&j).await?;
+    let signer = s.sovra.attest().check_policy_signature(&j).await?;
     let claims = j.claims().map_err(|e| Error::invalid(e.to_string()))?;
     let inner = claims
         .get("AttestationPolicy")
@@ -251,9 +263,9 @@ async fn policy_from_text_or_jws(s: &AppState, body: &str) -> Result<(String, Op
 // ----- policies: MAA --------------------------------------------------------------------------
 
 async fn maa_policy_token(s: &AppState, body: Value) -> Result<Json<Value>> {
-    let keys = s.sovra.management_signing_keys().await?;
+    let keys = s.sovra.attest().management_signing_keys().await?;
     let now = s.sovra.now();
-    let mut claims = json!({"iss": s.sovra.issuer_of(DEFAULT_PROVIDER), "iat": now, "nbf": now, "exp": now + 3600});
+    let mut claims = json!({"iss": s.sovra.attest().issuer_of(DEFAULT_PROVIDER), "iat": now, "nbf": now, "exp": now + 3600});
     if let (Some(c), Value::Object(b)) = (claims.as_object_mut(), body) {
         c.extend(b);
     }
@@ -272,6 +284,7 @@ pub async fn maa_get_policy(
 ) -> Result<Json<Value>> {
     let info = s
         .sovra
+        .attest()
         .get_policy(&p, DEFAULT_PROVIDER, maa_type(&ty)?)
         .await?;
     let inner = format!(
@@ -299,6 +312,7 @@ pub async fn maa_put_policy(
     let jws_text = text.trim().trim_matches('"').to_string();
     let (policy, signer) = policy_from_text_or_jws(&s, &jws_text).await?;
     s.sovra
+        .attest()
         .set_policy(
             &p,
             DEFAULT_PROVIDER,
@@ -331,6 +345,7 @@ pub async fn maa_reset_policy(
         ));
     };
     s.sovra
+        .attest()
         .reset_policy(&p, DEFAULT_PROVIDER, maa_type(ty)?)
         .await?;
     maa_policy_token(&s, json!({"x-ms-policy-result": "Removed"})).await
@@ -341,7 +356,7 @@ pub async fn maa_get_certificates(
     State(s): State<AppState>,
     Caller(p): Caller,
 ) -> Result<Json<Value>> {
-    let keys = s.sovra.policy_signer_jwks(&p).await?;
+    let keys = s.sovra.attest().policy_signer_jwks(&p).await?;
     maa_policy_token(&s, json!({"x-ms-policy-certificates": {"keys": keys}})).await
 }
 
@@ -354,7 +369,7 @@ async fn maa_change_certificate(
     // The SDK sends the JWS as a JSON string; accept the bare JWS too.
     let text = std::str::from_utf8(body).map_err(|_| Error::invalid("the body is not UTF-8"))?;
     let jws = serde_json::from_str::<String>(text).unwrap_or_else(|_| text.trim().to_string());
-    let (thumb, present) = s.sovra.change_policy_signer(p, &jws, add).await?;
+    let (thumb, present) = s.sovra.attest().change_policy_signer(p, &jws, add).await?;
     maa_policy_token(
         s,
         json!({"x-ms-certificate-thumbprint": thumb,
@@ -387,7 +402,7 @@ pub async fn maa_remove_certificate(
 /// `GET /v1/attestation/providers`.
 pub async fn list_providers(State(s): State<AppState>, Caller(p): Caller) -> Result<Json<Value>> {
     Ok(Json(
-        json!({"providers": s.sovra.list_providers(&p).await?}),
+        json!({"providers": s.sovra.attest().list_providers(&p).await?}),
     ))
 }
 
@@ -397,7 +412,7 @@ pub async fn create_provider(
     Caller(p): Caller,
     PathParams(name): PathParams<String>,
 ) -> Result<Json<Provider>> {
-    Ok(Json(s.sovra.create_provider(&p, &name).await?))
+    Ok(Json(s.sovra.attest().create_provider(&p, &name).await?))
 }
 
 /// `GET /v1/attestation/referenceValues`.
@@ -406,7 +421,7 @@ pub async fn list_reference_values(
     Caller(p): Caller,
 ) -> Result<Json<Value>> {
     Ok(Json(
-        json!({"referenceValues": s.sovra.list_reference_values(&p).await?}),
+        json!({"referenceValues": s.sovra.attest().list_reference_values(&p).await?}),
     ))
 }
 
@@ -419,6 +434,7 @@ pub async fn put_reference_values(
 ) -> Result<Json<ReferenceValues>> {
     Ok(Json(
         s.sovra
+            .attest()
             .put_reference_values(&p, &name, parse_json(&b)?)
             .await?,
     ))
@@ -430,14 +446,14 @@ pub async fn delete_reference_values(
     Caller(p): Caller,
     PathParams(name): PathParams<String>,
 ) -> Result<Response> {
-    s.sovra.delete_reference_values(&p, &name).await?;
+    s.sovra.attest().delete_reference_values(&p, &name).await?;
     Ok(no_content())
 }
 
 /// `GET /v1/attestation/collateral`.
 pub async fn list_collateral(State(s): State<AppState>, Caller(p): Caller) -> Result<Json<Value>> {
     Ok(Json(
-        json!({"collateral": s.sovra.list_collateral(&p).await?}),
+        json!({"collateral": s.sovra.attest().list_collateral(&p).await?}),
     ))
 }
 
@@ -447,7 +463,12 @@ pub async fn import_collateral(
     Caller(p): Caller,
     EvidenceBody(b): EvidenceBody,
 ) -> Result<Json<CollateralInfo>> {
-    Ok(Json(s.sovra.import_collateral(&p, parse_json(&b)?).await?))
+    Ok(Json(
+        s.sovra
+            .attest()
+            .import_collateral(&p, parse_json(&b)?)
+            .await?,
+    ))
 }
 
 /// `DELETE /v1/attestation/collateral/{id}`.
@@ -456,7 +477,7 @@ pub async fn delete_collateral(
     Caller(p): Caller,
     PathParams(id): PathParams<String>,
 ) -> Result<Response> {
-    s.sovra.delete_collateral(&p, &id).await?;
+    s.sovra.attest().delete_collateral(&p, &id).await?;
     Ok(no_content())
 }
 
@@ -479,7 +500,7 @@ pub async fn rotate_signing_key(
                 .ok_or_else(|| Error::invalid("alg must be RS256, ES256 or ES384"))?,
         ),
     };
-    Ok(Json(s.sovra.rotate_signing_key(&p, alg).await?))
+    Ok(Json(s.sovra.attest().rotate_signing_key(&p, alg).await?))
 }
 
 /// `POST /v1/release/nonces`: a single-use nonce for the next release.
@@ -488,13 +509,13 @@ pub async fn release_nonce(
     Caller(p): Caller,
     super::extract::JsonBody(_): super::extract::JsonBody<sovra_proto::kms::Empty>,
 ) -> Result<Json<Value>> {
-    Ok(Json(s.sovra.release_nonce(&p).await?))
+    Ok(Json(s.sovra.release().release_nonce(&p).await?))
 }
 
 /// `GET /v1/release/issuers`.
 pub async fn list_issuers(State(s): State<AppState>, Caller(p): Caller) -> Result<Json<Value>> {
     Ok(Json(
-        json!({"issuers": s.sovra.list_trusted_issuers(&p).await?}),
+        json!({"issuers": s.sovra.release().list_trusted_issuers(&p).await?}),
     ))
 }
 
@@ -503,8 +524,13 @@ pub async fn put_issuer(
     State(s): State<AppState>,
     Caller(p): Caller,
     EvidenceBody(b): EvidenceBody,
-) -> Result<Json<crate::services::issuers::TrustedIssuer>> {
-    Ok(Json(s.sovra.put_trusted_issuer(&p, parse_json(&b)?).await?))
+) -> Result<Json<crate::services::release::issuers::TrustedIssuer>> {
+    Ok(Json(
+        s.sovra
+            .release()
+            .put_trusted_issuer(&p, parse_json(&b)?)
+            .await?,
+    ))
 }
 
 /// `POST /v1/attest/tpm/challenge`: credential activation for TPM-only machines.
@@ -513,7 +539,7 @@ pub async fn tpm_challenge(
     _: Anonymous,
     EvidenceBody(b): EvidenceBody,
 ) -> Result<Json<Value>> {
-    Ok(Json(s.sovra.tpm_challenge(parse_json(&b)?).await?))
+    Ok(Json(s.sovra.attest().tpm_challenge(parse_json(&b)?).await?))
 }
 
 /// `GET /v1/trust`: the trust configuration (pinned roots, operator anchors, policy signers,
@@ -522,5 +548,5 @@ pub async fn trust(
     State(s): State<AppState>,
     Caller(p): Caller,
 ) -> Result<Json<crate::services::trust::TrustView>> {
-    Ok(Json(s.sovra.trust_configuration(&p).await?))
+    Ok(Json(s.sovra.trust().trust_configuration(&p).await?))
 }

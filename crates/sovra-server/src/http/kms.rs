@@ -102,7 +102,7 @@ pub async fn list_locations(
     Caller(p): Caller,
 ) -> Result<Json<ListLocationsResponse>> {
     Ok(Json(ListLocationsResponse {
-        locations: s.sovra.list_locations(&p).await?,
+        locations: s.sovra.keys().list_locations(&p).await?,
     }))
 }
 
@@ -112,7 +112,9 @@ pub async fn create_location(
     Caller(p): Caller,
     JsonBody(b): JsonBody<CreateLocationBody>,
 ) -> Result<Json<Location>> {
-    Ok(Json(s.sovra.create_location(&p, &b.location_id).await?))
+    Ok(Json(
+        s.sovra.keys().create_location(&p, &b.location_id).await?,
+    ))
 }
 
 /// `GET /v1/locations/{loc}`.
@@ -124,7 +126,10 @@ pub async fn get_location(
     let (id, verb) = split_verb(&loc);
     no_verb(verb)?;
     Ok(Json(
-        s.sovra.get_location(&p, &LocationName::new(id)?).await?,
+        s.sovra
+            .keys()
+            .get_location(&p, &LocationName::new(id)?)
+            .await?,
     ))
 }
 
@@ -140,7 +145,7 @@ pub async fn post_location(
     match verb {
         Some("generateRandomBytes") => {
             let body = parse_json(&body_bytes(req, &s).await?)?;
-            Ok(Json(s.sovra.generate_random(&p, &loc, &body).await?).into_response())
+            Ok(Json(s.sovra.crypto().generate_random(&p, &loc, &body).await?).into_response())
         }
         v => Err(unknown_verb(v, ":generateRandomBytes")),
     }
@@ -155,6 +160,7 @@ pub async fn list_key_rings(
 ) -> Result<Json<ListKeyRingsResponse>> {
     Ok(Json(
         s.sovra
+            .keys()
             .list_key_rings(&p, &LocationName::new(&loc)?, &q.into())
             .await?,
     ))
@@ -171,6 +177,7 @@ pub async fn create_key_ring(
     let id = required(q.key_ring_id, "keyRingId")?;
     Ok(Json(
         s.sovra
+            .keys()
             .create_key_ring(&p, &LocationName::new(&loc)?, &id, body)
             .await?,
     ))
@@ -184,6 +191,7 @@ pub async fn get_key_ring(
 ) -> Result<Json<KeyRing>> {
     Ok(Json(
         s.sovra
+            .keys()
             .get_key_ring(&p, &LocationName::new(&loc)?.key_ring(&ring)?)
             .await?,
     ))
@@ -198,6 +206,7 @@ pub async fn update_key_ring(
 ) -> Result<Json<KeyRing>> {
     Ok(Json(
         s.sovra
+            .keys()
             .update_key_ring(&p, &LocationName::new(&loc)?.key_ring(&ring)?, body)
             .await?,
     ))
@@ -216,6 +225,7 @@ pub async fn list_keys(
 ) -> Result<Json<ListCryptoKeysResponse>> {
     Ok(Json(
         s.sovra
+            .keys()
             .list_crypto_keys(&p, &ring_name(&loc, &ring)?, &q.into())
             .await?,
     ))
@@ -232,6 +242,7 @@ pub async fn create_key(
     let id = required(q.crypto_key_id, "cryptoKeyId")?;
     Ok(Json(
         s.sovra
+            .keys()
             .create_crypto_key(&p, &ring_name(&loc, &ring)?, &id, body)
             .await?,
     ))
@@ -247,6 +258,7 @@ pub async fn get_key(
     no_verb(verb)?;
     Ok(Json(
         s.sovra
+            .keys()
             .get_crypto_key(&p, &key_name(&loc, &ring, id)?)
             .await?,
     ))
@@ -261,6 +273,7 @@ pub async fn update_key(
 ) -> Result<Json<CryptoKey>> {
     Ok(Json(
         s.sovra
+            .keys()
             .update_crypto_key(&p, &key_name(&loc, &ring, &key)?, body)
             .await?,
     ))
@@ -281,48 +294,73 @@ pub async fn post_key(
     let body = body_bytes(req, &s).await?;
     let target = Target::Key(name.clone());
     Ok(match verb {
-        Some("encrypt") => Json(sv.encrypt(&p, &name, &parse_json(&body)?).await?).into_response(),
-        Some("decrypt") => Json(sv.decrypt(&p, &name, &parse_json(&body)?).await?).into_response(),
+        Some("encrypt") => {
+            Json(sv.crypto().encrypt(&p, &name, &parse_json(&body)?).await?).into_response()
+        }
+        Some("decrypt") => {
+            Json(sv.crypto().decrypt(&p, &name, &parse_json(&body)?).await?).into_response()
+        }
         Some("rotate") => {
             let _: sovra_proto::kms::Empty = parse_json(&body)?;
-            Json(sv.rotate(&p, &name).await?).into_response()
+            Json(sv.keys().rotate(&p, &name).await?).into_response()
         }
         Some("updatePrimaryVersion") => {
             let b: UpdatePrimaryVersionRequest = parse_json(&body)?;
             Json(
-                sv.update_primary(&p, &name, &b.crypto_key_version_id)
+                sv.keys()
+                    .update_primary(&p, &name, &b.crypto_key_version_id)
                     .await?,
             )
             .into_response()
         }
-        Some("asymmetricSign") => {
-            Json(sv.asymmetric_sign(&p, &target, &parse_json(&body)?).await?).into_response()
-        }
+        Some("asymmetricSign") => Json(
+            sv.crypto()
+                .asymmetric_sign(&p, &target, &parse_json(&body)?)
+                .await?,
+        )
+        .into_response(),
         Some("asymmetricVerify") => Json(
-            sv.asymmetric_verify(&p, &target, &parse_json(&body)?)
+            sv.crypto()
+                .asymmetric_verify(&p, &target, &parse_json(&body)?)
                 .await?,
         )
         .into_response(),
         Some("asymmetricDecrypt") => Json(
-            sv.asymmetric_decrypt(&p, &target, &parse_json(&body)?)
+            sv.crypto()
+                .asymmetric_decrypt(&p, &target, &parse_json(&body)?)
                 .await?,
         )
         .into_response(),
-        Some("macSign") => {
-            Json(sv.mac_sign(&p, &target, &parse_json(&body)?).await?).into_response()
-        }
-        Some("decryptTo") => {
-            Json(sv.decrypt_to(&p, &name, parse_json(&body)?, false).await?).into_response()
-        }
-        Some("generateDataKeyTo") => {
-            Json(sv.decrypt_to(&p, &name, parse_json(&body)?, true).await?).into_response()
-        }
-        Some("release") => {
-            Json(sv.release(&p, &name, None, parse_json(&body)?).await?).into_response()
-        }
-        Some("macVerify") => {
-            Json(sv.mac_verify(&p, &target, &parse_json(&body)?).await?).into_response()
-        }
+        Some("macSign") => Json(
+            sv.crypto()
+                .mac_sign(&p, &target, &parse_json(&body)?)
+                .await?,
+        )
+        .into_response(),
+        Some("decryptTo") => Json(
+            sv.release()
+                .decrypt_to(&p, &name, parse_json(&body)?, false)
+                .await?,
+        )
+        .into_response(),
+        Some("generateDataKeyTo") => Json(
+            sv.release()
+                .decrypt_to(&p, &name, parse_json(&body)?, true)
+                .await?,
+        )
+        .into_response(),
+        Some("release") => Json(
+            sv.release()
+                .release(&p, &name, None, parse_json(&body)?)
+                .await?,
+        )
+        .into_response(),
+        Some("macVerify") => Json(
+            sv.crypto()
+                .mac_verify(&p, &target, &parse_json(&body)?)
+                .await?,
+        )
+        .into_response(),
         v => return Err(unknown_verb(v, KEY_VERBS)),
     })
 }
@@ -335,6 +373,7 @@ pub async fn key_public_key(
 ) -> Result<Json<sovra_proto::ops::PublicKey>> {
     Ok(Json(
         s.sovra
+            .crypto()
             .public_key(&p, &Target::Key(key_name(&loc, &ring, &key)?))
             .await?,
     ))
@@ -349,6 +388,7 @@ pub async fn list_versions(
 ) -> Result<Json<ListVersionsResponse>> {
     Ok(Json(
         s.sovra
+            .keys()
             .list_versions(&p, &key_name(&loc, &ring, &key)?, &q.into())
             .await?,
     ))
@@ -363,6 +403,7 @@ pub async fn create_version(
 ) -> Result<Json<CryptoKeyVersion>> {
     Ok(Json(
         s.sovra
+            .keys()
             .create_version(&p, &key_name(&loc, &ring, &key)?)
             .await?,
     ))
@@ -378,6 +419,7 @@ pub async fn get_version(
     no_verb(verb)?;
     Ok(Json(
         s.sovra
+            .keys()
             .get_version(&p, &version_name(&loc, &ring, &key, id)?)
             .await?,
     ))
@@ -392,6 +434,7 @@ pub async fn update_version(
 ) -> Result<Json<CryptoKeyVersion>> {
     Ok(Json(
         s.sovra
+            .keys()
             .set_version_state(&p, &version_name(&loc, &ring, &key, &v)?, body.state)
             .await?,
     ))
@@ -414,36 +457,48 @@ pub async fn post_version(
     Ok(match verb {
         Some("destroy") => {
             let _: sovra_proto::kms::Empty = parse_json(&body)?;
-            Json(sv.destroy_version(&p, &name).await?).into_response()
+            Json(sv.keys().destroy_version(&p, &name).await?).into_response()
         }
         Some("restore") => {
             let _: sovra_proto::kms::Empty = parse_json(&body)?;
-            Json(sv.restore_version(&p, &name).await?).into_response()
+            Json(sv.keys().restore_version(&p, &name).await?).into_response()
         }
-        Some("asymmetricSign") => {
-            Json(sv.asymmetric_sign(&p, &target, &parse_json(&body)?).await?).into_response()
-        }
+        Some("asymmetricSign") => Json(
+            sv.crypto()
+                .asymmetric_sign(&p, &target, &parse_json(&body)?)
+                .await?,
+        )
+        .into_response(),
         Some("asymmetricVerify") => Json(
-            sv.asymmetric_verify(&p, &target, &parse_json(&body)?)
+            sv.crypto()
+                .asymmetric_verify(&p, &target, &parse_json(&body)?)
                 .await?,
         )
         .into_response(),
         Some("asymmetricDecrypt") => Json(
-            sv.asymmetric_decrypt(&p, &target, &parse_json(&body)?)
+            sv.crypto()
+                .asymmetric_decrypt(&p, &target, &parse_json(&body)?)
                 .await?,
         )
         .into_response(),
-        Some("macSign") => {
-            Json(sv.mac_sign(&p, &target, &parse_json(&body)?).await?).into_response()
-        }
+        Some("macSign") => Json(
+            sv.crypto()
+                .mac_sign(&p, &target, &parse_json(&body)?)
+                .await?,
+        )
+        .into_response(),
         Some("release") => Json(
-            sv.release(&p, &name.key, Some(name.version), parse_json(&body)?)
+            sv.release()
+                .release(&p, &name.key, Some(name.version), parse_json(&body)?)
                 .await?,
         )
         .into_response(),
-        Some("macVerify") => {
-            Json(sv.mac_verify(&p, &target, &parse_json(&body)?).await?).into_response()
-        }
+        Some("macVerify") => Json(
+            sv.crypto()
+                .mac_verify(&p, &target, &parse_json(&body)?)
+                .await?,
+        )
+        .into_response(),
         v => return Err(unknown_verb(v, VERSION_VERBS)),
     })
 }
@@ -456,6 +511,7 @@ pub async fn version_public_key(
 ) -> Result<Json<sovra_proto::ops::PublicKey>> {
     Ok(Json(
         s.sovra
+            .crypto()
             .public_key(&p, &Target::Version(version_name(&loc, &ring, &key, &v)?))
             .await?,
     ))

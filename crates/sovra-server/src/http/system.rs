@@ -32,7 +32,7 @@ pub async fn readyz(State(s): State<AppState>) -> Result<Response> {
         ));
     }
     s.sovra.store().ping().await?;
-    let warnings = s.sovra.trust_warnings().await?;
+    let warnings = s.sovra.trust().trust_warnings().await?;
     let body = if warnings.is_empty() {
         serde_json::json!({"status": "ready"})
     } else {

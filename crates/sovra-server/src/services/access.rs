@@ -1,16 +1,14 @@
-//! Access administration: API tokens, role bindings and quotas.
+//! Access administration: API tokens and role bindings (quotas: `quota.rs`).
 
-use super::Sovra;
+use super::Base;
 use super::auth::{Principal, check_principal, secret_hash};
 use super::authz::Permission;
-use super::quota::OpClass;
 use crate::clock::rfc3339;
 use crate::error::{Error, Result};
-use crate::model::{self, QuotaRec, RoleBindingRec, TokenRec};
+use crate::model::{self, RoleBindingRec, TokenRec};
 use crate::records::{Records, Writes};
 use sovra_proto::admin::{
-    CreateRoleBindingRequest, CreateTokenRequest, CreateTokenResponse, Quota, Role, RoleBinding,
-    SetQuotaRequest, TokenInfo,
+    CreateRoleBindingRequest, CreateTokenRequest, CreateTokenResponse, Role, RoleBinding, TokenInfo,
 };
 use sovra_proto::{ErrorCode, duration};
 use sovra_store::{Expect, WriteBatch};
@@ -81,7 +79,25 @@ fn check_scope(scope: &str) -> Result<()> {
     }
 }
 
-impl Sovra {
+/// API tokens and role bindings.
+#[derive(Debug)]
+pub struct Access {
+    base: Base,
+    /// Serialises changes that could remove the last administrator (on this node).
+    admin_changes: tokio::sync::Mutex<()>,
+}
+
+impl Access {
+    /// The service.
+    pub fn new(base: Base) -> Self {
+        Self {
+            base,
+            admin_changes: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+impl Access {
     /// Creates the bootstrap administrator (first start only): a token for `admin` and an
     /// Administrator binding at `*`. Returns the token.
     pub async fn bootstrap_admin(&self) -> Result<String> {
@@ -111,7 +127,7 @@ impl Sovra {
             principal,
             "break-glass administrator token (sovra admin recover)",
             format!("recovery-{tag}"),
-            Some(self.now() + ttl_secs),
+            Some(self.base.now() + ttl_secs),
             "admin.recover",
         )
         .await
@@ -125,7 +141,7 @@ impl Sovra {
         expire_time: Option<i64>,
         action: &str,
     ) -> Result<String> {
-        let now = self.now();
+        let now = self.base.now();
         let (token, rec) = new_token(principal, description, now, expire_time)?;
         let bind = RoleBindingRec {
             id: binding_id,
@@ -147,7 +163,7 @@ impl Sovra {
                 .detail(detail)
                 .body(),
         );
-        self.store.commit(b).await?;
+        self.base.store.commit(b).await?;
         Ok(token)
     }
 
@@ -157,14 +173,15 @@ impl Sovra {
         p: &Principal,
         req: CreateTokenRequest,
     ) -> Result<CreateTokenResponse> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::AccessManage, "*")
             .await?;
         check_principal(&req.principal)?;
         if req.description.len() > 256 {
             return Err(Error::invalid("description is longer than 256 characters"));
         }
-        let now = self.now();
+        let now = self.base.now();
         let expire = match &req.ttl {
             Some(t) => {
                 let secs = duration::parse(t).map_err(|e| Error::invalid(format!("ttl: {e}")))?;
@@ -178,8 +195,8 @@ impl Sovra {
         let (token, rec) = new_token(&req.principal, &req.description, now, expire)?;
         let mut b = WriteBatch::new();
         b.create(model::TOKENS, &rec)?;
-        b.audit(self.admin_event(p, "tokens.create", format!("tokens/{}", rec.id)).detail(serde_json::json!({"principal": rec.principal, "expireTime": rec.expire_time.map(rfc3339)})).body());
-        self.store.commit(b).await?;
+        b.audit(self.base.admin_event(p, "tokens.create", format!("tokens/{}", rec.id)).detail(serde_json::json!({"principal": rec.principal, "expireTime": rec.expire_time.map(rfc3339)})).body());
+        self.base.store.commit(b).await?;
         Ok(CreateTokenResponse {
             token,
             info: token_info(&rec),
@@ -188,11 +205,14 @@ impl Sovra {
 
     /// `GET /v1/tokens`.
     pub async fn list_tokens(&self, p: &Principal) -> Result<Vec<TokenInfo>> {
-        self.auth.authorize(p, Permission::AccessRead, "*").await?;
+        self.base
+            .auth
+            .authorize(p, Permission::AccessRead, "*")
+            .await?;
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let page = Records::of(&*self.store)
+            let page = Records::of(&*self.base.store)
                 .list(model::TOKENS, "", after.as_deref(), 500)
                 .await?;
             let Some(last) = page.last() else { break };
@@ -206,7 +226,8 @@ impl Sovra {
 
     /// `DELETE /v1/tokens/{id}`: revokes (the record is kept for the audit trail).
     pub async fn revoke_token(&self, p: &Principal, id: &str) -> Result<TokenInfo> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::AccessManage, "*")
             .await?;
         if &*p.token_id == id {
@@ -218,7 +239,7 @@ impl Sovra {
         let _serial = self.admin_changes.lock().await;
         self.keep_an_administrator(Removal::Token(id)).await?;
         let out = super::with_retries(|| async {
-            let r = Records::of(&*self.store)
+            let r = Records::of(&*self.base.store)
                 .get(model::TOKENS, id)
                 .await?
                 .ok_or_else(|| {
@@ -232,15 +253,16 @@ impl Sovra {
             let mut b = WriteBatch::new();
             b.update(model::TOKENS, &t, r.rev)?;
             b.audit(
-                self.admin_event(p, "tokens.revoke", format!("tokens/{id}"))
+                self.base
+                    .admin_event(p, "tokens.revoke", format!("tokens/{id}"))
                     .detail(serde_json::json!({"principal": t.principal}))
                     .body(),
             );
-            self.store.commit(b).await?;
+            self.base.store.commit(b).await?;
             Ok(t)
         })
         .await?;
-        self.auth.invalidate_token(id);
+        self.base.auth.invalidate_token(id);
         Ok(token_info(&out))
     }
 
@@ -248,11 +270,11 @@ impl Sovra {
     /// Administrator binding at `*` and a token that is neither revoked nor expired. Without
     /// one nobody could ever grant a role again.
     async fn keep_an_administrator(&self, removing: Removal<'_>) -> Result<()> {
-        let now = self.now();
+        let now = self.base.now();
         let mut admins = std::collections::HashSet::new();
         let mut after: Option<String> = None;
         loop {
-            let page = Records::of(&*self.store)
+            let page = Records::of(&*self.base.store)
                 .scan(model::ROLE_BINDINGS, after.as_deref(), 500)
                 .await?;
             let Some(last) = page.last() else { break };
@@ -266,7 +288,7 @@ impl Sovra {
         }
         let mut after: Option<String> = None;
         loop {
-            let page = Records::of(&*self.store)
+            let page = Records::of(&*self.base.store)
                 .scan(model::TOKENS, after.as_deref(), 500)
                 .await?;
             let Some(last) = page.last() else { break };
@@ -291,12 +313,13 @@ impl Sovra {
         p: &Principal,
         req: CreateRoleBindingRequest,
     ) -> Result<RoleBinding> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::AccessManage, "*")
             .await?;
         check_principal(&req.principal)?;
         check_scope(&req.scope)?;
-        let existing = self.auth.bindings_of(&req.principal).await?;
+        let existing = self.base.auth.bindings_of(&req.principal).await?;
         if let Some(b) = existing
             .iter()
             .find(|b| b.role == req.role && b.scope == req.scope)
@@ -308,13 +331,13 @@ impl Sovra {
             principal: req.principal.clone(),
             role: req.role,
             scope: req.scope.clone(),
-            create_time: self.now(),
+            create_time: self.base.now(),
         };
         let mut b = WriteBatch::new();
         b.create(model::ROLE_BINDINGS, &rec)?;
-        b.audit(self.admin_event(p, "roleBindings.create", format!("roleBindings/{}", rec.id)).detail(serde_json::json!({"principal": rec.principal, "role": rec.role, "scope": rec.scope})).body());
-        self.store.commit(b).await?;
-        self.auth.invalidate_principal(&rec.principal);
+        b.audit(self.base.admin_event(p, "roleBindings.create", format!("roleBindings/{}", rec.id)).detail(serde_json::json!({"principal": rec.principal, "role": rec.role, "scope": rec.scope})).body());
+        self.base.store.commit(b).await?;
+        self.base.auth.invalidate_principal(&rec.principal);
         Ok(binding(&rec))
     }
 
@@ -324,10 +347,14 @@ impl Sovra {
         p: &Principal,
         principal: Option<&str>,
     ) -> Result<Vec<RoleBinding>> {
-        self.auth.authorize(p, Permission::AccessRead, "*").await?;
+        self.base
+            .auth
+            .authorize(p, Permission::AccessRead, "*")
+            .await?;
         if let Some(pr) = principal {
             check_principal(pr)?;
             return Ok(self
+                .base
                 .auth
                 .bindings_of(pr)
                 .await?
@@ -338,7 +365,7 @@ impl Sovra {
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let page = Records::of(&*self.store)
+            let page = Records::of(&*self.base.store)
                 .scan(model::ROLE_BINDINGS, after.as_deref(), 500)
                 .await?;
             let Some(last) = page.last() else { break };
@@ -357,13 +384,14 @@ impl Sovra {
         principal: &str,
         id: &str,
     ) -> Result<()> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::AccessManage, "*")
             .await?;
         check_principal(principal)?;
         let name = format!("{principal}/{id}");
         let _serial = self.admin_changes.lock().await;
-        let r = Records::of(&*self.store)
+        let r = Records::of(&*self.base.store)
             .get(model::ROLE_BINDINGS, &name)
             .await?
             .ok_or_else(|| Error::new(ErrorCode::RoleBindingNotFound, format!("principal {principal:?} has no role binding {id:?}; list them with 'sovra roles list'")))?;
@@ -380,132 +408,14 @@ impl Sovra {
         let mut b = WriteBatch::new();
         b.remove(model::ROLE_BINDINGS, name, Expect::Rev(r.rev));
         b.audit(
-            self.admin_event(p, "roleBindings.delete", format!("roleBindings/{id}"))
+            self.base
+                .admin_event(p, "roleBindings.delete", format!("roleBindings/{id}"))
                 .detail(serde_json::json!({"principal": principal}))
                 .body(),
         );
-        self.store.commit(b).await?;
-        self.auth.invalidate_principal(principal);
+        self.base.store.commit(b).await?;
+        self.base.auth.invalidate_principal(principal);
         Ok(())
-    }
-
-    /// The quota limits of `principal`.
-    pub(crate) async fn quota_of(&self, principal: &str) -> Result<(u64, u64, bool)> {
-        Ok(match self.quota_limits.get(principal) {
-            Some(q) => q,
-            None => {
-                let q = match Records::of(&*self.store)
-                    .get(model::QUOTAS, principal)
-                    .await?
-                {
-                    Some(r) => {
-                        let q: QuotaRec = r.value.clone();
-                        (q.symmetric_per_minute, q.asymmetric_per_minute, false)
-                    }
-                    None => (
-                        self.cfg.symmetric_per_minute,
-                        self.cfg.asymmetric_per_minute,
-                        true,
-                    ),
-                };
-                self.quota_limits.put(principal.to_owned(), q);
-                q
-            }
-        })
-    }
-
-    /// Takes one operation of `class` from `p`'s quota.
-    pub(crate) async fn take_quota(&self, p: &Principal, class: OpClass) -> Result<()> {
-        let (sym, asym, _) = self.quota_of(&p.name).await?;
-        let limit = match class {
-            OpClass::Symmetric => sym,
-            OpClass::Asymmetric => asym,
-        };
-        if let Err(e) = self.quotas.take(&p.name, class, limit) {
-            // Quota denials are audited, but at most once per second per principal and class to
-            // keep a flood from flooding the log.
-            if self.should_audit_quota(&p.name, class) {
-                let ev = super::audit::AuditEvent::new(
-                    self.now(),
-                    super::audit::EventKind::Denied,
-                    "quota",
-                )
-                .principal(&p.name)
-                .denied(ErrorCode::QuotaExceeded.as_str())
-                .detail(serde_json::json!({"class": format!("{class:?}"), "perMinute": limit}));
-                self.audit.record_best_effort(ev).await;
-            }
-            return Err(e);
-        }
-        Ok(())
-    }
-
-    fn should_audit_quota(&self, principal: &str, class: OpClass) -> bool {
-        let key = (principal.to_owned(), class);
-        if self.quota_audit.get(&key).is_some() {
-            return false;
-        }
-        self.quota_audit.put(key, ());
-        true
-    }
-
-    /// `GET /v1/quotas/{principal}`.
-    pub async fn get_quota(&self, p: &Principal, principal: &str) -> Result<Quota> {
-        if *p.name != *principal {
-            self.auth.authorize(p, Permission::AccessRead, "*").await?;
-        }
-        check_principal(principal)?;
-        let (s, a, d) = self.quota_of(principal).await?;
-        Ok(Quota {
-            principal: principal.to_owned(),
-            symmetric_per_minute: s,
-            asymmetric_per_minute: a,
-            default: d,
-        })
-    }
-
-    /// `PUT /v1/quotas/{principal}`.
-    pub async fn set_quota(
-        &self,
-        p: &Principal,
-        principal: &str,
-        req: SetQuotaRequest,
-    ) -> Result<Quota> {
-        self.auth
-            .authorize(p, Permission::AccessManage, "*")
-            .await?;
-        check_principal(principal)?;
-        for (field, v) in [
-            ("symmetricPerMinute", req.symmetric_per_minute),
-            ("asymmetricPerMinute", req.asymmetric_per_minute),
-        ] {
-            if !(1..=1_000_000_000).contains(&v) {
-                return Err(Error::invalid(format!(
-                    "{field} must be between 1 and 1000000000"
-                )));
-            }
-        }
-        let rec = QuotaRec {
-            principal: principal.to_owned(),
-            symmetric_per_minute: req.symmetric_per_minute,
-            asymmetric_per_minute: req.asymmetric_per_minute,
-        };
-        let mut b = WriteBatch::new();
-        b.write(model::QUOTAS, &rec, Expect::Any)?;
-        b.audit(
-            self.admin_event(p, "quotas.set", format!("quotas/{principal}"))
-                .detail(serde_json::to_value(&req).unwrap_or_default())
-                .body(),
-        );
-        self.store.commit(b).await?;
-        self.quota_limits.remove(principal);
-        self.quotas.reset(principal);
-        Ok(Quota {
-            principal: principal.to_owned(),
-            symmetric_per_minute: rec.symmetric_per_minute,
-            asymmetric_per_minute: rec.asymmetric_per_minute,
-            default: false,
-        })
     }
 }
 

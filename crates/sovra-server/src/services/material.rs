@@ -1,10 +1,11 @@
 //! Key material: generation, wrapping under the location's HSM key with the resource bound as
 //! AAD, unwrapping, and the bounded in-memory cache of unwrapped keys.
 
-use super::Sovra;
+use super::Base;
 use crate::error::{Error, Result};
 use crate::model::VersionRec;
 use sovra_crypto::LoadedKey;
+use sovra_hsm::Hsm;
 use sovra_proto::ErrorCode;
 use sovra_proto::kms::Algorithm;
 use sovra_proto::names::VersionName;
@@ -72,7 +73,33 @@ impl MaterialCache {
     }
 }
 
-impl Sovra {
+/// Key material: generated and wrapped by the HSM, unwrapped on use and kept in a bounded
+/// cache of loaded keys.
+#[derive(Debug)]
+pub struct Material {
+    hsm: Arc<dyn Hsm>,
+    cache: MaterialCache,
+}
+
+impl Material {
+    /// The service.
+    pub fn new(base: &Base) -> Self {
+        Self {
+            hsm: base.hsm.clone(),
+            cache: MaterialCache::new(base.cfg.material_cache_entries),
+        }
+    }
+
+    /// Drops the loaded key of a version (disabled, destroyed).
+    pub fn evict(&self, version: &str) {
+        self.cache.evict(version);
+    }
+
+    /// How many loaded keys are held.
+    pub fn loaded(&self) -> usize {
+        self.cache.len()
+    }
+
     /// Generates material for `version` and wraps it under its location's HSM key.
     pub(crate) async fn generate_wrapped(
         &self,
@@ -94,7 +121,7 @@ impl Sovra {
     /// The loaded key of an ENABLED-or-not version (state is checked by the caller).
     pub(crate) fn loaded_key(&self, name: &VersionName, v: &VersionRec) -> Result<Arc<LoadedKey>> {
         let key_str = v.name.as_str();
-        if let Some(k) = self.material.get(key_str) {
+        if let Some(k) = self.cache.get(key_str) {
             return Ok(k);
         }
         let secret = self.raw_material(name, v)?;
@@ -104,7 +131,7 @@ impl Sovra {
                 format!("stored material of {} does not load: {e}", v.name),
             )
         })?);
-        self.material.put(v.name.clone(), k.clone());
+        self.cache.put(v.name.clone(), k.clone());
         Ok(k)
     }
 

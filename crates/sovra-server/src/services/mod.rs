@@ -1,9 +1,16 @@
 //! The service layer: every operation Sovra offers, independent of HTTP.
 //!
-//! [`Sovra`] holds the backends (behind the `Store` and `Hsm` traits), the clock and the
-//! caches. Its methods are split by concern across this module's files; each takes the
-//! authenticated [`Principal`](auth::Principal), checks authorization, does the work, and
-//! appends audit records in the same store transaction as the change they describe.
+//! One service per concern, each owning its state and naming the services it depends on
+//! ([`Base`] carries only the backends, the clock, configuration, authorization and audit);
+//! [`Sovra`] is the composition root that wires them. Every operation takes the authenticated
+//! [`Principal`](auth::Principal), checks authorization, does the work, and appends audit
+//! records in the same store transaction as the change they describe.
+//!
+//! ```text
+//! settings   quotas   access (tokens, role bindings)
+//! material ◄─ keys (locations, key rings, keys, versions) ◄─ crypto (encrypt, sign, mac, …)
+//! attest (evidence, policies, collateral, signing keys) ◄─ release (SKR, issuers) ◄─ trust
+//! ```
 
 pub mod access;
 pub mod anchor;
@@ -12,7 +19,6 @@ pub mod audit;
 pub mod auth;
 pub mod authz;
 pub mod fetch;
-pub mod issuers;
 pub mod keys;
 pub mod material;
 pub mod ops;
@@ -23,7 +29,6 @@ pub mod sealed;
 pub mod settings;
 pub mod trust;
 
-use crate::cache::TtlCache;
 use crate::clock::Clock;
 use crate::error::Result;
 use audit::{Audit, AuditEvent, EventKind};
@@ -72,27 +77,66 @@ impl Default for ServiceConfig {
     }
 }
 
-/// The service layer.
+/// What every service is built on: the backends, the clock, the read-only configuration,
+/// authorization and the audit log. It holds no domain state: each service below owns its own.
+#[derive(Debug, Clone)]
+pub struct Base {
+    /// The (sealed) store.
+    pub store: Arc<dyn Store>,
+    /// The HSM.
+    pub hsm: Arc<dyn Hsm>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// The audit log.
+    pub audit: Audit,
+    /// Authentication and authorization.
+    pub auth: Arc<Auth>,
+    /// Tunables.
+    pub cfg: Arc<ServiceConfig>,
+    /// The base URL once the listener is bound (when not configured).
+    public_url: Arc<std::sync::OnceLock<String>>,
+}
+
+impl Base {
+    /// Now (Unix seconds).
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// The externally reachable base URL: token issuer prefix, JWKS location.
+    pub fn public_url(&self) -> &str {
+        self.public_url
+            .get()
+            .map_or(self.cfg.attest.public_url.as_str(), String::as_str)
+    }
+
+    /// An administrative audit event by `p` on `resource`.
+    pub(crate) fn admin_event(
+        &self,
+        p: &Principal,
+        action: &str,
+        resource: impl Into<String>,
+    ) -> AuditEvent {
+        AuditEvent::new(self.now(), EventKind::Admin, action)
+            .principal(&p.name)
+            .resource(resource)
+    }
+}
+
+/// The service layer: the composition root that builds each service with what it depends on.
+/// HTTP handlers and the CLI call the service that owns the operation.
 #[derive(Debug)]
 pub struct Sovra {
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) hsm: Arc<dyn Hsm>,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) audit: Audit,
-    pub(crate) auth: Auth,
-    pub(crate) quotas: quota::Quotas,
-    pub(crate) key_views: TtlCache<String, Arc<keys::KeyView>>,
-    pub(crate) quota_limits: TtlCache<String, (u64, u64, bool)>,
-    pub(crate) quota_audit: TtlCache<(String, quota::OpClass), ()>,
-    pub(crate) material: material::MaterialCache,
-    pub(crate) settings: settings::SettingsCache,
-    pub(crate) attest: attest::AttestState,
-    pub(crate) public_url: std::sync::OnceLock<String>,
-    pub(crate) jwks: issuers::JwksCache,
-    pub(crate) work: crate::work::WorkPool,
-    /// Serialises changes that could remove the last administrator (on this node).
-    pub(crate) admin_changes: tokio::sync::Mutex<()>,
-    pub(crate) cfg: ServiceConfig,
+    base: Base,
+    settings: Arc<settings::Settings>,
+    quotas: Arc<quota::Quotas>,
+    access: Arc<access::Access>,
+    material: Arc<material::Material>,
+    keys: Arc<keys::Keys>,
+    crypto: Arc<ops::Crypto>,
+    attest: Arc<attest::Attestation>,
+    release: Arc<release::Release>,
+    trust: trust::Trust,
 }
 
 impl Sovra {
@@ -111,74 +155,141 @@ impl Sovra {
                 location: cfg.default_location.clone(),
             });
         }
-        Self {
-            auth: Auth::new(store.clone(), clock.clone(), audit.clone(), cfg.cache_ttl),
-            key_views: TtlCache::new(cfg.cache_ttl, 100_000),
-            quota_limits: TtlCache::new(cfg.cache_ttl, 100_000),
-            quota_audit: TtlCache::new(Duration::from_secs(1), 100_000),
-            material: material::MaterialCache::new(cfg.material_cache_entries),
-            settings: settings::SettingsCache::new(cfg.cache_ttl),
-            attest: attest::AttestState::new(cfg.cache_ttl),
-            public_url: std::sync::OnceLock::new(),
-            jwks: issuers::JwksCache::default(),
-            quotas: quota::Quotas::new(),
-            work: crate::work::WorkPool::new(cfg.work_threads, cfg.work_queue),
-            admin_changes: tokio::sync::Mutex::new(()),
-            audit,
+        let auth = Arc::new(Auth::new(
+            store.clone(),
+            clock.clone(),
+            audit.clone(),
+            cfg.cache_ttl,
+        ));
+        let base = Base {
             store,
             hsm,
             clock,
-            cfg,
+            audit,
+            auth,
+            cfg: Arc::new(cfg),
+            public_url: Arc::default(),
+        };
+        let settings = Arc::new(settings::Settings::new(base.clone()));
+        let quotas = Arc::new(quota::Quotas::new(base.clone()));
+        let access = Arc::new(access::Access::new(base.clone()));
+        let material = Arc::new(material::Material::new(&base));
+        let keys = Arc::new(keys::Keys::new(
+            base.clone(),
+            settings.clone(),
+            material.clone(),
+        ));
+        let crypto = Arc::new(ops::Crypto::new(
+            base.clone(),
+            keys.clone(),
+            material.clone(),
+            quotas.clone(),
+        ));
+        let attest = Arc::new(attest::Attestation::new(base.clone()));
+        let release = Arc::new(release::Release::new(
+            base.clone(),
+            keys.clone(),
+            material.clone(),
+            quotas.clone(),
+            attest.clone(),
+            crypto.clone(),
+        ));
+        let trust = trust::Trust::new(base.clone(), attest.clone(), release.clone());
+        Self {
+            base,
+            settings,
+            quotas,
+            access,
+            material,
+            keys,
+            crypto,
+            attest,
+            release,
+            trust,
         }
     }
 
     /// Sets the externally reachable base URL once the listener is bound (when not configured).
     pub fn set_public_url(&self, url: String) {
-        let _ = self.public_url.set(url.trim_end_matches('/').to_string());
+        let _ = self
+            .base
+            .public_url
+            .set(url.trim_end_matches('/').to_string());
     }
 
     /// The externally reachable base URL: token issuer prefix, JWKS location.
     pub fn public_url(&self) -> &str {
-        self.public_url
-            .get()
-            .map_or(self.cfg.attest.public_url.as_str(), String::as_str)
+        self.base.public_url()
+    }
+
+    /// Organisation settings.
+    pub fn settings(&self) -> &settings::Settings {
+        &self.settings
+    }
+
+    /// Per-principal quotas.
+    pub fn quotas(&self) -> &quota::Quotas {
+        &self.quotas
+    }
+
+    /// Tokens and role bindings.
+    pub fn access(&self) -> &access::Access {
+        &self.access
+    }
+
+    /// Locations, key rings, keys and versions.
+    pub fn keys(&self) -> &keys::Keys {
+        &self.keys
+    }
+
+    /// Cryptographic operations with keys.
+    pub fn crypto(&self) -> &ops::Crypto {
+        &self.crypto
+    }
+
+    /// The attestation service.
+    pub fn attest(&self) -> &attest::Attestation {
+        &self.attest
+    }
+
+    /// Secure key release and trusted issuers.
+    pub fn release(&self) -> &release::Release {
+        &self.release
+    }
+
+    /// The trust configuration view.
+    pub fn trust(&self) -> &trust::Trust {
+        &self.trust
     }
 
     /// The authentication service.
     pub fn auth(&self) -> &Auth {
-        &self.auth
+        &self.base.auth
     }
 
     /// The audit service.
     pub fn audit(&self) -> &Audit {
-        &self.audit
+        &self.base.audit
     }
 
     /// The store (readiness checks).
     pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+        &self.base.store
     }
 
     /// The HSM.
     pub fn hsm(&self) -> &Arc<dyn Hsm> {
-        &self.hsm
+        &self.base.hsm
     }
 
     /// Now (Unix seconds).
     pub fn now(&self) -> i64 {
-        self.clock.now()
+        self.base.now()
     }
 
-    /// An administrative audit event by `p` on `resource`.
-    pub(crate) fn admin_event(
-        &self,
-        p: &Principal,
-        action: &str,
-        resource: impl Into<String>,
-    ) -> AuditEvent {
-        AuditEvent::new(self.now(), EventKind::Admin, action)
-            .principal(&p.name)
-            .resource(resource)
+    /// Unwrapped key material held in memory (metrics).
+    pub fn material(&self) -> &material::Material {
+        &self.material
     }
 }
 

@@ -1,7 +1,7 @@
 //! Cryptographic operations: encrypt, decrypt, sign, verify, asymmetric decrypt, MAC, public
 //! key and random bytes. The hot path reads only caches: tokens, bindings, key views, material.
 
-use super::Sovra;
+use super::Base;
 use super::audit::{AuditEvent, EventKind};
 use super::auth::Principal;
 use super::authz::Permission;
@@ -98,7 +98,33 @@ struct Resolved {
     primary: bool,
 }
 
-impl Sovra {
+/// Cryptographic operations with keys: encrypt, decrypt, sign, verify, MAC, random bytes.
+#[derive(Debug)]
+pub struct Crypto {
+    base: Base,
+    keys: Arc<super::keys::Keys>,
+    material: Arc<super::material::Material>,
+    quotas: Arc<super::quota::Quotas>,
+}
+
+impl Crypto {
+    /// The service.
+    pub fn new(
+        base: Base,
+        keys: Arc<super::keys::Keys>,
+        material: Arc<super::material::Material>,
+        quotas: Arc<super::quota::Quotas>,
+    ) -> Self {
+        Self {
+            base,
+            keys,
+            material,
+            quotas,
+        }
+    }
+}
+
+impl Crypto {
     async fn resolve(
         &self,
         p: &Principal,
@@ -111,9 +137,9 @@ impl Sovra {
         let key_name = target.key();
         let key_str = key_name.to_string();
         if !p.can(perm, &key_str) {
-            self.auth.authorize(p, perm, &key_str).await?;
+            self.base.auth.authorize(p, perm, &key_str).await?;
         }
-        let mut view = self.key_view_named(key_name, key_str).await?;
+        let mut view = self.keys.key_view_named(key_name, key_str).await?;
         if view.key.purpose != purpose {
             return Err(Error::new(
                 ErrorCode::WrongPurpose,
@@ -140,8 +166,8 @@ impl Sovra {
         };
         if !view.versions.contains_key(&n) {
             // The version may be newer than the cached view.
-            self.invalidate_key(key_name);
-            view = self.key_view(key_name).await?;
+            self.keys.invalidate_key(key_name);
+            view = self.keys.key_view(key_name).await?;
         }
         let version = key_name.version(n);
         let (rec, _) = view.versions.get(&n).ok_or_else(|| {
@@ -171,8 +197,8 @@ impl Sovra {
                 ));
             }
         }
-        self.take_quota(p, class).await?;
-        let key = self.loaded_key(&version, rec)?;
+        self.quotas.take(p, class).await?;
+        let key = self.material.loaded_key(&version, rec)?;
         let primary = view.key.primary == Some(n);
         let name = rec.name.clone();
         Ok(Resolved {
@@ -186,10 +212,10 @@ impl Sovra {
 
     async fn data_access(&self, p: &Principal, r: &Resolved, action: &str) -> Result<()> {
         if r.view.ring.audit_data_access {
-            let ev = AuditEvent::new(self.now(), EventKind::DataAccess, action)
+            let ev = AuditEvent::new(self.base.now(), EventKind::DataAccess, action)
                 .principal(&p.name)
                 .resource(r.name.clone());
-            self.audit.record(ev).await?;
+            self.base.audit.record(ev).await?;
         }
         Ok(())
     }
@@ -464,10 +490,11 @@ impl Sovra {
     /// The public key of an asymmetric version, PEM.
     pub async fn public_key(&self, p: &Principal, target: &Target) -> Result<PublicKey> {
         let key_name = target.key();
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::KeyRead, &key_name.to_string())
             .await?;
-        let view = self.key_view(key_name).await?;
+        let view = self.keys.key_view(key_name).await?;
         if !matches!(
             view.key.purpose,
             Purpose::AsymmetricSign | Purpose::AsymmetricDecrypt
@@ -503,7 +530,7 @@ impl Sovra {
                 format!("{version} is DESTROYED"),
             ));
         }
-        let key = self.loaded_key(&version, rec)?;
+        let key = self.material.loaded_key(&version, rec)?;
         Ok(PublicKey {
             pem: key.public_key_pem().map_err(crypto_err)?,
             algorithm: rec.algorithm,
@@ -518,13 +545,14 @@ impl Sovra {
         loc: &LocationName,
         req: &GenerateRandomBytesRequest,
     ) -> Result<GenerateRandomBytesResponse> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::Random, &loc.to_string())
             .await?;
         if !(1..=1024).contains(&req.length_bytes) {
             return Err(Error::invalid("lengthBytes must be between 1 and 1024"));
         }
-        self.take_quota(p, OpClass::Symmetric).await?;
+        self.quotas.take(p, OpClass::Symmetric).await?;
         let n = usize::try_from(req.length_bytes).unwrap_or(0);
         let bytes = sovra_crypto::random::bytes(n).map_err(crypto_err)?;
         Ok(GenerateRandomBytesResponse {

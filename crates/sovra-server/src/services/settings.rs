@@ -1,22 +1,35 @@
 //! Organisation settings: constraints that apply to every key.
 
-use super::Sovra;
+use super::Base;
 use super::auth::Principal;
 use super::authz::Permission;
 use crate::cache::TtlCell;
 use crate::error::{Error, Result};
 use crate::model::{self, SettingsRec};
 use crate::records::{Records, Writes};
-use sovra_proto::admin::{Settings, UpdateSettingsRequest};
+use sovra_proto::admin::{Settings as SettingsWire, UpdateSettingsRequest};
 use sovra_proto::duration;
 use sovra_store::{Expect, WriteBatch};
 
-/// Cached settings and their revision.
-pub type SettingsCache = TtlCell<(SettingsRec, u64)>;
+/// Organisation settings (destruction delays, disable-before-destroy).
+#[derive(Debug)]
+pub struct Settings {
+    base: Base,
+    /// The settings and their revision, for the metadata TTL.
+    cache: TtlCell<(SettingsRec, u64)>,
+}
+
+impl Settings {
+    /// The service.
+    pub fn new(base: Base) -> Self {
+        let cache = TtlCell::new(base.cfg.cache_ttl);
+        Self { base, cache }
+    }
+}
 
 /// Wire form of settings.
-pub fn to_wire(s: &SettingsRec) -> Settings {
-    Settings {
+pub fn to_wire(s: &SettingsRec) -> SettingsWire {
+    SettingsWire {
         default_location: s.default_location.clone(),
         min_destroy_scheduled_duration: duration::format(s.min_destroy_scheduled_duration),
         default_destroy_scheduled_duration: duration::format(s.default_destroy_scheduled_duration),
@@ -24,26 +37,27 @@ pub fn to_wire(s: &SettingsRec) -> Settings {
     }
 }
 
-impl Sovra {
+impl Settings {
     /// The current settings and their revision (defaults if never stored).
     pub(crate) async fn settings_rec(&self) -> Result<(SettingsRec, u64)> {
-        if let Some(cur) = self.settings.get() {
+        if let Some(cur) = self.cache.get() {
             return Ok(cur);
         }
-        let (s, rev) = match Records::of(&*self.store)
+        let (s, rev) = match Records::of(&*self.base.store)
             .get(model::SETTINGS, model::SETTINGS_NAME)
             .await?
         {
             Some(r) => (r.value.clone(), r.rev),
-            None => (SettingsRec::defaults(&self.cfg.default_location), 0),
+            None => (SettingsRec::defaults(&self.base.cfg.default_location), 0),
         };
-        self.settings.put((s.clone(), rev));
+        self.cache.put((s.clone(), rev));
         Ok((s, rev))
     }
 
     /// `GET /v1/settings`.
-    pub async fn get_settings(&self, p: &Principal) -> Result<Settings> {
-        self.auth
+    pub async fn get_settings(&self, p: &Principal) -> Result<SettingsWire> {
+        self.base
+            .auth
             .authorize(p, Permission::SettingsRead, "*")
             .await?;
         Ok(to_wire(&self.settings_rec().await?.0))
@@ -54,13 +68,14 @@ impl Sovra {
         &self,
         p: &Principal,
         req: UpdateSettingsRequest,
-    ) -> Result<Settings> {
-        self.auth
+    ) -> Result<SettingsWire> {
+        self.base
+            .auth
             .authorize(p, Permission::SettingsManage, "*")
             .await?;
-        self.settings.invalidate();
+        self.cache.invalidate();
         let out = super::with_retries(|| async {
-            self.settings.invalidate();
+            self.cache.invalidate();
             let (mut s, rev) = self.settings_rec().await?;
             let parse = |v: &str, field: &str| duration::parse(v).map_err(|e| Error::invalid(format!("{field}: {e}")));
             if let Some(v) = &req.min_destroy_scheduled_duration {
@@ -82,12 +97,12 @@ impl Sovra {
             let mut b = WriteBatch::new();
             let expect = if rev == 0 { Expect::Absent } else { Expect::Rev(rev) };
             b.write(model::SETTINGS, &s, expect)?;
-            b.audit(self.admin_event(p, "settings.update", "settings").detail(serde_json::to_value(to_wire(&s)).unwrap_or_default()).body());
-            self.store.commit(b).await?;
+            b.audit(self.base.admin_event(p, "settings.update", "settings").detail(serde_json::to_value(to_wire(&s)).unwrap_or_default()).body());
+            self.base.store.commit(b).await?;
             Ok(s)
         })
         .await?;
-        self.settings.invalidate();
+        self.cache.invalidate();
         Ok(to_wire(&out))
     }
 }

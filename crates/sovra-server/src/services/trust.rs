@@ -4,14 +4,17 @@
 //! (`Permission::TrustManage`), audited, and reported as a warning while operator anchors are
 //! active.
 
-use super::Sovra;
+use super::Base;
+use super::attest::Attestation;
 use super::attest::collateral::changes_trust;
 use super::auth::Principal;
 use super::authz::Permission;
+use super::release::Release;
 use crate::error::Result;
 use serde::Serialize;
 use sovra_attest::evidence::Platform;
 use sovra_attest::x509::pinned;
+use std::sync::Arc;
 
 /// A root pinned in the binary.
 #[derive(Debug, Clone, Serialize)]
@@ -103,15 +106,35 @@ fn pinned_roots() -> Vec<PinnedRoot> {
     out
 }
 
-impl Sovra {
+/// The trust configuration view: pinned roots, operator anchors, policy signers, issuers.
+#[derive(Debug)]
+pub struct Trust {
+    base: Base,
+    attest: Arc<Attestation>,
+    release: Arc<Release>,
+}
+
+impl Trust {
+    /// The service.
+    pub fn new(base: Base, attest: Arc<Attestation>, release: Arc<Release>) -> Self {
+        Self {
+            base,
+            attest,
+            release,
+        }
+    }
+}
+
+impl Trust {
     /// The trust configuration (readable with the policy-read permission).
     pub async fn trust_configuration(&self, p: &Principal) -> Result<TrustView> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::PolicyRead, "attestation")
             .await?;
         let mut anchors = Vec::new();
         let mut signers = Vec::new();
-        for r in self.collateral_records().await? {
+        for r in self.attest.collateral_records().await? {
             if !changes_trust(&r.kind) {
                 continue;
             }
@@ -128,6 +151,7 @@ impl Sovra {
             }
         }
         let external_issuers = self
+            .release
             .list_trusted_issuers(p)
             .await?
             .into_iter()
@@ -137,7 +161,7 @@ impl Sovra {
                 issuer: i.issuer,
             })
             .collect();
-        let a = &self.cfg.attest;
+        let a = &self.base.cfg.attest;
         Ok(TrustView {
             pinned_roots: pinned_roots(),
             warnings: anchor_warnings(anchors.len()),
@@ -156,13 +180,14 @@ impl Sovra {
     /// would tell an anonymous caller what is trusted).
     pub async fn trust_warnings(&self) -> Result<Vec<String>> {
         let n = self
+            .attest
             .collateral_records()
             .await?
             .iter()
             .filter(|r| r.kind == "trust-anchor")
             .count();
         let mut w = anchor_warnings(n);
-        w.extend(self.audit.anchor_warning());
+        w.extend(self.base.audit.anchor_warning());
         Ok(w)
     }
 }

@@ -36,8 +36,8 @@ pub async fn env_with(cfg: ServiceConfig) -> Env {
     );
     let clock = Arc::new(ManualClock::new(1_800_000_000));
     let sovra = Arc::new(Sovra::new(store, hsm, clock.clone(), cfg));
-    sovra.ensure_default_location().await.unwrap();
-    let token = sovra.bootstrap_admin().await.unwrap();
+    sovra.keys().ensure_default_location().await.unwrap();
+    let token = sovra.access().bootstrap_admin().await.unwrap();
     let admin = sovra
         .auth()
         .authenticate(Some(&format!("Bearer {token}")), None)

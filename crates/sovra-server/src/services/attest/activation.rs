@@ -4,7 +4,7 @@
 //! with that AK loaded, can open. Attestation evidence that carries the opened secret is then
 //! verified with that AK. Challenges are single-use and expire after five minutes.
 
-use super::super::Sovra;
+use super::Attestation;
 use crate::error::{Error, Result};
 use crate::model;
 use crate::records::{Records, Writes};
@@ -76,7 +76,7 @@ fn sha(b: &[u8]) -> String {
     sovra_attest::x509::sha256_hex(b)
 }
 
-impl Sovra {
+impl Attestation {
     /// Issues a credential-activation challenge for a TPM whose EK certificate is trusted.
     pub async fn tpm_challenge(&self, req: ChallengeRequest) -> Result<Value> {
         let ek_public = tpmt(b64("ekPublic", &req.ek_public)?);
@@ -94,7 +94,7 @@ impl Sovra {
             );
         }
         let loaded = self.loaded_collateral().await?;
-        let now = self.now();
+        let now = self.base.now();
         let ek_cert_sha256 = sha(&ek_cert);
         let ak_public_b64 = sovra_proto::b64::encode(&ak_public);
         let (secret, made, root) = self
@@ -121,7 +121,7 @@ impl Sovra {
             })
             .await??;
         let id = sovra_crypto::random::hex_id(16).map_err(|e| Error::internal(e.to_string()))?;
-        let expire = self.now() + TTL;
+        let expire = self.base.now() + TTL;
         let rec = ChallengeRec {
             id: id.clone(),
             secret_sha256: sha(&secret),
@@ -133,7 +133,7 @@ impl Sovra {
         };
         let mut b = WriteBatch::new();
         b.create(model::TPM_CHALLENGES, &rec)?;
-        self.store.commit(b).await?;
+        self.base.store.commit(b).await?;
         Ok(
             json!({"challengeId": id, "credential": sovra_proto::b64::encode(&made.tpm2_tools_file()), "expireTime": crate::clock::rfc3339(expire)}),
         )
@@ -158,7 +158,7 @@ impl Sovra {
                 .unwrap_or_default(),
         )?;
         let bad = |m: &str| Error::new(ErrorCode::AttestBindingInvalid, m.to_string());
-        let rec = Records::of(&*self.store)
+        let rec = Records::of(&*self.base.store)
             .get(model::TPM_CHALLENGES, id)
             .await?
             .ok_or_else(|| bad("unknown or used challenge: request a new one"))?;
@@ -166,11 +166,12 @@ impl Sovra {
         // Single use, whatever the outcome.
         let mut b = WriteBatch::new();
         b.remove(model::TPM_CHALLENGES, id.to_string(), Expect::Rev(rec.rev));
-        self.store
+        self.base
+            .store
             .commit(b)
             .await
             .map_err(|_| bad("the challenge was used concurrently"))?;
-        if c.expire < self.now() {
+        if c.expire < self.base.now() {
             return Err(bad("the challenge has expired: request a new one"));
         }
         if !sovra_crypto::ct_eq(sha(&secret).as_bytes(), c.secret_sha256.as_bytes()) {
@@ -195,5 +196,17 @@ impl Sovra {
             })
             .await?
             .map_err(|e| super::attest_error(&e))
+    }
+}
+
+impl Attestation {
+    /// Deletes expired TPM challenges; returns how many.
+    pub async fn expire_challenges(&self) -> Result<usize> {
+        crate::services::release::expire(
+            &*self.base.store,
+            model::TPM_CHALLENGES.collection(),
+            self.base.now(),
+        )
+        .await
     }
 }

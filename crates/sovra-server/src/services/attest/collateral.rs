@@ -1,9 +1,9 @@
 //! The collateral store: AMD certificates, Intel collateral bundles and operator trust anchors,
 //! imported through the API so verification never has to reach a vendor.
 
-use super::super::Sovra;
 use super::super::auth::Principal;
 use super::super::authz::Permission;
+use super::Attestation;
 use crate::error::{Error, Result};
 use crate::model;
 use crate::records::{Records, Writes};
@@ -140,7 +140,7 @@ pub fn changes_trust(kind: &str) -> bool {
     matches!(kind, "trust-anchor" | "policy-signer")
 }
 
-impl Sovra {
+impl Attestation {
     /// Imports collateral.
     pub async fn import_collateral(
         &self,
@@ -155,7 +155,7 @@ impl Sovra {
         } else {
             Permission::PolicyManage
         };
-        self.auth.authorize(p, perm, "*").await?;
+        self.base.auth.authorize(p, perm, "*").await?;
         let content = sovra_proto::b64::decode(&req.content)
             .map_err(|_| Error::new(ErrorCode::InvalidBase64, "content is not valid base64"))?;
         let (description, plat) = match req.kind.as_str() {
@@ -191,27 +191,28 @@ impl Sovra {
             platform: plat,
             description,
             content: sovra_proto::b64::encode(&content),
-            create_time: self.now(),
+            create_time: self.base.now(),
             fetched: None,
         };
         let mut b = WriteBatch::new();
         b.write(model::COLLATERAL, &rec, Expect::Any)?;
         let mut ev = self
-            .admin_event(p, "attestation.collateral.import", format!("attestation/collateral/{id}"))
+            .base.admin_event(p, "attestation.collateral.import", format!("attestation/collateral/{id}"))
             .detail(serde_json::json!({"kind": rec.kind, "platform": rec.platform, "description": rec.description}));
         if rec.kind == "trust-anchor" {
             tracing::warn!(platform = ?rec.platform, subjects = %rec.description, "a trust anchor was added: evidence chaining to it will be accepted");
             ev = ev.detail(serde_json::json!({"kind": rec.kind, "platform": rec.platform, "description": rec.description, "warning": "operator-added root"}));
         }
         b.audit(ev.body());
-        self.store.commit(b).await?;
-        self.attest.collateral.invalidate();
+        self.base.store.commit(b).await?;
+        self.collateral.invalidate();
         Ok(info(&rec))
     }
 
     /// Lists stored collateral.
     pub async fn list_collateral(&self, p: &Principal) -> Result<Vec<CollateralInfo>> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::PolicyRead, "attestation")
             .await?;
         Ok(self.collateral_records().await?.iter().map(info).collect())
@@ -219,10 +220,14 @@ impl Sovra {
 
     /// Removes one piece of collateral.
     pub async fn delete_collateral(&self, p: &Principal, id: &str) -> Result<()> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::PolicyManage, "attestation")
             .await?;
-        let Some(r) = Records::of(&*self.store).get(model::COLLATERAL, id).await? else {
+        let Some(r) = Records::of(&*self.base.store)
+            .get(model::COLLATERAL, id)
+            .await?
+        else {
             return Err(Error::new(
                 ErrorCode::CollateralNotFound,
                 format!(
@@ -232,20 +237,24 @@ impl Sovra {
         };
         let rec: CollateralRec = r.value.clone();
         if changes_trust(&rec.kind) {
-            self.auth.authorize(p, Permission::TrustManage, "*").await?;
+            self.base
+                .auth
+                .authorize(p, Permission::TrustManage, "*")
+                .await?;
         }
         let mut b = WriteBatch::new();
         b.remove(model::COLLATERAL, id, Expect::Rev(r.rev));
         b.audit(
-            self.admin_event(
-                p,
-                "attestation.collateral.delete",
-                format!("attestation/collateral/{id}"),
-            )
-            .body(),
+            self.base
+                .admin_event(
+                    p,
+                    "attestation.collateral.delete",
+                    format!("attestation/collateral/{id}"),
+                )
+                .body(),
         );
-        self.store.commit(b).await?;
-        self.attest.collateral.invalidate();
+        self.base.store.commit(b).await?;
+        self.collateral.invalidate();
         Ok(())
     }
 
@@ -253,7 +262,7 @@ impl Sovra {
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let page = Records::of(&*self.store)
+            let page = Records::of(&*self.base.store)
                 .scan(model::COLLATERAL, after.as_deref(), 500)
                 .await?;
             let Some(last) = page.last() else { break };
@@ -267,7 +276,7 @@ impl Sovra {
 
     /// Trust store and Intel bundles built from the collateral store (cached).
     pub async fn loaded_collateral(&self) -> Result<Arc<Loaded>> {
-        if let Some(l) = self.attest.collateral.get() {
+        if let Some(l) = self.collateral.get() {
             return Ok(l);
         }
         let mut loaded = Loaded::default();
@@ -307,12 +316,12 @@ impl Sovra {
             .intel
             .sort_by_key(|b| std::cmp::Reverse(b.tcb_evaluation_data_number));
         let l = Arc::new(loaded);
-        self.attest.collateral.put(l.clone());
+        self.collateral.put(l.clone());
         Ok(l)
     }
 }
 
-impl Sovra {
+impl Attestation {
     /// Checks a policy JWS against the configured policy signers: with signers configured only
     /// a policy signed by one of them is accepted; without, only unsigned policies are.
     /// Returns the signer's subject.

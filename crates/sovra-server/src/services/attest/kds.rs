@@ -7,8 +7,8 @@
 //! Bounded: reports are unauthenticated input and can name any chip, so a URL that failed is not
 //! tried again for a minute, and Sovra fetches at most two times a second in all (bursts of ten).
 
-use super::super::Sovra;
 use super::super::audit::{AuditEvent, EventKind};
+use super::Attestation;
 use super::collateral::CollateralRec;
 use crate::cache::{Rate, TokenBucket, TtlCache};
 use crate::error::Result;
@@ -80,11 +80,11 @@ impl FetchLimiter {
     }
 }
 
-impl Sovra {
+impl Attestation {
     /// Fetches the VCEK of the SNP report in `evidence` from KDS and stores it. `Ok(false)`
     /// when fetching is not configured; `Err` says why nothing was stored.
     pub(super) async fn fetch_vcek(&self, evidence: &[u8]) -> std::result::Result<bool, String> {
-        let Some(base) = self.cfg.attest.amd_kds_url.as_deref() else {
+        let Some(base) = self.base.cfg.attest.amd_kds_url.as_deref() else {
             return Ok(false);
         };
         let raw = report::decode_input(evidence).map_err(|e| e.to_string())?;
@@ -99,13 +99,13 @@ impl Sovra {
         let mut why = String::new();
         for path in paths {
             let url = format!("{}{path}", base.trim_end_matches('/'));
-            if let Err(e) = self.attest.kds.admit(&url) {
+            if let Err(e) = self.kds.admit(&url) {
                 why = e;
                 continue;
             }
             let got = super::super::fetch::get(
                 &url,
-                self.cfg.attest.fetch_ca_pem.clone(),
+                self.base.cfg.attest.fetch_ca_pem.clone(),
                 TIMEOUT,
                 MAX_BYTES,
             )
@@ -131,7 +131,7 @@ impl Sovra {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "VCEK fetch from KDS failed");
-                    self.attest.kds.failed(&url);
+                    self.kds.failed(&url);
                     // The mirror's address and its answer stay in the server log.
                     why = "KDS did not provide a VCEK for this chip and TCB (details in the server log)".into();
                 }
@@ -143,7 +143,7 @@ impl Sovra {
     /// Fetches the ASK for the report in `evidence` (whose VCEK was given but whose chain is
     /// incomplete). True if a chain was stored.
     pub(super) async fn fetch_ask_for(&self, evidence: &[u8]) -> bool {
-        let Some(base) = self.cfg.attest.amd_kds_url.clone() else {
+        let Some(base) = self.base.cfg.attest.amd_kds_url.clone() else {
             return false;
         };
         let Ok(r) = report::decode_input(evidence).and_then(|raw| report::parse_report(&raw))
@@ -192,12 +192,12 @@ impl Sovra {
             base.trim_end_matches('/'),
             product.join("/")
         );
-        if self.attest.kds.admit(&url).is_err() {
+        if self.kds.admit(&url).is_err() {
             return false;
         }
         let got = super::super::fetch::get(
             &url,
-            self.cfg.attest.fetch_ca_pem.clone(),
+            self.base.cfg.attest.fetch_ca_pem.clone(),
             TIMEOUT,
             MAX_BYTES,
         )
@@ -220,7 +220,7 @@ impl Sovra {
             },
             Err(e) => {
                 tracing::warn!(error = %e, "ASK fetch from KDS failed");
-                self.attest.kds.failed(&url);
+                self.kds.failed(&url);
                 false
             }
         }
@@ -234,20 +234,24 @@ impl Sovra {
             platform: None,
             description: format!("fetched from {url}"),
             content: sovra_proto::b64::encode(der),
-            create_time: self.now(),
+            create_time: self.base.now(),
             fetched: None,
         };
         let mut b = WriteBatch::new();
         b.write(model::COLLATERAL, &rec, Expect::Any)?;
         b.audit(
-            AuditEvent::new(self.now(), EventKind::Admin, "attestation.collateral.fetch")
-                .principal("sovra")
-                .resource(format!("attestation/collateral/{id}"))
-                .detail(serde_json::json!({"kind": "amd-certs", "url": url}))
-                .body(),
+            AuditEvent::new(
+                self.base.now(),
+                EventKind::Admin,
+                "attestation.collateral.fetch",
+            )
+            .principal("sovra")
+            .resource(format!("attestation/collateral/{id}"))
+            .detail(serde_json::json!({"kind": "amd-certs", "url": url}))
+            .body(),
         );
-        self.store.commit(b).await?;
-        self.attest.collateral.invalidate();
+        self.base.store.commit(b).await?;
+        self.collateral.invalidate();
         Ok(())
     }
 }

@@ -17,7 +17,7 @@ pub mod request;
 pub mod signers;
 pub mod signing;
 
-use super::Sovra;
+use super::Base;
 use super::audit::{AuditEvent, EventKind};
 use crate::error::{Error, Result};
 use serde_json::{Map, Value, json};
@@ -25,7 +25,6 @@ use sovra_attest::{EvidenceInput, EvidenceType, VerifiedClaims, VerifyContext, v
 use sovra_crypto::jws::JwsAlg;
 use sovra_proto::ErrorCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Attestation settings.
 #[derive(Debug, Clone)]
@@ -72,29 +71,35 @@ impl Default for AttestConfig {
     }
 }
 
-/// Caches of the attestation service.
+/// The attestation service: evidence verification, policies, providers, collateral and the
+/// signing keys of tokens, release responses and management statements.
 #[derive(Debug)]
-pub struct AttestState {
+pub struct Attestation {
+    base: Base,
+    /// Verification and policy evaluation run here, off the async runtime.
+    work: crate::work::WorkPool,
     /// Signing keys of each use (tokens, release responses, management statements).
-    pub signing: signing::SigningCache,
+    signing: signing::SigningCache,
     /// Collateral and trust anchors.
-    pub collateral: collateral::CollateralCache,
+    collateral: collateral::CollateralCache,
     /// Compiled policies by provider and type.
-    pub policies: policy::PolicyCache,
+    policies: policy::PolicyCache,
     /// Reference-value sets.
-    pub refvalues: crate::cache::TtlCell<Arc<Vec<sovra_proto::attest::ReferenceValues>>>,
+    refvalues: crate::cache::TtlCell<Arc<Vec<sovra_proto::attest::ReferenceValues>>>,
     /// Recent AMD KDS fetches.
-    pub kds: kds::FetchLimiter,
+    kds: kds::FetchLimiter,
     /// Recent Intel PCS fetches.
-    pub pcs: kds::FetchLimiter,
+    pcs: kds::FetchLimiter,
     /// Background refreshes of fetched Intel collateral.
-    pub pcs_refresh: pcs::RefreshMemo,
+    pcs_refresh: pcs::RefreshMemo,
 }
 
-impl AttestState {
-    /// Empty caches.
-    pub fn new(ttl: Duration) -> Self {
+impl Attestation {
+    /// The service.
+    pub fn new(base: Base) -> Self {
+        let ttl = base.cfg.cache_ttl;
         Self {
+            work: crate::work::WorkPool::new(base.cfg.work_threads, base.cfg.work_queue),
             signing: signing::SigningCache::new(ttl, 8),
             collateral: collateral::CollateralCache::new(ttl),
             policies: policy::PolicyCache::new(ttl),
@@ -102,7 +107,13 @@ impl AttestState {
             kds: Default::default(),
             pcs: Default::default(),
             pcs_refresh: Default::default(),
+            base,
         }
+    }
+
+    /// The work pool (its queue feeds `/metrics`).
+    pub fn work(&self) -> &crate::work::WorkPool {
+        &self.work
     }
 }
 
@@ -120,7 +131,7 @@ pub struct Attested {
     pub claims: Map<String, Value>,
 }
 
-impl Sovra {
+impl Attestation {
     /// Verifies `sub` as `kind` evidence for `provider` and returns a token.
     pub async fn attest(
         &self,
@@ -132,7 +143,7 @@ impl Sovra {
         let started = std::time::Instant::now();
         let sub = Arc::new(sub);
         let result = self.attest_inner(provider, kind, &sub, maa_type).await;
-        let mut ev = AuditEvent::new(self.now(), EventKind::Decision, "attestation.attest")
+        let mut ev = AuditEvent::new(self.base.now(), EventKind::Decision, "attestation.attest")
             .resource(format!("attestation/providers/{provider}"));
         let mut detail = Map::new();
         detail.insert("evidenceType".into(), Value::from(kind.as_str()));
@@ -159,7 +170,10 @@ impl Sovra {
                 detail.insert("reason".into(), Value::from(e.message.clone()));
             }
         }
-        self.audit.record(ev.detail(Value::Object(detail))).await?;
+        self.base
+            .audit
+            .record(ev.detail(Value::Object(detail)))
+            .await?;
         result
     }
 
@@ -189,11 +203,11 @@ impl Sovra {
             policy,
             refsets: self.reference_value_sets_cached().await?,
             keys,
-            now: self.now(),
-            ttl: self.cfg.attest.token_ttl_secs,
-            jku: format!("{}/certs", self.public_url()),
-            min_tcb_evaluation_data_number: self.cfg.attest.min_tcb_evaluation_data_number,
-            snp_min_tcb: self.cfg.attest.snp_min_tcb,
+            now: self.base.now(),
+            ttl: self.base.cfg.attest.token_ttl_secs,
+            jku: format!("{}/certs", self.base.public_url()),
+            min_tcb_evaluation_data_number: self.base.cfg.attest.min_tcb_evaluation_data_number,
+            snp_min_tcb: self.base.cfg.attest.snp_min_tcb,
         });
         let activation = match kind {
             EvidenceType::Tpm => serde_json::from_slice::<Value>(&sub.evidence)
@@ -220,7 +234,7 @@ impl Sovra {
         let source = collateral_source(kind, sub, &loaded);
         let first = {
             let (sub, loaded, issuing) = (sub.clone(), loaded.clone(), issuing.clone());
-            let now = self.now();
+            let now = self.base.now();
             self.work
                 .run(move || {
                     verify_now(kind, &sub, &loaded, source, now)
@@ -339,7 +353,7 @@ impl Sovra {
         source: Collateral,
     ) -> Result<std::result::Result<VerifiedClaims, sovra_attest::AttestError>> {
         let sub = sub.clone();
-        let now = self.now();
+        let now = self.base.now();
         self.work
             .run(move || verify_now(kind, &sub, &loaded, source, now))
             .await

@@ -8,8 +8,8 @@
 //! What was fetched is also refreshed in the background (the scheduler): a day before its TCB
 //! info's `nextUpdate`, so quotes do not wait for a fetch, or fail, when collateral turns over.
 
-use super::super::Sovra;
 use super::super::audit::{AuditEvent, EventKind};
+use super::Attestation;
 use super::collateral::{CollateralRec, FetchedIntel};
 use crate::cache::TtlCache;
 use crate::error::Result;
@@ -45,14 +45,14 @@ impl RefreshMemo {
     }
 }
 
-impl Sovra {
+impl Attestation {
     /// Fetches and stores the Intel collateral for the quote `quote` (binary or base64).
     /// `Ok(None)` when fetching is not configured; `Err` says why nothing was stored.
     pub(super) async fn fetch_intel(
         &self,
         quote: &[u8],
     ) -> std::result::Result<Option<Vec<u8>>, String> {
-        if self.cfg.attest.intel_pcs_url.is_none() {
+        if self.base.cfg.attest.intel_pcs_url.is_none() {
             return Ok(None);
         }
         let needs = pcs::needs(quote).map_err(|e| e.to_string())?;
@@ -66,12 +66,13 @@ impl Sovra {
         needs: &pcs::Needs,
         background: bool,
     ) -> std::result::Result<Vec<u8>, String> {
-        let Some(base) = self.cfg.attest.intel_pcs_url.as_deref() else {
+        let Some(base) = self.base.cfg.attest.intel_pcs_url.as_deref() else {
             return Err("no PCS is configured".into());
         };
         let base = base.trim_end_matches('/');
         let [tcb, qe, crl, root] = pcs::paths(needs);
         let root_url = self
+            .base
             .cfg
             .attest
             .intel_root_crl_url
@@ -85,13 +86,13 @@ impl Sovra {
             root_url,
         ] {
             if background {
-                self.attest.pcs.admit_background()?;
+                self.pcs.admit_background()?;
             } else {
-                self.attest.pcs.admit(&url)?;
+                self.pcs.admit(&url)?;
             }
             let got = super::super::fetch::get_with_headers(
                 &url,
-                self.cfg.attest.fetch_ca_pem.clone(),
+                self.base.cfg.attest.fetch_ca_pem.clone(),
                 TIMEOUT,
                 MAX_BYTES,
                 false,
@@ -99,7 +100,7 @@ impl Sovra {
             .await;
             // Collateral changes daily at most: whatever the outcome, requests do not ask
             // again for a minute.
-            self.attest.pcs.failed(&url);
+            self.pcs.failed(&url);
             match got {
                 Ok((body, headers)) => {
                     let chain = headers
@@ -139,7 +140,7 @@ impl Sovra {
         );
         let mut b = WriteBatch::new();
         let mut unchanged = false;
-        for r in Records::of(&*self.store)
+        for r in Records::of(&*self.base.store)
             .scan(model::COLLATERAL, None, 10_000)
             .await?
         {
@@ -161,7 +162,7 @@ impl Sovra {
             platform: None,
             description,
             content: sovra_proto::b64::encode(bundle),
-            create_time: self.now(),
+            create_time: self.base.now(),
             fetched: Some(FetchedIntel {
                 fmspc: needs.fmspc.clone(),
                 ca: needs.ca.to_string(),
@@ -170,24 +171,28 @@ impl Sovra {
         };
         b.write(model::COLLATERAL, &rec, Expect::Any)?;
         b.audit(
-            AuditEvent::new(self.now(), EventKind::Admin, "attestation.collateral.fetch")
-                .principal("sovra")
-                .resource(format!("attestation/collateral/{id}"))
-                .detail(serde_json::json!({"kind": "intel", "fmspc": needs.fmspc, "from": base}))
-                .body(),
+            AuditEvent::new(
+                self.base.now(),
+                EventKind::Admin,
+                "attestation.collateral.fetch",
+            )
+            .principal("sovra")
+            .resource(format!("attestation/collateral/{id}"))
+            .detail(serde_json::json!({"kind": "intel", "fmspc": needs.fmspc, "from": base}))
+            .body(),
         );
-        self.store.commit(b).await?;
-        self.attest.collateral.invalidate();
+        self.base.store.commit(b).await?;
+        self.collateral.invalidate();
         Ok(())
     }
 
     /// Refreshes fetched Intel collateral whose TCB info reaches its `nextUpdate` within a day
     /// (or already has), each FMSPC at most once an hour. Returns how many were asked for.
     pub async fn refresh_intel_collateral(&self) -> Result<usize> {
-        if self.cfg.attest.intel_pcs_url.is_none() {
+        if self.base.cfg.attest.intel_pcs_url.is_none() {
             return Ok(0);
         }
-        let horizon = self.now() + REFRESH_AHEAD_SECS;
+        let horizon = self.base.now() + REFRESH_AHEAD_SECS;
         let mut asked = 0;
         for rec in self.collateral_records().await? {
             let Some(f) = rec.fetched.as_ref() else {
@@ -200,7 +205,7 @@ impl Sovra {
                 .and_then(|t| collateral::rfc3339(&t))
                 .is_none_or(|next| next <= horizon);
             let key = format!("{}/{}/{}", f.fmspc, f.ca, f.tdx);
-            if !due || !self.attest.pcs_refresh.claim(&key) {
+            if !due || !self.pcs_refresh.claim(&key) {
                 continue;
             }
             asked += 1;

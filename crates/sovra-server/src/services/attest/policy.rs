@@ -2,9 +2,9 @@
 //! Rego; compiled once and cached by provider, type and hash. Reference-value sets are offered
 //! to every policy as boolean claims `x-sovra-refvalues-{set}`.
 
-use super::super::Sovra;
 use super::super::auth::Principal;
 use super::super::authz::Permission;
+use super::Attestation;
 use crate::cache::TtlCache;
 use crate::error::{Error, Result};
 use crate::model;
@@ -277,14 +277,14 @@ fn record_name(provider: &str, kind: EvidenceType) -> String {
     format!("{provider}/{kind}")
 }
 
-impl Sovra {
+impl Attestation {
     async fn policy_rec(
         &self,
         provider: &str,
         kind: EvidenceType,
     ) -> Result<Option<(PolicyRec, u64)>> {
         Ok(
-            match Records::of(&*self.store)
+            match Records::of(&*self.base.store)
                 .get(model::ATTEST_POLICIES, &record_name(provider, kind))
                 .await?
             {
@@ -297,19 +297,17 @@ impl Sovra {
     /// The compiled policy in force for `provider` and `kind` (the built-in default if none).
     pub async fn policy_for(&self, provider: &str, kind: EvidenceType) -> Result<Arc<Compiled>> {
         let key = record_name(provider, kind);
-        if let Some(c) = self.attest.policies.get(&key) {
+        if let Some(c) = self.policies.get(&key) {
             return Ok(c);
         }
         let c = match self.policy_rec(provider, kind).await? {
             Some((rec, _)) => {
-                self.attest
-                    .policies
+                self.policies
                     .compiled(&self.work, rec.language, &rec.text)
                     .await?
             }
             None => {
-                self.attest
-                    .policies
+                self.policies
                     .compiled(
                         &self.work,
                         Language::Maa,
@@ -318,7 +316,7 @@ impl Sovra {
                     .await?
             }
         };
-        self.attest.policies.put(key, c.clone());
+        self.policies.put(key, c.clone());
         Ok(c)
     }
 
@@ -329,7 +327,8 @@ impl Sovra {
         provider: &str,
         kind: EvidenceType,
     ) -> Result<PolicyInfo> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::PolicyRead, "attestation")
             .await?;
         self.provider(provider).await?;
@@ -355,7 +354,8 @@ impl Sovra {
         text: &str,
         signer: Option<String>,
     ) -> Result<PolicyInfo> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::PolicyManage, "attestation")
             .await?;
         self.provider(provider).await?;
@@ -367,11 +367,7 @@ impl Sovra {
                 "policy signers are configured (isolated mode): send the policy as a JWS signed by one of them",
             ));
         }
-        let c = self
-            .attest
-            .policies
-            .compiled(&self.work, language, text)
-            .await?;
+        let c = self.policies.compiled(&self.work, language, text).await?;
         let name = record_name(provider, kind);
         let prev = self.policy_rec(provider, kind).await?;
         let rec = PolicyRec {
@@ -380,7 +376,7 @@ impl Sovra {
             language,
             text: text.into(),
             signer: signer.clone(),
-            update_time: self.now(),
+            update_time: self.base.now(),
         };
         let mut b = WriteBatch::new();
         let expect = prev
@@ -388,12 +384,12 @@ impl Sovra {
             .map_or(Expect::Absent, |(_, rev)| Expect::Rev(*rev));
         b.write(model::ATTEST_POLICIES, &rec, expect)?;
         b.audit(
-            self.admin_event(p, "attestation.policies.set", format!("attestation/providers/{name}"))
+            self.base.admin_event(p, "attestation.policies.set", format!("attestation/providers/{name}"))
                 .detail(serde_json::json!({"policyHash": c.hash, "language": language.name(), "signer": signer}))
                 .body(),
         );
-        self.store.commit(b).await?;
-        self.attest.policies.invalidate(&name);
+        self.base.store.commit(b).await?;
+        self.policies.invalidate(&name);
         self.get_policy(p, provider, kind).await
     }
 
@@ -404,7 +400,8 @@ impl Sovra {
         provider: &str,
         kind: EvidenceType,
     ) -> Result<PolicyInfo> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::PolicyManage, "attestation")
             .await?;
         self.provider(provider).await?;
@@ -413,13 +410,13 @@ impl Sovra {
             let mut b = WriteBatch::new();
             b.remove(model::ATTEST_POLICIES, name.clone(), Expect::Rev(rev));
             b.audit(
-                self.admin_event(p, "attestation.policies.reset", format!("attestation/providers/{name}"))
+                self.base.admin_event(p, "attestation.policies.reset", format!("attestation/providers/{name}"))
                     .detail(serde_json::json!({"policyHash": sovra_policy::maa::policy_hash(sovra_policy::defaults::for_type(kind))}))
                     .body(),
             );
-            self.store.commit(b).await?;
+            self.base.store.commit(b).await?;
         }
-        self.attest.policies.invalidate(&name);
+        self.policies.invalidate(&name);
         self.get_policy(p, provider, kind).await
     }
 
@@ -432,7 +429,8 @@ impl Sovra {
         name: &str,
         mut rv: ReferenceValues,
     ) -> Result<ReferenceValues> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::PolicyManage, "attestation")
             .await?;
         let ok = !name.is_empty()
@@ -463,26 +461,28 @@ impl Sovra {
             )));
         }
         rv.name = name.into();
-        rv.update_time = Some(crate::clock::rfc3339(self.now()));
+        rv.update_time = Some(crate::clock::rfc3339(self.base.now()));
         let mut b = WriteBatch::new();
         b.write(model::REFERENCE_VALUES, &rv, Expect::Any)?;
         b.audit(
-            self.admin_event(
-                p,
-                "attestation.referenceValues.set",
-                format!("attestation/referenceValues/{name}"),
-            )
-            .detail(serde_json::json!({"claims": rv.values.keys().collect::<Vec<_>>()}))
-            .body(),
+            self.base
+                .admin_event(
+                    p,
+                    "attestation.referenceValues.set",
+                    format!("attestation/referenceValues/{name}"),
+                )
+                .detail(serde_json::json!({"claims": rv.values.keys().collect::<Vec<_>>()}))
+                .body(),
         );
-        self.store.commit(b).await?;
-        self.attest.refvalues.invalidate();
+        self.base.store.commit(b).await?;
+        self.refvalues.invalidate();
         Ok(rv)
     }
 
     /// Lists reference-value sets.
     pub async fn list_reference_values(&self, p: &Principal) -> Result<Vec<ReferenceValues>> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::PolicyRead, "attestation")
             .await?;
         self.reference_value_sets().await
@@ -490,10 +490,11 @@ impl Sovra {
 
     /// Deletes a reference-value set.
     pub async fn delete_reference_values(&self, p: &Principal, name: &str) -> Result<()> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::PolicyManage, "attestation")
             .await?;
-        let Some(r) = Records::of(&*self.store)
+        let Some(r) = Records::of(&*self.base.store)
             .get(model::REFERENCE_VALUES, name)
             .await?
         else {
@@ -505,21 +506,22 @@ impl Sovra {
         let mut b = WriteBatch::new();
         b.remove(model::REFERENCE_VALUES, name, Expect::Rev(r.rev));
         b.audit(
-            self.admin_event(
-                p,
-                "attestation.referenceValues.delete",
-                format!("attestation/referenceValues/{name}"),
-            )
-            .body(),
+            self.base
+                .admin_event(
+                    p,
+                    "attestation.referenceValues.delete",
+                    format!("attestation/referenceValues/{name}"),
+                )
+                .body(),
         );
-        self.store.commit(b).await?;
-        self.attest.refvalues.invalidate();
+        self.base.store.commit(b).await?;
+        self.refvalues.invalidate();
         Ok(())
     }
 
     async fn reference_value_sets(&self) -> Result<Vec<ReferenceValues>> {
         let mut out = Vec::new();
-        for r in Records::of(&*self.store)
+        for r in Records::of(&*self.base.store)
             .scan(model::REFERENCE_VALUES, None, 1000)
             .await?
         {
@@ -530,11 +532,11 @@ impl Sovra {
 
     /// The reference-value sets (cached).
     pub(crate) async fn reference_value_sets_cached(&self) -> Result<Arc<Vec<ReferenceValues>>> {
-        Ok(match self.attest.refvalues.get() {
+        Ok(match self.refvalues.get() {
             Some(s) => s,
             None => {
                 let s = Arc::new(self.reference_value_sets().await?);
-                self.attest.refvalues.put(s.clone());
+                self.refvalues.put(s.clone());
                 s
             }
         })

@@ -1,9 +1,9 @@
 //! Attestation providers (tenants): each has its own policies and its own issuer URL. The
 //! provider `default` always exists and serves the MAA-compatible root endpoints.
 
-use super::super::Sovra;
 use super::super::auth::Principal;
 use super::super::authz::Permission;
+use super::Attestation;
 use crate::error::{Error, Result};
 use crate::model;
 use crate::records::{Records, Writes};
@@ -58,13 +58,13 @@ fn check_id(id: &str) -> Result<()> {
     }
 }
 
-impl Sovra {
+impl Attestation {
     /// The issuer URL of `provider`: the base URL for `default`, else `BASE/providers/ID`.
     pub fn issuer_of(&self, provider: &str) -> String {
         if provider == DEFAULT_PROVIDER {
-            self.public_url().to_string()
+            self.base.public_url().to_string()
         } else {
-            format!("{}/providers/{provider}", self.public_url())
+            format!("{}/providers/{provider}", self.base.public_url())
         }
     }
 
@@ -78,7 +78,7 @@ impl Sovra {
                 create_time: 0,
             });
         }
-        let rec = Records::of(&*self.store)
+        let rec = Records::of(&*self.base.store)
             .get(model::ATTEST_PROVIDERS, name)
             .await?
             .ok_or_else(|| {
@@ -97,7 +97,8 @@ impl Sovra {
 
     /// Creates a provider.
     pub async fn create_provider(&self, p: &Principal, name: &str) -> Result<Provider> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::PolicyManage, "attestation")
             .await?;
         check_id(name)?;
@@ -109,19 +110,20 @@ impl Sovra {
         }
         let rec = ProviderRec {
             name: name.into(),
-            create_time: self.now(),
+            create_time: self.base.now(),
         };
         let mut b = WriteBatch::new();
         b.create(model::ATTEST_PROVIDERS, &rec)?;
         b.audit(
-            self.admin_event(
-                p,
-                "attestation.providers.create",
-                format!("attestation/providers/{name}"),
-            )
-            .body(),
+            self.base
+                .admin_event(
+                    p,
+                    "attestation.providers.create",
+                    format!("attestation/providers/{name}"),
+                )
+                .body(),
         );
-        self.store.commit(b).await.map_err(|e| {
+        self.base.store.commit(b).await.map_err(|e| {
             let e = Error::from(e);
             if e.code == ErrorCode::Conflict {
                 Error::new(
@@ -141,11 +143,12 @@ impl Sovra {
 
     /// Lists providers (`default` first).
     pub async fn list_providers(&self, p: &Principal) -> Result<Vec<Provider>> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::PolicyRead, "attestation")
             .await?;
         let mut out = vec![self.provider_wire(&self.provider(DEFAULT_PROVIDER).await?)];
-        for r in Records::of(&*self.store)
+        for r in Records::of(&*self.base.store)
             .scan(model::ATTEST_PROVIDERS, None, 1000)
             .await?
         {
@@ -172,7 +175,7 @@ impl Sovra {
         let prov = self.provider(provider).await?;
         Ok(serde_json::json!({
             "issuer": prov.issuer,
-            "jwks_uri": format!("{}/certs", self.public_url()),
+            "jwks_uri": format!("{}/certs", self.base.public_url()),
             "id_token_signing_alg_values_supported": ["RS256", "ES256", "ES384"],
             "response_types_supported": ["token", "none"],
             "claims_supported": ["iss", "iat", "nbf", "exp", "jti", "nonce", "x-ms-ver",

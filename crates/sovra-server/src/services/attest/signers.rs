@@ -2,9 +2,9 @@
 //! attestation policies, listed, added and removed by JWSs that one of them signed. Kept in the
 //! collateral store as `policy-signer` records.
 
-use super::super::Sovra;
 use super::super::auth::Principal;
 use super::super::authz::Permission;
+use super::Attestation;
 use super::collateral::CollateralRec;
 use crate::error::{Error, Result};
 use crate::model;
@@ -27,10 +27,11 @@ fn bad(m: impl Into<String>) -> Error {
     Error::new(ErrorCode::PolicySignatureInvalid, m)
 }
 
-impl Sovra {
+impl Attestation {
     /// The policy-management certificates as JWKs (`alg`, `kty`, `use`, `x5c`).
     pub async fn policy_signer_jwks(&self, p: &Principal) -> Result<Vec<Value>> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::PolicyRead, "attestation")
             .await?;
         let loaded = self.loaded_collateral().await?;
@@ -63,7 +64,10 @@ impl Sovra {
         jws: &str,
         add: bool,
     ) -> Result<(String, bool)> {
-        self.auth.authorize(p, Permission::TrustManage, "*").await?;
+        self.base
+            .auth
+            .authorize(p, Permission::TrustManage, "*")
+            .await?;
         let j = Jws::parse(jws.trim())
             .map_err(|e| Error::invalid(format!("the request is not a JWS: {e}")))?;
         if self.loaded_collateral().await?.policy_signers.is_empty() {
@@ -93,7 +97,7 @@ impl Sovra {
         sovra_attest::x509::parse_cert(&der)
             .map_err(|e| Error::invalid(format!("policyCertificate: {e}")))?;
         let thumb = thumbprint(&der);
-        let signers: Vec<CollateralRec> = Records::of(&*self.store)
+        let signers: Vec<CollateralRec> = Records::of(&*self.base.store)
             .scan(model::COLLATERAL, None, 10_000)
             .await?
             .into_iter()

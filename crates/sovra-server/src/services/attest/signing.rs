@@ -9,8 +9,8 @@
 //! release). A release response never verifies as an attestation token, nor a policy token or
 //! checkpoint as either.
 
-use super::super::Sovra;
 use super::super::audit::{AuditEvent, EventKind};
+use super::Attestation;
 use crate::error::{Error, Result};
 use crate::model;
 use crate::records::Writes;
@@ -128,7 +128,7 @@ fn self_signed_cert(alg: JwsAlg, pkcs8: &[u8], cn: &str) -> Result<Vec<u8>> {
     Ok(cert.der().to_vec())
 }
 
-impl Sovra {
+impl Attestation {
     fn load_signer(&self, u: KeyUse, rec: &SigningKeyRec) -> Result<JwsSigner> {
         let alg = JwsAlg::parse(&rec.alg)
             .ok_or_else(|| Error::internal(format!("stored signing key alg {}", rec.alg)))?;
@@ -138,9 +138,10 @@ impl Sovra {
         let cert = STANDARD
             .decode(&rec.cert)
             .map_err(|_| Error::internal("stored signing certificate is not base64"))?;
-        let pkcs8 = self
-            .hsm
-            .unwrap(&self.cfg.default_location, &u.aad(&rec.kid), &wrapped)?;
+        let pkcs8 =
+            self.base
+                .hsm
+                .unwrap(&self.base.cfg.default_location, &u.aad(&rec.kid), &wrapped)?;
         JwsSigner::load(alg, pkcs8.expose(), rec.kid.clone(), &[cert])
             .map_err(|e| Error::internal(format!("loading signing key: {e}")))
     }
@@ -155,10 +156,12 @@ impl Sovra {
         let cert = self_signed_cert(alg, pkcs8.expose(), u.common_name())?;
         let kid =
             jws::b64url(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &cert).as_ref());
-        let wrapped = self
-            .hsm
-            .wrap(&self.cfg.default_location, &u.aad(&kid), pkcs8.expose())?;
-        let now = self.now();
+        let wrapped = self.base.hsm.wrap(
+            &self.base.cfg.default_location,
+            &u.aad(&kid),
+            pkcs8.expose(),
+        )?;
+        let now = self.base.now();
         let rec = SigningKeyRec {
             kid: kid.clone(),
             alg: alg.name().into(),
@@ -179,7 +182,7 @@ impl Sovra {
         }
         for (mut old, rev) in retire {
             old.retire_time = Some(now);
-            old.unpublish_time = Some(now + self.cfg.attest.token_ttl_secs as i64 + 300);
+            old.unpublish_time = Some(now + self.base.cfg.attest.token_ttl_secs as i64 + 300);
             b.update(u.table(), &old, rev)?;
         }
         b.audit(
@@ -192,13 +195,13 @@ impl Sovra {
             .detail(detail)
             .body(),
         );
-        self.store.commit(b).await?;
-        self.attest.signing.remove(&u);
+        self.base.store.commit(b).await?;
+        self.signing.remove(&u);
         Ok(())
     }
 
     async fn signing_records(&self, u: KeyUse) -> Result<Vec<(SigningKeyRec, u64)>> {
-        let rows = crate::records::Records::of(&*self.store)
+        let rows = crate::records::Records::of(&*self.base.store)
             .scan(u.table(), None, 1000)
             .await?;
         Ok(rows.into_iter().map(|r| (r.value, r.rev)).collect())
@@ -224,13 +227,13 @@ impl Sovra {
     }
 
     async fn keys_for(&self, u: KeyUse) -> Result<Arc<Keys>> {
-        if let Some(k) = self.attest.signing.get(&u) {
+        if let Some(k) = self.signing.get(&u) {
             return Ok(k);
         }
         let mut recs = self.signing_records(u).await?;
         if !recs.iter().any(|(r, _)| r.retire_time.is_none()) {
             match self
-                .create_signing_key(u, self.cfg.attest.token_alg, Vec::new())
+                .create_signing_key(u, self.base.cfg.attest.token_alg, Vec::new())
                 .await
             {
                 Ok(())
@@ -246,7 +249,7 @@ impl Sovra {
             self.retire_losers(u, &recs).await?;
             recs = self.signing_records(u).await?;
         }
-        let now = self.now();
+        let now = self.base.now();
         recs.sort_by(|(a, _), (b, _)| (b.create_time, &b.kid).cmp(&(a.create_time, &a.kid)));
         let active = recs
             .iter()
@@ -260,7 +263,7 @@ impl Sovra {
             }
         }
         let keys = Arc::new(Keys { active, published });
-        self.attest.signing.put(u, keys.clone());
+        self.signing.put(u, keys.clone());
         Ok(keys)
     }
 
@@ -275,12 +278,12 @@ impl Sovra {
         let Some(((winner, _), losers)) = live.split_first() else {
             return Ok(());
         };
-        let now = self.now();
+        let now = self.base.now();
         let mut b = WriteBatch::new();
         for (old, rev) in losers {
             let mut old = old.clone();
             old.retire_time = Some(now);
-            old.unpublish_time = Some(now + self.cfg.attest.token_ttl_secs as i64 + 300);
+            old.unpublish_time = Some(now + self.base.cfg.attest.token_ttl_secs as i64 + 300);
             b.update(u.table(), &old, *rev)?;
             b.audit(
                 AuditEvent::new(
@@ -297,7 +300,7 @@ impl Sovra {
                 .body(),
             );
         }
-        match self.store.commit(b).await.map_err(Error::from) {
+        match self.base.store.commit(b).await.map_err(Error::from) {
             Ok(_)
             | Err(Error {
                 code: sovra_proto::ErrorCode::Conflict | sovra_proto::ErrorCode::AlreadyExists,
@@ -314,7 +317,8 @@ impl Sovra {
         p: &super::super::auth::Principal,
         alg: Option<JwsAlg>,
     ) -> Result<serde_json::Value> {
-        self.auth
+        self.base
+            .auth
             .authorize(
                 p,
                 crate::services::authz::Permission::PolicyManage,
@@ -326,7 +330,7 @@ impl Sovra {
             .into_iter()
             .filter(|(r, _)| r.retire_time.is_none())
             .collect();
-        let alg = alg.unwrap_or(self.cfg.attest.token_alg);
+        let alg = alg.unwrap_or(self.base.cfg.attest.token_alg);
         self.create_signing_key(KeyUse::Attestation, alg, current)
             .await?;
         let keys = self.signing_keys().await?;

@@ -3,15 +3,17 @@
 //! and is current, and (3) satisfies the key's release policy. Every decision is audited with
 //! the clause that failed.
 
-use super::Sovra;
-use super::audit::{AuditEvent, EventKind};
-use super::auth::Principal;
-use super::authz::Permission;
-use super::issuers::TrustedIssuer;
-use super::quota::OpClass;
+pub mod issuers;
+
 use crate::error::{Error, Result};
 use crate::model;
 use crate::records::{Records, Writes};
+use crate::services::Base;
+use crate::services::audit::{AuditEvent, EventKind};
+use crate::services::auth::Principal;
+use crate::services::authz::Permission;
+use crate::services::quota::OpClass;
+use issuers::TrustedIssuer;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sovra_crypto::jws::{self, Jws, VerifyKey};
@@ -21,6 +23,7 @@ use sovra_proto::ErrorCode;
 use sovra_proto::kms::{AlgSpec, ReleaseRequest, ReleaseResponse, VersionState};
 use sovra_proto::names::{CryptoKeyName, VersionName};
 use sovra_store::{Expect, WriteBatch};
+use std::sync::Arc;
 
 /// Lifetime of a server-issued nonce, seconds.
 const NONCE_TTL: i64 = 300;
@@ -96,7 +99,42 @@ fn target_key(claims: &Map<String, Value>) -> Result<(String, Vec<u8>)> {
     Ok((kid, sovra_crypto::der::rsa_spki(&field("n")?, &field("e")?)))
 }
 
-impl Sovra {
+/// Secure key release: nonces, release decisions and the trusted external issuers.
+#[derive(Debug)]
+pub struct Release {
+    base: Base,
+    keys: Arc<crate::services::keys::Keys>,
+    material: Arc<crate::services::material::Material>,
+    quotas: Arc<crate::services::quota::Quotas>,
+    attest: Arc<crate::services::attest::Attestation>,
+    crypto: Arc<crate::services::ops::Crypto>,
+    /// External issuers' key sets.
+    jwks: issuers::JwksCache,
+}
+
+impl Release {
+    /// The service.
+    pub fn new(
+        base: Base,
+        keys: Arc<crate::services::keys::Keys>,
+        material: Arc<crate::services::material::Material>,
+        quotas: Arc<crate::services::quota::Quotas>,
+        attest: Arc<crate::services::attest::Attestation>,
+        crypto: Arc<crate::services::ops::Crypto>,
+    ) -> Self {
+        Self {
+            base,
+            keys,
+            material,
+            quotas,
+            attest,
+            crypto,
+            jwks: Default::default(),
+        }
+    }
+}
+
+impl Release {
     /// Verifies an attestation token from a trusted authority; returns issuer and claims.
     async fn verify_target(&self, token: &str) -> Result<(String, Map<String, Value>)> {
         let j = Jws::parse(token).map_err(|e| {
@@ -126,27 +164,27 @@ impl Sovra {
             })?;
         // Own providers first, then configured external issuers.
         let mut keys: Vec<VerifyKey> = Vec::new();
-        let own = iss == norm(self.public_url())
+        let own = iss == norm(self.base.public_url())
             || iss
-                .strip_prefix(&format!("{}/providers/", norm(self.public_url())))
+                .strip_prefix(&format!("{}/providers/", norm(self.base.public_url())))
                 .is_some_and(|p| !p.contains('/'));
         if own {
             let provider = iss
                 .rsplit_once("/providers/")
                 .map(|(_, p)| p.to_string())
-                .unwrap_or_else(|| super::attest::providers::DEFAULT_PROVIDER.into());
-            self.provider(&provider).await.map_err(|_| {
+                .unwrap_or_else(|| crate::services::attest::providers::DEFAULT_PROVIDER.into());
+            self.attest.provider(&provider).await.map_err(|_| {
                 deny(
                     ErrorCode::ReleaseUntrustedIssuer,
                     format!("{iss} is not one of this server's attestation providers"),
                 )
             })?;
-            for jwk in &self.signing_keys().await?.published {
+            for jwk in &self.attest.signing_keys().await?.published {
                 if let Ok(k) = VerifyKey::from_jwk(jwk) {
                     keys.push(k);
                 }
             }
-        } else if let Some(rec) = Records::of(&*self.store)
+        } else if let Some(rec) = Records::of(&*self.base.store)
             .get(model::RELEASE_ISSUERS, &iss)
             .await?
         {
@@ -171,8 +209,8 @@ impl Sovra {
                 format!("the target token's signature does not verify with any key of {iss}"),
             ));
         }
-        let now = self.now();
-        let skew = self.cfg.attest.clock_skew_secs;
+        let now = self.base.now();
+        let skew = self.base.cfg.attest.clock_skew_secs;
         if claims
             .get("exp")
             .and_then(Value::as_i64)
@@ -203,17 +241,18 @@ impl Sovra {
     pub async fn release_nonce(&self, p: &Principal) -> Result<Value> {
         if !p.can_anywhere(Permission::Release) {
             return self
+                .base
                 .auth
                 .authorize(p, Permission::Release, "release/nonces")
                 .await
                 .map(|()| Value::Null);
         }
-        self.take_quota(p, OpClass::Asymmetric).await?;
+        self.quotas.take(p, OpClass::Asymmetric).await?;
         let nonce = format!(
             "{NONCE_PREFIX}{}",
             sovra_crypto::random::hex_id(16).map_err(|e| Error::internal(e.to_string()))?
         );
-        let expire = self.now() + NONCE_TTL;
+        let expire = self.base.now() + NONCE_TTL;
         let mut b = WriteBatch::new();
         b.create(
             model::RELEASE_NONCES,
@@ -223,7 +262,7 @@ impl Sovra {
                 principal: p.name.to_string(),
             },
         )?;
-        self.store.commit(b).await?;
+        self.base.store.commit(b).await?;
         Ok(json!({"nonce": nonce, "expireTime": crate::clock::rfc3339(expire)}))
     }
 
@@ -257,12 +296,12 @@ impl Sovra {
         if !nonce.starts_with(NONCE_PREFIX) {
             return Err(unknown());
         }
-        let rec = Records::of(&*self.store)
+        let rec = Records::of(&*self.base.store)
             .get(model::RELEASE_NONCES, nonce)
             .await?
             .ok_or_else(unknown)?;
         let n: NonceRec = rec.value.clone();
-        if n.expire < self.now() {
+        if n.expire < self.base.now() {
             return Err(deny(
                 ErrorCode::ReleaseNonceInvalid,
                 "the nonce has expired: request a new one",
@@ -287,7 +326,7 @@ impl Sovra {
     ) -> Result<ReleaseResponse> {
         let key_str = key.to_string();
         let result = self.release_inner(p, key, version, &req).await;
-        let mut ev = AuditEvent::new(self.now(), EventKind::Decision, "cryptoKeys.release")
+        let mut ev = AuditEvent::new(self.base.now(), EventKind::Decision, "cryptoKeys.release")
             .principal(&p.name)
             .resource(key_str);
         let mut detail =
@@ -304,7 +343,7 @@ impl Sovra {
                 }
             }
         }
-        self.audit.record(ev.detail(detail)).await?;
+        self.base.audit.record(ev.detail(detail)).await?;
         result.map(|(r, _)| r)
     }
 
@@ -315,14 +354,15 @@ impl Sovra {
         version: Option<u32>,
         req: &ReleaseRequest,
     ) -> Result<(ReleaseResponse, (String, String, String))> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::Release, &key.to_string())
             .await?;
         let enc = match req.enc.as_deref() {
             None => ReleaseEnc::CkmRsaAesKeyWrap,
             Some(e) => ReleaseEnc::parse(e).ok_or_else(|| Error::invalid("enc must be CKM_RSA_AES_KEY_WRAP, RSA_AES_KEY_WRAP_256 or RSA_AES_KEY_WRAP_384"))?,
         };
-        let view = self.key_view(key).await?;
+        let view = self.keys.key_view(key).await?;
         if !view.key.exportable {
             return Err(deny(
                 ErrorCode::KeyNotExportable,
@@ -359,7 +399,7 @@ impl Sovra {
         let (iss, _claims, consume, kid, spki) = self
             .admit(p, &policy, &req.target, req.nonce.as_deref())
             .await?;
-        let material = self.raw_material(&vname, rec)?;
+        let material = self.material.raw_material(&vname, rec)?;
         let blob = keywrap::wrap(enc, &spki, material.expose()).map_err(|e| {
             deny(
                 ErrorCode::ReleaseNoTargetKey,
@@ -386,7 +426,7 @@ impl Sovra {
                 "release_policy": {"data": jws::b64url(policy_text.as_bytes()), "immutable": view.key.release_policy_immutable},
             }},
         });
-        let keys = self.release_signing_keys().await?;
+        let keys = self.attest.release_signing_keys().await?;
         let value = keys
             .active
             .sign_bytes(&release_header(), payload.to_string().as_bytes(), false)
@@ -435,7 +475,7 @@ impl Sovra {
         if let (Some(rev), Some(nonce)) = (rev, nonce) {
             let mut b = WriteBatch::new();
             b.remove(model::RELEASE_NONCES, nonce.to_string(), Expect::Rev(rev));
-            self.store.commit(b).await.map_err(|_| {
+            self.base.store.commit(b).await.map_err(|_| {
                 deny(
                     ErrorCode::ReleaseNonceInvalid,
                     "the nonce was used by a concurrent request",
@@ -461,7 +501,7 @@ impl Sovra {
             "cryptoKeys.decryptTo"
         };
         let result = self.decrypt_to_inner(p, key, &req, generate).await;
-        let mut ev = AuditEvent::new(self.now(), EventKind::Decision, action)
+        let mut ev = AuditEvent::new(self.base.now(), EventKind::Decision, action)
             .principal(&p.name)
             .resource(key.to_string());
         let detail = match &result {
@@ -471,7 +511,7 @@ impl Sovra {
                 json!({"granted": false, "reason": e.message})
             }
         };
-        self.audit.record(ev.detail(detail)).await?;
+        self.base.audit.record(ev.detail(detail)).await?;
         result
     }
 
@@ -487,12 +527,12 @@ impl Sovra {
         } else {
             Permission::Decrypt
         };
-        self.auth.authorize(p, perm, &key.to_string()).await?;
+        self.base.auth.authorize(p, perm, &key.to_string()).await?;
         let enc = match req.enc.as_deref() {
             None => ReleaseEnc::CkmRsaAesKeyWrap,
             Some(e) => ReleaseEnc::parse(e).ok_or_else(|| Error::invalid("enc must be CKM_RSA_AES_KEY_WRAP, RSA_AES_KEY_WRAP_256 or RSA_AES_KEY_WRAP_384"))?,
         };
-        let view = self.key_view(key).await?;
+        let view = self.keys.key_view(key).await?;
         let policy_text = view.key.release_policy.clone().ok_or_else(|| {
             deny(
                 ErrorCode::KeyNotExportable,
@@ -511,6 +551,7 @@ impl Sovra {
             }
             let dk = sovra_crypto::random::bytes(32).map_err(|e| Error::internal(e.to_string()))?;
             let ct = self
+                .crypto
                 .encrypt(
                     p,
                     key,
@@ -529,6 +570,7 @@ impl Sovra {
                 .as_deref()
                 .ok_or_else(|| Error::invalid("ciphertext is required"))?;
             let r = self
+                .crypto
                 .decrypt(
                     p,
                     key,
@@ -554,7 +596,7 @@ impl Sovra {
             "wrapped".into(),
             json!({"header": {"kid": kid, "alg": "dir", "enc": enc.name()}, "ciphertext": jws::b64url(&blob)}),
         );
-        let keys = self.release_signing_keys().await?;
+        let keys = self.attest.release_signing_keys().await?;
         let value = keys
             .active
             .sign_bytes(
@@ -570,6 +612,39 @@ impl Sovra {
 /// The protected header a release response carries besides `alg`/`kid`/`x5c`.
 fn release_header() -> Map<String, Value> {
     let mut h = Map::new();
-    h.insert("typ".into(), super::attest::signing::RELEASE_TYP.into());
+    h.insert(
+        "typ".into(),
+        crate::services::attest::signing::RELEASE_TYP.into(),
+    );
     h
+}
+
+impl Release {
+    /// Deletes expired release nonces; returns how many.
+    pub async fn expire_nonces(&self) -> Result<usize> {
+        expire(
+            &*self.base.store,
+            model::RELEASE_NONCES.collection(),
+            self.base.now(),
+        )
+        .await
+    }
+}
+
+/// Deletes the records of `c` whose due time has passed; returns how many.
+pub(crate) async fn expire(
+    store: &dyn sovra_store::Store,
+    c: sovra_store::Collection,
+    now: i64,
+) -> Result<usize> {
+    let mut n = 0;
+    for r in store.due(c, now, 1000).await? {
+        let mut b = WriteBatch::new();
+        b.delete(c, r.name.clone(), Expect::Rev(r.rev));
+        // One consumed or removed meanwhile by another node is fine.
+        if store.commit(b).await.is_ok() {
+            n += 1;
+        }
+    }
+    Ok(n)
 }

@@ -3,7 +3,12 @@
 
 use super::auth::Principal;
 use super::authz::Permission;
-use super::{Sovra, with_retries};
+pub mod scheduled;
+
+use super::material::Material;
+use super::settings::Settings;
+use super::{Base, with_retries};
+use crate::cache::TtlCache;
 use crate::clock::{parse_rfc3339, rfc3339};
 use crate::error::{Error, Result};
 use crate::model::{self, CryptoKeyRec, KeyRingRec, LocationRec, VersionRec, version_key};
@@ -199,43 +204,65 @@ fn check_template(purpose: Purpose, t: &VersionTemplate) -> Result<()> {
     Ok(())
 }
 
-impl Sovra {
+/// Locations, key rings, crypto keys and their versions: the key hierarchy and its lifecycle.
+#[derive(Debug)]
+pub struct Keys {
+    base: Base,
+    settings: Arc<Settings>,
+    material: Arc<Material>,
+    /// Each key with its ring and versions, for the metadata TTL.
+    views: TtlCache<String, Arc<KeyView>>,
+}
+
+impl Keys {
+    /// The service.
+    pub fn new(base: Base, settings: Arc<Settings>, material: Arc<Material>) -> Self {
+        Self {
+            views: TtlCache::new(base.cfg.cache_ttl, 100_000),
+            base,
+            settings,
+            material,
+        }
+    }
+}
+
+impl Keys {
     // ----- locations -----------------------------------------------------------------------
 
     /// Creates the default location at first start if the store has none.
     pub async fn ensure_default_location(&self) -> Result<()> {
-        let id = self.cfg.default_location.clone();
+        let id = self.base.cfg.default_location.clone();
         LocationName::new(&id)?;
-        if Records::of(&*self.store)
+        if Records::of(&*self.base.store)
             .get(model::LOCATIONS, &id)
             .await?
             .is_some()
         {
-            if !self.hsm.locations()?.contains(&id) {
+            if !self.base.hsm.locations()?.contains(&id) {
                 return Err(Error::internal(format!(
                     "the HSM holds no wrapping key for the configured location {id:?}; is this the HSM this database was created with?"
                 )));
             }
             return Ok(());
         }
-        self.hsm.create_location(&id)?;
+        self.base.hsm.create_location(&id)?;
         let rec = LocationRec {
             id: id.clone(),
-            hsm: self.hsm.kind().to_owned(),
-            create_time: self.now(),
+            hsm: self.base.hsm.kind().to_owned(),
+            create_time: self.base.now(),
         };
         let mut b = WriteBatch::new();
         b.create(model::LOCATIONS, &rec)?;
         b.audit(
             super::audit::AuditEvent::new(
-                self.now(),
+                self.base.now(),
                 super::audit::EventKind::System,
                 "locations.create",
             )
             .resource(format!("locations/{id}"))
             .body(),
         );
-        match self.store.commit(b).await {
+        match self.base.store.commit(b).await {
             Ok(_) | Err(sovra_store::StoreError::Conflict { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
@@ -251,7 +278,7 @@ impl Sovra {
     }
 
     async fn location_rec(&self, loc: &LocationName) -> Result<LocationRec> {
-        let r = Records::of(&*self.store)
+        let r = Records::of(&*self.base.store)
             .get(model::LOCATIONS, &loc.location)
             .await?
             .ok_or_else(|| {
@@ -265,11 +292,12 @@ impl Sovra {
 
     /// `POST /v1/locations` (creates the location's wrapping key in the HSM).
     pub async fn create_location(&self, p: &Principal, id: &str) -> Result<Location> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::LocationManage, "*")
             .await?;
         let name = LocationName::new(id)?;
-        if Records::of(&*self.store)
+        if Records::of(&*self.base.store)
             .get(model::LOCATIONS, id)
             .await?
             .is_some()
@@ -279,19 +307,20 @@ impl Sovra {
                 format!("{name} already exists"),
             ));
         }
-        self.hsm.create_location(id)?;
+        self.base.hsm.create_location(id)?;
         let rec = LocationRec {
             id: id.to_owned(),
-            hsm: self.hsm.kind().to_owned(),
-            create_time: self.now(),
+            hsm: self.base.hsm.kind().to_owned(),
+            create_time: self.base.now(),
         };
         let mut b = WriteBatch::new();
         b.create(model::LOCATIONS, &rec)?;
         b.audit(
-            self.admin_event(p, "locations.create", name.to_string())
+            self.base
+                .admin_event(p, "locations.create", name.to_string())
                 .body(),
         );
-        self.store.commit(b).await.map_err(|e| match e {
+        self.base.store.commit(b).await.map_err(|e| match e {
             sovra_store::StoreError::Conflict { .. } => {
                 Error::new(ErrorCode::AlreadyExists, format!("{name} already exists"))
             }
@@ -302,7 +331,7 @@ impl Sovra {
 
     /// `GET /v1/locations`: the locations the principal can read.
     pub async fn list_locations(&self, p: &Principal) -> Result<Vec<Location>> {
-        let recs = Records::of(&*self.store)
+        let recs = Records::of(&*self.base.store)
             .scan(model::LOCATIONS, None, 10_000)
             .await?;
         let mut out = Vec::new();
@@ -313,7 +342,8 @@ impl Sovra {
             }
         }
         if out.is_empty() {
-            self.auth
+            self.base
+                .auth
                 .authorize(p, Permission::LocationRead, "locations")
                 .await?;
         }
@@ -322,7 +352,8 @@ impl Sovra {
 
     /// `GET /v1/locations/{loc}`.
     pub async fn get_location(&self, p: &Principal, loc: &LocationName) -> Result<Location> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::LocationRead, &loc.to_string())
             .await?;
         Ok(self.location_wire(&self.location_rec(loc).await?))
@@ -331,7 +362,7 @@ impl Sovra {
     // ----- key rings -----------------------------------------------------------------------
 
     async fn ring_rec(&self, name: &KeyRingName) -> Result<(KeyRingRec, u64)> {
-        let r = Records::of(&*self.store)
+        let r = Records::of(&*self.base.store)
             .get(model::KEY_RINGS, &name.to_string())
             .await?
             .ok_or_else(|| not_found(ErrorCode::KeyRingNotFound, "key ring", &name.to_string()))?;
@@ -347,23 +378,25 @@ impl Sovra {
         req: CreateKeyRingRequest,
     ) -> Result<KeyRing> {
         let name = loc.key_ring(id)?;
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::KeyRingManage, &name.to_string())
             .await?;
         self.location_rec(loc).await?;
         let rec = KeyRingRec {
             name: name.to_string(),
-            create_time: self.now(),
+            create_time: self.base.now(),
             audit_data_access: req.audit_data_access,
         };
         let mut b = WriteBatch::new();
         b.create(model::KEY_RINGS, &rec)?;
         b.audit(
-            self.admin_event(p, "keyRings.create", rec.name.clone())
+            self.base
+                .admin_event(p, "keyRings.create", rec.name.clone())
                 .detail(serde_json::json!({"auditDataAccess": rec.audit_data_access}))
                 .body(),
         );
-        self.store.commit(b).await.map_err(|e| match e {
+        self.base.store.commit(b).await.map_err(|e| match e {
             sovra_store::StoreError::Conflict { .. } => {
                 Error::new(ErrorCode::AlreadyExists, format!("{name} already exists"))
             }
@@ -374,7 +407,8 @@ impl Sovra {
 
     /// `GET /v1/{keyRing}`.
     pub async fn get_key_ring(&self, p: &Principal, name: &KeyRingName) -> Result<KeyRing> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::KeyRingRead, &name.to_string())
             .await?;
         Ok(ring_wire(&self.ring_rec(name).await?.0))
@@ -395,13 +429,14 @@ impl Sovra {
                 .iter()
                 .any(|b| b.scope.starts_with(&format!("{loc_name}/")))
         {
-            self.auth
+            self.base
+                .auth
                 .authorize(p, Permission::KeyRingRead, &loc_name)
                 .await?;
         }
         self.location_rec(loc).await?;
         let limit = page.limit()?;
-        let recs = Records::of(&*self.store)
+        let recs = Records::of(&*self.base.store)
             .list(model::KEY_RINGS, &loc_name, page.after()?.as_deref(), limit)
             .await?;
         let next = next_token(&recs, limit);
@@ -425,7 +460,8 @@ impl Sovra {
         name: &KeyRingName,
         req: UpdateKeyRingRequest,
     ) -> Result<KeyRing> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::KeyRingManage, &name.to_string())
             .await?;
         let out = with_retries(|| async {
@@ -436,17 +472,18 @@ impl Sovra {
             let mut b = WriteBatch::new();
             b.update(model::KEY_RINGS, &rec, rev)?;
             b.audit(
-                self.admin_event(p, "keyRings.update", rec.name.clone())
+                self.base
+                    .admin_event(p, "keyRings.update", rec.name.clone())
                     .detail(serde_json::json!({"auditDataAccess": rec.audit_data_access}))
                     .body(),
             );
-            self.store.commit(b).await?;
+            self.base.store.commit(b).await?;
             Ok(rec)
         })
         .await?;
         // Cached key views embed their ring (its audit setting): drop them all.
         let prefix = format!("{name}/");
-        self.key_views.remove_where(|k, _| k.starts_with(&prefix));
+        self.views.remove_where(|k, _| k.starts_with(&prefix));
         Ok(ring_wire(&out))
     }
 
@@ -463,17 +500,17 @@ impl Sovra {
         name: &CryptoKeyName,
         key_str: String,
     ) -> Result<Arc<KeyView>> {
-        if let Some(v) = self.key_views.get(&key_str) {
+        if let Some(v) = self.views.get(&key_str) {
             return Ok(v);
         }
         let v = Arc::new(self.load_key_view(name).await?);
-        self.key_views.put(key_str, v.clone());
+        self.views.put(key_str, v.clone());
         Ok(v)
     }
 
     async fn load_key_view(&self, name: &CryptoKeyName) -> Result<KeyView> {
         let key_str = name.to_string();
-        let kr = Records::of(&*self.store)
+        let kr = Records::of(&*self.base.store)
             .get(model::CRYPTO_KEYS, &key_str)
             .await?
             .ok_or_else(|| not_found(ErrorCode::KeyNotFound, "crypto key", &key_str))?;
@@ -482,7 +519,7 @@ impl Sovra {
         let mut versions = BTreeMap::new();
         let mut after: Option<String> = None;
         loop {
-            let page = Records::of(&*self.store)
+            let page = Records::of(&*self.base.store)
                 .list(model::VERSIONS, &key_str, after.as_deref(), 1000)
                 .await?;
             let Some(last) = page.last() else { break };
@@ -501,7 +538,7 @@ impl Sovra {
     }
 
     pub(crate) fn invalidate_key(&self, name: &CryptoKeyName) {
-        self.key_views.remove(&name.to_string());
+        self.views.remove(&name.to_string());
     }
 
     fn key_wire_from_view(v: &KeyView) -> CryptoKey {
@@ -522,7 +559,8 @@ impl Sovra {
         req: CreateCryptoKeyRequest,
     ) -> Result<CryptoKey> {
         let name = ring.crypto_key(id)?;
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::KeyManage, &name.to_string())
             .await?;
         self.ring_rec(ring).await?;
@@ -532,7 +570,7 @@ impl Sovra {
         });
         check_template(req.purpose, &template)?;
         check_labels(&req.labels)?;
-        let (settings, _) = self.settings_rec().await?;
+        let (settings, _) = self.settings.settings_rec().await?;
         let destroy_dur = match &req.destroy_scheduled_duration {
             Some(d) => duration::parse(d)
                 .map_err(|e| Error::invalid(format!("destroyScheduledDuration: {e}")))?,
@@ -545,7 +583,7 @@ impl Sovra {
                 duration::format(settings.min_destroy_scheduled_duration)
             )));
         }
-        let now = self.now();
+        let now = self.base.now();
         let (rotation_period, next_rotation_time) = self.rotation_fields(
             req.purpose,
             req.rotation_period.as_deref(),
@@ -580,7 +618,10 @@ impl Sovra {
         let mut first = None;
         if !req.skip_initial_version_creation {
             let vname = name.version(1);
-            let material = self.generate_wrapped(&vname, template.algorithm).await?;
+            let material = self
+                .material
+                .generate_wrapped(&vname, template.algorithm)
+                .await?;
             let v = VersionRec {
                 name: vname.to_string(),
                 version: 1,
@@ -603,11 +644,11 @@ impl Sovra {
             b.create(model::VERSIONS, v)?;
         }
         b.audit(
-            self.admin_event(p, "cryptoKeys.create", key.name.clone())
+            self.base.admin_event(p, "cryptoKeys.create", key.name.clone())
                 .detail(serde_json::json!({"purpose": key.purpose, "algorithm": key.algorithm, "rotationPeriod": key.rotation_period, "destroyScheduledDuration": key.destroy_scheduled_duration}))
                 .body(),
         );
-        self.store.commit(b).await.map_err(|e| match e {
+        self.base.store.commit(b).await.map_err(|e| match e {
             sovra_store::StoreError::Conflict { .. } => {
                 Error::new(ErrorCode::AlreadyExists, format!("{name} already exists"))
             }
@@ -659,7 +700,8 @@ impl Sovra {
 
     /// `GET /v1/{cryptoKey}`.
     pub async fn get_crypto_key(&self, p: &Principal, name: &CryptoKeyName) -> Result<CryptoKey> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::KeyRead, &name.to_string())
             .await?;
         self.invalidate_key(name);
@@ -681,13 +723,14 @@ impl Sovra {
                 .iter()
                 .any(|b| b.scope.starts_with(&format!("{ring_name}/")))
         {
-            self.auth
+            self.base
+                .auth
                 .authorize(p, Permission::KeyRead, &ring_name)
                 .await?;
         }
         self.ring_rec(ring).await?;
         let limit = page.limit()?;
-        let recs = Records::of(&*self.store)
+        let recs = Records::of(&*self.base.store)
             .list(
                 model::CRYPTO_KEYS,
                 &ring_name,
@@ -703,7 +746,7 @@ impl Sovra {
                 continue;
             }
             let primary = match k.primary {
-                Some(n) => Records::of(&*self.store)
+                Some(n) => Records::of(&*self.base.store)
                     .get(model::VERSIONS, &version_key(&k.name, n))
                     .await?
                     .map(|r| r.value),
@@ -724,13 +767,15 @@ impl Sovra {
         name: &CryptoKeyName,
         req: UpdateCryptoKeyRequest,
     ) -> Result<CryptoKey> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::KeyManage, &name.to_string())
             .await?;
         // Who may receive a key is not the key custodian's call alone: changing a release
         // policy after creation is an Administrator's.
         if req.release_policy.is_some() {
-            self.auth
+            self.base
+                .auth
                 .authorize(p, Permission::ReleasePolicyManage, &name.to_string())
                 .await?;
         }
@@ -740,7 +785,7 @@ impl Sovra {
         let view = with_retries(|| async {
             let v = self.load_key_view(name).await?;
             let mut key = v.key.clone();
-            let now = self.now();
+            let now = self.base.now();
             let mut policy_change = None;
             if let Some(t) = &req.version_template {
                 check_template(key.purpose, t)?;
@@ -783,18 +828,18 @@ impl Sovra {
             let mut b = WriteBatch::new();
             b.update(model::CRYPTO_KEYS, &key, v.key_rev)?;
             b.audit(
-                self.admin_event(p, "cryptoKeys.update", key.name.clone())
+                self.base.admin_event(p, "cryptoKeys.update", key.name.clone())
                     .detail(serde_json::to_value(&req).unwrap_or_default())
                     .body(),
             );
             if let Some(change) = policy_change {
                 b.audit(
-                    self.admin_event(p, "cryptoKeys.releasePolicy.set", key.name.clone())
+                    self.base.admin_event(p, "cryptoKeys.releasePolicy.set", key.name.clone())
                         .detail(change)
                         .body(),
                 );
             }
-            self.store.commit(b).await?;
+            self.base.store.commit(b).await?;
             Ok(KeyView { key, ..v })
         })
         .await?;
@@ -812,7 +857,7 @@ impl Sovra {
         cause: NewVersion,
     ) -> Result<(CryptoKeyRec, VersionRec)> {
         let out = with_retries(|| async {
-            let kr = Records::of(&*self.store)
+            let kr = Records::of(&*self.base.store)
                 .get(model::CRYPTO_KEYS, &name.to_string())
                 .await?
                 .ok_or_else(|| {
@@ -824,7 +869,7 @@ impl Sovra {
                 .checked_add(1)
                 .ok_or_else(|| Error::invalid("the key has too many versions"))?;
             let vname = name.version(n);
-            let now = self.now();
+            let now = self.base.now();
             let v = VersionRec {
                 name: vname.to_string(),
                 version: n,
@@ -834,7 +879,11 @@ impl Sovra {
                 create_time: now,
                 destroy_time: None,
                 destroy_event_time: None,
-                material: Some(self.generate_wrapped(&vname, key.algorithm).await?),
+                material: Some(
+                    self.material
+                        .generate_wrapped(&vname, key.algorithm)
+                        .await?,
+                ),
             };
             key.version_count = n;
             if make_primary || key.primary.is_none() {
@@ -857,7 +906,7 @@ impl Sovra {
             b.update(model::CRYPTO_KEYS, &key, kr.rev)?;
             b.create(model::VERSIONS, &v)?;
             let ev = match actor {
-                Some(p) => self.admin_event(p, cause.action(), v.name.clone()),
+                Some(p) => self.base.admin_event(p, cause.action(), v.name.clone()),
                 None => super::audit::AuditEvent::new(
                     now,
                     super::audit::EventKind::System,
@@ -869,7 +918,7 @@ impl Sovra {
                 ev.detail(serde_json::json!({"primary": key.primary}))
                     .body(),
             );
-            self.store.commit(b).await?;
+            self.base.store.commit(b).await?;
             Ok((key, v))
         })
         .await?;
@@ -879,7 +928,8 @@ impl Sovra {
 
     /// `POST /v1/{cryptoKey}:rotate`: a new version, made primary.
     pub async fn rotate(&self, p: &Principal, name: &CryptoKeyName) -> Result<CryptoKey> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::KeyManage, &name.to_string())
             .await?;
         let (key, v) = self
@@ -894,7 +944,8 @@ impl Sovra {
         p: &Principal,
         name: &CryptoKeyName,
     ) -> Result<CryptoKeyVersion> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::KeyManage, &name.to_string())
             .await?;
         let (_, v) = self
@@ -910,7 +961,8 @@ impl Sovra {
         name: &CryptoKeyName,
         version_id: &str,
     ) -> Result<CryptoKey> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::KeyManage, &name.to_string())
             .await?;
         let n = sovra_proto::names::parse_version(version_id).map_err(|e| {
@@ -942,11 +994,12 @@ impl Sovra {
             let mut b = WriteBatch::new();
             b.update(model::CRYPTO_KEYS, &key, v.key_rev)?;
             b.audit(
-                self.admin_event(p, "cryptoKeys.updatePrimaryVersion", key.name.clone())
+                self.base
+                    .admin_event(p, "cryptoKeys.updatePrimaryVersion", key.name.clone())
                     .detail(serde_json::json!({"primary": n}))
                     .body(),
             );
-            self.store.commit(b).await?;
+            self.base.store.commit(b).await?;
             Ok(KeyView { key, ..v })
         })
         .await?;
@@ -957,7 +1010,7 @@ impl Sovra {
     // ----- versions ------------------------------------------------------------------------
 
     async fn version_rec(&self, name: &VersionName) -> Result<(VersionRec, u64)> {
-        let r = Records::of(&*self.store)
+        let r = Records::of(&*self.base.store)
             .get(
                 model::VERSIONS,
                 &version_key(&name.key.to_string(), name.version),
@@ -975,7 +1028,7 @@ impl Sovra {
     }
 
     async fn ensure_key_exists(&self, name: &CryptoKeyName) -> Result<()> {
-        if Records::of(&*self.store)
+        if Records::of(&*self.base.store)
             .get(model::CRYPTO_KEYS, &name.to_string())
             .await?
             .is_none()
@@ -991,7 +1044,8 @@ impl Sovra {
 
     /// `GET /v1/{version}`.
     pub async fn get_version(&self, p: &Principal, name: &VersionName) -> Result<CryptoKeyVersion> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::KeyRead, &name.key.to_string())
             .await?;
         self.ensure_key_exists(&name.key).await?;
@@ -1005,12 +1059,13 @@ impl Sovra {
         name: &CryptoKeyName,
         page: &Page,
     ) -> Result<ListVersionsResponse> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::KeyRead, &name.to_string())
             .await?;
         self.ensure_key_exists(name).await?;
         let limit = page.limit()?;
-        let recs = Records::of(&*self.store)
+        let recs = Records::of(&*self.base.store)
             .list(
                 model::VERSIONS,
                 &name.to_string(),
@@ -1037,25 +1092,26 @@ impl Sovra {
     where
         F: Fn(&mut VersionRec, i64, &crate::model::SettingsRec, &CryptoKeyRec) -> Result<()>,
     {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::VersionManage, &name.key.to_string())
             .await?;
         let key_str = name.key.to_string();
         let v = with_retries(|| async {
-            let kr = Records::of(&*self.store).get(model::CRYPTO_KEYS, &key_str).await?.ok_or_else(|| not_found(ErrorCode::KeyNotFound, "crypto key", &key_str))?;
+            let kr = Records::of(&*self.base.store).get(model::CRYPTO_KEYS, &key_str).await?.ok_or_else(|| not_found(ErrorCode::KeyNotFound, "crypto key", &key_str))?;
             let key: CryptoKeyRec = kr.value.clone();
             let (mut v, rev) = self.version_rec(name).await?;
             let before = v.state;
-            let (settings, _) = self.settings_rec().await?;
-            f(&mut v, self.now(), &settings, &key)?;
+            let (settings, _) = self.settings.settings_rec().await?;
+            f(&mut v, self.base.now(), &settings, &key)?;
             let mut b = WriteBatch::new();
             b.update(model::VERSIONS, &v, rev)?;
             b.audit(
-                self.admin_event(p, action, v.name.clone())
+                self.base.admin_event(p, action, v.name.clone())
                     .detail(serde_json::json!({"from": before, "to": v.state, "destroyTime": v.destroy_time.map(rfc3339)}))
                     .body(),
             );
-            self.store.commit(b).await?;
+            self.base.store.commit(b).await?;
             Ok(v)
         })
         .await?;

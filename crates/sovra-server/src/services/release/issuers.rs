@@ -5,12 +5,12 @@
 //! for ten minutes, and fetches again early when a token names a key it does not hold (at most
 //! every 5 seconds per issuer, so unknown `kid`s cannot make Sovra hammer the issuer).
 
-use super::Sovra;
-use super::auth::Principal;
-use super::authz::Permission;
+use super::Release;
 use crate::error::{Error, Result};
 use crate::model;
 use crate::records::{Records, Writes};
+use crate::services::auth::Principal;
+use crate::services::authz::Permission;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sovra_crypto::jws::VerifyKey;
@@ -123,11 +123,16 @@ async fn fetch_jwks(ti: &TrustedIssuer, uri: &str, allow_private: bool) -> Resul
         return Err(unavailable(&ti.issuer, "the JWKS URL is not https://"));
     }
     let ca = (!ti.ca_certificates.is_empty()).then(|| ti.ca_certificates.join("\n").into_bytes());
-    let body =
-        super::fetch::get_with_headers(uri, ca, JWKS_TIMEOUT, JWKS_MAX_BYTES, !allow_private)
-            .await
-            .map(|(b, _)| b)
-            .map_err(|e| unavailable(&ti.issuer, e))?;
+    let body = crate::services::fetch::get_with_headers(
+        uri,
+        ca,
+        JWKS_TIMEOUT,
+        JWKS_MAX_BYTES,
+        !allow_private,
+    )
+    .await
+    .map(|(b, _)| b)
+    .map_err(|e| unavailable(&ti.issuer, e))?;
     let v: Value = serde_json::from_slice(&body)
         .map_err(|_| unavailable(&ti.issuer, format!("{uri} is not JSON")))?;
     v.get("keys")
@@ -142,7 +147,7 @@ fn usable(keys: &[Value]) -> Vec<VerifyKey> {
         .collect()
 }
 
-impl Sovra {
+impl Release {
     /// The keys that may have signed a token of `ti` naming `kid`: pinned certificates, then the
     /// issuer's JWKS (cached; fetched again when `kid` is new and the last fetch is not recent).
     pub(crate) async fn issuer_keys(
@@ -169,7 +174,7 @@ impl Sovra {
         };
         let set = match fresh {
             Some(k) => k,
-            None => match fetch_jwks(ti, uri, self.cfg.attest.jwks_allow_private).await {
+            None => match fetch_jwks(ti, uri, self.base.cfg.attest.jwks_allow_private).await {
                 Ok(k) => {
                     self.jwks.put(&ti.issuer, k.clone());
                     k
@@ -207,14 +212,17 @@ impl Sovra {
         p: &Principal,
         mut ti: TrustedIssuer,
     ) -> Result<TrustedIssuer> {
-        self.auth.authorize(p, Permission::TrustManage, "*").await?;
+        self.base
+            .auth
+            .authorize(p, Permission::TrustManage, "*")
+            .await?;
         ti.issuer = norm(&ti.issuer);
         if !(ti.issuer.starts_with("https://") || ti.issuer.starts_with("http://")) {
             return Err(Error::invalid("issuer must be the URL tokens carry in iss"));
         }
         // Sovra's own tokens are checked with its own keys; an "external" issuer of the same
         // name would let pinned certificates stand in for them.
-        let own = norm(self.public_url());
+        let own = norm(self.base.public_url());
         if ti.issuer == own || ti.issuer.starts_with(&format!("{own}/providers/")) {
             return Err(Error::invalid(format!(
                 "{} is this server's own issuer; its tokens are already trusted with its own keys",
@@ -252,25 +260,27 @@ impl Sovra {
         let mut b = WriteBatch::new();
         b.write(model::RELEASE_ISSUERS, &ti, Expect::Any)?;
         b.audit(
-            self.admin_event(
-                p,
-                "release.issuers.put",
-                format!("release/issuers/{}", ti.issuer),
-            )
-            .body(),
+            self.base
+                .admin_event(
+                    p,
+                    "release.issuers.put",
+                    format!("release/issuers/{}", ti.issuer),
+                )
+                .body(),
         );
-        self.store.commit(b).await?;
+        self.base.store.commit(b).await?;
         self.jwks.forget(&ti.issuer);
         Ok(ti)
     }
 
     /// Lists external issuers.
     pub async fn list_trusted_issuers(&self, p: &Principal) -> Result<Vec<TrustedIssuer>> {
-        self.auth
+        self.base
+            .auth
             .authorize(p, Permission::PolicyRead, "attestation")
             .await?;
         let mut out = Vec::new();
-        for r in Records::of(&*self.store)
+        for r in Records::of(&*self.base.store)
             .scan(model::RELEASE_ISSUERS, None, 1000)
             .await?
         {
