@@ -1,0 +1,302 @@
+//! Crypto keys: creation, reading, listing, and updates (labels, rotation, release policy).
+
+use super::*;
+
+impl Keys {
+    /// `POST /v1/{keyRing}/cryptoKeys?cryptoKeyId=`.
+    pub async fn create_crypto_key(
+        &self,
+        p: &Principal,
+        ring: &KeyRingName,
+        id: &str,
+        req: CreateCryptoKeyRequest,
+    ) -> Result<CryptoKey> {
+        let name = ring.crypto_key(id)?;
+        self.base
+            .auth
+            .authorize(p, Permission::KeyManage, &name.to_string())
+            .await?;
+        self.ring_rec(ring).await?;
+        let template = req.version_template.unwrap_or(VersionTemplate {
+            algorithm: Algorithm::default_for(req.purpose),
+            protection_level: ProtectionLevel::Software,
+        });
+        check_template(req.purpose, &template)?;
+        check_labels(&req.labels)?;
+        let (settings, _) = self.settings.settings_rec().await?;
+        let destroy_dur = match &req.destroy_scheduled_duration {
+            Some(d) => duration::parse(d)
+                .map_err(|e| Error::invalid(format!("destroyScheduledDuration: {e}")))?,
+            None => settings.default_destroy_scheduled_duration,
+        };
+        if destroy_dur < settings.min_destroy_scheduled_duration {
+            return Err(Error::invalid(format!(
+                "destroyScheduledDuration {} is below the organisation minimum {}",
+                duration::format(destroy_dur),
+                duration::format(settings.min_destroy_scheduled_duration)
+            )));
+        }
+        let now = self.base.now();
+        let (rotation_period, next_rotation_time) = self.rotation_fields(
+            req.purpose,
+            req.rotation_period.as_deref(),
+            req.next_rotation_time.as_deref(),
+            now,
+        )?;
+        let mut key = CryptoKeyRec {
+            name: name.to_string(),
+            purpose: req.purpose,
+            create_time: now,
+            algorithm: template.algorithm,
+            protection_level: template.protection_level,
+            rotation_period,
+            next_rotation_time,
+            destroy_scheduled_duration: destroy_dur,
+            labels: req.labels.clone(),
+            primary: None,
+            version_count: 0,
+            exportable: req.exportable.unwrap_or(false),
+            release_policy: req
+                .release_policy
+                .as_ref()
+                .map(release_policy_text)
+                .transpose()?,
+            release_policy_immutable: req.release_policy.as_ref().is_some_and(|p| p.immutable),
+        };
+        if key.exportable && key.release_policy.is_none() {
+            return Err(Error::invalid(
+                "an exportable key needs a releasePolicy saying which attested TEEs may receive it",
+            ));
+        }
+        let mut first = None;
+        if !req.skip_initial_version_creation {
+            let vname = name.version(1);
+            let material = self
+                .material
+                .generate_wrapped(&vname, template.algorithm)
+                .await?;
+            let v = VersionRec {
+                name: vname.to_string(),
+                version: 1,
+                state: VersionState::Enabled,
+                algorithm: template.algorithm,
+                protection_level: template.protection_level,
+                create_time: now,
+                destroy_time: None,
+                destroy_event_time: None,
+                material: Some(material),
+            };
+            key.primary = Some(1);
+            key.version_count = 1;
+            first = Some(v);
+        }
+        // The key first, then its first version.
+        let mut b = WriteBatch::new();
+        b.create(model::CRYPTO_KEYS, &key)?;
+        if let Some(v) = &first {
+            b.create(model::VERSIONS, v)?;
+        }
+        b.audit(
+            self.base.admin_event(p, "cryptoKeys.create", key.name.clone())
+                .detail(serde_json::json!({"purpose": key.purpose, "algorithm": key.algorithm, "rotationPeriod": key.rotation_period, "destroyScheduledDuration": key.destroy_scheduled_duration}))
+                .body(),
+        );
+        self.base.store.commit(b).await.map_err(|e| match e {
+            sovra_store::StoreError::Conflict { .. } => {
+                Error::new(ErrorCode::AlreadyExists, format!("{name} already exists"))
+            }
+            e => e.into(),
+        })?;
+        self.invalidate_key(&name);
+        Ok(key_wire(&key, first.as_ref()))
+    }
+
+    pub(super) fn rotation_fields(
+        &self,
+        purpose: Purpose,
+        period: Option<&str>,
+        next: Option<&str>,
+        now: i64,
+    ) -> Result<(Option<u64>, Option<i64>)> {
+        let Some(period) = period.filter(|p| !p.is_empty()) else {
+            if next.is_some() {
+                return Err(Error::invalid("nextRotationTime needs a rotationPeriod"));
+            }
+            return Ok((None, None));
+        };
+        if purpose != Purpose::EncryptDecrypt {
+            return Err(Error::invalid(
+                "automatic rotation is only for ENCRYPT_DECRYPT keys (asymmetric and MAC keys are rotated by creating versions)",
+            ));
+        }
+        let secs =
+            duration::parse(period).map_err(|e| Error::invalid(format!("rotationPeriod: {e}")))?;
+        if secs < MIN_ROTATION {
+            return Err(Error::invalid(format!(
+                "rotationPeriod must be at least {}",
+                duration::format(MIN_ROTATION)
+            )));
+        }
+        let next = match next {
+            Some(t) => {
+                let t = parse_rfc3339(t)
+                    .map_err(|e| Error::invalid(format!("nextRotationTime: {e}")))?;
+                if t < now {
+                    return Err(Error::invalid("nextRotationTime is in the past"));
+                }
+                t
+            }
+            None => now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX)),
+        };
+        Ok((Some(secs), Some(next)))
+    }
+
+    /// `GET /v1/{cryptoKey}`.
+    pub async fn get_crypto_key(&self, p: &Principal, name: &CryptoKeyName) -> Result<CryptoKey> {
+        self.base
+            .auth
+            .authorize(p, Permission::KeyRead, &name.to_string())
+            .await?;
+        self.invalidate_key(name);
+        Ok(Self::key_wire_from_view(&*self.key_view(name).await?))
+    }
+
+    /// `GET /v1/{keyRing}/cryptoKeys`.
+    pub async fn list_crypto_keys(
+        &self,
+        p: &Principal,
+        ring: &KeyRingName,
+        page: &Page,
+    ) -> Result<ListCryptoKeysResponse> {
+        let ring_name = ring.to_string();
+        let whole = p.can(Permission::KeyRead, &ring_name);
+        if !whole
+            && !p
+                .bindings()
+                .iter()
+                .any(|b| b.scope.starts_with(&format!("{ring_name}/")))
+        {
+            self.base
+                .auth
+                .authorize(p, Permission::KeyRead, &ring_name)
+                .await?;
+        }
+        self.ring_rec(ring).await?;
+        let limit = page.limit()?;
+        let recs = Records::of(&*self.base.store)
+            .list(
+                model::CRYPTO_KEYS,
+                &ring_name,
+                page.after()?.as_deref(),
+                limit,
+            )
+            .await?;
+        let next = next_token(&recs, limit);
+        let mut keys = Vec::new();
+        for r in &recs {
+            let k: CryptoKeyRec = r.value.clone();
+            if !(whole || p.can(Permission::KeyRead, &k.name)) {
+                continue;
+            }
+            let primary = match k.primary {
+                Some(n) => Records::of(&*self.base.store)
+                    .get(model::VERSIONS, &version_key(&k.name, n))
+                    .await?
+                    .map(|r| r.value),
+                None => None,
+            };
+            keys.push(key_wire(&k, primary.as_ref()));
+        }
+        Ok(ListCryptoKeysResponse {
+            crypto_keys: keys,
+            next_page_token: next,
+        })
+    }
+
+    /// `PATCH /v1/{cryptoKey}`.
+    pub async fn update_crypto_key(
+        &self,
+        p: &Principal,
+        name: &CryptoKeyName,
+        req: UpdateCryptoKeyRequest,
+    ) -> Result<CryptoKey> {
+        self.base
+            .auth
+            .authorize(p, Permission::KeyManage, &name.to_string())
+            .await?;
+        // Who may receive a key is not the key custodian's call alone: changing a release
+        // policy after creation is an Administrator's.
+        if req.release_policy.is_some() {
+            self.base
+                .auth
+                .authorize(p, Permission::ReleasePolicyManage, &name.to_string())
+                .await?;
+        }
+        if let Some(l) = &req.labels {
+            check_labels(l)?;
+        }
+        let view = with_retries(|| async {
+            let v = self.load_key_view(name).await?;
+            let mut key = v.key.clone();
+            let now = self.base.now();
+            let mut policy_change = None;
+            if let Some(t) = &req.version_template {
+                check_template(key.purpose, t)?;
+                key.algorithm = t.algorithm;
+                key.protection_level = t.protection_level;
+            }
+            if let Some(l) = &req.labels {
+                key.labels = l.clone();
+            }
+            if let Some(rp) = &req.release_policy {
+                if key.release_policy_immutable {
+                    return Err(Error::new(
+                        ErrorCode::ReleasePolicyImmutable,
+                        "the key's release policy is immutable and can never be changed",
+                    ));
+                }
+                let text = release_policy_text(rp)?;
+                policy_change = Some(serde_json::json!({
+                    "oldPolicySha256": key.release_policy.as_deref().map(|t| sovra_proto::hex::encode(&sovra_crypto::sha256(t.as_bytes()))),
+                    "newPolicySha256": sovra_proto::hex::encode(&sovra_crypto::sha256(text.as_bytes())),
+                    "immutable": rp.immutable,
+                }));
+                key.release_policy = Some(text);
+                key.release_policy_immutable = rp.immutable;
+            }
+            if req.rotation_period.is_some() || req.next_rotation_time.is_some() {
+                let period = match &req.rotation_period {
+                    Some(p) => Some(p.clone()),
+                    None => key.rotation_period.map(duration::format),
+                };
+                let (rp, nrt) = self.rotation_fields(
+                    key.purpose,
+                    period.as_deref(),
+                    req.next_rotation_time.as_deref(),
+                    now,
+                )?;
+                key.rotation_period = rp;
+                key.next_rotation_time = nrt;
+            }
+            let mut b = WriteBatch::new();
+            b.update(model::CRYPTO_KEYS, &key, v.key_rev)?;
+            b.audit(
+                self.base.admin_event(p, "cryptoKeys.update", key.name.clone())
+                    .detail(serde_json::to_value(&req).unwrap_or_default())
+                    .body(),
+            );
+            if let Some(change) = policy_change {
+                b.audit(
+                    self.base.admin_event(p, "cryptoKeys.releasePolicy.set", key.name.clone())
+                        .detail(change)
+                        .body(),
+                );
+            }
+            self.base.store.commit(b).await?;
+            Ok(KeyView { key, ..v })
+        })
+        .await?;
+        self.invalidate_key(name);
+        Ok(Self::key_wire_from_view(&view))
+    }
+}
