@@ -40,14 +40,7 @@ async fn scheduled_rotation_makes_a_new_primary_and_old_ciphertexts_still_decryp
     let name = ring.crypto_key("k").unwrap();
     let ct = s
         .crypto()
-        .encrypt(
-            &e.admin,
-            &name,
-            &sovra_proto::ops::EncryptRequest {
-                plaintext: "aGVsbG8=".into(),
-                additional_authenticated_data: None,
-            },
-        )
+        .seal(&e.admin, &name, b"hello", b"")
         .await
         .unwrap();
     assert_eq!(s.keys().rotate_due().await.unwrap(), 0, "not due yet");
@@ -72,17 +65,10 @@ async fn scheduled_rotation_makes_a_new_primary_and_old_ciphertexts_still_decryp
     assert!(sovra_server::clock::parse_rfc3339(&k.next_rotation_time.unwrap()).unwrap() > s.now());
     let d = s
         .crypto()
-        .decrypt(
-            &e.admin,
-            &name,
-            &sovra_proto::ops::DecryptRequest {
-                ciphertext: ct.ciphertext,
-                additional_authenticated_data: None,
-            },
-        )
+        .open(&e.admin, &name, &ct.ciphertext, b"")
         .await
         .unwrap();
-    assert_eq!(d.plaintext, "aGVsbG8=");
+    assert_eq!(d.plaintext.expose(), b"hello");
     assert!(!d.used_primary);
     // Scheduled rotations are audited as system events.
     let log = s.audit().export(1, 1000).await.unwrap();
@@ -123,14 +109,7 @@ async fn destruction_waits_for_its_time_and_erases_material() {
     assert_eq!(v.state, VersionState::Destroyed);
     let err = s
         .crypto()
-        .encrypt(
-            &e.admin,
-            &name,
-            &sovra_proto::ops::EncryptRequest {
-                plaintext: "aA==".into(),
-                additional_authenticated_data: None,
-            },
-        )
+        .seal(&e.admin, &name, b"h", b"")
         .await
         .unwrap_err();
     assert_eq!(err.code, sovra_proto::ErrorCode::KeyVersionDestroyed);

@@ -21,7 +21,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use sovra_attest::EvidenceType;
-use sovra_crypto::jws::{self, Jws};
+use sovra_crypto::jws;
 use sovra_proto::ErrorCode;
 use sovra_proto::attest::*;
 
@@ -210,7 +210,7 @@ pub async fn set_policy(
 ) -> Result<Json<PolicyInfo>> {
     let req: SetPolicyRequest = parse_json(&b)?;
     let lang = Language::parse(req.language.as_deref())?;
-    let (text, signer) = policy_from_text_or_jws(&s, &req.policy).await?;
+    let (text, signer) = s.sovra.attest().policy_text(&req.policy).await?;
     Ok(Json(
         s.sovra
             .attest()
@@ -233,46 +233,13 @@ pub async fn reset_policy(
     ))
 }
 
-/// Accepts plain policy text, or an MAA policy JWS (`{"AttestationPolicy": b64url(text)}`),
-/// unsigned or signed by a configured policy signer. Returns the text and the signer subject.
-async fn policy_from_text_or_jws(s: &AppState, body: &str) -> Result<(String, Option<String>)> {
-    let trimmed = body.trim();
-    let looks_jws = trimmed.split('.').count() == 3 && !trimmed.contains(char::is_whitespace);
-    if !looks_jws {
-        return Ok((body.to_string(), None));
-    }
-    let j = Jws::parse(trimmed)
-        .map_err(|e| Error::invalid(format!("the policy JWS is malformed: {e}")))?;
-    let signer = s.sovra.attest().check_policy_signature(&j).await?;
-    let claims = j.claims().map_err(|e| Error::invalid(e.to_string()))?;
-    let inner = claims
-        .get("AttestationPolicy")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            Error::invalid(
-                "the policy JWS body must be {\"AttestationPolicy\": base64url(policy text)}",
-            )
-        })?;
-    let text = jws::b64url_decode(inner)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| Error::invalid("AttestationPolicy is not base64url of UTF-8 text"))?;
-    Ok((text, signer))
-}
-
 // ----- policies: MAA --------------------------------------------------------------------------
 
 async fn maa_policy_token(s: &AppState, body: Value) -> Result<Json<Value>> {
-    let keys = s.sovra.attest().management_signing_keys().await?;
-    let now = s.sovra.now();
-    let mut claims = json!({"iss": s.sovra.attest().issuer_of(DEFAULT_PROVIDER), "iat": now, "nbf": now, "exp": now + 3600});
-    if let (Some(c), Value::Object(b)) = (claims.as_object_mut(), body) {
-        c.extend(b);
-    }
-    let token = keys
-        .active
-        .sign_jwt(&claims, &serde_json::Map::new())
-        .map_err(|e| Error::internal(e.to_string()))?;
+    let Value::Object(claims) = body else {
+        return Err(Error::internal("policy token claims are not an object"));
+    };
+    let token = s.sovra.attest().management_token(claims).await?;
     Ok(Json(json!({ "token": token })))
 }
 
@@ -310,7 +277,7 @@ pub async fn maa_put_policy(
     let text =
         String::from_utf8(b.to_vec()).map_err(|_| Error::invalid("the policy JWS must be text"))?;
     let jws_text = text.trim().trim_matches('"').to_string();
-    let (policy, signer) = policy_from_text_or_jws(&s, &jws_text).await?;
+    let (policy, signer) = s.sovra.attest().policy_text(&jws_text).await?;
     s.sovra
         .attest()
         .set_policy(

@@ -6,7 +6,7 @@ use super::extract::{Caller, JsonBody, PathParams, QueryParams, body_bytes, pars
 use super::response::Json;
 use crate::error::{Error, Result};
 use crate::services::keys::Page;
-use crate::services::ops::Target;
+use crate::services::ops::{Target, decode_field};
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -294,12 +294,8 @@ pub async fn post_key(
     let body = body_bytes(req, &s).await?;
     let target = Target::Key(name.clone());
     Ok(match verb {
-        Some("encrypt") => {
-            Json(sv.crypto().encrypt(&p, &name, &parse_json(&body)?).await?).into_response()
-        }
-        Some("decrypt") => {
-            Json(sv.crypto().decrypt(&p, &name, &parse_json(&body)?).await?).into_response()
-        }
+        Some("encrypt") => Json(encrypt(sv, &p, &name, &parse_json(&body)?).await?).into_response(),
+        Some("decrypt") => Json(decrypt(sv, &p, &name, &parse_json(&body)?).await?).into_response(),
         Some("rotate") => {
             let _: sovra_proto::kms::Empty = parse_json(&body)?;
             Json(sv.keys().rotate(&p, &name).await?).into_response()
@@ -515,4 +511,43 @@ pub async fn version_public_key(
             .public_key(&p, &Target::Version(version_name(&loc, &ring, &key, &v)?))
             .await?,
     ))
+}
+
+/// `:encrypt`: the wire request decoded, the service's result encoded.
+async fn encrypt(
+    sv: &crate::services::Sovra,
+    p: &crate::services::auth::Principal,
+    key: &CryptoKeyName,
+    req: &sovra_proto::ops::EncryptRequest,
+) -> Result<sovra_proto::ops::EncryptResponse> {
+    let pt = zeroize::Zeroizing::new(decode_field("plaintext", &req.plaintext)?);
+    let aad = match &req.additional_authenticated_data {
+        Some(a) => decode_field("additionalAuthenticatedData", a)?,
+        None => Vec::new(),
+    };
+    let sealed = sv.crypto().seal(p, key, &pt, &aad).await?;
+    Ok(sovra_proto::ops::EncryptResponse {
+        name: sealed.version,
+        ciphertext: sovra_proto::b64::encode(&sealed.ciphertext),
+    })
+}
+
+/// `:decrypt`: the wire request decoded, the service's result encoded.
+async fn decrypt(
+    sv: &crate::services::Sovra,
+    p: &crate::services::auth::Principal,
+    key: &CryptoKeyName,
+    req: &sovra_proto::ops::DecryptRequest,
+) -> Result<sovra_proto::ops::DecryptResponse> {
+    let ct = decode_field("ciphertext", &req.ciphertext)?;
+    let aad = match &req.additional_authenticated_data {
+        Some(a) => decode_field("additionalAuthenticatedData", a)?,
+        None => Vec::new(),
+    };
+    let opened = sv.crypto().open(p, key, &ct, &aad).await?;
+    Ok(sovra_proto::ops::DecryptResponse {
+        plaintext: sovra_proto::b64::encode(opened.plaintext.expose()),
+        name: opened.version,
+        used_primary: opened.used_primary,
+    })
 }

@@ -53,6 +53,37 @@ pub fn decode_field(field: &str, value: &str) -> Result<Vec<u8>> {
     Ok(v)
 }
 
+/// Refuses data over the size limit.
+fn check_len(field: &str, v: &[u8]) -> Result<()> {
+    if v.len() > MAX_DATA {
+        return Err(Error::invalid(format!(
+            "field {field} is {} bytes; the limit is {MAX_DATA}",
+            v.len()
+        )));
+    }
+    Ok(())
+}
+
+/// What [`Crypto::seal`] produced.
+#[derive(Debug)]
+pub struct Sealed {
+    /// The version that encrypted.
+    pub version: String,
+    /// The ciphertext (names its version).
+    pub ciphertext: Vec<u8>,
+}
+
+/// What [`Crypto::open`] recovered.
+#[derive(Debug)]
+pub struct Opened {
+    /// The plaintext (zeroized when dropped).
+    pub plaintext: sovra_crypto::SecretBytes,
+    /// The version that decrypted.
+    pub version: String,
+    /// Whether that version is the key's primary.
+    pub used_primary: bool,
+}
+
 fn crypto_err(e: CryptoError) -> Error {
     match e {
         CryptoError::CiphertextInvalid => Error::new(ErrorCode::CiphertextInvalid, e.to_string()),
@@ -220,18 +251,16 @@ impl Crypto {
         Ok(())
     }
 
-    /// Encrypts with the key's primary version.
-    pub async fn encrypt(
+    /// Encrypts `plaintext` with the key's primary version (`aad` is needed again to decrypt).
+    pub async fn seal(
         &self,
         p: &Principal,
         key: &CryptoKeyName,
-        req: &EncryptRequest,
-    ) -> Result<EncryptResponse> {
-        let pt = decode_field("plaintext", &req.plaintext)?;
-        let aad = match &req.additional_authenticated_data {
-            Some(a) => decode_field("additionalAuthenticatedData", a)?,
-            None => Vec::new(),
-        };
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<Sealed> {
+        check_len("plaintext", plaintext)?;
+        check_len("additionalAuthenticatedData", aad)?;
         let r = self
             .resolve(
                 p,
@@ -242,28 +271,24 @@ impl Crypto {
                 None,
             )
             .await?;
-        let ct = symmetric::seal(&r.key, r.version.version, &aad, &pt).map_err(crypto_err)?;
-        zeroize::Zeroize::zeroize(&mut { pt });
+        let ciphertext =
+            symmetric::seal(&r.key, r.version.version, aad, plaintext).map_err(crypto_err)?;
         self.data_access(p, &r, "cryptoKeys.encrypt").await?;
-        Ok(EncryptResponse {
-            name: r.name.clone(),
-            ciphertext: b64::encode(&ct),
+        Ok(Sealed {
+            version: r.name.clone(),
+            ciphertext,
         })
     }
 
-    /// Decrypts with the version named in the ciphertext.
-    pub async fn decrypt(
+    /// Decrypts with the version the ciphertext names.
+    pub async fn open(
         &self,
         p: &Principal,
         key: &CryptoKeyName,
-        req: &DecryptRequest,
-    ) -> Result<DecryptResponse> {
-        let ct = decode_field("ciphertext", &req.ciphertext)?;
-        let aad = match &req.additional_authenticated_data {
-            Some(a) => decode_field("additionalAuthenticatedData", a)?,
-            None => Vec::new(),
-        };
-        let n = symmetric::version_of(&ct).map_err(|_| {
+        ciphertext: &[u8],
+        aad: &[u8],
+    ) -> Result<Opened> {
+        let n = symmetric::version_of(ciphertext).map_err(|_| {
             Error::new(
                 ErrorCode::CiphertextInvalid,
                 "the ciphertext is malformed or truncated (it was not produced by Sovra's encrypt)",
@@ -282,11 +307,11 @@ impl Crypto {
                 e
             }
         })?;
-        let pt = symmetric::open(&r.key, &aad, &ct).map_err(crypto_err)?;
+        let plaintext = symmetric::open(&r.key, aad, ciphertext).map_err(crypto_err)?;
         self.data_access(p, &r, "cryptoKeys.decrypt").await?;
-        Ok(DecryptResponse {
-            plaintext: b64::encode(pt.expose()),
-            name: r.name.clone(),
+        Ok(Opened {
+            plaintext,
+            version: r.name.clone(),
             used_primary: r.primary,
         })
     }

@@ -139,3 +139,55 @@ impl Attestation {
         Ok((thumb, false))
     }
 }
+
+impl Attestation {
+    /// The policy in `body`: plain policy text, or an MAA policy JWS
+    /// (`{"AttestationPolicy": b64url(text)}`), unsigned or signed by a configured policy
+    /// signer. Returns the text and the signer's subject.
+    pub async fn policy_text(&self, body: &str) -> Result<(String, Option<String>)> {
+        let trimmed = body.trim();
+        let looks_jws = trimmed.split('.').count() == 3 && !trimmed.contains(char::is_whitespace);
+        if !looks_jws {
+            return Ok((body.to_string(), None));
+        }
+        let j = Jws::parse(trimmed)
+            .map_err(|e| Error::invalid(format!("the policy JWS is malformed: {e}")))?;
+        let signer = self.check_policy_signature(&j).await?;
+        let claims = j.claims().map_err(|e| Error::invalid(e.to_string()))?;
+        let inner = claims
+            .get("AttestationPolicy")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "the policy JWS body must be {\"AttestationPolicy\": base64url(policy text)}",
+                )
+            })?;
+        let text = sovra_crypto::jws::b64url_decode(inner)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| Error::invalid("AttestationPolicy is not base64url of UTF-8 text"))?;
+        Ok((text, signer))
+    }
+
+    /// A management statement (an MAA policy token): `claims` with the default provider's
+    /// issuer and an hour's validity, signed by a management key.
+    pub async fn management_token(
+        &self,
+        claims: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String> {
+        let keys = self.management_signing_keys().await?;
+        let now = self.base.now();
+        let mut body = serde_json::Map::new();
+        body.insert(
+            "iss".into(),
+            self.issuer_of(super::providers::DEFAULT_PROVIDER).into(),
+        );
+        body.insert("iat".into(), now.into());
+        body.insert("nbf".into(), now.into());
+        body.insert("exp".into(), (now + 3600).into());
+        body.extend(claims);
+        keys.active
+            .sign_jwt(&serde_json::Value::Object(body), &serde_json::Map::new())
+            .map_err(|e| Error::internal(e.to_string()))
+    }
+}

@@ -545,45 +545,31 @@ impl Release {
             .admit(p, &policy, &req.target, req.nonce.as_deref())
             .await?;
         let mut out = Map::new();
+        let aad = match &req.additional_authenticated_data {
+            Some(a) => crate::services::ops::decode_field("additionalAuthenticatedData", a)?,
+            None => Vec::new(),
+        };
         let secret = if generate {
             if req.ciphertext.is_some() {
                 return Err(Error::invalid("generateDataKeyTo takes no ciphertext"));
             }
-            let dk = sovra_crypto::random::bytes(32).map_err(|e| Error::internal(e.to_string()))?;
-            let ct = self
-                .crypto
-                .encrypt(
-                    p,
-                    key,
-                    &sovra_proto::ops::EncryptRequest {
-                        plaintext: sovra_proto::b64::encode(&dk),
-                        additional_authenticated_data: req.additional_authenticated_data.clone(),
-                    },
-                )
-                .await?;
-            out.insert("ciphertext".into(), Value::from(ct.ciphertext));
-            out.insert("name".into(), Value::from(ct.name));
-            sovra_crypto::SecretBytes::new(dk)
+            let dk = sovra_crypto::SecretBytes::new(
+                sovra_crypto::random::bytes(32).map_err(|e| Error::internal(e.to_string()))?,
+            );
+            let sealed = self.crypto.seal(p, key, dk.expose(), &aad).await?;
+            out.insert(
+                "ciphertext".into(),
+                Value::from(sovra_proto::b64::encode(&sealed.ciphertext)),
+            );
+            out.insert("name".into(), Value::from(sealed.version));
+            dk
         } else {
             let ct = req
                 .ciphertext
                 .as_deref()
                 .ok_or_else(|| Error::invalid("ciphertext is required"))?;
-            let r = self
-                .crypto
-                .decrypt(
-                    p,
-                    key,
-                    &sovra_proto::ops::DecryptRequest {
-                        ciphertext: ct.to_string(),
-                        additional_authenticated_data: req.additional_authenticated_data.clone(),
-                    },
-                )
-                .await?;
-            sovra_crypto::SecretBytes::new(
-                sovra_proto::b64::decode(&r.plaintext)
-                    .map_err(|_| Error::internal("plaintext encoding"))?,
-            )
+            let ct = crate::services::ops::decode_field("ciphertext", ct)?;
+            self.crypto.open(p, key, &ct, &aad).await?.plaintext
         };
         let blob = keywrap::wrap(enc, &spki, secret.expose()).map_err(|e| {
             deny(
