@@ -83,15 +83,8 @@ pub struct VerifyContext<'a> {
 }
 
 impl Platform {
-    /// The certificate hierarchy that roots evidence of `t` (where operator-added trust
-    /// anchors for it go).
+    /// The certificate hierarchy that roots evidence of `t`.
     pub fn of(t: EvidenceType) -> Platform {
-        match t {
-            EvidenceType::SevSnp | EvidenceType::AzSnpVtpm => Platform::Amd,
-            EvidenceType::Tdx | EvidenceType::Sgx | EvidenceType::AzTdxVtpm => Platform::Intel,
-            EvidenceType::Tpm => Platform::Tpm,
-            EvidenceType::Nitro => Platform::AwsNitro,
-            EvidenceType::NvidiaGpu => Platform::Nvidia,
-        }
+        crate::verifier_for(t).platform()
     }
 }

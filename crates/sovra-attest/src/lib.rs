@@ -15,6 +15,7 @@
 pub mod claims;
 pub mod error;
 pub mod evidence;
+pub mod maa;
 pub mod x509;
 
 pub mod azure;
@@ -41,6 +42,54 @@ pub trait Verifier: Send + Sync + std::fmt::Debug {
         input: &EvidenceInput<'_>,
         ctx: &VerifyContext<'_>,
     ) -> Result<VerifiedClaims, AttestError>;
+
+    /// The certificate hierarchy that roots this type's evidence (where operator-added trust
+    /// anchors for it go).
+    fn platform(&self) -> evidence::Platform;
+
+    /// MAA's `x-ms-attestation-type` for this evidence.
+    fn maa_attestation_type(&self) -> &'static str;
+
+    /// The names MAA's `/attest/{type}` route gives this evidence type, if it has one.
+    fn maa_route_names(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// The MAA-named claims of `v` (added beside the native claims).
+    fn maa_claims(&self, _v: &VerifiedClaims) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::Map::new()
+    }
+
+    /// Adjusts the claims a policy issued (Azure CVMs restate compliance in MAA's words).
+    fn after_policy(&self, _issued: &mut serde_json::Map<String, serde_json::Value>) {}
+
+    /// Where vendor collateral missing from the request and the store may be fetched from,
+    /// when the operator opts in.
+    fn vendor_source(&self) -> VendorSource {
+        VendorSource::None
+    }
+
+    /// The Intel quote inside `evidence` (its FMSPC chooses the Intel collateral).
+    fn intel_quote(&self, _evidence: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// The credential-activation step `evidence` carries, if its type has one (TPM: the
+    /// answer to a server-issued challenge).
+    fn activation(&self, _evidence: &[u8]) -> Option<serde_json::Value> {
+        None
+    }
+}
+
+/// Where a type's missing vendor collateral may be fetched from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VendorSource {
+    /// Nowhere: the evidence carries all it needs, or the operator imports it.
+    None,
+    /// AMD's Key Distribution Service (VCEK, ASK).
+    AmdKds,
+    /// Intel's PCS or a PCCS (TCB info, QE identity, CRLs).
+    IntelPcs,
 }
 
 /// Returns the verifier for `kind`.

@@ -123,6 +123,14 @@ impl Verifier for NvidiaVerifier {
         EvidenceType::NvidiaGpu
     }
 
+    fn platform(&self) -> crate::evidence::Platform {
+        crate::evidence::Platform::Nvidia
+    }
+
+    fn maa_attestation_type(&self) -> &'static str {
+        "nvidia-gpu"
+    }
+
     fn verify(
         &self,
         input: &EvidenceInput<'_>,

@@ -16,6 +16,64 @@ impl Verifier for SgxVerifier {
         EvidenceType::Sgx
     }
 
+    fn platform(&self) -> crate::evidence::Platform {
+        crate::evidence::Platform::Intel
+    }
+
+    fn maa_attestation_type(&self) -> &'static str {
+        "sgx"
+    }
+
+    fn maa_route_names(&self) -> &'static [&'static str] {
+        &["SgxEnclave", "OpenEnclave"]
+    }
+
+    fn maa_claims(&self, v: &VerifiedClaims) -> serde_json::Map<String, serde_json::Value> {
+        let serde_json::Value::Object(native) = v.to_json() else {
+            return serde_json::Map::new();
+        };
+        let mut out = serde_json::Map::new();
+        for (maa, name) in [
+            ("x-ms-sgx-mrenclave", "mr_enclave"),
+            ("x-ms-sgx-mrsigner", "mr_signer"),
+            ("x-ms-sgx-product-id", "isv_prod_id"),
+            ("x-ms-sgx-svn", "isv_svn"),
+        ] {
+            let paths = [
+                name.to_string(),
+                format!("body.{name}"),
+                name.replace('_', ""),
+            ];
+            crate::maa::rename(
+                &native,
+                &mut out,
+                &[(maa, &[&paths[0], &paths[1], &paths[2]])],
+            );
+        }
+        crate::maa::rename(
+            &native,
+            &mut out,
+            &[("x-ms-sgx-report-data", &["report_data"])],
+        );
+        out.insert(
+            "x-ms-sgx-is-debuggable".into(),
+            serde_json::Value::Bool(v.debug()),
+        );
+        if let Some(s) = v.tcb_status() {
+            out.insert("x-ms-sgx-tcbstatus".into(), serde_json::Value::from(s));
+        }
+        crate::maa::as_numbers(&mut out, &["x-ms-sgx-product-id", "x-ms-sgx-svn"]);
+        out
+    }
+
+    fn vendor_source(&self) -> crate::VendorSource {
+        crate::VendorSource::IntelPcs
+    }
+
+    fn intel_quote(&self, evidence: &[u8]) -> Option<Vec<u8>> {
+        Some(evidence.to_vec())
+    }
+
     fn verify(
         &self,
         input: &EvidenceInput<'_>,

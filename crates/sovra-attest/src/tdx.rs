@@ -16,6 +16,33 @@ impl Verifier for TdxVerifier {
         EvidenceType::Tdx
     }
 
+    fn platform(&self) -> crate::evidence::Platform {
+        crate::evidence::Platform::Intel
+    }
+
+    fn maa_attestation_type(&self) -> &'static str {
+        "tdxvm"
+    }
+
+    fn maa_route_names(&self) -> &'static [&'static str] {
+        &["TdxVm"]
+    }
+
+    fn maa_claims(&self, v: &VerifiedClaims) -> serde_json::Map<String, serde_json::Value> {
+        match v.to_json() {
+            serde_json::Value::Object(native) => maa_claims_at(&native, "", v),
+            _ => serde_json::Map::new(),
+        }
+    }
+
+    fn vendor_source(&self) -> crate::VendorSource {
+        crate::VendorSource::IntelPcs
+    }
+
+    fn intel_quote(&self, evidence: &[u8]) -> Option<Vec<u8>> {
+        Some(evidence.to_vec())
+    }
+
     fn verify(
         &self,
         input: &EvidenceInput<'_>,
@@ -101,4 +128,46 @@ impl Verifier for TdxVerifier {
             v.root.clone(),
         ))
     }
+}
+
+/// MAA's names for the claims of a TD quote found at `prefix` in `native` (`""` for bare TDX
+/// evidence, `"tdx."` inside Azure vTPM evidence).
+pub fn maa_claims_at(
+    native: &serde_json::Map<String, serde_json::Value>,
+    prefix: &str,
+    v: &VerifiedClaims,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    for (maa, name) in [
+        ("tdx_mrtd", "mr_td"),
+        ("tdx_mrseam", "mr_seam"),
+        ("tdx_mrsignerseam", "mr_signer_seam"),
+        ("tdx_mrconfigid", "mr_config_id"),
+        ("tdx_mrowner", "mr_owner"),
+        ("tdx_mrownerconfig", "mr_owner_config"),
+        ("tdx_rtmr0", "rtmr0"),
+        ("tdx_rtmr1", "rtmr1"),
+        ("tdx_rtmr2", "rtmr2"),
+        ("tdx_rtmr3", "rtmr3"),
+        ("tdx_td_attributes", "td_attributes"),
+        ("tdx_xfam", "xfam"),
+        ("tdx_tee_tcb_svn", "tee_tcb_svn"),
+        ("tdx_seam_attributes", "seam_attributes"),
+    ] {
+        let paths = [format!("{prefix}{name}"), format!("{prefix}body.{name}")];
+        crate::maa::rename(native, &mut out, &[(maa, &[&paths[0], &paths[1]])]);
+    }
+    crate::maa::rename(native, &mut out, &[("tdx_report_data", &["report_data"])]);
+    out.insert(
+        "tdx_td_attributes_debug".into(),
+        serde_json::Value::Bool(v.debug()),
+    );
+    out.insert(
+        "dbgstat".into(),
+        serde_json::Value::from(if v.debug() { "enabled" } else { "disabled" }),
+    );
+    if let Some(s) = v.tcb_status() {
+        out.insert("attester_tcb_status".into(), serde_json::Value::from(s));
+    }
+    out
 }

@@ -240,12 +240,7 @@ async fn the_newest_intel_collateral_wins_and_a_minimum_applies() {
     let kind = sovra_attest::EvidenceType::Tdx;
     let err = s
         .attest()
-        .attest(
-            "default",
-            kind,
-            tdx_submission(Some(older.as_bytes())),
-            None,
-        )
+        .attest("default", kind, tdx_submission(Some(older.as_bytes())))
         .await
         .unwrap_err();
     assert_eq!(
@@ -268,12 +263,7 @@ async fn the_newest_intel_collateral_wins_and_a_minimum_applies() {
         .unwrap();
     let a = s
         .attest()
-        .attest(
-            "default",
-            kind,
-            tdx_submission(Some(older.as_bytes())),
-            None,
-        )
+        .attest("default", kind, tdx_submission(Some(older.as_bytes())))
         .await
         .unwrap();
     assert_eq!(a.claims["tcb_evaluation_data_number"], 17);
@@ -288,7 +278,7 @@ async fn the_newest_intel_collateral_wins_and_a_minimum_applies() {
     let strict = e.second_node(cfg);
     let err = strict
         .attest()
-        .attest("default", kind, tdx_submission(Some(&genuine)), None)
+        .attest("default", kind, tdx_submission(Some(&genuine)))
         .await
         .unwrap_err();
     assert_eq!(err.code, sovra_proto::ErrorCode::AttestCollateralInvalid);

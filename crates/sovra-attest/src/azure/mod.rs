@@ -99,6 +99,26 @@ impl Verifier for AzSnpVtpmVerifier {
         EvidenceType::AzSnpVtpm
     }
 
+    fn platform(&self) -> crate::evidence::Platform {
+        crate::evidence::Platform::Amd
+    }
+
+    fn maa_attestation_type(&self) -> &'static str {
+        "azurevm"
+    }
+
+    fn maa_claims(&self, v: &VerifiedClaims) -> serde_json::Map<String, serde_json::Value> {
+        let serde_json::Value::Object(native) = v.to_json() else {
+            return serde_json::Map::new();
+        };
+        let tee = crate::snp::maa_claims_at(&native, "snp.", v.debug());
+        azure_cvm("sevsnpvm", &native, tee)
+    }
+
+    fn after_policy(&self, issued: &mut serde_json::Map<String, serde_json::Value>) {
+        azure_compliance(issued);
+    }
+
     fn verify(
         &self,
         input: &EvidenceInput<'_>,
@@ -140,6 +160,34 @@ impl Verifier for AzSnpVtpmVerifier {
 impl Verifier for AzTdxVtpmVerifier {
     fn evidence_type(&self) -> EvidenceType {
         EvidenceType::AzTdxVtpm
+    }
+
+    fn platform(&self) -> crate::evidence::Platform {
+        crate::evidence::Platform::Intel
+    }
+
+    fn maa_attestation_type(&self) -> &'static str {
+        "azurevm"
+    }
+
+    fn maa_claims(&self, v: &VerifiedClaims) -> serde_json::Map<String, serde_json::Value> {
+        let serde_json::Value::Object(native) = v.to_json() else {
+            return serde_json::Map::new();
+        };
+        let tee = crate::tdx::maa_claims_at(&native, "tdx.", v);
+        azure_cvm("tdxvm", &native, tee)
+    }
+
+    fn after_policy(&self, issued: &mut serde_json::Map<String, serde_json::Value>) {
+        azure_compliance(issued);
+    }
+
+    fn vendor_source(&self) -> crate::VendorSource {
+        crate::VendorSource::IntelPcs
+    }
+
+    fn intel_quote(&self, evidence: &[u8]) -> Option<Vec<u8>> {
+        hcl::decode(evidence).ok().and_then(|ev| ev.td_quote)
     }
 
     fn verify(
@@ -185,5 +233,58 @@ impl Verifier for AzTdxVtpmVerifier {
         }
         let q = tpm_part(&ev, &h, input.nonce)?;
         Ok(finish(EvidenceType::AzTdxVtpm, "tdx", &tdx, &h, q))
+    }
+}
+
+/// MAA's Azure CVM shape: the hardware TEE's claims (`tee`) nested under
+/// `x-ms-isolation-tee` (with the paravisor's runtime data as its `x-ms-runtime`), beside them,
+/// and the `azurevm` claims Sovra can derive from the evidence.
+fn azure_cvm(
+    hardware_type: &str,
+    native: &serde_json::Map<String, serde_json::Value>,
+    tee: serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::Value;
+    let mut out = tee.clone();
+    let mut nested = tee;
+    nested.insert("x-ms-attestation-type".into(), Value::from(hardware_type));
+    if let Some(rt) = native.get("runtime") {
+        nested.insert("x-ms-runtime".into(), rt.clone());
+    }
+    out.insert("x-ms-isolation-tee".into(), Value::Object(nested));
+    let cfg = native
+        .get("runtime")
+        .and_then(|r| r.get("vm-configuration"));
+    if let Some(id) = cfg.and_then(|c| c.get("vmUniqueId")) {
+        out.insert("x-ms-azurevm-vmid".into(), id.clone());
+    }
+    if let Some(sb) = cfg.and_then(|c| c.get("secure-boot")) {
+        out.insert("secureboot".into(), sb.clone());
+    }
+    if let Some(bank) = native
+        .get("pcrs")
+        .and_then(|p| p.get("sha256"))
+        .and_then(Value::as_object)
+    {
+        let mut idx: Vec<u64> = bank.keys().filter_map(|k| k.parse().ok()).collect();
+        idx.sort_unstable();
+        out.insert("x-ms-azurevm-attested-pcrs".into(), Value::from(idx));
+    }
+    out
+}
+
+/// For Azure CVM evidence that the provider's policy judged compliant (it issued
+/// `x-ms-compliance-status`), states it in MAA's words inside `x-ms-isolation-tee`, so Azure
+/// release policies (`x-ms-isolation-tee.x-ms-compliance-status == azure-compliant-cvm`) work
+/// unchanged.
+fn azure_compliance(issued: &mut serde_json::Map<String, serde_json::Value>) {
+    if !issued.contains_key("x-ms-compliance-status") {
+        return;
+    }
+    if let Some(serde_json::Value::Object(tee)) = issued.get_mut("x-ms-isolation-tee") {
+        tee.insert(
+            "x-ms-compliance-status".into(),
+            serde_json::Value::from("azure-compliant-cvm"),
+        );
     }
 }

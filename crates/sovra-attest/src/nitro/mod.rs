@@ -143,6 +143,14 @@ impl Verifier for NitroVerifier {
         EvidenceType::Nitro
     }
 
+    fn platform(&self) -> crate::evidence::Platform {
+        crate::evidence::Platform::AwsNitro
+    }
+
+    fn maa_attestation_type(&self) -> &'static str {
+        "nitro"
+    }
+
     fn verify(
         &self,
         input: &EvidenceInput<'_>,

@@ -165,6 +165,29 @@ impl Verifier for SnpVerifier {
         EvidenceType::SevSnp
     }
 
+    fn platform(&self) -> crate::evidence::Platform {
+        crate::evidence::Platform::Amd
+    }
+
+    fn maa_attestation_type(&self) -> &'static str {
+        "sevsnpvm"
+    }
+
+    fn maa_route_names(&self) -> &'static [&'static str] {
+        &["SevSnpVm"]
+    }
+
+    fn maa_claims(&self, v: &VerifiedClaims) -> serde_json::Map<String, serde_json::Value> {
+        match v.to_json() {
+            serde_json::Value::Object(native) => maa_claims_at(&native, "", v.debug()),
+            _ => serde_json::Map::new(),
+        }
+    }
+
+    fn vendor_source(&self) -> crate::VendorSource {
+        crate::VendorSource::AmdKds
+    }
+
     fn verify(
         &self,
         input: &EvidenceInput<'_>,
@@ -235,4 +258,47 @@ impl Verifier for SnpVerifier {
         )
         .with_snp_tcb(product, reported))
     }
+}
+
+/// MAA's names for the claims of an SEV-SNP report found at `prefix` in `native` (`""` for
+/// bare SEV-SNP evidence, `"snp."` inside Azure vTPM evidence).
+pub fn maa_claims_at(
+    native: &serde_json::Map<String, serde_json::Value>,
+    prefix: &str,
+    debug: bool,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    for (maa, name) in [
+        ("x-ms-sevsnpvm-launchmeasurement", "measurement"),
+        ("x-ms-sevsnpvm-hostdata", "host_data"),
+        ("x-ms-sevsnpvm-familyId", "family_id"),
+        ("x-ms-sevsnpvm-imageId", "image_id"),
+        ("x-ms-sevsnpvm-idkeydigest", "id_key_digest"),
+        ("x-ms-sevsnpvm-authorkeydigest", "author_key_digest"),
+        ("x-ms-sevsnpvm-reportid", "report_id"),
+        ("x-ms-sevsnpvm-chipid", "chip_id"),
+        ("x-ms-sevsnpvm-vmpl", "vmpl"),
+        ("x-ms-sevsnpvm-guestsvn", "guest_svn"),
+        ("x-ms-sevsnpvm-bootloader-svn", "reported_tcb.bootloader"),
+        ("x-ms-sevsnpvm-tee-svn", "reported_tcb.tee"),
+        ("x-ms-sevsnpvm-snpfw-svn", "reported_tcb.snp"),
+        ("x-ms-sevsnpvm-microcode-svn", "reported_tcb.microcode"),
+        ("x-ms-sevsnpvm-smt-allowed", "policy_smt_allowed"),
+        ("x-ms-sevsnpvm-migration-allowed", "policy_migrate_ma"),
+    ] {
+        let paths = [format!("{prefix}{name}"), format!("{prefix}report.{name}")];
+        crate::maa::rename(native, &mut out, &[(maa, &[&paths[0], &paths[1]])]);
+    }
+    let report_data = format!("{prefix}report_data");
+    crate::maa::rename(
+        native,
+        &mut out,
+        &[("x-ms-sevsnpvm-reportdata", &[&report_data, "report_data"])],
+    );
+    out.insert(
+        "x-ms-sevsnpvm-is-debuggable".into(),
+        serde_json::Value::Bool(debug),
+    );
+    crate::maa::as_numbers(&mut out, &["x-ms-sevsnpvm-vmpl", "x-ms-sevsnpvm-guestsvn"]);
+    out
 }

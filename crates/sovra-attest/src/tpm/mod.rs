@@ -195,6 +195,24 @@ impl Verifier for TpmVerifier {
         EvidenceType::Tpm
     }
 
+    fn platform(&self) -> crate::evidence::Platform {
+        crate::evidence::Platform::Tpm
+    }
+
+    fn maa_attestation_type(&self) -> &'static str {
+        "tpm"
+    }
+
+    fn maa_route_names(&self) -> &'static [&'static str] {
+        &["Tpm"]
+    }
+
+    fn activation(&self, evidence: &[u8]) -> Option<serde_json::Value> {
+        serde_json::from_slice::<serde_json::Value>(evidence)
+            .ok()
+            .and_then(|v| v.get("activation").cloned())
+    }
+
     fn verify(
         &self,
         input: &EvidenceInput<'_>,

@@ -86,7 +86,7 @@ async fn native_attest(
 ) -> Result<Json<AttestResponse>> {
     let kind = evidence_type(kind)?;
     let sub = request::native(parse_json(body)?)?;
-    let a = s.sovra.attest().attest(provider, kind, sub, None).await?;
+    let a = s.sovra.attest().attest(provider, kind, sub).await?;
     Ok(Json(AttestResponse { token: a.token }))
 }
 
@@ -118,11 +118,7 @@ async fn maa_attest(
 ) -> Result<Json<AttestResponse>> {
     let kind = maa_type(ty)?;
     let sub = request::maa(ty, parse_json(body)?)?;
-    let a = s
-        .sovra
-        .attest()
-        .attest(provider, kind, sub, Some(ty))
-        .await?;
+    let a = s.sovra.attest().attest(provider, kind, sub).await?;
     Ok(Json(AttestResponse { token: a.token }))
 }
 

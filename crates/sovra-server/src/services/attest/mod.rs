@@ -138,11 +138,10 @@ impl Attestation {
         provider: &str,
         kind: EvidenceType,
         sub: request::Submission,
-        maa_type: Option<&str>,
     ) -> Result<Attested> {
         let started = std::time::Instant::now();
         let sub = Arc::new(sub);
-        let result = self.attest_inner(provider, kind, &sub, maa_type).await;
+        let result = self.attest_inner(provider, kind, &sub).await;
         let mut ev = AuditEvent::new(self.base.now(), EventKind::Decision, "attestation.attest")
             .resource(format!("attestation/providers/{provider}"));
         let mut detail = Map::new();
@@ -182,7 +181,6 @@ impl Attestation {
         provider: &str,
         kind: EvidenceType,
         sub: &Arc<request::Submission>,
-        maa_type: Option<&str>,
     ) -> Result<Attested> {
         let prov = self.provider(provider).await?;
         // Everything the token needs is loaded first (all cached), so that verification,
@@ -199,7 +197,6 @@ impl Attestation {
             provider: prov.name.clone(),
             issuer: prov.issuer.clone(),
             kind,
-            maa_type: maa_type.map(str::to_string),
             policy,
             refsets: self.reference_value_sets_cached().await?,
             keys,
@@ -209,18 +206,7 @@ impl Attestation {
             min_tcb_evaluation_data_number: self.base.cfg.attest.min_tcb_evaluation_data_number,
             snp_min_tcb: self.base.cfg.attest.snp_min_tcb,
         });
-        let activation = match kind {
-            EvidenceType::Tpm => serde_json::from_slice::<Value>(&sub.evidence)
-                .ok()
-                .and_then(|v| v.get("activation").cloned()),
-            EvidenceType::SevSnp
-            | EvidenceType::AzSnpVtpm
-            | EvidenceType::AzTdxVtpm
-            | EvidenceType::Tdx
-            | EvidenceType::Sgx
-            | EvidenceType::Nitro
-            | EvidenceType::NvidiaGpu => None,
-        };
+        let activation = verifier_for(kind).activation(&sub.evidence);
         if let Some(a) = activation {
             let verified = self.verify_activated_tpm(&sub.evidence, &a, sub).await?;
             let sub = sub.clone();
@@ -281,12 +267,10 @@ impl Attestation {
         first: sovra_attest::AttestError,
     ) -> Result<VerifiedClaims> {
         use sovra_attest::AttestError;
-        let needs_intel = matches!(
-            kind,
-            EvidenceType::Tdx | EvidenceType::Sgx | EvidenceType::AzTdxVtpm
-        );
+        let source = verifier_for(kind).vendor_source();
+        let needs_intel = source == sovra_attest::VendorSource::IntelPcs;
         match first {
-            AttestError::CollateralMissing(m) if kind == EvidenceType::SevSnp => {
+            AttestError::CollateralMissing(m) if source == sovra_attest::VendorSource::AmdKds => {
                 match self.fetch_vcek(&sub.evidence).await {
                     Ok(true) => {
                         let loaded = self.loaded_collateral().await?;
@@ -302,7 +286,8 @@ impl Attestation {
             }
             // The VCEK came with the evidence but its ASK is neither built in nor stored.
             AttestError::ChainInvalid(m)
-                if kind == EvidenceType::SevSnp && self.fetch_ask_for(&sub.evidence).await =>
+                if source == sovra_attest::VendorSource::AmdKds
+                    && self.fetch_ask_for(&sub.evidence).await =>
             {
                 let loaded = self.loaded_collateral().await?;
                 self.run_verifier(kind, sub, loaded, Collateral::FromRequest)
@@ -316,7 +301,7 @@ impl Attestation {
             e @ (AttestError::CollateralMissing(_) | AttestError::Expired(_))
                 if needs_intel && sub.collateral.is_none() =>
             {
-                let fetched = match &intel_quote(kind, &sub.evidence) {
+                let fetched = match &verifier_for(kind).intel_quote(&sub.evidence) {
                     Some(q) => self.fetch_intel(q).await,
                     None => Err("the evidence carries no TD quote".into()),
                 };
@@ -366,10 +351,7 @@ fn collateral_source(
     sub: &request::Submission,
     loaded: &collateral::Loaded,
 ) -> Collateral {
-    let needs_intel = matches!(
-        kind,
-        EvidenceType::Tdx | EvidenceType::Sgx | EvidenceType::AzTdxVtpm
-    );
+    let needs_intel = verifier_for(kind).vendor_source() == sovra_attest::VendorSource::IntelPcs;
     if !needs_intel || loaded.intel.is_empty() {
         return Collateral::FromRequest;
     }
@@ -442,7 +424,6 @@ struct Issuing {
     provider: String,
     issuer: String,
     kind: EvidenceType,
-    maa_type: Option<String>,
     policy: Policy,
     refsets: Arc<Vec<sovra_proto::attest::ReferenceValues>>,
     keys: Option<Arc<signing::Keys>>,
@@ -463,7 +444,7 @@ fn issue(it: &Issuing, verified: &VerifiedClaims, sub: &request::Submission) -> 
     if let Some(init) = &sub.init_time {
         claims::check_init_time(verified, &init.bytes)?;
     }
-    let mut incoming = claims::normalise(verified, it.maa_type.as_deref());
+    let mut incoming = claims::normalise(verified);
     claims::snp_minimum_tcb(verified, &it.snp_min_tcb, &mut incoming);
     if let Some(rt) = &sub.runtime {
         match &rt.json {
@@ -497,7 +478,7 @@ fn issue(it: &Issuing, verified: &VerifiedClaims, sub: &request::Submission) -> 
     }
     let now = it.now;
     let mut claims = outcome.claims;
-    claims::azure_compliance(kind, &mut claims);
+    verifier_for(kind).after_policy(&mut claims);
     claims.insert("iss".into(), Value::from(it.issuer.clone()));
     claims.insert("iat".into(), Value::from(now));
     claims.insert("nbf".into(), Value::from(now));
@@ -545,22 +526,6 @@ enum Collateral {
     Fetched(Vec<u8>),
 }
 
-/// The Intel quote inside evidence of `kind` (Azure TDX evidence carries its TD quote in the
-/// JSON); `None` for evidence that has none.
-fn intel_quote(kind: EvidenceType, evidence: &[u8]) -> Option<Vec<u8>> {
-    match kind {
-        EvidenceType::AzTdxVtpm => sovra_attest::azure::hcl::decode(evidence)
-            .ok()
-            .and_then(|ev| ev.td_quote),
-        EvidenceType::Tdx | EvidenceType::Sgx => Some(evidence.to_vec()),
-        EvidenceType::SevSnp
-        | EvidenceType::AzSnpVtpm
-        | EvidenceType::Tpm
-        | EvidenceType::Nitro
-        | EvidenceType::NvidiaGpu => None,
-    }
-}
-
 /// Tries the stored bundles for the quote's FMSPC, newest first; keeps the most specific
 /// failure if none fits.
 fn verify_with_stored<'a>(
@@ -570,7 +535,8 @@ fn verify_with_stored<'a>(
     mut verify: impl FnMut(&'a [u8]) -> std::result::Result<VerifiedClaims, sovra_attest::AttestError>,
 ) -> std::result::Result<VerifiedClaims, sovra_attest::AttestError> {
     use sovra_attest::AttestError;
-    let fmspc = intel_quote(kind, evidence)
+    let fmspc = verifier_for(kind)
+        .intel_quote(evidence)
         .and_then(|q| sovra_attest::dcap::pcs::needs(&q).ok())
         .map(|n| n.fmspc);
     let mut last = Err(AttestError::CollateralMissing(match &fmspc {

@@ -116,13 +116,11 @@ pub fn native(r: AttestRequest) -> Result<Submission> {
 
 /// The MAA attestation types Sovra serves, and the evidence type each maps to.
 pub fn maa_type(name: &str) -> Option<EvidenceType> {
-    match name {
-        "SevSnpVm" => Some(EvidenceType::SevSnp),
-        "SgxEnclave" | "OpenEnclave" => Some(EvidenceType::Sgx),
-        "TdxVm" => Some(EvidenceType::Tdx),
-        "Tpm" => Some(EvidenceType::Tpm),
-        _ => None,
-    }
+    EvidenceType::ALL.into_iter().find(|t| {
+        sovra_attest::verifier_for(*t)
+            .maa_route_names()
+            .contains(&name)
+    })
 }
 
 /// Decodes an MAA request for `maa` (`SevSnpVm`, `SgxEnclave`, `OpenEnclave`, `TdxVm`, `Tpm`).
