@@ -5,6 +5,8 @@ B64 = s("string", format="byte", description="base64")
 TIME = s("string", format="date-time")
 DUR = s("string", description="duration such as \"86400s\" (input also accepts m, h, d)", example="2592000s")
 ALGS = ["AES_256_GCM","EC_SIGN_P256_SHA256","EC_SIGN_P384_SHA384","EC_SIGN_ED25519","RSA_SIGN_PSS_2048_SHA256","RSA_SIGN_PSS_3072_SHA256","RSA_SIGN_PSS_4096_SHA256","RSA_SIGN_PSS_4096_SHA512","RSA_SIGN_PKCS1_2048_SHA256","RSA_SIGN_PKCS1_3072_SHA256","RSA_SIGN_PKCS1_4096_SHA256","RSA_SIGN_PKCS1_4096_SHA512","RSA_DECRYPT_OAEP_2048_SHA256","RSA_DECRYPT_OAEP_3072_SHA256","RSA_DECRYPT_OAEP_4096_SHA256","HMAC_SHA256"]
+# (crates/sovra-server/tests/openapi.rs checks these lists, the routes, the custom methods and
+# the error codes against the Rust types: run this script after changing any of them.)
 import os, re
 _HERE = os.path.dirname(os.path.abspath(__file__))
 # Every stable error code, read from the one place they are defined.
@@ -179,9 +181,11 @@ paths={
  "/v1/release/nonces": {"post":op("A single-use release nonce (5 minutes)",[],"Empty",s("object"),opid="releaseNonce")},
  "/v1/release/issuers": {"get":op("External token issuers trusted for release",[],None,s("object"),opid="listIssuers"),"post":op("Trust an external token issuer (pinned certificates or a JWKS URL)",[],"TrustedIssuer","TrustedIssuer",opid="putIssuer")},
  "/attest/{maaType}": {"post":op("MAA-compatible attest (SevSnpVm, SgxEnclave, OpenEnclave, TdxVm, Tpm)",[MAAT],"MaaAttestRequest","AttestResponse",public=True,opid="maaAttest")},
- "/certs": {"get":op("JWKS of the token signing keys",[],None,s("object"),public=True,opid="certs")},
+ "/providers/{provider}/attest/{maaType}": {"post":op("MAA-compatible attest with a provider's policy",[PROV,MAAT],"MaaAttestRequest","AttestResponse",public=True,opid="maaAttestProvider")},
+ "/certs": {"get":op("JWKS of the token signing keys and of the management keys that sign MAA policy tokens",[],None,s("object"),public=True,opid="certs")},
  "/release/certs": {"get":op("JWKS of the keys that sign key-release responses (typ sovra-key-release+jwt)",[],None,s("object"),public=True,opid="releaseCerts")},
  "/.well-known/openid-configuration": {"get":op("OpenID Connect metadata",[],None,s("object"),public=True,opid="openidConfiguration")},
+ "/providers/{provider}/.well-known/openid-configuration": {"get":op("OpenID Connect metadata of a provider",[PROV],None,s("object"),public=True,opid="openidConfigurationProvider")},
  "/policies/{maaType}:reset": {"post":op("MAA: back to the default policy",[MAAT],None,s("object"),opid="maaResetPolicy")},
  "/policies/{maaType}": {"get":op("MAA: get policy (token)",[MAAT],None,s("object"),opid="maaGetPolicy"),"put":op("MAA: set policy (JWS body, text/plain)",[MAAT],s("string",description="policy JWS"),s("object"),opid="maaSetPolicy",media="text/plain")},
  "/certificates": {"get":op("MAA: policy-management certificates (token with x-ms-policy-certificates)",[],None,s("object"),opid="maaGetCertificates")},

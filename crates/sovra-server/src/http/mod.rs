@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::services::Sovra;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use sovra_proto::ErrorCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -84,148 +84,186 @@ async fn method_not_allowed() -> Error {
     )
 }
 
-/// Builds the router.
-pub fn router(state: AppState) -> Router {
+/// Every route: its path (axum syntax) and its handlers. The OpenAPI test checks the document
+/// against this list.
+pub fn routes() -> Vec<(String, MethodRouter<AppState>)> {
     const KEY: &str = "/v1/locations/{loc}/keyRings/{ring}/cryptoKeys/{key}";
     const VER: &str =
         "/v1/locations/{loc}/keyRings/{ring}/cryptoKeys/{key}/cryptoKeyVersions/{ver}";
-    let api = Router::new()
-        .route(
-            "/v1/locations",
+    vec![
+        (
+            "/v1/locations".to_string(),
             get(kms::list_locations).post(kms::create_location),
-        )
-        .route(
-            "/v1/locations/{loc}",
+        ),
+        (
+            "/v1/locations/{loc}".to_string(),
             get(kms::get_location).post(kms::post_location),
-        )
-        .route(
-            "/v1/locations/{loc}/keyRings",
+        ),
+        (
+            "/v1/locations/{loc}/keyRings".to_string(),
             get(kms::list_key_rings).post(kms::create_key_ring),
-        )
-        .route(
-            "/v1/locations/{loc}/keyRings/{ring}",
+        ),
+        (
+            "/v1/locations/{loc}/keyRings/{ring}".to_string(),
             get(kms::get_key_ring).patch(kms::update_key_ring),
-        )
-        .route(
-            "/v1/locations/{loc}/keyRings/{ring}/cryptoKeys",
+        ),
+        (
+            "/v1/locations/{loc}/keyRings/{ring}/cryptoKeys".to_string(),
             get(kms::list_keys).post(kms::create_key),
-        )
-        .route(
-            KEY,
+        ),
+        (
+            KEY.to_string(),
             get(kms::get_key).patch(kms::update_key).post(kms::post_key),
-        )
-        .route(&format!("{KEY}/publicKey"), get(kms::key_public_key))
-        .route(
-            &format!("{KEY}/cryptoKeyVersions"),
+        ),
+        (format!("{KEY}/publicKey"), get(kms::key_public_key)),
+        (
+            format!("{KEY}/cryptoKeyVersions"),
             get(kms::list_versions).post(kms::create_version),
-        )
-        .route(
-            VER,
+        ),
+        (
+            VER.to_string(),
             get(kms::get_version)
                 .patch(kms::update_version)
                 .post(kms::post_version),
-        )
-        .route(&format!("{VER}/publicKey"), get(kms::version_public_key))
-        .route(
-            "/v1/tokens",
+        ),
+        (format!("{VER}/publicKey"), get(kms::version_public_key)),
+        (
+            "/v1/tokens".to_string(),
             get(admin::list_tokens).post(admin::create_token),
-        )
-        .route(
-            "/v1/tokens/{id}",
+        ),
+        (
+            "/v1/tokens/{id}".to_string(),
             axum::routing::delete(admin::revoke_token),
-        )
-        .route(
-            "/v1/roleBindings",
+        ),
+        (
+            "/v1/roleBindings".to_string(),
             get(admin::list_role_bindings).post(admin::create_role_binding),
-        )
-        .route(
-            "/v1/roleBindings/{principal}/{id}",
+        ),
+        (
+            "/v1/roleBindings/{principal}/{id}".to_string(),
             axum::routing::delete(admin::delete_role_binding),
-        )
-        .route(
-            "/v1/quotas/{principal}",
+        ),
+        (
+            "/v1/quotas/{principal}".to_string(),
             get(admin::get_quota).put(admin::set_quota),
-        )
-        .route(
-            "/v1/settings",
+        ),
+        (
+            "/v1/settings".to_string(),
             get(admin::get_settings).patch(admin::update_settings),
-        )
-        .route("/v1/whoami", get(admin::whoami))
-        .route("/v1/audit", get(admin::export_audit))
-        .route("/v1/audit:verify", get(admin::verify_audit))
-        .route("/v1/audit:checkpoint", get(admin::audit_checkpoint))
-        .route("/v1/attest/tpm/challenge", post(attest::tpm_challenge))
-        .route("/v1/attest/{type}", post(attest::attest_default))
-        .route("/v1/attestation/providers", get(attest::list_providers))
-        .route(
-            "/v1/attestation/providers/{provider}",
+        ),
+        ("/v1/whoami".to_string(), get(admin::whoami)),
+        ("/v1/audit".to_string(), get(admin::export_audit)),
+        ("/v1/audit:verify".to_string(), get(admin::verify_audit)),
+        (
+            "/v1/audit:checkpoint".to_string(),
+            get(admin::audit_checkpoint),
+        ),
+        (
+            "/v1/attest/tpm/challenge".to_string(),
+            post(attest::tpm_challenge),
+        ),
+        (
+            "/v1/attest/{type}".to_string(),
+            post(attest::attest_default),
+        ),
+        (
+            "/v1/attestation/providers".to_string(),
+            get(attest::list_providers),
+        ),
+        (
+            "/v1/attestation/providers/{provider}".to_string(),
             post(attest::create_provider),
-        )
-        .route(
-            "/v1/attestation/providers/{provider}/attest/{type}",
+        ),
+        (
+            "/v1/attestation/providers/{provider}/attest/{type}".to_string(),
             post(attest::attest_provider),
-        )
-        .route(
-            "/v1/attestation/providers/{provider}/policies/{type}",
+        ),
+        (
+            "/v1/attestation/providers/{provider}/policies/{type}".to_string(),
             get(attest::get_policy)
                 .put(attest::set_policy)
                 .delete(attest::reset_policy),
-        )
-        .route(
-            "/v1/attestation/referenceValues",
+        ),
+        (
+            "/v1/attestation/referenceValues".to_string(),
             get(attest::list_reference_values),
-        )
-        .route(
-            "/v1/attestation/referenceValues/{name}",
+        ),
+        (
+            "/v1/attestation/referenceValues/{name}".to_string(),
             axum::routing::put(attest::put_reference_values)
                 .delete(attest::delete_reference_values),
-        )
-        .route(
-            "/v1/attestation/collateral",
+        ),
+        (
+            "/v1/attestation/collateral".to_string(),
             get(attest::list_collateral).post(attest::import_collateral),
-        )
-        .route(
-            "/v1/attestation/collateral/{id}",
+        ),
+        (
+            "/v1/attestation/collateral/{id}".to_string(),
             axum::routing::delete(attest::delete_collateral),
-        )
-        .route(
-            "/v1/attestation/signingKeys:rotate",
+        ),
+        (
+            "/v1/attestation/signingKeys:rotate".to_string(),
             post(attest::rotate_signing_key),
-        )
-        .route("/v1/release/nonces", post(attest::release_nonce))
-        .route("/v1/trust", get(attest::trust))
-        .route(
-            "/v1/release/issuers",
+        ),
+        (
+            "/v1/release/nonces".to_string(),
+            post(attest::release_nonce),
+        ),
+        ("/v1/trust".to_string(), get(attest::trust)),
+        (
+            "/v1/release/issuers".to_string(),
             get(attest::list_issuers).post(attest::put_issuer),
-        )
-        .route("/attest/{type}", post(attest::maa_attest_default))
-        .route(
-            "/providers/{provider}/attest/{type}",
+        ),
+        (
+            "/attest/{type}".to_string(),
+            post(attest::maa_attest_default),
+        ),
+        (
+            "/providers/{provider}/attest/{type}".to_string(),
             post(attest::maa_attest_provider),
-        )
-        .route("/certs", get(attest::certs))
-        .route("/release/certs", get(attest::release_certs))
-        .route(
-            "/.well-known/openid-configuration",
+        ),
+        ("/certs".to_string(), get(attest::certs)),
+        ("/release/certs".to_string(), get(attest::release_certs)),
+        (
+            "/.well-known/openid-configuration".to_string(),
             get(attest::openid_default),
-        )
-        .route(
-            "/providers/{provider}/.well-known/openid-configuration",
+        ),
+        (
+            "/providers/{provider}/.well-known/openid-configuration".to_string(),
             get(attest::openid_provider),
-        )
-        .route(
-            "/policies/{type}",
+        ),
+        (
+            "/policies/{type}".to_string(),
             get(attest::maa_get_policy)
                 .put(attest::maa_put_policy)
                 .post(attest::maa_reset_policy),
-        )
-        .route("/certificates", get(attest::maa_get_certificates))
-        .route("/certificates:add", post(attest::maa_add_certificate))
-        .route("/certificates:remove", post(attest::maa_remove_certificate))
-        .route("/healthz", get(system::healthz))
-        .route("/readyz", get(system::readyz))
-        .route("/metrics", get(system::metrics))
-        .route("/openapi.json", get(system::openapi))
+        ),
+        (
+            "/certificates".to_string(),
+            get(attest::maa_get_certificates),
+        ),
+        (
+            "/certificates:add".to_string(),
+            post(attest::maa_add_certificate),
+        ),
+        (
+            "/certificates:remove".to_string(),
+            post(attest::maa_remove_certificate),
+        ),
+        ("/healthz".to_string(), get(system::healthz)),
+        ("/readyz".to_string(), get(system::readyz)),
+        ("/metrics".to_string(), get(system::metrics)),
+        ("/openapi.json".to_string(), get(system::openapi)),
+    ]
+}
+
+/// Builds the router.
+pub fn router(state: AppState) -> Router {
+    let api = routes()
+        .into_iter()
+        .fold(Router::new(), |r, (path, handlers)| {
+            r.route(&path, handlers)
+        })
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body));
