@@ -415,6 +415,51 @@ mod tests {
     }
 
     #[test]
+    fn every_algorithm_generates_loads_and_works_for_its_purpose() {
+        use sovra_proto::kms::Purpose;
+        for &a in Algorithm::ALL {
+            let k = LoadedKey::load(a, generate(a).unwrap().expose()).unwrap();
+            assert_eq!(k.algorithm(), a);
+            match a.purpose() {
+                Purpose::AsymmetricSign => {
+                    let sig = k.sign(SignInput::Data(b"msg")).unwrap();
+                    assert!(k.verify(SignInput::Data(b"msg"), &sig).unwrap(), "{a:?}");
+                    assert!(!k.verify(SignInput::Data(b"msh"), &sig).unwrap(), "{a:?}");
+                    if let Some(h) = sign_hash(a) {
+                        let d = digest::digest(digest_alg(h), b"msg");
+                        let sig = k.sign(SignInput::Digest(h, d.as_ref())).unwrap();
+                        assert!(k.verify(SignInput::Data(b"msg"), &sig).unwrap(), "{a:?}");
+                    }
+                    if let AlgSpec::RsaSign { bits, .. } = a.spec() {
+                        let spki = k.public_key_der().unwrap();
+                        assert!(spki.len() > usize::from(bits) / 8, "{a:?}");
+                    }
+                }
+                Purpose::AsymmetricDecrypt => {
+                    let spki = k.public_key_der().unwrap();
+                    let pk = aws_lc_rs::rsa::PublicEncryptingKey::from_der(&spki).unwrap();
+                    let enc = aws_lc_rs::rsa::OaepPublicEncryptingKey::new(pk).unwrap();
+                    let mut ct = vec![0u8; enc.ciphertext_size()];
+                    let ct = enc
+                        .encrypt(&OAEP_SHA256_MGF1SHA256, b"secret", &mut ct, None)
+                        .unwrap()
+                        .to_vec();
+                    assert_eq!(k.oaep_decrypt(&ct).unwrap().expose(), b"secret");
+                }
+                Purpose::EncryptDecrypt => {
+                    let ct = crate::symmetric::seal(&k, 1, b"aad", b"pt").unwrap();
+                    let pt = crate::symmetric::open(&k, b"aad", &ct).unwrap();
+                    assert_eq!(pt.expose(), b"pt");
+                }
+                Purpose::Mac => {
+                    let t = k.mac(b"x").unwrap();
+                    assert!(k.mac_verify(b"x", &t).unwrap());
+                }
+            }
+        }
+    }
+
+    #[test]
     fn fail_wrong_material() {
         assert!(LoadedKey::load(Algorithm::Aes256Gcm, &[0u8; 16]).is_err());
         assert!(LoadedKey::load(Algorithm::EcSignP256Sha256, b"junk").is_err());
