@@ -100,4 +100,195 @@ impl Client {
     pub async fn get_version(&self, version: &str) -> Result<CryptoKeyVersion, ClientError> {
         self.get(&v1(version)).await
     }
+
+    /// Lists the locations.
+    pub async fn list_locations(&self) -> Result<ListLocationsResponse, ClientError> {
+        self.get("/v1/locations").await
+    }
+
+    /// Creates a location (its wrapping key in the HSM).
+    pub async fn create_location(&self, id: &str) -> Result<Location, ClientError> {
+        self.post("/v1/locations", &serde_json::json!({ "locationId": id }))
+            .await
+    }
+
+    /// Gets a location (`locations/{id}`).
+    pub async fn get_location(&self, location: &str) -> Result<Location, ClientError> {
+        self.get(&v1(location)).await
+    }
+
+    /// Random bytes from the HSM of `location` (`locations/{id}`).
+    pub async fn generate_random_bytes(
+        &self,
+        location: &str,
+        req: &GenerateRandomBytesRequest,
+    ) -> Result<GenerateRandomBytesResponse, ClientError> {
+        self.post(&format!("{}:generateRandomBytes", v1(location)), req)
+            .await
+    }
+
+    /// Lists key rings of `location` (`locations/{id}`); `query` is `?pageSize=…&pageToken=…`
+    /// or empty.
+    pub async fn list_key_rings(
+        &self,
+        location: &str,
+        query: &str,
+    ) -> Result<ListKeyRingsResponse, ClientError> {
+        self.get(&format!("{}/keyRings{query}", v1(location))).await
+    }
+
+    /// Gets a key ring.
+    pub async fn get_key_ring(&self, ring: &str) -> Result<KeyRing, ClientError> {
+        self.get(&v1(ring)).await
+    }
+
+    /// Updates a key ring.
+    pub async fn update_key_ring(
+        &self,
+        ring: &str,
+        req: &UpdateKeyRingRequest,
+    ) -> Result<KeyRing, ClientError> {
+        self.patch(&v1(ring), req).await
+    }
+
+    /// Lists the keys of `ring`; `query` is `?pageSize=…&pageToken=…` or empty.
+    pub async fn list_crypto_keys(
+        &self,
+        ring: &str,
+        query: &str,
+    ) -> Result<ListCryptoKeysResponse, ClientError> {
+        self.get(&format!("{}/cryptoKeys{query}", v1(ring))).await
+    }
+
+    /// Updates a key (labels, rotation, release policy).
+    pub async fn update_crypto_key(
+        &self,
+        key: &str,
+        req: &UpdateCryptoKeyRequest,
+    ) -> Result<CryptoKey, ClientError> {
+        self.patch(&v1(key), req).await
+    }
+
+    /// Makes version `req.crypto_key_version_id` the primary.
+    pub async fn update_primary_version(
+        &self,
+        key: &str,
+        req: &UpdatePrimaryVersionRequest,
+    ) -> Result<CryptoKey, ClientError> {
+        self.post(&format!("{}:updatePrimaryVersion", v1(key)), req)
+            .await
+    }
+
+    /// Decrypts, returning the whole response.
+    pub async fn decrypt_request(
+        &self,
+        key: &str,
+        req: &DecryptRequest,
+    ) -> Result<DecryptResponse, ClientError> {
+        self.post(&format!("{}:decrypt", v1(key)), req).await
+    }
+
+    /// Signs with a key's primary version, or with a version.
+    pub async fn asymmetric_sign(
+        &self,
+        key_or_version: &str,
+        req: &AsymmetricSignRequest,
+    ) -> Result<AsymmetricSignResponse, ClientError> {
+        self.post(&format!("{}:asymmetricSign", v1(key_or_version)), req)
+            .await
+    }
+
+    /// Verifies a signature.
+    pub async fn asymmetric_verify(
+        &self,
+        key_or_version: &str,
+        req: &AsymmetricVerifyRequest,
+    ) -> Result<VerifyResponse, ClientError> {
+        self.post(&format!("{}:asymmetricVerify", v1(key_or_version)), req)
+            .await
+    }
+
+    /// Decrypts RSA-OAEP ciphertext.
+    pub async fn asymmetric_decrypt(
+        &self,
+        key_or_version: &str,
+        req: &AsymmetricDecryptRequest,
+    ) -> Result<AsymmetricDecryptResponse, ClientError> {
+        self.post(&format!("{}:asymmetricDecrypt", v1(key_or_version)), req)
+            .await
+    }
+
+    /// Computes a MAC.
+    pub async fn mac_sign(
+        &self,
+        key_or_version: &str,
+        req: &MacSignRequest,
+    ) -> Result<MacSignResponse, ClientError> {
+        self.post(&format!("{}:macSign", v1(key_or_version)), req)
+            .await
+    }
+
+    /// Checks a MAC.
+    pub async fn mac_verify(
+        &self,
+        key_or_version: &str,
+        req: &MacVerifyRequest,
+    ) -> Result<VerifyResponse, ClientError> {
+        self.post(&format!("{}:macVerify", v1(key_or_version)), req)
+            .await
+    }
+
+    /// Decrypts into an attested TEE (the plaintext wrapped to its key).
+    pub async fn decrypt_to(
+        &self,
+        key: &str,
+        req: &RecipientRequest,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.post(&format!("{}:decryptTo", v1(key)), req).await
+    }
+
+    /// Generates a data key for an attested TEE (wrapped to its key, and encrypted under `key`).
+    pub async fn generate_data_key_to(
+        &self,
+        key: &str,
+        req: &RecipientRequest,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.post(&format!("{}:generateDataKeyTo", v1(key)), req)
+            .await
+    }
+
+    /// Releases an exportable key (or one version) to an attested TEE.
+    pub async fn release(
+        &self,
+        key_or_version: &str,
+        req: &ReleaseRequest,
+    ) -> Result<ReleaseResponse, ClientError> {
+        self.post(&format!("{}:release", v1(key_or_version)), req)
+            .await
+    }
+
+    /// The public key of a key's primary version, or of a version.
+    pub async fn public_key(&self, key_or_version: &str) -> Result<PublicKey, ClientError> {
+        self.get(&format!("{}/publicKey", v1(key_or_version))).await
+    }
+
+    /// Lists the versions of `key`; `query` is `?pageSize=…&pageToken=…` or empty.
+    pub async fn list_versions(
+        &self,
+        key: &str,
+        query: &str,
+    ) -> Result<ListVersionsResponse, ClientError> {
+        self.get(&format!("{}/cryptoKeyVersions{query}", v1(key)))
+            .await
+    }
+
+    /// Creates a new version (not primary).
+    pub async fn create_version(&self, key: &str) -> Result<CryptoKeyVersion, ClientError> {
+        self.post(
+            &format!("{}/cryptoKeyVersions", v1(key)),
+            &serde_json::json!({}),
+        )
+        .await
+    }
 }
+

@@ -31,6 +31,8 @@ mod bytes_compat {
     pub use hyper::body::Bytes;
 }
 
+pub mod admin;
+pub mod attest;
 pub mod kms;
 
 /// What went wrong with a request.
