@@ -59,10 +59,7 @@ fn local(e: impl std::fmt::Display) -> AgentError {
 
 /// Asks the server for a single-use release nonce (step ①).
 pub async fn nonce(client: &Client) -> Result<String, AgentError> {
-    let n: Value = client
-        .post("/v1/release/nonces", &json!({}))
-        .await
-        .map_err(server("nonce"))?;
+    let n: Value = client.release_nonce().await.map_err(server("nonce"))?;
     n["nonce"]
         .as_str()
         .map(str::to_string)
@@ -87,12 +84,9 @@ pub async fn collect(
     if let Some(tpm) = collector.tpm() {
         let id = tpm.identity()?;
         let c: Value = client
-            .post(
-                "/v1/attest/tpm/challenge",
-                &json!({"ekPublic": sovra_proto::b64::encode(&id.ek_public),
-                        "ekCertificate": sovra_proto::b64::encode(&id.ek_certificate),
-                        "akPublic": sovra_proto::b64::encode(&id.ak_public)}),
-            )
+            .tpm_challenge(&json!({"ekPublic": sovra_proto::b64::encode(&id.ek_public),
+                    "ekCertificate": sovra_proto::b64::encode(&id.ek_certificate),
+                    "akPublic": sovra_proto::b64::encode(&id.ak_public)}))
             .await
             .map_err(server("tpm challenge"))?;
         let cred = sovra_proto::b64::decode(c["credential"].as_str().unwrap_or_default())
@@ -110,19 +104,24 @@ pub async fn collect(
 /// Presents `ev` with its `runtime` data (JSON) to the server and returns the signed
 /// attestation token (step ④).
 pub async fn attest(client: &Client, ev: &Evidence, runtime: &[u8]) -> Result<String, AgentError> {
-    let req = json!({
-        "evidence": sovra_proto::b64::encode(&ev.evidence),
-        "certChain": ev.cert_chain.iter().map(|c| sovra_proto::b64::encode(c)).collect::<Vec<_>>(),
-        "runtimeData": {"data": jws::b64url(runtime), "dataType": "JSON"},
-    });
-    let t: Value = client
-        .post(&format!("/v1/attest/{}", ev.kind), &req)
+    let req = sovra_proto::attest::AttestRequest {
+        evidence: sovra_proto::b64::encode(&ev.evidence),
+        cert_chain: ev
+            .cert_chain
+            .iter()
+            .map(|c| sovra_proto::b64::encode(c))
+            .collect(),
+        runtime_data: Some(sovra_proto::attest::BoundData {
+            data: jws::b64url(runtime),
+            data_type: Some("JSON".into()),
+        }),
+        ..Default::default()
+    };
+    let t = client
+        .attest(None, ev.kind, &req)
         .await
         .map_err(server("attest"))?;
-    t["token"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| local("the server returned no token"))
+    Ok(t.token)
 }
 
 /// Runs ①–⑦ for `key` (full name, or a version name): `client` authenticates as a principal
@@ -184,16 +183,18 @@ pub async fn release(
     );
     // ⑤ Ask for the key.
     let enc = ReleaseEnc::RsaAesKeyWrap256;
-    let r: Value = client
-        .post(
-            &format!("/v1/{key}:release"),
-            &json!({"target": token, "nonce": nonce, "enc": enc.name()}),
+    let r = client
+        .release(
+            key,
+            &sovra_proto::kms::ReleaseRequest {
+                target: token.to_string(),
+                nonce: Some(nonce.clone()),
+                enc: Some(enc.name().into()),
+            },
         )
         .await
         .map_err(server("release"))?;
-    let value = r["value"]
-        .as_str()
-        .ok_or_else(|| local("the server returned no release value"))?;
+    let value = r.value.as_str();
     done(
         "⑤",
         "release granted",
@@ -206,7 +207,7 @@ pub async fn release(
         return Err(local("the release response is not typed as one (typ)"));
     }
     let certs: Value = client
-        .get("/release/certs")
+        .release_certs()
         .await
         .map_err(server("release certs"))?;
     let verified = certs["keys"]

@@ -36,7 +36,7 @@ pub async fn locations(g: &Global, c: LocationsCmd) -> Result<()> {
     };
     match c {
         LocationsCmd::List => {
-            let r: ListLocationsResponse = client.get("/v1/locations").await?;
+            let r: ListLocationsResponse = client.list_locations().await?;
             emit(g, &r.locations, |ls| {
                 table(
                     &["LOCATION", "HSM", "CREATED"],
@@ -49,20 +49,13 @@ pub async fn locations(g: &Global, c: LocationsCmd) -> Result<()> {
         LocationsCmd::Get { location } => emit(
             g,
             &client
-                .get::<Location>(&format!("/v1/locations/{location}"))
+                .get_location(&format!("locations/{location}"))
                 .await?,
             one,
         ),
-        LocationsCmd::Create { location } => emit(
-            g,
-            &client
-                .post::<_, Location>(
-                    "/v1/locations",
-                    &serde_json::json!({ "locationId": location }),
-                )
-                .await?,
-            one,
-        ),
+        LocationsCmd::Create { location } => {
+            emit(g, &client.create_location(&location).await?, one)
+        }
     }
     Ok(())
 }
@@ -115,14 +108,11 @@ pub async fn tokens(g: &Global, c: TokensCmd) -> Result<()> {
             description,
         } => {
             let r: CreateTokenResponse = client
-                .post(
-                    "/v1/tokens",
-                    &CreateTokenRequest {
-                        principal,
-                        description,
-                        ttl,
-                    },
-                )
+                .create_token(&CreateTokenRequest {
+                    principal,
+                    description,
+                    ttl,
+                })
                 .await?;
             emit(g, &r, |r| {
                 print_token(&r.info);
@@ -131,7 +121,7 @@ pub async fn tokens(g: &Global, c: TokensCmd) -> Result<()> {
             });
         }
         TokensCmd::List => {
-            let r: ListTokensResponse = client.get("/v1/tokens").await?;
+            let r: ListTokensResponse = client.list_tokens().await?;
             emit(g, &r.tokens, |ts| {
                 table(
                     &[
@@ -157,13 +147,7 @@ pub async fn tokens(g: &Global, c: TokensCmd) -> Result<()> {
                 )
             });
         }
-        TokensCmd::Revoke { id } => emit(
-            g,
-            &client
-                .delete::<TokenInfo>(&format!("/v1/tokens/{id}"))
-                .await?,
-            print_token,
-        ),
+        TokensCmd::Revoke { id } => emit(g, &client.revoke_token(&id).await?, print_token),
     }
     Ok(())
 }
@@ -214,14 +198,11 @@ pub async fn roles(g: &Global, c: RolesCmd) -> Result<()> {
                 g.ring_name(&scope)?
             };
             let b: RoleBinding = client
-                .post(
-                    "/v1/roleBindings",
-                    &CreateRoleBindingRequest {
-                        principal,
-                        role,
-                        scope,
-                    },
-                )
+                .create_role_binding(&CreateRoleBindingRequest {
+                    principal,
+                    role,
+                    scope,
+                })
                 .await?;
             emit(g, &b, |b| {
                 fields(&[
@@ -233,10 +214,8 @@ pub async fn roles(g: &Global, c: RolesCmd) -> Result<()> {
             });
         }
         RolesCmd::List { principal } => {
-            let q = principal
-                .map(|p| format!("?principal={p}"))
-                .unwrap_or_default();
-            let r: ListRoleBindingsResponse = client.get(&format!("/v1/roleBindings{q}")).await?;
+            let r: ListRoleBindingsResponse =
+                client.list_role_bindings(principal.as_deref()).await?;
             emit(g, &r.role_bindings, |bs| {
                 table(
                     &["PRINCIPAL", "ROLE", "SCOPE", "ID"],
@@ -254,9 +233,7 @@ pub async fn roles(g: &Global, c: RolesCmd) -> Result<()> {
             });
         }
         RolesCmd::Revoke { principal, id } => {
-            client
-                .delete::<Value>(&format!("/v1/roleBindings/{principal}/{id}"))
-                .await?;
+            client.delete_role_binding(&principal, &id).await?;
             emit(g, &serde_json::json!({"revoked": id}), |_| say("revoked"));
         }
     }
@@ -288,15 +265,15 @@ pub enum QuotasCmd {
 pub async fn quotas(g: &Global, c: QuotasCmd) -> Result<()> {
     let client = g.client()?;
     let q: Quota = match c {
-        QuotasCmd::Get { principal } => client.get(&format!("/v1/quotas/{principal}")).await?,
+        QuotasCmd::Get { principal } => client.get_quota(&principal).await?,
         QuotasCmd::Set {
             principal,
             symmetric,
             asymmetric,
         } => {
             client
-                .put(
-                    &format!("/v1/quotas/{principal}"),
+                .set_quota(
+                    &principal,
                     &SetQuotaRequest {
                         symmetric_per_minute: symmetric,
                         asymmetric_per_minute: asymmetric,
@@ -339,21 +316,18 @@ pub enum SettingsCmd {
 pub async fn settings(g: &Global, c: SettingsCmd) -> Result<()> {
     let client = g.client()?;
     let s: Settings = match c {
-        SettingsCmd::Get => client.get("/v1/settings").await?,
+        SettingsCmd::Get => client.get_settings().await?,
         SettingsCmd::Set {
             min_destroy_scheduled_duration,
             default_destroy_scheduled_duration,
             require_disable_before_destroy,
         } => {
             client
-                .patch(
-                    "/v1/settings",
-                    &UpdateSettingsRequest {
-                        min_destroy_scheduled_duration,
-                        default_destroy_scheduled_duration,
-                        require_disable_before_destroy,
-                    },
-                )
+                .update_settings(&UpdateSettingsRequest {
+                    min_destroy_scheduled_duration,
+                    default_destroy_scheduled_duration,
+                    require_disable_before_destroy,
+                })
                 .await?
         }
     };
@@ -379,7 +353,7 @@ pub async fn settings(g: &Global, c: SettingsCmd) -> Result<()> {
 
 /// Runs `sovra whoami`.
 pub async fn whoami(g: &Global) -> Result<()> {
-    let v: Value = g.client()?.get("/v1/whoami").await?;
+    let v: Value = g.client()?.whoami().await?;
     emit(g, &v, |v| {
         say(&format!(
             "principal: {}",

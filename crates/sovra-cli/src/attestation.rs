@@ -4,7 +4,6 @@
 use crate::context::{CliError, Global, Result};
 use crate::output::{emit, fields, say, table};
 use clap::{Args, Subcommand};
-use hyper::Method;
 use serde_json::{Value, json};
 use sovra_crypto::jws::{Jws, VerifyKey};
 use sovra_proto::attest::*;
@@ -86,12 +85,11 @@ pub async fn attest(g: &Global, a: AttestArgs) -> Result<()> {
         });
     }
     req.expected_nonce = a.expected_nonce.clone();
-    let path = if a.provider == "default" {
-        format!("/v1/attest/{}", a.kind)
-    } else {
-        format!("/v1/attestation/providers/{}/attest/{}", a.provider, a.kind)
-    };
-    let resp: AttestResponse = g.client_anonymous()?.post(&path, &req).await?;
+    let provider = (a.provider != "default").then_some(a.provider.as_str());
+    let resp: AttestResponse = g
+        .client_anonymous()?
+        .attest(provider, evidence_type(&a.kind)?, &req)
+        .await?;
     let claims = Jws::parse(&resp.token)
         .and_then(|j| j.claims())
         .map(Value::Object)
@@ -223,8 +221,10 @@ pub enum CollateralCmd {
     },
 }
 
-fn policy_path(provider: &str, kind: &str) -> String {
-    format!("/v1/attestation/providers/{provider}/policies/{kind}")
+/// An evidence type named on the command line.
+pub fn evidence_type(kind: &str) -> Result<sovra_proto::EvidenceType> {
+    kind.parse()
+        .map_err(|e: sovra_proto::evidence::UnknownEvidenceType| CliError::Usage(e.to_string()))
 }
 
 fn show_policy(g: &Global, p: &PolicyInfo) {
@@ -245,7 +245,7 @@ fn show_policy(g: &Global, p: &PolicyInfo) {
 pub async fn run(g: &Global, c: AttestationCmd) -> Result<()> {
     match c {
         AttestationCmd::Providers(ProvidersCmd::List) => {
-            let v: Value = g.client()?.get("/v1/attestation/providers").await?;
+            let v: Value = g.client()?.list_providers().await?;
             emit(g, &v, |v| {
                 let rows = v["providers"].as_array().cloned().unwrap_or_default();
                 table(
@@ -262,20 +262,16 @@ pub async fn run(g: &Global, c: AttestationCmd) -> Result<()> {
             });
         }
         AttestationCmd::Providers(ProvidersCmd::Create { name }) => {
-            let p: Provider = g
-                .client()?
-                .call::<(), _>(
-                    Method::POST,
-                    &format!("/v1/attestation/providers/{name}"),
-                    None,
-                )
-                .await?;
+            let p: Provider = g.client()?.create_provider(&name).await?;
             emit(g, &p, |p| {
                 fields(&[("provider", p.name.clone()), ("issuer", p.issuer.clone())])
             });
         }
         AttestationCmd::Policy(PolicyCmd::Get { kind, provider }) => {
-            let p: PolicyInfo = g.client()?.get(&policy_path(&provider, &kind)).await?;
+            let p: PolicyInfo = g
+                .client()?
+                .get_policy(&provider, evidence_type(&kind)?)
+                .await?;
             show_policy(g, &p);
         }
         AttestationCmd::Policy(PolicyCmd::Set {
@@ -288,8 +284,9 @@ pub async fn run(g: &Global, c: AttestationCmd) -> Result<()> {
                 .map_err(|_| CliError::Usage("the policy file is not UTF-8 text".into()))?;
             let p: PolicyInfo = g
                 .client()?
-                .put(
-                    &policy_path(&provider, &kind),
+                .set_policy(
+                    &provider,
+                    evidence_type(&kind)?,
                     &SetPolicyRequest {
                         language,
                         policy: text,
@@ -299,11 +296,14 @@ pub async fn run(g: &Global, c: AttestationCmd) -> Result<()> {
             show_policy(g, &p);
         }
         AttestationCmd::Policy(PolicyCmd::Reset { kind, provider }) => {
-            let p: PolicyInfo = g.client()?.delete(&policy_path(&provider, &kind)).await?;
+            let p: PolicyInfo = g
+                .client()?
+                .reset_policy(&provider, evidence_type(&kind)?)
+                .await?;
             show_policy(g, &p);
         }
         AttestationCmd::RefValues(RefValuesCmd::List) => {
-            let v: Value = g.client()?.get("/v1/attestation/referenceValues").await?;
+            let v: Value = g.client()?.list_reference_values().await?;
             emit(g, &v, |v| {
                 say(&serde_json::to_string_pretty(v).unwrap_or_default())
             });
@@ -311,10 +311,7 @@ pub async fn run(g: &Global, c: AttestationCmd) -> Result<()> {
         AttestationCmd::RefValues(RefValuesCmd::Put { name, file }) => {
             let body: Value = serde_json::from_slice(&read(&file, "reference values")?)
                 .map_err(|e| CliError::Usage(format!("{} is not JSON: {e}", file.display())))?;
-            let v: ReferenceValues = g
-                .client()?
-                .put(&format!("/v1/attestation/referenceValues/{name}"), &body)
-                .await?;
+            let v: ReferenceValues = g.client()?.put_reference_values(&name, &body).await?;
             emit(g, &v, |v| {
                 say(&format!(
                     "reference values {} set ({} claims)",
@@ -324,14 +321,11 @@ pub async fn run(g: &Global, c: AttestationCmd) -> Result<()> {
             });
         }
         AttestationCmd::RefValues(RefValuesCmd::Delete { name }) => {
-            let _: Value = g
-                .client()?
-                .delete(&format!("/v1/attestation/referenceValues/{name}"))
-                .await?;
+            let _: Value = g.client()?.delete_reference_values(&name).await?;
             emit(g, &json!({"deleted": name}), |_| say("deleted"));
         }
         AttestationCmd::Trust => {
-            let v: Value = g.client()?.get("/v1/trust").await?;
+            let v: Value = g.client()?.trust().await?;
             emit(g, &v, |v| {
                 let rows = |k: &str| {
                     v.get(k)
@@ -378,7 +372,7 @@ pub async fn run(g: &Global, c: AttestationCmd) -> Result<()> {
             });
         }
         AttestationCmd::Collateral(CollateralCmd::List) => {
-            let v: Value = g.client()?.get("/v1/attestation/collateral").await?;
+            let v: Value = g.client()?.list_collateral().await?;
             emit(g, &v, |v| {
                 let rows = v["collateral"].as_array().cloned().unwrap_or_default();
                 table(
@@ -405,7 +399,7 @@ pub async fn run(g: &Global, c: AttestationCmd) -> Result<()> {
                 platform,
                 content: b64(&read(&file, "collateral")?),
             };
-            let c: CollateralInfo = g.client()?.post("/v1/attestation/collateral", &req).await?;
+            let c: CollateralInfo = g.client()?.import_collateral(&req).await?;
             emit(g, &c, |c| {
                 fields(&[
                     ("id", c.id.clone()),
@@ -415,18 +409,12 @@ pub async fn run(g: &Global, c: AttestationCmd) -> Result<()> {
             });
         }
         AttestationCmd::Collateral(CollateralCmd::Delete { id }) => {
-            let _: Value = g
-                .client()?
-                .delete(&format!("/v1/attestation/collateral/{id}"))
-                .await?;
+            let _: Value = g.client()?.delete_collateral(&id).await?;
             emit(g, &json!({"deleted": id}), |_| say("deleted"));
         }
         AttestationCmd::RotateSigningKey { alg } => {
             let body = alg.map(|a| json!({"alg": a})).unwrap_or(json!({}));
-            let v: Value = g
-                .client()?
-                .post("/v1/attestation/signingKeys:rotate", &body)
-                .await?;
+            let v: Value = g.client()?.rotate_signing_key(&body).await?;
             emit(g, &v, |v| {
                 say(&format!(
                     "new signing key {} ({})",
@@ -456,7 +444,7 @@ pub async fn verify_token(g: &Global, token: &str) -> Result<Value> {
         message: m,
     };
     let j = Jws::parse(token).map_err(|e| bad(e.to_string()))?;
-    let jwks: Value = g.client_anonymous()?.get("/certs").await?;
+    let jwks: Value = g.client_anonymous()?.certs().await?;
     let kid = j.kid().ok_or_else(|| bad("the token has no kid".into()))?;
     let jwk = jwks
         .get("keys")

@@ -122,7 +122,7 @@ pub async fn run(g: &Global, c: AuditCmd) -> Result<()> {
                         head_hash: sovra_proto::hex::encode(&c.head),
                     }
                 }
-                None => g.client()?.get("/v1/audit:verify").await?,
+                None => g.client()?.verify_audit().await?,
             };
             emit(g, &report, |r| {
                 if r.ok {
@@ -188,9 +188,7 @@ pub async fn run(g: &Global, c: AuditCmd) -> Result<()> {
                 None => {
                     let client = g.client()?;
                     loop {
-                        let text = client
-                            .get_text(&format!("/v1/audit?fromSeq={next}&limit=1000"))
-                            .await?;
+                        let text = client.export_audit(next, 1000).await?;
                         let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
                         let Some(last) = lines.last() else { break };
                         let seq = serde_json::from_str::<serde_json::Value>(last)

@@ -175,28 +175,22 @@ async fn setup(g: &Global, admin: &Client) -> Result<(String, String)> {
         .await?;
     let principal = format!("bench-{id}");
     let tok: CreateTokenResponse = admin
-        .post(
-            "/v1/tokens",
-            &CreateTokenRequest {
-                principal: principal.clone(),
-                description: "sovra bench".into(),
-                ttl: Some("1d".into()),
-            },
-        )
+        .create_token(&CreateTokenRequest {
+            principal: principal.clone(),
+            description: "sovra bench".into(),
+            ttl: Some("1d".into()),
+        })
         .await?;
-    let _: serde_json::Value = admin
-        .post(
-            "/v1/roleBindings",
-            &CreateRoleBindingRequest {
-                principal: principal.clone(),
-                role: Role::CryptoUser,
-                scope: ring,
-            },
-        )
+    let _ = admin
+        .create_role_binding(&CreateRoleBindingRequest {
+            principal: principal.clone(),
+            role: Role::CryptoUser,
+            scope: ring,
+        })
         .await?;
-    let _: serde_json::Value = admin
-        .put(
-            &format!("/v1/quotas/{principal}"),
+    let _ = admin
+        .set_quota(
+            &principal,
             &SetQuotaRequest {
                 symmetric_per_minute: 1_000_000_000,
                 asymmetric_per_minute: 1_000_000,
@@ -272,11 +266,10 @@ async fn attest(g: &Global, a: AttestBench) -> Result<()> {
         req.collateral = Some(sovra_proto::b64::encode(&read(p)?));
     }
     let body = serde_json::to_vec(&req).map_err(|e| CliError::Local(e.to_string()))?;
-    let path = if a.provider == "default" {
-        format!("/v1/attest/{}", a.kind)
-    } else {
-        format!("/v1/attestation/providers/{}/attest/{}", a.provider, a.kind)
-    };
+    let path = sovra_client::attest::attest_path(
+        (a.provider != "default").then_some(a.provider.as_str()),
+        crate::attestation::evidence_type(&a.kind)?,
+    );
     let client = g.client_anonymous()?;
     let (status, resp) = client.raw(Method::POST, &path, Some(body.clone())).await?;
     if !status.is_success() {
@@ -333,7 +326,7 @@ async fn encrypt(g: &Global, a: EncryptBench) -> Result<()> {
         additional_authenticated_data: None,
     })
     .map_err(|e| CliError::Local(e.to_string()))?;
-    let path = format!("/v1/{key}:encrypt");
+    let path = sovra_client::kms::verb_path(&key, "encrypt");
     // One request first: fail fast on a setup problem.
     let (status, resp) = client.raw(Method::POST, &path, Some(body.clone())).await?;
     if !status.is_success() {

@@ -42,10 +42,7 @@ pub async fn run(g: &Global, a: ReleaseBench) -> Result<()> {
     )
     .map_err(local)?;
     let _: Value = admin
-        .post(
-            "/v1/release/issuers",
-            &json!({"issuer": ISSUER, "certificates": [cert.pem()]}),
-        )
+        .put_issuer(&json!({"issuer": ISSUER, "certificates": [cert.pem()]}))
         .await?;
     // The key.
     let id = format!("rel-{}", sovra_crypto::random::hex_id(4).map_err(local)?);
@@ -63,25 +60,26 @@ pub async fn run(g: &Global, a: ReleaseBench) -> Result<()> {
         {"claim": "x-ms-attestation-type", "equals": "sevsnpvm"},
         {"claim": "x-ms-sevsnpvm-is-debuggable", "equals": false},
         {"claim": "x-ms-compliance-status", "equals": "sovra-compliant"}]}]});
-    let _: Value = admin
-        .post(
-            &format!("/v1/{ring}/cryptoKeys?cryptoKeyId={id}"),
-            &json!({"purpose": "ENCRYPT_DECRYPT", "exportable": true, "releasePolicy": {"policy": policy}}),
-        )
-        .await?;
+    let req: sovra_proto::kms::CreateCryptoKeyRequest = serde_json::from_value(
+        json!({"purpose": "ENCRYPT_DECRYPT", "exportable": true, "releasePolicy": {"policy": policy}}),
+    )
+    .map_err(local)?;
+    admin.create_crypto_key(&ring, &id, &req).await?;
     // The principal.
     let principal = format!("bench-{id}");
-    let tok: Value = admin
-        .post(
-            "/v1/tokens",
-            &json!({"principal": principal, "description": "sovra bench release", "ttl": "1d"}),
-        )
+    let tok = admin
+        .create_token(&sovra_proto::admin::CreateTokenRequest {
+            principal: principal.clone(),
+            description: "sovra bench release".into(),
+            ttl: Some("1d".into()),
+        })
         .await?;
-    let _: Value = admin
-        .post(
-            "/v1/roleBindings",
-            &json!({"principal": principal, "role": "RELEASE_USER", "scope": ring}),
-        )
+    admin
+        .create_role_binding(&sovra_proto::admin::CreateRoleBindingRequest {
+            principal: principal.clone(),
+            role: sovra_proto::admin::Role::ReleaseUser,
+            scope: ring.clone(),
+        })
         .await?;
     // The TEE key and its token.
     let tee = sovra_crypto::generate(sovra_proto::kms::Algorithm::RsaDecryptOaep2048Sha256)
@@ -108,11 +106,11 @@ pub async fn run(g: &Global, a: ReleaseBench) -> Result<()> {
         .map_err(local)?;
     let client = Client::new(sovra_client::ClientConfig {
         url: g.url.clone(),
-        token: tok.get("token").and_then(Value::as_str).map(str::to_string),
+        token: Some(tok.token.clone()),
         ca_pem: ca,
         ..Default::default()
     })?;
-    let path = format!("/v1/{ring}/cryptoKeys/{id}:release");
+    let path = sovra_client::kms::verb_path(&format!("{ring}/cryptoKeys/{id}"), "release");
     let (status, resp) = client.raw(Method::POST, &path, Some(body.clone())).await?;
     if !status.is_success() {
         return Err(CliError::Local(format!(

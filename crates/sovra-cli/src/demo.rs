@@ -86,8 +86,12 @@ async fn demo(dir: &std::path::Path) -> Result<()> {
     );
 
     let sim = SimulatedSnp::generate().map_err(|e| local(e.to_string()))?;
-    let _: Value = admin
-        .post("/v1/attestation/collateral", &json!({"kind": "trust-anchor", "platform": "amd", "content": sovra_proto::b64::encode(sim.ark_pem.as_bytes())}))
+    admin
+        .import_collateral(&sovra_proto::attest::ImportCollateralRequest {
+            kind: "trust-anchor".into(),
+            platform: Some("amd".into()),
+            content: sovra_proto::b64::encode(sim.ark_pem.as_bytes()),
+        })
         .await?;
     step(
         &mut t,
@@ -107,41 +111,33 @@ async fn demo(dir: &std::path::Path) -> Result<()> {
         {"claim": "x-ms-attestation-type", "equals": "sevsnpvm"},
         {"claim": "x-ms-sevsnpvm-is-debuggable", "equals": false},
         {"claim": "x-sovra-trust-root", "equals": sim_root}]}]});
-    let _: Value = admin
-        .post("/v1/locations/global/keyRings?keyRingId=demo", &json!({}))
+    admin
+        .create_key_ring("global", "demo", &Default::default())
         .await?;
-    let key: Value = admin
-        .post(
-            "/v1/locations/global/keyRings/demo/cryptoKeys?cryptoKeyId=secret",
-            &json!({"purpose": "ENCRYPT_DECRYPT", "exportable": true, "releasePolicy": {"policy": policy}}),
-        )
-        .await?;
-    let key_name = key
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let key_name = exportable_key(&admin, "secret", policy).await?;
     let plaintext = b"the data only an attested guest may read";
-    let ct: Value = admin
-        .post(
-            &format!("/v1/{key_name}:encrypt"),
-            &json!({"plaintext": sovra_proto::b64::encode(plaintext)}),
-        )
-        .await?;
+    let ct = admin.encrypt(&key_name, plaintext, None).await?;
     step(
         &mut t,
         "exportable AES-256 key with a release policy",
         &key_name,
     );
 
-    let tok: Value = admin
-        .post(
-            "/v1/tokens",
-            &json!({"principal": "workload", "description": "demo workload"}),
-        )
+    let tok = admin
+        .create_token(&sovra_proto::admin::CreateTokenRequest {
+            principal: "workload".into(),
+            description: "demo workload".into(),
+            ttl: None,
+        })
         .await?;
-    let _: Value = admin.post("/v1/roleBindings", &json!({"principal": "workload", "role": "RELEASE_USER", "scope": "locations/global/keyRings/demo"})).await?;
-    let workload = client(tok.get("token").and_then(Value::as_str).unwrap_or_default())?;
+    admin
+        .create_role_binding(&sovra_proto::admin::CreateRoleBindingRequest {
+            principal: "workload".into(),
+            role: sovra_proto::admin::Role::ReleaseUser,
+            scope: "locations/global/keyRings/demo".into(),
+        })
+        .await?;
+    let workload = client(&tok.token)?;
     step(
         &mut t,
         "workload token with the Release User role",
@@ -165,12 +161,7 @@ async fn demo(dir: &std::path::Path) -> Result<()> {
         released.material.expose(),
     )
     .map_err(local)?;
-    let blob = sovra_proto::b64::decode(
-        ct.get("ciphertext")
-            .and_then(Value::as_str)
-            .unwrap_or_default(),
-    )
-    .map_err(local)?;
+    let blob = sovra_proto::b64::decode(&ct.ciphertext).map_err(local)?;
     let opened_pt = sovra_crypto::symmetric::open(&aes, b"", &blob).map_err(|e| {
         local(format!(
             "the released key does not decrypt the server's ciphertext: {e}"
@@ -284,8 +275,12 @@ async fn tpm_demo(
     ] {
         let content = std::fs::read(format!("{ca}/{file}"))
             .map_err(|e| local(format!("{ca}/{file}: {e}")))?;
-        let _: Value = admin
-            .post("/v1/attestation/collateral", &json!({"kind": kind, "platform": "tpm", "content": sovra_proto::b64::encode(&content)}))
+        admin
+            .import_collateral(&sovra_proto::attest::ImportCollateralRequest {
+                kind: kind.into(),
+                platform: Some("tpm".into()),
+                content: sovra_proto::b64::encode(&content),
+            })
             .await?;
     }
     step(
@@ -296,24 +291,9 @@ async fn tpm_demo(
     let policy = json!({"version": "1.0.0", "requireNonce": true, "anyOf": [{"authority": url, "allOf": [
         {"claim": "x-ms-attestation-type", "equals": "tpm"},
         {"claim": "pcrs.sha256.16", "equals": "00".repeat(32)}]}]});
-    let key: Value = admin
-        .post(
-            "/v1/locations/global/keyRings/demo/cryptoKeys?cryptoKeyId=tpm-secret",
-            &json!({"purpose": "ENCRYPT_DECRYPT", "exportable": true, "releasePolicy": {"policy": policy}}),
-        )
-        .await?;
-    let key_name = key
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let key_name = exportable_key(admin, "tpm-secret", policy).await?;
     let plaintext = b"sealed to a measured boot";
-    let ct: Value = admin
-        .post(
-            &format!("/v1/{key_name}:encrypt"),
-            &json!({"plaintext": sovra_proto::b64::encode(plaintext)}),
-        )
-        .await?;
+    let ct = admin.encrypt(&key_name, plaintext, None).await?;
     step(
         &mut t,
         "exportable key; policy: a TPM, PCR 16 untouched",
@@ -337,12 +317,7 @@ async fn tpm_demo(
         released.material.expose(),
     )
     .map_err(local)?;
-    let blob = sovra_proto::b64::decode(
-        ct.get("ciphertext")
-            .and_then(Value::as_str)
-            .unwrap_or_default(),
-    )
-    .map_err(local)?;
+    let blob = sovra_proto::b64::decode(&ct.ciphertext).map_err(local)?;
     let pt = sovra_crypto::symmetric::open(&aes, b"", &blob).map_err(local)?;
     if pt.expose() != plaintext {
         return Err(local("the released key decrypted something else"));
@@ -354,4 +329,16 @@ async fn tpm_demo(
         &String::from_utf8_lossy(pt.expose()),
     );
     Ok(())
+}
+
+/// Creates an exportable AES key `id` in the demo ring with release policy `policy`; its name.
+async fn exportable_key(admin: &sovra_client::Client, id: &str, policy: Value) -> Result<String> {
+    let req: sovra_proto::kms::CreateCryptoKeyRequest = serde_json::from_value(
+        json!({"purpose": "ENCRYPT_DECRYPT", "exportable": true, "releasePolicy": {"policy": policy}}),
+    )
+    .map_err(|e| local(e.to_string()))?;
+    Ok(admin
+        .create_crypto_key("locations/global/keyRings/demo", id, &req)
+        .await?
+        .name)
 }

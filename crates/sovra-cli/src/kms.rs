@@ -299,20 +299,17 @@ pub async fn key_rings(g: &Global, c: KeyRingsCmd) -> Result<()> {
                 .split_once("/keyRings/")
                 .ok_or_else(|| CliError::Usage("bad key-ring name".into()))?;
             let r: KeyRing = client
-                .post(
-                    &format!("/v1/{loc}/keyRings?keyRingId={id}"),
+                .create_key_ring(
+                    loc.trim_start_matches("locations/"),
+                    id,
                     &CreateKeyRingRequest { audit_data_access },
                 )
                 .await?;
             emit(g, &r, human);
         }
-        KeyRingsCmd::Get { ring } => emit(
-            g,
-            &client
-                .get::<KeyRing>(&format!("/v1/{}", g.ring_name(&ring)?))
-                .await?,
-            human,
-        ),
+        KeyRingsCmd::Get { ring } => {
+            emit(g, &client.get_key_ring(&g.ring_name(&ring)?).await?, human)
+        }
         KeyRingsCmd::List => {
             let mut all = Vec::new();
             let mut token: Option<String> = None;
@@ -322,7 +319,7 @@ pub async fn key_rings(g: &Global, c: KeyRingsCmd) -> Result<()> {
                     .map(|t| format!("?pageToken={}", urlencode(t)))
                     .unwrap_or_default();
                 let r: ListKeyRingsResponse = client
-                    .get(&format!("/v1/locations/{}/keyRings{q}", g.location))
+                    .list_key_rings(&format!("locations/{}", g.location), &q)
                     .await?;
                 all.extend(r.key_rings);
                 match r.next_page_token {
@@ -350,8 +347,8 @@ pub async fn key_rings(g: &Global, c: KeyRingsCmd) -> Result<()> {
             audit_data_access,
         } => {
             let r: KeyRing = client
-                .patch(
-                    &format!("/v1/{}", g.ring_name(&ring)?),
+                .update_key_ring(
+                    &g.ring_name(&ring)?,
                     &UpdateKeyRingRequest {
                         audit_data_access: Some(audit_data_access),
                     },
@@ -432,8 +429,7 @@ pub async fn keys(g: &Global, c: KeysCmd) -> Result<()> {
                     .as_deref()
                     .map(|t| format!("?pageToken={}", urlencode(t)))
                     .unwrap_or_default();
-                let r: ListCryptoKeysResponse =
-                    client.get(&format!("/v1/{ring}/cryptoKeys{q}")).await?;
+                let r: ListCryptoKeysResponse = client.list_crypto_keys(&ring, &q).await?;
                 all.extend(r.crypto_keys);
                 match r.next_page_token {
                     Some(t) => token = Some(t),
@@ -485,16 +481,14 @@ pub async fn keys(g: &Global, c: KeysCmd) -> Result<()> {
                     ),
                     release_policy: read_release_policy(release_policy.as_ref(), immutable_policy)?,
                 };
-            let k: CryptoKey = client
-                .patch(&format!("/v1/{}", g.key_name(&key)?), &req)
-                .await?;
+            let k: CryptoKey = client.update_crypto_key(&g.key_name(&key)?, &req).await?;
             emit(g, &k, print_key);
         }
         KeysCmd::Rotate { key } => emit(g, &client.rotate(&g.key_name(&key)?).await?, print_key),
         KeysCmd::SetPrimary { key, version } => {
             let k: CryptoKey = client
-                .post(
-                    &format!("/v1/{}:updatePrimaryVersion", g.key_name(&key)?),
+                .update_primary_version(
+                    &g.key_name(&key)?,
                     &UpdatePrimaryVersionRequest {
                         crypto_key_version_id: version,
                     },
@@ -519,9 +513,7 @@ pub async fn versions(g: &Global, c: VersionsCmd) -> Result<()> {
                     .as_deref()
                     .map(|t| format!("?pageToken={}", urlencode(t)))
                     .unwrap_or_default();
-                let r: ListVersionsResponse = client
-                    .get(&format!("/v1/{key}/cryptoKeyVersions{q}"))
-                    .await?;
+                let r: ListVersionsResponse = client.list_versions(&key, &q).await?;
                 all.extend(r.crypto_key_versions);
                 match r.next_page_token {
                     Some(t) => token = Some(t),
@@ -549,14 +541,7 @@ pub async fn versions(g: &Global, c: VersionsCmd) -> Result<()> {
         VersionsCmd::Get { key, version } => {
             client.get_version(&g.version_name(&key, &version)?).await?
         }
-        VersionsCmd::Create { key } => {
-            client
-                .post(
-                    &format!("/v1/{}/cryptoKeyVersions", g.key_name(&key)?),
-                    &serde_json::json!({}),
-                )
-                .await?
-        }
+        VersionsCmd::Create { key } => client.create_version(&g.key_name(&key)?).await?,
         VersionsCmd::Enable { key, version } => {
             client
                 .set_version_state(&g.version_name(&key, &version)?, VersionState::Enabled)
@@ -643,7 +628,7 @@ pub async fn decrypt(g: &Global, a: DecryptArgs) -> Result<()> {
     };
     let r: DecryptResponse = g
         .client()?
-        .post(&format!("/v1/{}:decrypt", g.key_name(&a.key)?), &req)
+        .decrypt_request(&g.key_name(&a.key)?, &req)
         .await?;
     let pt = b64::decode(&r.plaintext).map_err(|e| CliError::Local(e.to_string()))?;
     if let Some(path) = &a.output_file {
@@ -747,8 +732,8 @@ pub async fn sign(g: &Global, a: SignArgs) -> Result<()> {
     let (data, digest) = a.data.split()?;
     let r: AsymmetricSignResponse = g
         .client()?
-        .post(
-            &format!("/v1/{}:asymmetricSign", g.key_or_version(&a.key)?),
+        .asymmetric_sign(
+            &g.key_or_version(&a.key)?,
             &AsymmetricSignRequest { data, digest },
         )
         .await?;
@@ -761,8 +746,8 @@ pub async fn verify(g: &Global, a: VerifyArgs) -> Result<()> {
     let (data, digest) = a.data.split()?;
     let r: VerifyResponse = g
         .client()?
-        .post(
-            &format!("/v1/{}:asymmetricVerify", g.key_or_version(&a.key)?),
+        .asymmetric_verify(
+            &g.key_or_version(&a.key)?,
             &AsymmetricVerifyRequest {
                 data,
                 digest,
@@ -802,8 +787,8 @@ pub async fn asym_decrypt(g: &Global, a: AsymDecryptArgs) -> Result<()> {
         .map_err(|_| CliError::Usage("the ciphertext must be base64 text".into()))?;
     let r: AsymmetricDecryptResponse = g
         .client()?
-        .post(
-            &format!("/v1/{}:asymmetricDecrypt", g.key_or_version(&a.key)?),
+        .asymmetric_decrypt(
+            &g.key_or_version(&a.key)?,
             &AsymmetricDecryptRequest {
                 ciphertext: ct.trim().to_owned(),
             },
@@ -852,8 +837,8 @@ pub async fn mac(g: &Global, a: MacArgs) -> Result<()> {
     let data = read_input(a.data.as_deref(), a.input.as_ref(), "data")?;
     let r: MacSignResponse = g
         .client()?
-        .post(
-            &format!("/v1/{}:macSign", g.key_or_version(&a.key)?),
+        .mac_sign(
+            &g.key_or_version(&a.key)?,
             &MacSignRequest {
                 data: b64::encode(&data),
             },
@@ -868,8 +853,8 @@ pub async fn mac_verify(g: &Global, a: MacVerifyArgs) -> Result<()> {
     let data = read_input(a.data.as_deref(), a.input.as_ref(), "data")?;
     let r: VerifyResponse = g
         .client()?
-        .post(
-            &format!("/v1/{}:macVerify", g.key_or_version(&a.key)?),
+        .mac_verify(
+            &g.key_or_version(&a.key)?,
             &MacVerifyRequest {
                 data: b64::encode(&data),
                 mac: a.mac,
@@ -897,10 +882,7 @@ pub struct PublicKeyArgs {
 
 /// Runs `sovra public-key`.
 pub async fn public_key(g: &Global, a: PublicKeyArgs) -> Result<()> {
-    let r: PublicKey = g
-        .client()?
-        .get(&format!("/v1/{}/publicKey", g.key_or_version(&a.key)?))
-        .await?;
+    let r: PublicKey = g.client()?.public_key(&g.key_or_version(&a.key)?).await?;
     emit(g, &r, |r| crate::output::write_raw(r.pem.as_bytes()));
     Ok(())
 }
@@ -917,8 +899,8 @@ pub struct RandomArgs {
 pub async fn random(g: &Global, a: RandomArgs) -> Result<()> {
     let r: GenerateRandomBytesResponse = g
         .client()?
-        .post(
-            &format!("/v1/locations/{}:generateRandomBytes", g.location),
+        .generate_random_bytes(
+            &format!("locations/{}", g.location),
             &GenerateRandomBytesRequest {
                 length_bytes: a.bytes,
             },

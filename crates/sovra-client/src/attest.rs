@@ -5,11 +5,12 @@ use serde_json::Value;
 use sovra_proto::EvidenceType;
 use sovra_proto::attest::*;
 
-/// `/v1/attestation/providers/{provider}` or the default provider's root.
-fn provider_path(provider: Option<&str>) -> String {
+/// The path evidence of `kind` is attested at, with a provider's policy (`None`: the default
+/// provider's).
+pub fn attest_path(provider: Option<&str>, kind: EvidenceType) -> String {
     match provider {
-        Some(p) => format!("/v1/attestation/providers/{p}"),
-        None => "/v1".into(),
+        Some(p) => format!("/v1/attestation/providers/{p}/attest/{kind}"),
+        None => format!("/v1/attest/{kind}"),
     }
 }
 
@@ -21,8 +22,7 @@ impl Client {
         kind: EvidenceType,
         req: &AttestRequest,
     ) -> Result<AttestResponse, ClientError> {
-        self.post(&format!("{}/attest/{kind}", provider_path(provider)), req)
-            .await
+        self.post(&attest_path(provider, kind), req).await
     }
 
     /// A TPM credential-activation challenge for an AK (body: EK certificate and AK).
@@ -203,8 +203,11 @@ impl Client {
 
     /// MAA: puts the default policy of `maa_type` back.
     pub async fn maa_reset_policy(&self, maa_type: &str) -> Result<Value, ClientError> {
-        self.post(&format!("/policies/{maa_type}:reset"), &serde_json::json!({}))
-            .await
+        self.post(
+            &format!("/policies/{maa_type}:reset"),
+            &serde_json::json!({}),
+        )
+        .await
     }
 
     /// MAA: the policy-management certificates (a token).

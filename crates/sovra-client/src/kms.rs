@@ -8,6 +8,12 @@ fn v1(name: &str) -> String {
     format!("/v1/{}", name.trim_start_matches('/'))
 }
 
+/// The path of custom method `verb` of resource `name` (`/v1/{name}:{verb}`): for load
+/// generators that send pre-built requests on a raw connection.
+pub fn verb_path(name: &str, verb: &str) -> String {
+    format!("{}:{verb}", v1(name))
+}
+
 impl Client {
     /// Creates a key ring.
     pub async fn create_key_ring(
@@ -291,4 +297,3 @@ impl Client {
         .await
     }
 }
-

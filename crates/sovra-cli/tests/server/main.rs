@@ -13,6 +13,7 @@ mod access;
 mod attest;
 mod azure_vtpm;
 mod bad_input;
+mod client;
 mod durability;
 mod hostile;
 mod lifecycle;
