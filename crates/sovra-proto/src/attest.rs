@@ -148,6 +148,58 @@ pub struct ImportCollateralRequest {
     pub content: String,
 }
 
+/// What a piece of stored collateral is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CollateralKind {
+    /// AMD certificates (ASK, ASVK, ARK, VCEK, VLEK): chain candidates.
+    AmdCerts,
+    /// Intermediate certificates for any platform: chain candidates.
+    Certs,
+    /// An Intel PCS/PCCS bundle (TCB info, QE identity, CRLs, chains).
+    Intel,
+    /// A root trusted for one platform (operator-added).
+    TrustAnchor,
+    /// A certificate whose key may sign attestation policies (isolated mode).
+    PolicySigner,
+}
+
+impl CollateralKind {
+    /// Every kind.
+    pub const ALL: [CollateralKind; 5] = [
+        Self::AmdCerts,
+        Self::Certs,
+        Self::Intel,
+        Self::TrustAnchor,
+        Self::PolicySigner,
+    ];
+
+    /// The name in the API and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AmdCerts => "amd-certs",
+            Self::Certs => "certs",
+            Self::Intel => "intel",
+            Self::TrustAnchor => "trust-anchor",
+            Self::PolicySigner => "policy-signer",
+        }
+    }
+
+    /// The kind named `s`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Whether collateral of this kind changes what is trusted (a root, or a policy signer):
+    /// only an Administrator imports or removes it.
+    pub fn changes_trust(self) -> bool {
+        match self {
+            Self::TrustAnchor | Self::PolicySigner => true,
+            Self::AmdCerts | Self::Certs | Self::Intel => false,
+        }
+    }
+}
+
 /// One stored piece of collateral.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

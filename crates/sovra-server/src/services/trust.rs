@@ -6,7 +6,7 @@
 
 use super::Base;
 use super::attest::Attestation;
-use super::attest::collateral::changes_trust;
+use super::attest::collateral::CollateralKind;
 use super::auth::Principal;
 use super::authz::Permission;
 use super::release::Release;
@@ -135,7 +135,7 @@ impl Trust {
         let mut anchors = Vec::new();
         let mut signers = Vec::new();
         for r in self.attest.collateral_records().await? {
-            if !changes_trust(&r.kind) {
+            if !r.kind.changes_trust() {
                 continue;
             }
             let item = AddedTrust {
@@ -144,7 +144,7 @@ impl Trust {
                 subjects: r.description.clone(),
                 create_time: crate::clock::rfc3339(r.create_time),
             };
-            if r.kind == "trust-anchor" {
+            if r.kind == CollateralKind::TrustAnchor {
                 anchors.push(item);
             } else {
                 signers.push(item);
@@ -184,7 +184,7 @@ impl Trust {
             .collateral_records()
             .await?
             .iter()
-            .filter(|r| r.kind == "trust-anchor")
+            .filter(|r| r.kind == CollateralKind::TrustAnchor)
             .count();
         let mut w = anchor_warnings(n);
         w.extend(self.base.audit.anchor_warning());

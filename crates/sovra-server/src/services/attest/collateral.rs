@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sovra_attest::TrustStore;
 use sovra_attest::evidence::{Anchor, Platform};
 use sovra_proto::ErrorCode;
+pub use sovra_proto::attest::CollateralKind;
 use sovra_proto::attest::{CollateralInfo, ImportCollateralRequest};
 use sovra_store::{Expect, WriteBatch};
 use std::sync::Arc;
@@ -20,8 +21,8 @@ use std::sync::Arc;
 pub struct CollateralRec {
     /// SHA-256 of the content, hex.
     pub id: String,
-    /// `amd-certs`, `intel` or `trust-anchor`.
-    pub kind: String,
+    /// What it is.
+    pub kind: CollateralKind,
     /// Platform of a trust anchor.
     pub platform: Option<String>,
     /// Human description.
@@ -40,7 +41,7 @@ impl crate::model::Record for CollateralRec {
         self.id.clone()
     }
     fn parent(&self) -> String {
-        self.kind.clone()
+        self.kind.as_str().to_owned()
     }
 }
 
@@ -135,11 +136,6 @@ fn subjects(certs: &[Vec<u8>]) -> String {
         .join(", ")
 }
 
-/// Whether collateral of `kind` changes what is trusted (a root, or a policy signer).
-pub fn changes_trust(kind: &str) -> bool {
-    matches!(kind, "trust-anchor" | "policy-signer")
-}
-
 impl Attestation {
     /// Imports collateral.
     pub async fn import_collateral(
@@ -150,7 +146,13 @@ impl Attestation {
         // Roots and policy signers change what is trusted: Administrators only. Intermediates
         // and Intel collateral must still chain to a trusted root, so Policy Administrators
         // may import them.
-        let perm = if changes_trust(&req.kind) {
+        let kind = CollateralKind::parse(&req.kind).ok_or_else(|| {
+            Error::invalid(format!(
+                "kind {:?} is not known; use amd-certs, certs (intermediates for any platform), intel, trust-anchor or policy-signer",
+                req.kind
+            ))
+        })?;
+        let perm = if kind.changes_trust() {
             Permission::TrustManage
         } else {
             Permission::PolicyManage
@@ -158,16 +160,18 @@ impl Attestation {
         self.base.auth.authorize(p, perm, "*").await?;
         let content = sovra_proto::b64::decode(&req.content)
             .map_err(|_| Error::new(ErrorCode::InvalidBase64, "content is not valid base64"))?;
-        let (description, plat) = match req.kind.as_str() {
-            "amd-certs" | "certs" | "policy-signer" => (subjects(&certs(&content)?), None),
-            "trust-anchor" => {
+        let (description, plat) = match kind {
+            CollateralKind::AmdCerts | CollateralKind::Certs | CollateralKind::PolicySigner => {
+                (subjects(&certs(&content)?), None)
+            }
+            CollateralKind::TrustAnchor => {
                 let name = req.platform.as_deref().ok_or_else(|| {
                     Error::invalid("a trust-anchor needs platform (amd, intel, nitro, nvidia, tpm)")
                 })?;
                 platform(name)?;
                 (subjects(&certs(&content)?), Some(name.to_string()))
             }
-            "intel" => {
+            CollateralKind::Intel => {
                 let s = sovra_attest::dcap::collateral::summary(&content).map_err(|e| {
                     Error::invalid(format!(
                         "intel collateral must be the JSON bundle described in docs/evidence/tdx.md: {e}"
@@ -178,16 +182,11 @@ impl Attestation {
                     None,
                 )
             }
-            other => {
-                return Err(Error::invalid(format!(
-                    "kind {other:?} is not known; use amd-certs, certs (intermediates for any platform), intel, trust-anchor or policy-signer"
-                )));
-            }
         };
         let id = sovra_attest::x509::sha256_hex(&content);
         let rec = CollateralRec {
             id: id.clone(),
-            kind: req.kind.clone(),
+            kind,
             platform: plat,
             description,
             content: sovra_proto::b64::encode(&content),
@@ -199,7 +198,7 @@ impl Attestation {
         let mut ev = self
             .base.admin_event(p, "attestation.collateral.import", format!("attestation/collateral/{id}"))
             .detail(serde_json::json!({"kind": rec.kind, "platform": rec.platform, "description": rec.description}));
-        if rec.kind == "trust-anchor" {
+        if rec.kind == CollateralKind::TrustAnchor {
             tracing::warn!(platform = ?rec.platform, subjects = %rec.description, "a trust anchor was added: evidence chaining to it will be accepted");
             ev = ev.detail(serde_json::json!({"kind": rec.kind, "platform": rec.platform, "description": rec.description, "warning": "operator-added root"}));
         }
@@ -236,7 +235,7 @@ impl Attestation {
             ));
         };
         let rec: CollateralRec = r.value.clone();
-        if changes_trust(&rec.kind) {
+        if rec.kind.changes_trust() {
             self.base
                 .auth
                 .authorize(p, Permission::TrustManage, "*")
@@ -285,9 +284,11 @@ impl Attestation {
         for rec in recs {
             let content = sovra_proto::b64::decode(&rec.content)
                 .map_err(|_| Error::internal("stored collateral is not base64"))?;
-            match rec.kind.as_str() {
-                "amd-certs" | "certs" => loaded.trust.cert_pool.extend(certs(&content)?),
-                "trust-anchor" => {
+            match rec.kind {
+                CollateralKind::AmdCerts | CollateralKind::Certs => {
+                    loaded.trust.cert_pool.extend(certs(&content)?)
+                }
+                CollateralKind::TrustAnchor => {
                     let plat = platform(rec.platform.as_deref().unwrap_or(""))?;
                     for der in certs(&content)? {
                         loaded.trust.anchors.push(Anchor {
@@ -296,7 +297,7 @@ impl Attestation {
                         });
                     }
                 }
-                "intel" => match sovra_attest::dcap::collateral::summary(&content) {
+                CollateralKind::Intel => match sovra_attest::dcap::collateral::summary(&content) {
                     Ok(s) => loaded.intel.push(IntelBundle {
                         fmspc: s.fmspc,
                         tcb_evaluation_data_number: s.tcb_evaluation_data_number,
@@ -306,8 +307,7 @@ impl Attestation {
                         tracing::warn!(id = %rec.id, error = %e, "stored Intel collateral is unusable; skipped");
                     }
                 },
-                "policy-signer" => loaded.policy_signers.extend(certs(&content)?),
-                _ => {}
+                CollateralKind::PolicySigner => loaded.policy_signers.extend(certs(&content)?),
             }
         }
         // Newest first: the highest TCB evaluation data number wins (a TCB recovery or a PCK
@@ -364,7 +364,7 @@ impl Attestation {
 fn info(r: &CollateralRec) -> CollateralInfo {
     CollateralInfo {
         id: r.id.clone(),
-        kind: r.kind.clone(),
+        kind: r.kind.as_str().to_owned(),
         platform: r.platform.clone(),
         description: r.description.clone(),
         create_time: crate::clock::rfc3339(r.create_time),

@@ -9,7 +9,7 @@
 
 use super::super::audit::{AuditEvent, EventKind};
 use super::Attestation;
-use super::collateral::CollateralRec;
+use super::collateral::{CollateralKind, CollateralRec};
 use crate::cache::{Rate, TokenBucket, TtlCache};
 use crate::error::Result;
 use crate::model;
@@ -230,7 +230,7 @@ impl Attestation {
         let id = sovra_attest::x509::sha256_hex(der);
         let rec = CollateralRec {
             id: id.clone(),
-            kind: "amd-certs".into(),
+            kind: CollateralKind::AmdCerts,
             platform: None,
             description: format!("fetched from {url}"),
             content: sovra_proto::b64::encode(der),

@@ -10,7 +10,7 @@
 
 use super::super::audit::{AuditEvent, EventKind};
 use super::Attestation;
-use super::collateral::{CollateralRec, FetchedIntel};
+use super::collateral::{CollateralKind, CollateralRec, FetchedIntel};
 use crate::cache::TtlCache;
 use crate::error::Result;
 use crate::model;
@@ -145,7 +145,7 @@ impl Attestation {
             .await?
         {
             let old = r.value;
-            if old.kind == "intel" && old.description == description {
+            if old.kind == CollateralKind::Intel && old.description == description {
                 if old.id == id && old.fetched.is_some() {
                     unchanged = true;
                 } else if old.id != id {
@@ -158,7 +158,7 @@ impl Attestation {
         }
         let rec = CollateralRec {
             id: id.clone(),
-            kind: "intel".into(),
+            kind: CollateralKind::Intel,
             platform: None,
             description,
             content: sovra_proto::b64::encode(bundle),

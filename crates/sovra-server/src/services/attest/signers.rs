@@ -5,7 +5,7 @@
 use super::super::auth::Principal;
 use super::super::authz::Permission;
 use super::Attestation;
-use super::collateral::CollateralRec;
+use super::collateral::{CollateralKind, CollateralRec};
 use crate::error::{Error, Result};
 use crate::model;
 use crate::records::Records;
@@ -102,7 +102,7 @@ impl Attestation {
             .await?
             .into_iter()
             .map(|r| r.value)
-            .filter(|r| r.kind == "policy-signer")
+            .filter(|r| r.kind == CollateralKind::PolicySigner)
             .collect();
         let holding: Vec<&CollateralRec> = signers
             .iter()
@@ -118,7 +118,7 @@ impl Attestation {
                 self.import_collateral(
                     p,
                     ImportCollateralRequest {
-                        kind: "policy-signer".into(),
+                        kind: CollateralKind::PolicySigner.as_str().into(),
                         platform: None,
                         content: sovra_proto::b64::encode(&der),
                     },
