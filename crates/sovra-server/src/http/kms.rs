@@ -3,10 +3,11 @@
 
 use super::AppState;
 use super::extract::{Caller, JsonBody, PathParams, QueryParams, body_bytes, parse_json};
+use super::ops_wire;
 use super::response::Json;
 use crate::error::{Error, Result};
 use crate::services::keys::Page;
-use crate::services::ops::{Target, decode_field};
+use crate::services::ops::Target;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -190,7 +191,10 @@ pub async fn post_location(
     match Some(listed_verb(verb, LOCATION_VERBS)?) {
         Some("generateRandomBytes") => {
             let body = parse_json(&body_bytes(req, &s).await?)?;
-            Ok(Json(s.sovra.crypto().generate_random(&p, &loc, &body).await?).into_response())
+            Ok(
+                Json(ops_wire::generate_random(s.sovra.crypto(), &p, &loc, &body).await?)
+                    .into_response(),
+            )
         }
         v => Err(unknown_verb(v, LOCATION_VERBS)),
     }
@@ -337,8 +341,14 @@ pub async fn post_key(
     let body = body_bytes(req, &s).await?;
     let target = Target::Key(name.clone());
     Ok(match Some(listed_verb(verb, KEY_VERBS)?) {
-        Some("encrypt") => Json(encrypt(sv, &p, &name, &parse_json(&body)?).await?).into_response(),
-        Some("decrypt") => Json(decrypt(sv, &p, &name, &parse_json(&body)?).await?).into_response(),
+        Some("encrypt") => {
+            Json(ops_wire::encrypt(sv.crypto(), &p, &name, &parse_json(&body)?).await?)
+                .into_response()
+        }
+        Some("decrypt") => {
+            Json(ops_wire::decrypt(sv.crypto(), &p, &name, &parse_json(&body)?).await?)
+                .into_response()
+        }
         Some("rotate") => {
             let _: sovra_proto::kms::Empty = parse_json(&body)?;
             Json(sv.keys().rotate(&p, &name).await?).into_response()
@@ -352,30 +362,22 @@ pub async fn post_key(
             )
             .into_response()
         }
-        Some("asymmetricSign") => Json(
-            sv.crypto()
-                .asymmetric_sign(&p, &target, &parse_json(&body)?)
-                .await?,
-        )
-        .into_response(),
-        Some("asymmetricVerify") => Json(
-            sv.crypto()
-                .asymmetric_verify(&p, &target, &parse_json(&body)?)
-                .await?,
-        )
-        .into_response(),
-        Some("asymmetricDecrypt") => Json(
-            sv.crypto()
-                .asymmetric_decrypt(&p, &target, &parse_json(&body)?)
-                .await?,
-        )
-        .into_response(),
-        Some("macSign") => Json(
-            sv.crypto()
-                .mac_sign(&p, &target, &parse_json(&body)?)
-                .await?,
-        )
-        .into_response(),
+        Some("asymmetricSign") => {
+            Json(ops_wire::asymmetric_sign(sv.crypto(), &p, &target, &parse_json(&body)?).await?)
+                .into_response()
+        }
+        Some("asymmetricVerify") => {
+            Json(ops_wire::asymmetric_verify(sv.crypto(), &p, &target, &parse_json(&body)?).await?)
+                .into_response()
+        }
+        Some("asymmetricDecrypt") => {
+            Json(ops_wire::asymmetric_decrypt(sv.crypto(), &p, &target, &parse_json(&body)?).await?)
+                .into_response()
+        }
+        Some("macSign") => {
+            Json(ops_wire::mac_sign(sv.crypto(), &p, &target, &parse_json(&body)?).await?)
+                .into_response()
+        }
         Some("decryptTo") => Json(
             sv.release()
                 .decrypt_to(&p, &name, parse_json(&body)?, false)
@@ -394,12 +396,10 @@ pub async fn post_key(
                 .await?,
         )
         .into_response(),
-        Some("macVerify") => Json(
-            sv.crypto()
-                .mac_verify(&p, &target, &parse_json(&body)?)
-                .await?,
-        )
-        .into_response(),
+        Some("macVerify") => {
+            Json(ops_wire::mac_verify(sv.crypto(), &p, &target, &parse_json(&body)?).await?)
+                .into_response()
+        }
         v => return Err(unknown_verb(v, KEY_VERBS)),
     })
 }
@@ -500,42 +500,32 @@ pub async fn post_version(
             let _: sovra_proto::kms::Empty = parse_json(&body)?;
             Json(sv.keys().restore_version(&p, &name).await?).into_response()
         }
-        Some("asymmetricSign") => Json(
-            sv.crypto()
-                .asymmetric_sign(&p, &target, &parse_json(&body)?)
-                .await?,
-        )
-        .into_response(),
-        Some("asymmetricVerify") => Json(
-            sv.crypto()
-                .asymmetric_verify(&p, &target, &parse_json(&body)?)
-                .await?,
-        )
-        .into_response(),
-        Some("asymmetricDecrypt") => Json(
-            sv.crypto()
-                .asymmetric_decrypt(&p, &target, &parse_json(&body)?)
-                .await?,
-        )
-        .into_response(),
-        Some("macSign") => Json(
-            sv.crypto()
-                .mac_sign(&p, &target, &parse_json(&body)?)
-                .await?,
-        )
-        .into_response(),
+        Some("asymmetricSign") => {
+            Json(ops_wire::asymmetric_sign(sv.crypto(), &p, &target, &parse_json(&body)?).await?)
+                .into_response()
+        }
+        Some("asymmetricVerify") => {
+            Json(ops_wire::asymmetric_verify(sv.crypto(), &p, &target, &parse_json(&body)?).await?)
+                .into_response()
+        }
+        Some("asymmetricDecrypt") => {
+            Json(ops_wire::asymmetric_decrypt(sv.crypto(), &p, &target, &parse_json(&body)?).await?)
+                .into_response()
+        }
+        Some("macSign") => {
+            Json(ops_wire::mac_sign(sv.crypto(), &p, &target, &parse_json(&body)?).await?)
+                .into_response()
+        }
         Some("release") => Json(
             sv.release()
                 .release(&p, &name.key, Some(name.version), parse_json(&body)?)
                 .await?,
         )
         .into_response(),
-        Some("macVerify") => Json(
-            sv.crypto()
-                .mac_verify(&p, &target, &parse_json(&body)?)
-                .await?,
-        )
-        .into_response(),
+        Some("macVerify") => {
+            Json(ops_wire::mac_verify(sv.crypto(), &p, &target, &parse_json(&body)?).await?)
+                .into_response()
+        }
         v => return Err(unknown_verb(v, VERSION_VERBS)),
     })
 }
@@ -552,43 +542,4 @@ pub async fn version_public_key(
             .public_key(&p, &Target::Version(version_name(&loc, &ring, &key, &v)?))
             .await?,
     ))
-}
-
-/// `:encrypt`: the wire request decoded, the service's result encoded.
-async fn encrypt(
-    sv: &crate::services::Sovra,
-    p: &crate::services::auth::Principal,
-    key: &CryptoKeyName,
-    req: &sovra_proto::ops::EncryptRequest,
-) -> Result<sovra_proto::ops::EncryptResponse> {
-    let pt = zeroize::Zeroizing::new(decode_field("plaintext", &req.plaintext)?);
-    let aad = match &req.additional_authenticated_data {
-        Some(a) => decode_field("additionalAuthenticatedData", a)?,
-        None => Vec::new(),
-    };
-    let sealed = sv.crypto().seal(p, key, &pt, &aad).await?;
-    Ok(sovra_proto::ops::EncryptResponse {
-        name: sealed.version,
-        ciphertext: sovra_proto::b64::encode(&sealed.ciphertext),
-    })
-}
-
-/// `:decrypt`: the wire request decoded, the service's result encoded.
-async fn decrypt(
-    sv: &crate::services::Sovra,
-    p: &crate::services::auth::Principal,
-    key: &CryptoKeyName,
-    req: &sovra_proto::ops::DecryptRequest,
-) -> Result<sovra_proto::ops::DecryptResponse> {
-    let ct = decode_field("ciphertext", &req.ciphertext)?;
-    let aad = match &req.additional_authenticated_data {
-        Some(a) => decode_field("additionalAuthenticatedData", a)?,
-        None => Vec::new(),
-    };
-    let opened = sv.crypto().open(p, key, &ct, &aad).await?;
-    Ok(sovra_proto::ops::DecryptResponse {
-        plaintext: sovra_proto::b64::encode(opened.plaintext.expose()),
-        name: opened.version,
-        used_primary: opened.used_primary,
-    })
 }

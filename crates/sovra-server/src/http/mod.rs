@@ -8,6 +8,7 @@ pub mod kms;
 pub mod limit;
 pub mod methods;
 pub mod metrics;
+pub mod ops_wire;
 pub mod response;
 pub mod system;
 

@@ -104,13 +104,43 @@ fn purpose_name(p: Purpose) -> &'static str {
     }
 }
 
-/// Data or a digest, decoded.
-enum OwnedInput {
+/// What a signature covers: the message, or its digest computed by the caller.
+#[derive(Debug, Clone)]
+pub enum Message {
+    /// The message; the key hashes it.
     Data(Vec<u8>),
+    /// A digest; its hash must be the algorithm's.
     Digest(HashAlg, Vec<u8>),
 }
 
-impl OwnedInput {
+/// A signature or a MAC, and the version that made it.
+#[derive(Debug)]
+pub struct Tagged {
+    /// The version's resource name.
+    pub version: String,
+    /// The signature (ECDSA: DER; RSA, Ed25519: raw) or the MAC.
+    pub tag: Vec<u8>,
+}
+
+/// Whether a signature or MAC held, and the version that checked it.
+#[derive(Debug)]
+pub struct Checked {
+    /// The version's resource name.
+    pub version: String,
+    /// Whether it held.
+    pub valid: bool,
+}
+
+/// A plaintext recovered by asymmetric decryption.
+#[derive(Debug)]
+pub struct Decrypted {
+    /// The version's resource name.
+    pub version: String,
+    /// The plaintext (zeroized when dropped).
+    pub plaintext: sovra_crypto::SecretBytes,
+}
+
+impl Message {
     fn as_input(&self) -> SignInput<'_> {
         match self {
             Self::Data(d) => SignInput::Data(d),
@@ -316,43 +346,8 @@ impl Crypto {
         })
     }
 
-    /// Exactly one of `data` or `digest`, decoded.
-    fn sign_input(data: &Option<String>, digest: &Option<Digest>) -> Result<OwnedInput> {
-        let data = data
-            .as_deref()
-            .map(|d| decode_field("data", d))
-            .transpose()?;
-        match (data, Self::decode_digest(digest)?) {
-            (Some(d), None) => Ok(OwnedInput::Data(d)),
-            (None, Some((h, d))) => Ok(OwnedInput::Digest(h, d)),
-            _ => Err(Error::invalid("give exactly one of data or digest")),
-        }
-    }
-
-    fn decode_digest(d: &Option<Digest>) -> Result<Option<(HashAlg, Vec<u8>)>> {
-        let Some(d) = d else { return Ok(None) };
-        let parts = [
-            (HashAlg::Sha256, &d.sha256, "digest.sha256"),
-            (HashAlg::Sha384, &d.sha384, "digest.sha384"),
-            (HashAlg::Sha512, &d.sha512, "digest.sha512"),
-        ];
-        let given: Vec<_> = parts.iter().filter(|(_, v, _)| v.is_some()).collect();
-        match given.as_slice() {
-            [(h, Some(v), f)] => Ok(Some((*h, decode_field(f, v)?))),
-            _ => Err(Error::invalid(
-                "digest must have exactly one of sha256, sha384, sha512",
-            )),
-        }
-    }
-
-    /// Signs data or a digest.
-    pub async fn asymmetric_sign(
-        &self,
-        p: &Principal,
-        target: &Target,
-        req: &AsymmetricSignRequest,
-    ) -> Result<AsymmetricSignResponse> {
-        let input = Self::sign_input(&req.data, &req.digest)?;
+    /// Signs a message or its digest.
+    pub async fn sign(&self, p: &Principal, target: &Target, input: Message) -> Result<Tagged> {
         let r = self
             .resolve(
                 p,
@@ -363,7 +358,8 @@ impl Crypto {
                 None,
             )
             .await?;
-        if let OwnedInput::Digest(h, _) = input {
+        if let Message::Digest(h, _) = &input {
+            let h = *h;
             match sign_hash(r.key.algorithm()) {
                 None => {
                     return Err(Error::new(
@@ -395,21 +391,20 @@ impl Crypto {
             .map_err(crypto_err)?;
         self.data_access(p, &r, "cryptoKeyVersions.asymmetricSign")
             .await?;
-        Ok(AsymmetricSignResponse {
-            signature: b64::encode(&sig),
-            name: r.name.clone(),
+        Ok(Tagged {
+            version: r.name.clone(),
+            tag: sig,
         })
     }
 
-    /// Verifies a signature.
-    pub async fn asymmetric_verify(
+    /// Verifies a signature over a message or its digest.
+    pub async fn verify(
         &self,
         p: &Principal,
         target: &Target,
-        req: &AsymmetricVerifyRequest,
-    ) -> Result<VerifyResponse> {
-        let input = Self::sign_input(&req.data, &req.digest)?;
-        let sig = decode_field("signature", &req.signature)?;
+        input: &Message,
+        sig: &[u8],
+    ) -> Result<Checked> {
         let r = self
             .resolve(
                 p,
@@ -420,21 +415,21 @@ impl Crypto {
                 None,
             )
             .await?;
-        let valid = r.key.verify(input.as_input(), &sig).map_err(crypto_err)?;
-        Ok(VerifyResponse {
+        let valid = r.key.verify(input.as_input(), sig).map_err(crypto_err)?;
+        Ok(Checked {
+            version: r.name.clone(),
             valid,
-            name: r.name.clone(),
         })
     }
 
     /// Decrypts RSA-OAEP-SHA256 ciphertext.
-    pub async fn asymmetric_decrypt(
+    pub async fn decrypt_asymmetric(
         &self,
         p: &Principal,
         target: &Target,
-        req: &AsymmetricDecryptRequest,
-    ) -> Result<AsymmetricDecryptResponse> {
-        let ct = decode_field("ciphertext", &req.ciphertext)?;
+        ciphertext: &[u8],
+    ) -> Result<Decrypted> {
+        let ct = ciphertext.to_vec();
         let r = self
             .resolve(
                 p,
@@ -452,20 +447,15 @@ impl Crypto {
         })?;
         self.data_access(p, &r, "cryptoKeyVersions.asymmetricDecrypt")
             .await?;
-        Ok(AsymmetricDecryptResponse {
-            plaintext: b64::encode(pt.expose()),
-            name: r.name.clone(),
+        Ok(Decrypted {
+            version: r.name.clone(),
+            plaintext: pt,
         })
     }
 
-    /// Computes an HMAC.
-    pub async fn mac_sign(
-        &self,
-        p: &Principal,
-        target: &Target,
-        req: &MacSignRequest,
-    ) -> Result<MacSignResponse> {
-        let data = decode_field("data", &req.data)?;
+    /// Computes an HMAC of `data`.
+    pub async fn mac(&self, p: &Principal, target: &Target, data: &[u8]) -> Result<Tagged> {
+        check_len("data", data)?;
         let r = self
             .resolve(
                 p,
@@ -476,23 +466,23 @@ impl Crypto {
                 None,
             )
             .await?;
-        let mac = r.key.mac(&data).map_err(crypto_err)?;
+        let mac = r.key.mac(data).map_err(crypto_err)?;
         self.data_access(p, &r, "cryptoKeyVersions.macSign").await?;
-        Ok(MacSignResponse {
-            mac: b64::encode(&mac),
-            name: r.name.clone(),
+        Ok(Tagged {
+            version: r.name.clone(),
+            tag: mac,
         })
     }
 
-    /// Checks an HMAC.
-    pub async fn mac_verify(
+    /// Checks an HMAC of `data`.
+    pub async fn verify_mac(
         &self,
         p: &Principal,
         target: &Target,
-        req: &MacVerifyRequest,
-    ) -> Result<VerifyResponse> {
-        let data = decode_field("data", &req.data)?;
-        let mac = decode_field("mac", &req.mac)?;
+        data: &[u8],
+        mac: &[u8],
+    ) -> Result<Checked> {
+        check_len("data", data)?;
         let r = self
             .resolve(
                 p,
@@ -503,12 +493,12 @@ impl Crypto {
                 None,
             )
             .await?;
-        let valid = r.key.mac_verify(&data, &mac).map_err(crypto_err)?;
+        let valid = r.key.mac_verify(data, mac).map_err(crypto_err)?;
         self.data_access(p, &r, "cryptoKeyVersions.macVerify")
             .await?;
-        Ok(VerifyResponse {
+        Ok(Checked {
+            version: r.name.clone(),
             valid,
-            name: r.name.clone(),
         })
     }
 
@@ -568,20 +558,19 @@ impl Crypto {
         &self,
         p: &Principal,
         loc: &LocationName,
-        req: &GenerateRandomBytesRequest,
-    ) -> Result<GenerateRandomBytesResponse> {
+        length: u32,
+    ) -> Result<sovra_crypto::SecretBytes> {
         self.base
             .auth
             .authorize(p, Permission::Random, &loc.to_string())
             .await?;
-        if !(1..=1024).contains(&req.length_bytes) {
+        if !(1..=1024).contains(&length) {
             return Err(Error::invalid("lengthBytes must be between 1 and 1024"));
         }
         self.quotas.take(p, OpClass::Symmetric).await?;
-        let n = usize::try_from(req.length_bytes).unwrap_or(0);
-        let bytes = sovra_crypto::random::bytes(n).map_err(crypto_err)?;
-        Ok(GenerateRandomBytesResponse {
-            data: b64::encode(&bytes),
-        })
+        let n = usize::try_from(length).unwrap_or(0);
+        Ok(sovra_crypto::SecretBytes::new(
+            sovra_crypto::random::bytes(n).map_err(crypto_err)?,
+        ))
     }
 }
