@@ -3,8 +3,8 @@
 
 use super::AppState;
 use super::extract::{Caller, JsonBody, PathParams, QueryParams, body_bytes, parse_json};
-use super::ops_wire;
 use super::response::Json;
+use super::{kms_wire, ops_wire};
 use crate::error::{Error, Result};
 use crate::services::keys::Page;
 use crate::services::ops::Target;
@@ -148,7 +148,14 @@ pub async fn list_locations(
     Caller(p): Caller,
 ) -> Result<Json<ListLocationsResponse>> {
     Ok(Json(ListLocationsResponse {
-        locations: s.sovra.keys().list_locations(&p).await?,
+        locations: s
+            .sovra
+            .keys()
+            .list_locations(&p)
+            .await?
+            .iter()
+            .map(kms_wire::location)
+            .collect(),
     }))
 }
 
@@ -158,9 +165,9 @@ pub async fn create_location(
     Caller(p): Caller,
     JsonBody(b): JsonBody<CreateLocationBody>,
 ) -> Result<Json<Location>> {
-    Ok(Json(
-        s.sovra.keys().create_location(&p, &b.location_id).await?,
-    ))
+    Ok(Json(kms_wire::location(
+        &s.sovra.keys().create_location(&p, &b.location_id).await?,
+    )))
 }
 
 /// `GET /v1/locations/{loc}`.
@@ -171,12 +178,12 @@ pub async fn get_location(
 ) -> Result<Json<Location>> {
     let (id, verb) = split_verb(&loc);
     no_verb(verb)?;
-    Ok(Json(
-        s.sovra
+    Ok(Json(kms_wire::location(
+        &s.sovra
             .keys()
             .get_location(&p, &LocationName::new(id)?)
             .await?,
-    ))
+    )))
 }
 
 /// `POST /v1/locations/{loc}:generateRandomBytes`.
@@ -207,12 +214,12 @@ pub async fn list_key_rings(
     PathParams(loc): PathParams<String>,
     QueryParams(q): QueryParams<PageQuery>,
 ) -> Result<Json<ListKeyRingsResponse>> {
-    Ok(Json(
-        s.sovra
+    Ok(Json(kms_wire::rings(
+        &s.sovra
             .keys()
             .list_key_rings(&p, &LocationName::new(&loc)?, &q.into())
             .await?,
-    ))
+    )))
 }
 
 /// `POST /v1/locations/{loc}/keyRings?keyRingId=`.
@@ -224,12 +231,12 @@ pub async fn create_key_ring(
     JsonBody(body): JsonBody<CreateKeyRingRequest>,
 ) -> Result<Json<KeyRing>> {
     let id = required(q.key_ring_id, "keyRingId")?;
-    Ok(Json(
-        s.sovra
+    Ok(Json(kms_wire::ring(
+        &s.sovra
             .keys()
             .create_key_ring(&p, &LocationName::new(&loc)?, &id, body)
             .await?,
-    ))
+    )))
 }
 
 /// `GET /v1/locations/{loc}/keyRings/{ring}`.
@@ -238,12 +245,12 @@ pub async fn get_key_ring(
     Caller(p): Caller,
     PathParams((loc, ring)): PathParams<(String, String)>,
 ) -> Result<Json<KeyRing>> {
-    Ok(Json(
-        s.sovra
+    Ok(Json(kms_wire::ring(
+        &s.sovra
             .keys()
             .get_key_ring(&p, &LocationName::new(&loc)?.key_ring(&ring)?)
             .await?,
-    ))
+    )))
 }
 
 /// `PATCH /v1/locations/{loc}/keyRings/{ring}`.
@@ -253,12 +260,12 @@ pub async fn update_key_ring(
     PathParams((loc, ring)): PathParams<(String, String)>,
     JsonBody(body): JsonBody<UpdateKeyRingRequest>,
 ) -> Result<Json<KeyRing>> {
-    Ok(Json(
-        s.sovra
+    Ok(Json(kms_wire::ring(
+        &s.sovra
             .keys()
             .update_key_ring(&p, &LocationName::new(&loc)?.key_ring(&ring)?, body)
             .await?,
-    ))
+    )))
 }
 
 fn ring_name(loc: &str, ring: &str) -> Result<KeyRingName> {
@@ -272,12 +279,12 @@ pub async fn list_keys(
     PathParams((loc, ring)): PathParams<(String, String)>,
     QueryParams(q): QueryParams<PageQuery>,
 ) -> Result<Json<ListCryptoKeysResponse>> {
-    Ok(Json(
-        s.sovra
+    Ok(Json(kms_wire::keys(
+        &s.sovra
             .keys()
             .list_crypto_keys(&p, &ring_name(&loc, &ring)?, &q.into())
             .await?,
-    ))
+    )))
 }
 
 /// `POST .../keyRings/{ring}/cryptoKeys?cryptoKeyId=`.
@@ -289,12 +296,12 @@ pub async fn create_key(
     JsonBody(body): JsonBody<CreateCryptoKeyRequest>,
 ) -> Result<Json<CryptoKey>> {
     let id = required(q.crypto_key_id, "cryptoKeyId")?;
-    Ok(Json(
-        s.sovra
+    Ok(Json(kms_wire::key(
+        &s.sovra
             .keys()
             .create_crypto_key(&p, &ring_name(&loc, &ring)?, &id, body)
             .await?,
-    ))
+    )))
 }
 
 /// `GET .../cryptoKeys/{key}`.
@@ -305,12 +312,12 @@ pub async fn get_key(
 ) -> Result<Json<CryptoKey>> {
     let (id, verb) = split_verb(&key);
     no_verb(verb)?;
-    Ok(Json(
-        s.sovra
+    Ok(Json(kms_wire::key(
+        &s.sovra
             .keys()
             .get_crypto_key(&p, &key_name(&loc, &ring, id)?)
             .await?,
-    ))
+    )))
 }
 
 /// `PATCH .../cryptoKeys/{key}`.
@@ -320,12 +327,12 @@ pub async fn update_key(
     PathParams((loc, ring, key)): PathParams<(String, String, String)>,
     JsonBody(body): JsonBody<UpdateCryptoKeyRequest>,
 ) -> Result<Json<CryptoKey>> {
-    Ok(Json(
-        s.sovra
+    Ok(Json(kms_wire::key(
+        &s.sovra
             .keys()
             .update_crypto_key(&p, &key_name(&loc, &ring, &key)?, body)
             .await?,
-    ))
+    )))
 }
 
 /// `POST .../cryptoKeys/{key}:{verb}`.
@@ -351,15 +358,15 @@ pub async fn post_key(
         }
         Some("rotate") => {
             let _: sovra_proto::kms::Empty = parse_json(&body)?;
-            Json(sv.keys().rotate(&p, &name).await?).into_response()
+            Json(kms_wire::key(&sv.keys().rotate(&p, &name).await?)).into_response()
         }
         Some("updatePrimaryVersion") => {
             let b: UpdatePrimaryVersionRequest = parse_json(&body)?;
-            Json(
-                sv.keys()
+            Json(kms_wire::key(
+                &sv.keys()
                     .update_primary(&p, &name, &b.crypto_key_version_id)
                     .await?,
-            )
+            ))
             .into_response()
         }
         Some("asymmetricSign") => {
@@ -425,12 +432,12 @@ pub async fn list_versions(
     PathParams((loc, ring, key)): PathParams<(String, String, String)>,
     QueryParams(q): QueryParams<PageQuery>,
 ) -> Result<Json<ListVersionsResponse>> {
-    Ok(Json(
-        s.sovra
+    Ok(Json(kms_wire::versions(
+        &s.sovra
             .keys()
             .list_versions(&p, &key_name(&loc, &ring, &key)?, &q.into())
             .await?,
-    ))
+    )))
 }
 
 /// `POST .../cryptoKeys/{key}/cryptoKeyVersions`.
@@ -440,12 +447,12 @@ pub async fn create_version(
     PathParams((loc, ring, key)): PathParams<(String, String, String)>,
     JsonBody(_body): JsonBody<sovra_proto::kms::Empty>,
 ) -> Result<Json<CryptoKeyVersion>> {
-    Ok(Json(
-        s.sovra
+    Ok(Json(kms_wire::version(
+        &s.sovra
             .keys()
             .create_version(&p, &key_name(&loc, &ring, &key)?)
             .await?,
-    ))
+    )))
 }
 
 /// `GET .../cryptoKeyVersions/{v}`.
@@ -456,12 +463,12 @@ pub async fn get_version(
 ) -> Result<Json<CryptoKeyVersion>> {
     let (id, verb) = split_verb(&v);
     no_verb(verb)?;
-    Ok(Json(
-        s.sovra
+    Ok(Json(kms_wire::version(
+        &s.sovra
             .keys()
             .get_version(&p, &version_name(&loc, &ring, &key, id)?)
             .await?,
-    ))
+    )))
 }
 
 /// `PATCH .../cryptoKeyVersions/{v}` (state).
@@ -471,12 +478,12 @@ pub async fn update_version(
     PathParams((loc, ring, key, v)): PathParams<(String, String, String, String)>,
     JsonBody(body): JsonBody<UpdateVersionRequest>,
 ) -> Result<Json<CryptoKeyVersion>> {
-    Ok(Json(
-        s.sovra
+    Ok(Json(kms_wire::version(
+        &s.sovra
             .keys()
             .set_version_state(&p, &version_name(&loc, &ring, &key, &v)?, body.state)
             .await?,
-    ))
+    )))
 }
 
 /// `POST .../cryptoKeyVersions/{v}:{verb}`.
@@ -494,11 +501,17 @@ pub async fn post_version(
     Ok(match Some(listed_verb(verb, VERSION_VERBS)?) {
         Some("destroy") => {
             let _: sovra_proto::kms::Empty = parse_json(&body)?;
-            Json(sv.keys().destroy_version(&p, &name).await?).into_response()
+            Json(kms_wire::version(
+                &sv.keys().destroy_version(&p, &name).await?,
+            ))
+            .into_response()
         }
         Some("restore") => {
             let _: sovra_proto::kms::Empty = parse_json(&body)?;
-            Json(sv.keys().restore_version(&p, &name).await?).into_response()
+            Json(kms_wire::version(
+                &sv.keys().restore_version(&p, &name).await?,
+            ))
+            .into_response()
         }
         Some("asymmetricSign") => {
             Json(ops_wire::asymmetric_sign(sv.crypto(), &p, &target, &parse_json(&body)?).await?)

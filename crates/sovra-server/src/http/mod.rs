@@ -5,6 +5,7 @@ pub mod admin;
 pub mod attest;
 pub mod extract;
 pub mod kms;
+pub mod kms_wire;
 pub mod limit;
 pub mod methods;
 pub mod metrics;

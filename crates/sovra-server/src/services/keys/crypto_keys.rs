@@ -10,7 +10,7 @@ impl Keys {
         ring: &KeyRingName,
         id: &str,
         req: CreateCryptoKeyRequest,
-    ) -> Result<CryptoKey> {
+    ) -> Result<Key> {
         let name = ring.crypto_key(id)?;
         self.base
             .auth
@@ -108,7 +108,10 @@ impl Keys {
             e => e.into(),
         })?;
         self.invalidate_key(&name);
-        Ok(key_wire(&key, first.as_ref()))
+        Ok(Key {
+            key,
+            primary: first,
+        })
     }
 
     pub(super) fn rotation_fields(
@@ -152,13 +155,13 @@ impl Keys {
     }
 
     /// `GET /v1/{cryptoKey}`.
-    pub async fn get_crypto_key(&self, p: &Principal, name: &CryptoKeyName) -> Result<CryptoKey> {
+    pub async fn get_crypto_key(&self, p: &Principal, name: &CryptoKeyName) -> Result<Key> {
         self.base
             .auth
             .authorize(p, Permission::KeyRead, &name.to_string())
             .await?;
         self.invalidate_key(name);
-        Ok(Self::key_wire_from_view(&*self.key_view(name).await?))
+        Ok(Self::key_from_view(&*self.key_view(name).await?))
     }
 
     /// `GET /v1/{keyRing}/cryptoKeys`.
@@ -167,7 +170,7 @@ impl Keys {
         p: &Principal,
         ring: &KeyRingName,
         page: &Page,
-    ) -> Result<ListCryptoKeysResponse> {
+    ) -> Result<Listed<Key>> {
         let ring_name = ring.to_string();
         let whole = p.can(Permission::KeyRead, &ring_name);
         if !whole
@@ -205,10 +208,10 @@ impl Keys {
                     .map(|r| r.value),
                 None => None,
             };
-            keys.push(key_wire(&k, primary.as_ref()));
+            keys.push(Key { key: k, primary });
         }
-        Ok(ListCryptoKeysResponse {
-            crypto_keys: keys,
+        Ok(Listed {
+            items: keys,
             next_page_token: next,
         })
     }
@@ -219,7 +222,7 @@ impl Keys {
         p: &Principal,
         name: &CryptoKeyName,
         req: UpdateCryptoKeyRequest,
-    ) -> Result<CryptoKey> {
+    ) -> Result<Key> {
         self.base
             .auth
             .authorize(p, Permission::KeyManage, &name.to_string())
@@ -297,6 +300,6 @@ impl Keys {
         })
         .await?;
         self.invalidate_key(name);
-        Ok(Self::key_wire_from_view(&view))
+        Ok(Self::key_from_view(&view))
     }
 }

@@ -42,15 +42,6 @@ impl Keys {
         }
     }
 
-    pub(super) fn location_wire(&self, r: &LocationRec) -> Location {
-        Location {
-            name: format!("locations/{}", r.id),
-            location_id: r.id.clone(),
-            hsm: r.hsm.clone(),
-            create_time: rfc3339(r.create_time),
-        }
-    }
-
     pub(super) async fn location_rec(&self, loc: &LocationName) -> Result<LocationRec> {
         let r = Records::of(&*self.base.store)
             .get(model::LOCATIONS, &loc.location)
@@ -65,7 +56,7 @@ impl Keys {
     }
 
     /// `POST /v1/locations` (creates the location's wrapping key in the HSM).
-    pub async fn create_location(&self, p: &Principal, id: &str) -> Result<Location> {
+    pub async fn create_location(&self, p: &Principal, id: &str) -> Result<LocationRec> {
         self.base
             .auth
             .authorize(p, Permission::LocationManage, "*")
@@ -100,11 +91,11 @@ impl Keys {
             }
             e => e.into(),
         })?;
-        Ok(self.location_wire(&rec))
+        Ok(rec)
     }
 
     /// `GET /v1/locations`: the locations the principal can read.
-    pub async fn list_locations(&self, p: &Principal) -> Result<Vec<Location>> {
+    pub async fn list_locations(&self, p: &Principal) -> Result<Vec<LocationRec>> {
         let recs = Records::of(&*self.base.store)
             .scan(model::LOCATIONS, None, 10_000)
             .await?;
@@ -112,7 +103,7 @@ impl Keys {
         for r in recs {
             let l: LocationRec = r.value.clone();
             if p.can(Permission::LocationRead, &format!("locations/{}", l.id)) {
-                out.push(self.location_wire(&l));
+                out.push(l);
             }
         }
         if out.is_empty() {
@@ -125,12 +116,12 @@ impl Keys {
     }
 
     /// `GET /v1/locations/{loc}`.
-    pub async fn get_location(&self, p: &Principal, loc: &LocationName) -> Result<Location> {
+    pub async fn get_location(&self, p: &Principal, loc: &LocationName) -> Result<LocationRec> {
         self.base
             .auth
             .authorize(p, Permission::LocationRead, &loc.to_string())
             .await?;
-        Ok(self.location_wire(&self.location_rec(loc).await?))
+        self.location_rec(loc).await
     }
 
     // ----- key rings -----------------------------------------------------------------------

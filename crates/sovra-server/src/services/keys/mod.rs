@@ -86,42 +86,22 @@ fn next_token<T>(records: &[Row<T>], limit: usize) -> Option<String> {
         .flatten()
 }
 
-/// Wire form of a version.
-pub fn version_wire(v: &VersionRec) -> CryptoKeyVersion {
-    CryptoKeyVersion {
-        name: v.name.clone(),
-        state: v.state,
-        algorithm: v.algorithm,
-        protection_level: v.protection_level,
-        create_time: rfc3339(v.create_time),
-        destroy_time: v.destroy_time.map(rfc3339),
-        destroy_event_time: v.destroy_event_time.map(rfc3339),
-    }
+/// A key as the service returns it: its record and its primary version.
+#[derive(Debug, Clone)]
+pub struct Key {
+    /// The key.
+    pub key: CryptoKeyRec,
+    /// Its primary version, if it has one.
+    pub primary: Option<VersionRec>,
 }
 
-fn key_wire(k: &CryptoKeyRec, primary: Option<&VersionRec>) -> CryptoKey {
-    CryptoKey {
-        name: k.name.clone(),
-        purpose: k.purpose,
-        primary: primary.map(version_wire),
-        create_time: rfc3339(k.create_time),
-        version_template: VersionTemplate {
-            algorithm: k.algorithm,
-            protection_level: k.protection_level,
-        },
-        rotation_period: k.rotation_period.map(duration::format),
-        next_rotation_time: k.next_rotation_time.map(rfc3339),
-        destroy_scheduled_duration: duration::format(k.destroy_scheduled_duration),
-        labels: k.labels.clone(),
-        exportable: k.exportable,
-        release_policy: k
-            .release_policy
-            .as_ref()
-            .map(|text| sovra_proto::kms::ReleasePolicy {
-                policy: serde_json::from_str(text).unwrap_or(serde_json::Value::Null),
-                immutable: k.release_policy_immutable,
-            }),
-    }
+/// One page of a listing, and the token of the next one.
+#[derive(Debug, Clone)]
+pub struct Listed<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Where the next page starts (`None`: this was the last).
+    pub next_page_token: Option<String>,
 }
 
 /// Checks a release policy and returns its canonical text.
@@ -133,14 +113,6 @@ pub(crate) fn release_policy_text(p: &sovra_proto::kms::ReleasePolicy) -> Result
     sovra_policy::skr::ReleasePolicy::parse(&text)
         .map_err(|e| Error::new(ErrorCode::PolicyInvalid, format!("releasePolicy: {e}")))?;
     Ok(text)
-}
-
-fn ring_wire(r: &KeyRingRec) -> KeyRing {
-    KeyRing {
-        name: r.name.clone(),
-        create_time: rfc3339(r.create_time),
-        audit_data_access: r.audit_data_access,
-    }
 }
 
 /// Why a version is added: which also decides when the next scheduled rotation is.
@@ -283,12 +255,15 @@ impl Keys {
         self.views.remove(&name.to_string());
     }
 
-    pub(super) fn key_wire_from_view(v: &KeyView) -> CryptoKey {
+    pub(super) fn key_from_view(v: &KeyView) -> Key {
         let primary = v
             .key
             .primary
             .and_then(|n| v.versions.get(&n))
-            .map(|(r, _)| r);
-        key_wire(&v.key, primary)
+            .map(|(r, _)| r.clone());
+        Key {
+            key: v.key.clone(),
+            primary,
+        }
     }
 }

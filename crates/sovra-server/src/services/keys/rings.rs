@@ -18,7 +18,7 @@ impl Keys {
         loc: &LocationName,
         id: &str,
         req: CreateKeyRingRequest,
-    ) -> Result<KeyRing> {
+    ) -> Result<KeyRingRec> {
         let name = loc.key_ring(id)?;
         self.base
             .auth
@@ -44,16 +44,16 @@ impl Keys {
             }
             e => e.into(),
         })?;
-        Ok(ring_wire(&rec))
+        Ok(rec)
     }
 
     /// `GET /v1/{keyRing}`.
-    pub async fn get_key_ring(&self, p: &Principal, name: &KeyRingName) -> Result<KeyRing> {
+    pub async fn get_key_ring(&self, p: &Principal, name: &KeyRingName) -> Result<KeyRingRec> {
         self.base
             .auth
             .authorize(p, Permission::KeyRingRead, &name.to_string())
             .await?;
-        Ok(ring_wire(&self.ring_rec(name).await?.0))
+        Ok(self.ring_rec(name).await?.0)
     }
 
     /// `GET /v1/locations/{loc}/keyRings`.
@@ -62,7 +62,7 @@ impl Keys {
         p: &Principal,
         loc: &LocationName,
         page: &Page,
-    ) -> Result<ListKeyRingsResponse> {
+    ) -> Result<Listed<KeyRingRec>> {
         let loc_name = loc.to_string();
         let whole = p.can(Permission::KeyRingRead, &loc_name);
         if !whole
@@ -86,11 +86,11 @@ impl Keys {
         for r in &recs {
             let k: KeyRingRec = r.value.clone();
             if whole || p.can(Permission::KeyRingRead, &k.name) {
-                rings.push(ring_wire(&k));
+                rings.push(k);
             }
         }
-        Ok(ListKeyRingsResponse {
-            key_rings: rings,
+        Ok(Listed {
+            items: rings,
             next_page_token: next,
         })
     }
@@ -101,7 +101,7 @@ impl Keys {
         p: &Principal,
         name: &KeyRingName,
         req: UpdateKeyRingRequest,
-    ) -> Result<KeyRing> {
+    ) -> Result<KeyRingRec> {
         self.base
             .auth
             .authorize(p, Permission::KeyRingManage, &name.to_string())
@@ -126,7 +126,7 @@ impl Keys {
         // Cached key views embed their ring (its audit setting): drop them all.
         let prefix = format!("{name}/");
         self.views.remove_where(|k, _| k.starts_with(&prefix));
-        Ok(ring_wire(&out))
+        Ok(out)
     }
 
     // ----- keys ----------------------------------------------------------------------------

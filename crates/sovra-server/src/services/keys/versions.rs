@@ -83,7 +83,7 @@ impl Keys {
     }
 
     /// `POST /v1/{cryptoKey}:rotate`: a new version, made primary.
-    pub async fn rotate(&self, p: &Principal, name: &CryptoKeyName) -> Result<CryptoKey> {
+    pub async fn rotate(&self, p: &Principal, name: &CryptoKeyName) -> Result<Key> {
         self.base
             .auth
             .authorize(p, Permission::KeyManage, &name.to_string())
@@ -91,15 +91,14 @@ impl Keys {
         let (key, v) = self
             .add_version(Some(p), name, true, NewVersion::Rotated)
             .await?;
-        Ok(key_wire(&key, Some(&v)))
+        Ok(Key {
+            key,
+            primary: Some(v),
+        })
     }
 
     /// `POST /v1/{cryptoKey}/cryptoKeyVersions`: a new version (primary only if there is none).
-    pub async fn create_version(
-        &self,
-        p: &Principal,
-        name: &CryptoKeyName,
-    ) -> Result<CryptoKeyVersion> {
+    pub async fn create_version(&self, p: &Principal, name: &CryptoKeyName) -> Result<VersionRec> {
         self.base
             .auth
             .authorize(p, Permission::KeyManage, &name.to_string())
@@ -107,7 +106,7 @@ impl Keys {
         let (_, v) = self
             .add_version(Some(p), name, false, NewVersion::Created)
             .await?;
-        Ok(version_wire(&v))
+        Ok(v)
     }
 
     /// `POST /v1/{cryptoKey}:updatePrimaryVersion`.
@@ -116,7 +115,7 @@ impl Keys {
         p: &Principal,
         name: &CryptoKeyName,
         version_id: &str,
-    ) -> Result<CryptoKey> {
+    ) -> Result<Key> {
         self.base
             .auth
             .authorize(p, Permission::KeyManage, &name.to_string())
@@ -160,7 +159,7 @@ impl Keys {
         })
         .await?;
         self.invalidate_key(name);
-        Ok(Self::key_wire_from_view(&view))
+        Ok(Self::key_from_view(&view))
     }
 
     // ----- versions ------------------------------------------------------------------------
@@ -199,13 +198,13 @@ impl Keys {
     }
 
     /// `GET /v1/{version}`.
-    pub async fn get_version(&self, p: &Principal, name: &VersionName) -> Result<CryptoKeyVersion> {
+    pub async fn get_version(&self, p: &Principal, name: &VersionName) -> Result<VersionRec> {
         self.base
             .auth
             .authorize(p, Permission::KeyRead, &name.key.to_string())
             .await?;
         self.ensure_key_exists(&name.key).await?;
-        Ok(version_wire(&self.version_rec(name).await?.0))
+        Ok(self.version_rec(name).await?.0)
     }
 
     /// `GET /v1/{cryptoKey}/cryptoKeyVersions`.
@@ -214,7 +213,7 @@ impl Keys {
         p: &Principal,
         name: &CryptoKeyName,
         page: &Page,
-    ) -> Result<ListVersionsResponse> {
+    ) -> Result<Listed<VersionRec>> {
         self.base
             .auth
             .authorize(p, Permission::KeyRead, &name.to_string())
@@ -230,9 +229,8 @@ impl Keys {
             )
             .await?;
         let next = next_token(&recs, limit);
-        let versions = recs.iter().map(|r| version_wire(&r.value)).collect();
-        Ok(ListVersionsResponse {
-            crypto_key_versions: versions,
+        Ok(Listed {
+            items: recs.into_iter().map(|r| r.value).collect(),
             next_page_token: next,
         })
     }
@@ -244,7 +242,7 @@ impl Keys {
         name: &VersionName,
         action: &str,
         f: F,
-    ) -> Result<CryptoKeyVersion>
+    ) -> Result<VersionRec>
     where
         F: Fn(&mut VersionRec, i64, &crate::model::SettingsRec, &CryptoKeyRec) -> Result<()>,
     {
@@ -272,7 +270,7 @@ impl Keys {
         })
         .await?;
         self.invalidate_key(&name.key);
-        Ok(version_wire(&v))
+        Ok(v)
     }
 
     /// `PATCH /v1/{version}` with `state` ENABLED or DISABLED.
@@ -281,7 +279,7 @@ impl Keys {
         p: &Principal,
         name: &VersionName,
         state: VersionState,
-    ) -> Result<CryptoKeyVersion> {
+    ) -> Result<VersionRec> {
         if !matches!(state, VersionState::Enabled | VersionState::Disabled) {
             return Err(Error::invalid(
                 "state can only be set to ENABLED or DISABLED; use :destroy and :restore for destruction",
@@ -308,11 +306,7 @@ impl Keys {
     }
 
     /// `POST /v1/{version}:destroy`: schedules destruction after the key's destroyScheduledDuration.
-    pub async fn destroy_version(
-        &self,
-        p: &Principal,
-        name: &VersionName,
-    ) -> Result<CryptoKeyVersion> {
+    pub async fn destroy_version(&self, p: &Principal, name: &VersionName) -> Result<VersionRec> {
         self.change_version(p, name, "cryptoKeyVersions.destroy", |v, now, settings, key| match v.state {
             VersionState::Enabled if settings.require_disable_before_destroy => Err(Error::new(
                 ErrorCode::DisableBeforeDestroyRequired,
@@ -330,11 +324,7 @@ impl Keys {
     }
 
     /// `POST /v1/{version}:restore`: cancels a scheduled destruction; the version becomes DISABLED.
-    pub async fn restore_version(
-        &self,
-        p: &Principal,
-        name: &VersionName,
-    ) -> Result<CryptoKeyVersion> {
+    pub async fn restore_version(&self, p: &Principal, name: &VersionName) -> Result<VersionRec> {
         self.change_version(p, name, "cryptoKeyVersions.restore", |v, _, _, _| {
             match v.state {
                 VersionState::DestroyScheduled => {
