@@ -11,6 +11,7 @@ use super::extract::{Caller, PathParams, TextBody, parse_json};
 use super::limit::Anonymous;
 use super::response::{Json, no_content};
 use crate::error::{Error, Result};
+use crate::services::attest::activation::TpmIdentity;
 use crate::services::attest::policy::Language;
 use crate::services::attest::providers::DEFAULT_PROVIDER;
 use crate::services::attest::request;
@@ -472,7 +473,9 @@ pub async fn release_nonce(
     Caller(p): Caller,
     super::extract::JsonBody(_): super::extract::JsonBody<sovra_proto::kms::Empty>,
 ) -> Result<Json<Value>> {
-    Ok(Json(s.sovra.release().release_nonce(&p).await?))
+    Ok(Json(super::release_wire::nonce(
+        s.sovra.release().release_nonce(&p).await?,
+    )))
 }
 
 /// `GET /v1/release/issuers`.
@@ -496,13 +499,45 @@ pub async fn put_issuer(
     ))
 }
 
+/// Body of `POST /v1/attest/tpm/challenge`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ChallengeRequest {
+    /// EK public area (TPMT_PUBLIC, or TPM2B_PUBLIC), base64.
+    ek_public: String,
+    /// EK certificate (DER or PEM), base64.
+    ek_certificate: String,
+    /// Intermediates of the EK certificate, base64.
+    #[serde(default)]
+    ek_cert_chain: Vec<String>,
+    /// AK public area (TPMT_PUBLIC or TPM2B_PUBLIC), base64.
+    ak_public: String,
+}
+
 /// `POST /v1/attest/tpm/challenge`: credential activation for TPM-only machines.
 pub async fn tpm_challenge(
     State(s): State<AppState>,
     _: Anonymous,
     EvidenceBody(b): EvidenceBody,
 ) -> Result<Json<Value>> {
-    Ok(Json(s.sovra.attest().tpm_challenge(parse_json(&b)?).await?))
+    use crate::services::ops::decode_field;
+    let req: ChallengeRequest = parse_json(&b)?;
+    let mut ek_cert_chain = Vec::with_capacity(req.ek_cert_chain.len());
+    for (i, c) in req.ek_cert_chain.iter().enumerate() {
+        ek_cert_chain.push(decode_field(&format!("ekCertChain[{i}]"), c)?);
+    }
+    let tpm = TpmIdentity {
+        ek_public: decode_field("ekPublic", &req.ek_public)?,
+        ek_certificate: decode_field("ekCertificate", &req.ek_certificate)?,
+        ek_cert_chain,
+        ak_public: decode_field("akPublic", &req.ak_public)?,
+    };
+    let c = s.sovra.attest().tpm_challenge(tpm).await?;
+    Ok(Json(json!({
+        "challengeId": c.id,
+        "credential": sovra_proto::b64::encode(&c.credential),
+        "expireTime": crate::clock::rfc3339(c.expire),
+    })))
 }
 
 /// `GET /v1/trust`: the trust configuration (pinned roots, operator anchors, policy signers,

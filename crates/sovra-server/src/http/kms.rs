@@ -4,7 +4,7 @@
 use super::AppState;
 use super::extract::{Caller, JsonBody, PathParams, QueryParams, body_bytes, parse_json};
 use super::response::Json;
-use super::{kms_wire, ops_wire};
+use super::{kms_wire, ops_wire, release_wire};
 use crate::error::{Error, Result};
 use crate::services::keys::Page;
 use crate::services::ops::Target;
@@ -386,23 +386,17 @@ pub async fn post_key(
                 .into_response()
         }
         Some("decryptTo") => Json(
-            sv.release()
-                .decrypt_to(&p, &name, parse_json(&body)?, false)
-                .await?,
+            release_wire::decrypt_to(sv.release(), &p, &name, parse_json(&body)?, false).await?,
         )
         .into_response(),
-        Some("generateDataKeyTo") => Json(
-            sv.release()
-                .decrypt_to(&p, &name, parse_json(&body)?, true)
-                .await?,
-        )
-        .into_response(),
-        Some("release") => Json(
-            sv.release()
-                .release(&p, &name, None, parse_json(&body)?)
-                .await?,
-        )
-        .into_response(),
+        Some("generateDataKeyTo") => {
+            Json(release_wire::decrypt_to(sv.release(), &p, &name, parse_json(&body)?, true).await?)
+                .into_response()
+        }
+        Some("release") => {
+            Json(release_wire::release(sv.release(), &p, &name, None, parse_json(&body)?).await?)
+                .into_response()
+        }
         Some("macVerify") => {
             Json(ops_wire::mac_verify(sv.crypto(), &p, &target, &parse_json(&body)?).await?)
                 .into_response()
@@ -530,9 +524,14 @@ pub async fn post_version(
                 .into_response()
         }
         Some("release") => Json(
-            sv.release()
-                .release(&p, &name.key, Some(name.version), parse_json(&body)?)
-                .await?,
+            release_wire::release(
+                sv.release(),
+                &p,
+                &name.key,
+                Some(name.version),
+                parse_json(&body)?,
+            )
+            .await?,
         )
         .into_response(),
         Some("macVerify") => {

@@ -10,6 +10,7 @@ pub mod limit;
 pub mod methods;
 pub mod metrics;
 pub mod ops_wire;
+pub mod release_wire;
 pub mod response;
 pub mod system;
 

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::model;
 use crate::records::{Records, Writes};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sovra_attest::VerifyContext;
 use sovra_proto::ErrorCode;
 use sovra_store::{Expect, WriteBatch};
@@ -42,19 +42,29 @@ impl crate::model::Record for ChallengeRec {
     }
 }
 
-/// `POST /v1/attest/tpm/challenge`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ChallengeRequest {
-    /// EK public area (TPMT_PUBLIC, or TPM2B_PUBLIC), base64.
-    pub ek_public: String,
-    /// EK certificate (DER or PEM), base64.
-    pub ek_certificate: String,
-    /// Intermediates of the EK certificate, base64.
-    #[serde(default)]
-    pub ek_cert_chain: Vec<String>,
-    /// AK public area (TPMT_PUBLIC or TPM2B_PUBLIC), base64.
-    pub ak_public: String,
+/// What a TPM-only machine presents to be challenged: its EK and AK.
+#[derive(Debug, Clone)]
+pub struct TpmIdentity {
+    /// EK public area (TPMT_PUBLIC, or TPM2B_PUBLIC).
+    pub ek_public: Vec<u8>,
+    /// EK certificate (DER or PEM).
+    pub ek_certificate: Vec<u8>,
+    /// Intermediates of the EK certificate (each DER or PEM).
+    pub ek_cert_chain: Vec<Vec<u8>>,
+    /// AK public area (TPMT_PUBLIC or TPM2B_PUBLIC).
+    pub ak_public: Vec<u8>,
+}
+
+/// A credential-activation challenge: only the TPM holding the EK, with the AK loaded, opens
+/// `credential` (in the `tpm2_makecredential` file format).
+#[derive(Debug, Clone)]
+pub struct TpmChallenge {
+    /// The challenge ID to quote back with the opened secret.
+    pub id: String,
+    /// The credential blob.
+    pub credential: Vec<u8>,
+    /// When it expires (Unix seconds).
+    pub expire: i64,
 }
 
 fn b64(field: &str, s: &str) -> Result<Vec<u8>> {
@@ -78,18 +88,17 @@ fn sha(b: &[u8]) -> String {
 
 impl Attestation {
     /// Issues a credential-activation challenge for a TPM whose EK certificate is trusted.
-    pub async fn tpm_challenge(&self, req: ChallengeRequest) -> Result<Value> {
-        let ek_public = tpmt(b64("ekPublic", &req.ek_public)?);
-        let ak_public = tpmt(b64("akPublic", &req.ak_public)?);
-        let cert_bytes = b64("ekCertificate", &req.ek_certificate)?;
-        let ek_cert = sovra_attest::x509::certs_from_pem_or_der(&cert_bytes)
+    pub async fn tpm_challenge(&self, tpm: TpmIdentity) -> Result<TpmChallenge> {
+        let ek_public = tpmt(tpm.ek_public);
+        let ak_public = tpmt(tpm.ak_public);
+        let ek_cert = sovra_attest::x509::certs_from_pem_or_der(&tpm.ek_certificate)
             .ok()
             .and_then(|c| c.into_iter().next())
             .ok_or_else(|| Error::invalid("ekCertificate holds no certificate"))?;
         let mut pool = Vec::new();
-        for (i, c) in req.ek_cert_chain.iter().enumerate() {
+        for c in &tpm.ek_cert_chain {
             pool.extend(
-                sovra_attest::x509::certs_from_pem_or_der(&b64(&format!("ekCertChain[{i}]"), c)?)
+                sovra_attest::x509::certs_from_pem_or_der(c)
                     .map_err(|e| super::attest_error(&e))?,
             );
         }
@@ -134,9 +143,11 @@ impl Attestation {
         let mut b = WriteBatch::new();
         b.create(model::TPM_CHALLENGES, &rec)?;
         self.base.store.commit(b).await?;
-        Ok(
-            json!({"challengeId": id, "credential": sovra_proto::b64::encode(&made.tpm2_tools_file()), "expireTime": crate::clock::rfc3339(expire)}),
-        )
+        Ok(TpmChallenge {
+            id,
+            credential: made.tpm2_tools_file(),
+            expire,
+        })
     }
 
     /// Verifies TPM evidence whose envelope carries `activation: {challengeId, secret}`.

@@ -20,7 +20,7 @@ use sovra_crypto::jws::{self, Jws, VerifyKey};
 use sovra_crypto::keywrap::{self, ReleaseEnc};
 use sovra_policy::skr::DenialKind;
 use sovra_proto::ErrorCode;
-use sovra_proto::kms::{AlgSpec, ReleaseRequest, ReleaseResponse, VersionState};
+use sovra_proto::kms::{AlgSpec, VersionState};
 use sovra_proto::names::{CryptoKeyName, VersionName};
 use sovra_store::{Expect, WriteBatch};
 use std::sync::Arc;
@@ -134,6 +134,47 @@ impl Release {
     }
 }
 
+/// The TEE a key or secret goes to: its attestation token, the nonce bound into its evidence
+/// (if any), and how to wrap to its key.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    /// The attestation token (Sovra's or a trusted external issuer's).
+    pub token: String,
+    /// The nonce the token must carry in `x-ms-runtime.nonce`.
+    pub nonce: Option<String>,
+    /// Wrapping to the TEE's key.
+    pub enc: ReleaseEnc,
+}
+
+/// What `decrypt_to` hands to the recipient TEE.
+#[derive(Debug, Clone)]
+pub enum ToTee {
+    /// The plaintext of this ciphertext (`:decryptTo`).
+    Decrypt {
+        /// A ciphertext of the key.
+        ciphertext: Vec<u8>,
+    },
+    /// A fresh 256-bit data key, also returned sealed under the key (`:generateDataKeyTo`).
+    GenerateDataKey,
+}
+
+/// A release statement: a compact JWS signed by Sovra's release key whose payload carries the
+/// wrapped key or secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedRelease {
+    /// The compact JWS.
+    pub jws: String,
+}
+
+/// A single-use release nonce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedNonce {
+    /// The nonce (`sn_…`), to bind into the evidence.
+    pub nonce: String,
+    /// When it expires (Unix seconds).
+    pub expire: i64,
+}
+
 impl Release {
     /// Verifies an attestation token from a trusted authority; returns issuer and claims.
     async fn verify_target(&self, token: &str) -> Result<(String, Map<String, Value>)> {
@@ -238,14 +279,13 @@ impl Release {
     ///
     /// Only a principal that may release some key gets one, and each counts against its
     /// asymmetric quota: nonces are stored until they expire, so they are not free.
-    pub async fn release_nonce(&self, p: &Principal) -> Result<Value> {
+    pub async fn release_nonce(&self, p: &Principal) -> Result<IssuedNonce> {
         if !p.can_anywhere(Permission::Release) {
-            return self
-                .base
+            // Denied, and audited, as any other operation the caller may not do.
+            self.base
                 .auth
                 .authorize(p, Permission::Release, "release/nonces")
-                .await
-                .map(|()| Value::Null);
+                .await?;
         }
         self.quotas.take(p, OpClass::Asymmetric).await?;
         let nonce = format!(
@@ -263,7 +303,7 @@ impl Release {
             },
         )?;
         self.base.store.commit(b).await?;
-        Ok(json!({"nonce": nonce, "expireTime": crate::clock::rfc3339(expire)}))
+        Ok(IssuedNonce { nonce, expire })
     }
 
     /// Checks the nonce for freshness: it must be one this server issued (`sn_…`), unused,
@@ -322,15 +362,14 @@ impl Release {
         p: &Principal,
         key: &CryptoKeyName,
         version: Option<u32>,
-        req: ReleaseRequest,
-    ) -> Result<ReleaseResponse> {
+        to: &Recipient,
+    ) -> Result<SignedRelease> {
         let key_str = key.to_string();
-        let result = self.release_inner(p, key, version, &req).await;
+        let result = self.release_inner(p, key, version, to).await;
         let mut ev = AuditEvent::new(self.base.now(), EventKind::Decision, "cryptoKeys.release")
             .principal(&p.name)
             .resource(key_str);
-        let mut detail =
-            json!({"enc": req.enc.clone().unwrap_or_else(|| "CKM_RSA_AES_KEY_WRAP".into())});
+        let mut detail = json!({"enc": to.enc.name()});
         match &result {
             Ok((_, info)) => {
                 detail = json!({"granted": true, "issuer": info.0, "version": info.1, "targetKid": info.2})
@@ -352,16 +391,13 @@ impl Release {
         p: &Principal,
         key: &CryptoKeyName,
         version: Option<u32>,
-        req: &ReleaseRequest,
-    ) -> Result<(ReleaseResponse, (String, String, String))> {
+        to: &Recipient,
+    ) -> Result<(SignedRelease, (String, String, String))> {
         self.base
             .auth
             .authorize(p, Permission::Release, &key.to_string())
             .await?;
-        let enc = match req.enc.as_deref() {
-            None => ReleaseEnc::CkmRsaAesKeyWrap,
-            Some(e) => ReleaseEnc::parse(e).ok_or_else(|| Error::invalid("enc must be CKM_RSA_AES_KEY_WRAP, RSA_AES_KEY_WRAP_256 or RSA_AES_KEY_WRAP_384"))?,
-        };
+        let enc = to.enc;
         let view = self.keys.key_view(key).await?;
         if !view.key.exportable {
             return Err(deny(
@@ -397,7 +433,7 @@ impl Release {
             ));
         }
         let (iss, _claims, consume, kid, spki) = self
-            .admit(p, &policy, &req.target, req.nonce.as_deref())
+            .admit(p, &policy, &to.token, to.nonce.as_deref())
             .await?;
         let material = self.material.raw_material(&vname, rec)?;
         let blob = keywrap::wrap(enc, &spki, material.expose()).map_err(|e| {
@@ -406,7 +442,7 @@ impl Release {
                 format!("cannot wrap to the target key: {e}"),
             )
         })?;
-        self.consume_nonce(consume, req.nonce.as_deref()).await?;
+        self.consume_nonce(consume, to.nonce.as_deref()).await?;
         let key_hsm = json!({
             "schema_version": "1.0",
             "header": {"kid": kid, "alg": "dir", "enc": enc.name()},
@@ -419,7 +455,7 @@ impl Release {
             AlgSpec::RsaSign { .. } | AlgSpec::RsaOaep { .. } => "RSA-HSM",
         };
         let payload = json!({
-            "request": {"enc": enc.name(), "kid": key.to_string(), "nonce": req.nonce},
+            "request": {"enc": enc.name(), "kid": key.to_string(), "nonce": to.nonce},
             "response": {"key": {
                 "key": {"kid": vname.to_string(), "kty": kty, "algorithm": rec.algorithm, "key_hsm": jws::b64url(key_hsm.to_string().as_bytes())},
                 "attributes": {"enabled": true, "exportable": true, "created": rec.create_time},
@@ -427,11 +463,11 @@ impl Release {
             }},
         });
         let keys = self.attest.release_signing_keys().await?;
-        let value = keys
+        let jws = keys
             .active
             .sign_bytes(&release_header(), payload.to_string().as_bytes(), false)
             .map_err(|e| Error::internal(e.to_string()))?;
-        Ok((ReleaseResponse { value }, (iss, vname.to_string(), kid)))
+        Ok((SignedRelease { jws }, (iss, vname.to_string(), kid)))
     }
 
     /// Admits a target token for `policy`: trusted and verified, policy satisfied, nonce
@@ -492,15 +528,17 @@ impl Release {
         &self,
         p: &Principal,
         key: &CryptoKeyName,
-        req: sovra_proto::kms::RecipientRequest,
-        generate: bool,
-    ) -> Result<Value> {
+        to: &Recipient,
+        what: ToTee,
+        aad: &[u8],
+    ) -> Result<SignedRelease> {
+        let generate = matches!(what, ToTee::GenerateDataKey);
         let action = if generate {
             "cryptoKeys.generateDataKeyTo"
         } else {
             "cryptoKeys.decryptTo"
         };
-        let result = self.decrypt_to_inner(p, key, &req, generate).await;
+        let result = self.decrypt_to_inner(p, key, to, what, aad).await;
         let mut ev = AuditEvent::new(self.base.now(), EventKind::Decision, action)
             .principal(&p.name)
             .resource(key.to_string());
@@ -519,19 +557,18 @@ impl Release {
         &self,
         p: &Principal,
         key: &CryptoKeyName,
-        req: &sovra_proto::kms::RecipientRequest,
-        generate: bool,
-    ) -> Result<Value> {
+        to: &Recipient,
+        what: ToTee,
+        aad: &[u8],
+    ) -> Result<SignedRelease> {
+        let generate = matches!(what, ToTee::GenerateDataKey);
         let perm = if generate {
             Permission::Encrypt
         } else {
             Permission::Decrypt
         };
         self.base.auth.authorize(p, perm, &key.to_string()).await?;
-        let enc = match req.enc.as_deref() {
-            None => ReleaseEnc::CkmRsaAesKeyWrap,
-            Some(e) => ReleaseEnc::parse(e).ok_or_else(|| Error::invalid("enc must be CKM_RSA_AES_KEY_WRAP, RSA_AES_KEY_WRAP_256 or RSA_AES_KEY_WRAP_384"))?,
-        };
+        let enc = to.enc;
         let view = self.keys.key_view(key).await?;
         let policy_text = view.key.release_policy.clone().ok_or_else(|| {
             deny(
@@ -542,34 +579,25 @@ impl Release {
         let policy = sovra_policy::skr::ReleasePolicy::parse(&policy_text)
             .map_err(|e| Error::internal(format!("stored release policy: {e}")))?;
         let (_, _, consume, kid, spki) = self
-            .admit(p, &policy, &req.target, req.nonce.as_deref())
+            .admit(p, &policy, &to.token, to.nonce.as_deref())
             .await?;
         let mut out = Map::new();
-        let aad = match &req.additional_authenticated_data {
-            Some(a) => crate::services::ops::decode_field("additionalAuthenticatedData", a)?,
-            None => Vec::new(),
-        };
-        let secret = if generate {
-            if req.ciphertext.is_some() {
-                return Err(Error::invalid("generateDataKeyTo takes no ciphertext"));
+        let secret = match what {
+            ToTee::GenerateDataKey => {
+                let dk = sovra_crypto::SecretBytes::new(
+                    sovra_crypto::random::bytes(32).map_err(|e| Error::internal(e.to_string()))?,
+                );
+                let sealed = self.crypto.seal(p, key, dk.expose(), aad).await?;
+                out.insert(
+                    "ciphertext".into(),
+                    Value::from(sovra_proto::b64::encode(&sealed.ciphertext)),
+                );
+                out.insert("name".into(), Value::from(sealed.version));
+                dk
             }
-            let dk = sovra_crypto::SecretBytes::new(
-                sovra_crypto::random::bytes(32).map_err(|e| Error::internal(e.to_string()))?,
-            );
-            let sealed = self.crypto.seal(p, key, dk.expose(), &aad).await?;
-            out.insert(
-                "ciphertext".into(),
-                Value::from(sovra_proto::b64::encode(&sealed.ciphertext)),
-            );
-            out.insert("name".into(), Value::from(sealed.version));
-            dk
-        } else {
-            let ct = req
-                .ciphertext
-                .as_deref()
-                .ok_or_else(|| Error::invalid("ciphertext is required"))?;
-            let ct = crate::services::ops::decode_field("ciphertext", ct)?;
-            self.crypto.open(p, key, &ct, &aad).await?.plaintext
+            ToTee::Decrypt { ciphertext } => {
+                self.crypto.open(p, key, &ciphertext, aad).await?.plaintext
+            }
         };
         let blob = keywrap::wrap(enc, &spki, secret.expose()).map_err(|e| {
             deny(
@@ -577,13 +605,13 @@ impl Release {
                 format!("cannot wrap to the target key: {e}"),
             )
         })?;
-        self.consume_nonce(consume, req.nonce.as_deref()).await?;
+        self.consume_nonce(consume, to.nonce.as_deref()).await?;
         out.insert(
             "wrapped".into(),
             json!({"header": {"kid": kid, "alg": "dir", "enc": enc.name()}, "ciphertext": jws::b64url(&blob)}),
         );
         let keys = self.attest.release_signing_keys().await?;
-        let value = keys
+        let jws = keys
             .active
             .sign_bytes(
                 &release_header(),
@@ -591,7 +619,7 @@ impl Release {
                 false,
             )
             .map_err(|e| Error::internal(e.to_string()))?;
-        Ok(json!({"value": value}))
+        Ok(SignedRelease { jws })
     }
 }
 
