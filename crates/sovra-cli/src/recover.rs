@@ -48,13 +48,13 @@ pub async fn run(g: &Global, c: AdminCmd) -> Result<()> {
                     code: e.code.as_str().into(),
                     message: e.message,
                 })?;
-            let out = serde_json::json!({"principal": principal, "token": token, "role": "ADMINISTRATOR", "scope": "*", "hours": hours});
+            let out = serde_json::json!({"principal": principal, "token": token.as_str(), "role": "ADMINISTRATOR", "scope": "*", "hours": hours});
             emit(g, &out, |_| {
                 fields(&[
                     ("principal", principal.clone()),
                     ("role", "ADMINISTRATOR at *".into()),
                     ("expires", format!("in {hours} h")),
-                    ("token", token.clone()),
+                    ("token", token.as_str().to_owned()),
                 ]);
             });
             Ok(())

@@ -104,7 +104,7 @@ pub async fn run(_g: &Global, a: ServeArgs) -> Result<()> {
             "  admin token (shown once; also in {}):",
             sovra_server::app::admin_token_path(&cfg.data_dir).display()
         ));
-        crate::output::say(&format!("    {token}"));
+        crate::output::say(&format!("    {}", token.as_str()));
     }
     crate::output::say(&format!("Sovra is listening on {scheme}://{addr}"));
     tracing::info!(%addr, store = opened.sovra.store().backend(), hsm = opened.sovra.hsm().kind(), "ready");

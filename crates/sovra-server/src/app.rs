@@ -21,7 +21,7 @@ pub struct Opened {
     /// TLS material (None with `insecure_http`).
     pub tls: Option<TlsFiles>,
     /// The bootstrap admin token, if this start created it.
-    pub new_admin_token: Option<String>,
+    pub new_admin_token: Option<crate::services::access::TokenSecret>,
 }
 
 /// Where the admin token is written on first start.
@@ -267,7 +267,8 @@ pub async fn open(cfg: &Config) -> Result<Opened, String> {
             .bootstrap_admin()
             .await
             .map_err(|e| format!("cannot create the admin token: {e}"))?;
-        sovra_hsm::soft::write_private_file(&token_path, format!("{token}\n").as_bytes())
+        let line = zeroize::Zeroizing::new(format!("{}\n", token.as_str()));
+        sovra_hsm::soft::write_private_file(&token_path, line.as_bytes())
             .map_err(|e| format!("cannot write {}: {e}", token_path.display()))?;
         Some(token)
     };

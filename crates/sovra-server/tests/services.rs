@@ -6,17 +6,18 @@ mod common;
 
 use sovra_proto::kms::*;
 use sovra_proto::names::LocationName;
+use sovra_server::services::keys::NewKey;
 
-fn key_req(rotation: Option<&str>) -> CreateCryptoKeyRequest {
-    CreateCryptoKeyRequest {
+fn key_req(rotation_period: Option<u64>) -> NewKey {
+    NewKey {
         purpose: Purpose::EncryptDecrypt,
-        version_template: None,
-        rotation_period: rotation.map(str::to_owned),
+        template: None,
+        rotation_period,
         next_rotation_time: None,
         destroy_scheduled_duration: None,
         labels: Default::default(),
-        skip_initial_version_creation: false,
-        exportable: None,
+        skip_initial_version: false,
+        exportable: false,
         release_policy: None,
     }
 }
@@ -27,13 +28,13 @@ async fn scheduled_rotation_makes_a_new_primary_and_old_ciphertexts_still_decryp
     let s = &e.sovra;
     let loc = LocationName::new("global").unwrap();
     s.keys()
-        .create_key_ring(&e.admin, &loc, "r", CreateKeyRingRequest::default())
+        .create_key_ring(&e.admin, &loc, "r", false)
         .await
         .unwrap();
     let ring = loc.key_ring("r").unwrap();
     let k = s
         .keys()
-        .create_crypto_key(&e.admin, &ring, "k", key_req(Some("1d")))
+        .create_crypto_key(&e.admin, &ring, "k", key_req(Some(86_400)))
         .await
         .unwrap();
     assert_eq!(k.key.rotation_period, Some(86_400));
@@ -84,7 +85,7 @@ async fn destruction_waits_for_its_time_and_erases_material() {
     let s = &e.sovra;
     let loc = LocationName::new("global").unwrap();
     s.keys()
-        .create_key_ring(&e.admin, &loc, "r", CreateKeyRingRequest::default())
+        .create_key_ring(&e.admin, &loc, "r", false)
         .await
         .unwrap();
     let name = loc.key_ring("r").unwrap().crypto_key("k").unwrap();
@@ -117,15 +118,15 @@ async fn expired_tokens_are_refused() {
         .access()
         .create_token(
             &e.admin,
-            sovra_proto::admin::CreateTokenRequest {
+            sovra_server::services::access::NewToken {
                 principal: "temp".into(),
                 description: String::new(),
-                ttl: Some("1h".into()),
+                ttl: Some(3600),
             },
         )
         .await
         .unwrap();
-    let h = format!("Bearer {}", t.token);
+    let h = format!("Bearer {}", t.token.as_str());
     assert!(s.auth().authenticate(Some(&h), None).await.is_ok());
     e.clock.advance(3600);
     let err = s.auth().authenticate(Some(&h), None).await.unwrap_err();
@@ -247,10 +248,10 @@ async fn the_newest_intel_collateral_wins_and_a_minimum_applies() {
     s.attest()
         .import_collateral(
             &e.admin,
-            sovra_proto::attest::ImportCollateralRequest {
-                kind: "intel".into(),
+            sovra_server::services::attest::collateral::NewCollateral {
+                kind: sovra_proto::attest::CollateralKind::Intel,
                 platform: None,
-                content: sovra_proto::b64::encode(&genuine),
+                content: genuine.clone(),
             },
         )
         .await
@@ -310,11 +311,11 @@ async fn records_of_an_older_deployment_are_sealed_once_and_rows_written_outside
     let old = node(raw());
     old.keys().ensure_default_location().await.unwrap();
     let token = old.access().bootstrap_admin().await.unwrap();
-    let bearer = format!("Bearer {token}");
+    let bearer = format!("Bearer {}", token.as_str());
     let admin = old.auth().authenticate(Some(&bearer), None).await.unwrap();
     let loc = LocationName::new("global").unwrap();
     old.keys()
-        .create_key_ring(&admin, &loc, "r", CreateKeyRingRequest::default())
+        .create_key_ring(&admin, &loc, "r", false)
         .await
         .unwrap();
     let ring = loc.key_ring("r").unwrap();
@@ -328,7 +329,7 @@ async fn records_of_an_older_deployment_are_sealed_once_and_rows_written_outside
     // The audit log goes on keyed after its unkeyed records; an unkeyed record appended after
     // a keyed one is a forgery.
     new.keys()
-        .create_key_ring(&admin, &loc, "r2", CreateKeyRingRequest::default())
+        .create_key_ring(&admin, &loc, "r2", false)
         .await
         .unwrap();
     let check = new.audit().verify().await.unwrap();

@@ -3,13 +3,40 @@
 use super::AppState;
 use super::extract::{Caller, JsonBody, PathParams, QueryParams};
 use super::response::{Json, no_content};
-use crate::error::Result;
+use crate::clock::rfc3339;
+use crate::error::{Error, Result};
+use crate::model::{RoleBindingRec, SettingsRec, TokenRec};
+use crate::services::access::{NewBinding, NewToken};
 use crate::services::authz::Permission;
+use crate::services::quota::{Limits, PrincipalQuota};
+use crate::services::settings::SettingsChanges;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use sovra_proto::admin::*;
+use sovra_proto::duration;
+
+fn token_info(t: &TokenRec) -> TokenInfo {
+    TokenInfo {
+        id: t.id.clone(),
+        principal: t.principal.clone(),
+        description: t.description.clone(),
+        create_time: rfc3339(t.create_time),
+        expire_time: t.expire_time.map(rfc3339),
+        revoked: t.revoked,
+    }
+}
+
+fn binding(b: &RoleBindingRec) -> RoleBinding {
+    RoleBinding {
+        id: b.id.clone(),
+        principal: b.principal.clone(),
+        role: b.role,
+        scope: b.scope.clone(),
+        create_time: rfc3339(b.create_time),
+    }
+}
 
 /// `POST /v1/tokens`.
 pub async fn create_token(
@@ -17,7 +44,21 @@ pub async fn create_token(
     Caller(p): Caller,
     JsonBody(b): JsonBody<CreateTokenRequest>,
 ) -> Result<Json<CreateTokenResponse>> {
-    Ok(Json(s.sovra.access().create_token(&p, b).await?))
+    let ttl = b
+        .ttl
+        .as_deref()
+        .map(|t| duration::parse(t).map_err(|e| Error::invalid(format!("ttl: {e}"))))
+        .transpose()?;
+    let new = NewToken {
+        principal: b.principal,
+        description: b.description,
+        ttl,
+    };
+    let issued = s.sovra.access().create_token(&p, new).await?;
+    Ok(Json(CreateTokenResponse {
+        token: issued.token.as_str().to_owned(),
+        info: token_info(&issued.info),
+    }))
 }
 
 /// `GET /v1/tokens`.
@@ -26,7 +67,14 @@ pub async fn list_tokens(
     Caller(p): Caller,
 ) -> Result<Json<ListTokensResponse>> {
     Ok(Json(ListTokensResponse {
-        tokens: s.sovra.access().list_tokens(&p).await?,
+        tokens: s
+            .sovra
+            .access()
+            .list_tokens(&p)
+            .await?
+            .iter()
+            .map(token_info)
+            .collect(),
     }))
 }
 
@@ -36,7 +84,9 @@ pub async fn revoke_token(
     Caller(p): Caller,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<TokenInfo>> {
-    Ok(Json(s.sovra.access().revoke_token(&p, &id).await?))
+    Ok(Json(token_info(
+        &s.sovra.access().revoke_token(&p, &id).await?,
+    )))
 }
 
 /// `?principal=`.
@@ -51,7 +101,14 @@ pub async fn create_role_binding(
     Caller(p): Caller,
     JsonBody(b): JsonBody<CreateRoleBindingRequest>,
 ) -> Result<Json<RoleBinding>> {
-    Ok(Json(s.sovra.access().create_role_binding(&p, b).await?))
+    let new = NewBinding {
+        principal: b.principal,
+        role: b.role,
+        scope: b.scope,
+    };
+    Ok(Json(binding(
+        &s.sovra.access().create_role_binding(&p, new).await?,
+    )))
 }
 
 /// `GET /v1/roleBindings`.
@@ -65,7 +122,10 @@ pub async fn list_role_bindings(
             .sovra
             .access()
             .list_role_bindings(&p, q.principal.as_deref())
-            .await?,
+            .await?
+            .iter()
+            .map(binding)
+            .collect(),
     }))
 }
 
@@ -82,13 +142,24 @@ pub async fn delete_role_binding(
     Ok(no_content())
 }
 
+fn quota(q: PrincipalQuota) -> Quota {
+    Quota {
+        principal: q.principal,
+        symmetric_per_minute: q.limits.symmetric_per_minute,
+        asymmetric_per_minute: q.limits.asymmetric_per_minute,
+        default: q.default,
+    }
+}
+
 /// `GET /v1/quotas/{principal}`.
 pub async fn get_quota(
     State(s): State<AppState>,
     Caller(p): Caller,
     PathParams(principal): PathParams<String>,
 ) -> Result<Json<Quota>> {
-    Ok(Json(s.sovra.quotas().get_quota(&p, &principal).await?))
+    Ok(Json(quota(
+        s.sovra.quotas().get_quota(&p, &principal).await?,
+    )))
 }
 
 /// `PUT /v1/quotas/{principal}`.
@@ -98,12 +169,27 @@ pub async fn set_quota(
     PathParams(principal): PathParams<String>,
     JsonBody(b): JsonBody<SetQuotaRequest>,
 ) -> Result<Json<Quota>> {
-    Ok(Json(s.sovra.quotas().set_quota(&p, &principal, b).await?))
+    let limits = Limits {
+        symmetric_per_minute: b.symmetric_per_minute,
+        asymmetric_per_minute: b.asymmetric_per_minute,
+    };
+    Ok(Json(quota(
+        s.sovra.quotas().set_quota(&p, &principal, limits).await?,
+    )))
+}
+
+fn settings(s: &SettingsRec) -> Settings {
+    Settings {
+        default_location: s.default_location.clone(),
+        min_destroy_scheduled_duration: duration::format(s.min_destroy_scheduled_duration),
+        default_destroy_scheduled_duration: duration::format(s.default_destroy_scheduled_duration),
+        require_disable_before_destroy: s.require_disable_before_destroy,
+    }
 }
 
 /// `GET /v1/settings`.
 pub async fn get_settings(State(s): State<AppState>, Caller(p): Caller) -> Result<Json<Settings>> {
-    Ok(Json(s.sovra.settings().get_settings(&p).await?))
+    Ok(Json(settings(&s.sovra.settings().get_settings(&p).await?)))
 }
 
 /// `PATCH /v1/settings`.
@@ -112,7 +198,25 @@ pub async fn update_settings(
     Caller(p): Caller,
     JsonBody(b): JsonBody<UpdateSettingsRequest>,
 ) -> Result<Json<Settings>> {
-    Ok(Json(s.sovra.settings().update_settings(&p, b).await?))
+    let seconds = |v: &Option<String>, field: &str| {
+        v.as_deref()
+            .map(|v| duration::parse(v).map_err(|e| Error::invalid(format!("{field}: {e}"))))
+            .transpose()
+    };
+    let changes = SettingsChanges {
+        min_destroy_scheduled_duration: seconds(
+            &b.min_destroy_scheduled_duration,
+            "minDestroyScheduledDuration",
+        )?,
+        default_destroy_scheduled_duration: seconds(
+            &b.default_destroy_scheduled_duration,
+            "defaultDestroyScheduledDuration",
+        )?,
+        require_disable_before_destroy: b.require_disable_before_destroy,
+    };
+    Ok(Json(settings(
+        &s.sovra.settings().update_settings(&p, changes).await?,
+    )))
 }
 
 /// The caller and its role bindings.

@@ -414,11 +414,27 @@ pub async fn delete_reference_values(
     Ok(no_content())
 }
 
+fn collateral_info(r: &crate::services::attest::collateral::CollateralRec) -> CollateralInfo {
+    CollateralInfo {
+        id: r.id.clone(),
+        kind: r.kind.as_str().to_owned(),
+        platform: r.platform.clone(),
+        description: r.description.clone(),
+        create_time: crate::clock::rfc3339(r.create_time),
+    }
+}
+
 /// `GET /v1/attestation/collateral`.
 pub async fn list_collateral(State(s): State<AppState>, Caller(p): Caller) -> Result<Json<Value>> {
-    Ok(Json(
-        json!({"collateral": s.sovra.attest().list_collateral(&p).await?}),
-    ))
+    let list: Vec<CollateralInfo> = s
+        .sovra
+        .attest()
+        .list_collateral(&p)
+        .await?
+        .iter()
+        .map(collateral_info)
+        .collect();
+    Ok(Json(json!({ "collateral": list })))
 }
 
 /// `POST /v1/attestation/collateral`.
@@ -427,12 +443,22 @@ pub async fn import_collateral(
     Caller(p): Caller,
     EvidenceBody(b): EvidenceBody,
 ) -> Result<Json<CollateralInfo>> {
-    Ok(Json(
-        s.sovra
-            .attest()
-            .import_collateral(&p, parse_json(&b)?)
-            .await?,
-    ))
+    let req: ImportCollateralRequest = parse_json(&b)?;
+    let kind = CollateralKind::parse(&req.kind).ok_or_else(|| {
+        Error::invalid(format!(
+            "kind {:?} is not known; use amd-certs, certs (intermediates for any platform), intel, trust-anchor or policy-signer",
+            req.kind
+        ))
+    })?;
+    let new = crate::services::attest::collateral::NewCollateral {
+        kind,
+        platform: req.platform,
+        content: sovra_proto::b64::decode(&req.content)
+            .map_err(|_| Error::new(ErrorCode::InvalidBase64, "content is not valid base64"))?,
+    };
+    Ok(Json(collateral_info(
+        &s.sovra.attest().import_collateral(&p, new).await?,
+    )))
 }
 
 /// `DELETE /v1/attestation/collateral/{id}`.

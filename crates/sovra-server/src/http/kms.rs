@@ -234,7 +234,7 @@ pub async fn create_key_ring(
     Ok(Json(kms_wire::ring(
         &s.sovra
             .keys()
-            .create_key_ring(&p, &LocationName::new(&loc)?, &id, body)
+            .create_key_ring(&p, &LocationName::new(&loc)?, &id, body.audit_data_access)
             .await?,
     )))
 }
@@ -263,7 +263,11 @@ pub async fn update_key_ring(
     Ok(Json(kms_wire::ring(
         &s.sovra
             .keys()
-            .update_key_ring(&p, &LocationName::new(&loc)?.key_ring(&ring)?, body)
+            .update_key_ring(
+                &p,
+                &LocationName::new(&loc)?.key_ring(&ring)?,
+                body.audit_data_access,
+            )
             .await?,
     )))
 }
@@ -299,7 +303,7 @@ pub async fn create_key(
     Ok(Json(kms_wire::key(
         &s.sovra
             .keys()
-            .create_crypto_key(&p, &ring_name(&loc, &ring)?, &id, body)
+            .create_crypto_key(&p, &ring_name(&loc, &ring)?, &id, kms_wire::new_key(body)?)
             .await?,
     )))
 }
@@ -330,7 +334,11 @@ pub async fn update_key(
     Ok(Json(kms_wire::key(
         &s.sovra
             .keys()
-            .update_crypto_key(&p, &key_name(&loc, &ring, &key)?, body)
+            .update_crypto_key(
+                &p,
+                &key_name(&loc, &ring, &key)?,
+                kms_wire::key_changes(body)?,
+            )
             .await?,
     )))
 }

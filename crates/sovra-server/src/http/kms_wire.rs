@@ -1,11 +1,83 @@
 //! The native wire form of the key hierarchy: what the `Keys` service returns (records and
 //! domain values), as the `/v1` API shows it.
 
-use crate::clock::rfc3339;
+use crate::clock::{parse_rfc3339, rfc3339};
+use crate::error::{Error, Result};
 use crate::model::{KeyRingRec, LocationRec, VersionRec};
-use crate::services::keys::{Key, Listed};
+use crate::services::keys::{Key, KeyChanges, Listed, NewKey, PolicyText};
 use sovra_proto::duration;
 use sovra_proto::kms::*;
+
+/// A release policy's text: the document as a JSON string, or the JSON object itself.
+fn policy_text(p: ReleasePolicy) -> PolicyText {
+    let text = match p.policy {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    };
+    PolicyText {
+        text,
+        immutable: p.immutable,
+    }
+}
+
+/// A duration field (`"86400s"`), named in the error.
+fn seconds(field: &str, d: &str) -> Result<u64> {
+    duration::parse(d).map_err(|e| Error::invalid(format!("{field}: {e}")))
+}
+
+/// A timestamp field (RFC 3339), named in the error.
+fn time(field: &str, t: &str) -> Result<i64> {
+    parse_rfc3339(t).map_err(|e| Error::invalid(format!("{field}: {e}")))
+}
+
+/// An optional rotation period; empty means none.
+fn rotation_period(p: Option<&str>) -> Result<Option<u64>> {
+    p.filter(|p| !p.is_empty())
+        .map(|p| seconds("rotationPeriod", p))
+        .transpose()
+}
+
+/// `POST .../cryptoKeys`: the key to create.
+pub fn new_key(r: CreateCryptoKeyRequest) -> Result<NewKey> {
+    Ok(NewKey {
+        purpose: r.purpose,
+        template: r.version_template,
+        rotation_period: rotation_period(r.rotation_period.as_deref())?,
+        next_rotation_time: r
+            .next_rotation_time
+            .as_deref()
+            .map(|t| time("nextRotationTime", t))
+            .transpose()?,
+        destroy_scheduled_duration: r
+            .destroy_scheduled_duration
+            .as_deref()
+            .map(|d| seconds("destroyScheduledDuration", d))
+            .transpose()?,
+        labels: r.labels,
+        skip_initial_version: r.skip_initial_version_creation,
+        exportable: r.exportable.unwrap_or(false),
+        release_policy: r.release_policy.map(policy_text),
+    })
+}
+
+/// `PATCH .../cryptoKeys/{key}`: the changes (an empty `rotationPeriod` turns rotation off).
+pub fn key_changes(r: UpdateCryptoKeyRequest) -> Result<KeyChanges> {
+    Ok(KeyChanges {
+        rotation_period: r
+            .rotation_period
+            .as_deref()
+            .map(|p| rotation_period(Some(p)))
+            .transpose()?,
+        next_rotation_time: r
+            .next_rotation_time
+            .as_deref()
+            .map(|t| time("nextRotationTime", t))
+            .transpose()?,
+        labels: r.labels,
+        version_template: r.version_template,
+        release_policy: r.release_policy.map(policy_text),
+    })
+}
 
 /// A location.
 pub fn location(r: &LocationRec) -> Location {

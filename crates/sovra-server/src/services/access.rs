@@ -7,31 +7,42 @@ use crate::clock::rfc3339;
 use crate::error::{Error, Result};
 use crate::model::{self, RoleBindingRec, TokenRec};
 use crate::records::{Records, Writes};
-use sovra_proto::admin::{
-    CreateRoleBindingRequest, CreateTokenRequest, CreateTokenResponse, Role, RoleBinding, TokenInfo,
-};
-use sovra_proto::{ErrorCode, duration};
+use sovra_proto::ErrorCode;
+use sovra_proto::admin::Role;
 use sovra_store::{Expect, WriteBatch};
 
-fn token_info(t: &TokenRec) -> TokenInfo {
-    TokenInfo {
-        id: t.id.clone(),
-        principal: t.principal.clone(),
-        description: t.description.clone(),
-        create_time: rfc3339(t.create_time),
-        expire_time: t.expire_time.map(rfc3339),
-        revoked: t.revoked,
-    }
+/// A bearer token (`sovra_{id}_{secret}`), wiped from memory when dropped.
+pub type TokenSecret = zeroize::Zeroizing<String>;
+
+/// A token to issue.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// The principal it signs in as.
+    pub principal: String,
+    /// What it is for (at most 256 characters).
+    pub description: String,
+    /// Lifetime in seconds (`None`: until revoked).
+    pub ttl: Option<u64>,
 }
 
-fn binding(b: &RoleBindingRec) -> RoleBinding {
-    RoleBinding {
-        id: b.id.clone(),
-        principal: b.principal.clone(),
-        role: b.role,
-        scope: b.scope.clone(),
-        create_time: rfc3339(b.create_time),
-    }
+/// A token just issued: the secret, shown once, and its record.
+#[derive(Debug)]
+pub struct IssuedToken {
+    /// The bearer token.
+    pub token: TokenSecret,
+    /// Its record (no secret).
+    pub info: TokenRec,
+}
+
+/// A role to grant.
+#[derive(Debug, Clone)]
+pub struct NewBinding {
+    /// Who.
+    pub principal: String,
+    /// The role.
+    pub role: Role,
+    /// Where: `*` or a location, key ring or key name.
+    pub scope: String,
 }
 
 fn rand_err(e: sovra_crypto::CryptoError) -> Error {
@@ -44,12 +55,12 @@ pub(crate) fn new_token(
     description: &str,
     now: i64,
     expire_time: Option<i64>,
-) -> Result<(String, TokenRec)> {
+) -> Result<(TokenSecret, TokenRec)> {
     let id = sovra_crypto::random::hex_id(8).map_err(rand_err)?;
-    let secret = sovra_proto::b64::encode(&sovra_crypto::random::bytes(32).map_err(rand_err)?)
-        .trim_end_matches('=')
-        .replace(['+', '/'], "x");
-    let token = format!("sovra_{id}_{secret}");
+    let raw = zeroize::Zeroizing::new(sovra_crypto::random::bytes(32).map_err(rand_err)?);
+    let encoded = zeroize::Zeroizing::new(sovra_proto::b64::encode(&raw));
+    let secret = zeroize::Zeroizing::new(encoded.trim_end_matches('=').replace(['+', '/'], "x"));
+    let token = TokenSecret::new(format!("sovra_{id}_{}", secret.as_str()));
     let rec = TokenRec {
         id,
         principal: principal.to_owned(),
@@ -100,7 +111,7 @@ impl Access {
 impl Access {
     /// Creates the bootstrap administrator (first start only): a token for `admin` and an
     /// Administrator binding at `*`. Returns the token.
-    pub async fn bootstrap_admin(&self) -> Result<String> {
+    pub async fn bootstrap_admin(&self) -> Result<TokenSecret> {
         self.grant_administrator(
             "admin",
             "bootstrap administrator token",
@@ -115,7 +126,11 @@ impl Access {
     /// offline: whoever runs it holds the database and what unseals the HSM, since every row is
     /// sealed under an HSM-held key). A new token for `principal`, expiring after `ttl_secs`,
     /// and an Administrator binding at `*`; audited as `admin.recover`. Returns the token.
-    pub async fn recover_administrator(&self, principal: &str, ttl_secs: i64) -> Result<String> {
+    pub async fn recover_administrator(
+        &self,
+        principal: &str,
+        ttl_secs: i64,
+    ) -> Result<TokenSecret> {
         super::auth::check_principal(principal)?;
         if !(60..=7 * 86_400).contains(&ttl_secs) {
             return Err(Error::invalid(
@@ -140,7 +155,7 @@ impl Access {
         binding_id: String,
         expire_time: Option<i64>,
         action: &str,
-    ) -> Result<String> {
+    ) -> Result<TokenSecret> {
         let now = self.base.now();
         let (token, rec) = new_token(principal, description, now, expire_time)?;
         let bind = RoleBindingRec {
@@ -168,11 +183,7 @@ impl Access {
     }
 
     /// `POST /v1/tokens`.
-    pub async fn create_token(
-        &self,
-        p: &Principal,
-        req: CreateTokenRequest,
-    ) -> Result<CreateTokenResponse> {
+    pub async fn create_token(&self, p: &Principal, req: NewToken) -> Result<IssuedToken> {
         self.base
             .auth
             .authorize(p, Permission::AccessManage, "*")
@@ -182,14 +193,9 @@ impl Access {
             return Err(Error::invalid("description is longer than 256 characters"));
         }
         let now = self.base.now();
-        let expire = match &req.ttl {
-            Some(t) => {
-                let secs = duration::parse(t).map_err(|e| Error::invalid(format!("ttl: {e}")))?;
-                if secs == 0 {
-                    return Err(Error::invalid("ttl must be positive"));
-                }
-                Some(now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX)))
-            }
+        let expire = match req.ttl {
+            Some(0) => return Err(Error::invalid("ttl must be positive")),
+            Some(secs) => Some(now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX))),
             None => None,
         };
         let (token, rec) = new_token(&req.principal, &req.description, now, expire)?;
@@ -197,14 +203,11 @@ impl Access {
         b.create(model::TOKENS, &rec)?;
         b.audit(self.base.admin_event(p, "tokens.create", format!("tokens/{}", rec.id)).detail(serde_json::json!({"principal": rec.principal, "expireTime": rec.expire_time.map(rfc3339)})).body());
         self.base.store.commit(b).await?;
-        Ok(CreateTokenResponse {
-            token,
-            info: token_info(&rec),
-        })
+        Ok(IssuedToken { token, info: rec })
     }
 
     /// `GET /v1/tokens`.
-    pub async fn list_tokens(&self, p: &Principal) -> Result<Vec<TokenInfo>> {
+    pub async fn list_tokens(&self, p: &Principal) -> Result<Vec<TokenRec>> {
         self.base
             .auth
             .authorize(p, Permission::AccessRead, "*")
@@ -218,14 +221,14 @@ impl Access {
             let Some(last) = page.last() else { break };
             after = Some(last.name.clone());
             for r in &page {
-                out.push(token_info(&r.value));
+                out.push(r.value.clone());
             }
         }
         Ok(out)
     }
 
     /// `DELETE /v1/tokens/{id}`: revokes (the record is kept for the audit trail).
-    pub async fn revoke_token(&self, p: &Principal, id: &str) -> Result<TokenInfo> {
+    pub async fn revoke_token(&self, p: &Principal, id: &str) -> Result<TokenRec> {
         self.base
             .auth
             .authorize(p, Permission::AccessManage, "*")
@@ -263,7 +266,7 @@ impl Access {
         })
         .await?;
         self.base.auth.invalidate_token(id);
-        Ok(token_info(&out))
+        Ok(out)
     }
 
     /// Refuses a change that would leave no usable administrator: a principal with an
@@ -311,8 +314,8 @@ impl Access {
     pub async fn create_role_binding(
         &self,
         p: &Principal,
-        req: CreateRoleBindingRequest,
-    ) -> Result<RoleBinding> {
+        req: NewBinding,
+    ) -> Result<RoleBindingRec> {
         self.base
             .auth
             .authorize(p, Permission::AccessManage, "*")
@@ -324,7 +327,7 @@ impl Access {
             .iter()
             .find(|b| b.role == req.role && b.scope == req.scope)
         {
-            return Ok(binding(b));
+            return Ok(b.clone());
         }
         let rec = RoleBindingRec {
             id: sovra_crypto::random::hex_id(8).map_err(rand_err)?,
@@ -338,7 +341,7 @@ impl Access {
         b.audit(self.base.admin_event(p, "roleBindings.create", format!("roleBindings/{}", rec.id)).detail(serde_json::json!({"principal": rec.principal, "role": rec.role, "scope": rec.scope})).body());
         self.base.store.commit(b).await?;
         self.base.auth.invalidate_principal(&rec.principal);
-        Ok(binding(&rec))
+        Ok(rec)
     }
 
     /// `GET /v1/roleBindings[?principal=]`.
@@ -346,21 +349,14 @@ impl Access {
         &self,
         p: &Principal,
         principal: Option<&str>,
-    ) -> Result<Vec<RoleBinding>> {
+    ) -> Result<Vec<RoleBindingRec>> {
         self.base
             .auth
             .authorize(p, Permission::AccessRead, "*")
             .await?;
         if let Some(pr) = principal {
             check_principal(pr)?;
-            return Ok(self
-                .base
-                .auth
-                .bindings_of(pr)
-                .await?
-                .iter()
-                .map(binding)
-                .collect());
+            return Ok(self.base.auth.bindings_of(pr).await?.to_vec());
         }
         let mut out = Vec::new();
         let mut after: Option<String> = None;
@@ -371,7 +367,7 @@ impl Access {
             let Some(last) = page.last() else { break };
             after = Some(last.name.clone());
             for r in &page {
-                out.push(binding(&r.value));
+                out.push(r.value.clone());
             }
         }
         Ok(out)

@@ -12,11 +12,31 @@ use crate::error::{Error, Result};
 use crate::model::{self, QuotaRec};
 use crate::records::{Records, Writes};
 use sovra_proto::ErrorCode;
-use sovra_proto::admin::{Quota, SetQuotaRequest};
 use sovra_store::{Expect, WriteBatch};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
+
+/// A principal's per-minute operation limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Limits {
+    /// Symmetric operations (encrypt, decrypt, MAC) per minute.
+    pub symmetric_per_minute: u64,
+    /// Asymmetric operations (sign, asymmetric decrypt, release, attestation) per minute.
+    pub asymmetric_per_minute: u64,
+}
+
+/// A principal's quota, and whether it is the configured default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalQuota {
+    /// The principal.
+    pub principal: String,
+    /// Its limits.
+    pub limits: Limits,
+    /// No override is stored: the configured default applies.
+    pub default: bool,
+}
 
 /// Which quota an operation counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -204,7 +224,7 @@ impl Quotas {
     }
 
     /// `GET /v1/quotas/{principal}`.
-    pub async fn get_quota(&self, p: &Principal, principal: &str) -> Result<Quota> {
+    pub async fn get_quota(&self, p: &Principal, principal: &str) -> Result<PrincipalQuota> {
         if *p.name != *principal {
             self.base
                 .auth
@@ -213,10 +233,12 @@ impl Quotas {
         }
         check_principal(principal)?;
         let (s, a, d) = self.quota_of(principal).await?;
-        Ok(Quota {
+        Ok(PrincipalQuota {
             principal: principal.to_owned(),
-            symmetric_per_minute: s,
-            asymmetric_per_minute: a,
+            limits: Limits {
+                symmetric_per_minute: s,
+                asymmetric_per_minute: a,
+            },
             default: d,
         })
     }
@@ -226,8 +248,8 @@ impl Quotas {
         &self,
         p: &Principal,
         principal: &str,
-        req: SetQuotaRequest,
-    ) -> Result<Quota> {
+        req: Limits,
+    ) -> Result<PrincipalQuota> {
         self.base
             .auth
             .authorize(p, Permission::AccessManage, "*")
@@ -253,16 +275,15 @@ impl Quotas {
         b.audit(
             self.base
                 .admin_event(p, "quotas.set", format!("quotas/{principal}"))
-                .detail(serde_json::to_value(&req).unwrap_or_default())
+                .detail(serde_json::to_value(req).unwrap_or_default())
                 .body(),
         );
         self.base.store.commit(b).await?;
         self.limits.remove(principal);
         self.buckets.reset(principal);
-        Ok(Quota {
+        Ok(PrincipalQuota {
             principal: principal.to_owned(),
-            symmetric_per_minute: rec.symmetric_per_minute,
-            asymmetric_per_minute: rec.asymmetric_per_minute,
+            limits: req,
             default: false,
         })
     }

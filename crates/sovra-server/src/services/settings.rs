@@ -7,7 +7,6 @@ use crate::cache::TtlCell;
 use crate::error::{Error, Result};
 use crate::model::{self, SettingsRec};
 use crate::records::{Records, Writes};
-use sovra_proto::admin::{Settings as SettingsWire, UpdateSettingsRequest};
 use sovra_proto::duration;
 use sovra_store::{Expect, WriteBatch};
 
@@ -27,14 +26,15 @@ impl Settings {
     }
 }
 
-/// Wire form of settings.
-pub fn to_wire(s: &SettingsRec) -> SettingsWire {
-    SettingsWire {
-        default_location: s.default_location.clone(),
-        min_destroy_scheduled_duration: duration::format(s.min_destroy_scheduled_duration),
-        default_destroy_scheduled_duration: duration::format(s.default_destroy_scheduled_duration),
-        require_disable_before_destroy: s.require_disable_before_destroy,
-    }
+/// Changes to the settings; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default)]
+pub struct SettingsChanges {
+    /// The shortest destruction delay a key may have (seconds).
+    pub min_destroy_scheduled_duration: Option<u64>,
+    /// The destruction delay of keys that do not choose one (seconds).
+    pub default_destroy_scheduled_duration: Option<u64>,
+    /// Whether a version must be DISABLED before it can be destroyed.
+    pub require_disable_before_destroy: Option<bool>,
 }
 
 impl Settings {
@@ -55,20 +55,20 @@ impl Settings {
     }
 
     /// `GET /v1/settings`.
-    pub async fn get_settings(&self, p: &Principal) -> Result<SettingsWire> {
+    pub async fn get_settings(&self, p: &Principal) -> Result<SettingsRec> {
         self.base
             .auth
             .authorize(p, Permission::SettingsRead, "*")
             .await?;
-        Ok(to_wire(&self.settings_rec().await?.0))
+        Ok(self.settings_rec().await?.0)
     }
 
     /// `PATCH /v1/settings`.
     pub async fn update_settings(
         &self,
         p: &Principal,
-        req: UpdateSettingsRequest,
-    ) -> Result<SettingsWire> {
+        req: SettingsChanges,
+    ) -> Result<SettingsRec> {
         self.base
             .auth
             .authorize(p, Permission::SettingsManage, "*")
@@ -77,12 +77,11 @@ impl Settings {
         let out = super::with_retries(|| async {
             self.cache.invalidate();
             let (mut s, rev) = self.settings_rec().await?;
-            let parse = |v: &str, field: &str| duration::parse(v).map_err(|e| Error::invalid(format!("{field}: {e}")));
-            if let Some(v) = &req.min_destroy_scheduled_duration {
-                s.min_destroy_scheduled_duration = parse(v, "minDestroyScheduledDuration")?;
+            if let Some(v) = req.min_destroy_scheduled_duration {
+                s.min_destroy_scheduled_duration = v;
             }
-            if let Some(v) = &req.default_destroy_scheduled_duration {
-                s.default_destroy_scheduled_duration = parse(v, "defaultDestroyScheduledDuration")?;
+            if let Some(v) = req.default_destroy_scheduled_duration {
+                s.default_destroy_scheduled_duration = v;
             }
             if let Some(v) = req.require_disable_before_destroy {
                 s.require_disable_before_destroy = v;
@@ -97,12 +96,18 @@ impl Settings {
             let mut b = WriteBatch::new();
             let expect = if rev == 0 { Expect::Absent } else { Expect::Rev(rev) };
             b.write(model::SETTINGS, &s, expect)?;
-            b.audit(self.base.admin_event(p, "settings.update", "settings").detail(serde_json::to_value(to_wire(&s)).unwrap_or_default()).body());
+            let detail = serde_json::json!({
+                "defaultLocation": s.default_location,
+                "minDestroyScheduledDuration": duration::format(s.min_destroy_scheduled_duration),
+                "defaultDestroyScheduledDuration": duration::format(s.default_destroy_scheduled_duration),
+                "requireDisableBeforeDestroy": s.require_disable_before_destroy,
+            });
+            b.audit(self.base.admin_event(p, "settings.update", "settings").detail(detail).body());
             self.base.store.commit(b).await?;
             Ok(s)
         })
         .await?;
         self.cache.invalidate();
-        Ok(to_wire(&out))
+        Ok(out)
     }
 }

@@ -40,7 +40,7 @@ pub async fn env_with(cfg: ServiceConfig) -> Env {
     let token = sovra.access().bootstrap_admin().await.unwrap();
     let admin = sovra
         .auth()
-        .authenticate(Some(&format!("Bearer {token}")), None)
+        .authenticate(Some(&format!("Bearer {}", token.as_str())), None)
         .await
         .unwrap();
     Env {

@@ -12,7 +12,6 @@ use sovra_attest::TrustStore;
 use sovra_attest::evidence::{Anchor, Platform};
 use sovra_proto::ErrorCode;
 pub use sovra_proto::attest::CollateralKind;
-use sovra_proto::attest::{CollateralInfo, ImportCollateralRequest};
 use sovra_store::{Expect, WriteBatch};
 use std::sync::Arc;
 
@@ -136,36 +135,44 @@ fn subjects(certs: &[Vec<u8>]) -> String {
         .join(", ")
 }
 
+/// Collateral to import.
+#[derive(Debug, Clone)]
+pub struct NewCollateral {
+    /// What it is.
+    pub kind: CollateralKind,
+    /// The platform a trust anchor is for (amd, intel, nitro, nvidia, tpm).
+    pub platform: Option<String>,
+    /// The content (certificates PEM or DER, or the Intel JSON bundle).
+    pub content: Vec<u8>,
+}
+
 impl Attestation {
     /// Imports collateral.
     pub async fn import_collateral(
         &self,
         p: &Principal,
-        req: ImportCollateralRequest,
-    ) -> Result<CollateralInfo> {
+        req: NewCollateral,
+    ) -> Result<CollateralRec> {
         // Roots and policy signers change what is trusted: Administrators only. Intermediates
         // and Intel collateral must still chain to a trusted root, so Policy Administrators
         // may import them.
-        let kind = CollateralKind::parse(&req.kind).ok_or_else(|| {
-            Error::invalid(format!(
-                "kind {:?} is not known; use amd-certs, certs (intermediates for any platform), intel, trust-anchor or policy-signer",
-                req.kind
-            ))
-        })?;
+        let NewCollateral {
+            kind,
+            platform: platform_name,
+            content,
+        } = req;
         let perm = if kind.changes_trust() {
             Permission::TrustManage
         } else {
             Permission::PolicyManage
         };
         self.base.auth.authorize(p, perm, "*").await?;
-        let content = sovra_proto::b64::decode(&req.content)
-            .map_err(|_| Error::new(ErrorCode::InvalidBase64, "content is not valid base64"))?;
         let (description, plat) = match kind {
             CollateralKind::AmdCerts | CollateralKind::Certs | CollateralKind::PolicySigner => {
                 (subjects(&certs(&content)?), None)
             }
             CollateralKind::TrustAnchor => {
-                let name = req.platform.as_deref().ok_or_else(|| {
+                let name = platform_name.as_deref().ok_or_else(|| {
                     Error::invalid("a trust-anchor needs platform (amd, intel, nitro, nvidia, tpm)")
                 })?;
                 platform(name)?;
@@ -205,16 +212,16 @@ impl Attestation {
         b.audit(ev.body());
         self.base.store.commit(b).await?;
         self.collateral.invalidate();
-        Ok(info(&rec))
+        Ok(rec)
     }
 
     /// Lists stored collateral.
-    pub async fn list_collateral(&self, p: &Principal) -> Result<Vec<CollateralInfo>> {
+    pub async fn list_collateral(&self, p: &Principal) -> Result<Vec<CollateralRec>> {
         self.base
             .auth
             .authorize(p, Permission::PolicyRead, "attestation")
             .await?;
-        Ok(self.collateral_records().await?.iter().map(info).collect())
+        self.collateral_records().await
     }
 
     /// Removes one piece of collateral.
@@ -358,16 +365,6 @@ impl Attestation {
             .map_err(|e| bad(&e.to_string()))?;
         j.verify_with(&key).map_err(|e| bad(&e.to_string()))?;
         Ok(Some(sovra_attest::x509::subject_cn(&cert)))
-    }
-}
-
-fn info(r: &CollateralRec) -> CollateralInfo {
-    CollateralInfo {
-        id: r.id.clone(),
-        kind: r.kind.as_str().to_owned(),
-        platform: r.platform.clone(),
-        description: r.description.clone(),
-        create_time: crate::clock::rfc3339(r.create_time),
     }
 }
 

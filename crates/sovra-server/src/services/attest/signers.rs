@@ -12,7 +12,6 @@ use crate::records::Records;
 use serde_json::{Value, json};
 use sovra_crypto::jws::Jws;
 use sovra_proto::ErrorCode;
-use sovra_proto::attest::ImportCollateralRequest;
 
 /// SHA-1 of a DER certificate, uppercase hex (MAA's `x-ms-certificate-thumbprint`).
 pub fn thumbprint(der: &[u8]) -> String {
@@ -117,10 +116,10 @@ impl Attestation {
             if holding.is_empty() {
                 self.import_collateral(
                     p,
-                    ImportCollateralRequest {
-                        kind: CollateralKind::PolicySigner.as_str().into(),
+                    super::collateral::NewCollateral {
+                        kind: CollateralKind::PolicySigner,
                         platform: None,
-                        content: sovra_proto::b64::encode(&der),
+                        content: der.clone(),
                     },
                 )
                 .await?;

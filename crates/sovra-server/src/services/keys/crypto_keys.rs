@@ -9,7 +9,7 @@ impl Keys {
         p: &Principal,
         ring: &KeyRingName,
         id: &str,
-        req: CreateCryptoKeyRequest,
+        req: NewKey,
     ) -> Result<Key> {
         let name = ring.crypto_key(id)?;
         self.base
@@ -17,18 +17,16 @@ impl Keys {
             .authorize(p, Permission::KeyManage, &name.to_string())
             .await?;
         self.ring_rec(ring).await?;
-        let template = req.version_template.unwrap_or(VersionTemplate {
+        let template = req.template.unwrap_or(VersionTemplate {
             algorithm: Algorithm::default_for(req.purpose),
             protection_level: ProtectionLevel::Software,
         });
         check_template(req.purpose, &template)?;
         check_labels(&req.labels)?;
         let (settings, _) = self.settings.settings_rec().await?;
-        let destroy_dur = match &req.destroy_scheduled_duration {
-            Some(d) => duration::parse(d)
-                .map_err(|e| Error::invalid(format!("destroyScheduledDuration: {e}")))?,
-            None => settings.default_destroy_scheduled_duration,
-        };
+        let destroy_dur = req
+            .destroy_scheduled_duration
+            .unwrap_or(settings.default_destroy_scheduled_duration);
         if destroy_dur < settings.min_destroy_scheduled_duration {
             return Err(Error::invalid(format!(
                 "destroyScheduledDuration {} is below the organisation minimum {}",
@@ -39,10 +37,13 @@ impl Keys {
         let now = self.base.now();
         let (rotation_period, next_rotation_time) = self.rotation_fields(
             req.purpose,
-            req.rotation_period.as_deref(),
-            req.next_rotation_time.as_deref(),
+            req.rotation_period,
+            req.next_rotation_time,
             now,
         )?;
+        if let Some(rp) = &req.release_policy {
+            check_release_policy(rp)?;
+        }
         let mut key = CryptoKeyRec {
             name: name.to_string(),
             purpose: req.purpose,
@@ -52,16 +53,12 @@ impl Keys {
             rotation_period,
             next_rotation_time,
             destroy_scheduled_duration: destroy_dur,
-            labels: req.labels.clone(),
+            labels: req.labels,
             primary: None,
             version_count: 0,
-            exportable: req.exportable.unwrap_or(false),
-            release_policy: req
-                .release_policy
-                .as_ref()
-                .map(release_policy_text)
-                .transpose()?,
+            exportable: req.exportable,
             release_policy_immutable: req.release_policy.as_ref().is_some_and(|p| p.immutable),
+            release_policy: req.release_policy.map(|p| p.text),
         };
         if key.exportable && key.release_policy.is_none() {
             return Err(Error::invalid(
@@ -69,7 +66,7 @@ impl Keys {
             ));
         }
         let mut first = None;
-        if !req.skip_initial_version_creation {
+        if !req.skip_initial_version {
             let vname = name.version(1);
             let material = self
                 .material
@@ -117,11 +114,11 @@ impl Keys {
     pub(super) fn rotation_fields(
         &self,
         purpose: Purpose,
-        period: Option<&str>,
-        next: Option<&str>,
+        period: Option<u64>,
+        next: Option<i64>,
         now: i64,
     ) -> Result<(Option<u64>, Option<i64>)> {
-        let Some(period) = period.filter(|p| !p.is_empty()) else {
+        let Some(secs) = period else {
             if next.is_some() {
                 return Err(Error::invalid("nextRotationTime needs a rotationPeriod"));
             }
@@ -132,8 +129,6 @@ impl Keys {
                 "automatic rotation is only for ENCRYPT_DECRYPT keys (asymmetric and MAC keys are rotated by creating versions)",
             ));
         }
-        let secs =
-            duration::parse(period).map_err(|e| Error::invalid(format!("rotationPeriod: {e}")))?;
         if secs < MIN_ROTATION {
             return Err(Error::invalid(format!(
                 "rotationPeriod must be at least {}",
@@ -141,14 +136,8 @@ impl Keys {
             )));
         }
         let next = match next {
-            Some(t) => {
-                let t = parse_rfc3339(t)
-                    .map_err(|e| Error::invalid(format!("nextRotationTime: {e}")))?;
-                if t < now {
-                    return Err(Error::invalid("nextRotationTime is in the past"));
-                }
-                t
-            }
+            Some(t) if t < now => return Err(Error::invalid("nextRotationTime is in the past")),
+            Some(t) => t,
             None => now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX)),
         };
         Ok((Some(secs), Some(next)))
@@ -221,7 +210,7 @@ impl Keys {
         &self,
         p: &Principal,
         name: &CryptoKeyName,
-        req: UpdateCryptoKeyRequest,
+        req: KeyChanges,
     ) -> Result<Key> {
         self.base
             .auth
@@ -237,6 +226,9 @@ impl Keys {
         }
         if let Some(l) = &req.labels {
             check_labels(l)?;
+        }
+        if let Some(rp) = &req.release_policy {
+            check_release_policy(rp)?;
         }
         let view = with_retries(|| async {
             let v = self.load_key_view(name).await?;
@@ -258,7 +250,7 @@ impl Keys {
                         "the key's release policy is immutable and can never be changed",
                     ));
                 }
-                let text = release_policy_text(rp)?;
+                let text = rp.text.clone();
                 policy_change = Some(serde_json::json!({
                     "oldPolicySha256": key.release_policy.as_deref().map(|t| sovra_proto::hex::encode(&sovra_crypto::sha256(t.as_bytes()))),
                     "newPolicySha256": sovra_proto::hex::encode(&sovra_crypto::sha256(text.as_bytes())),
@@ -268,16 +260,9 @@ impl Keys {
                 key.release_policy_immutable = rp.immutable;
             }
             if req.rotation_period.is_some() || req.next_rotation_time.is_some() {
-                let period = match &req.rotation_period {
-                    Some(p) => Some(p.clone()),
-                    None => key.rotation_period.map(duration::format),
-                };
-                let (rp, nrt) = self.rotation_fields(
-                    key.purpose,
-                    period.as_deref(),
-                    req.next_rotation_time.as_deref(),
-                    now,
-                )?;
+                let period = req.rotation_period.unwrap_or(key.rotation_period);
+                let (rp, nrt) =
+                    self.rotation_fields(key.purpose, period, req.next_rotation_time, now)?;
                 key.rotation_period = rp;
                 key.next_rotation_time = nrt;
             }

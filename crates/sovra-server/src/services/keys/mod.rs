@@ -13,7 +13,7 @@ use super::material::Material;
 use super::settings::Settings;
 use super::{Base, with_retries};
 use crate::cache::TtlCache;
-use crate::clock::{parse_rfc3339, rfc3339};
+use crate::clock::rfc3339;
 use crate::error::{Error, Result};
 use crate::model::{self, CryptoKeyRec, KeyRingRec, LocationRec, VersionRec, version_key};
 use crate::records::{Records, Row, Writes};
@@ -104,15 +104,66 @@ pub struct Listed<T> {
     pub next_page_token: Option<String>,
 }
 
-/// Checks a release policy and returns its canonical text.
-pub(crate) fn release_policy_text(p: &sovra_proto::kms::ReleasePolicy) -> Result<String> {
-    let text = match &p.policy {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    sovra_policy::skr::ReleasePolicy::parse(&text)
-        .map_err(|e| Error::new(ErrorCode::PolicyInvalid, format!("releasePolicy: {e}")))?;
-    Ok(text)
+/// A release policy to set on a key: its text (checked before it is kept) and whether it may
+/// ever change.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PolicyText {
+    /// The policy document (Azure Key Vault release policy JSON).
+    pub text: String,
+    /// Once set, the policy can never be changed or removed.
+    pub immutable: bool,
+}
+
+/// A key to create.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    /// What the key is for.
+    pub purpose: Purpose,
+    /// Algorithm and protection level (default: the purpose's default algorithm, SOFTWARE).
+    pub template: Option<VersionTemplate>,
+    /// Automatic rotation period in seconds (ENCRYPT_DECRYPT keys only).
+    pub rotation_period: Option<u64>,
+    /// The first automatic rotation (default: a period from now); needs a period.
+    pub next_rotation_time: Option<i64>,
+    /// How long a destroyed version waits before its material is erased (seconds; default:
+    /// the organisation's).
+    pub destroy_scheduled_duration: Option<u64>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Create no first version.
+    pub skip_initial_version: bool,
+    /// May be released to attested TEEs (needs a release policy).
+    pub exportable: bool,
+    /// Which attested TEEs may receive the key.
+    pub release_policy: Option<PolicyText>,
+}
+
+/// Changes to a key; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyChanges {
+    /// A new rotation period in seconds; `Some(None)` turns automatic rotation off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_period: Option<Option<u64>>,
+    /// A new next rotation time (needs a period, given or kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_rotation_time: Option<i64>,
+    /// New labels (replacing all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// A new template for versions created from now on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_template: Option<VersionTemplate>,
+    /// A new release policy (Administrator only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release_policy: Option<PolicyText>,
+}
+
+/// Checks a release policy's text.
+pub(crate) fn check_release_policy(p: &PolicyText) -> Result<()> {
+    sovra_policy::skr::ReleasePolicy::parse(&p.text)
+        .map(|_| ())
+        .map_err(|e| Error::new(ErrorCode::PolicyInvalid, format!("releasePolicy: {e}")))
 }
 
 /// Why a version is added: which also decides when the next scheduled rotation is.

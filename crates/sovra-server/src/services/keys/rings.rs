@@ -17,7 +17,7 @@ impl Keys {
         p: &Principal,
         loc: &LocationName,
         id: &str,
-        req: CreateKeyRingRequest,
+        audit_data_access: bool,
     ) -> Result<KeyRingRec> {
         let name = loc.key_ring(id)?;
         self.base
@@ -28,7 +28,7 @@ impl Keys {
         let rec = KeyRingRec {
             name: name.to_string(),
             create_time: self.base.now(),
-            audit_data_access: req.audit_data_access,
+            audit_data_access,
         };
         let mut b = WriteBatch::new();
         b.create(model::KEY_RINGS, &rec)?;
@@ -100,7 +100,7 @@ impl Keys {
         &self,
         p: &Principal,
         name: &KeyRingName,
-        req: UpdateKeyRingRequest,
+        audit_data_access: Option<bool>,
     ) -> Result<KeyRingRec> {
         self.base
             .auth
@@ -108,7 +108,7 @@ impl Keys {
             .await?;
         let out = with_retries(|| async {
             let (mut rec, rev) = self.ring_rec(name).await?;
-            if let Some(a) = req.audit_data_access {
+            if let Some(a) = audit_data_access {
                 rec.audit_data_access = a;
             }
             let mut b = WriteBatch::new();
