@@ -212,7 +212,7 @@ fn tdx_submission(
     if let Some(c) = collateral {
         req["collateral"] = serde_json::json!(sovra_proto::b64::encode(c));
     }
-    sovra_server::services::attest::request::native(serde_json::from_value(req).unwrap()).unwrap()
+    sovra_server::http::attest_wire::native(serde_json::from_value(req).unwrap()).unwrap()
 }
 
 /// 2025-07-01T00:00:00Z, inside the TDX vector's collateral window.

@@ -7,6 +7,7 @@
 //! ([`Anonymous`]). Policy, collateral and provider management need one.
 
 use super::AppState;
+use super::attest_wire;
 use super::extract::{Caller, PathParams, TextBody, parse_json};
 use super::limit::Anonymous;
 use super::response::{Json, no_content};
@@ -14,7 +15,6 @@ use crate::error::{Error, Result};
 use crate::services::attest::activation::TpmIdentity;
 use crate::services::attest::policy::Language;
 use crate::services::attest::providers::DEFAULT_PROVIDER;
-use crate::services::attest::request;
 use crate::services::auth::Principal;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
@@ -71,7 +71,7 @@ fn evidence_type(s: &str) -> Result<EvidenceType> {
 }
 
 fn maa_type(s: &str) -> Result<EvidenceType> {
-    request::maa_type(s).ok_or_else(|| {
+    attest_wire::maa_type(s).ok_or_else(|| {
         Error::new(
             ErrorCode::InvalidArgument,
             format!("unknown attestation type {s:?}; use SevSnpVm, SgxEnclave, OpenEnclave, TdxVm or Tpm"),
@@ -86,7 +86,7 @@ async fn native_attest(
     body: &[u8],
 ) -> Result<Json<AttestResponse>> {
     let kind = evidence_type(kind)?;
-    let sub = request::native(parse_json(body)?)?;
+    let sub = attest_wire::native(parse_json(body)?)?;
     let a = s.sovra.attest().attest(provider, kind, sub).await?;
     Ok(Json(AttestResponse { token: a.token }))
 }
@@ -118,7 +118,7 @@ async fn maa_attest(
     body: &[u8],
 ) -> Result<Json<AttestResponse>> {
     let kind = maa_type(ty)?;
-    let sub = request::maa(ty, parse_json(body)?)?;
+    let sub = attest_wire::maa(ty, parse_json(body)?)?;
     let a = s.sovra.attest().attest(provider, kind, sub).await?;
     Ok(Json(AttestResponse { token: a.token }))
 }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod attest;
+pub mod attest_wire;
 pub mod extract;
 pub mod kms;
 pub mod kms_wire;

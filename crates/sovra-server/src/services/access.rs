@@ -7,6 +7,7 @@ use crate::clock::rfc3339;
 use crate::error::{Error, Result};
 use crate::model::{self, RoleBindingRec, TokenRec};
 use crate::records::{Records, Writes};
+use crate::services::actions::Action;
 use sovra_proto::ErrorCode;
 use sovra_proto::admin::Role;
 use sovra_store::{Expect, WriteBatch};
@@ -117,7 +118,7 @@ impl Access {
             "bootstrap administrator token",
             "bootstrap-admin".into(),
             None,
-            "bootstrap",
+            Action::Bootstrap,
         )
         .await
     }
@@ -143,7 +144,7 @@ impl Access {
             "break-glass administrator token (sovra admin recover)",
             format!("recovery-{tag}"),
             Some(self.base.now() + ttl_secs),
-            "admin.recover",
+            Action::AdminRecover,
         )
         .await
     }
@@ -154,7 +155,7 @@ impl Access {
         description: &str,
         binding_id: String,
         expire_time: Option<i64>,
-        action: &str,
+        action: Action,
     ) -> Result<TokenSecret> {
         let now = self.base.now();
         let (token, rec) = new_token(principal, description, now, expire_time)?;
@@ -201,7 +202,7 @@ impl Access {
         let (token, rec) = new_token(&req.principal, &req.description, now, expire)?;
         let mut b = WriteBatch::new();
         b.create(model::TOKENS, &rec)?;
-        b.audit(self.base.admin_event(p, "tokens.create", format!("tokens/{}", rec.id)).detail(serde_json::json!({"principal": rec.principal, "expireTime": rec.expire_time.map(rfc3339)})).body());
+        b.audit(self.base.admin_event(p, Action::TokenCreate, format!("tokens/{}", rec.id)).detail(serde_json::json!({"principal": rec.principal, "expireTime": rec.expire_time.map(rfc3339)})).body());
         self.base.store.commit(b).await?;
         Ok(IssuedToken { token, info: rec })
     }
@@ -257,7 +258,7 @@ impl Access {
             b.update(model::TOKENS, &t, r.rev)?;
             b.audit(
                 self.base
-                    .admin_event(p, "tokens.revoke", format!("tokens/{id}"))
+                    .admin_event(p, Action::TokenRevoke, format!("tokens/{id}"))
                     .detail(serde_json::json!({"principal": t.principal}))
                     .body(),
             );
@@ -338,7 +339,7 @@ impl Access {
         };
         let mut b = WriteBatch::new();
         b.create(model::ROLE_BINDINGS, &rec)?;
-        b.audit(self.base.admin_event(p, "roleBindings.create", format!("roleBindings/{}", rec.id)).detail(serde_json::json!({"principal": rec.principal, "role": rec.role, "scope": rec.scope})).body());
+        b.audit(self.base.admin_event(p, Action::RoleBindingCreate, format!("roleBindings/{}", rec.id)).detail(serde_json::json!({"principal": rec.principal, "role": rec.role, "scope": rec.scope})).body());
         self.base.store.commit(b).await?;
         self.base.auth.invalidate_principal(&rec.principal);
         Ok(rec)
@@ -405,7 +406,7 @@ impl Access {
         b.remove(model::ROLE_BINDINGS, name, Expect::Rev(r.rev));
         b.audit(
             self.base
-                .admin_event(p, "roleBindings.delete", format!("roleBindings/{id}"))
+                .admin_event(p, Action::RoleBindingDelete, format!("roleBindings/{id}"))
                 .detail(serde_json::json!({"principal": principal}))
                 .body(),
         );

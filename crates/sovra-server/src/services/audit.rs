@@ -7,6 +7,7 @@
 //! requests costs a few records, not one each.
 
 use crate::error::Result;
+use crate::services::actions::Action;
 use serde::Serialize;
 use sovra_store::audit::{ChainCheck, ChainVerifier};
 use sovra_store::{Store, WriteBatch};
@@ -36,7 +37,7 @@ pub struct AuditEvent {
     /// Kind.
     pub kind: EventKind,
     /// Action, e.g. `cryptoKeys.create`.
-    pub action: String,
+    pub action: Action,
     /// The principal, if authenticated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub principal: Option<String>,
@@ -55,11 +56,11 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     /// An event of `kind` for `action` at `now`.
-    pub fn new(now: i64, kind: EventKind, action: impl Into<String>) -> Self {
+    pub fn new(now: i64, kind: EventKind, action: Action) -> Self {
         Self {
             time: crate::clock::rfc3339(now),
             kind,
-            action: action.into(),
+            action,
             principal: None,
             resource: None,
             outcome: "ok",
@@ -298,7 +299,7 @@ impl Audit {
                 "no audit anchor was found: the log was anchored as it is now; if this is not the first start since upgrading, the anchor file was removed"
             );
             self.record_best_effort(
-                AuditEvent::new(now, EventKind::System, "audit.anchor.started").detail(
+                AuditEvent::new(now, EventKind::System, Action::AuditAnchorStarted).detail(
                     serde_json::json!({"records": cp.seq, "head": sovra_proto::hex::encode(&cp.hash)}),
                 ),
             )

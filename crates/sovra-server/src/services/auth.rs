@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::model::{self, RoleBindingRec, TokenRec};
 use crate::records::Records;
+use crate::services::actions::Action;
 use sovra_proto::ErrorCode;
 use sovra_store::Store;
 use std::sync::Arc;
@@ -262,7 +263,7 @@ impl Auth {
         source: Option<std::net::IpAddr>,
     ) {
         let source = source.map(|s| s.to_string());
-        let mut ev = AuditEvent::new(self.clock.now(), EventKind::Denied, "authenticate")
+        let mut ev = AuditEvent::new(self.clock.now(), EventKind::Denied, Action::Authenticate)
             .denied(ErrorCode::TokenInvalid.as_str())
             .detail(serde_json::json!({ "tokenId": token_id, "reason": why, "source": source }));
         if token_id.len() > 64 {
@@ -279,7 +280,7 @@ impl Auth {
         if p.can(perm, resource) {
             return Ok(());
         }
-        let ev = AuditEvent::new(self.clock.now(), EventKind::Denied, perm.name())
+        let ev = AuditEvent::new(self.clock.now(), EventKind::Denied, Action::Denied(perm))
             .principal(&p.name)
             .resource(resource)
             .denied(ErrorCode::PermissionDenied.as_str());

@@ -13,6 +13,7 @@
 //! ```
 
 pub mod access;
+pub mod actions;
 pub mod anchor;
 pub mod attest;
 pub mod audit;
@@ -114,7 +115,7 @@ impl Base {
     pub(crate) fn admin_event(
         &self,
         p: &Principal,
-        action: &str,
+        action: actions::Action,
         resource: impl Into<String>,
     ) -> AuditEvent {
         AuditEvent::new(self.now(), EventKind::Admin, action)

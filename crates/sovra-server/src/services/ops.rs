@@ -8,6 +8,7 @@ use super::authz::Permission;
 use super::keys::KeyView;
 use super::quota::OpClass;
 use crate::error::{Error, Result};
+use crate::services::actions::Action;
 use sovra_crypto::{CryptoError, HashAlg, LoadedKey, SignInput, keys::sign_hash, symmetric};
 use sovra_proto::kms::{Purpose, VersionState};
 use sovra_proto::names::{CryptoKeyName, LocationName, VersionName};
@@ -271,7 +272,7 @@ impl Crypto {
         })
     }
 
-    async fn data_access(&self, p: &Principal, r: &Resolved, action: &str) -> Result<()> {
+    async fn data_access(&self, p: &Principal, r: &Resolved, action: Action) -> Result<()> {
         if r.view.ring.audit_data_access {
             let ev = AuditEvent::new(self.base.now(), EventKind::DataAccess, action)
                 .principal(&p.name)
@@ -303,7 +304,7 @@ impl Crypto {
             .await?;
         let ciphertext =
             symmetric::seal(&r.key, r.version.version, aad, plaintext).map_err(crypto_err)?;
-        self.data_access(p, &r, "cryptoKeys.encrypt").await?;
+        self.data_access(p, &r, Action::Encrypt).await?;
         Ok(Sealed {
             version: r.name.clone(),
             ciphertext,
@@ -338,7 +339,7 @@ impl Crypto {
             }
         })?;
         let plaintext = symmetric::open(&r.key, aad, ciphertext).map_err(crypto_err)?;
-        self.data_access(p, &r, "cryptoKeys.decrypt").await?;
+        self.data_access(p, &r, Action::Decrypt).await?;
         Ok(Opened {
             plaintext,
             version: r.name.clone(),
@@ -389,8 +390,7 @@ impl Crypto {
             .await
             .map_err(|e| Error::internal(format!("sign task: {e}")))?
             .map_err(crypto_err)?;
-        self.data_access(p, &r, "cryptoKeyVersions.asymmetricSign")
-            .await?;
+        self.data_access(p, &r, Action::AsymmetricSign).await?;
         Ok(Tagged {
             version: r.name.clone(),
             tag: sig,
@@ -445,8 +445,7 @@ impl Crypto {
             CryptoError::CiphertextInvalid => Error::new(ErrorCode::CiphertextInvalid, "RSA-OAEP decryption failed: the ciphertext was not made with this version's public key (OAEP, SHA-256, MGF1-SHA-256) or was altered"),
             e => crypto_err(e),
         })?;
-        self.data_access(p, &r, "cryptoKeyVersions.asymmetricDecrypt")
-            .await?;
+        self.data_access(p, &r, Action::AsymmetricDecrypt).await?;
         Ok(Decrypted {
             version: r.name.clone(),
             plaintext: pt,
@@ -467,7 +466,7 @@ impl Crypto {
             )
             .await?;
         let mac = r.key.mac(data).map_err(crypto_err)?;
-        self.data_access(p, &r, "cryptoKeyVersions.macSign").await?;
+        self.data_access(p, &r, Action::MacSign).await?;
         Ok(Tagged {
             version: r.name.clone(),
             tag: mac,
@@ -494,8 +493,7 @@ impl Crypto {
             )
             .await?;
         let valid = r.key.mac_verify(data, mac).map_err(crypto_err)?;
-        self.data_access(p, &r, "cryptoKeyVersions.macVerify")
-            .await?;
+        self.data_access(p, &r, Action::MacVerify).await?;
         Ok(Checked {
             version: r.name.clone(),
             valid,

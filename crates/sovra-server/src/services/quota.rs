@@ -11,6 +11,7 @@ use crate::cache::{Rate, TokenBucket, TtlCache};
 use crate::error::{Error, Result};
 use crate::model::{self, QuotaRec};
 use crate::records::{Records, Writes};
+use crate::services::actions::Action;
 use sovra_proto::ErrorCode;
 use sovra_store::{Expect, WriteBatch};
 use std::collections::HashMap;
@@ -202,7 +203,7 @@ impl Quotas {
                 let ev = super::audit::AuditEvent::new(
                     self.base.now(),
                     super::audit::EventKind::Denied,
-                    "quota",
+                    Action::Quota,
                 )
                 .principal(&p.name)
                 .denied(ErrorCode::QuotaExceeded.as_str())
@@ -274,7 +275,7 @@ impl Quotas {
         b.write(model::QUOTAS, &rec, Expect::Any)?;
         b.audit(
             self.base
-                .admin_event(p, "quotas.set", format!("quotas/{principal}"))
+                .admin_event(p, Action::QuotaSet, format!("quotas/{principal}"))
                 .detail(serde_json::to_value(req).unwrap_or_default())
                 .body(),
         );

@@ -16,6 +16,7 @@
 //! the database (so every node of a deployment finds it) and in the data directory
 //! (`row-mac.key`), so a database writer who removes it does not make Sovra start afresh.
 
+use crate::services::actions::Action;
 use sovra_hsm::Hsm;
 use sovra_store::audit::ChainKey;
 use sovra_store::{AuditRow, Collection, Committed, Op, Record, Store, StoreError, WriteBatch};
@@ -238,7 +239,7 @@ impl SealedStore {
                 let ev = super::audit::AuditEvent::new(
                     crate::clock::SystemClock.now(),
                     super::audit::EventKind::System,
-                    "store.integrity",
+                    Action::StoreIntegrity,
                 )
                 .resource(format!("{collection}/{name}"))
                 .denied("INTEGRITY_FAILURE")

@@ -7,6 +7,7 @@ use crate::cache::TtlCell;
 use crate::error::{Error, Result};
 use crate::model::{self, SettingsRec};
 use crate::records::{Records, Writes};
+use crate::services::actions::Action;
 use sovra_proto::duration;
 use sovra_store::{Expect, WriteBatch};
 
@@ -102,7 +103,7 @@ impl Settings {
                 "defaultDestroyScheduledDuration": duration::format(s.default_destroy_scheduled_duration),
                 "requireDisableBeforeDestroy": s.require_disable_before_destroy,
             });
-            b.audit(self.base.admin_event(p, "settings.update", "settings").detail(detail).body());
+            b.audit(self.base.admin_event(p, Action::SettingsUpdate, "settings").detail(detail).body());
             self.base.store.commit(b).await?;
             Ok(s)
         })

@@ -7,6 +7,7 @@ use super::Attestation;
 use crate::error::{Error, Result};
 use crate::model;
 use crate::records::{Records, Writes};
+use crate::services::actions::Action;
 use serde::{Deserialize, Serialize};
 use sovra_attest::TrustStore;
 use sovra_attest::evidence::{Anchor, Platform};
@@ -203,7 +204,7 @@ impl Attestation {
         let mut b = WriteBatch::new();
         b.write(model::COLLATERAL, &rec, Expect::Any)?;
         let mut ev = self
-            .base.admin_event(p, "attestation.collateral.import", format!("attestation/collateral/{id}"))
+            .base.admin_event(p, Action::CollateralImport, format!("attestation/collateral/{id}"))
             .detail(serde_json::json!({"kind": rec.kind, "platform": rec.platform, "description": rec.description}));
         if rec.kind == CollateralKind::TrustAnchor {
             tracing::warn!(platform = ?rec.platform, subjects = %rec.description, "a trust anchor was added: evidence chaining to it will be accepted");
@@ -254,7 +255,7 @@ impl Attestation {
             self.base
                 .admin_event(
                     p,
-                    "attestation.collateral.delete",
+                    Action::CollateralDelete,
                     format!("attestation/collateral/{id}"),
                 )
                 .body(),

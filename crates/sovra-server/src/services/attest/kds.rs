@@ -14,6 +14,7 @@ use crate::cache::{Rate, TokenBucket, TtlCache};
 use crate::error::Result;
 use crate::model;
 use crate::records::Writes;
+use crate::services::actions::Action;
 use sovra_attest::snp::{kds, report, vcek};
 use sovra_store::{Expect, WriteBatch};
 use std::sync::Mutex;
@@ -240,15 +241,11 @@ impl Attestation {
         let mut b = WriteBatch::new();
         b.write(model::COLLATERAL, &rec, Expect::Any)?;
         b.audit(
-            AuditEvent::new(
-                self.base.now(),
-                EventKind::Admin,
-                "attestation.collateral.fetch",
-            )
-            .principal("sovra")
-            .resource(format!("attestation/collateral/{id}"))
-            .detail(serde_json::json!({"kind": "amd-certs", "url": url}))
-            .body(),
+            AuditEvent::new(self.base.now(), EventKind::Admin, Action::CollateralFetch)
+                .principal("sovra")
+                .resource(format!("attestation/collateral/{id}"))
+                .detail(serde_json::json!({"kind": "amd-certs", "url": url}))
+                .body(),
         );
         self.base.store.commit(b).await?;
         self.collateral.invalidate();

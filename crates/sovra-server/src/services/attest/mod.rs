@@ -20,6 +20,7 @@ pub mod signing;
 use super::Base;
 use super::audit::{AuditEvent, EventKind};
 use crate::error::{Error, Result};
+use crate::services::actions::Action;
 use serde_json::{Map, Value, json};
 use sovra_attest::{EvidenceInput, EvidenceType, VerifiedClaims, VerifyContext, verifier_for};
 use sovra_crypto::jws::JwsAlg;
@@ -142,7 +143,7 @@ impl Attestation {
         let started = std::time::Instant::now();
         let sub = Arc::new(sub);
         let result = self.attest_inner(provider, kind, &sub).await;
-        let mut ev = AuditEvent::new(self.base.now(), EventKind::Decision, "attestation.attest")
+        let mut ev = AuditEvent::new(self.base.now(), EventKind::Decision, Action::Attest)
             .resource(format!("attestation/providers/{provider}"));
         let mut detail = Map::new();
         detail.insert("evidenceType".into(), Value::from(kind.as_str()));

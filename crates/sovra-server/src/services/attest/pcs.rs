@@ -15,6 +15,7 @@ use crate::cache::TtlCache;
 use crate::error::Result;
 use crate::model;
 use crate::records::{Records, Writes};
+use crate::services::actions::Action;
 use sovra_attest::dcap::{collateral, pcs};
 use sovra_store::{Expect, WriteBatch};
 use std::time::Duration;
@@ -171,15 +172,11 @@ impl Attestation {
         };
         b.write(model::COLLATERAL, &rec, Expect::Any)?;
         b.audit(
-            AuditEvent::new(
-                self.base.now(),
-                EventKind::Admin,
-                "attestation.collateral.fetch",
-            )
-            .principal("sovra")
-            .resource(format!("attestation/collateral/{id}"))
-            .detail(serde_json::json!({"kind": "intel", "fmspc": needs.fmspc, "from": base}))
-            .body(),
+            AuditEvent::new(self.base.now(), EventKind::Admin, Action::CollateralFetch)
+                .principal("sovra")
+                .resource(format!("attestation/collateral/{id}"))
+                .detail(serde_json::json!({"kind": "intel", "fmspc": needs.fmspc, "from": base}))
+                .body(),
         );
         self.base.store.commit(b).await?;
         self.collateral.invalidate();

@@ -9,6 +9,7 @@ use crate::cache::TtlCache;
 use crate::error::{Error, Result};
 use crate::model;
 use crate::records::{Records, Writes};
+use crate::services::actions::Action;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sovra_attest::EvidenceType;
@@ -384,7 +385,7 @@ impl Attestation {
             .map_or(Expect::Absent, |(_, rev)| Expect::Rev(*rev));
         b.write(model::ATTEST_POLICIES, &rec, expect)?;
         b.audit(
-            self.base.admin_event(p, "attestation.policies.set", format!("attestation/providers/{name}"))
+            self.base.admin_event(p, Action::PolicySet, format!("attestation/providers/{name}"))
                 .detail(serde_json::json!({"policyHash": c.hash, "language": language.name(), "signer": signer}))
                 .body(),
         );
@@ -410,7 +411,7 @@ impl Attestation {
             let mut b = WriteBatch::new();
             b.remove(model::ATTEST_POLICIES, name.clone(), Expect::Rev(rev));
             b.audit(
-                self.base.admin_event(p, "attestation.policies.reset", format!("attestation/providers/{name}"))
+                self.base.admin_event(p, Action::PolicyReset, format!("attestation/providers/{name}"))
                     .detail(serde_json::json!({"policyHash": sovra_policy::maa::policy_hash(sovra_policy::defaults::for_type(kind))}))
                     .body(),
             );
@@ -468,7 +469,7 @@ impl Attestation {
             self.base
                 .admin_event(
                     p,
-                    "attestation.referenceValues.set",
+                    Action::ReferenceValuesSet,
                     format!("attestation/referenceValues/{name}"),
                 )
                 .detail(serde_json::json!({"claims": rv.values.keys().collect::<Vec<_>>()}))
@@ -509,7 +510,7 @@ impl Attestation {
             self.base
                 .admin_event(
                     p,
-                    "attestation.referenceValues.delete",
+                    Action::ReferenceValuesDelete,
                     format!("attestation/referenceValues/{name}"),
                 )
                 .body(),

@@ -7,6 +7,7 @@ use super::Attestation;
 use crate::error::{Error, Result};
 use crate::model;
 use crate::records::{Records, Writes};
+use crate::services::actions::Action;
 use serde::{Deserialize, Serialize};
 use sovra_proto::ErrorCode;
 use sovra_proto::attest::Provider;
@@ -118,7 +119,7 @@ impl Attestation {
             self.base
                 .admin_event(
                     p,
-                    "attestation.providers.create",
+                    Action::ProviderCreate,
                     format!("attestation/providers/{name}"),
                 )
                 .body(),

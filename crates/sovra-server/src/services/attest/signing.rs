@@ -14,6 +14,7 @@ use super::Attestation;
 use crate::error::{Error, Result};
 use crate::model;
 use crate::records::Writes;
+use crate::services::actions::Action;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
@@ -98,7 +99,25 @@ impl KeyUse {
         }
     }
 
-    /// Audit action and resource prefix.
+    /// Audit action: a signing key of this use was created.
+    fn created(self) -> Action {
+        match self {
+            Self::Attestation => Action::AttestationSigningKeyCreate,
+            Self::Release => Action::ReleaseSigningKeyCreate,
+            Self::Management => Action::ManagementSigningKeyCreate,
+        }
+    }
+
+    /// Audit action: a signing key of this use was retired.
+    fn retired(self) -> Action {
+        match self {
+            Self::Attestation => Action::AttestationSigningKeyRetire,
+            Self::Release => Action::ReleaseSigningKeyRetire,
+            Self::Management => Action::ManagementSigningKeyRetire,
+        }
+    }
+
+    /// Resource prefix.
     fn name(self) -> &'static str {
         match self {
             Self::Attestation => "attestation",
@@ -186,14 +205,10 @@ impl Attestation {
             b.update(u.table(), &old, rev)?;
         }
         b.audit(
-            AuditEvent::new(
-                now,
-                EventKind::System,
-                format!("{}.signingKeys.create", u.name()),
-            )
-            .resource(format!("{}/signingKeys/{kid}", u.name()))
-            .detail(detail)
-            .body(),
+            AuditEvent::new(now, EventKind::System, u.created())
+                .resource(format!("{}/signingKeys/{kid}", u.name()))
+                .detail(detail)
+                .body(),
         );
         self.base.store.commit(b).await?;
         self.signing.remove(&u);
@@ -286,18 +301,14 @@ impl Attestation {
             old.unpublish_time = Some(now + self.base.cfg.attest.token_ttl_secs as i64 + 300);
             b.update(u.table(), &old, *rev)?;
             b.audit(
-                AuditEvent::new(
-                    now,
-                    EventKind::System,
-                    format!("{}.signingKeys.retire", u.name()),
-                )
-                .resource(format!("{}/signingKeys/{}", u.name(), old.kid))
-                .detail(serde_json::json!({
-                    "kid": old.kid,
-                    "activeKid": winner.kid,
-                    "reason": "another node created a signing key at the same time",
-                }))
-                .body(),
+                AuditEvent::new(now, EventKind::System, u.retired())
+                    .resource(format!("{}/signingKeys/{}", u.name(), old.kid))
+                    .detail(serde_json::json!({
+                        "kid": old.kid,
+                        "activeKid": winner.kid,
+                        "reason": "another node created a signing key at the same time",
+                    }))
+                    .body(),
             );
         }
         match self.base.store.commit(b).await.map_err(Error::from) {

@@ -94,7 +94,7 @@ impl Keys {
             b.create(model::VERSIONS, v)?;
         }
         b.audit(
-            self.base.admin_event(p, "cryptoKeys.create", key.name.clone())
+            self.base.admin_event(p, Action::KeyCreate, key.name.clone())
                 .detail(serde_json::json!({"purpose": key.purpose, "algorithm": key.algorithm, "rotationPeriod": key.rotation_period, "destroyScheduledDuration": key.destroy_scheduled_duration}))
                 .body(),
         );
@@ -269,13 +269,13 @@ impl Keys {
             let mut b = WriteBatch::new();
             b.update(model::CRYPTO_KEYS, &key, v.key_rev)?;
             b.audit(
-                self.base.admin_event(p, "cryptoKeys.update", key.name.clone())
+                self.base.admin_event(p, Action::KeyUpdate, key.name.clone())
                     .detail(serde_json::to_value(&req).unwrap_or_default())
                     .body(),
             );
             if let Some(change) = policy_change {
                 b.audit(
-                    self.base.admin_event(p, "cryptoKeys.releasePolicy.set", key.name.clone())
+                    self.base.admin_event(p, Action::KeyReleasePolicySet, key.name.clone())
                         .detail(change)
                         .body(),
                 );

@@ -31,7 +31,7 @@ impl Keys {
             crate::services::audit::AuditEvent::new(
                 self.base.now(),
                 crate::services::audit::EventKind::System,
-                "locations.create",
+                Action::LocationCreate,
             )
             .resource(format!("locations/{id}"))
             .body(),
@@ -82,7 +82,7 @@ impl Keys {
         b.create(model::LOCATIONS, &rec)?;
         b.audit(
             self.base
-                .admin_event(p, "locations.create", name.to_string())
+                .admin_event(p, Action::LocationCreate, name.to_string())
                 .body(),
         );
         self.base.store.commit(b).await.map_err(|e| match e {

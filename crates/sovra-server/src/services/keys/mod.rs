@@ -1,6 +1,7 @@
 //! Locations, key rings, crypto keys and versions: creation, reads, updates, rotation and the
 //! version lifecycle (ENABLED ⇄ DISABLED → DESTROY_SCHEDULED → DESTROYED, with restore).
 
+use super::actions::Action;
 use super::auth::Principal;
 use super::authz::Permission;
 pub mod crypto_keys;
@@ -179,11 +180,11 @@ pub(crate) enum NewVersion {
 
 impl NewVersion {
     /// The audit action.
-    fn action(self) -> &'static str {
+    fn action(self) -> Action {
         match self {
-            Self::Created => "cryptoKeyVersions.create",
-            Self::Rotated => "cryptoKeys.rotate",
-            Self::AutoRotated => "cryptoKeys.autoRotate",
+            Self::Created => Action::VersionCreate,
+            Self::Rotated => Action::KeyRotate,
+            Self::AutoRotated => Action::KeyAutoRotate,
         }
     }
 }

@@ -34,7 +34,7 @@ impl Keys {
         b.create(model::KEY_RINGS, &rec)?;
         b.audit(
             self.base
-                .admin_event(p, "keyRings.create", rec.name.clone())
+                .admin_event(p, Action::KeyRingCreate, rec.name.clone())
                 .detail(serde_json::json!({"auditDataAccess": rec.audit_data_access}))
                 .body(),
         );
@@ -115,7 +115,7 @@ impl Keys {
             b.update(model::KEY_RINGS, &rec, rev)?;
             b.audit(
                 self.base
-                    .admin_event(p, "keyRings.update", rec.name.clone())
+                    .admin_event(p, Action::KeyRingUpdate, rec.name.clone())
                     .detail(serde_json::json!({"auditDataAccess": rec.audit_data_access}))
                     .body(),
             );

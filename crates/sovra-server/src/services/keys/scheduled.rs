@@ -7,6 +7,7 @@ use super::{Keys, NewVersion};
 use crate::error::Result;
 use crate::model::{self, CryptoKeyRec, VersionRec};
 use crate::records::{Records, Writes};
+use crate::services::actions::Action;
 use crate::services::audit::{AuditEvent, EventKind};
 use sovra_proto::kms::VersionState;
 use sovra_proto::names::ResourceName;
@@ -31,7 +32,7 @@ impl Keys {
             let mut b = WriteBatch::new();
             b.update(model::VERSIONS, &v, r.rev)?;
             b.audit(
-                AuditEvent::new(now, EventKind::System, "cryptoKeyVersions.destroyed")
+                AuditEvent::new(now, EventKind::System, Action::VersionDestroyed)
                     .resource(v.name.clone())
                     .body(),
             );

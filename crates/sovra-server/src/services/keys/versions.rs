@@ -150,7 +150,7 @@ impl Keys {
             b.update(model::CRYPTO_KEYS, &key, v.key_rev)?;
             b.audit(
                 self.base
-                    .admin_event(p, "cryptoKeys.updatePrimaryVersion", key.name.clone())
+                    .admin_event(p, Action::KeyUpdatePrimary, key.name.clone())
                     .detail(serde_json::json!({"primary": n}))
                     .body(),
             );
@@ -240,7 +240,7 @@ impl Keys {
         &self,
         p: &Principal,
         name: &VersionName,
-        action: &str,
+        action: Action,
         f: F,
     ) -> Result<VersionRec>
     where
@@ -286,9 +286,9 @@ impl Keys {
             ));
         }
         let action = if state == VersionState::Enabled {
-            "cryptoKeyVersions.enable"
+            Action::VersionEnable
         } else {
-            "cryptoKeyVersions.disable"
+            Action::VersionDisable
         };
         self.change_version(p, name, action, |v, _, _, _| {
             match (v.state, state) {
@@ -307,7 +307,7 @@ impl Keys {
 
     /// `POST /v1/{version}:destroy`: schedules destruction after the key's destroyScheduledDuration.
     pub async fn destroy_version(&self, p: &Principal, name: &VersionName) -> Result<VersionRec> {
-        self.change_version(p, name, "cryptoKeyVersions.destroy", |v, now, settings, key| match v.state {
+        self.change_version(p, name, Action::VersionDestroy, |v, now, settings, key| match v.state {
             VersionState::Enabled if settings.require_disable_before_destroy => Err(Error::new(
                 ErrorCode::DisableBeforeDestroyRequired,
                 format!("the organisation requires versions to be DISABLED before destruction; disable {} first", v.name),
@@ -325,7 +325,7 @@ impl Keys {
 
     /// `POST /v1/{version}:restore`: cancels a scheduled destruction; the version becomes DISABLED.
     pub async fn restore_version(&self, p: &Principal, name: &VersionName) -> Result<VersionRec> {
-        self.change_version(p, name, "cryptoKeyVersions.restore", |v, _, _, _| {
+        self.change_version(p, name, Action::VersionRestore, |v, _, _, _| {
             match v.state {
                 VersionState::DestroyScheduled => {
                     v.state = VersionState::Disabled;

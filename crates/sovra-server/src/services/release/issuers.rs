@@ -9,6 +9,7 @@ use super::Release;
 use crate::error::{Error, Result};
 use crate::model;
 use crate::records::{Records, Writes};
+use crate::services::actions::Action;
 use crate::services::auth::Principal;
 use crate::services::authz::Permission;
 use serde::{Deserialize, Serialize};
@@ -263,7 +264,7 @@ impl Release {
             self.base
                 .admin_event(
                     p,
-                    "release.issuers.put",
+                    Action::IssuerPut,
                     format!("release/issuers/{}", ti.issuer),
                 )
                 .body(),

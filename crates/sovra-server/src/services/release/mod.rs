@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::model;
 use crate::records::{Records, Writes};
 use crate::services::Base;
+use crate::services::actions::Action;
 use crate::services::audit::{AuditEvent, EventKind};
 use crate::services::auth::Principal;
 use crate::services::authz::Permission;
@@ -366,7 +367,7 @@ impl Release {
     ) -> Result<SignedRelease> {
         let key_str = key.to_string();
         let result = self.release_inner(p, key, version, to).await;
-        let mut ev = AuditEvent::new(self.base.now(), EventKind::Decision, "cryptoKeys.release")
+        let mut ev = AuditEvent::new(self.base.now(), EventKind::Decision, Action::Release)
             .principal(&p.name)
             .resource(key_str);
         let mut detail = json!({"enc": to.enc.name()});
@@ -534,9 +535,9 @@ impl Release {
     ) -> Result<SignedRelease> {
         let generate = matches!(what, ToTee::GenerateDataKey);
         let action = if generate {
-            "cryptoKeys.generateDataKeyTo"
+            Action::GenerateDataKeyTo
         } else {
-            "cryptoKeys.decryptTo"
+            Action::DecryptTo
         };
         let result = self.decrypt_to_inner(p, key, to, what, aad).await;
         let mut ev = AuditEvent::new(self.base.now(), EventKind::Decision, action)
