@@ -161,18 +161,7 @@ impl Keys {
         page: &Page,
     ) -> Result<Listed<Key>> {
         let ring_name = ring.to_string();
-        let whole = p.can(Permission::KeyRead, &ring_name);
-        if !whole
-            && !p
-                .bindings()
-                .iter()
-                .any(|b| b.scope.starts_with(&format!("{ring_name}/")))
-        {
-            self.base
-                .auth
-                .authorize(p, Permission::KeyRead, &ring_name)
-                .await?;
-        }
+        let whole = self.may_list(p, Permission::KeyRead, &ring_name).await?;
         self.ring_rec(ring).await?;
         let limit = page.limit()?;
         let recs = Records::of(&*self.base.store)

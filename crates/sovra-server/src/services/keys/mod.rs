@@ -87,6 +87,22 @@ fn next_token<T>(records: &[Row<T>], limit: usize) -> Option<String> {
         .flatten()
 }
 
+impl Keys {
+    /// Whether `p` may list the children of `parent`: `Ok(true)` when it may read all of them,
+    /// `Ok(false)` when only some (it holds `perm` on some child, and the listing filters),
+    /// and a denial (audited) when none.
+    async fn may_list(&self, p: &Principal, perm: Permission, parent: &str) -> Result<bool> {
+        if p.can(perm, parent) {
+            return Ok(true);
+        }
+        let prefix = format!("{parent}/");
+        if !p.bindings().iter().any(|b| b.scope.starts_with(&prefix)) {
+            self.base.auth.authorize(p, perm, parent).await?;
+        }
+        Ok(false)
+    }
+}
+
 /// A key as the service returns it: its record and its primary version.
 #[derive(Debug, Clone)]
 pub struct Key {

@@ -64,18 +64,7 @@ impl Keys {
         page: &Page,
     ) -> Result<Listed<KeyRingRec>> {
         let loc_name = loc.to_string();
-        let whole = p.can(Permission::KeyRingRead, &loc_name);
-        if !whole
-            && !p
-                .bindings()
-                .iter()
-                .any(|b| b.scope.starts_with(&format!("{loc_name}/")))
-        {
-            self.base
-                .auth
-                .authorize(p, Permission::KeyRingRead, &loc_name)
-                .await?;
-        }
+        let whole = self.may_list(p, Permission::KeyRingRead, &loc_name).await?;
         self.location_rec(loc).await?;
         let limit = page.limit()?;
         let recs = Records::of(&*self.base.store)

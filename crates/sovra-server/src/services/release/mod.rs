@@ -365,26 +365,45 @@ impl Release {
         version: Option<u32>,
         to: &Recipient,
     ) -> Result<SignedRelease> {
-        let key_str = key.to_string();
         let result = self.release_inner(p, key, version, to).await;
-        let mut ev = AuditEvent::new(self.base.now(), EventKind::Decision, Action::Release)
+        let granted = |(_, (iss, version, kid)): &(SignedRelease, (String, String, String))| json!({"granted": true, "issuer": iss, "version": version, "targetKid": kid});
+        self.decided(
+            p,
+            Action::Release,
+            key,
+            &result,
+            granted,
+            json!({"enc": to.enc.name()}),
+        )
+        .await?;
+        result.map(|(r, _)| r)
+    }
+
+    /// Audits a release decision: granted with `granted(result)`, or denied with the code and
+    /// the reason added to `denied`.
+    async fn decided<T>(
+        &self,
+        p: &Principal,
+        action: Action,
+        key: &CryptoKeyName,
+        result: &Result<T>,
+        granted: impl FnOnce(&T) -> Value,
+        mut denied: Value,
+    ) -> Result<()> {
+        let ev = AuditEvent::new(self.base.now(), EventKind::Decision, action)
             .principal(&p.name)
-            .resource(key_str);
-        let mut detail = json!({"enc": to.enc.name()});
-        match &result {
-            Ok((_, info)) => {
-                detail = json!({"granted": true, "issuer": info.0, "version": info.1, "targetKid": info.2})
-            }
+            .resource(key.to_string());
+        let ev = match result {
+            Ok(r) => ev.detail(granted(r)),
             Err(e) => {
-                ev = ev.denied(e.code.as_str());
-                if let Some(d) = detail.as_object_mut() {
+                if let Some(d) = denied.as_object_mut() {
                     d.insert("granted".into(), Value::Bool(false));
                     d.insert("reason".into(), Value::from(e.message.clone()));
                 }
+                ev.denied(e.code.as_str()).detail(denied)
             }
-        }
-        self.base.audit.record(ev.detail(detail)).await?;
-        result.map(|(r, _)| r)
+        };
+        self.base.audit.record(ev).await
     }
 
     async fn release_inner(
@@ -540,17 +559,9 @@ impl Release {
             Action::DecryptTo
         };
         let result = self.decrypt_to_inner(p, key, to, what, aad).await;
-        let mut ev = AuditEvent::new(self.base.now(), EventKind::Decision, action)
-            .principal(&p.name)
-            .resource(key.to_string());
-        let detail = match &result {
-            Ok(_) => json!({"granted": true}),
-            Err(e) => {
-                ev = ev.denied(e.code.as_str());
-                json!({"granted": false, "reason": e.message})
-            }
-        };
-        self.base.audit.record(ev.detail(detail)).await?;
+        let granted = |_: &SignedRelease| json!({"granted": true});
+        self.decided(p, action, key, &result, granted, json!({}))
+            .await?;
         result
     }
 
