@@ -207,11 +207,10 @@ pub async fn set_policy(
 ) -> Result<Json<PolicyInfo>> {
     let req: SetPolicyRequest = parse_json(&b)?;
     let lang = Language::parse(req.language.as_deref())?;
-    let (text, signer) = s.sovra.attest().policy_text(&req.policy).await?;
     Ok(Json(
         s.sovra
             .attest()
-            .set_policy(&p, &provider, evidence_type(&kind)?, lang, &text, signer)
+            .set_policy(&p, &provider, evidence_type(&kind)?, lang, &req.policy)
             .await?,
     ))
 }
@@ -274,7 +273,6 @@ pub async fn maa_put_policy(
     let text =
         String::from_utf8(b.to_vec()).map_err(|_| Error::invalid("the policy JWS must be text"))?;
     let jws_text = text.trim().trim_matches('"').to_string();
-    let (policy, signer) = s.sovra.attest().policy_text(&jws_text).await?;
     s.sovra
         .attest()
         .set_policy(
@@ -282,8 +280,7 @@ pub async fn maa_put_policy(
             DEFAULT_PROVIDER,
             maa_type(&ty)?,
             Language::Maa,
-            &policy,
-            signer,
+            &jws_text,
         )
         .await?;
     let hash = jws::b64url(

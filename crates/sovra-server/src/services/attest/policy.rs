@@ -352,14 +352,16 @@ impl Attestation {
         provider: &str,
         kind: EvidenceType,
         language: Language,
-        text: &str,
-        signer: Option<String>,
+        document: &str,
     ) -> Result<PolicyInfo> {
         self.base
             .auth
             .authorize(p, Permission::PolicyManage, "attestation")
             .await?;
         self.provider(provider).await?;
+        // The signer is whoever signed the document, checked here: never the caller's word.
+        let (text, signer) = self.policy_text(document).await?;
+        let text = text.as_str();
         // Isolated mode (MAA): once policy signers are configured, every policy must be signed
         // by one of them.
         if signer.is_none() && !self.loaded_collateral().await?.policy_signers.is_empty() {

@@ -143,7 +143,7 @@ impl Attestation {
     /// The policy in `body`: plain policy text, or an MAA policy JWS
     /// (`{"AttestationPolicy": b64url(text)}`), unsigned or signed by a configured policy
     /// signer. Returns the text and the signer's subject.
-    pub async fn policy_text(&self, body: &str) -> Result<(String, Option<String>)> {
+    pub(super) async fn policy_text(&self, body: &str) -> Result<(String, Option<String>)> {
         let trimmed = body.trim();
         let looks_jws = trimmed.split('.').count() == 3 && !trimmed.contains(char::is_whitespace);
         if !looks_jws {
