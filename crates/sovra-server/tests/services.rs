@@ -170,7 +170,7 @@ async fn nodes_that_create_the_first_signing_key_together_converge_on_one() {
         .iter()
         .map(|k| k["kid"].as_str().unwrap())
         .collect();
-    assert_eq!(kids, [r["kid"].as_str().unwrap()], "{kids:?}");
+    assert_eq!(kids, [r.0.as_str()], "{kids:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -13,8 +13,9 @@ use super::limit::Anonymous;
 use super::response::{Json, no_content};
 use crate::error::{Error, Result};
 use crate::services::attest::activation::TpmIdentity;
-use crate::services::attest::policy::Language;
+use crate::services::attest::policy::{Language, PolicyView};
 use crate::services::attest::providers::DEFAULT_PROVIDER;
+use crate::services::attest::providers::ProviderView;
 use crate::services::auth::Principal;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
@@ -184,18 +185,29 @@ pub async fn openid_provider(
 
 // ----- policies: native ---------------------------------------------------------------------
 
+fn policy_info(v: &PolicyView) -> PolicyInfo {
+    PolicyInfo {
+        evidence_type: v.kind.as_str().into(),
+        language: v.language.name().into(),
+        text: v.text.clone(),
+        hash: v.hash.clone(),
+        is_default: v.is_default,
+        signer: v.signer.clone(),
+    }
+}
+
 /// `GET /v1/attestation/providers/{provider}/policies/{type}`.
 pub async fn get_policy(
     State(s): State<AppState>,
     Caller(p): Caller,
     PathParams((provider, kind)): PathParams<(String, String)>,
 ) -> Result<Json<PolicyInfo>> {
-    Ok(Json(
-        s.sovra
+    Ok(Json(policy_info(
+        &s.sovra
             .attest()
             .get_policy(&p, &provider, evidence_type(&kind)?)
             .await?,
-    ))
+    )))
 }
 
 /// `PUT /v1/attestation/providers/{provider}/policies/{type}`: text, or an MAA policy JWS.
@@ -207,12 +219,12 @@ pub async fn set_policy(
 ) -> Result<Json<PolicyInfo>> {
     let req: SetPolicyRequest = parse_json(&b)?;
     let lang = Language::parse(req.language.as_deref())?;
-    Ok(Json(
-        s.sovra
+    Ok(Json(policy_info(
+        &s.sovra
             .attest()
             .set_policy(&p, &provider, evidence_type(&kind)?, lang, &req.policy)
             .await?,
-    ))
+    )))
 }
 
 /// `DELETE /v1/attestation/providers/{provider}/policies/{type}`: back to the default.
@@ -221,12 +233,12 @@ pub async fn reset_policy(
     Caller(p): Caller,
     PathParams((provider, kind)): PathParams<(String, String)>,
 ) -> Result<Json<PolicyInfo>> {
-    Ok(Json(
-        s.sovra
+    Ok(Json(policy_info(
+        &s.sovra
             .attest()
             .reset_policy(&p, &provider, evidence_type(&kind)?)
             .await?,
-    ))
+    )))
 }
 
 // ----- policies: MAA --------------------------------------------------------------------------
@@ -360,11 +372,25 @@ pub async fn maa_remove_certificate(
 
 // ----- providers, reference values, collateral, keys -------------------------------------------
 
+fn provider(v: &ProviderView) -> Provider {
+    Provider {
+        name: v.name.clone(),
+        issuer: v.issuer.clone(),
+        create_time: crate::clock::rfc3339(v.create_time),
+    }
+}
+
 /// `GET /v1/attestation/providers`.
 pub async fn list_providers(State(s): State<AppState>, Caller(p): Caller) -> Result<Json<Value>> {
-    Ok(Json(
-        json!({"providers": s.sovra.attest().list_providers(&p).await?}),
-    ))
+    let list: Vec<Provider> = s
+        .sovra
+        .attest()
+        .list_providers(&p)
+        .await?
+        .iter()
+        .map(provider)
+        .collect();
+    Ok(Json(json!({ "providers": list })))
 }
 
 /// `POST /v1/attestation/providers/{provider}`.
@@ -373,7 +399,9 @@ pub async fn create_provider(
     Caller(p): Caller,
     PathParams(name): PathParams<String>,
 ) -> Result<Json<Provider>> {
-    Ok(Json(s.sovra.attest().create_provider(&p, &name).await?))
+    Ok(Json(provider(
+        &s.sovra.attest().create_provider(&p, &name).await?,
+    )))
 }
 
 /// `GET /v1/attestation/referenceValues`.
@@ -487,7 +515,8 @@ pub async fn rotate_signing_key(
                 .ok_or_else(|| Error::invalid("alg must be RS256, ES256 or ES384"))?,
         ),
     };
-    Ok(Json(s.sovra.attest().rotate_signing_key(&p, alg).await?))
+    let (kid, alg) = s.sovra.attest().rotate_signing_key(&p, alg).await?;
+    Ok(Json(json!({"kid": kid, "alg": alg.name()})))
 }
 
 /// `POST /v1/release/nonces`: a single-use nonce for the next release.

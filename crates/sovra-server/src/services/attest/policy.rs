@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use sovra_attest::EvidenceType;
 use sovra_policy::PolicyError;
 use sovra_proto::ErrorCode;
-use sovra_proto::attest::{PolicyInfo, ReferenceValues};
+use sovra_proto::attest::ReferenceValues;
 use sovra_store::{Expect, WriteBatch};
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +42,8 @@ impl Language {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// The name the API and the audit log use (`maa`, `rego`).
+    pub fn name(self) -> &'static str {
         match self {
             Self::Maa => "maa",
             Self::Rego => "rego",
@@ -81,6 +82,23 @@ impl crate::model::Record for PolicyRec {
 enum Engine {
     Maa(sovra_policy::maa::Policy),
     Rego(sovra_policy::rego::RegoPolicy),
+}
+
+/// The policy a provider applies to an evidence type.
+#[derive(Debug, Clone)]
+pub struct PolicyView {
+    /// The evidence type.
+    pub kind: EvidenceType,
+    /// Its language.
+    pub language: Language,
+    /// Its text.
+    pub text: String,
+    /// Its hash (MAA's `x-ms-policy-hash`).
+    pub hash: String,
+    /// The built-in default applies (none was set).
+    pub is_default: bool,
+    /// Who signed it (policy-signer subject), if it came signed.
+    pub signer: Option<String>,
 }
 
 /// A compiled policy.
@@ -327,7 +345,7 @@ impl Attestation {
         p: &Principal,
         provider: &str,
         kind: EvidenceType,
-    ) -> Result<PolicyInfo> {
+    ) -> Result<PolicyView> {
         self.base
             .auth
             .authorize(p, Permission::PolicyRead, "attestation")
@@ -335,9 +353,9 @@ impl Attestation {
         self.provider(provider).await?;
         let rec = self.policy_rec(provider, kind).await?;
         let c = self.policy_for(provider, kind).await?;
-        Ok(PolicyInfo {
-            evidence_type: kind.as_str().into(),
-            language: c.language.name().into(),
+        Ok(PolicyView {
+            kind,
+            language: c.language,
             text: c.text.clone(),
             hash: c.hash.clone(),
             is_default: rec.is_none(),
@@ -353,7 +371,7 @@ impl Attestation {
         kind: EvidenceType,
         language: Language,
         document: &str,
-    ) -> Result<PolicyInfo> {
+    ) -> Result<PolicyView> {
         self.base
             .auth
             .authorize(p, Permission::PolicyManage, "attestation")
@@ -402,7 +420,7 @@ impl Attestation {
         p: &Principal,
         provider: &str,
         kind: EvidenceType,
-    ) -> Result<PolicyInfo> {
+    ) -> Result<PolicyView> {
         self.base
             .auth
             .authorize(p, Permission::PolicyManage, "attestation")

@@ -10,7 +10,6 @@ use crate::records::{Records, Writes};
 use crate::services::actions::Action;
 use serde::{Deserialize, Serialize};
 use sovra_proto::ErrorCode;
-use sovra_proto::attest::Provider;
 use sovra_store::WriteBatch;
 
 /// The provider that always exists.
@@ -97,7 +96,7 @@ impl Attestation {
     }
 
     /// Creates a provider.
-    pub async fn create_provider(&self, p: &Principal, name: &str) -> Result<Provider> {
+    pub async fn create_provider(&self, p: &Principal, name: &str) -> Result<ProviderView> {
         self.base
             .auth
             .authorize(p, Permission::PolicyManage, "attestation")
@@ -135,40 +134,32 @@ impl Attestation {
                 e
             }
         })?;
-        Ok(self.provider_wire(&ProviderView {
-            name: rec.name.clone(),
+        Ok(ProviderView {
             issuer: self.issuer_of(&rec.name),
+            name: rec.name,
             create_time: rec.create_time,
-        }))
+        })
     }
 
     /// Lists providers (`default` first).
-    pub async fn list_providers(&self, p: &Principal) -> Result<Vec<Provider>> {
+    pub async fn list_providers(&self, p: &Principal) -> Result<Vec<ProviderView>> {
         self.base
             .auth
             .authorize(p, Permission::PolicyRead, "attestation")
             .await?;
-        let mut out = vec![self.provider_wire(&self.provider(DEFAULT_PROVIDER).await?)];
+        let mut out = vec![self.provider(DEFAULT_PROVIDER).await?];
         for r in Records::of(&*self.base.store)
             .scan(model::ATTEST_PROVIDERS, None, 1000)
             .await?
         {
             let rec: ProviderRec = r.value.clone();
-            out.push(self.provider_wire(&ProviderView {
+            out.push(ProviderView {
                 issuer: self.issuer_of(&rec.name),
                 name: rec.name,
                 create_time: rec.create_time,
-            }));
+            });
         }
         Ok(out)
-    }
-
-    fn provider_wire(&self, v: &ProviderView) -> Provider {
-        Provider {
-            name: v.name.clone(),
-            issuer: v.issuer.clone(),
-            create_time: crate::clock::rfc3339(v.create_time),
-        }
     }
 
     /// OpenID Connect discovery metadata for `provider`.

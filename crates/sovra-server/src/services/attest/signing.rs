@@ -327,7 +327,7 @@ impl Attestation {
         &self,
         p: &super::super::auth::Principal,
         alg: Option<JwsAlg>,
-    ) -> Result<serde_json::Value> {
+    ) -> Result<(String, JwsAlg)> {
         self.base
             .auth
             .authorize(
@@ -345,7 +345,7 @@ impl Attestation {
         self.create_signing_key(KeyUse::Attestation, alg, current)
             .await?;
         let keys = self.signing_keys().await?;
-        Ok(serde_json::json!({"kid": keys.active.kid(), "alg": alg.name()}))
+        Ok((keys.active.kid().to_string(), alg))
     }
 
     /// The JWKS document at `/certs`: the attestation token keys, then the management
