@@ -4,47 +4,30 @@
 mod common;
 use common::*;
 use serde_json::Value;
-use sovra_attest::evidence::TrustStore;
-use sovra_attest::{
-    AttestError, EvidenceInput, EvidenceType, VerifiedClaims, VerifyContext, verifier_for,
-};
+use sovra_attest::{AttestError, EvidenceInput, EvidenceType, VerifiedClaims, verifier_for};
 
 const TDX_COLLATERAL: &str = "tdx/derived_collateral_00806f050000_2025-09-29_mixed.json";
 
 fn snp(file: &str, ark: &str, nonce: Option<&[u8]>) -> Result<VerifiedClaims, AttestError> {
-    let ev = read(file);
-    let chain = read(ark);
-    let refs: Vec<&[u8]> = vec![&chain];
-    let input = EvidenceInput {
-        evidence: &ev,
-        cert_chain: &refs,
-        nonce,
-        ..Default::default()
-    };
-    verifier_for(EvidenceType::AzSnpVtpm).verify(
-        &input,
-        &VerifyContext {
-            now: unix("2026-01-01T00:00:00Z"),
-            trust: &TrustStore::default(),
-        },
-    )
+    snp_with(&read(file), &read(ark), nonce)
 }
 
 fn snp_bytes(ev: &[u8], nonce: Option<&[u8]>) -> Result<VerifiedClaims, AttestError> {
-    let chain = read("roots/amd/ask_ark_milan.pem");
-    let refs: Vec<&[u8]> = vec![&chain];
+    snp_with(ev, &read("roots/amd/ask_ark_milan.pem"), nonce)
+}
+
+fn snp_with(ev: &[u8], chain: &[u8], nonce: Option<&[u8]>) -> Result<VerifiedClaims, AttestError> {
+    let refs: Vec<&[u8]> = vec![chain];
     let input = EvidenceInput {
         evidence: ev,
         cert_chain: &refs,
         nonce,
         ..Default::default()
     };
-    verifier_for(EvidenceType::AzSnpVtpm).verify(
+    verify_pinned(
+        verifier_for(EvidenceType::AzSnpVtpm),
         &input,
-        &VerifyContext {
-            now: unix("2026-01-01T00:00:00Z"),
-            trust: &TrustStore::default(),
-        },
+        unix("2026-01-01T00:00:00Z"),
     )
 }
 
@@ -54,20 +37,11 @@ fn tdx(ev: &[u8], collateral: Option<&[u8]>) -> Result<VerifiedClaims, AttestErr
         collateral,
         ..Default::default()
     };
-    verifier_for(EvidenceType::AzTdxVtpm).verify(
+    verify_pinned(
+        verifier_for(EvidenceType::AzTdxVtpm),
         &input,
-        &VerifyContext {
-            now: unix("2025-10-01T00:00:00Z"),
-            trust: &TrustStore::default(),
-        },
+        unix("2025-10-01T00:00:00Z"),
     )
-}
-
-fn code(r: Result<VerifiedClaims, AttestError>) -> &'static str {
-    match r {
-        Ok(_) => "OK",
-        Err(e) => e.code().as_str(),
-    }
 }
 
 #[test]
@@ -223,12 +197,10 @@ fn fail_missing_pieces_and_wrong_type() {
         evidence: &ev,
         ..Default::default()
     };
-    let r = verifier_for(EvidenceType::AzSnpVtpm).verify(
+    let r = verify_pinned(
+        verifier_for(EvidenceType::AzSnpVtpm),
         &input,
-        &VerifyContext {
-            now: unix("2026-01-01T00:00:00Z"),
-            trust: &TrustStore::default(),
-        },
+        unix("2026-01-01T00:00:00Z"),
     );
     assert_eq!(code(r), "OK");
 }

@@ -6,8 +6,7 @@ mod common;
 use common::*;
 use serde_json::Value;
 use sovra_attest::EvidenceType;
-use sovra_attest::evidence::TrustStore;
-use sovra_attest::{AttestError, EvidenceInput, VerifiedClaims, VerifyContext, verifier_for};
+use sovra_attest::{AttestError, EvidenceInput, VerifiedClaims, verifier_for};
 
 struct Case {
     quote: &'static str,
@@ -128,13 +127,7 @@ fn verify(
         nonce,
         ..Default::default()
     };
-    verifier_for(kind).verify(
-        &input,
-        &VerifyContext {
-            now: at,
-            trust: &TrustStore::default(),
-        },
-    )
+    verify_pinned(verifier_for(kind), &input, at)
 }
 
 fn run(c: &Case) -> Result<VerifiedClaims, AttestError> {
@@ -145,13 +138,6 @@ fn run(c: &Case) -> Result<VerifiedClaims, AttestError> {
         unix(c.at),
         None,
     )
-}
-
-fn code(r: Result<VerifiedClaims, AttestError>) -> &'static str {
-    match r {
-        Ok(_) => "OK",
-        Err(e) => e.code().as_str(),
-    }
 }
 
 #[test]
@@ -386,13 +372,7 @@ fn ccel_event_log_replays_to_the_rtmrs() {
             event_log: Some(l),
             ..Default::default()
         };
-        verifier_for(EvidenceType::Tdx).verify(
-            &input,
-            &VerifyContext {
-                now: at,
-                trust: &TrustStore::default(),
-            },
-        )
+        verify_pinned(verifier_for(EvidenceType::Tdx), &input, at)
     };
     let v = with_log(&log).unwrap().to_json();
     assert_eq!(v["ccel_event_count"], 43);

@@ -3,9 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 mod common;
 use common::*;
-use sovra_attest::evidence::TrustStore;
 use sovra_attest::nitro::NitroVerifier;
-use sovra_attest::{AttestError, EvidenceInput, VerifiedClaims, Verifier, VerifyContext};
+use sovra_attest::{AttestError, EvidenceInput, VerifiedClaims};
 
 struct Case {
     file: &'static str,
@@ -71,20 +70,7 @@ fn verify(doc: &[u8], at: i64, nonce: Option<&[u8]>) -> Result<VerifiedClaims, A
         nonce,
         ..Default::default()
     };
-    NitroVerifier.verify(
-        &input,
-        &VerifyContext {
-            now: at,
-            trust: &TrustStore::default(),
-        },
-    )
-}
-
-fn code(r: Result<VerifiedClaims, AttestError>) -> &'static str {
-    match r {
-        Ok(_) => "OK",
-        Err(e) => e.code().as_str(),
-    }
+    verify_pinned(&NitroVerifier, &input, at)
 }
 
 #[test]

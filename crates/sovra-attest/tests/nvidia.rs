@@ -3,9 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 mod common;
 use common::*;
-use sovra_attest::evidence::TrustStore;
 use sovra_attest::nvidia::NvidiaVerifier;
-use sovra_attest::{AttestError, EvidenceInput, VerifiedClaims, Verifier, VerifyContext};
+use sovra_attest::{AttestError, EvidenceInput, VerifiedClaims};
 
 const REPORT: &str = "nvidia_gpu/nvtrust_hopperAttestationReport.hex.txt";
 const CHAIN: &str = "nvidia_gpu/nvtrust_hopperCertChain.pem";
@@ -28,20 +27,7 @@ fn verify(
         nonce,
         ..Default::default()
     };
-    NvidiaVerifier.verify(
-        &input,
-        &VerifyContext {
-            now: at,
-            trust: &TrustStore::default(),
-        },
-    )
-}
-
-fn code(r: Result<VerifiedClaims, AttestError>) -> &'static str {
-    match r {
-        Ok(_) => "OK",
-        Err(e) => e.code().as_str(),
-    }
+    verify_pinned(&NvidiaVerifier, &input, at)
 }
 
 #[test]

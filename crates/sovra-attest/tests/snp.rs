@@ -120,13 +120,6 @@ fn claims_name_the_key_and_product() {
     assert_eq!(genoa["product"], "Genoa");
 }
 
-fn code(r: Result<VerifiedClaims, AttestError>) -> &'static str {
-    match r {
-        Ok(_) => "OK",
-        Err(e) => e.code().as_str(),
-    }
-}
-
 #[test]
 fn fail_bit_flips_in_the_signed_region_and_signature() {
     let c = &CASES[0];

@@ -48,13 +48,6 @@ fn verify_with(
     )
 }
 
-fn code(r: Result<VerifiedClaims, AttestError>) -> &'static str {
-    match r {
-        Ok(_) => "OK",
-        Err(e) => e.code().as_str(),
-    }
-}
-
 /// The JSON envelope built from the extracted parts of a vector.
 fn envelope(dir: &str) -> Value {
     let b64 = |p: &str| sovra_proto_b64(&read(&format!("{dir}/{p}")));

@@ -7,7 +7,31 @@
     clippy::indexing_slicing
 )]
 
+use sovra_attest::{AttestError, TrustStore, VerifiedClaims, Verifier, VerifyContext};
 use std::path::PathBuf;
+
+/// The error code of a verification, or `OK`.
+pub fn code(r: Result<VerifiedClaims, AttestError>) -> &'static str {
+    match r {
+        Ok(_) => "OK",
+        Err(e) => e.code().as_str(),
+    }
+}
+
+/// Verifies `input` with `v` at `now` against the pinned vendor roots only.
+pub fn verify_pinned(
+    v: &dyn Verifier,
+    input: &sovra_attest::EvidenceInput,
+    now: i64,
+) -> Result<VerifiedClaims, AttestError> {
+    v.verify(
+        input,
+        &VerifyContext {
+            now,
+            trust: &TrustStore::default(),
+        },
+    )
+}
 
 /// The vectors directory: `$SOVRA_VECTORS`, or `../shared/vectors` beside the repository.
 pub fn vectors_dir() -> PathBuf {
