@@ -4,7 +4,7 @@
 //! init-time data, Open Enclave headers). Errors are fine; panics are not.
 use libfuzzer_sys::fuzz_target;
 use sovra_proto::attest::{AttestRequest, MaaAttestRequest};
-use sovra_server::services::attest::request;
+use sovra_server::http::attest_wire as request;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(r) = serde_json::from_slice::<AttestRequest>(data) {
