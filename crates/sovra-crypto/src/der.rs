@@ -51,3 +51,67 @@ pub fn rsa_spki(n: &[u8], e: &[u8]) -> Vec<u8> {
     body.extend(der(0x03, &bits));
     der(0x30, &body)
 }
+
+/// The DER OID of P-256 (`prime256v1`), as PKCS#11's `CKA_EC_PARAMS` names the curve.
+pub const OID_P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+/// The DER OID of P-384 (`secp384r1`).
+pub const OID_P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+/// The DER OID of Ed25519 (`id-Ed25519`, RFC 8410).
+pub const OID_ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
+
+fn spki(alg_id_body: &[u8], key: &[u8]) -> Vec<u8> {
+    let mut bits = vec![0u8];
+    bits.extend_from_slice(key);
+    let mut body = der(0x30, alg_id_body);
+    body.extend(der(0x03, &bits));
+    der(0x30, &body)
+}
+
+/// The SubjectPublicKeyInfo of an EC key on the curve `curve_oid` (DER) with the uncompressed
+/// point `point`.
+pub fn ec_spki(curve_oid: &[u8], point: &[u8]) -> Vec<u8> {
+    // id-ecPublicKey 1.2.840.10045.2.1
+    let mut alg = vec![0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+    alg.extend_from_slice(curve_oid);
+    spki(&alg, point)
+}
+
+/// The SubjectPublicKeyInfo of the Ed25519 public key `key` (32 bytes).
+pub fn ed25519_spki(key: &[u8]) -> Vec<u8> {
+    spki(OID_ED25519, key)
+}
+
+/// The DER `ECDSA-Sig-Value` of a raw `r ‖ s` signature (halves of equal length).
+pub fn ecdsa_sig_der(raw: &[u8]) -> Option<Vec<u8>> {
+    if raw.is_empty() || raw.len() % 2 != 0 {
+        return None;
+    }
+    let (r, s) = raw.split_at(raw.len() / 2);
+    let mut body = der_uint(r);
+    body.extend(der_uint(s));
+    Some(der(0x30, &body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair};
+
+    #[test]
+    fn ec_spki_and_signature_match_aws_lc() {
+        let kp = EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+        let point = kp.public_key().as_ref().to_vec();
+        let spki = ec_spki(OID_P256, &point);
+        use aws_lc_rs::encoding::AsDer;
+        assert_eq!(spki, kp.public_key().as_der().unwrap().as_ref());
+        let raw = kp
+            .sign(&aws_lc_rs::rand::SystemRandom::new(), b"m")
+            .unwrap();
+        let der = ecdsa_sig_der(raw.as_ref()).unwrap();
+        signature::ParsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &spki)
+            .unwrap()
+            .verify_sig(b"m", &der)
+            .unwrap();
+        assert!(ecdsa_sig_der(&[1, 2, 3]).is_none());
+    }
+}

@@ -35,4 +35,10 @@ pub enum CryptoError {
     /// The underlying library failed (e.g. key generation).
     #[error("cryptographic library failure: {0}")]
     Library(&'static str),
+    /// The HSM holding the key cannot be reached now (a retry may succeed).
+    #[error("the HSM is unavailable: {0}")]
+    HsmUnavailable(String),
+    /// The HSM failed or refused the operation.
+    #[error("HSM failure: {0}")]
+    HsmFailure(String),
 }

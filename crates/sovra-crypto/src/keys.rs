@@ -326,7 +326,11 @@ impl LoadedKey {
     }
 }
 
-fn import_digest(alg: Algorithm, h: HashAlg, d: &[u8]) -> Result<digest::Digest, CryptoError> {
+pub(crate) fn import_digest(
+    alg: Algorithm,
+    h: HashAlg,
+    d: &[u8],
+) -> Result<digest::Digest, CryptoError> {
     let want = sign_hash(alg).ok_or(CryptoError::Unsupported(
         "this algorithm does not sign digests",
     ))?;
@@ -340,6 +344,18 @@ fn import_digest(alg: Algorithm, h: HashAlg, d: &[u8]) -> Result<digest::Digest,
     }
     digest::Digest::import_less_safe(d, digest_alg(want))
         .map_err(|_| CryptoError::BadDigest { expected })
+}
+
+/// What an asymmetric-sign algorithm signs: the hash of the message, or the caller's digest once
+/// checked against the algorithm's hash and length.
+pub fn message_digest(alg: Algorithm, input: SignInput<'_>) -> Result<Vec<u8>, CryptoError> {
+    let h = sign_hash(alg).ok_or(CryptoError::Unsupported(
+        "this algorithm signs the message itself, not a digest",
+    ))?;
+    Ok(match input {
+        SignInput::Data(d) => digest::digest(digest_alg(h), d).as_ref().to_vec(),
+        SignInput::Digest(given, d) => import_digest(alg, given, d)?.as_ref().to_vec(),
+    })
 }
 
 /// PEM-encodes DER with `label`.

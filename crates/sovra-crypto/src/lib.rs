@@ -16,6 +16,7 @@
 pub mod der;
 pub mod error;
 pub mod jws;
+pub mod key_ops;
 pub mod keys;
 pub mod keywrap;
 pub mod random;
@@ -24,6 +25,7 @@ pub mod symmetric;
 pub mod wrap;
 
 pub use error::CryptoError;
+pub use key_ops::KeyOps;
 pub use keys::{HashAlg, LoadedKey, SignInput, generate};
 pub use secret::SecretBytes;
 

@@ -5,9 +5,9 @@
 //! key version that made it and cannot be re-labelled.
 
 use crate::error::CryptoError;
-use crate::keys::LoadedKey;
+use crate::key_ops::KeyOps;
 use crate::secret::SecretBytes;
-use aws_lc_rs::aead::{Aad, NONCE_LEN, Nonce};
+use aws_lc_rs::aead::NONCE_LEN;
 
 const FORMAT: u8 = 1;
 const HEADER: usize = 5;
@@ -35,16 +35,11 @@ fn aad_with_header(header: &[u8], aad: &[u8]) -> Vec<u8> {
 
 /// Encrypts `plaintext` with `key` (version `version`), binding `aad`.
 pub fn seal(
-    key: &LoadedKey,
+    key: &dyn KeyOps,
     version: u32,
     aad: &[u8],
     plaintext: &[u8],
 ) -> Result<Vec<u8>, CryptoError> {
-    let LoadedKey::Aes(k) = key else {
-        return Err(CryptoError::Unsupported(
-            "this key cannot encrypt symmetrically",
-        ));
-    };
     let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
     out.push(FORMAT);
     out.extend_from_slice(&version.to_be_bytes());
@@ -52,50 +47,30 @@ pub fn seal(
     crate::random::fill_nonce(&mut nonce)?;
     out.extend_from_slice(&nonce);
     let header_aad = aad_with_header(out.get(..HEADER).unwrap_or_default(), aad);
-    let body_start = out.len();
-    out.extend_from_slice(plaintext);
-    let mut body = out.split_off(body_start);
-    k.seal_in_place_append_tag(
-        Nonce::assume_unique_for_key(nonce),
-        Aad::from(&header_aad),
-        &mut body,
-    )
-    .map_err(|_| CryptoError::Library("encryption failed"))?;
-    out.append(&mut body);
+    out.extend(key.gcm_seal(&nonce, &header_aad, plaintext)?);
     Ok(out)
 }
 
 /// Decrypts a ciphertext made by [`seal`] with the same key and `aad`.
-pub fn open(key: &LoadedKey, aad: &[u8], ciphertext: &[u8]) -> Result<SecretBytes, CryptoError> {
-    let LoadedKey::Aes(k) = key else {
-        return Err(CryptoError::Unsupported(
-            "this key cannot decrypt symmetrically",
-        ));
-    };
+pub fn open(key: &dyn KeyOps, aad: &[u8], ciphertext: &[u8]) -> Result<SecretBytes, CryptoError> {
     version_of(ciphertext)?;
     let header = ciphertext
         .get(..HEADER)
         .ok_or(CryptoError::CiphertextInvalid)?;
-    let nonce = ciphertext
+    let nonce: &[u8; NONCE_LEN] = ciphertext
         .get(HEADER..HEADER + NONCE_LEN)
+        .and_then(|n| n.try_into().ok())
         .ok_or(CryptoError::CiphertextInvalid)?;
     let body = ciphertext
         .get(HEADER + NONCE_LEN..)
         .ok_or(CryptoError::CiphertextInvalid)?;
-    let nonce =
-        Nonce::try_assume_unique_for_key(nonce).map_err(|_| CryptoError::CiphertextInvalid)?;
-    let mut buf = body.to_vec();
-    let n = k
-        .open_in_place(nonce, Aad::from(&aad_with_header(header, aad)), &mut buf)
-        .map_err(|_| CryptoError::CiphertextInvalid)?
-        .len();
-    buf.truncate(n);
-    Ok(SecretBytes::new(buf))
+    key.gcm_open(nonce, &aad_with_header(header, aad), body)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::LoadedKey;
     use sovra_proto::kms::Algorithm;
 
     fn key() -> LoadedKey {

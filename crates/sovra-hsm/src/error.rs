@@ -17,6 +17,13 @@ pub enum HsmError {
     /// Reading or writing the HSM's files failed.
     #[error("HSM storage error: {0}")]
     Io(String),
+    /// The HSM cannot be reached now (token removed, module or network HSM down); operations
+    /// succeed again once it is back.
+    #[error("the HSM is unavailable: {0}")]
+    Unavailable(String),
+    /// The HSM lacks a mechanism this operation needs.
+    #[error("{0}")]
+    Unsupported(String),
     /// The HSM (or its library) failed.
     #[error("HSM failure: {0}")]
     Device(String),

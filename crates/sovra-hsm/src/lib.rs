@@ -1,21 +1,28 @@
-//! The [`Hsm`] trait: where Sovra's root and per-location wrapping keys live, and the only
-//! thing that can wrap and unwrap key material with them.
+//! The [`Hsm`] trait: where Sovra's root and per-location wrapping keys live, the only thing
+//! that can wrap and unwrap key material with them, and where `HSM`-level keys are generated
+//! and used.
 //!
 //! Backends:
 //! * [`soft::SoftHsm`]: a software HSM in the data directory. Its root key is sealed under an
 //!   unseal key (a file beside it by default, or one the operator keeps elsewhere); location
-//!   wrapping keys are sealed under the root.
+//!   wrapping keys are sealed under the root. Its boundary is the process.
 //! * [`pkcs11::Pkcs11Hsm`] (any vendor HSM; SoftHSM2 in tests): the wrapping keys are
-//!   non-extractable token objects and never leave the HSM.
+//!   non-extractable token objects and never leave the HSM; `HSM`-level keys are generated,
+//!   stored wrapped and used inside it.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod keys;
 pub mod pkcs11;
 pub mod soft;
+mod soft_key;
 
 pub use error::HsmError;
+pub use keys::{GeneratedKey, HsmKey, KeyAttributes};
 pub use sovra_crypto::SecretBytes;
+use sovra_proto::kms::Algorithm;
+use std::sync::Arc;
 
 /// A hardware (or software) security module holding Sovra's wrapping keys.
 pub trait Hsm: Send + Sync + std::fmt::Debug {
@@ -25,7 +32,7 @@ pub trait Hsm: Send + Sync + std::fmt::Debug {
     /// The locations whose wrapping keys this HSM holds.
     fn locations(&self) -> Result<Vec<String>, HsmError>;
 
-    /// Creates the wrapping key of `location` (idempotent: an existing key is kept).
+    /// Creates the wrapping keys of `location` (idempotent: existing keys are kept).
     fn create_location(&self, location: &str) -> Result<(), HsmError>;
 
     /// Wraps `plaintext` under `location`'s wrapping key, bound to `aad`.
@@ -33,4 +40,18 @@ pub trait Hsm: Send + Sync + std::fmt::Debug {
 
     /// Unwraps a blob made by [`Hsm::wrap`] with the same location and `aad`.
     fn unwrap(&self, location: &str, aad: &[u8], blob: &[u8]) -> Result<SecretBytes, HsmError>;
+
+    /// Generates a key for `alg` inside the HSM and returns it wrapped under `location`'s
+    /// key-wrapping key. [`HsmError::Unsupported`] names a mechanism the HSM lacks.
+    fn generate_key(&self, location: &str, alg: Algorithm) -> Result<GeneratedKey, HsmError>;
+
+    /// Loads a key made by [`Hsm::generate_key`] into the HSM for use. `public_key` is the
+    /// SubjectPublicKeyInfo returned at generation (asymmetric keys).
+    fn load_key(
+        &self,
+        location: &str,
+        alg: Algorithm,
+        wrapped: &[u8],
+        public_key: Option<&[u8]>,
+    ) -> Result<Arc<dyn HsmKey>, HsmError>;
 }

@@ -12,10 +12,11 @@
 //! the whole data directory. Operators who want more keep the unseal key elsewhere
 //! (`SOVRA_UNSEAL_KEY` or `hsm.unseal_key_file`) or use a PKCS#11 HSM (see docs/operations.md).
 
-use crate::Hsm;
 use crate::error::HsmError;
+use crate::{GeneratedKey, Hsm, HsmKey};
 use sovra_crypto::SecretBytes;
 use sovra_crypto::wrap::WrappingKey;
+use sovra_proto::kms::Algorithm;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -263,6 +264,25 @@ impl Hsm for SoftHsm {
         self.key(location)?
             .unwrap(aad, blob)
             .map_err(|_| HsmError::Integrity)
+    }
+
+    fn generate_key(&self, location: &str, alg: Algorithm) -> Result<GeneratedKey, HsmError> {
+        crate::soft_key::generate(&*self.key(location)?, alg)
+    }
+
+    fn load_key(
+        &self,
+        location: &str,
+        alg: Algorithm,
+        wrapped: &[u8],
+        public_key: Option<&[u8]>,
+    ) -> Result<Arc<dyn HsmKey>, HsmError> {
+        Ok(Arc::new(crate::soft_key::load(
+            &*self.key(location)?,
+            alg,
+            wrapped,
+            public_key,
+        )?))
     }
 }
 
