@@ -83,7 +83,7 @@ pub fn ed25519_spki(key: &[u8]) -> Vec<u8> {
 
 /// The DER `ECDSA-Sig-Value` of a raw `r ‖ s` signature (halves of equal length).
 pub fn ecdsa_sig_der(raw: &[u8]) -> Option<Vec<u8>> {
-    if raw.is_empty() || raw.len() % 2 != 0 {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) {
         return None;
     }
     let (r, s) = raw.split_at(raw.len() / 2);

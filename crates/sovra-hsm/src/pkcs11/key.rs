@@ -149,12 +149,11 @@ pub(crate) fn probe(
 /// The content of a DER OCTET STRING, or `v` itself if it is not one (modules differ in
 /// whether `CKA_EC_POINT` is DER-wrapped).
 fn octet_string_content(v: &[u8]) -> &[u8] {
-    let inner = match v {
+    match v {
         [0x04, n, rest @ ..] if usize::from(*n) < 0x80 && rest.len() == usize::from(*n) => rest,
         [0x04, 0x81, n, rest @ ..] if rest.len() == usize::from(*n) => rest,
         _ => v,
-    };
-    inner
+    }
 }
 
 /// The SubjectPublicKeyInfo of the public key object `h` of `alg`.
