@@ -50,6 +50,24 @@ pub enum PurposeArg {
     Mac,
 }
 
+/// Where a key's material is generated and used.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ProtectionArg {
+    /// In the Sovra process; stored wrapped by the location's HSM key.
+    Software,
+    /// Inside the HSM; it never leaves it in clear.
+    Hsm,
+}
+
+impl From<ProtectionArg> for ProtectionLevel {
+    fn from(p: ProtectionArg) -> Self {
+        match p {
+            ProtectionArg::Software => ProtectionLevel::Software,
+            ProtectionArg::Hsm => ProtectionLevel::Hsm,
+        }
+    }
+}
+
 impl From<PurposeArg> for Purpose {
     fn from(p: PurposeArg) -> Self {
         match p {
@@ -96,6 +114,9 @@ pub enum KeysCmd {
         /// Algorithm, e.g. AES_256_GCM, EC_SIGN_P256_SHA256, RSA_SIGN_PSS_3072_SHA256, RSA_DECRYPT_OAEP_3072_SHA256, HMAC_SHA256.
         #[arg(long)]
         algorithm: Option<String>,
+        /// Protection level (default: the server's, HSM with a PKCS#11 HSM).
+        #[arg(long, value_enum)]
+        protection_level: Option<ProtectionArg>,
         /// Automatic rotation period, e.g. 90d (ENCRYPT_DECRYPT keys).
         #[arg(long)]
         rotation_period: Option<String>,
@@ -147,6 +168,9 @@ pub enum KeysCmd {
         /// Algorithm of future versions.
         #[arg(long)]
         algorithm: Option<String>,
+        /// Protection level of future versions (with --algorithm).
+        #[arg(long, value_enum, requires = "algorithm")]
+        protection_level: Option<ProtectionArg>,
         /// New release policy file (Azure SKR grammar, JSON).
         #[arg(long, value_name = "FILE")]
         release_policy: Option<PathBuf>,
@@ -379,6 +403,7 @@ pub async fn keys(g: &Global, c: KeysCmd) -> Result<()> {
             key,
             purpose,
             algorithm,
+            protection_level,
             rotation_period,
             next_rotation_time,
             destroy_scheduled_duration,
@@ -392,23 +417,26 @@ pub async fn keys(g: &Global, c: KeysCmd) -> Result<()> {
             let (ring, id) = name
                 .rsplit_once("/cryptoKeys/")
                 .ok_or_else(|| CliError::Usage("bad key name".into()))?;
-            let req =
-                CreateCryptoKeyRequest {
-                    purpose: purpose.into(),
-                    version_template: algorithm.as_deref().map(parse_algorithm).transpose()?.map(
-                        |a| VersionTemplate {
-                            algorithm: a,
-                            protection_level: ProtectionLevel::Software,
-                        },
-                    ),
-                    rotation_period,
-                    next_rotation_time,
-                    destroy_scheduled_duration,
-                    labels: parse_labels(&labels)?,
-                    skip_initial_version_creation: skip_initial_version,
-                    exportable: exportable.then_some(true),
-                    release_policy: read_release_policy(release_policy.as_ref(), immutable_policy)?,
-                };
+            let req = CreateCryptoKeyRequest {
+                purpose: purpose.into(),
+                version_template: match (
+                    algorithm.as_deref().map(parse_algorithm).transpose()?,
+                    protection_level,
+                ) {
+                    (None, None) => None,
+                    (a, level) => Some(VersionTemplate {
+                        algorithm: a.unwrap_or(Algorithm::default_for(purpose.into())),
+                        protection_level: level.map(Into::into),
+                    }),
+                },
+                rotation_period,
+                next_rotation_time,
+                destroy_scheduled_duration,
+                labels: parse_labels(&labels)?,
+                skip_initial_version_creation: skip_initial_version,
+                exportable: exportable.then_some(true),
+                release_policy: read_release_policy(release_policy.as_ref(), immutable_policy)?,
+            };
             emit(
                 g,
                 &client.create_crypto_key(ring, id, &req).await?,
@@ -465,6 +493,7 @@ pub async fn keys(g: &Global, c: KeysCmd) -> Result<()> {
             next_rotation_time,
             labels,
             algorithm,
+            protection_level,
             release_policy,
             immutable_policy,
         } => {
@@ -476,7 +505,7 @@ pub async fn keys(g: &Global, c: KeysCmd) -> Result<()> {
                     version_template: algorithm.as_deref().map(parse_algorithm).transpose()?.map(
                         |a| VersionTemplate {
                             algorithm: a,
-                            protection_level: ProtectionLevel::Software,
+                            protection_level: protection_level.map(Into::into),
                         },
                     ),
                     release_policy: read_release_policy(release_policy.as_ref(), immutable_policy)?,

@@ -81,8 +81,8 @@ codes! {
     LastAdministrator = ("LAST_ADMINISTRATOR", 409),
     /// The resource changed concurrently; retry the request.
     Conflict = ("CONFLICT", 409),
-    /// The requested protection level is not available on this deployment (HSM-generated
-    /// material is not built yet).
+    /// The requested protection level is not available for this algorithm on this deployment's
+    /// HSM (the message names the mechanism the HSM lacks).
     ProtectionLevelUnavailable = ("PROTECTION_LEVEL_UNAVAILABLE", 400),
     /// The key's purpose does not allow this operation (e.g. sign with an encryption key).
     WrongPurpose = ("WRONG_PURPOSE", 400),
@@ -170,6 +170,9 @@ codes! {
     IntegrityFailure = ("INTEGRITY_FAILURE", 500),
     /// The HSM refused or failed an operation.
     HsmFailure = ("HSM_FAILURE", 500),
+    /// The HSM cannot be reached now (token removed, network HSM down, every session busy past
+    /// the call timeout); retry after the `Retry-After` seconds. Sovra reconnects by itself.
+    HsmUnavailable = ("HSM_UNAVAILABLE", 503),
     /// The server is at capacity for this kind of work (its bounded queue is full); retry after
     /// the `Retry-After` seconds.
     Overloaded = ("OVERLOADED", 503),

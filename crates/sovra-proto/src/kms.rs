@@ -324,9 +324,10 @@ pub struct UpdateKeyRingRequest {
 pub struct VersionTemplate {
     /// Algorithm of new versions.
     pub algorithm: Algorithm,
-    /// Protection level of new versions.
-    #[serde(default)]
-    pub protection_level: ProtectionLevel,
+    /// Protection level of new versions. In a request, omitted means the deployment's
+    /// default (`HSM` with a PKCS#11 HSM, `SOFTWARE` otherwise); responses always carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protection_level: Option<ProtectionLevel>,
 }
 
 /// A crypto key.
@@ -380,7 +381,8 @@ pub struct ReleasePolicy {
 pub struct CreateCryptoKeyRequest {
     /// What the key is for.
     pub purpose: Purpose,
-    /// Algorithm and protection level (defaults: see [`Algorithm::default_for`], SOFTWARE).
+    /// Algorithm and protection level (defaults: see [`Algorithm::default_for`], and the
+    /// deployment's default protection level).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version_template: Option<VersionTemplate>,
     /// Automatic rotation period (at least 1 day; symmetric keys only).

@@ -188,6 +188,17 @@ pub async fn open(cfg: &Config) -> Result<Opened, String> {
         asymmetric_per_minute: cfg.quota.asymmetric_per_minute,
         cache_ttl: Duration::from_millis(cfg.cache.metadata_ttl_ms),
         material_cache_entries: cfg.cache.material_entries,
+        default_protection_level: cfg.hsm.default_protection_level.unwrap_or(
+            if cfg.hsm.backend == crate::config::HsmBackend::Pkcs11 {
+                sovra_proto::kms::ProtectionLevel::Hsm
+            } else {
+                sovra_proto::kms::ProtectionLevel::Software
+            },
+        ),
+        hsm_sessions: cfg.hsm.sessions.unwrap_or(16).clamp(1, 1024),
+        hsm_call_timeout: Duration::from_secs(
+            cfg.hsm.call_timeout_secs.unwrap_or(10).clamp(1, 600),
+        ),
         default_location: cfg.default_location.clone(),
         attest: crate::services::attest::AttestConfig {
             token_ttl_secs: cfg.attestation.token_ttl_secs,

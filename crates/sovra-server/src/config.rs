@@ -194,6 +194,14 @@ pub struct HsmConfig {
     pub pkcs11_token_label: Option<String>,
     /// PKCS#11: file holding the user PIN.
     pub pkcs11_pin_file: Option<PathBuf>,
+    /// PKCS#11: calls into the HSM that may run at once (default 16).
+    pub sessions: Option<usize>,
+    /// PKCS#11: seconds a call into the HSM may take before the request fails with
+    /// `HSM_UNAVAILABLE` (default 10).
+    pub call_timeout_secs: Option<u64>,
+    /// Protection level of keys created without one: `HSM` by default with a PKCS#11 HSM,
+    /// `SOFTWARE` with the software HSM.
+    pub default_protection_level: Option<sovra_proto::kms::ProtectionLevel>,
 }
 
 /// Which HSM.
@@ -348,6 +356,12 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("SOVRA_PKCS11_MODULE", "hsm.pkcs11_module"),
     ("SOVRA_PKCS11_TOKEN_LABEL", "hsm.pkcs11_token_label"),
     ("SOVRA_PKCS11_PIN_FILE", "hsm.pkcs11_pin_file"),
+    ("SOVRA_HSM_SESSIONS", "hsm.sessions"),
+    ("SOVRA_HSM_CALL_TIMEOUT_SECS", "hsm.call_timeout_secs"),
+    (
+        "SOVRA_HSM_DEFAULT_PROTECTION_LEVEL",
+        "hsm.default_protection_level",
+    ),
     (
         "SOVRA_QUOTA_SYMMETRIC_PER_MINUTE",
         "quota.symmetric_per_minute",

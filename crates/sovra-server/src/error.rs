@@ -99,6 +99,13 @@ impl From<sovra_hsm::HsmError> for Error {
                 retry_after: None,
                 internal: Some("unwrap failed: AAD or blob mismatch".into()),
             },
+            sovra_hsm::HsmError::Unavailable(m) => Self {
+                code: ErrorCode::HsmUnavailable,
+                message: "the HSM is unavailable; retry shortly (operators: see the server log)".into(),
+                retry_after: Some(1),
+                internal: Some(m),
+            },
+            sovra_hsm::HsmError::Unsupported(m) => Self::new(ErrorCode::ProtectionLevelUnavailable, m),
             other => Self { code: ErrorCode::HsmFailure, message: "the HSM failed the operation".into(), retry_after: None, internal: Some(other.to_string()) },
         }
     }

@@ -156,6 +156,13 @@ pub struct VersionRec {
     pub destroy_event_time: Option<i64>,
     /// Wrapped material, base64.
     pub material: Option<String>,
+    /// SubjectPublicKeyInfo DER (base64) of an `HSM`-level asymmetric key; bound to the
+    /// material's wrapping, so a changed value fails the key's load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// What the HSM reported about an `HSM`-level key's material when it was generated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hsm_attributes: Option<sovra_hsm::KeyAttributes>,
 }
 
 /// An API token (only the hash of its secret).

@@ -16,6 +16,7 @@ mod bad_input;
 mod client;
 mod durability;
 mod hostile;
+mod hsm_keys;
 mod lifecycle;
 mod pkcs11;
 mod postgres;

@@ -7,15 +7,15 @@ use serde_json::{Map, Value, json};
 use sovra_crypto::jws::{Jws, JwsAlg, JwsSigner, VerifyKey, b64url, b64url_decode};
 use sovra_crypto::keywrap::{self, ReleaseEnc};
 
-const ISSUER: &str = "https://issuer.test";
+pub(crate) const ISSUER: &str = "https://issuer.test";
 
 /// A token issuer the test controls (like an external attestation service).
-struct Issuer {
+pub(crate) struct Issuer {
     signer: JwsSigner,
-    cert_pem: String,
+    pub(crate) cert_pem: String,
 }
 
-fn issuer(kid: &str) -> Issuer {
+pub(crate) fn issuer(kid: &str) -> Issuer {
     let pkcs8 = sovra_crypto::jws::generate(JwsAlg::Rs256).unwrap();
     let der = rustls_pki_types::PrivatePkcs8KeyDer::from(pkcs8.expose());
     let kp = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, &rcgen::PKCS_RSA_SHA256).unwrap();
@@ -52,7 +52,7 @@ pub(crate) fn tee_key() -> (sovra_crypto::SecretBytes, Value) {
     (pkcs8, jwk)
 }
 
-fn token(i: &Issuer, iss: &str, claims: Value) -> String {
+pub(crate) fn token(i: &Issuer, iss: &str, claims: Value) -> String {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let mut c = json!({"iss": iss, "iat": now, "nbf": now, "exp": now + 600});
     for (k, v) in claims.as_object().unwrap() {
@@ -61,7 +61,7 @@ fn token(i: &Issuer, iss: &str, claims: Value) -> String {
     i.signer.sign_jwt(&c, &Map::new()).unwrap()
 }
 
-fn write(s: &Server, name: &str, text: &str) -> String {
+pub(crate) fn write(s: &Server, name: &str, text: &str) -> String {
     let p = s.dir.join(name);
     std::fs::write(&p, text).unwrap();
     p.to_str().unwrap().to_string()
@@ -679,7 +679,10 @@ fn attested_decrypt_and_data_keys_reach_only_the_tee() {
 }
 
 /// The key material a release response carries, unwrapped with the TEE's private key.
-fn unwrap_release(r: &Value, tee_pkcs8: &sovra_crypto::SecretBytes) -> sovra_crypto::SecretBytes {
+pub(crate) fn unwrap_release(
+    r: &Value,
+    tee_pkcs8: &sovra_crypto::SecretBytes,
+) -> sovra_crypto::SecretBytes {
     let jws = Jws::parse(r["value"].as_str().unwrap()).unwrap();
     let body = jws.claims().unwrap();
     let key_hsm: Value = serde_json::from_slice(

@@ -121,7 +121,7 @@ pub fn key(k: &Key) -> CryptoKey {
         create_time: rfc3339(r.create_time),
         version_template: VersionTemplate {
             algorithm: r.algorithm,
-            protection_level: r.protection_level,
+            protection_level: Some(r.protection_level),
         },
         rotation_period: r.rotation_period.map(duration::format),
         next_rotation_time: r.next_rotation_time.map(rfc3339),

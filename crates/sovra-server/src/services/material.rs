@@ -1,19 +1,33 @@
-//! Key material: generation, wrapping under the location's HSM key with the resource bound as
-//! AAD, unwrapping, and the bounded in-memory cache of unwrapped keys.
+//! Key material at both protection levels, and the bounded cache of usable keys.
+//!
+//! * `SOFTWARE`: generated in this process, wrapped by the location's HSM key with the
+//!   resource bound as AAD, unwrapped on use into an aws-lc-rs key held in the cache.
+//! * `HSM`: generated inside the HSM, wrapped inside it under the location's key-wrapping key;
+//!   that blob is then bound to the resource (and to the public key) by the location's HSM key
+//!   like any other. On use it is unwrapped inside the HSM into a session object, which the
+//!   cache holds; eviction destroys the object.
+//!
+//! Every call into a PKCS#11 HSM runs on a blocking thread, at most `hsm_sessions` at once and
+//! each within `hsm_call_timeout`, so a slow or hung HSM never stalls the async runtime; when
+//! the HSM is unreachable those calls fail with `HSM_UNAVAILABLE` and the cached objects of
+//! the lost connection are dropped.
 
 use super::Base;
 use crate::error::{Error, Result};
 use crate::model::VersionRec;
-use sovra_crypto::LoadedKey;
-use sovra_hsm::Hsm;
+use sovra_crypto::keywrap::{self, ReleaseEnc};
+use sovra_crypto::{CryptoError, KeyOps, LoadedKey};
+use sovra_hsm::{Hsm, HsmKey, KeyAttributes};
 use sovra_proto::ErrorCode;
-use sovra_proto::kms::Algorithm;
+use sovra_proto::kms::{Algorithm, ProtectionLevel};
 use sovra_proto::names::VersionName;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::Semaphore;
 
-/// What the wrapping of a version's material is bound to: its full resource name (which
-/// includes the location, key and version number), the location, and the algorithm.
+/// What the wrapping of a `SOFTWARE` version's material is bound to: its full resource name
+/// (which includes the location, key and version number), the location, and the algorithm.
 pub fn material_aad(version: &VersionName, alg: Algorithm) -> Vec<u8> {
     format!(
         "sovra/key-material/v1\n{version}\n{}\n{}",
@@ -23,12 +37,44 @@ pub fn material_aad(version: &VersionName, alg: Algorithm) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Unwrapped keys, by version resource name. Bounded: when full, an entry is evicted; evicted
-/// keys are dropped, and aws-lc-rs cleanses their memory.
+/// What an `HSM` version's stored blob is bound to: as [`material_aad`], under another label
+/// (so a blob of one level is never taken for the other), plus the hash of its public key
+/// (so a swapped public key is detected).
+fn hsm_aad(version: &VersionName, alg: Algorithm, public_key: Option<&[u8]>) -> Vec<u8> {
+    let pk = public_key.map_or_else(
+        || "-".to_owned(),
+        |p| sovra_proto::hex::encode(&sovra_crypto::sha256(p)),
+    );
+    format!(
+        "sovra/key-material/hsm/v1\n{version}\n{}\n{}\n{pk}",
+        version.key.location,
+        alg.as_str()
+    )
+    .into_bytes()
+}
+
+/// A usable key of either level.
+#[derive(Debug, Clone)]
+pub struct UsableKey {
+    ops: Arc<dyn KeyOps>,
+    /// Set for `HSM` keys: what releases them inside the HSM.
+    hsm: Option<Arc<dyn HsmKey>>,
+    /// Its operations cross into a PKCS#11 HSM (so they run on a blocking thread).
+    remote: bool,
+}
+
+impl UsableKey {
+    /// The key's operations.
+    pub fn ops(&self) -> &dyn KeyOps {
+        &*self.ops
+    }
+}
+
+/// Usable keys, by version resource name. Bounded: when full, an entry is evicted.
 #[derive(Debug)]
 pub struct MaterialCache {
     cap: usize,
-    map: RwLock<HashMap<String, Arc<LoadedKey>>>,
+    map: RwLock<HashMap<String, UsableKey>>,
 }
 
 impl MaterialCache {
@@ -40,11 +86,11 @@ impl MaterialCache {
         }
     }
 
-    fn get(&self, name: &str) -> Option<Arc<LoadedKey>> {
+    fn get(&self, name: &str) -> Option<UsableKey> {
         self.map.read().ok()?.get(name).cloned()
     }
 
-    fn put(&self, name: String, k: Arc<LoadedKey>) {
+    fn put(&self, name: String, k: UsableKey) {
         if let Ok(mut m) = self.map.write() {
             if m.len() >= self.cap
                 && let Some(victim) = m.keys().next().cloned()
@@ -55,10 +101,17 @@ impl MaterialCache {
         }
     }
 
-    /// Drops a version's key (on destruction).
+    /// Drops a version's key (on destruction, or when its HSM object was lost).
     pub fn evict(&self, name: &str) {
         if let Ok(mut m) = self.map.write() {
             m.remove(name);
+        }
+    }
+
+    /// Drops every key loaded into the HSM (its connection was lost).
+    fn evict_remote(&self) {
+        if let Ok(mut m) = self.map.write() {
+            m.retain(|_, k| !k.remote);
         }
     }
 
@@ -73,12 +126,64 @@ impl MaterialCache {
     }
 }
 
-/// Key material: generated and wrapped by the HSM, unwrapped on use and kept in a bounded
-/// cache of loaded keys.
+/// A new version's material, ready for its row.
+#[derive(Debug)]
+pub struct NewMaterial {
+    /// The stored blob, base64.
+    pub material: String,
+    /// SubjectPublicKeyInfo (base64) of an `HSM`-level asymmetric key.
+    pub public_key: Option<String>,
+    /// What the HSM reported about an `HSM`-level key.
+    pub hsm_attributes: Option<KeyAttributes>,
+}
+
+/// Key material: generation, storage wrapping, loading and the cache of usable keys.
 #[derive(Debug)]
 pub struct Material {
     hsm: Arc<dyn Hsm>,
     cache: MaterialCache,
+    /// Whether the HSM is out of process (PKCS#11), so calls into it block.
+    remote: bool,
+    calls: Arc<Semaphore>,
+    timeout: Duration,
+}
+
+fn integrity(v: &VersionRec, what: &str) -> Error {
+    Error::new(
+        ErrorCode::IntegrityFailure,
+        format!(
+            "stored {what} of {} is not valid; the row was altered",
+            v.name
+        ),
+    )
+}
+
+fn unavailable(m: impl Into<String>) -> Error {
+    Error {
+        code: ErrorCode::HsmUnavailable,
+        message: "the HSM is unavailable; retry shortly (operators: see the server log)".into(),
+        retry_after: Some(1),
+        internal: Some(m.into()),
+    }
+}
+
+/// Maps an operation's error on a key: the HSM's condition, or the caller's mistake.
+pub fn crypto_error(e: CryptoError) -> Error {
+    match e {
+        CryptoError::CiphertextInvalid => Error::new(ErrorCode::CiphertextInvalid, e.to_string()),
+        CryptoError::BadDigest { .. } | CryptoError::TooLong { .. } => {
+            Error::invalid(e.to_string())
+        }
+        CryptoError::Unsupported(m) => Error::new(ErrorCode::UnsupportedAlgorithm, m),
+        CryptoError::HsmUnavailable(m) => unavailable(m),
+        CryptoError::HsmFailure(m) => Error {
+            code: ErrorCode::HsmFailure,
+            message: "the HSM failed the operation".into(),
+            retry_after: None,
+            internal: Some(m),
+        },
+        other => Error::internal(other.to_string()),
+    }
 }
 
 impl Material {
@@ -87,82 +192,256 @@ impl Material {
         Self {
             hsm: base.hsm.clone(),
             cache: MaterialCache::new(base.cfg.material_cache_entries),
+            remote: base.hsm.kind() == "pkcs11",
+            calls: Arc::new(Semaphore::new(base.cfg.hsm_sessions.max(1))),
+            timeout: base.cfg.hsm_call_timeout,
         }
     }
 
-    /// Drops the loaded key of a version (disabled, destroyed).
+    /// Drops the usable key of a version (disabled, destroyed).
     pub fn evict(&self, version: &str) {
         self.cache.evict(version);
     }
 
-    /// How many loaded keys are held.
+    /// How many usable keys are held.
     pub fn loaded(&self) -> usize {
         self.cache.len()
     }
 
-    /// Generates material for `version` and wraps it under its location's HSM key.
-    pub(crate) async fn generate_wrapped(
+    /// Runs `f` (which calls the HSM) on a blocking thread when the HSM is out of process,
+    /// bounded in concurrency and time; inline for the in-process software HSM.
+    async fn in_hsm<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        if !self.remote {
+            return f();
+        }
+        self.blocking(f).await
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let permit = tokio::time::timeout(self.timeout, self.calls.clone().acquire_owned())
+            .await
+            .map_err(|_| {
+                unavailable(format!(
+                    "every HSM session stayed busy for {:?}",
+                    self.timeout
+                ))
+            })?
+            .map_err(|_| Error::internal("the HSM call semaphore is closed"))?;
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            f()
+        });
+        let out = tokio::time::timeout(self.timeout, task)
+            .await
+            .map_err(|_| unavailable(format!("the HSM did not answer within {:?}", self.timeout)))?
+            .map_err(|e| Error::internal(format!("HSM task: {e}")))?;
+        if out
+            .as_ref()
+            .is_err_and(|e| e.code == ErrorCode::HsmUnavailable)
+        {
+            self.cache.evict_remote();
+        }
+        out
+    }
+
+    /// Runs an operation with `key`: on a blocking thread when it is inside a PKCS#11 HSM or
+    /// `heavy` (RSA and other asymmetric work), inline otherwise.
+    pub(crate) async fn call<T: Send + 'static>(
+        &self,
+        key: &UsableKey,
+        heavy: bool,
+        f: impl FnOnce(&dyn KeyOps) -> std::result::Result<T, CryptoError> + Send + 'static,
+    ) -> Result<T> {
+        let ops = key.ops.clone();
+        if key.remote {
+            return self.blocking(move || f(&*ops).map_err(crypto_error)).await;
+        }
+        if heavy {
+            return tokio::task::spawn_blocking(move || f(&*ops))
+                .await
+                .map_err(|e| Error::internal(format!("key operation task: {e}")))?
+                .map_err(crypto_error);
+        }
+        f(&*ops).map_err(crypto_error)
+    }
+
+    /// Generates material for `version` at `level` and wraps it for storage.
+    pub(crate) async fn generate(
         &self,
         version: &VersionName,
         alg: Algorithm,
-    ) -> Result<String> {
-        let material = tokio::task::spawn_blocking(move || sovra_crypto::generate(alg))
-            .await
-            .map_err(|e| Error::internal(format!("key generation task: {e}")))?
-            .map_err(|e| Error::internal(e.to_string()))?;
-        let blob = self.hsm.wrap(
-            &version.key.location,
-            &material_aad(version, alg),
-            material.expose(),
-        )?;
-        Ok(sovra_proto::b64::encode(&blob))
-    }
-
-    /// The loaded key of an ENABLED-or-not version (state is checked by the caller).
-    pub(crate) fn loaded_key(&self, name: &VersionName, v: &VersionRec) -> Result<Arc<LoadedKey>> {
-        let key_str = v.name.as_str();
-        if let Some(k) = self.cache.get(key_str) {
-            return Ok(k);
+        level: ProtectionLevel,
+    ) -> Result<NewMaterial> {
+        let hsm = self.hsm.clone();
+        let version = version.clone();
+        match level {
+            ProtectionLevel::Software => {
+                let material = tokio::task::spawn_blocking(move || sovra_crypto::generate(alg))
+                    .await
+                    .map_err(|e| Error::internal(format!("key generation task: {e}")))?
+                    .map_err(|e| Error::internal(e.to_string()))?;
+                let blob = self
+                    .in_hsm(move || {
+                        Ok(hsm.wrap(
+                            &version.key.location,
+                            &material_aad(&version, alg),
+                            material.expose(),
+                        )?)
+                    })
+                    .await?;
+                Ok(NewMaterial {
+                    material: sovra_proto::b64::encode(&blob),
+                    public_key: None,
+                    hsm_attributes: None,
+                })
+            }
+            ProtectionLevel::Hsm => {
+                // Key-pair generation is slow even in process: always off the runtime.
+                self.blocking(move || {
+                    let loc = &version.key.location;
+                    let g = hsm.generate_key(loc, alg)?;
+                    let aad = hsm_aad(&version, alg, g.public_key.as_deref());
+                    let blob = hsm.wrap(loc, &aad, &g.wrapped)?;
+                    Ok(NewMaterial {
+                        material: sovra_proto::b64::encode(&blob),
+                        public_key: g.public_key.as_deref().map(sovra_proto::b64::encode),
+                        hsm_attributes: Some(g.attributes),
+                    })
+                })
+                .await
+            }
         }
-        let secret = self.raw_material(name, v)?;
-        let k = Arc::new(LoadedKey::load(v.algorithm, secret.expose()).map_err(|e| {
-            Error::new(
-                ErrorCode::IntegrityFailure,
-                format!("stored material of {} does not load: {e}", v.name),
-            )
-        })?);
-        self.cache.put(v.name.clone(), k.clone());
-        Ok(k)
     }
 
-    /// The unwrapped material of a version (not cached): for release to an attested TEE.
-    pub(crate) fn raw_material(
-        &self,
-        name: &VersionName,
-        v: &VersionRec,
-    ) -> Result<sovra_crypto::SecretBytes> {
+    fn stored(v: &VersionRec) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
         let wrapped = v.material.as_deref().ok_or_else(|| {
             Error::new(
                 ErrorCode::KeyVersionDestroyed,
                 format!("{} is destroyed; its material no longer exists", v.name),
             )
         })?;
-        let blob = sovra_proto::b64::decode(wrapped).map_err(|_| {
-            Error::new(
-                ErrorCode::IntegrityFailure,
-                format!(
-                    "stored material of {} is not base64; the row was altered",
-                    v.name
-                ),
-            )
-        })?;
-        let secret = self
-            .hsm
-            .unwrap(&name.key.location, &material_aad(name, v.algorithm), &blob)
-            .map_err(|e| {
-                tracing::error!(version = %v.name, error = %e, "key material failed to unwrap");
-                Error::from(e)
-            })?;
-        Ok(secret)
+        let blob = sovra_proto::b64::decode(wrapped).map_err(|_| integrity(v, "material"))?;
+        let public = v
+            .public_key
+            .as_deref()
+            .map(sovra_proto::b64::decode)
+            .transpose()
+            .map_err(|_| integrity(v, "public key"))?;
+        Ok((blob, public))
     }
+
+    /// The usable key of a version (its state is checked by the caller).
+    pub(crate) async fn usable(&self, name: &VersionName, v: &VersionRec) -> Result<UsableKey> {
+        if let Some(k) = self.cache.get(&v.name) {
+            return Ok(k);
+        }
+        let (blob, public) = Self::stored(v)?;
+        let (hsm, name, alg, vname) = (self.hsm.clone(), name.clone(), v.algorithm, v.name.clone());
+        let k = match v.protection_level {
+            ProtectionLevel::Software => {
+                let secret = self
+                    .in_hsm(move || {
+                        let aad = material_aad(&name, alg);
+                        Ok(hsm.unwrap(&name.key.location, &aad, &blob)?)
+                    })
+                    .await
+                    .inspect_err(|e| log_unwrap(&vname, e))?;
+                let loaded = LoadedKey::load(alg, secret.expose())
+                    .map_err(|e| integrity_load(&vname, &e.to_string()))?;
+                UsableKey {
+                    ops: Arc::new(loaded),
+                    hsm: None,
+                    remote: false,
+                }
+            }
+            ProtectionLevel::Hsm => {
+                let remote = self.remote;
+                let key = self
+                    .in_hsm(move || {
+                        let loc = &name.key.location;
+                        let aad = hsm_aad(&name, alg, public.as_deref());
+                        let inner = hsm.unwrap(loc, &aad, &blob)?;
+                        Ok(hsm.load_key(loc, alg, inner.expose(), public.as_deref())?)
+                    })
+                    .await
+                    .inspect_err(|e| log_unwrap(&vname, e))?;
+                UsableKey {
+                    ops: key.clone(),
+                    hsm: Some(key),
+                    remote,
+                }
+            }
+        };
+        self.cache.put(v.name.clone(), k.clone());
+        Ok(k)
+    }
+
+    /// Wraps a version's material for the holder of the RSA key `spki` (release to an attested
+    /// TEE). `HSM` keys are wrapped inside the HSM.
+    pub(crate) async fn wrap_for(
+        &self,
+        name: &VersionName,
+        v: &VersionRec,
+        enc: ReleaseEnc,
+        spki: Vec<u8>,
+    ) -> Result<Vec<u8>> {
+        match v.protection_level {
+            ProtectionLevel::Software => {
+                let (blob, _) = Self::stored(v)?;
+                let (hsm, name, alg, vname) =
+                    (self.hsm.clone(), name.clone(), v.algorithm, v.name.clone());
+                let material = self
+                    .in_hsm(move || {
+                        let aad = material_aad(&name, alg);
+                        Ok(hsm.unwrap(&name.key.location, &aad, &blob)?)
+                    })
+                    .await
+                    .inspect_err(|e| log_unwrap(&vname, e))?;
+                keywrap::wrap(enc, &spki, material.expose()).map_err(release_error)
+            }
+            ProtectionLevel::Hsm => {
+                let key = self.usable(name, v).await?;
+                let hsm_key = key
+                    .hsm
+                    .clone()
+                    .ok_or_else(|| Error::internal("an HSM-level key without its HSM object"))?;
+                let wrap = move || hsm_key.wrap_for(enc, &spki).map_err(release_error);
+                if key.remote {
+                    self.blocking(wrap).await
+                } else {
+                    wrap()
+                }
+            }
+        }
+    }
+}
+
+/// A release wrap's error: a recipient key that cannot be wrapped to is the token's fault.
+fn release_error(e: CryptoError) -> Error {
+    match e {
+        CryptoError::Invalid(m) => Error::new(
+            ErrorCode::ReleaseNoTargetKey,
+            format!("cannot wrap to the target key: {m}"),
+        ),
+        other => crypto_error(other),
+    }
+}
+
+fn log_unwrap(version: &str, e: &Error) {
+    if e.code == ErrorCode::IntegrityFailure {
+        tracing::error!(version, error = ?e.internal, "key material failed to unwrap");
+    }
+}
+
+fn integrity_load(version: &str, e: &str) -> Error {
+    Error::new(
+        ErrorCode::IntegrityFailure,
+        format!("stored material of {version} does not load: {e}"),
+    )
 }

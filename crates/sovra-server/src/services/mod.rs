@@ -50,6 +50,13 @@ pub struct ServiceConfig {
     pub cache_ttl: Duration,
     /// How many unwrapped key versions are kept in memory.
     pub material_cache_entries: usize,
+    /// The protection level of keys created without one.
+    pub default_protection_level: sovra_proto::kms::ProtectionLevel,
+    /// Calls into a PKCS#11 HSM that may run at once (its session pool).
+    pub hsm_sessions: usize,
+    /// How long a call into a PKCS#11 HSM (or the wait for a session) may take before the
+    /// request fails with `HSM_UNAVAILABLE`.
+    pub hsm_call_timeout: Duration,
     /// The location created at initialisation.
     pub default_location: String,
     /// Attestation service settings.
@@ -69,6 +76,9 @@ impl Default for ServiceConfig {
             asymmetric_per_minute: 3_000,
             cache_ttl: Duration::from_secs(2),
             material_cache_entries: 10_000,
+            default_protection_level: sovra_proto::kms::ProtectionLevel::Software,
+            hsm_sessions: 16,
+            hsm_call_timeout: Duration::from_secs(10),
             default_location: "global".into(),
             attest: attest::AttestConfig::default(),
             work_threads: 0,

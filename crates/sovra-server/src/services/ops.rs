@@ -6,10 +6,11 @@ use super::audit::{AuditEvent, EventKind};
 use super::auth::Principal;
 use super::authz::Permission;
 use super::keys::KeyView;
+use super::material::{UsableKey, crypto_error as crypto_err};
 use super::quota::OpClass;
 use crate::error::{Error, Result};
 use crate::services::actions::Action;
-use sovra_crypto::{CryptoError, HashAlg, LoadedKey, SignInput, keys::sign_hash, symmetric};
+use sovra_crypto::{HashAlg, SignInput, keys::sign_hash, symmetric};
 use sovra_proto::kms::{Purpose, VersionState};
 use sovra_proto::names::{CryptoKeyName, LocationName, VersionName};
 use sovra_proto::ops::*;
@@ -85,17 +86,6 @@ pub struct Opened {
     pub used_primary: bool,
 }
 
-fn crypto_err(e: CryptoError) -> Error {
-    match e {
-        CryptoError::CiphertextInvalid => Error::new(ErrorCode::CiphertextInvalid, e.to_string()),
-        CryptoError::BadDigest { .. } | CryptoError::TooLong { .. } => {
-            Error::invalid(e.to_string())
-        }
-        CryptoError::Unsupported(m) => Error::new(ErrorCode::UnsupportedAlgorithm, m),
-        other => Error::internal(other.to_string()),
-    }
-}
-
 fn purpose_name(p: Purpose) -> &'static str {
     match p {
         Purpose::EncryptDecrypt => "ENCRYPT_DECRYPT",
@@ -156,7 +146,7 @@ struct Resolved {
     name: String,
     view: Arc<KeyView>,
     version: VersionName,
-    key: Arc<LoadedKey>,
+    key: UsableKey,
     primary: bool,
 }
 
@@ -260,7 +250,7 @@ impl Crypto {
             }
         }
         self.quotas.take(p, class).await?;
-        let key = self.material.loaded_key(&version, rec)?;
+        let key = self.material.usable(&version, rec).await?;
         let primary = view.key.primary == Some(n);
         let name = rec.name.clone();
         Ok(Resolved {
@@ -302,8 +292,13 @@ impl Crypto {
                 None,
             )
             .await?;
-        let ciphertext =
-            symmetric::seal(&r.key, r.version.version, aad, plaintext).map_err(crypto_err)?;
+        let (n, aad_owned, pt) = (r.version.version, aad.to_vec(), plaintext.to_vec());
+        let ciphertext = self
+            .material
+            .call(&r.key, false, move |k| {
+                symmetric::seal(k, n, &aad_owned, &pt)
+            })
+            .await?;
         self.data_access(p, &r, Action::Encrypt).await?;
         Ok(Sealed {
             version: r.name.clone(),
@@ -338,7 +333,11 @@ impl Crypto {
                 e
             }
         })?;
-        let plaintext = symmetric::open(&r.key, aad, ciphertext).map_err(crypto_err)?;
+        let (aad_owned, ct) = (aad.to_vec(), ciphertext.to_vec());
+        let plaintext = self
+            .material
+            .call(&r.key, false, move |k| symmetric::open(k, &aad_owned, &ct))
+            .await?;
         self.data_access(p, &r, Action::Decrypt).await?;
         Ok(Opened {
             plaintext,
@@ -361,13 +360,13 @@ impl Crypto {
             .await?;
         if let Message::Digest(h, _) = &input {
             let h = *h;
-            match sign_hash(r.key.algorithm()) {
+            match sign_hash(r.key.ops().algorithm()) {
                 None => {
                     return Err(Error::new(
                         ErrorCode::UnsupportedAlgorithm,
                         format!(
                             "{} signs the message itself; send data, not a digest",
-                            r.key.algorithm().as_str()
+                            r.key.ops().algorithm().as_str()
                         ),
                     ));
                 }
@@ -379,17 +378,16 @@ impl Crypto {
                     };
                     return Err(Error::invalid(format!(
                         "{} signs {name} digests; send that digest or the data",
-                        r.key.algorithm().as_str()
+                        r.key.ops().algorithm().as_str()
                     )));
                 }
                 Some(_) => {}
             }
         }
-        let key = r.key.clone();
-        let sig = tokio::task::spawn_blocking(move || key.sign(input.as_input()))
-            .await
-            .map_err(|e| Error::internal(format!("sign task: {e}")))?
-            .map_err(crypto_err)?;
+        let sig = self
+            .material
+            .call(&r.key, true, move |k| k.sign(input.as_input()))
+            .await?;
         self.data_access(p, &r, Action::AsymmetricSign).await?;
         Ok(Tagged {
             version: r.name.clone(),
@@ -415,7 +413,11 @@ impl Crypto {
                 None,
             )
             .await?;
-        let valid = r.key.verify(input.as_input(), sig).map_err(crypto_err)?;
+        let valid = r
+            .key
+            .ops()
+            .verify(input.as_input(), sig)
+            .map_err(crypto_err)?;
         Ok(Checked {
             version: r.name.clone(),
             valid,
@@ -440,11 +442,17 @@ impl Crypto {
                 None,
             )
             .await?;
-        let key = r.key.clone();
-        let pt = tokio::task::spawn_blocking(move || key.oaep_decrypt(&ct)).await.map_err(|e| Error::internal(format!("decrypt task: {e}")))?.map_err(|e| match e {
-            CryptoError::CiphertextInvalid => Error::new(ErrorCode::CiphertextInvalid, "RSA-OAEP decryption failed: the ciphertext was not made with this version's public key (OAEP, SHA-256, MGF1-SHA-256) or was altered"),
-            e => crypto_err(e),
-        })?;
+        let pt = self
+            .material
+            .call(&r.key, true, move |k| k.oaep_decrypt(&ct))
+            .await
+            .map_err(|e| {
+                if e.code == ErrorCode::CiphertextInvalid {
+                    Error::new(ErrorCode::CiphertextInvalid, "RSA-OAEP decryption failed: the ciphertext was not made with this version's public key (OAEP, SHA-256, MGF1-SHA-256) or was altered")
+                } else {
+                    e
+                }
+            })?;
         self.data_access(p, &r, Action::AsymmetricDecrypt).await?;
         Ok(Decrypted {
             version: r.name.clone(),
@@ -465,7 +473,11 @@ impl Crypto {
                 None,
             )
             .await?;
-        let mac = r.key.mac(data).map_err(crypto_err)?;
+        let d = data.to_vec();
+        let mac = self
+            .material
+            .call(&r.key, false, move |k| k.mac(&d))
+            .await?;
         self.data_access(p, &r, Action::MacSign).await?;
         Ok(Tagged {
             version: r.name.clone(),
@@ -492,7 +504,11 @@ impl Crypto {
                 None,
             )
             .await?;
-        let valid = r.key.mac_verify(data, mac).map_err(crypto_err)?;
+        let (d, tag) = (data.to_vec(), mac.to_vec());
+        let valid = self
+            .material
+            .call(&r.key, false, move |k| k.mac_verify(&d, &tag))
+            .await?;
         self.data_access(p, &r, Action::MacVerify).await?;
         Ok(Checked {
             version: r.name.clone(),
@@ -543,9 +559,9 @@ impl Crypto {
                 format!("{version} is DESTROYED"),
             ));
         }
-        let key = self.material.loaded_key(&version, rec)?;
+        let key = self.material.usable(&version, rec).await?;
         Ok(PublicKey {
-            pem: key.public_key_pem().map_err(crypto_err)?,
+            pem: key.ops().public_key_pem().map_err(crypto_err)?,
             algorithm: rec.algorithm,
             name: version.to_string(),
         })

@@ -17,11 +17,18 @@ impl Keys {
             .authorize(p, Permission::KeyManage, &name.to_string())
             .await?;
         self.ring_rec(ring).await?;
-        let template = req.template.unwrap_or(VersionTemplate {
-            algorithm: Algorithm::default_for(req.purpose),
-            protection_level: ProtectionLevel::Software,
-        });
+        let template = VersionTemplate {
+            algorithm: req
+                .template
+                .map_or(Algorithm::default_for(req.purpose), |t| t.algorithm),
+            protection_level: Some(
+                req.template
+                    .and_then(|t| t.protection_level)
+                    .unwrap_or(self.base.cfg.default_protection_level),
+            ),
+        };
         check_template(req.purpose, &template)?;
+        let level = template.protection_level.unwrap_or_default();
         check_labels(&req.labels)?;
         let (settings, _) = self.settings.settings_rec().await?;
         let destroy_dur = req
@@ -49,7 +56,7 @@ impl Keys {
             purpose: req.purpose,
             create_time: now,
             algorithm: template.algorithm,
-            protection_level: template.protection_level,
+            protection_level: level,
             rotation_period,
             next_rotation_time,
             destroy_scheduled_duration: destroy_dur,
@@ -68,20 +75,22 @@ impl Keys {
         let mut first = None;
         if !req.skip_initial_version {
             let vname = name.version(1);
-            let material = self
+            let m = self
                 .material
-                .generate_wrapped(&vname, template.algorithm)
+                .generate(&vname, template.algorithm, level)
                 .await?;
             let v = VersionRec {
                 name: vname.to_string(),
                 version: 1,
                 state: VersionState::Enabled,
                 algorithm: template.algorithm,
-                protection_level: template.protection_level,
+                protection_level: level,
                 create_time: now,
                 destroy_time: None,
                 destroy_event_time: None,
-                material: Some(material),
+                material: Some(m.material),
+                public_key: m.public_key,
+                hsm_attributes: m.hsm_attributes,
             };
             key.primary = Some(1);
             key.version_count = 1;
@@ -227,7 +236,9 @@ impl Keys {
             if let Some(t) = &req.version_template {
                 check_template(key.purpose, t)?;
                 key.algorithm = t.algorithm;
-                key.protection_level = t.protection_level;
+                if let Some(level) = t.protection_level {
+                    key.protection_level = level;
+                }
             }
             if let Some(l) = &req.labels {
                 key.labels = l.clone();

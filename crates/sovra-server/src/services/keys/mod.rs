@@ -239,12 +239,6 @@ fn check_template(purpose: Purpose, t: &VersionTemplate) -> Result<()> {
             purpose
         )));
     }
-    if t.protection_level == ProtectionLevel::Hsm {
-        return Err(Error::new(
-            ErrorCode::ProtectionLevelUnavailable,
-            "protection level HSM (material generated and used inside the HSM) is not available yet; use SOFTWARE (material is still wrapped by the HSM at rest)",
-        ));
-    }
     Ok(())
 }
 

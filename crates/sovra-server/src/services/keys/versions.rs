@@ -26,6 +26,10 @@ impl Keys {
                 .ok_or_else(|| Error::invalid("the key has too many versions"))?;
             let vname = name.version(n);
             let now = self.base.now();
+            let m = self
+                .material
+                .generate(&vname, key.algorithm, key.protection_level)
+                .await?;
             let v = VersionRec {
                 name: vname.to_string(),
                 version: n,
@@ -35,11 +39,9 @@ impl Keys {
                 create_time: now,
                 destroy_time: None,
                 destroy_event_time: None,
-                material: Some(
-                    self.material
-                        .generate_wrapped(&vname, key.algorithm)
-                        .await?,
-                ),
+                material: Some(m.material),
+                public_key: m.public_key,
+                hsm_attributes: m.hsm_attributes,
             };
             key.version_count = n;
             if make_primary || key.primary.is_none() {

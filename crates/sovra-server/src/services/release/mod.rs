@@ -455,13 +455,7 @@ impl Release {
         let (iss, _claims, consume, kid, spki) = self
             .admit(p, &policy, &to.token, to.nonce.as_deref())
             .await?;
-        let material = self.material.raw_material(&vname, rec)?;
-        let blob = keywrap::wrap(enc, &spki, material.expose()).map_err(|e| {
-            deny(
-                ErrorCode::ReleaseNoTargetKey,
-                format!("cannot wrap to the target key: {e}"),
-            )
-        })?;
+        let blob = self.material.wrap_for(&vname, rec, enc, spki).await?;
         self.consume_nonce(consume, to.nonce.as_deref()).await?;
         let key_hsm = json!({
             "schema_version": "1.0",

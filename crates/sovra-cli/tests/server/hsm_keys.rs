@@ -1,0 +1,345 @@
+//! Protection levels through `sovra serve` and the CLI, on the software HSM and on SoftHSM2:
+//! every purpose works at SOFTWARE and HSM level (create, use, rotate, disable, release), what
+//! the token cannot do inside it is refused at creation naming the mechanism, and an HSM-level
+//! row altered in the database does not load.
+
+use crate::common::*;
+use crate::release::{ISSUER, issuer, tee_key, token, write};
+use serde_json::{Value, json};
+use sovra_crypto::jws::{Jws, b64url_decode};
+use sovra_crypto::keywrap::{self, ReleaseEnc};
+use sovra_testkit::softhsm;
+
+fn pem_der(pem: &str) -> Vec<u8> {
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    sovra_proto::b64::decode(&b64).unwrap()
+}
+
+/// A verification that did not hold: exit status 1 and INVALID.
+fn assert_invalid(o: &std::process::Output) {
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("INVALID"),
+        "{o:?}"
+    );
+}
+
+/// Keys of every purpose at `level` ("SOFTWARE" or "HSM"); `refused` lists algorithms the HSM
+/// must refuse at that level (SoftHSM2 cannot wrap Ed25519 keys nor do OAEP with SHA-256).
+fn exercise(s: &Server, ring: &str, level: &str, refused: &[&str]) {
+    let lvl = level.to_ascii_lowercase();
+    s.ok(&["keyrings", "create", ring]);
+    let create = |id: &str, purpose: &str, alg: &str| {
+        s.cli(&[
+            "-o",
+            "json",
+            "keys",
+            "create",
+            &format!("{ring}/{id}"),
+            "--purpose",
+            purpose,
+            "--algorithm",
+            alg,
+            "--protection-level",
+            &lvl,
+        ])
+    };
+
+    // Symmetric: encrypt, rotate, old ciphertexts still open, a disabled version refuses.
+    let o = create("aes", "encrypt", "AES_256_GCM");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let k = format!("{ring}/aes");
+    let v = s.json(&["versions", "get", &k, "1"]);
+    assert_eq!(v["protectionLevel"], level, "{v}");
+    let ct1 = s
+        .ok(&["encrypt", &k, "--plaintext", "first"])
+        .trim()
+        .to_string();
+    s.ok(&["keys", "rotate", &k]);
+    let v2 = s.json(&["versions", "get", &k, "2"]);
+    assert_eq!(
+        v2["protectionLevel"], level,
+        "a rotated version keeps the level: {v2}"
+    );
+    let ct2 = s
+        .ok(&["encrypt", &k, "--plaintext", "second"])
+        .trim()
+        .to_string();
+    assert_eq!(s.ok(&["decrypt", &k, "--ciphertext", &ct1]), "first");
+    assert_eq!(s.ok(&["decrypt", &k, "--ciphertext", &ct2]), "second");
+    let mut bad = sovra_proto::b64::decode(&ct2).unwrap();
+    *bad.last_mut().unwrap() ^= 1;
+    let o = s.cli(&[
+        "-o",
+        "json",
+        "decrypt",
+        &k,
+        "--ciphertext",
+        &sovra_proto::b64::encode(&bad),
+    ]);
+    assert_eq!(cli_code(&o), "CIPHERTEXT_INVALID");
+    s.json(&["versions", "disable", &k, "1"]);
+    let o = s.cli(&["-o", "json", "decrypt", &k, "--ciphertext", &ct1]);
+    assert_eq!(cli_code(&o), "KEY_VERSION_NOT_ENABLED");
+    s.json(&["versions", "enable", &k, "1"]);
+    assert_eq!(s.ok(&["decrypt", &k, "--ciphertext", &ct1]), "first");
+
+    // Signatures verify on the server and, with the published public key, independently.
+    for (i, alg) in [
+        "EC_SIGN_P256_SHA256",
+        "EC_SIGN_P384_SHA384",
+        "EC_SIGN_ED25519",
+        "RSA_SIGN_PSS_2048_SHA256",
+        "RSA_SIGN_PKCS1_2048_SHA256",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("sig{i}");
+        let o = create(&id, "sign", alg);
+        if refused.contains(&alg) {
+            assert_eq!(cli_code(&o), "PROTECTION_LEVEL_UNAVAILABLE", "{alg}");
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(err.contains("CKM_") && err.contains(alg), "{err}");
+            continue;
+        }
+        assert!(
+            o.status.success(),
+            "{alg}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let k = format!("{ring}/{id}");
+        let sig = s.ok(&["sign", &k, "--data", "hello"]).trim().to_string();
+        assert_eq!(
+            s.ok(&["verify", &k, "--data", "hello", "--signature", &sig])
+                .trim(),
+            "valid"
+        );
+        assert_invalid(&s.cli(&["verify", &k, "--data", "hellO", "--signature", &sig]));
+        let spki = pem_der(&s.ok(&["public-key", &k]));
+        let alg_enum: sovra_proto::kms::Algorithm = serde_json::from_value(json!(alg)).unwrap();
+        assert!(
+            sovra_crypto::key_ops::verify_spki(
+                alg_enum,
+                &spki,
+                sovra_crypto::SignInput::Data(b"hello"),
+                &sovra_proto::b64::decode(&sig).unwrap()
+            )
+            .unwrap(),
+            "{alg}: the signature verifies with the public key alone"
+        );
+    }
+
+    // Asymmetric decryption of what anyone encrypted to the public key.
+    let o = create("oaep", "decrypt", "RSA_DECRYPT_OAEP_2048_SHA256");
+    if refused.contains(&"RSA_DECRYPT_OAEP_2048_SHA256") {
+        assert_eq!(cli_code(&o), "PROTECTION_LEVEL_UNAVAILABLE");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("CKM_RSA_PKCS_OAEP"));
+    } else {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let k = format!("{ring}/oaep");
+        let spki = pem_der(&s.ok(&["public-key", &k]));
+        let pk = aws_lc_rs::rsa::PublicEncryptingKey::from_der(&spki).unwrap();
+        let enc = aws_lc_rs::rsa::OaepPublicEncryptingKey::new(pk).unwrap();
+        let mut buf = vec![0u8; enc.ciphertext_size()];
+        let ct = enc
+            .encrypt(
+                &aws_lc_rs::rsa::OAEP_SHA256_MGF1SHA256,
+                b"to the key",
+                &mut buf,
+                None,
+            )
+            .unwrap()
+            .to_vec();
+        assert_eq!(
+            s.ok(&[
+                "asym-decrypt",
+                &k,
+                "--ciphertext",
+                &sovra_proto::b64::encode(&ct)
+            ]),
+            "to the key"
+        );
+    }
+
+    // MAC.
+    let o = create("hmac", "mac", "HMAC_SHA256");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let k = format!("{ring}/hmac");
+    let tag = s.ok(&["mac", &k, "--data", "d"]).trim().to_string();
+    assert_eq!(
+        s.ok(&["mac-verify", &k, "--data", "d", "--mac", &tag])
+            .trim(),
+        "valid"
+    );
+    assert_invalid(&s.cli(&["mac-verify", &k, "--data", "e", "--mac", &tag]));
+}
+
+/// Release of an exportable key at `level`: the TEE unwraps a key that opens what the server
+/// encrypted; `sha1_only` HSMs refuse the SHA-256 variant clearly.
+fn release(s: &Server, level: &str, sha1_only: bool) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let admin = s.admin();
+    let iss = issuer("k1");
+    let _: Value = rt
+        .block_on(admin.post(
+            "/v1/release/issuers",
+            &json!({"issuer": ISSUER, "certificates": [iss.cert_pem]}),
+        ))
+        .unwrap();
+    let policy = json!({"version": "1.0.0", "anyOf": [{"authority": ISSUER, "allOf": [{"claim": "x-ms-attestation-type", "equals": "sevsnpvm"}]}]});
+    let pfile = write(s, "release.json", &policy.to_string());
+    s.ok(&["keyrings", "create", "rel"]);
+    s.ok(&[
+        "keys",
+        "create",
+        "rel/x",
+        "--purpose",
+        "encrypt",
+        "--exportable",
+        "--release-policy",
+        &pfile,
+        "--protection-level",
+        &level.to_ascii_lowercase(),
+    ]);
+    let ct = s
+        .ok(&["encrypt", "rel/x", "--plaintext", "for the TEE"])
+        .trim()
+        .to_string();
+    let (tee_pkcs8, jwk) = tee_key();
+    let good = json!({"x-ms-attestation-type": "sevsnpvm", "x-ms-runtime": {"keys": [jwk]}});
+    let key = "/v1/locations/global/keyRings/rel/cryptoKeys/x";
+    for enc in [ReleaseEnc::CkmRsaAesKeyWrap, ReleaseEnc::RsaAesKeyWrap256] {
+        let r = rt.block_on(admin.post::<_, Value>(
+            &format!("{key}:release"),
+            &json!({"target": token(&iss, ISSUER, good.clone()), "enc": enc.name()}),
+        ));
+        if sha1_only && enc != ReleaseEnc::CkmRsaAesKeyWrap {
+            assert_eq!(code(r), "UNSUPPORTED_ALGORITHM", "{enc:?}");
+            continue;
+        }
+        let r = r.unwrap();
+        let body = Jws::parse(r["value"].as_str().unwrap())
+            .unwrap()
+            .claims()
+            .unwrap();
+        let key_hsm: Value = serde_json::from_slice(
+            &b64url_decode(body["response"]["key"]["key"]["key_hsm"].as_str().unwrap()).unwrap(),
+        )
+        .unwrap();
+        let blob = b64url_decode(key_hsm["ciphertext"].as_str().unwrap()).unwrap();
+        let material = keywrap::unwrap(enc, tee_pkcs8.expose(), &blob).unwrap();
+        let aes = sovra_crypto::LoadedKey::load(
+            sovra_proto::kms::Algorithm::Aes256Gcm,
+            material.expose(),
+        )
+        .unwrap();
+        let pt = sovra_crypto::symmetric::open(&aes, b"", &sovra_proto::b64::decode(&ct).unwrap())
+            .unwrap();
+        assert_eq!(pt.expose(), b"for the TEE", "{level} {enc:?}");
+    }
+}
+
+#[test]
+fn both_protection_levels_on_the_software_hsm() {
+    let s = Server::start();
+    exercise(&s, "soft", "SOFTWARE", &[]);
+    exercise(&s, "hsm", "HSM", &[]);
+    release(&s, "HSM", false);
+    // Keys created without a level take the deployment's default: SOFTWARE here.
+    s.ok(&["keys", "create", "soft/dflt", "--purpose", "encrypt"]);
+    assert_eq!(
+        s.json(&["versions", "get", "soft/dflt", "1"])["protectionLevel"],
+        "SOFTWARE"
+    );
+}
+
+fn pkcs11_env(token: &softhsm::Token, conf: &str, pin: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("SOFTHSM2_CONF", conf.to_owned()),
+        ("SOVRA_HSM_BACKEND", "pkcs11".to_owned()),
+        ("SOVRA_PKCS11_MODULE", softhsm::MODULE.to_owned()),
+        ("SOVRA_PKCS11_TOKEN_LABEL", token.label.clone()),
+        ("SOVRA_PKCS11_PIN_FILE", pin.to_owned()),
+    ]
+}
+
+#[test]
+fn both_protection_levels_on_softhsm2() {
+    let token = softhsm::Token::new("levels");
+    let (conf, pin) = (token.conf(), token.pin_file());
+    let env = pkcs11_env(&token, conf.to_str().unwrap(), pin.to_str().unwrap());
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut s = Server::start_with(&env);
+    exercise(&s, "soft", "SOFTWARE", &[]);
+    exercise(
+        &s,
+        "hsm",
+        "HSM",
+        &["EC_SIGN_ED25519", "RSA_DECRYPT_OAEP_2048_SHA256"],
+    );
+    release(&s, "HSM", true);
+    // With a PKCS#11 HSM, keys created without a level are HSM keys.
+    s.ok(&["keys", "create", "soft/dflt", "--purpose", "encrypt"]);
+    assert_eq!(
+        s.json(&["versions", "get", "soft/dflt", "1"])["protectionLevel"],
+        "HSM"
+    );
+    let ct = s
+        .ok(&["encrypt", "soft/dflt", "--plaintext", "kept"])
+        .trim()
+        .to_string();
+    let sig = s
+        .ok(&["sign", "hsm/sig0", "--data", "m"])
+        .trim()
+        .to_string();
+
+    // The stored row holds only what the HSM wrapped: no clear key, a public key bound to it.
+    let conn = rusqlite::Connection::open(s.db()).unwrap();
+    let row = |name: &str| -> Value {
+        let data: Vec<u8> = conn
+            .query_row(
+                "SELECT data FROM objects WHERE collection='versions' AND name=?1",
+                [name],
+                |r| r.get(0),
+            )
+            .unwrap();
+        row_json(&data)
+    };
+    let sig_row = "locations/global/keyRings/hsm/cryptoKeys/sig0/v/0000000001";
+    let rec = row(sig_row);
+    assert_eq!(rec["protection_level"], "HSM");
+    assert_eq!(rec["hsm_attributes"]["local"], true, "{rec}");
+    assert_eq!(rec["hsm_attributes"]["sensitive"], true, "{rec}");
+    assert!(rec["public_key"].is_string());
+
+    // After a restart (new session objects) the HSM keys still work.
+    s.terminate();
+    s.boot();
+    assert_eq!(s.ok(&["decrypt", "soft/dflt", "--ciphertext", &ct]), "kept");
+    assert_eq!(
+        s.ok(&["verify", "hsm/sig0", "--data", "m", "--signature", &sig])
+            .trim(),
+        "valid"
+    );
+
+    // A public key swapped in the row (to make clients trust another key) fails the load.
+    let other = row("locations/global/keyRings/hsm/cryptoKeys/sig1/v/0000000001");
+    let mut rec = row(sig_row);
+    rec["public_key"] = other["public_key"].clone();
+    conn.execute(
+        "UPDATE objects SET data=?1 WHERE collection='versions' AND name=?2",
+        rusqlite::params![serde_json::to_vec(&rec).unwrap(), sig_row],
+    )
+    .unwrap();
+    drop(conn);
+    s.terminate();
+    s.boot();
+    let o = s.cli(&["-o", "json", "public-key", "hsm/sig0"]);
+    assert_eq!(
+        cli_code(&o),
+        "INTEGRITY_FAILURE",
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
