@@ -67,6 +67,11 @@ impl Token {
         self.dir.path().join("softhsm2.conf")
     }
 
+    /// The directory holding the token's object files.
+    pub fn tokens_dir(&self) -> PathBuf {
+        self.dir.path().join("tokens")
+    }
+
     /// A file holding the user PIN.
     pub fn pin_file(&self) -> PathBuf {
         let f = self.dir.path().join("pin");

@@ -343,3 +343,151 @@ fn both_protection_levels_on_softhsm2() {
         String::from_utf8_lossy(&o.stdout)
     );
 }
+
+/// Holds POSIX write locks on every object file of the token for `secs`, the way a second
+/// process busy in the token does: SoftHSM2 waits for such a lock before reading a token
+/// object, so until it ends the HSM hangs on any call that needs one (session objects, the
+/// loaded HSM-level keys, keep working). Returns once the locks are held.
+fn hang_token(dir: &std::path::Path, secs: u64) -> std::process::Child {
+    let script = "import fcntl,glob,os,sys,time\n\
+fds=[os.open(f,os.O_RDWR) for f in glob.glob(sys.argv[1]+'/*/*')]\n\
+[fcntl.lockf(fd,fcntl.LOCK_EX) for fd in fds]\n\
+print(len(fds),flush=True)\n\
+time.sleep(float(sys.argv[2]))\n";
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script, dir.to_str().unwrap(), &secs.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 is needed to hold the token's file locks");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(
+        line.trim().parse::<u32>().unwrap() > 0,
+        "no token files locked"
+    );
+    child
+}
+
+#[test]
+fn a_hung_hsm_answers_503_without_stalling_other_requests_and_recovers_by_itself() {
+    let token = softhsm::Token::new("hang");
+    let (conf, pin) = (token.conf(), token.pin_file());
+    let mut env = pkcs11_env(&token, conf.to_str().unwrap(), pin.to_str().unwrap());
+    env.push(("SOVRA_HSM_CALL_TIMEOUT_SECS", "2".into()));
+    env.push(("SOVRA_HSM_SESSIONS", "2".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut s = Server::start_with(&env);
+    s.ok(&["keyrings", "create", "r"]);
+    s.ok(&[
+        "keys",
+        "create",
+        "r/sw",
+        "--purpose",
+        "encrypt",
+        "--protection-level",
+        "software",
+    ]);
+    s.ok(&[
+        "keys",
+        "create",
+        "r/sw2",
+        "--purpose",
+        "encrypt",
+        "--protection-level",
+        "software",
+    ]);
+    s.ok(&["keys", "create", "r/hk", "--purpose", "encrypt"]);
+    let ct_sw2 = s
+        .ok(&["encrypt", "r/sw2", "--plaintext", "cached"])
+        .trim()
+        .to_string();
+    let ct_sw = s
+        .ok(&["encrypt", "r/sw", "--plaintext", "soft"])
+        .trim()
+        .to_string();
+    let ct_hk = s
+        .ok(&["encrypt", "r/hk", "--plaintext", "hard"])
+        .trim()
+        .to_string();
+    // Empty caches: the software key's material must be unwrapped by the HSM again.
+    s.terminate();
+    s.boot();
+    assert_eq!(
+        s.ok(&["decrypt", "r/sw2", "--ciphertext", &ct_sw2]),
+        "cached"
+    );
+
+    let mut locker = hang_token(&token.tokens_dir(), 12);
+    let started = std::time::Instant::now();
+    // More calls needing the token than there are sessions, at once: each fails by itself
+    // within the timeout with HSM_UNAVAILABLE (503, Retry-After)...
+    let hung: Vec<_> = (0..4)
+        .map(|i| {
+            let o = if i % 2 == 0 {
+                s.cli(&["-o", "json", "decrypt", "r/sw", "--ciphertext", &ct_sw])
+            } else {
+                s.cli(&[
+                    "-o",
+                    "json",
+                    "keys",
+                    "create",
+                    &format!("r/new{i}"),
+                    "--purpose",
+                    "sign",
+                ])
+            };
+            (cli_code(&o), String::from_utf8_lossy(&o.stderr).to_string())
+        })
+        .collect();
+    for (code, err) in &hung {
+        assert_eq!(code, "HSM_UNAVAILABLE", "{err}");
+        assert!(
+            !err.contains("Function::"),
+            "no HSM internals in the response: {err}"
+        );
+    }
+    // ...while requests that do not need the HSM stay fast (a software key already loaded).
+    let t = std::time::Instant::now();
+    s.ok(&["whoami"]);
+    s.ok(&["keyrings", "list"]);
+    assert_eq!(
+        s.ok(&["decrypt", "r/sw2", "--ciphertext", &ct_sw2]),
+        "cached"
+    );
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(12),
+        "the failures came from the timeout, not from the HSM coming back"
+    );
+
+    // The HSM comes back: the server recovers by itself, no restart.
+    locker.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let o = s.cli(&["-o", "json", "decrypt", "r/sw", "--ciphertext", &ct_sw]);
+        if o.status.success() {
+            let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+            assert_eq!(v["plaintext"], sovra_proto::b64::encode(b"soft"));
+            break;
+        }
+        assert_eq!(cli_code(&o), "HSM_UNAVAILABLE");
+        assert!(std::time::Instant::now() < deadline, "no recovery");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert_eq!(s.ok(&["decrypt", "r/hk", "--ciphertext", &ct_hk]), "hard");
+    s.ok(&["keys", "create", "r/after", "--purpose", "sign"]);
+    let sig = s.ok(&["sign", "r/after", "--data", "x"]).trim().to_string();
+    assert_eq!(
+        s.ok(&["verify", "r/after", "--data", "x", "--signature", &sig])
+            .trim(),
+        "valid"
+    );
+}
