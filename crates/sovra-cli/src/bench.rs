@@ -1,7 +1,8 @@
 //! `sovra bench …`: closed-loop load against a running server over HTTPS with keep-alive.
 //!
 //! Without `--key`, the benchmark sets itself up with the caller's (administrator) token: a
-//! key ring `bench`, a fresh AES-256-GCM key, and a principal `bench-…` with a token, the
+//! key ring `bench`, a fresh key (AES-256-GCM for `encrypt`, the `--algorithm` for `sign`) at
+//! the `--protection-level` asked (default: the server's), and a principal `bench-…` with a token, the
 //! CRYPTO_USER role on that ring and a quota high enough not to throttle the run. So requests
 //! are measured with authentication, authorization and quota accounting all on.
 
@@ -14,7 +15,9 @@ use sovra_client::Client;
 use sovra_proto::admin::{
     CreateRoleBindingRequest, CreateTokenRequest, CreateTokenResponse, Role, SetQuotaRequest,
 };
-use sovra_proto::kms::{CreateCryptoKeyRequest, CreateKeyRingRequest, Purpose};
+use sovra_proto::kms::{
+    Algorithm, CreateCryptoKeyRequest, CreateKeyRingRequest, Purpose, VersionTemplate,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -24,6 +27,8 @@ use std::time::{Duration, Instant};
 pub enum BenchCmd {
     /// AES-256-GCM encryptions of a fixed payload.
     Encrypt(EncryptBench),
+    /// Asymmetric signatures of a fixed message (EC P-256 by default).
+    Sign(EncryptBench),
     /// Attestations of one piece of evidence: verification, policy and a signed token each.
     Attest(AttestBench),
     /// Key releases: token verification, release policy, wrap to the TEE key, signed response.
@@ -96,6 +101,12 @@ pub struct EncryptBench {
     /// Use an existing key (RING/KEY) and the given token as is, instead of setting up.
     #[arg(long)]
     pub key: Option<String>,
+    /// Protection level of the key the benchmark creates (default: the server's).
+    #[arg(long, value_enum)]
+    pub protection_level: Option<crate::kms::ProtectionArg>,
+    /// Algorithm of the key `sign` creates.
+    #[arg(long, default_value = "EC_SIGN_P256_SHA256")]
+    pub algorithm: String,
     /// Use HTTP/2 (all requests multiplexed on one connection).
     #[arg(long)]
     pub http2: bool,
@@ -112,7 +123,7 @@ impl BenchCmd {
     /// Runtime threads the benchmark asks for (0 = one per core).
     pub fn threads(&self) -> usize {
         match self {
-            Self::Encrypt(e) => e.threads,
+            Self::Encrypt(e) | Self::Sign(e) => e.threads,
             Self::Attest(a) => a.threads,
             Self::Release(r) => r.threads,
             Self::Floor(_) => 1,
@@ -141,7 +152,12 @@ pub struct BenchResult {
     pub payload: usize,
 }
 
-async fn setup(g: &Global, admin: &Client) -> Result<(String, String)> {
+async fn setup(
+    g: &Global,
+    admin: &Client,
+    purpose: Purpose,
+    template: Option<VersionTemplate>,
+) -> Result<(String, String)> {
     let loc = &g.location;
     match admin
         .create_key_ring(loc, "bench", &CreateKeyRingRequest::default())
@@ -152,7 +168,7 @@ async fn setup(g: &Global, admin: &Client) -> Result<(String, String)> {
         Err(e) => return Err(e.into()),
     }
     let id = format!(
-        "aes-{}",
+        "k-{}",
         sovra_crypto::random::hex_id(4).map_err(|e| CliError::Local(e.to_string()))?
     );
     let ring = format!("locations/{loc}/keyRings/bench");
@@ -161,8 +177,8 @@ async fn setup(g: &Global, admin: &Client) -> Result<(String, String)> {
             &ring,
             &id,
             &CreateCryptoKeyRequest {
-                purpose: Purpose::EncryptDecrypt,
-                version_template: None,
+                purpose,
+                version_template: template,
                 rotation_period: None,
                 next_rotation_time: None,
                 destroy_scheduled_duration: None,
@@ -211,7 +227,8 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 /// Runs `sovra bench …`.
 pub async fn run(g: &Global, c: BenchCmd) -> Result<()> {
     match c {
-        BenchCmd::Encrypt(a) => encrypt(g, a).await,
+        BenchCmd::Encrypt(a) => crypto(g, a, false).await,
+        BenchCmd::Sign(a) => crypto(g, a, true).await,
         BenchCmd::Attest(a) => attest(g, a).await,
         BenchCmd::Release(r) => crate::bench_release::run(g, r).await,
         BenchCmd::Floor(f) => crate::bench_floor::run(g, f),
@@ -293,7 +310,8 @@ async fn attest(g: &Global, a: AttestBench) -> Result<()> {
     Ok(())
 }
 
-async fn encrypt(g: &Global, a: EncryptBench) -> Result<()> {
+/// `encrypt` (symmetric) or `sign` (asymmetric) against one key.
+async fn crypto(g: &Global, a: EncryptBench, sign: bool) -> Result<()> {
     if a.concurrency == 0 || a.duration == 0 {
         return Err(CliError::Usage(
             "--concurrency and --duration must be positive".into(),
@@ -303,7 +321,19 @@ async fn encrypt(g: &Global, a: EncryptBench) -> Result<()> {
     let (key, client) = match &a.key {
         Some(k) => (g.key_name(k)?, g.client_with(a.http2)?),
         None => {
-            let (key, token) = setup(g, &admin).await?;
+            let (purpose, algorithm) = if sign {
+                (
+                    Purpose::AsymmetricSign,
+                    crate::kms::parse_algorithm(&a.algorithm)?,
+                )
+            } else {
+                (Purpose::EncryptDecrypt, Algorithm::Aes256Gcm)
+            };
+            let template = VersionTemplate {
+                algorithm,
+                protection_level: a.protection_level.map(Into::into),
+            };
+            let (key, token) = setup(g, &admin, purpose, Some(template)).await?;
             let ca = g
                 .ca_cert
                 .as_ref()
@@ -320,13 +350,22 @@ async fn encrypt(g: &Global, a: EncryptBench) -> Result<()> {
             (key, client)
         }
     };
-    let payload = vec![0x5au8; a.payload];
-    let body = serde_json::to_vec(&sovra_proto::ops::EncryptRequest {
-        plaintext: sovra_proto::b64::encode(&payload),
-        additional_authenticated_data: None,
-    })
-    .map_err(|e| CliError::Local(e.to_string()))?;
-    let path = sovra_client::kms::verb_path(&key, "encrypt");
+    let payload = sovra_proto::b64::encode(&vec![0x5au8; a.payload]);
+    let (body, verb) = if sign {
+        let req = sovra_proto::ops::AsymmetricSignRequest {
+            data: Some(payload),
+            digest: None,
+        };
+        (serde_json::to_vec(&req), "asymmetricSign")
+    } else {
+        let req = sovra_proto::ops::EncryptRequest {
+            plaintext: payload,
+            additional_authenticated_data: None,
+        };
+        (serde_json::to_vec(&req), "encrypt")
+    };
+    let body = body.map_err(|e| CliError::Local(e.to_string()))?;
+    let path = sovra_client::kms::verb_path(&key, verb);
     // One request first: fail fast on a setup problem.
     let (status, resp) = client.raw(Method::POST, &path, Some(body.clone())).await?;
     if !status.is_success() {

@@ -79,7 +79,7 @@ impl From<PurposeArg> for Purpose {
     }
 }
 
-fn parse_algorithm(s: &str) -> Result<Algorithm> {
+pub(crate) fn parse_algorithm(s: &str) -> Result<Algorithm> {
     let norm = s.trim().to_ascii_uppercase().replace('-', "_");
     serde_json::from_value(serde_json::Value::String(norm)).map_err(|_| {
         let all: Vec<String> = Algorithm::ALL.iter().map(|a| a.as_str()).collect();

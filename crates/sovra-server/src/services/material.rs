@@ -7,10 +7,14 @@
 //!   like any other. On use it is unwrapped inside the HSM into a session object, which the
 //!   cache holds; eviction destroys the object.
 //!
-//! Every call into a PKCS#11 HSM runs on a blocking thread, at most `hsm_sessions` at once and
-//! each within `hsm_call_timeout`, so a slow or hung HSM never stalls the async runtime; when
-//! the HSM is unreachable those calls fail with `HSM_UNAVAILABLE` and the cached objects of
-//! the lost connection are dropped.
+//! No call into a PKCS#11 HSM runs on the async runtime, so a slow or hung HSM never stalls
+//! other requests. Operations with loaded keys (the hot path) run on `hsm_sessions` dedicated
+//! threads fed by a bounded queue: under load a thread takes job after job without sleeping,
+//! which costs far less than a thread hand-off per call. Generation, loading and release (rare,
+//! and key-pair generation can take seconds) run on the blocking pool, at most `hsm_sessions` at
+//! once. Every call is bounded by `hsm_call_timeout`; a call that times out, a full queue, or an
+//! HSM that is gone answer `HSM_UNAVAILABLE`, and the cached objects of a lost connection are
+//! dropped.
 
 use super::Base;
 use crate::error::{Error, Result};
@@ -146,6 +150,8 @@ pub struct Material {
     remote: bool,
     calls: Arc<Semaphore>,
     timeout: Duration,
+    /// The threads that run operations with loaded PKCS#11 keys.
+    ops: crate::work::WorkPool,
 }
 
 fn integrity(v: &VersionRec, what: &str) -> Error {
@@ -195,6 +201,13 @@ impl Material {
             remote: base.hsm.kind() == "pkcs11",
             calls: Arc::new(Semaphore::new(base.cfg.hsm_sessions.max(1))),
             timeout: base.cfg.hsm_call_timeout,
+            ops: crate::work::WorkPool::named(
+                base.cfg.hsm_sessions.max(1),
+                base.cfg.hsm_sessions.max(1) * 64,
+                "hsm",
+                "HSM calls",
+                ErrorCode::HsmUnavailable,
+            ),
         }
     }
 
@@ -260,7 +273,29 @@ impl Material {
     ) -> Result<T> {
         let ops = key.ops.clone();
         if key.remote {
-            return self.blocking(move || f(&*ops).map_err(crypto_error)).await;
+            let (timeout, queued) = (self.timeout, std::time::Instant::now());
+            let job = self.ops.run(move || {
+                // The caller gave up on a job that waited out the timeout (a hung HSM):
+                // do not send it to the HSM now.
+                if queued.elapsed() >= timeout {
+                    return Err(unavailable(
+                        "an HSM call waited out the timeout in the queue",
+                    ));
+                }
+                f(&*ops).map_err(crypto_error)
+            });
+            let out = tokio::time::timeout(timeout, job)
+                .await
+                .map_err(|_| unavailable(format!("the HSM did not answer within {timeout:?}")))
+                .and_then(|r| r)
+                .and_then(|r| r);
+            if out
+                .as_ref()
+                .is_err_and(|e| e.code == ErrorCode::HsmUnavailable)
+            {
+                self.cache.evict_remote();
+            }
+            return out;
         }
         if heavy {
             return tokio::task::spawn_blocking(move || f(&*ops))
