@@ -289,6 +289,13 @@ fn both_protection_levels_on_softhsm2() {
         .ok(&["encrypt", "soft/dflt", "--plaintext", "kept"])
         .trim()
         .to_string();
+    // Creation and rotation record the level and what the HSM reported, in the audit log.
+    let log = s.ok(&["audit", "export"]);
+    let hsm_creations = log
+        .lines()
+        .filter(|l| l.contains("\"protectionLevel\":\"HSM\"") && l.contains("\"local\":true"))
+        .count();
+    assert!(hsm_creations >= 6, "{log}");
     let sig = s
         .ok(&["sign", "hsm/sig0", "--data", "m"])
         .trim()

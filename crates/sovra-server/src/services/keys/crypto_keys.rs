@@ -104,7 +104,7 @@ impl Keys {
         }
         b.audit(
             self.base.admin_event(p, Action::KeyCreate, key.name.clone())
-                .detail(serde_json::json!({"purpose": key.purpose, "algorithm": key.algorithm, "rotationPeriod": key.rotation_period, "destroyScheduledDuration": key.destroy_scheduled_duration}))
+                .detail(serde_json::json!({"purpose": key.purpose, "algorithm": key.algorithm, "protectionLevel": key.protection_level, "hsmAttributes": first.as_ref().and_then(|v| v.hsm_attributes), "rotationPeriod": key.rotation_period, "destroyScheduledDuration": key.destroy_scheduled_duration}))
                 .body(),
         );
         self.base.store.commit(b).await.map_err(|e| match e {

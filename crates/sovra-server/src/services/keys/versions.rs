@@ -73,7 +73,7 @@ impl Keys {
                 .resource(v.name.clone()),
             };
             b.audit(
-                ev.detail(serde_json::json!({"primary": key.primary}))
+                ev.detail(serde_json::json!({"primary": key.primary, "protectionLevel": v.protection_level, "hsmAttributes": v.hsm_attributes}))
                     .body(),
             );
             self.base.store.commit(b).await?;
