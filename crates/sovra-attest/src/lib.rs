@@ -15,6 +15,7 @@
 pub mod claims;
 pub mod error;
 pub mod evidence;
+pub mod key_statement;
 pub mod maa;
 pub mod x509;
 

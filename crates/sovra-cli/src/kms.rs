@@ -190,6 +190,12 @@ pub enum KeysCmd {
         /// Version number.
         version: String,
     },
+    /// Key attestation statements: get, verify offline, the owner root.
+    Attestation {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: crate::key_attestation::KeyAttestationCmd,
+    },
 }
 
 /// `sovra versions …`.
@@ -397,6 +403,9 @@ fn urlencode(s: &str) -> String {
 
 /// Runs `sovra keys …`.
 pub async fn keys(g: &Global, c: KeysCmd) -> Result<()> {
+    if let KeysCmd::Attestation { cmd } = c {
+        return crate::key_attestation::run(g, cmd).await;
+    }
     let client = g.client()?;
     match c {
         KeysCmd::Create {
@@ -525,6 +534,7 @@ pub async fn keys(g: &Global, c: KeysCmd) -> Result<()> {
                 .await?;
             emit(g, &k, print_key);
         }
+        KeysCmd::Attestation { .. } => {}
     }
     Ok(())
 }

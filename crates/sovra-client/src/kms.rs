@@ -107,6 +107,11 @@ impl Client {
         self.get(&v1(version)).await
     }
 
+    /// The owner root and this node's HSM attestation certificate.
+    pub async fn key_attestation_roots(&self) -> Result<KeyAttestationRoots, ClientError> {
+        self.get("/v1/keyAttestation/roots").await
+    }
+
     /// Lists the locations.
     pub async fn list_locations(&self) -> Result<ListLocationsResponse, ClientError> {
         self.get("/v1/locations").await

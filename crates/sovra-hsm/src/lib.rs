@@ -41,6 +41,14 @@ pub trait Hsm: Send + Sync + std::fmt::Debug {
     /// Unwraps a blob made by [`Hsm::wrap`] with the same location and `aad`.
     fn unwrap(&self, location: &str, aad: &[u8], blob: &[u8]) -> Result<SecretBytes, HsmError>;
 
+    /// The SubjectPublicKeyInfo (DER) of this HSM's key-attestation key: ECDSA P-256, created
+    /// inside the HSM on first use, never extractable. It signs key attestation statements.
+    fn attestation_public_key(&self) -> Result<Vec<u8>, HsmError>;
+
+    /// Signs `message` (ECDSA P-256 over its SHA-256) with the attestation key; the signature
+    /// is `r ‖ s` (64 bytes), as JWS ES256 wants it.
+    fn attestation_sign(&self, message: &[u8]) -> Result<Vec<u8>, HsmError>;
+
     /// Generates a key for `alg` inside the HSM and returns it wrapped under `location`'s
     /// key-wrapping key. [`HsmError::Unsupported`] names a mechanism the HSM lacks.
     fn generate_key(&self, location: &str, alg: Algorithm) -> Result<GeneratedKey, HsmError>;

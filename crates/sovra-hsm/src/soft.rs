@@ -14,6 +14,8 @@
 
 use crate::error::HsmError;
 use crate::{GeneratedKey, Hsm, HsmKey};
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use sovra_crypto::SecretBytes;
 use sovra_crypto::wrap::WrappingKey;
 use sovra_proto::kms::Algorithm;
@@ -23,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 const ROOT_AAD: &[u8] = b"sovra/soft-hsm/root/v1";
+const ATTESTATION_AAD: &[u8] = b"sovra/soft-hsm/attestation/v1";
 
 fn location_aad(location: &str) -> Vec<u8> {
     format!("sovra/soft-hsm/location/v1/{location}").into_bytes()
@@ -45,6 +48,7 @@ pub struct SoftHsm {
     root: WrappingKey,
     keys: RwLock<HashMap<String, Arc<WrappingKey>>>,
     write_lock: Mutex<()>,
+    attestation: Mutex<Option<Arc<EcdsaKeyPair>>>,
 }
 
 impl std::fmt::Debug for SoftHsm {
@@ -58,6 +62,9 @@ impl std::fmt::Debug for SoftHsm {
 #[derive(serde::Serialize, serde::Deserialize, Default)]
 struct KeysFile {
     locations: BTreeMap<String, String>,
+    /// The key-attestation key (PKCS#8, ECDSA P-256), sealed under the root; hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    attestation: Option<String>,
 }
 
 /// Writes `bytes` to `path` atomically (temp file, fsync, rename, fsync dir) with mode 0600.
@@ -156,6 +163,7 @@ impl SoftHsm {
             root,
             keys: RwLock::new(HashMap::new()),
             write_lock: Mutex::new(()),
+            attestation: Mutex::new(None),
         };
         hsm.load_keys()?;
         Ok(hsm)
@@ -196,6 +204,50 @@ impl SoftHsm {
             .write()
             .map_err(|_| HsmError::Device("lock poisoned".into()))? = map;
         Ok(())
+    }
+
+    /// The key-attestation key, created and sealed under the root on first use.
+    fn attestation_key(&self) -> Result<Arc<EcdsaKeyPair>, HsmError> {
+        fn poisoned<T>(_: T) -> HsmError {
+            HsmError::Device("lock poisoned".into())
+        }
+        let mut cached = self.attestation.lock().map_err(poisoned)?;
+        if let Some(k) = cached.as_ref() {
+            return Ok(k.clone());
+        }
+        let _guard = self.write_lock.lock().map_err(poisoned)?;
+        let mut file = self.read_keys_file()?;
+        let pkcs8 = match &file.attestation {
+            Some(hex_blob) => {
+                let blob = sovra_proto::hex::decode(hex_blob)
+                    .ok_or_else(|| HsmError::Io("keys.json: attestation is not hex".into()))?;
+                self.root
+                    .unwrap(ATTESTATION_AAD, &blob)
+                    .map_err(|_| HsmError::Integrity)?
+            }
+            None => {
+                let kp = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+                    .map_err(|_| HsmError::Device("generating the attestation key".into()))?;
+                let doc = kp
+                    .to_pkcs8v1()
+                    .map_err(|_| HsmError::Device("encoding the attestation key".into()))?;
+                let blob = self
+                    .root
+                    .wrap(ATTESTATION_AAD, doc.as_ref())
+                    .map_err(|e| HsmError::Device(e.to_string()))?;
+                file.attestation = Some(sovra_proto::hex::encode(&blob));
+                let json =
+                    serde_json::to_vec_pretty(&file).map_err(|e| HsmError::Io(e.to_string()))?;
+                write_private_file(&self.keys_path(), &json)?;
+                SecretBytes::from_slice(doc.as_ref())
+            }
+        };
+        let kp = Arc::new(
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.expose())
+                .map_err(|_| HsmError::Integrity)?,
+        );
+        *cached = Some(kp.clone());
+        Ok(kp)
     }
 
     fn key(&self, location: &str) -> Result<Arc<WrappingKey>, HsmError> {
@@ -264,6 +316,21 @@ impl Hsm for SoftHsm {
         self.key(location)?
             .unwrap(aad, blob)
             .map_err(|_| HsmError::Integrity)
+    }
+
+    fn attestation_public_key(&self) -> Result<Vec<u8>, HsmError> {
+        let kp = self.attestation_key()?;
+        kp.public_key()
+            .as_der()
+            .map(|d| d.as_ref().to_vec())
+            .map_err(|_| HsmError::Device("encoding the attestation public key".into()))
+    }
+
+    fn attestation_sign(&self, message: &[u8]) -> Result<Vec<u8>, HsmError> {
+        let kp = self.attestation_key()?;
+        kp.sign(&aws_lc_rs::rand::SystemRandom::new(), message)
+            .map(|s| s.as_ref().to_vec())
+            .map_err(|_| HsmError::Device("signing with the attestation key".into()))
     }
 
     fn generate_key(&self, location: &str, alg: Algorithm) -> Result<GeneratedKey, HsmError> {

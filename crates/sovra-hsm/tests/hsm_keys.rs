@@ -22,6 +22,15 @@ fn exercise(hsm: &dyn Hsm, expect_local: bool) {
     hsm.create_location("global").unwrap();
     hsm.create_location("eu").unwrap();
     let (tee_spki, tee_pkcs8) = recipient();
+    // The key-attestation key: one per HSM, stable, signing r ‖ s for ES256.
+    let att = hsm.attestation_public_key().unwrap();
+    assert_eq!(att, hsm.attestation_public_key().unwrap());
+    let sig = hsm.attestation_sign(b"statement").unwrap();
+    assert_eq!(sig.len(), 64);
+    let der = sovra_crypto::der::ecdsa_sig_der(&sig).unwrap();
+    let p256 = Algorithm::EcSignP256Sha256;
+    assert!(verify_spki(p256, &att, SignInput::Data(b"statement"), &der).unwrap());
+    assert!(!verify_spki(p256, &att, SignInput::Data(b"statemenT"), &der).unwrap());
     for &alg in Algorithm::ALL {
         let g = match hsm.generate_key("global", alg) {
             Ok(g) => g,

@@ -499,6 +499,86 @@ pub struct CryptoKeyVersion {
     /// When the material was actually destroyed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destroy_event_time: Option<String>,
+    /// The key attestation statement made when the version was created (absent for versions
+    /// made before Sovra produced them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<KeyAttestation>,
+}
+
+/// A key attestation statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyAttestation {
+    /// Always `SOVRA_JWS_ES256`: a compact JWS whose `x5c` carries the attestation certificate
+    /// and the owner root, and whose claims are a [`KeyStatement`].
+    pub format: String,
+    /// The JWS.
+    pub content: String,
+}
+
+/// The `format` of [`KeyAttestation`].
+pub const KEY_ATTESTATION_FORMAT: &str = "SOVRA_JWS_ES256";
+/// The JWS `typ` of a key attestation statement.
+pub const KEY_STATEMENT_TYP: &str = "sovra-key-attestation+jwt";
+
+/// How a key version's material came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum KeyOrigin {
+    /// Generated inside the HSM.
+    HsmGenerated,
+    /// Generated in the Sovra process (protection level SOFTWARE).
+    SoftwareGenerated,
+    /// Brought in through an import job.
+    Imported,
+}
+
+/// What a key attestation statement says about a version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeyStatement {
+    /// The version's resource name.
+    pub name: String,
+    /// Its number.
+    pub version: u32,
+    /// Its algorithm.
+    pub algorithm: Algorithm,
+    /// Its protection level.
+    pub protection_level: ProtectionLevel,
+    /// Where its material came from.
+    pub origin: KeyOrigin,
+    /// The HSM backend that signed (`pkcs11` or `software`).
+    pub hsm: String,
+    /// `CKA_LOCAL` as the HSM reported it (HSM-level keys).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<bool>,
+    /// `CKA_SENSITIVE` as the HSM reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitive: Option<bool>,
+    /// `CKA_ALWAYS_SENSITIVE` as the HSM reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub always_sensitive: Option<bool>,
+    /// `CKA_NEVER_EXTRACTABLE` as the HSM reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub never_extractable: Option<bool>,
+    /// SHA-256 of the public key (SubjectPublicKeyInfo DER), hex, for asymmetric HSM keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key_sha256: Option<String>,
+    /// SHA-256 of the import job's wrapping key (SPKI DER), hex, for imported versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import_wrapping_key_sha256: Option<String>,
+    /// When the version was created (Unix seconds).
+    pub create_time: i64,
+}
+
+/// `GET /v1/keyAttestation/roots`: what verifiers of key attestation statements pin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyAttestationRoots {
+    /// The owner root certificate (PEM).
+    pub owner_root: String,
+    /// This node's HSM attestation-key certificate (PEM), issued by the owner root.
+    pub attestation_certificate: String,
 }
 
 /// Body of `PATCH /v1/{version}`.

@@ -53,8 +53,13 @@ pub const COLLATERAL: Table<CollateralRec> = Table::new("collateral");
 pub const RELEASE_SIGNING_KEYS: Table<SigningKeyRec> = Table::new("release_signing_keys");
 /// Signing keys of management statements: MAA policy tokens, audit checkpoints (name: kid).
 pub const MANAGEMENT_SIGNING_KEYS: Table<SigningKeyRec> = Table::new("management_signing_keys");
+/// The owner root of key attestation (name: `owner`).
+pub const OWNER_ROOT: Table<OwnerRootRec> = Table::new("owner_root");
+/// Certificates of HSM key-attestation keys, issued by the owner root (name: SHA-256 of the
+/// key's SPKI, hex).
+pub const ATTESTATION_CERTS: Table<AttestationCertRec> = Table::new("attestation_certs");
 /// Every collection above (sealing an older deployment's records walks them all).
-pub const ALL: [Collection; 18] = [
+pub const ALL: [Collection; 20] = [
     LOCATIONS.collection(),
     KEY_RINGS.collection(),
     CRYPTO_KEYS.collection(),
@@ -73,7 +78,45 @@ pub const ALL: [Collection; 18] = [
     COLLATERAL.collection(),
     RELEASE_SIGNING_KEYS.collection(),
     MANAGEMENT_SIGNING_KEYS.collection(),
+    OWNER_ROOT.collection(),
+    ATTESTATION_CERTS.collection(),
 ];
+
+/// The owner root: a CA certificate and its key (PKCS#8 ECDSA P-256, wrapped by the HSM under
+/// the default location's key), created at first use. Its only use is to certify HSM
+/// key-attestation keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OwnerRootRec {
+    /// Always `owner`.
+    pub name: String,
+    /// The certificate, DER, base64.
+    pub cert: String,
+    /// The wrapped private key, base64 (absent when the operator's own CA certifies).
+    pub key: Option<String>,
+    /// The location whose HSM key wraps it.
+    pub location: String,
+}
+
+impl Record for OwnerRootRec {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+}
+
+/// An HSM key-attestation key's certificate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttestationCertRec {
+    /// SHA-256 of the key's SubjectPublicKeyInfo, hex.
+    pub name: String,
+    /// The certificate, DER, base64 (issued by the owner root).
+    pub cert: String,
+}
+
+impl Record for AttestationCertRec {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+}
 
 /// A location.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -163,6 +206,10 @@ pub struct VersionRec {
     /// What the HSM reported about an `HSM`-level key's material when it was generated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hsm_attributes: Option<sovra_hsm::KeyAttributes>,
+    /// The key attestation statement made at creation (compact JWS, ES256, signed by the
+    /// HSM's attestation key; see docs/hsm.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<String>,
 }
 
 /// An API token (only the hash of its secret).

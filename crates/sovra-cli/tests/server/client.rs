@@ -242,6 +242,7 @@ async fn exercise(c: &Client, anon: &Client) {
     routed("create_version", c.create_version(&aes).await);
     let v3 = format!("{aes}/cryptoKeyVersions/3");
     routed("get_version", c.get_version(&v3).await);
+    routed("key_attestation_roots", c.key_attestation_roots().await);
     routed(
         "set_version_state",
         c.set_version_state(&v3, VersionState::Disabled).await,

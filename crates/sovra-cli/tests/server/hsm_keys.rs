@@ -498,3 +498,142 @@ fn a_hung_hsm_answers_503_without_stalling_other_requests_and_recovers_by_itself
         "valid"
     );
 }
+
+/// The first PEM certificate of `text`.
+fn first_pem(text: &str) -> String {
+    let end = "-----END CERTIFICATE-----";
+    let i = text.find(end).expect("a PEM certificate") + end.len();
+    format!("{}\n", &text[..i])
+}
+
+#[test]
+fn key_attestation_statements_verify_offline_with_only_the_owner_root() {
+    let token = softhsm::Token::new("attest");
+    let (conf, pin) = (token.conf(), token.pin_file());
+    let env = pkcs11_env(&token, conf.to_str().unwrap(), pin.to_str().unwrap());
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut s = Server::start_with(&env);
+    s.ok(&["keyrings", "create", "r"]);
+    s.ok(&[
+        "keys",
+        "create",
+        "r/sig",
+        "--purpose",
+        "sign",
+        "--algorithm",
+        "EC_SIGN_P384_SHA384",
+    ]);
+    s.ok(&[
+        "keys",
+        "create",
+        "r/sw",
+        "--purpose",
+        "encrypt",
+        "--protection-level",
+        "software",
+    ]);
+    let root = s.dir.join("owner-root.pem");
+    std::fs::write(&root, first_pem(&s.ok(&["keys", "attestation", "roots"]))).unwrap();
+    let stmt = s.dir.join("sig-1.jws");
+    std::fs::write(&stmt, s.ok(&["keys", "attestation", "get", "r/sig", "1"])).unwrap();
+    let name = "locations/global/keyRings/r/cryptoKeys/sig/cryptoKeyVersions/1";
+
+    // Offline: no server URL or token, only the owner root.
+    let verify = |file: &std::path::Path, root: &std::path::Path, expect: &str| {
+        std::process::Command::new(BIN)
+            .args(["-o", "json", "keys", "attestation", "verify"])
+            .arg(file)
+            .arg("--root")
+            .arg(root)
+            .args(["--expect", expect])
+            .env_remove("SOVRA_TOKEN")
+            .env("SOVRA_URL", "https://127.0.0.1:9")
+            .output()
+            .unwrap()
+    };
+    let o = verify(&stmt, &root, name);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let st = &v["statement"];
+    assert_eq!(st["name"], name);
+    assert_eq!(st["algorithm"], "EC_SIGN_P384_SHA384");
+    assert_eq!(st["protectionLevel"], "HSM");
+    assert_eq!(st["origin"], "HSM_GENERATED");
+    assert_eq!(st["hsm"], "pkcs11");
+    assert_eq!(st["local"], true);
+    assert_eq!(st["sensitive"], true);
+    assert_eq!(st["alwaysSensitive"], true);
+    assert_eq!(
+        st["neverExtractable"], false,
+        "extractable by wrapping, and said so"
+    );
+    let spki = pem_der(&s.ok(&["public-key", "r/sig"]));
+    assert_eq!(
+        st["publicKeySha256"],
+        sovra_proto::hex::encode(&sovra_crypto::sha256(&spki)),
+        "the statement names the public key the server serves"
+    );
+    assert!(v["signer"].as_str().unwrap().contains("pkcs11"), "{v}");
+
+    // A software-level key is attested as what it is.
+    let sw = s.dir.join("sw-1.jws");
+    std::fs::write(&sw, s.ok(&["keys", "attestation", "get", "r/sw", "1"])).unwrap();
+    let o = verify(
+        &sw,
+        &root,
+        "locations/global/keyRings/r/cryptoKeys/sw/cryptoKeyVersions/1",
+    );
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["statement"]["origin"], "SOFTWARE_GENERATED", "{v}");
+    assert!(v["statement"].get("local").is_none());
+
+    // A statement for another version, an altered statement, another deployment's root.
+    assert_eq!(
+        cli_code(&verify(&sw, &root, name)),
+        "KEY_ATTESTATION_WRONG_VERSION"
+    );
+    let jws = std::fs::read_to_string(&stmt).unwrap();
+    let parts: Vec<&str> = jws.trim().split('.').collect();
+    let mut claims: Value = serde_json::from_slice(&b64url_decode(parts[1]).unwrap()).unwrap();
+    claims["protectionLevel"] = json!("SOFTWARE");
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        sovra_crypto::jws::b64url(claims.to_string().as_bytes()),
+        parts[2]
+    );
+    let forged_file = s.dir.join("forged.jws");
+    std::fs::write(&forged_file, forged).unwrap();
+    assert_eq!(
+        cli_code(&verify(&forged_file, &root, name)),
+        "KEY_ATTESTATION_SIGNATURE_INVALID"
+    );
+    let other = Server::start();
+    let other_root = other.dir.join("owner-root.pem");
+    std::fs::write(
+        &other_root,
+        first_pem(&other.ok(&["keys", "attestation", "roots"])),
+    )
+    .unwrap();
+    assert_eq!(
+        cli_code(&verify(&stmt, &other_root, name)),
+        "KEY_ATTESTATION_CHAIN_INVALID"
+    );
+    std::fs::write(s.dir.join("junk.jws"), "not.a.jws").unwrap();
+    assert_eq!(
+        cli_code(&verify(&s.dir.join("junk.jws"), &root, name)),
+        "KEY_ATTESTATION_MALFORMED"
+    );
+
+    // Rotation attests the new version; the owner root survives a restart.
+    s.ok(&["keys", "rotate", "r/sig"]);
+    s.terminate();
+    s.boot();
+    std::fs::write(&stmt, s.ok(&["keys", "attestation", "get", "r/sig", "2"])).unwrap();
+    let o = verify(&stmt, &root, &name.replace("Versions/1", "Versions/2"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        first_pem(&s.ok(&["keys", "attestation", "roots"])),
+        std::fs::read_to_string(&root).unwrap()
+    );
+}

@@ -37,6 +37,7 @@ const IV_LEN: usize = 12;
 const TAG_BITS: u64 = 128;
 const LABEL_PREFIX: &str = "sovra-location:";
 const KW_LABEL_PREFIX: &str = "sovra-location-kw:";
+const ATTESTATION_LABEL: &str = "sovra-key-attestation";
 /// The shortest time between two attempts to rebuild a lost connection.
 const RECONNECT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -190,7 +191,64 @@ impl Pkcs11Hsm {
     }
 }
 
+/// The attestation key pair (private, public), created as token objects on first use.
+fn attestation_key(s: &Session) -> Result<(ObjectHandle, ObjectHandle), CkError> {
+    let find = |class| {
+        s.find_objects(&[
+            Attribute::Class(class),
+            Attribute::Label(ATTESTATION_LABEL.as_bytes().to_vec()),
+        ])
+    };
+    if let (Some(private), Some(public)) = (
+        find(ObjectClass::PRIVATE_KEY)?.into_iter().next(),
+        find(ObjectClass::PUBLIC_KEY)?.into_iter().next(),
+    ) {
+        return Ok((private, public));
+    }
+    let label = Attribute::Label(ATTESTATION_LABEL.as_bytes().to_vec());
+    let (public, private) = s.generate_key_pair(
+        &Mechanism::EccKeyPairGen,
+        &[
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Verify(true),
+            Attribute::EcParams(sovra_crypto::der::OID_P256.to_vec()),
+            label.clone(),
+        ],
+        &[
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Sign(true),
+            label,
+        ],
+    )?;
+    Ok((private, public))
+}
+
 impl Hsm for Pkcs11Hsm {
+    fn attestation_public_key(&self) -> Result<Vec<u8>, HsmError> {
+        self.run(
+            |s| {
+                let (_, public) = attestation_key(s)?;
+                key::public_spki(s, public, Algorithm::EcSignP256Sha256)
+            },
+            Failure::hsm("reading the key-attestation key"),
+        )
+    }
+
+    fn attestation_sign(&self, message: &[u8]) -> Result<Vec<u8>, HsmError> {
+        let digest = sovra_crypto::sha256(message);
+        self.run(
+            |s| {
+                let (private, _) = attestation_key(s)?;
+                s.sign(&Mechanism::Ecdsa, private, &digest)
+            },
+            Failure::hsm("signing with the key-attestation key"),
+        )
+    }
+
     fn kind(&self) -> &'static str {
         "pkcs11"
     }

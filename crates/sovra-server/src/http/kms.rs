@@ -142,6 +142,18 @@ fn version_name(loc: &str, ring: &str, key: &str, v: &str) -> Result<VersionName
     Ok(key_name(loc, ring, key)?.version(sovra_proto::names::parse_version(v)?))
 }
 
+/// `GET /v1/keyAttestation/roots`: the owner root and this HSM's attestation certificate.
+pub async fn key_attestation_roots(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+) -> Result<Json<KeyAttestationRoots>> {
+    let r = s.sovra.keys().attestation_roots(&p).await?;
+    Ok(Json(KeyAttestationRoots {
+        owner_root: r.owner_root,
+        attestation_certificate: r.attestation_certificate,
+    }))
+}
+
 /// `GET /v1/locations`.
 pub async fn list_locations(
     State(s): State<AppState>,

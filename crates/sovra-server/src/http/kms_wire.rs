@@ -108,6 +108,10 @@ pub fn version(v: &VersionRec) -> CryptoKeyVersion {
         create_time: rfc3339(v.create_time),
         destroy_time: v.destroy_time.map(rfc3339),
         destroy_event_time: v.destroy_event_time.map(rfc3339),
+        attestation: v.attestation.as_ref().map(|jws| KeyAttestation {
+            format: KEY_ATTESTATION_FORMAT.into(),
+            content: jws.clone(),
+        }),
     }
 }
 

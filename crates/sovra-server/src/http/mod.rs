@@ -132,6 +132,10 @@ pub fn routes() -> Vec<(String, MethodRouter<AppState>)> {
         ),
         (format!("{VER}/publicKey"), get(kms::version_public_key)),
         (
+            "/v1/keyAttestation/roots".to_string(),
+            get(kms::key_attestation_roots),
+        ),
+        (
             "/v1/tokens".to_string(),
             get(admin::list_tokens).post(admin::create_token),
         ),

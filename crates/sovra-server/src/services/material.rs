@@ -263,6 +263,15 @@ impl Material {
         out
     }
 
+    /// Runs `f` with the HSM, off the runtime when the HSM is out of process.
+    pub(crate) async fn hsm_call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Hsm) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let hsm = self.hsm.clone();
+        self.in_hsm(move || f(&*hsm)).await
+    }
+
     /// Runs an operation with `key`: on a blocking thread when it is inside a PKCS#11 HSM or
     /// `heavy` (RSA and other asymmetric work), inline otherwise.
     pub(crate) async fn call<T: Send + 'static>(

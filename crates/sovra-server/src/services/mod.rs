@@ -20,6 +20,7 @@ pub mod audit;
 pub mod auth;
 pub mod authz;
 pub mod fetch;
+pub mod key_attestation;
 pub mod keys;
 pub mod material;
 pub mod ops;
@@ -185,10 +186,15 @@ impl Sovra {
         let quotas = Arc::new(quota::Quotas::new(base.clone()));
         let access = Arc::new(access::Access::new(base.clone()));
         let material = Arc::new(material::Material::new(&base));
+        let attestor = Arc::new(key_attestation::KeyAttestor::new(
+            base.clone(),
+            material.clone(),
+        ));
         let keys = Arc::new(keys::Keys::new(
             base.clone(),
             settings.clone(),
             material.clone(),
+            attestor,
         ));
         let crypto = Arc::new(ops::Crypto::new(
             base.clone(),

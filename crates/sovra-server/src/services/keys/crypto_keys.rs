@@ -91,6 +91,11 @@ impl Keys {
                 material: Some(m.material),
                 public_key: m.public_key,
                 hsm_attributes: m.hsm_attributes,
+                attestation: None,
+            };
+            let v = VersionRec {
+                attestation: Some(self.attestor.statement(&v).await?),
+                ..v
             };
             key.primary = Some(1);
             key.version_count = 1;

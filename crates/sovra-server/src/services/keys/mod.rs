@@ -248,19 +248,34 @@ pub struct Keys {
     base: Base,
     settings: Arc<Settings>,
     material: Arc<Material>,
+    attestor: Arc<crate::services::key_attestation::KeyAttestor>,
     /// Each key with its ring and versions, for the metadata TTL.
     views: TtlCache<String, Arc<KeyView>>,
 }
 
 impl Keys {
     /// The service.
-    pub fn new(base: Base, settings: Arc<Settings>, material: Arc<Material>) -> Self {
+    pub fn new(
+        base: Base,
+        settings: Arc<Settings>,
+        material: Arc<Material>,
+        attestor: Arc<crate::services::key_attestation::KeyAttestor>,
+    ) -> Self {
         Self {
             views: TtlCache::new(base.cfg.cache_ttl, 100_000),
             base,
             settings,
             material,
+            attestor,
         }
+    }
+
+    /// The owner root and this HSM's attestation certificate (any signed-in principal).
+    pub async fn attestation_roots(
+        &self,
+        _p: &Principal,
+    ) -> Result<crate::services::key_attestation::AttestationRoots> {
+        self.attestor.roots().await
     }
 }
 

@@ -42,6 +42,11 @@ impl Keys {
                 material: Some(m.material),
                 public_key: m.public_key,
                 hsm_attributes: m.hsm_attributes,
+                attestation: None,
+            };
+            let v = VersionRec {
+                attestation: Some(self.attestor.statement(&v).await?),
+                ..v
             };
             key.version_count = n;
             if make_primary || key.primary.is_none() {

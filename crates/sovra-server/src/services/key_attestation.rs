@@ -1,0 +1,267 @@
+//! Key attestation statements: what Sovra says, signed inside the HSM, about how a key version
+//! came to be.
+//!
+//! Each HSM has a key-attestation key (ECDSA P-256, generated inside it, never extractable).
+//! The deployment's **owner root**, a CA created at first use whose key the HSM wraps, certifies
+//! it. When a version is created, Sovra signs a statement about it with the attestation key:
+//! a compact JWS (`ES256`, `typ` [`STATEMENT_TYP`], `x5c` = [attestation certificate, owner
+//! root]) whose claims are a [`sovra_proto::kms::KeyStatement`]. Anyone holding the owner root
+//! certificate checks it offline (`sovra keys attestation verify`).
+
+use super::Base;
+use super::material::Material;
+use crate::error::{Error, Result};
+use crate::model::{self, AttestationCertRec, OwnerRootRec, VersionRec};
+use crate::records::{Records, Writes};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    PKCS_ECDSA_P256_SHA256,
+};
+use sovra_crypto::jws::b64url;
+use sovra_proto::kms::{KeyOrigin, KeyStatement, ProtectionLevel};
+use sovra_store::WriteBatch;
+use std::sync::Arc;
+
+pub use sovra_proto::kms::KEY_STATEMENT_TYP as STATEMENT_TYP;
+
+const OWNER: &str = "owner";
+const ROOT_KEY_AAD: &[u8] = b"sovra/owner-root/v1";
+/// Owner root and attestation certificates are valid this long.
+const CERT_YEARS: i64 = 20;
+
+/// The certificates a statement carries.
+#[derive(Debug)]
+struct Chain {
+    attestation: Vec<u8>,
+    root: Vec<u8>,
+}
+
+/// The owner root and this HSM's attestation certificate, PEM.
+#[derive(Debug, Clone)]
+pub struct AttestationRoots {
+    /// The owner root certificate: what verifiers pin.
+    pub owner_root: String,
+    /// This HSM's attestation-key certificate, issued by the owner root.
+    pub attestation_certificate: String,
+}
+
+/// Makes key attestation statements.
+#[derive(Debug)]
+pub struct KeyAttestor {
+    base: Base,
+    material: Arc<Material>,
+    chain: tokio::sync::OnceCell<Arc<Chain>>,
+}
+
+fn cert_err(e: rcgen::Error) -> Error {
+    Error::internal(format!("key attestation certificate: {e}"))
+}
+
+fn b64_field(v: &str, what: &str) -> Result<Vec<u8>> {
+    sovra_proto::b64::decode(v).map_err(|_| Error::internal(format!("stored {what} is not base64")))
+}
+
+impl KeyAttestor {
+    /// The service.
+    pub fn new(base: Base, material: Arc<Material>) -> Self {
+        Self {
+            base,
+            material,
+            chain: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    fn validity(&self, p: &mut CertificateParams) {
+        let now = time::OffsetDateTime::from_unix_timestamp(self.base.now())
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        p.not_before = now - time::Duration::hours(1);
+        p.not_after = now + time::Duration::days(365 * CERT_YEARS);
+    }
+
+    /// The owner root (certificate DER, and its key when Sovra holds it), created on first use.
+    async fn owner_root(&self) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
+        let records = Records::of(&*self.base.store);
+        if let Some(r) = records.get(model::OWNER_ROOT, OWNER).await? {
+            return self.open_root(&r.value).await;
+        }
+        let location = self.base.cfg.default_location.clone();
+        let pkcs8 = sovra_crypto::generate(sovra_proto::kms::Algorithm::EcSignP256Sha256)
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let kp = KeyPair::from_pkcs8_der_and_sign_algo(
+            &rustls_pki_types::PrivatePkcs8KeyDer::from(pkcs8.expose()),
+            &PKCS_ECDSA_P256_SHA256,
+        )
+        .map_err(cert_err)?;
+        let mut p = CertificateParams::default();
+        p.distinguished_name
+            .push(DnType::CommonName, "Sovra owner root");
+        p.distinguished_name
+            .push(DnType::OrganizationName, "Sovra key attestation");
+        p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        self.validity(&mut p);
+        let cert = p.self_signed(&kp).map_err(cert_err)?;
+        let loc = location.clone();
+        let secret = pkcs8.expose().to_vec();
+        let wrapped = self
+            .material
+            .hsm_call(move |hsm| Ok(hsm.wrap(&loc, ROOT_KEY_AAD, &secret)?))
+            .await?;
+        let rec = OwnerRootRec {
+            name: OWNER.into(),
+            cert: sovra_proto::b64::encode(cert.der()),
+            key: Some(sovra_proto::b64::encode(&wrapped)),
+            location,
+        };
+        let mut b = WriteBatch::new();
+        b.create(model::OWNER_ROOT, &rec)?;
+        match self.base.store.commit(b).await {
+            Ok(_) => Ok((cert.der().to_vec(), Some(pkcs8.expose().to_vec()))),
+            // Another node made it first: use that one.
+            Err(_) => {
+                let r = records
+                    .get(model::OWNER_ROOT, OWNER)
+                    .await?
+                    .ok_or_else(|| Error::internal("the owner root could not be stored"))?;
+                self.open_root(&r.value).await
+            }
+        }
+    }
+
+    async fn open_root(&self, r: &OwnerRootRec) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
+        let cert = b64_field(&r.cert, "owner root certificate")?;
+        let key = match &r.key {
+            None => None,
+            Some(k) => {
+                let blob = b64_field(k, "owner root key")?;
+                let loc = r.location.clone();
+                let secret = self
+                    .material
+                    .hsm_call(move |hsm| Ok(hsm.unwrap(&loc, ROOT_KEY_AAD, &blob)?))
+                    .await?;
+                Some(secret.expose().to_vec())
+            }
+        };
+        Ok((cert, key))
+    }
+
+    /// This HSM's attestation certificate and the owner root, issuing the certificate on first
+    /// use.
+    async fn chain(&self) -> Result<Arc<Chain>> {
+        self.chain
+            .get_or_try_init(|| async {
+                let spki = self
+                    .material
+                    .hsm_call(|hsm| Ok(hsm.attestation_public_key()?))
+                    .await?;
+                let name = sovra_proto::hex::encode(&sovra_crypto::sha256(&spki));
+                let records = Records::of(&*self.base.store);
+                let (root, root_key) = self.owner_root().await?;
+                if let Some(r) = records.get(model::ATTESTATION_CERTS, &name).await? {
+                    return Ok(Arc::new(Chain {
+                        attestation: b64_field(&r.value.cert, "attestation certificate")?,
+                        root,
+                    }));
+                }
+                let root_key = root_key.ok_or_else(|| {
+                    Error::internal(
+                        "this HSM's attestation key has no certificate and the owner root's key is held elsewhere",
+                    )
+                })?;
+                let kp = KeyPair::from_pkcs8_der_and_sign_algo(
+                    &rustls_pki_types::PrivatePkcs8KeyDer::from(root_key.as_slice()),
+                    &PKCS_ECDSA_P256_SHA256,
+                )
+                .map_err(cert_err)?;
+                let issuer = Issuer::from_ca_cert_der(&root.as_slice().into(), kp)
+                    .map_err(cert_err)?;
+                let mut p = CertificateParams::default();
+                p.distinguished_name.push(
+                    DnType::CommonName,
+                    format!("Sovra key attestation ({} HSM)", self.base.hsm.kind()),
+                );
+                p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+                p.use_authority_key_identifier_extension = true;
+                self.validity(&mut p);
+                let subject = rcgen::SubjectPublicKeyInfo::from_der(&spki).map_err(cert_err)?;
+                let cert = p.signed_by(&subject, &issuer).map_err(cert_err)?;
+                let rec = AttestationCertRec {
+                    name: name.clone(),
+                    cert: sovra_proto::b64::encode(cert.der()),
+                };
+                let mut b = WriteBatch::new();
+                b.create(model::ATTESTATION_CERTS, &rec)?;
+                let attestation = match self.base.store.commit(b).await {
+                    Ok(_) => cert.der().to_vec(),
+                    Err(_) => {
+                        let r = records
+                            .get(model::ATTESTATION_CERTS, &name)
+                            .await?
+                            .ok_or_else(|| Error::internal("the attestation certificate could not be stored"))?;
+                        b64_field(&r.value.cert, "attestation certificate")?
+                    }
+                };
+                Ok(Arc::new(Chain { attestation, root }))
+            })
+            .await
+            .cloned()
+    }
+
+    /// The owner root and this HSM's attestation certificate.
+    pub async fn roots(&self) -> Result<AttestationRoots> {
+        let c = self.chain().await?;
+        Ok(AttestationRoots {
+            owner_root: sovra_crypto::keys::pem("CERTIFICATE", &c.root),
+            attestation_certificate: sovra_crypto::keys::pem("CERTIFICATE", &c.attestation),
+        })
+    }
+
+    /// The statement about a new version `v` (its record as it will be stored).
+    pub async fn statement(&self, v: &VersionRec) -> Result<String> {
+        let chain = self.chain().await?;
+        let public_key_sha256 = v
+            .public_key
+            .as_deref()
+            .map(|p| b64_field(p, "public key"))
+            .transpose()?
+            .map(|p| sovra_proto::hex::encode(&sovra_crypto::sha256(&p)));
+        let claims = KeyStatement {
+            name: v.name.clone(),
+            version: v.version,
+            algorithm: v.algorithm,
+            protection_level: v.protection_level,
+            origin: match v.protection_level {
+                ProtectionLevel::Hsm => KeyOrigin::HsmGenerated,
+                ProtectionLevel::Software => KeyOrigin::SoftwareGenerated,
+            },
+            hsm: self.base.hsm.kind().to_owned(),
+            local: v.hsm_attributes.map(|a| a.local),
+            sensitive: v.hsm_attributes.map(|a| a.sensitive),
+            always_sensitive: v.hsm_attributes.map(|a| a.always_sensitive),
+            never_extractable: v.hsm_attributes.map(|a| a.never_extractable),
+            public_key_sha256,
+            import_wrapping_key_sha256: None,
+            create_time: v.create_time,
+        };
+        let header = serde_json::json!({
+            "alg": "ES256",
+            "typ": STATEMENT_TYP,
+            "x5c": [
+                sovra_proto::b64::encode(&chain.attestation),
+                sovra_proto::b64::encode(&chain.root),
+            ],
+        });
+        let body = serde_json::to_vec(&claims).map_err(|e| Error::internal(e.to_string()))?;
+        let signing_input = format!(
+            "{}.{}",
+            b64url(header.to_string().as_bytes()),
+            b64url(&body)
+        );
+        let message = signing_input.clone().into_bytes();
+        let sig = self
+            .material
+            .hsm_call(move |hsm| Ok(hsm.attestation_sign(&message)?))
+            .await?;
+        Ok(format!("{signing_input}.{}", b64url(&sig)))
+    }
+}
