@@ -625,6 +625,18 @@ fn key_attestation_statements_verify_offline_with_only_the_owner_root() {
         "KEY_ATTESTATION_MALFORMED"
     );
 
+    let log = s.ok(&["audit", "export"]);
+    assert_eq!(
+        log.matches("keyAttestation.ownerRoot.create").count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("keyAttestation.certificate.issue").count(),
+        1,
+        "{log}"
+    );
+
     // Rotation attests the new version; the owner root survives a restart.
     s.ok(&["keys", "rotate", "r/sig"]);
     s.terminate();

@@ -108,6 +108,10 @@ pub enum Action {
     ManagementSigningKeyCreate,
     /// A management signing key was retired.
     ManagementSigningKeyRetire,
+    /// The owner root of key attestation was created.
+    KeyAttestationRootCreate,
+    /// An HSM's key-attestation key was certified by the owner root.
+    KeyAttestationCertificateIssue,
     /// The audit log was anchored for the first time.
     AuditAnchorStarted,
     /// A stored row failed its integrity check.
@@ -169,6 +173,8 @@ impl Action {
             Self::ReleaseSigningKeyRetire => "release.signingKeys.retire",
             Self::ManagementSigningKeyCreate => "management.signingKeys.create",
             Self::ManagementSigningKeyRetire => "management.signingKeys.retire",
+            Self::KeyAttestationRootCreate => "keyAttestation.ownerRoot.create",
+            Self::KeyAttestationCertificateIssue => "keyAttestation.certificate.issue",
             Self::AuditAnchorStarted => "audit.anchor.started",
             Self::StoreIntegrity => "store.integrity",
         }

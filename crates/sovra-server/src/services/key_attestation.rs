@@ -9,6 +9,8 @@
 //! certificate checks it offline (`sovra keys attestation verify`).
 
 use super::Base;
+use super::actions::Action;
+use super::audit::{AuditEvent, EventKind};
 use super::material::Material;
 use crate::error::{Error, Result};
 use crate::model::{self, AttestationCertRec, OwnerRootRec, VersionRec};
@@ -71,6 +73,10 @@ impl KeyAttestor {
         }
     }
 
+    fn system_event(&self, action: Action, resource: &str) -> AuditEvent {
+        AuditEvent::new(self.base.now(), EventKind::System, action).resource(resource.to_owned())
+    }
+
     fn validity(&self, p: &mut CertificateParams) {
         let now = time::OffsetDateTime::from_unix_timestamp(self.base.now())
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
@@ -115,6 +121,11 @@ impl KeyAttestor {
         };
         let mut b = WriteBatch::new();
         b.create(model::OWNER_ROOT, &rec)?;
+        b.audit(
+            self.system_event(Action::KeyAttestationRootCreate, "owner")
+                .detail(serde_json::json!({"certificateSha256": sovra_proto::hex::encode(&sovra_crypto::sha256(cert.der()))}))
+                .body(),
+        );
         match self.base.store.commit(b).await {
             Ok(_) => Ok((cert.der().to_vec(), Some(pkcs8.expose().to_vec()))),
             // Another node made it first: use that one.
@@ -191,6 +202,11 @@ impl KeyAttestor {
                 };
                 let mut b = WriteBatch::new();
                 b.create(model::ATTESTATION_CERTS, &rec)?;
+                b.audit(
+                    self.system_event(Action::KeyAttestationCertificateIssue, &name)
+                        .detail(serde_json::json!({"hsm": self.base.hsm.kind(), "publicKeySha256": name}))
+                        .body(),
+                );
                 let attestation = match self.base.store.commit(b).await {
                     Ok(_) => cert.der().to_vec(),
                     Err(_) => {
