@@ -19,6 +19,20 @@ pub enum KeyAttestationCmd {
     /// Print the owner root certificate (PEM), what verifiers pin, and this node's HSM
     /// attestation certificate.
     Roots,
+    /// Print a certificate signing request (PEM) for this node's HSM attestation key, for your
+    /// own CA to certify (Administrator).
+    Csr,
+    /// Install an owner root held by your own CA and the certificate it issued from `csr`
+    /// (Administrator). New statements chain to it; older ones to the root they were made
+    /// under.
+    SetRoots {
+        /// The owner root certificate (PEM).
+        #[arg(long)]
+        root: PathBuf,
+        /// The certificate your CA issued for this node's attestation key (PEM).
+        #[arg(long)]
+        certificate: PathBuf,
+    },
     /// Verify a statement offline with only the owner root certificate, and print what it
     /// attests. Fails with KEY_ATTESTATION_MALFORMED, _CHAIN_INVALID, _SIGNATURE_INVALID or
     /// _WRONG_VERSION.
@@ -99,6 +113,24 @@ pub async fn run(g: &Global, c: KeyAttestationCmd) -> Result<()> {
                 ),
             })?;
             println!("{}", a.content);
+        }
+        KeyAttestationCmd::Csr => {
+            let r = g.client()?.key_attestation_csr().await?;
+            emit(g, &r, |r| print!("{}", r.csr));
+        }
+        KeyAttestationCmd::SetRoots { root, certificate } => {
+            let text = |p: &PathBuf| -> Result<String> {
+                String::from_utf8(read(p)?)
+                    .map_err(|_| CliError::Usage(format!("{} is not PEM text", p.display())))
+            };
+            let req = sovra_proto::kms::SetKeyAttestationRootsRequest {
+                owner_root: text(&root)?,
+                attestation_certificate: text(&certificate)?,
+            };
+            let r = g.client()?.set_key_attestation_roots(&req).await?;
+            emit(g, &r, |r| {
+                print!("{}{}", r.owner_root, r.attestation_certificate);
+            });
         }
         KeyAttestationCmd::Roots => {
             let r = g.client()?.key_attestation_roots().await?;

@@ -112,6 +112,20 @@ impl Client {
         self.get("/v1/keyAttestation/roots").await
     }
 
+    /// A CSR for the node's HSM attestation key (PEM).
+    pub async fn key_attestation_csr(&self) -> Result<KeyAttestationCsr, ClientError> {
+        self.post("/v1/keyAttestation:csr", &serde_json::json!({}))
+            .await
+    }
+
+    /// Installs an owner root held by the operator's CA.
+    pub async fn set_key_attestation_roots(
+        &self,
+        req: &SetKeyAttestationRootsRequest,
+    ) -> Result<KeyAttestationRoots, ClientError> {
+        self.put("/v1/keyAttestation/roots", req).await
+    }
+
     /// Lists the locations.
     pub async fn list_locations(&self) -> Result<ListLocationsResponse, ClientError> {
         self.get("/v1/locations").await

@@ -148,6 +148,9 @@ codes! {
     CollateralNotFound = ("COLLATERAL_NOT_FOUND", 404),
     /// The reference-value set does not exist.
     ReferenceValuesNotFound = ("REFERENCE_VALUES_NOT_FOUND", 404),
+    /// This node's HSM attestation key has no certificate and the owner root's key is held by
+    /// the operator's CA: install one (`sovra keys attestation csr`, then `set-roots`).
+    KeyAttestationUnavailable = ("KEY_ATTESTATION_UNAVAILABLE", 409),
     /// The key's release policy is immutable.
     ReleasePolicyImmutable = ("RELEASE_POLICY_IMMUTABLE", 409),
     /// The key is not exportable: it can never leave Sovra.

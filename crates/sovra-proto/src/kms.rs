@@ -581,6 +581,25 @@ pub struct KeyAttestationRoots {
     pub attestation_certificate: String,
 }
 
+/// Body of `PUT /v1/keyAttestation/roots`: an owner root held by the operator's CA and the
+/// certificate it issued for this node's HSM attestation key (from its CSR).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetKeyAttestationRootsRequest {
+    /// The owner root certificate (PEM).
+    pub owner_root: String,
+    /// The attestation-key certificate it issued (PEM).
+    pub attestation_certificate: String,
+}
+
+/// `POST /v1/keyAttestation:csr`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyAttestationCsr {
+    /// A PKCS#10 request for this node's HSM attestation key (PEM), signed inside the HSM.
+    pub csr: String,
+}
+
 /// Body of `PATCH /v1/{version}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

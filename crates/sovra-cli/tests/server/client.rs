@@ -243,6 +243,15 @@ async fn exercise(c: &Client, anon: &Client) {
     let v3 = format!("{aes}/cryptoKeyVersions/3");
     routed("get_version", c.get_version(&v3).await);
     routed("key_attestation_roots", c.key_attestation_roots().await);
+    routed("key_attestation_csr", c.key_attestation_csr().await);
+    routed(
+        "set_key_attestation_roots",
+        c.set_key_attestation_roots(&sovra_proto::kms::SetKeyAttestationRootsRequest {
+            owner_root: "not a certificate".into(),
+            attestation_certificate: "not a certificate".into(),
+        })
+        .await,
+    );
     routed(
         "set_version_state",
         c.set_version_state(&v3, VersionState::Disabled).await,

@@ -649,3 +649,122 @@ fn key_attestation_statements_verify_offline_with_only_the_owner_root() {
         std::fs::read_to_string(&root).unwrap()
     );
 }
+
+#[test]
+fn an_owner_root_held_by_the_operators_ca_certifies_the_hsm_attestation_key() {
+    let token = softhsm::Token::new("opca");
+    let (conf, pin) = (token.conf(), token.pin_file());
+    let env = pkcs11_env(&token, conf.to_str().unwrap(), pin.to_str().unwrap());
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let s = Server::start_with(&env);
+    s.ok(&["keyrings", "create", "r"]);
+    s.ok(&["keys", "create", "r/before", "--purpose", "encrypt"]);
+    let before = s.dir.join("before.jws");
+    std::fs::write(
+        &before,
+        s.ok(&["keys", "attestation", "get", "r/before", "1"]),
+    )
+    .unwrap();
+    let sovra_root = s.dir.join("sovra-root.pem");
+    std::fs::write(
+        &sovra_root,
+        first_pem(&s.ok(&["keys", "attestation", "roots"])),
+    )
+    .unwrap();
+
+    // The operator's CA, outside Sovra.
+    let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut ca_params = rcgen::CertificateParams::default();
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Operator CA");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let ca = rcgen::Issuer::new(ca_params, ca_key);
+    let ca_pem = s.dir.join("operator-ca.pem");
+    std::fs::write(&ca_pem, ca_cert.pem()).unwrap();
+
+    // Sovra prints a CSR signed inside the HSM; the CA checks it and certifies the key.
+    let csr = s.ok(&["keys", "attestation", "csr"]);
+    let req = rcgen::CertificateSigningRequestParams::from_pem(&csr)
+        .expect("the CSR parses and its HSM signature verifies");
+    let cert = req.signed_by(&ca).unwrap();
+    let cert_pem = s.dir.join("attestation.pem");
+    std::fs::write(&cert_pem, cert.pem()).unwrap();
+
+    // Only an administrator installs it, and only a certificate for this HSM's key is taken.
+    let user = s.json(&["tokens", "create", "--principal", "bob"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let set = |tok: Option<&str>, cert: &std::path::Path| {
+        let args = [
+            "-o",
+            "json",
+            "keys",
+            "attestation",
+            "set-roots",
+            "--root",
+            ca_pem.to_str().unwrap(),
+            "--certificate",
+            cert.to_str().unwrap(),
+        ];
+        match tok {
+            Some(t) => s.cli_as(t, &args),
+            None => s.cli(&args),
+        }
+    };
+    assert_eq!(cli_code(&set(Some(&user), &cert_pem)), "PERMISSION_DENIED");
+    let other_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let wrong = rcgen::CertificateParams::default()
+        .signed_by(&other_key, &ca)
+        .unwrap();
+    let wrong_pem = s.dir.join("wrong.pem");
+    std::fs::write(&wrong_pem, wrong.pem()).unwrap();
+    let o = set(None, &wrong_pem);
+    assert_eq!(cli_code(&o), "INVALID_ARGUMENT");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("another key"));
+    let o = set(None, &cert_pem);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        first_pem(&s.ok(&["keys", "attestation", "roots"])),
+        ca_cert.pem().replace("\r\n", "\n")
+    );
+
+    // New statements chain to the operator's CA; the earlier one still to the root it was
+    // made under, and neither to the other root.
+    s.ok(&["keys", "create", "r/after", "--purpose", "sign"]);
+    let after = s.dir.join("after.jws");
+    std::fs::write(
+        &after,
+        s.ok(&["keys", "attestation", "get", "r/after", "1"]),
+    )
+    .unwrap();
+    let verify = |stmt: &std::path::Path, root: &std::path::Path| {
+        s.cli(&[
+            "-o",
+            "json",
+            "keys",
+            "attestation",
+            "verify",
+            stmt.to_str().unwrap(),
+            "--root",
+            root.to_str().unwrap(),
+        ])
+    };
+    assert!(verify(&after, &ca_pem).status.success());
+    assert!(verify(&before, &sovra_root).status.success());
+    assert_eq!(
+        cli_code(&verify(&after, &sovra_root)),
+        "KEY_ATTESTATION_CHAIN_INVALID"
+    );
+    assert_eq!(
+        cli_code(&verify(&before, &ca_pem)),
+        "KEY_ATTESTATION_CHAIN_INVALID"
+    );
+    assert!(
+        s.ok(&["audit", "export"])
+            .contains("keyAttestation.ownerRoot.set")
+    );
+}

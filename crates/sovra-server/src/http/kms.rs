@@ -154,6 +154,42 @@ pub async fn key_attestation_roots(
     }))
 }
 
+/// `POST /v1/keyAttestation:csr`: a CSR for this node's HSM attestation key.
+pub async fn key_attestation_csr(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+) -> Result<Json<KeyAttestationCsr>> {
+    Ok(Json(KeyAttestationCsr {
+        csr: s.sovra.keys().attestation_csr(&p).await?,
+    }))
+}
+
+/// `PUT /v1/keyAttestation/roots`: install an owner root held by the operator's CA.
+pub async fn set_key_attestation_roots(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    JsonBody(req): JsonBody<SetKeyAttestationRootsRequest>,
+) -> Result<Json<KeyAttestationRoots>> {
+    let der = |field: &str, pem: &str| -> Result<Vec<u8>> {
+        let certs = sovra_attest::x509::certs_from_pem_or_der(pem.as_bytes())
+            .map_err(|e| Error::new(ErrorCode::InvalidArgument, format!("{field}: {e}")))?;
+        match certs.as_slice() {
+            [one] => Ok(one.clone()),
+            _ => Err(Error::new(
+                ErrorCode::InvalidArgument,
+                format!("{field} must hold exactly one PEM certificate"),
+            )),
+        }
+    };
+    let root = der("ownerRoot", &req.owner_root)?;
+    let cert = der("attestationCertificate", &req.attestation_certificate)?;
+    s.sovra
+        .keys()
+        .set_attestation_roots(&p, &root, &cert)
+        .await?;
+    key_attestation_roots(State(s), Caller(p)).await
+}
+
 /// `GET /v1/locations`.
 pub async fn list_locations(
     State(s): State<AppState>,

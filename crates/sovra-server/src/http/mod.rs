@@ -133,7 +133,11 @@ pub fn routes() -> Vec<(String, MethodRouter<AppState>)> {
         (format!("{VER}/publicKey"), get(kms::version_public_key)),
         (
             "/v1/keyAttestation/roots".to_string(),
-            get(kms::key_attestation_roots),
+            get(kms::key_attestation_roots).put(kms::set_key_attestation_roots),
+        ),
+        (
+            "/v1/keyAttestation:csr".to_string(),
+            post(kms::key_attestation_csr),
         ),
         (
             "/v1/tokens".to_string(),

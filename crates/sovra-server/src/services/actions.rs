@@ -112,6 +112,8 @@ pub enum Action {
     KeyAttestationRootCreate,
     /// An HSM's key-attestation key was certified by the owner root.
     KeyAttestationCertificateIssue,
+    /// An owner root held by the operator's CA was installed.
+    KeyAttestationRootSet,
     /// The audit log was anchored for the first time.
     AuditAnchorStarted,
     /// A stored row failed its integrity check.
@@ -175,6 +177,7 @@ impl Action {
             Self::ManagementSigningKeyRetire => "management.signingKeys.retire",
             Self::KeyAttestationRootCreate => "keyAttestation.ownerRoot.create",
             Self::KeyAttestationCertificateIssue => "keyAttestation.certificate.issue",
+            Self::KeyAttestationRootSet => "keyAttestation.ownerRoot.set",
             Self::AuditAnchorStarted => "audit.anchor.started",
             Self::StoreIntegrity => "store.integrity",
         }

@@ -20,6 +20,7 @@ use rcgen::{
     PKCS_ECDSA_P256_SHA256,
 };
 use sovra_crypto::jws::b64url;
+use sovra_proto::ErrorCode;
 use sovra_proto::kms::{KeyOrigin, KeyStatement, ProtectionLevel};
 use sovra_store::WriteBatch;
 use std::sync::Arc;
@@ -30,6 +31,31 @@ const OWNER: &str = "owner";
 const ROOT_KEY_AAD: &[u8] = b"sovra/owner-root/v1";
 /// Owner root and attestation certificates are valid this long.
 const CERT_YEARS: i64 = 20;
+
+/// The HSM's attestation key as rcgen's signer (for the CSR).
+struct HsmSigner<'a> {
+    hsm: &'a dyn sovra_hsm::Hsm,
+    point: Vec<u8>,
+}
+
+impl rcgen::PublicKeyData for HsmSigner<'_> {
+    fn der_bytes(&self) -> &[u8] {
+        &self.point
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &PKCS_ECDSA_P256_SHA256
+    }
+}
+
+impl rcgen::SigningKey for HsmSigner<'_> {
+    fn sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, rcgen::Error> {
+        let raw = self
+            .hsm
+            .attestation_sign(msg)
+            .map_err(|_| rcgen::Error::RemoteKeyError)?;
+        sovra_crypto::der::ecdsa_sig_der(&raw).ok_or(rcgen::Error::RemoteKeyError)
+    }
+}
 
 /// The certificates a statement carries.
 #[derive(Debug)]
@@ -52,7 +78,7 @@ pub struct AttestationRoots {
 pub struct KeyAttestor {
     base: Base,
     material: Arc<Material>,
-    chain: tokio::sync::OnceCell<Arc<Chain>>,
+    chain: tokio::sync::RwLock<Option<Arc<Chain>>>,
 }
 
 fn cert_err(e: rcgen::Error) -> Error {
@@ -69,7 +95,7 @@ impl KeyAttestor {
         Self {
             base,
             material,
-            chain: tokio::sync::OnceCell::new(),
+            chain: tokio::sync::RwLock::new(None),
         }
     }
 
@@ -159,8 +185,21 @@ impl KeyAttestor {
     /// This HSM's attestation certificate and the owner root, issuing the certificate on first
     /// use.
     async fn chain(&self) -> Result<Arc<Chain>> {
-        self.chain
-            .get_or_try_init(|| async {
+        if let Some(c) = self.chain.read().await.as_ref() {
+            return Ok(c.clone());
+        }
+        let mut slot = self.chain.write().await;
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = self.load_chain().await?;
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    async fn load_chain(&self) -> Result<Arc<Chain>> {
+        {
+            {
                 let spki = self
                     .material
                     .hsm_call(|hsm| Ok(hsm.attestation_public_key()?))
@@ -175,8 +214,9 @@ impl KeyAttestor {
                     }));
                 }
                 let root_key = root_key.ok_or_else(|| {
-                    Error::internal(
-                        "this HSM's attestation key has no certificate and the owner root's key is held elsewhere",
+                    Error::new(
+                        ErrorCode::KeyAttestationUnavailable,
+                        "this node's HSM attestation key has no certificate, and the owner root's key is held by your own CA: issue one from 'sovra keys attestation csr' on this node and install it with 'sovra keys attestation set-roots'",
                     )
                 })?;
                 let kp = KeyPair::from_pkcs8_der_and_sign_algo(
@@ -184,8 +224,8 @@ impl KeyAttestor {
                     &PKCS_ECDSA_P256_SHA256,
                 )
                 .map_err(cert_err)?;
-                let issuer = Issuer::from_ca_cert_der(&root.as_slice().into(), kp)
-                    .map_err(cert_err)?;
+                let issuer =
+                    Issuer::from_ca_cert_der(&root.as_slice().into(), kp).map_err(cert_err)?;
                 let mut p = CertificateParams::default();
                 p.distinguished_name.push(
                     DnType::CommonName,
@@ -213,14 +253,96 @@ impl KeyAttestor {
                         let r = records
                             .get(model::ATTESTATION_CERTS, &name)
                             .await?
-                            .ok_or_else(|| Error::internal("the attestation certificate could not be stored"))?;
+                            .ok_or_else(|| {
+                                Error::internal("the attestation certificate could not be stored")
+                            })?;
                         b64_field(&r.value.cert, "attestation certificate")?
                     }
                 };
                 Ok(Arc::new(Chain { attestation, root }))
+            }
+        }
+    }
+
+    /// A certificate signing request for this HSM's attestation key, signed inside the HSM,
+    /// for the operator's own CA to certify.
+    pub async fn csr(&self) -> Result<String> {
+        let kind = self.base.hsm.kind();
+        self.material
+            .hsm_call(move |hsm| {
+                let spki = hsm.attestation_public_key()?;
+                let point = spki
+                    .get(spki.len().saturating_sub(65)..)
+                    .map(<[u8]>::to_vec)
+                    .unwrap_or_default();
+                let signer = HsmSigner { hsm, point };
+                let mut p = CertificateParams::default();
+                p.distinguished_name.push(
+                    DnType::CommonName,
+                    format!("Sovra key attestation ({kind} HSM)"),
+                );
+                let csr = p.serialize_request(&signer).map_err(cert_err)?;
+                csr.pem().map_err(cert_err)
             })
             .await
-            .cloned()
+    }
+
+    /// Installs an owner root held by the operator's CA, with the certificate it issued for
+    /// this HSM's attestation key. Statements made before keep verifying against the root
+    /// they were made under.
+    pub async fn set_roots(&self, owner_root: &[u8], attestation_cert: &[u8]) -> Result<()> {
+        let spki = self
+            .material
+            .hsm_call(|hsm| Ok(hsm.attestation_public_key()?))
+            .await?;
+        let bad = |m: String| Error::new(ErrorCode::InvalidArgument, m);
+        let root = sovra_attest::x509::parse_cert(owner_root)
+            .map_err(|e| bad(format!("ownerRoot: {e}")))?;
+        let leaf = sovra_attest::x509::parse_cert(attestation_cert)
+            .map_err(|e| bad(format!("attestationCertificate: {e}")))?;
+        sovra_attest::x509::check_ca(&root, 0).map_err(|e| bad(format!("ownerRoot: {e}")))?;
+        sovra_attest::x509::verify_issued_by(&leaf, &root)
+            .map_err(|e| bad(format!("attestationCertificate: {e}")))?;
+        sovra_attest::x509::check_validity(&leaf, self.base.now())
+            .map_err(|e| bad(format!("attestationCertificate: {e}")))?;
+        if leaf.public_key().raw != spki.as_slice() {
+            return Err(bad(
+                "attestationCertificate certifies another key than this node's HSM attestation key (make it from 'sovra keys attestation csr' on this node)".into(),
+            ));
+        }
+        let name = sovra_proto::hex::encode(&sovra_crypto::sha256(&spki));
+        let records = Records::of(&*self.base.store);
+        let mut slot = self.chain.write().await;
+        let mut b = WriteBatch::new();
+        let root_rec = OwnerRootRec {
+            name: OWNER.into(),
+            cert: sovra_proto::b64::encode(owner_root),
+            key: None,
+            location: self.base.cfg.default_location.clone(),
+        };
+        match records.get(model::OWNER_ROOT, OWNER).await? {
+            Some(r) => b.update(model::OWNER_ROOT, &root_rec, r.rev)?,
+            None => b.create(model::OWNER_ROOT, &root_rec)?,
+        };
+        let cert_rec = AttestationCertRec {
+            name: name.clone(),
+            cert: sovra_proto::b64::encode(attestation_cert),
+        };
+        match records.get(model::ATTESTATION_CERTS, &name).await? {
+            Some(r) => b.update(model::ATTESTATION_CERTS, &cert_rec, r.rev)?,
+            None => b.create(model::ATTESTATION_CERTS, &cert_rec)?,
+        };
+        b.audit(
+            self.system_event(Action::KeyAttestationRootSet, "owner")
+                .detail(serde_json::json!({
+                    "certificateSha256": sovra_proto::hex::encode(&sovra_crypto::sha256(owner_root)),
+                    "publicKeySha256": name,
+                }))
+                .body(),
+        );
+        self.base.store.commit(b).await?;
+        *slot = None;
+        Ok(())
     }
 
     /// The owner root and this HSM's attestation certificate.

@@ -270,6 +270,32 @@ impl Keys {
         }
     }
 
+    /// A CSR for this node's HSM attestation key (administrators: it feeds the trust chain).
+    pub async fn attestation_csr(&self, p: &Principal) -> Result<String> {
+        self.base
+            .auth
+            .authorize(p, Permission::TrustManage, "*")
+            .await?;
+        self.attestor.csr().await
+    }
+
+    /// Installs an owner root held by the operator's CA and this HSM's certificate from it
+    /// (administrators: it changes what verifiers trust).
+    pub async fn set_attestation_roots(
+        &self,
+        p: &Principal,
+        owner_root: &[u8],
+        attestation_certificate: &[u8],
+    ) -> Result<()> {
+        self.base
+            .auth
+            .authorize(p, Permission::TrustManage, "*")
+            .await?;
+        self.attestor
+            .set_roots(owner_root, attestation_certificate)
+            .await
+    }
+
     /// The owner root and this HSM's attestation certificate (any signed-in principal).
     pub async fn attestation_roots(
         &self,
