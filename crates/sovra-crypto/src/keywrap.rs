@@ -98,15 +98,31 @@ pub fn unwrap(enc: ReleaseEnc, pkcs8: &[u8], blob: &[u8]) -> Result<SecretBytes,
         .map_err(|_| CryptoError::UnwrapFailed)?
         .len();
     transfer.truncate(t);
-    let kek = KeyEncryptionKey::new(&AES_256, &transfer).map_err(|_| CryptoError::UnwrapFailed)?;
-    let mut out = vec![0u8; tail.len()];
+    let out = kwp_unwrap(&transfer, tail);
+    transfer.fill(0);
+    out
+}
+
+/// AES-256 key unwrap with padding (RFC 5649) of `wrapped` under `transfer`.
+pub fn kwp_unwrap(transfer: &[u8], wrapped: &[u8]) -> Result<SecretBytes, CryptoError> {
+    let kek = KeyEncryptionKey::new(&AES_256, transfer).map_err(|_| CryptoError::UnwrapFailed)?;
+    let mut out = vec![0u8; wrapped.len()];
     let n = kek
-        .unwrap_with_padding(tail, &mut out)
+        .unwrap_with_padding(wrapped, &mut out)
         .map_err(|_| CryptoError::UnwrapFailed)?
         .len();
     out.truncate(n);
-    transfer.fill(0);
     Ok(SecretBytes::new(out))
+}
+
+/// The release `enc` whose OAEP hash is SHA-1 (`false`) or SHA-256 (`true`): import methods use
+/// the same CKM_RSA_AES_KEY_WRAP layout.
+pub fn enc_for_oaep(sha256: bool) -> ReleaseEnc {
+    if sha256 {
+        ReleaseEnc::RsaAesKeyWrap256
+    } else {
+        ReleaseEnc::CkmRsaAesKeyWrap
+    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,10 @@ pub enum HsmError {
     /// succeed again once it is back.
     #[error("the HSM is unavailable: {0}")]
     Unavailable(String),
+    /// Imported material does not open with the import job's key, or is not a key of the
+    /// algorithm named (the message says which).
+    #[error("{0}")]
+    ImportInvalid(String),
     /// The HSM lacks a mechanism this operation needs.
     #[error("{0}")]
     Unsupported(String),

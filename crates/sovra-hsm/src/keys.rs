@@ -38,3 +38,44 @@ pub trait HsmKey: KeyOps {
     /// the clear material staying inside the HSM.
     fn wrap_for(&self, enc: ReleaseEnc, spki: &[u8]) -> Result<Vec<u8>, CryptoError>;
 }
+
+/// Checks that `material` (AES/HMAC: 32 raw bytes; EC, Ed25519, RSA: PKCS#8) is a key of `alg`
+/// of the right size, and that an EC key's `public_key` (if given) is its own; returns the
+/// loaded key.
+pub fn check_import(
+    alg: sovra_proto::kms::Algorithm,
+    material: &[u8],
+    public_key: Option<&[u8]>,
+) -> Result<sovra_crypto::LoadedKey, crate::HsmError> {
+    use sovra_proto::kms::AlgSpec;
+    let bad = |m: String| crate::HsmError::ImportInvalid(m);
+    let k = sovra_crypto::LoadedKey::load(alg, material).map_err(|_| {
+        bad(format!(
+            "the imported material is not a {} key (AES and HMAC: 32 raw bytes; EC and RSA: PKCS#8)",
+            alg.as_str()
+        ))
+    })?;
+    if let AlgSpec::RsaSign { bits, .. } | AlgSpec::RsaOaep { bits, .. } = alg.spec() {
+        let spki = k.public_key_der().map_err(|e| bad(e.to_string()))?;
+        let n = aws_lc_rs::rsa::PublicKey::from_der(&spki)
+            .map_err(|_| bad("the imported RSA key has no valid public key".into()))?
+            .modulus()
+            .big_endian_without_leading_zero()
+            .len();
+        if n * 8 != usize::from(bits) {
+            return Err(bad(format!(
+                "the imported RSA key has {} bits; {} needs {bits}",
+                n * 8,
+                alg.as_str()
+            )));
+        }
+    }
+    if let Some(pk) = public_key
+        && k.public_key_der().ok().as_deref() != Some(pk)
+    {
+        return Err(bad(
+            "the public key given is not the imported private key's".into(),
+        ));
+    }
+    Ok(k)
+}

@@ -19,9 +19,18 @@ pub mod soft;
 mod soft_key;
 
 pub use error::HsmError;
-pub use keys::{GeneratedKey, HsmKey, KeyAttributes};
+pub use keys::{GeneratedKey, HsmKey, KeyAttributes, check_import};
 pub use sovra_crypto::SecretBytes;
-use sovra_proto::kms::Algorithm;
+use sovra_proto::kms::{Algorithm, ImportMethod};
+
+/// An import job's wrapping key, as [`Hsm::generate_import_key`] returned it.
+#[derive(Debug, Clone, Copy)]
+pub struct ImportKey<'a> {
+    /// The wrapped private key.
+    pub wrapped: &'a [u8],
+    /// How material is wrapped to it.
+    pub method: ImportMethod,
+}
 use std::sync::Arc;
 
 /// A hardware (or software) security module holding Sovra's wrapping keys.
@@ -52,6 +61,31 @@ pub trait Hsm: Send + Sync + std::fmt::Debug {
     /// Generates a key for `alg` inside the HSM and returns it wrapped under `location`'s
     /// key-wrapping key. [`HsmError::Unsupported`] names a mechanism the HSM lacks.
     fn generate_key(&self, location: &str, alg: Algorithm) -> Result<GeneratedKey, HsmError>;
+
+    /// Generates an import job's RSA wrapping key of `bits` inside the HSM and returns it
+    /// wrapped under `location`'s key-wrapping key.
+    fn generate_import_key(&self, location: &str, bits: u16) -> Result<GeneratedKey, HsmError>;
+
+    /// Opens `blob` (wrapped to the import key as `method` says) inside the HSM into a key of
+    /// `alg`, checks it is one, and returns it wrapped for storage like
+    /// [`Hsm::generate_key`]. EC keys need `public_key`, which the HSM must sign for.
+    fn import_key(
+        &self,
+        location: &str,
+        import: &ImportKey<'_>,
+        blob: &[u8],
+        alg: Algorithm,
+        public_key: Option<&[u8]>,
+    ) -> Result<GeneratedKey, HsmError>;
+
+    /// Opens `blob` with the import key and returns the material itself (imports at protection
+    /// level SOFTWARE, whose material lives in the Sovra process anyway).
+    fn import_material(
+        &self,
+        location: &str,
+        import: &ImportKey<'_>,
+        blob: &[u8],
+    ) -> Result<SecretBytes, HsmError>;
 
     /// Loads a key made by [`Hsm::generate_key`] into the HSM for use. `public_key` is the
     /// SubjectPublicKeyInfo returned at generation (asymmetric keys).

@@ -337,6 +337,30 @@ impl Hsm for SoftHsm {
         crate::soft_key::generate(&*self.key(location)?, alg)
     }
 
+    fn generate_import_key(&self, location: &str, bits: u16) -> Result<GeneratedKey, HsmError> {
+        crate::soft_key::generate_import(&*self.key(location)?, bits)
+    }
+
+    fn import_key(
+        &self,
+        location: &str,
+        import: &crate::ImportKey<'_>,
+        blob: &[u8],
+        alg: Algorithm,
+        public_key: Option<&[u8]>,
+    ) -> Result<GeneratedKey, HsmError> {
+        crate::soft_key::import(&*self.key(location)?, import, blob, alg, public_key)
+    }
+
+    fn import_material(
+        &self,
+        location: &str,
+        import: &crate::ImportKey<'_>,
+        blob: &[u8],
+    ) -> Result<SecretBytes, HsmError> {
+        crate::soft_key::open_import(&*self.key(location)?, import, blob)
+    }
+
     fn load_key(
         &self,
         location: &str,

@@ -60,6 +60,97 @@ pub(crate) fn load(
     Ok(SoftKey { loaded, material })
 }
 
+const IMPORT_KEY_AAD: &[u8] = b"sovra/soft-hsm/import-key/v1";
+
+/// Generates an import job's RSA wrapping key and wraps it under `kw`.
+pub(crate) fn generate_import(kw: &WrappingKey, bits: u16) -> Result<GeneratedKey, HsmError> {
+    let alg = match bits {
+        3072 => Algorithm::RsaDecryptOaep3072Sha256,
+        4096 => Algorithm::RsaDecryptOaep4096Sha256,
+        _ => {
+            return Err(HsmError::Device(
+                "import keys are RSA-3072 or RSA-4096".into(),
+            ));
+        }
+    };
+    let mut g = generate(kw, alg)?;
+    // Rewrapped under the import-key label, so it can never be loaded as a key version.
+    let material = kw
+        .unwrap(&key_aad(alg), &g.wrapped)
+        .map_err(|_| HsmError::Integrity)?;
+    g.wrapped = kw
+        .wrap(IMPORT_KEY_AAD, material.expose())
+        .map_err(|e| HsmError::Device(e.to_string()))?;
+    Ok(g)
+}
+
+/// Opens `blob` with the import key wrapped under `kw`.
+pub(crate) fn open_import(
+    kw: &WrappingKey,
+    import: &crate::ImportKey<'_>,
+    blob: &[u8],
+) -> Result<SecretBytes, HsmError> {
+    let pkcs8 = kw
+        .unwrap(IMPORT_KEY_AAD, import.wrapped)
+        .map_err(|_| HsmError::Integrity)?;
+    let refused = |_| {
+        HsmError::ImportInvalid(format!(
+            "the wrapped key does not open with this import job's key as {} (wrong job or method, or corrupted)",
+            import.method.as_str()
+        ))
+    };
+    if import.method.with_aes() {
+        keywrap::unwrap(
+            keywrap::enc_for_oaep(import.method.sha256()),
+            pkcs8.expose(),
+            blob,
+        )
+        .map_err(refused)
+    } else {
+        let alg = match import.method.bits() {
+            3072 => Algorithm::RsaDecryptOaep3072Sha256,
+            _ => Algorithm::RsaDecryptOaep4096Sha256,
+        };
+        LoadedKey::load(alg, pkcs8.expose())
+            .map_err(|_| HsmError::Integrity)?
+            .oaep_decrypt(blob)
+            .map_err(refused)
+    }
+}
+
+/// Imports `blob` as a key of `alg`, wrapped under `kw` as [`generate`] wraps.
+pub(crate) fn import(
+    kw: &WrappingKey,
+    import: &crate::ImportKey<'_>,
+    blob: &[u8],
+    alg: Algorithm,
+    public_key: Option<&[u8]>,
+) -> Result<GeneratedKey, HsmError> {
+    let material = open_import(kw, import, blob)?;
+    let loaded = crate::keys::check_import(alg, material.expose(), public_key)?;
+    let public_key = match alg.purpose() {
+        Purpose::AsymmetricSign | Purpose::AsymmetricDecrypt => Some(
+            loaded
+                .public_key_der()
+                .map_err(|e| HsmError::Device(e.to_string()))?,
+        ),
+        Purpose::EncryptDecrypt | Purpose::Mac => None,
+    };
+    let wrapped = kw
+        .wrap(&key_aad(alg), material.expose())
+        .map_err(|e| HsmError::Device(e.to_string()))?;
+    Ok(GeneratedKey {
+        wrapped,
+        public_key,
+        attributes: KeyAttributes {
+            local: false,
+            sensitive: true,
+            always_sensitive: false,
+            never_extractable: false,
+        },
+    })
+}
+
 /// A loaded key of the software HSM.
 #[derive(Debug)]
 pub struct SoftKey {

@@ -18,17 +18,20 @@ pub enum Role {
     PolicyAdministrator,
     /// Reads metadata and the audit log; no cryptography.
     Auditor,
+    /// Brings existing keys in: creates import jobs and imports versions (nothing else).
+    KeyImporter,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 7] = [
         Self::Administrator,
         Self::CryptoOfficer,
         Self::CryptoUser,
         Self::ReleaseUser,
         Self::PolicyAdministrator,
         Self::Auditor,
+        Self::KeyImporter,
     ];
 
     /// The wire name, e.g. `CRYPTO_USER`.
@@ -40,6 +43,7 @@ impl Role {
             Self::ReleaseUser => "RELEASE_USER",
             Self::PolicyAdministrator => "POLICY_ADMINISTRATOR",
             Self::Auditor => "AUDITOR",
+            Self::KeyImporter => "KEY_IMPORTER",
         }
     }
 

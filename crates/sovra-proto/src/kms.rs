@@ -600,6 +600,131 @@ pub struct KeyAttestationCsr {
     pub csr: String,
 }
 
+/// How key material is wrapped for an import job (after Cloud KMS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ImportMethod {
+    /// CKM_RSA_AES_KEY_WRAP: RSA-OAEP (SHA-1) of a fresh AES-256 key, then the material under
+    /// AES key wrap with padding (RFC 5649). RSA-3072 wrapping key.
+    #[serde(rename = "RSA_OAEP_3072_SHA1_AES_256")]
+    RsaOaep3072Sha1Aes256,
+    /// As above with an RSA-4096 wrapping key.
+    #[serde(rename = "RSA_OAEP_4096_SHA1_AES_256")]
+    RsaOaep4096Sha1Aes256,
+    /// As above with OAEP SHA-256, RSA-3072.
+    #[serde(rename = "RSA_OAEP_3072_SHA256_AES_256")]
+    RsaOaep3072Sha256Aes256,
+    /// As above with OAEP SHA-256, RSA-4096.
+    #[serde(rename = "RSA_OAEP_4096_SHA256_AES_256")]
+    RsaOaep4096Sha256Aes256,
+    /// The material itself under RSA-OAEP (SHA-256), RSA-3072: symmetric keys only.
+    #[serde(rename = "RSA_OAEP_3072_SHA256")]
+    RsaOaep3072Sha256,
+    /// As above, RSA-4096.
+    #[serde(rename = "RSA_OAEP_4096_SHA256")]
+    RsaOaep4096Sha256,
+}
+
+impl ImportMethod {
+    /// Every method.
+    pub const ALL: [ImportMethod; 6] = [
+        Self::RsaOaep3072Sha1Aes256,
+        Self::RsaOaep4096Sha1Aes256,
+        Self::RsaOaep3072Sha256Aes256,
+        Self::RsaOaep4096Sha256Aes256,
+        Self::RsaOaep3072Sha256,
+        Self::RsaOaep4096Sha256,
+    ];
+
+    /// The wrapping key's size in bits.
+    pub fn bits(self) -> u16 {
+        match self {
+            Self::RsaOaep3072Sha1Aes256
+            | Self::RsaOaep3072Sha256Aes256
+            | Self::RsaOaep3072Sha256 => 3072,
+            _ => 4096,
+        }
+    }
+
+    /// The OAEP hash (and MGF1 hash): SHA-1 or SHA-256.
+    pub fn sha256(self) -> bool {
+        !matches!(
+            self,
+            Self::RsaOaep3072Sha1Aes256 | Self::RsaOaep4096Sha1Aes256
+        )
+    }
+
+    /// Whether the material is wrapped under a transfer AES key (else directly under OAEP).
+    pub fn with_aes(self) -> bool {
+        !matches!(self, Self::RsaOaep3072Sha256 | Self::RsaOaep4096Sha256)
+    }
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RsaOaep3072Sha1Aes256 => "RSA_OAEP_3072_SHA1_AES_256",
+            Self::RsaOaep4096Sha1Aes256 => "RSA_OAEP_4096_SHA1_AES_256",
+            Self::RsaOaep3072Sha256Aes256 => "RSA_OAEP_3072_SHA256_AES_256",
+            Self::RsaOaep4096Sha256Aes256 => "RSA_OAEP_4096_SHA256_AES_256",
+            Self::RsaOaep3072Sha256 => "RSA_OAEP_3072_SHA256",
+            Self::RsaOaep4096Sha256 => "RSA_OAEP_4096_SHA256",
+        }
+    }
+}
+
+/// Body of `POST /v1/{keyRing}/importJobs?importJobId=ID`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateImportJobRequest {
+    /// How material will be wrapped.
+    pub import_method: ImportMethod,
+    /// Level of the versions imported with it (default: the deployment's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protection_level: Option<ProtectionLevel>,
+    /// How long the job accepts imports, e.g. `3d` (default 3 days, at most 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+}
+
+/// An import job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportJob {
+    /// `…/keyRings/{ring}/importJobs/{id}`.
+    pub name: String,
+    /// How material must be wrapped.
+    pub import_method: ImportMethod,
+    /// Level of the versions imported with it.
+    pub protection_level: ProtectionLevel,
+    /// `ACTIVE` or `EXPIRED`.
+    pub state: String,
+    /// When it was created.
+    pub create_time: String,
+    /// When it stops accepting imports.
+    pub expire_time: String,
+    /// The wrapping key (RSA, SubjectPublicKeyInfo PEM), generated inside the HSM.
+    pub public_key: String,
+    /// The key attestation statement about the wrapping key.
+    pub attestation: KeyAttestation,
+}
+
+/// Body of `POST /v1/{cryptoKey}/cryptoKeyVersions:import`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImportVersionRequest {
+    /// The import job's resource name.
+    pub import_job: String,
+    /// The algorithm of the material (must be the key's purpose).
+    pub algorithm: Algorithm,
+    /// The material wrapped as the job's method says, base64. AES/HMAC: 32 raw bytes; EC and
+    /// RSA: PKCS#8 DER.
+    pub wrapped_key: String,
+    /// For EC keys: the public key (SubjectPublicKeyInfo PEM); the server checks that the
+    /// imported private key signs for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+}
+
 /// Body of `PATCH /v1/{version}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

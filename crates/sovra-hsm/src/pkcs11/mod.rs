@@ -14,6 +14,7 @@
 //! second), and until that succeeds operations fail with [`HsmError::Unavailable`].
 
 mod conn;
+mod import;
 mod key;
 
 pub use key::Pkcs11Key;
@@ -180,6 +181,38 @@ impl Pkcs11Hsm {
         )?);
         *slot = Some(c.clone());
         Ok(c)
+    }
+
+    /// Runs an import step with the location's key-wrapping key, mapping its failures.
+    fn import_with<T>(
+        &self,
+        location: &str,
+        imp: &crate::ImportKey<'_>,
+        alg: Algorithm,
+        f: impl FnOnce(&Session, ObjectHandle) -> Result<T, import::ImportFailure>,
+    ) -> Result<T, HsmError> {
+        let conn = self.conn()?;
+        let out = conn
+            .with_session(|s| {
+                let Some(kw) = find_key(s, KW_LABEL_PREFIX, location)?.into_iter().next() else {
+                    return Ok(Err(HsmError::UnknownLocation(location.to_owned())));
+                };
+                match f(s, kw) {
+                    Ok(v) => Ok(Ok(v)),
+                    Err(import::ImportFailure::Invalid(m)) => Ok(Err(HsmError::ImportInvalid(m))),
+                    Err(import::ImportFailure::Ck(e)) if conn::is_connection_lost(&e) => Err(e),
+                    Err(import::ImportFailure::Ck(CkError::Pkcs11(
+                        RvError::MechanismParamInvalid | RvError::ArgumentsBad,
+                        _,
+                    ))) if imp.method.sha256() => Ok(Err(HsmError::Unsupported(format!(
+                        "this HSM cannot open {} inside it: it lacks CKM_RSA_PKCS_OAEP with SHA-256; create the import job with an _SHA1_ method",
+                        imp.method.as_str()
+                    )))),
+                    Err(import::ImportFailure::Ck(e)) => Ok(Err(unsupported_or(alg, "importing a key into the HSM")(Failure::Op(e)))),
+                }
+            })
+            .map_err(Failure::hsm("importing a key into the HSM"))?;
+        out
     }
 
     fn run<T>(
@@ -375,6 +408,53 @@ impl Hsm for Pkcs11Hsm {
             unsupported_or(alg, "generating a key in the HSM"),
         )?;
         out.ok_or_else(|| HsmError::UnknownLocation(location.to_owned()))
+    }
+
+    fn generate_import_key(&self, location: &str, bits: u16) -> Result<GeneratedKey, HsmError> {
+        let out = self.run(
+            |s| {
+                let Some(kw) = kw_key(s, location)? else {
+                    return Ok(None);
+                };
+                let (private, public) = import::generate(s, bits)?;
+                let result = (|| {
+                    Ok(GeneratedKey {
+                        public_key: Some(import::public_spki(s, public, bits)?),
+                        attributes: key::attributes(s, private)?,
+                        wrapped: s.wrap_key(&Mechanism::AesKeyWrapPad, kw, private)?,
+                    })
+                })();
+                let _ = s.destroy_object(private);
+                let _ = s.destroy_object(public);
+                result.map(Some)
+            },
+            Failure::hsm("generating an import key in the HSM"),
+        )?;
+        out.ok_or_else(|| HsmError::UnknownLocation(location.to_owned()))
+    }
+
+    fn import_key(
+        &self,
+        location: &str,
+        imp: &crate::ImportKey<'_>,
+        blob: &[u8],
+        alg: Algorithm,
+        public_key: Option<&[u8]>,
+    ) -> Result<GeneratedKey, HsmError> {
+        self.import_with(location, imp, alg, |s, kw| {
+            import::import(s, kw, imp, blob, alg, public_key)
+        })
+    }
+
+    fn import_material(
+        &self,
+        location: &str,
+        imp: &crate::ImportKey<'_>,
+        blob: &[u8],
+    ) -> Result<SecretBytes, HsmError> {
+        self.import_with(location, imp, Algorithm::Aes256Gcm, |s, kw| {
+            import::material(s, kw, imp, blob)
+        })
     }
 
     fn load_key(
