@@ -192,8 +192,7 @@ impl Pkcs11Hsm {
         f: impl FnOnce(&Session, ObjectHandle) -> Result<T, import::ImportFailure>,
     ) -> Result<T, HsmError> {
         let conn = self.conn()?;
-        let out = conn
-            .with_session(|s| {
+        conn.with_session(|s| {
                 let Some(kw) = find_key(s, KW_LABEL_PREFIX, location)?.into_iter().next() else {
                     return Ok(Err(HsmError::UnknownLocation(location.to_owned())));
                 };
@@ -211,8 +210,7 @@ impl Pkcs11Hsm {
                     Err(import::ImportFailure::Ck(e)) => Ok(Err(unsupported_or(alg, "importing a key into the HSM")(Failure::Op(e)))),
                 }
             })
-            .map_err(Failure::hsm("importing a key into the HSM"))?;
-        out
+            .map_err(Failure::hsm("importing a key into the HSM"))?
     }
 
     fn run<T>(
