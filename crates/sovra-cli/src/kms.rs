@@ -190,6 +190,15 @@ pub enum KeysCmd {
         /// Version number.
         version: String,
     },
+    /// Import an existing key (PEM, DER or raw file) as a new version, wrapped here to an
+    /// import job's key (KEY_IMPORTER).
+    Import(crate::import::ImportArgs),
+    /// Import jobs: RSA wrapping keys generated inside the HSM.
+    ImportJob {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: crate::import::ImportJobCmd,
+    },
     /// Key attestation statements: get, verify offline, the owner root.
     Attestation {
         /// What to do.
@@ -403,9 +412,12 @@ fn urlencode(s: &str) -> String {
 
 /// Runs `sovra keys …`.
 pub async fn keys(g: &Global, c: KeysCmd) -> Result<()> {
-    if let KeysCmd::Attestation { cmd } = c {
-        return crate::key_attestation::run(g, cmd).await;
-    }
+    let c = match c {
+        KeysCmd::Attestation { cmd } => return crate::key_attestation::run(g, cmd).await,
+        KeysCmd::Import(a) => return crate::import::import(g, a).await,
+        KeysCmd::ImportJob { cmd } => return crate::import::job(g, cmd).await,
+        other => other,
+    };
     let client = g.client()?;
     match c {
         KeysCmd::Create {
@@ -534,7 +546,7 @@ pub async fn keys(g: &Global, c: KeysCmd) -> Result<()> {
                 .await?;
             emit(g, &k, print_key);
         }
-        KeysCmd::Attestation { .. } => {}
+        KeysCmd::Attestation { .. } | KeysCmd::Import(_) | KeysCmd::ImportJob { .. } => {}
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ mod bench_release;
 mod context;
 mod demo;
 mod evidence;
+mod import;
 mod key_attestation;
 mod kms;
 mod output;

@@ -126,6 +126,32 @@ impl Client {
         self.put("/v1/keyAttestation/roots", req).await
     }
 
+    /// Creates an import job in `ring`.
+    pub async fn create_import_job(
+        &self,
+        ring: &str,
+        id: &str,
+        req: &CreateImportJobRequest,
+    ) -> Result<ImportJob, ClientError> {
+        self.post(&format!("{}/importJobs?importJobId={id}", v1(ring)), req)
+            .await
+    }
+
+    /// An import job by its full name.
+    pub async fn get_import_job(&self, job: &str) -> Result<ImportJob, ClientError> {
+        self.get(&v1(job)).await
+    }
+
+    /// Imports wrapped key material as a new version of `key`.
+    pub async fn import_version(
+        &self,
+        key: &str,
+        req: &ImportVersionRequest,
+    ) -> Result<CryptoKeyVersion, ClientError> {
+        self.post(&format!("{}/cryptoKeyVersions:import", v1(key)), req)
+            .await
+    }
+
     /// Lists the locations.
     pub async fn list_locations(&self) -> Result<ListLocationsResponse, ClientError> {
         self.get("/v1/locations").await

@@ -358,6 +358,72 @@ pub fn message_digest(alg: Algorithm, input: SignInput<'_>) -> Result<Vec<u8>, C
     })
 }
 
+/// A private key of `alg` as PKCS#8 DER, from PKCS#8, SEC1 (EC) or PKCS#1 (RSA) DER.
+/// Symmetric keys are returned as they are.
+pub fn to_pkcs8(alg: Algorithm, der: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    fn bad<E>(_: E) -> CryptoError {
+        CryptoError::Invalid("not a private key of this algorithm (PKCS#8, SEC1 or PKCS#1)")
+    }
+    Ok(match alg.spec() {
+        AlgSpec::Aes256Gcm | AlgSpec::Hmac { .. } => der.to_vec(),
+        AlgSpec::Ecdsa { curve, .. } => EcdsaKeyPair::from_private_key_der(ecdsa_alg(curve), der)
+            .map_err(bad)?
+            .to_pkcs8v1()
+            .map_err(bad)?
+            .as_ref()
+            .to_vec(),
+        AlgSpec::Ed25519 => Ed25519KeyPair::from_pkcs8(der)
+            .map_err(bad)?
+            .to_pkcs8()
+            .map_err(bad)?
+            .as_ref()
+            .to_vec(),
+        AlgSpec::RsaSign { .. } | AlgSpec::RsaOaep { .. } => {
+            let kp = RsaKeyPair::from_pkcs8(der)
+                .or_else(|_| RsaKeyPair::from_der(der))
+                .map_err(bad)?;
+            AsDer::<Pkcs8V1Der>::as_der(&kp)
+                .map_err(bad)?
+                .as_ref()
+                .to_vec()
+        }
+    })
+}
+
+/// RSA-OAEP (SHA-256, MGF1-SHA-256) encryption of `data` to the RSA key `spki`.
+pub fn oaep_sha256_encrypt(spki: &[u8], data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let pk = aws_lc_rs::rsa::PublicEncryptingKey::from_der(spki)
+        .map_err(|_| CryptoError::Invalid("not an RSA public key"))?;
+    let enc = aws_lc_rs::rsa::OaepPublicEncryptingKey::new(pk)
+        .map_err(|_| CryptoError::Invalid("not an RSA public key"))?;
+    let max = enc.max_plaintext_size(&OAEP_SHA256_MGF1SHA256);
+    if data.len() > max {
+        return Err(CryptoError::TooLong { max });
+    }
+    let mut out = vec![0u8; enc.ciphertext_size()];
+    let n = enc
+        .encrypt(&OAEP_SHA256_MGF1SHA256, data, &mut out, None)
+        .map_err(|_| CryptoError::Library("RSA-OAEP encryption failed"))?
+        .len();
+    out.truncate(n);
+    Ok(out)
+}
+
+/// The DER inside the first PEM block labelled `label`, if any.
+pub fn pem_decode(label: &str, text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let start = text.find(&begin)? + begin.len();
+    let stop = start + text.get(start..)?.find(&end)?;
+    let b64: String = text
+        .get(start..stop)?
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    base64::engine::general_purpose::STANDARD.decode(b64).ok()
+}
+
 /// PEM-encodes DER with `label`.
 pub fn pem(label: &str, der: &[u8]) -> String {
     use base64::Engine;

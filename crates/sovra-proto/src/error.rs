@@ -151,6 +151,13 @@ codes! {
     /// This node's HSM attestation key has no certificate and the owner root's key is held by
     /// the operator's CA: install one (`sovra keys attestation csr`, then `set-roots`).
     KeyAttestationUnavailable = ("KEY_ATTESTATION_UNAVAILABLE", 409),
+    /// The import job does not exist.
+    ImportJobNotFound = ("IMPORT_JOB_NOT_FOUND", 404),
+    /// The import job has expired; create a new one.
+    ImportJobExpired = ("IMPORT_JOB_EXPIRED", 400),
+    /// The wrapped key does not open with the import job's key (wrong job or method, corrupted),
+    /// or is not a key of the algorithm named (size, type, curve, public key).
+    ImportInvalid = ("IMPORT_INVALID", 400),
     /// The key's release policy is immutable.
     ReleasePolicyImmutable = ("RELEASE_POLICY_IMMUTABLE", 409),
     /// The key is not exportable: it can never leave Sovra.

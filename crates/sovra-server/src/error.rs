@@ -106,6 +106,7 @@ impl From<sovra_hsm::HsmError> for Error {
                 internal: Some(m),
             },
             sovra_hsm::HsmError::Unsupported(m) => Self::new(ErrorCode::ProtectionLevelUnavailable, m),
+            sovra_hsm::HsmError::ImportInvalid(m) => Self::new(ErrorCode::ImportInvalid, m),
             other => Self { code: ErrorCode::HsmFailure, message: "the HSM failed the operation".into(), retry_after: None, internal: Some(other.to_string()) },
         }
     }

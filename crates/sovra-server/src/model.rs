@@ -58,8 +58,10 @@ pub const OWNER_ROOT: Table<OwnerRootRec> = Table::new("owner_root");
 /// Certificates of HSM key-attestation keys, issued by the owner root (name: SHA-256 of the
 /// key's SPKI, hex).
 pub const ATTESTATION_CERTS: Table<AttestationCertRec> = Table::new("attestation_certs");
+/// Import jobs (name: `{ring}/importJobs/{id}`, parent: the ring).
+pub const IMPORT_JOBS: Table<ImportJobRec> = Table::new("import_jobs");
 /// Every collection above (sealing an older deployment's records walks them all).
-pub const ALL: [Collection; 20] = [
+pub const ALL: [Collection; 21] = [
     LOCATIONS.collection(),
     KEY_RINGS.collection(),
     CRYPTO_KEYS.collection(),
@@ -80,7 +82,41 @@ pub const ALL: [Collection; 20] = [
     MANAGEMENT_SIGNING_KEYS.collection(),
     OWNER_ROOT.collection(),
     ATTESTATION_CERTS.collection(),
+    IMPORT_JOBS.collection(),
 ];
+
+/// An import job: an RSA wrapping key generated inside the HSM that key material is wrapped to
+/// for import, until it expires.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImportJobRec {
+    /// `locations/{loc}/keyRings/{ring}/importJobs/{id}`.
+    pub name: String,
+    /// The key ring's name.
+    pub ring: String,
+    /// How material is wrapped to it.
+    pub method: sovra_proto::kms::ImportMethod,
+    /// Level of the versions imported with it.
+    pub protection_level: ProtectionLevel,
+    /// Creation time.
+    pub create_time: i64,
+    /// It accepts imports until then.
+    pub expire_time: i64,
+    /// The private key as the HSM wrapped it, bound to this job by the location key; base64.
+    pub wrapped: String,
+    /// The public key (SubjectPublicKeyInfo DER), base64.
+    pub public_key: String,
+    /// The key attestation statement about the wrapping key.
+    pub attestation: String,
+}
+
+impl Record for ImportJobRec {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+    fn parent(&self) -> String {
+        self.ring.clone()
+    }
+}
 
 /// The owner root: a CA certificate and its key (PKCS#8 ECDSA P-256, wrapped by the HSM under
 /// the default location's key), created at first use. Its only use is to certify HSM

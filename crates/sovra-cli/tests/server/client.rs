@@ -244,6 +244,38 @@ async fn exercise(c: &Client, anon: &Client) {
     routed("get_version", c.get_version(&v3).await);
     routed("key_attestation_roots", c.key_attestation_roots().await);
     routed("key_attestation_csr", c.key_attestation_csr().await);
+    let ring_of_aes = aes.rsplit_once("/cryptoKeys/").unwrap().0.to_string();
+    routed(
+        "create_import_job",
+        c.create_import_job(
+            &ring_of_aes,
+            "job",
+            &sovra_proto::kms::CreateImportJobRequest {
+                import_method: sovra_proto::kms::ImportMethod::RsaOaep3072Sha1Aes256,
+                protection_level: None,
+                ttl: None,
+            },
+        )
+        .await,
+    );
+    routed(
+        "get_import_job",
+        c.get_import_job(&format!("{ring_of_aes}/importJobs/job"))
+            .await,
+    );
+    routed(
+        "import_version",
+        c.import_version(
+            &aes,
+            &sovra_proto::kms::ImportVersionRequest {
+                import_job: format!("{ring_of_aes}/importJobs/job"),
+                algorithm: sovra_proto::kms::Algorithm::Aes256Gcm,
+                wrapped_key: "AAAA".into(),
+                public_key: None,
+            },
+        )
+        .await,
+    );
     routed(
         "set_key_attestation_roots",
         c.set_key_attestation_roots(&sovra_proto::kms::SetKeyAttestationRootsRequest {

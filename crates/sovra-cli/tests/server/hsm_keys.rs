@@ -768,3 +768,290 @@ fn an_owner_root_held_by_the_operators_ca_certifies_the_hsm_attestation_key() {
             .contains("keyAttestation.ownerRoot.set")
     );
 }
+
+#[test]
+fn existing_keys_are_imported_without_anyone_seeing_them() {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+    let token = softhsm::Token::new("byok");
+    let (conf, pin) = (token.conf(), token.pin_file());
+    let env = pkcs11_env(&token, conf.to_str().unwrap(), pin.to_str().unwrap());
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let s = Server::start_with(&env);
+    s.ok(&["keyrings", "create", "r"]);
+    for (id, purpose, alg) in [
+        ("aes", "encrypt", "AES_256_GCM"),
+        ("ec", "sign", "EC_SIGN_P256_SHA256"),
+        ("rsa", "sign", "RSA_SIGN_PSS_2048_SHA256"),
+    ] {
+        s.ok(&[
+            "keys",
+            "create",
+            &format!("r/{id}"),
+            "--purpose",
+            purpose,
+            "--algorithm",
+            alg,
+            "--skip-initial-version",
+        ]);
+    }
+    // A principal that may import, and nothing else.
+    let imp = s.json(&["tokens", "create", "--principal", "importer"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.ok(&[
+        "roles",
+        "grant",
+        "--principal",
+        "importer",
+        "--role",
+        "key-importer",
+        "--scope",
+        "r",
+    ]);
+    let job = s.cli_as(
+        &imp,
+        &["-o", "json", "keys", "import-job", "create", "r/job1"],
+    );
+    assert!(
+        job.status.success(),
+        "{}",
+        String::from_utf8_lossy(&job.stderr)
+    );
+    let job: Value = serde_json::from_slice(&job.stdout).unwrap();
+    assert_eq!(job["state"], "ACTIVE");
+    assert_eq!(job["protectionLevel"], "HSM");
+    assert_eq!(job["importMethod"], "RSA_OAEP_3072_SHA1_AES_256");
+    // The wrapping key is attested like any key: generated inside this HSM.
+    let root = s.dir.join("root.pem");
+    std::fs::write(&root, first_pem(&s.ok(&["keys", "attestation", "roots"]))).unwrap();
+    let job_stmt = s.dir.join("job.jws");
+    std::fs::write(&job_stmt, job["attestation"]["content"].as_str().unwrap()).unwrap();
+    let o = s.cli(&[
+        "-o",
+        "json",
+        "keys",
+        "attestation",
+        "verify",
+        job_stmt.to_str().unwrap(),
+        "--root",
+        root.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let st: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(st["statement"]["origin"], "HSM_GENERATED");
+    assert_eq!(st["statement"]["local"], true);
+    let job_spki = pem_der(job["publicKey"].as_str().unwrap());
+
+    // The keys, as an owner has them: raw AES bytes, PKCS#8 PEM for EC and RSA.
+    let aes = sovra_crypto::random::bytes(32).unwrap();
+    let aes_file = s.dir.join("aes.bin");
+    std::fs::write(&aes_file, &aes).unwrap();
+    let ec = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
+    let ec_file = s.dir.join("ec.pem");
+    std::fs::write(
+        &ec_file,
+        sovra_crypto::keys::pem("PRIVATE KEY", ec.to_pkcs8v1().unwrap().as_ref()),
+    )
+    .unwrap();
+    let rsa = sovra_crypto::generate(sovra_proto::kms::Algorithm::RsaSignPss2048Sha256).unwrap();
+    let rsa_file = s.dir.join("rsa.pem");
+    std::fs::write(
+        &rsa_file,
+        sovra_crypto::keys::pem("PRIVATE KEY", rsa.expose()),
+    )
+    .unwrap();
+    for (key, file, alg) in [
+        ("r/aes", &aes_file, "AES_256_GCM"),
+        ("r/ec", &ec_file, "EC_SIGN_P256_SHA256"),
+        ("r/rsa", &rsa_file, "RSA_SIGN_PSS_2048_SHA256"),
+    ] {
+        let o = s.cli_as(
+            &imp,
+            &[
+                "-o",
+                "json",
+                "keys",
+                "import",
+                key,
+                "--job",
+                "r/job1",
+                "--key-file",
+                file.to_str().unwrap(),
+                "--algorithm",
+                alg,
+            ],
+        );
+        assert!(
+            o.status.success(),
+            "{key}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["protectionLevel"], "HSM", "{v}");
+    }
+    // The importer cannot use what it imported.
+    assert_eq!(
+        cli_code(&s.cli_as(
+            &imp,
+            &["-o", "json", "encrypt", "r/aes", "--plaintext", "x"]
+        )),
+        "PERMISSION_DENIED"
+    );
+
+    // Known answers: the imported keys are the owner's keys.
+    let original =
+        sovra_crypto::LoadedKey::load(sovra_proto::kms::Algorithm::Aes256Gcm, &aes).unwrap();
+    let ct = s
+        .ok(&["encrypt", "r/aes", "--plaintext", "made in the HSM"])
+        .trim()
+        .to_string();
+    let pt = sovra_crypto::symmetric::open(&original, b"", &sovra_proto::b64::decode(&ct).unwrap())
+        .unwrap();
+    assert_eq!(pt.expose(), b"made in the HSM");
+    let mine = sovra_crypto::symmetric::seal(&original, 1, b"", b"made by the owner").unwrap();
+    assert_eq!(
+        s.ok(&[
+            "decrypt",
+            "r/aes",
+            "--ciphertext",
+            &sovra_proto::b64::encode(&mine)
+        ]),
+        "made by the owner"
+    );
+    let sig = s
+        .ok(&["sign", "r/ec", "--data", "hello"])
+        .trim()
+        .to_string();
+    aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
+        ec.public_key().as_ref(),
+    )
+    .verify(b"hello", &sovra_proto::b64::decode(&sig).unwrap())
+    .expect("the imported EC key is the owner's");
+    let rsa_loaded = sovra_crypto::LoadedKey::load(
+        sovra_proto::kms::Algorithm::RsaSignPss2048Sha256,
+        rsa.expose(),
+    )
+    .unwrap();
+    let sig = s
+        .ok(&["sign", "r/rsa", "--data", "hello"])
+        .trim()
+        .to_string();
+    assert!(
+        rsa_loaded
+            .verify(
+                sovra_crypto::SignInput::Data(b"hello"),
+                &sovra_proto::b64::decode(&sig).unwrap()
+            )
+            .unwrap()
+    );
+
+    // The version's statement says it was imported, and through which wrapping key.
+    let stmt = s.dir.join("ec.jws");
+    std::fs::write(&stmt, s.ok(&["keys", "attestation", "get", "r/ec", "1"])).unwrap();
+    let o = s.cli(&[
+        "-o",
+        "json",
+        "keys",
+        "attestation",
+        "verify",
+        stmt.to_str().unwrap(),
+        "--root",
+        root.to_str().unwrap(),
+    ]);
+    let st: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(st["statement"]["origin"], "IMPORTED", "{st}");
+    assert_eq!(
+        st["statement"]["importWrappingKeySha256"],
+        sovra_proto::hex::encode(&sovra_crypto::sha256(&job_spki))
+    );
+    assert_eq!(st["statement"]["local"], false);
+
+    // Each wrong input is refused with its own code, and none uses the job up.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let c = s.client_as(&imp);
+    let job_name = job["name"].as_str().unwrap().to_string();
+    let key = "locations/global/keyRings/r/cryptoKeys/aes";
+    let import = |wrapped: Vec<u8>, alg: &str, job: &str| {
+        rt.block_on(c.import_version(
+            key,
+            &sovra_proto::kms::ImportVersionRequest {
+                import_job: job.to_string(),
+                algorithm: serde_json::from_value(json!(alg)).unwrap(),
+                wrapped_key: sovra_proto::b64::encode(&wrapped),
+                public_key: None,
+            },
+        ))
+    };
+    let good = keywrap::wrap(ReleaseEnc::CkmRsaAesKeyWrap, &job_spki, &aes).unwrap();
+    let mut corrupted = good.clone();
+    corrupted[400] ^= 1;
+    assert_eq!(
+        code(import(corrupted, "AES_256_GCM", &job_name)),
+        "IMPORT_INVALID"
+    );
+    let wrong_method = keywrap::wrap(ReleaseEnc::RsaAesKeyWrap256, &job_spki, &aes).unwrap();
+    assert_eq!(
+        code(import(wrong_method, "AES_256_GCM", &job_name)),
+        "IMPORT_INVALID"
+    );
+    let short = keywrap::wrap(ReleaseEnc::CkmRsaAesKeyWrap, &job_spki, &aes[..16]).unwrap();
+    assert_eq!(
+        code(import(short, "AES_256_GCM", &job_name)),
+        "IMPORT_INVALID"
+    );
+    assert_eq!(
+        code(import(good.clone(), "EC_SIGN_P256_SHA256", &job_name)),
+        "WRONG_PURPOSE"
+    );
+    assert_eq!(
+        code(import(
+            good.clone(),
+            "AES_256_GCM",
+            "locations/global/keyRings/r/importJobs/nope"
+        )),
+        "IMPORT_JOB_NOT_FOUND"
+    );
+    // The same material again, through the same job: a new version, the same key.
+    let v = import(good, "AES_256_GCM", &job_name).unwrap();
+    assert_eq!(v.name, format!("{key}/cryptoKeyVersions/2"));
+    let sovra_v2 = s.ok(&["versions", "get", "r/aes", "2"]);
+    assert!(sovra_v2.contains("ENABLED"), "{sovra_v2}");
+
+    // A SHA-256 job on SoftHSM2 (OAEP with SHA-1 only) works where it can: not inside it.
+    let o = s.cli_as(
+        &imp,
+        &[
+            "-o",
+            "json",
+            "keys",
+            "import-job",
+            "create",
+            "r/job256",
+            "--method",
+            "RSA_OAEP_3072_SHA256_AES_256",
+        ],
+    );
+    assert!(o.status.success());
+    let o = s.cli_as(
+        &imp,
+        &[
+            "-o",
+            "json",
+            "keys",
+            "import",
+            "r/aes",
+            "--job",
+            "r/job256",
+            "--key-file",
+            aes_file.to_str().unwrap(),
+            "--algorithm",
+            "AES_256_GCM",
+        ],
+    );
+    assert_eq!(cli_code(&o), "PROTECTION_LEVEL_UNAVAILABLE");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("SHA-256"));
+    let log = s.ok(&["audit", "export"]);
+    assert!(log.contains("importJobs.create") && log.contains("cryptoKeyVersions.import"));
+}

@@ -46,6 +46,13 @@ pub struct KeyIdQuery {
     crypto_key_id: Option<String>,
 }
 
+/// `?importJobId=` of `POST .../importJobs`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportJobIdQuery {
+    import_job_id: Option<String>,
+}
+
 /// Body of `POST /v1/locations`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -501,6 +508,61 @@ pub async fn create_version(
         &s.sovra
             .keys()
             .create_version(&p, &key_name(&loc, &ring, &key)?)
+            .await?,
+    )))
+}
+
+/// `POST .../importJobs?importJobId=`.
+pub async fn create_import_job(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams((loc, ring)): PathParams<(String, String)>,
+    QueryParams(q): QueryParams<ImportJobIdQuery>,
+    JsonBody(body): JsonBody<CreateImportJobRequest>,
+) -> Result<Json<ImportJob>> {
+    let id = required(q.import_job_id, "importJobId")?;
+    let job = s
+        .sovra
+        .keys()
+        .create_import_job(
+            &p,
+            &ring_name(&loc, &ring)?,
+            &id,
+            kms_wire::new_import_job(body)?,
+        )
+        .await?;
+    Ok(Json(kms_wire::import_job(&job, s.sovra.now())))
+}
+
+/// `GET .../importJobs/{id}`.
+pub async fn get_import_job(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams((loc, ring, id)): PathParams<(String, String, String)>,
+) -> Result<Json<ImportJob>> {
+    let job = s
+        .sovra
+        .keys()
+        .get_import_job(&p, &ring_name(&loc, &ring)?, &id)
+        .await?;
+    Ok(Json(kms_wire::import_job(&job, s.sovra.now())))
+}
+
+/// `POST .../cryptoKeyVersions:import`.
+pub async fn import_version(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams((loc, ring, key)): PathParams<(String, String, String)>,
+    JsonBody(body): JsonBody<ImportVersionRequest>,
+) -> Result<Json<CryptoKeyVersion>> {
+    Ok(Json(kms_wire::version(
+        &s.sovra
+            .keys()
+            .import_version(
+                &p,
+                &key_name(&loc, &ring, &key)?,
+                kms_wire::new_import(body)?,
+            )
             .await?,
     )))
 }

@@ -3,7 +3,8 @@
 
 use crate::clock::{parse_rfc3339, rfc3339};
 use crate::error::{Error, Result};
-use crate::model::{KeyRingRec, LocationRec, VersionRec};
+use crate::model::{ImportJobRec, KeyRingRec, LocationRec, VersionRec};
+use crate::services::keys::import::{NewImport, NewImportJob};
 use crate::services::keys::{Key, KeyChanges, Listed, NewKey, PolicyText};
 use sovra_proto::duration;
 use sovra_proto::kms::*;
@@ -160,5 +161,67 @@ pub fn versions(l: &Listed<VersionRec>) -> ListVersionsResponse {
     ListVersionsResponse {
         crypto_key_versions: l.items.iter().map(version).collect(),
         next_page_token: l.next_page_token.clone(),
+    }
+}
+
+/// An import job to create, from its wire form.
+pub fn new_import_job(r: CreateImportJobRequest) -> Result<NewImportJob> {
+    Ok(NewImportJob {
+        method: r.import_method,
+        protection_level: r.protection_level,
+        ttl: r
+            .ttl
+            .as_deref()
+            .map(duration::parse)
+            .transpose()
+            .map_err(|e| Error::invalid(format!("ttl: {e}")))?,
+    })
+}
+
+/// Material to import, from its wire form.
+pub fn new_import(r: ImportVersionRequest) -> Result<NewImport> {
+    let wrapped = sovra_proto::b64::decode(&r.wrapped_key).map_err(|_| {
+        Error::new(
+            sovra_proto::ErrorCode::InvalidBase64,
+            "field wrappedKey is not valid base64",
+        )
+    })?;
+    let public_key = match r.public_key.as_deref() {
+        None => None,
+        Some(pem) => Some(
+            sovra_crypto::keys::pem_decode("PUBLIC KEY", pem).ok_or_else(|| {
+                Error::invalid("publicKey is not a PEM public key (BEGIN PUBLIC KEY)")
+            })?,
+        ),
+    };
+    Ok(NewImport {
+        job: r.import_job,
+        algorithm: r.algorithm,
+        wrapped,
+        public_key,
+    })
+}
+
+/// An import job in its wire form (`now` decides whether it is still active).
+pub fn import_job(j: &ImportJobRec, now: i64) -> ImportJob {
+    ImportJob {
+        name: j.name.clone(),
+        import_method: j.method,
+        protection_level: j.protection_level,
+        state: if now < j.expire_time {
+            "ACTIVE"
+        } else {
+            "EXPIRED"
+        }
+        .into(),
+        create_time: rfc3339(j.create_time),
+        expire_time: rfc3339(j.expire_time),
+        public_key: sovra_proto::b64::decode(&j.public_key)
+            .map(|d| sovra_crypto::keys::pem("PUBLIC KEY", &d))
+            .unwrap_or_default(),
+        attestation: KeyAttestation {
+            format: KEY_ATTESTATION_FORMAT.into(),
+            content: j.attestation.clone(),
+        },
     }
 }

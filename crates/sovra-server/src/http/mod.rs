@@ -121,6 +121,18 @@ pub fn routes() -> Vec<(String, MethodRouter<AppState>)> {
         ),
         (format!("{KEY}/publicKey"), get(kms::key_public_key)),
         (
+            format!("{KEY}/cryptoKeyVersions:import"),
+            post(kms::import_version),
+        ),
+        (
+            "/v1/locations/{loc}/keyRings/{ring}/importJobs".to_string(),
+            post(kms::create_import_job),
+        ),
+        (
+            "/v1/locations/{loc}/keyRings/{ring}/importJobs/{job}".to_string(),
+            get(kms::get_import_job),
+        ),
+        (
             format!("{KEY}/cryptoKeyVersions"),
             get(kms::list_versions).post(kms::create_version),
         ),

@@ -26,6 +26,10 @@ pub enum Action {
     KeyAutoRotate,
     /// A version was created.
     VersionCreate,
+    /// Key material was imported as a new version.
+    VersionImport,
+    /// An import job was created.
+    ImportJobCreate,
     /// A version was enabled.
     VersionEnable,
     /// A version was disabled.
@@ -134,6 +138,8 @@ impl Action {
             Self::KeyRotate => "cryptoKeys.rotate",
             Self::KeyAutoRotate => "cryptoKeys.autoRotate",
             Self::VersionCreate => "cryptoKeyVersions.create",
+            Self::VersionImport => "cryptoKeyVersions.import",
+            Self::ImportJobCreate => "importJobs.create",
             Self::VersionEnable => "cryptoKeyVersions.enable",
             Self::VersionDisable => "cryptoKeyVersions.disable",
             Self::VersionDestroy => "cryptoKeyVersions.destroy",

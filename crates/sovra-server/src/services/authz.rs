@@ -56,6 +56,8 @@ pub enum Permission {
     SettingsManage,
     /// Read and verify the audit log; read metrics.
     AuditRead,
+    /// Create import jobs and import key material (the KEY_IMPORTER role, and administrators).
+    KeyImport,
 }
 
 impl Permission {
@@ -99,6 +101,7 @@ impl Permission {
             Self::SettingsRead => "settings.read",
             Self::SettingsManage => "settings.manage",
             Self::AuditRead => "audit.read",
+            Self::KeyImport => "cryptoKeyVersions.import",
         }
     }
 }
@@ -134,6 +137,7 @@ pub fn role_grants(role: Role, perm: Permission) -> bool {
         ),
         Role::ReleaseUser => matches!(perm, LocationRead | KeyRingRead | KeyRead | Release),
         Role::PolicyAdministrator => matches!(perm, LocationRead | PolicyRead | PolicyManage),
+        Role::KeyImporter => matches!(perm, LocationRead | KeyRingRead | KeyRead | KeyImport),
         Role::Auditor => matches!(
             perm,
             LocationRead

@@ -354,33 +354,83 @@ impl KeyAttestor {
         })
     }
 
-    /// The statement about a new version `v` (its record as it will be stored).
+    /// The statement about a new version `v` (its record as it will be stored), generated at
+    /// its protection level.
     pub async fn statement(&self, v: &VersionRec) -> Result<String> {
-        let chain = self.chain().await?;
+        let origin = match v.protection_level {
+            ProtectionLevel::Hsm => KeyOrigin::HsmGenerated,
+            ProtectionLevel::Software => KeyOrigin::SoftwareGenerated,
+        };
+        self.sign(self.claims(v, origin, None)?).await
+    }
+
+    /// The statement about a version imported through a job whose wrapping key is `job_spki`.
+    pub async fn import_statement(&self, v: &VersionRec, job_spki: &[u8]) -> Result<String> {
+        let hash = sovra_proto::hex::encode(&sovra_crypto::sha256(job_spki));
+        self.sign(self.claims(v, KeyOrigin::Imported, Some(hash))?)
+            .await
+    }
+
+    /// The statement about an import job's wrapping key (generated inside the HSM).
+    pub async fn job_statement(
+        &self,
+        job: &crate::model::ImportJobRec,
+        attributes: sovra_hsm::KeyAttributes,
+    ) -> Result<String> {
+        let spki = b64_field(&job.public_key, "import key")?;
+        self.sign(KeyStatement {
+            name: job.name.clone(),
+            version: 0,
+            algorithm: match job.method.bits() {
+                3072 => sovra_proto::kms::Algorithm::RsaDecryptOaep3072Sha256,
+                _ => sovra_proto::kms::Algorithm::RsaDecryptOaep4096Sha256,
+            },
+            protection_level: ProtectionLevel::Hsm,
+            origin: KeyOrigin::HsmGenerated,
+            hsm: self.base.hsm.kind().to_owned(),
+            local: Some(attributes.local),
+            sensitive: Some(attributes.sensitive),
+            always_sensitive: Some(attributes.always_sensitive),
+            never_extractable: Some(attributes.never_extractable),
+            public_key_sha256: Some(sovra_proto::hex::encode(&sovra_crypto::sha256(&spki))),
+            import_wrapping_key_sha256: None,
+            create_time: job.create_time,
+        })
+        .await
+    }
+
+    fn claims(
+        &self,
+        v: &VersionRec,
+        origin: KeyOrigin,
+        import_wrapping_key_sha256: Option<String>,
+    ) -> Result<KeyStatement> {
         let public_key_sha256 = v
             .public_key
             .as_deref()
             .map(|p| b64_field(p, "public key"))
             .transpose()?
             .map(|p| sovra_proto::hex::encode(&sovra_crypto::sha256(&p)));
-        let claims = KeyStatement {
+        Ok(KeyStatement {
             name: v.name.clone(),
             version: v.version,
             algorithm: v.algorithm,
             protection_level: v.protection_level,
-            origin: match v.protection_level {
-                ProtectionLevel::Hsm => KeyOrigin::HsmGenerated,
-                ProtectionLevel::Software => KeyOrigin::SoftwareGenerated,
-            },
+            origin,
             hsm: self.base.hsm.kind().to_owned(),
             local: v.hsm_attributes.map(|a| a.local),
             sensitive: v.hsm_attributes.map(|a| a.sensitive),
             always_sensitive: v.hsm_attributes.map(|a| a.always_sensitive),
             never_extractable: v.hsm_attributes.map(|a| a.never_extractable),
             public_key_sha256,
-            import_wrapping_key_sha256: None,
+            import_wrapping_key_sha256,
             create_time: v.create_time,
-        };
+        })
+    }
+
+    /// Signs `claims` with the HSM's attestation key.
+    async fn sign(&self, claims: KeyStatement) -> Result<String> {
+        let chain = self.chain().await?;
         let header = serde_json::json!({
             "alg": "ES256",
             "typ": STATEMENT_TYP,

@@ -18,12 +18,12 @@
 
 use super::Base;
 use crate::error::{Error, Result};
-use crate::model::VersionRec;
+use crate::model::{ImportJobRec, VersionRec};
 use sovra_crypto::keywrap::{self, ReleaseEnc};
 use sovra_crypto::{CryptoError, KeyOps, LoadedKey};
-use sovra_hsm::{Hsm, HsmKey, KeyAttributes};
+use sovra_hsm::{Hsm, HsmKey, ImportKey, KeyAttributes};
 use sovra_proto::ErrorCode;
-use sovra_proto::kms::{Algorithm, ProtectionLevel};
+use sovra_proto::kms::{Algorithm, ImportMethod, ProtectionLevel};
 use sovra_proto::names::VersionName;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -53,6 +53,16 @@ fn hsm_aad(version: &VersionName, alg: Algorithm, public_key: Option<&[u8]>) -> 
         "sovra/key-material/hsm/v1\n{version}\n{}\n{}\n{pk}",
         version.key.location,
         alg.as_str()
+    )
+    .into_bytes()
+}
+
+/// What an import job's stored wrapping key is bound to: the job, its method and its public key.
+fn job_aad(job: &str, method: ImportMethod, spki: &[u8]) -> Vec<u8> {
+    format!(
+        "sovra/import-job/v1\n{job}\n{}\n{}",
+        method.as_str(),
+        sovra_proto::hex::encode(&sovra_crypto::sha256(spki))
     )
     .into_bytes()
 }
@@ -361,6 +371,85 @@ impl Material {
                 .await
             }
         }
+    }
+
+    /// Generates an import job's wrapping key inside the HSM and binds its stored form to the
+    /// job: (stored blob base64, SPKI DER, what the HSM reported).
+    pub(crate) async fn generate_import_key(
+        &self,
+        job: &str,
+        location: &str,
+        method: ImportMethod,
+    ) -> Result<(String, Vec<u8>, KeyAttributes)> {
+        let (hsm, job, loc) = (self.hsm.clone(), job.to_owned(), location.to_owned());
+        self.blocking(move || {
+            let g = hsm.generate_import_key(&loc, method.bits())?;
+            let spki = g
+                .public_key
+                .ok_or_else(|| Error::internal("an import key without its public key"))?;
+            let blob = hsm.wrap(&loc, &job_aad(&job, method, &spki), &g.wrapped)?;
+            Ok((sovra_proto::b64::encode(&blob), spki, g.attributes))
+        })
+        .await
+    }
+
+    /// Opens key material wrapped to `job`'s key as a new version `name` of `alg` at `level`:
+    /// inside the HSM for `HSM` (the clear material never leaves it), in process for
+    /// `SOFTWARE`. Either way it is checked to be a key of `alg`.
+    pub(crate) async fn import(
+        &self,
+        name: &VersionName,
+        alg: Algorithm,
+        level: ProtectionLevel,
+        job: &ImportJobRec,
+        blob: Vec<u8>,
+        public_key: Option<Vec<u8>>,
+    ) -> Result<NewMaterial> {
+        let (hsm, name, method) = (self.hsm.clone(), name.clone(), job.method);
+        let stored = sovra_proto::b64::decode(&job.wrapped).map_err(|_| {
+            Error::new(
+                ErrorCode::IntegrityFailure,
+                "a stored import job was altered",
+            )
+        })?;
+        let spki = sovra_proto::b64::decode(&job.public_key).map_err(|_| {
+            Error::new(
+                ErrorCode::IntegrityFailure,
+                "a stored import job was altered",
+            )
+        })?;
+        let job_name = job.name.clone();
+        self.blocking(move || {
+            let loc = &name.key.location;
+            let inner = hsm.unwrap(loc, &job_aad(&job_name, method, &spki), &stored)?;
+            let import = ImportKey {
+                wrapped: inner.expose(),
+                method,
+            };
+            match level {
+                ProtectionLevel::Hsm => {
+                    let g = hsm.import_key(loc, &import, &blob, alg, public_key.as_deref())?;
+                    let aad = hsm_aad(&name, alg, g.public_key.as_deref());
+                    let blob = hsm.wrap(loc, &aad, &g.wrapped)?;
+                    Ok(NewMaterial {
+                        material: sovra_proto::b64::encode(&blob),
+                        public_key: g.public_key.as_deref().map(sovra_proto::b64::encode),
+                        hsm_attributes: Some(g.attributes),
+                    })
+                }
+                ProtectionLevel::Software => {
+                    let m = hsm.import_material(loc, &import, &blob)?;
+                    sovra_hsm::check_import(alg, m.expose(), public_key.as_deref())?;
+                    let blob = hsm.wrap(loc, &material_aad(&name, alg), m.expose())?;
+                    Ok(NewMaterial {
+                        material: sovra_proto::b64::encode(&blob),
+                        public_key: None,
+                        hsm_attributes: None,
+                    })
+                }
+            }
+        })
+        .await
     }
 
     fn stored(v: &VersionRec) -> Result<(Vec<u8>, Option<Vec<u8>>)> {

@@ -1,0 +1,252 @@
+//! Secure import (BYOK), after Cloud KMS: an import job holds an RSA wrapping key generated
+//! inside the HSM; a client wraps its key to it (`sovra keys import` does so from a PEM, DER
+//! or raw file), and the material becomes a new version, opened inside the HSM for `HSM` keys.
+//! Jobs are not used up: a failed import leaves the job as it was, and the same material can
+//! be imported again (as a new version) until the job expires.
+
+use super::*;
+use crate::model::ImportJobRec;
+
+/// Import jobs last 3 days by default, at most 30.
+const DEFAULT_TTL: u64 = 3 * 86_400;
+const MAX_TTL: u64 = 30 * 86_400;
+/// Largest wrapped key accepted (an RSA-4096 PKCS#8 wrapped for RSA-4096 is about 3 KB).
+const MAX_WRAPPED: usize = 16 * 1024;
+
+/// An import job to create.
+#[derive(Debug, Clone)]
+pub struct NewImportJob {
+    /// How material will be wrapped.
+    pub method: ImportMethod,
+    /// Level of versions imported with it (default: the deployment's).
+    pub protection_level: Option<ProtectionLevel>,
+    /// Lifetime in seconds (default 3 days).
+    pub ttl: Option<u64>,
+}
+
+/// Key material to import as a new version.
+#[derive(Debug, Clone)]
+pub struct NewImport {
+    /// The import job's resource name.
+    pub job: String,
+    /// The material's algorithm.
+    pub algorithm: Algorithm,
+    /// The wrapped material.
+    pub wrapped: Vec<u8>,
+    /// An EC key's public key (SPKI DER).
+    pub public_key: Option<Vec<u8>>,
+}
+
+impl Keys {
+    /// `POST /v1/{keyRing}/importJobs?importJobId=`.
+    pub async fn create_import_job(
+        &self,
+        p: &Principal,
+        ring: &KeyRingName,
+        id: &str,
+        req: NewImportJob,
+    ) -> Result<ImportJobRec> {
+        sovra_proto::names::check_id("importJobId", id)?;
+        let name = format!("{ring}/importJobs/{id}");
+        self.base
+            .auth
+            .authorize(p, Permission::KeyImport, &ring.to_string())
+            .await?;
+        self.ring_rec(ring).await?;
+        let ttl = req.ttl.unwrap_or(DEFAULT_TTL);
+        if !(3600..=MAX_TTL).contains(&ttl) {
+            return Err(Error::invalid(
+                "ttl must be between 1h and 30d (an import job's key should not live long)",
+            ));
+        }
+        if Records::of(&*self.base.store)
+            .get(model::IMPORT_JOBS, &name)
+            .await?
+            .is_some()
+        {
+            return Err(Error::new(
+                ErrorCode::AlreadyExists,
+                format!("{name} already exists"),
+            ));
+        }
+        let level = req
+            .protection_level
+            .unwrap_or(self.base.cfg.default_protection_level);
+        let (wrapped, spki, attributes) = self
+            .material
+            .generate_import_key(&name, &ring.location, req.method)
+            .await?;
+        let now = self.base.now();
+        let mut job = ImportJobRec {
+            name: name.clone(),
+            ring: ring.to_string(),
+            method: req.method,
+            protection_level: level,
+            create_time: now,
+            expire_time: now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),
+            wrapped,
+            public_key: sovra_proto::b64::encode(&spki),
+            attestation: String::new(),
+        };
+        job.attestation = self.attestor.job_statement(&job, attributes).await?;
+        let mut b = WriteBatch::new();
+        b.create(model::IMPORT_JOBS, &job)?;
+        b.audit(
+            self.base
+                .admin_event(p, Action::ImportJobCreate, name.clone())
+                .detail(serde_json::json!({"importMethod": req.method, "protectionLevel": level, "expireTime": rfc3339(job.expire_time)}))
+                .body(),
+        );
+        self.base.store.commit(b).await.map_err(|e| match e {
+            sovra_store::StoreError::Conflict { .. } => {
+                Error::new(ErrorCode::AlreadyExists, format!("{name} already exists"))
+            }
+            e => e.into(),
+        })?;
+        Ok(job)
+    }
+
+    async fn import_job(&self, name: &str) -> Result<ImportJobRec> {
+        Ok(Records::of(&*self.base.store)
+            .get(model::IMPORT_JOBS, name)
+            .await?
+            .ok_or_else(|| not_found(ErrorCode::ImportJobNotFound, "import job", name))?
+            .value)
+    }
+
+    /// `GET /v1/{keyRing}/importJobs/{id}`.
+    pub async fn get_import_job(
+        &self,
+        p: &Principal,
+        ring: &KeyRingName,
+        id: &str,
+    ) -> Result<ImportJobRec> {
+        sovra_proto::names::check_id("importJobId", id)?;
+        self.base
+            .auth
+            .authorize(p, Permission::KeyRead, &ring.to_string())
+            .await?;
+        self.import_job(&format!("{ring}/importJobs/{id}")).await
+    }
+
+    /// `POST /v1/{cryptoKey}/cryptoKeyVersions:import`: the material becomes a new version
+    /// (primary if the key has none).
+    pub async fn import_version(
+        &self,
+        p: &Principal,
+        name: &CryptoKeyName,
+        req: NewImport,
+    ) -> Result<VersionRec> {
+        let key_str = name.to_string();
+        self.base
+            .auth
+            .authorize(p, Permission::KeyImport, &key_str)
+            .await?;
+        if req.wrapped.len() > MAX_WRAPPED {
+            return Err(Error::invalid(format!(
+                "wrappedKey is {} bytes; the limit is {MAX_WRAPPED}",
+                req.wrapped.len()
+            )));
+        }
+        let ring = format!("locations/{}/keyRings/{}", name.location, name.key_ring);
+        if !req.job.starts_with(&format!("{ring}/importJobs/")) {
+            return Err(Error::invalid(format!(
+                "importJob must be a job of the key's ring ({ring}/importJobs/ID)"
+            )));
+        }
+        let job = self.import_job(&req.job).await?;
+        if self.base.now() >= job.expire_time {
+            return Err(Error::new(
+                ErrorCode::ImportJobExpired,
+                format!(
+                    "{} expired at {}; create a new import job",
+                    job.name,
+                    rfc3339(job.expire_time)
+                ),
+            ));
+        }
+        let job_spki = sovra_proto::b64::decode(&job.public_key).map_err(|_| {
+            Error::new(
+                ErrorCode::IntegrityFailure,
+                "a stored import job was altered",
+            )
+        })?;
+        let v = with_retries(|| async {
+            let kr = Records::of(&*self.base.store)
+                .get(model::CRYPTO_KEYS, &key_str)
+                .await?
+                .ok_or_else(|| not_found(ErrorCode::KeyNotFound, "crypto key", &key_str))?;
+            let mut key: CryptoKeyRec = kr.value.clone();
+            if req.algorithm.purpose() != key.purpose {
+                return Err(Error::new(
+                    ErrorCode::WrongPurpose,
+                    format!(
+                        "{} is a {:?} algorithm; {} is a {:?} key",
+                        req.algorithm.as_str(),
+                        req.algorithm.purpose(),
+                        key.name,
+                        key.purpose
+                    ),
+                ));
+            }
+            if job.protection_level != key.protection_level {
+                return Err(Error::invalid(format!(
+                    "{} imports {:?}-level versions; {} is {:?}: use an import job of the key's level",
+                    job.name, job.protection_level, key.name, key.protection_level
+                )));
+            }
+            let n = key
+                .version_count
+                .checked_add(1)
+                .ok_or_else(|| Error::invalid("the key has too many versions"))?;
+            let vname = name.version(n);
+            let m = self
+                .material
+                .import(
+                    &vname,
+                    req.algorithm,
+                    job.protection_level,
+                    &job,
+                    req.wrapped.clone(),
+                    req.public_key.clone(),
+                )
+                .await?;
+            let v = VersionRec {
+                name: vname.to_string(),
+                version: n,
+                state: VersionState::Enabled,
+                algorithm: req.algorithm,
+                protection_level: job.protection_level,
+                create_time: self.base.now(),
+                destroy_time: None,
+                destroy_event_time: None,
+                material: Some(m.material),
+                public_key: m.public_key,
+                hsm_attributes: m.hsm_attributes,
+                attestation: None,
+            };
+            let v = VersionRec {
+                attestation: Some(self.attestor.import_statement(&v, &job_spki).await?),
+                ..v
+            };
+            key.version_count = n;
+            if key.primary.is_none() {
+                key.primary = Some(n);
+            }
+            let mut b = WriteBatch::new();
+            b.update(model::CRYPTO_KEYS, &key, kr.rev)?;
+            b.create(model::VERSIONS, &v)?;
+            b.audit(
+                self.base
+                    .admin_event(p, Action::VersionImport, v.name.clone())
+                    .detail(serde_json::json!({"importJob": job.name, "importMethod": job.method, "algorithm": v.algorithm, "protectionLevel": v.protection_level}))
+                    .body(),
+            );
+            self.base.store.commit(b).await?;
+            Ok(v)
+        })
+        .await?;
+        self.invalidate_key(name);
+        Ok(v)
+    }
+}
