@@ -104,29 +104,41 @@ impl MaterialCache {
         self.map.read().ok()?.get(name).cloned()
     }
 
+    // Evicted keys are dropped after the lock is released: dropping an HSM key destroys its
+    // session object, a call into the HSM.
     fn put(&self, name: String, k: UsableKey) {
+        let mut victim = None;
         if let Ok(mut m) = self.map.write() {
             if m.len() >= self.cap
-                && let Some(victim) = m.keys().next().cloned()
+                && let Some(v) = m.keys().next().cloned()
             {
-                m.remove(&victim);
+                victim = m.remove(&v);
             }
             m.insert(name, k);
         }
+        drop(victim);
     }
 
     /// Drops a version's key (on destruction, or when its HSM object was lost).
     pub fn evict(&self, name: &str) {
-        if let Ok(mut m) = self.map.write() {
-            m.remove(name);
-        }
+        let gone = self.map.write().ok().and_then(|mut m| m.remove(name));
+        drop(gone);
     }
 
-    /// Drops every key loaded into the HSM (its connection was lost).
+    /// Drops every key loaded into the HSM (its connection was lost: the objects are gone).
     fn evict_remote(&self) {
+        let mut gone = Vec::new();
         if let Ok(mut m) = self.map.write() {
-            m.retain(|_, k| !k.remote);
+            let names: Vec<String> = m
+                .iter()
+                .filter(|(_, k)| k.remote)
+                .map(|(n, _)| n.clone())
+                .collect();
+            for n in names {
+                gone.extend(m.remove(&n));
+            }
         }
+        drop(gone);
     }
 
     /// Number of cached keys.
@@ -260,17 +272,10 @@ impl Material {
             let _permit = permit;
             f()
         });
-        let out = tokio::time::timeout(self.timeout, task)
+        tokio::time::timeout(self.timeout, task)
             .await
             .map_err(|_| unavailable(format!("the HSM did not answer within {:?}", self.timeout)))?
-            .map_err(|e| Error::internal(format!("HSM task: {e}")))?;
-        if out
-            .as_ref()
-            .is_err_and(|e| e.code == ErrorCode::HsmUnavailable)
-        {
-            self.cache.evict_remote();
-        }
-        out
+            .map_err(|e| Error::internal(format!("HSM task: {e}")))?
     }
 
     /// Runs `f` with the HSM, off the runtime when the HSM is out of process.
@@ -301,20 +306,19 @@ impl Material {
                         "an HSM call waited out the timeout in the queue",
                     ));
                 }
-                f(&*ops).map_err(crypto_error)
+                Ok(f(&*ops))
             });
             let out = tokio::time::timeout(timeout, job)
                 .await
                 .map_err(|_| unavailable(format!("the HSM did not answer within {timeout:?}")))
                 .and_then(|r| r)
-                .and_then(|r| r);
-            if out
-                .as_ref()
-                .is_err_and(|e| e.code == ErrorCode::HsmUnavailable)
-            {
+                .and_then(|r| r)?;
+            // Only the key's own report that its connection is gone drops the loaded objects
+            // (a slow HSM keeps them: reloading would only add work).
+            if matches!(out, Err(CryptoError::HsmUnavailable(_))) {
                 self.cache.evict_remote();
             }
-            return out;
+            return out.map_err(crypto_error);
         }
         if heavy {
             return tokio::task::spawn_blocking(move || f(&*ops))
