@@ -78,11 +78,24 @@ pub struct AttestationRoots {
 pub struct KeyAttestor {
     base: Base,
     material: Arc<Material>,
-    chain: tokio::sync::RwLock<Option<Arc<Chain>>>,
+    /// The chain, as read at the given time: re-read after the metadata TTL, so an owner root
+    /// installed through another node is used here too.
+    chain: tokio::sync::RwLock<Option<(std::time::Instant, Arc<Chain>)>>,
 }
 
 fn cert_err(e: rcgen::Error) -> Error {
     Error::internal(format!("key attestation certificate: {e}"))
+}
+
+/// Whether `cert` (DER) is issued by `root` (DER).
+fn issued_by(cert: &[u8], root: &[u8]) -> bool {
+    match (
+        sovra_attest::x509::parse_cert(cert),
+        sovra_attest::x509::parse_cert(root),
+    ) {
+        (Ok(c), Ok(r)) => sovra_attest::x509::verify_issued_by(&c, &r).is_ok(),
+        _ => false,
+    }
 }
 
 fn b64_field(v: &str, what: &str) -> Result<Vec<u8>> {
@@ -185,15 +198,20 @@ impl KeyAttestor {
     /// This HSM's attestation certificate and the owner root, issuing the certificate on first
     /// use.
     async fn chain(&self) -> Result<Arc<Chain>> {
-        if let Some(c) = self.chain.read().await.as_ref() {
-            return Ok(c.clone());
+        let fresh = |slot: &Option<(std::time::Instant, Arc<Chain>)>| {
+            slot.as_ref()
+                .filter(|(t, _)| t.elapsed() < self.base.cfg.cache_ttl)
+                .map(|(_, c)| c.clone())
+        };
+        if let Some(c) = fresh(&*self.chain.read().await) {
+            return Ok(c);
         }
         let mut slot = self.chain.write().await;
-        if let Some(c) = slot.as_ref() {
-            return Ok(c.clone());
+        if let Some(c) = fresh(&slot) {
+            return Ok(c);
         }
         let c = self.load_chain().await?;
-        *slot = Some(c.clone());
+        *slot = Some((std::time::Instant::now(), c.clone()));
         Ok(c)
     }
 
@@ -207,11 +225,17 @@ impl KeyAttestor {
                 let name = sovra_proto::hex::encode(&sovra_crypto::sha256(&spki));
                 let records = Records::of(&*self.base.store);
                 let (root, root_key) = self.owner_root().await?;
-                if let Some(r) = records.get(model::ATTESTATION_CERTS, &name).await? {
-                    return Ok(Arc::new(Chain {
-                        attestation: b64_field(&r.value.cert, "attestation certificate")?,
-                        root,
-                    }));
+                let existing = records.get(model::ATTESTATION_CERTS, &name).await?;
+                if let Some(r) = &existing {
+                    let cert = b64_field(&r.value.cert, "attestation certificate")?;
+                    // A certificate from an owner root since replaced (set-roots on another
+                    // node) would make statements no verifier can check: issue or ask anew.
+                    if issued_by(&cert, &root) {
+                        return Ok(Arc::new(Chain {
+                            attestation: cert,
+                            root,
+                        }));
+                    }
                 }
                 let root_key = root_key.ok_or_else(|| {
                     Error::new(
@@ -241,7 +265,10 @@ impl KeyAttestor {
                     cert: sovra_proto::b64::encode(cert.der()),
                 };
                 let mut b = WriteBatch::new();
-                b.create(model::ATTESTATION_CERTS, &rec)?;
+                match &existing {
+                    Some(r) => b.update(model::ATTESTATION_CERTS, &rec, r.rev)?,
+                    None => b.create(model::ATTESTATION_CERTS, &rec)?,
+                };
                 b.audit(
                     self.system_event(Action::KeyAttestationCertificateIssue, &name)
                         .detail(serde_json::json!({"hsm": self.base.hsm.kind(), "publicKeySha256": name}))
