@@ -266,11 +266,7 @@ fn pkcs11_env(token: &softhsm::Token, conf: &str, pin: &str) -> Vec<(&'static st
 
 #[test]
 fn both_protection_levels_on_softhsm2() {
-    let token = softhsm::Token::new("levels");
-    let (conf, pin) = (token.conf(), token.pin_file());
-    let env = pkcs11_env(&token, conf.to_str().unwrap(), pin.to_str().unwrap());
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut s = Server::start_with(&env);
+    let (_token, mut s) = softhsm_server("levels", &[]);
     exercise(&s, "soft", "SOFTWARE", &[]);
     exercise(
         &s,
@@ -381,13 +377,13 @@ time.sleep(float(sys.argv[2]))\n";
 
 #[test]
 fn a_hung_hsm_answers_503_without_stalling_other_requests_and_recovers_by_itself() {
-    let token = softhsm::Token::new("hang");
-    let (conf, pin) = (token.conf(), token.pin_file());
-    let mut env = pkcs11_env(&token, conf.to_str().unwrap(), pin.to_str().unwrap());
-    env.push(("SOVRA_HSM_CALL_TIMEOUT_SECS", "2".into()));
-    env.push(("SOVRA_HSM_SESSIONS", "2".into()));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut s = Server::start_with(&env);
+    let (token, mut s) = softhsm_server(
+        "hang",
+        &[
+            ("SOVRA_HSM_CALL_TIMEOUT_SECS", "2"),
+            ("SOVRA_HSM_SESSIONS", "2"),
+        ],
+    );
     s.ok(&["keyrings", "create", "r"]);
     s.ok(&[
         "keys",
@@ -499,6 +495,35 @@ fn a_hung_hsm_answers_503_without_stalling_other_requests_and_recovers_by_itself
     );
 }
 
+/// `sovra keys attestation verify STATEMENT --root ROOT` (JSON output).
+fn verify_statement(
+    s: &Server,
+    stmt: &std::path::Path,
+    root: &std::path::Path,
+) -> std::process::Output {
+    s.cli(&[
+        "-o",
+        "json",
+        "keys",
+        "attestation",
+        "verify",
+        stmt.to_str().unwrap(),
+        "--root",
+        root.to_str().unwrap(),
+    ])
+}
+
+/// A server on a fresh SoftHSM2 token labelled `label`, with `extra` settings.
+fn softhsm_server(label: &str, extra: &[(&str, &str)]) -> (softhsm::Token, Server) {
+    let token = softhsm::Token::new(label);
+    let (conf, pin) = (token.conf(), token.pin_file());
+    let mut env = pkcs11_env(&token, conf.to_str().unwrap(), pin.to_str().unwrap());
+    env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let s = Server::start_with(&env);
+    (token, s)
+}
+
 /// The first PEM certificate of `text`.
 fn first_pem(text: &str) -> String {
     let end = "-----END CERTIFICATE-----";
@@ -508,11 +533,7 @@ fn first_pem(text: &str) -> String {
 
 #[test]
 fn key_attestation_statements_verify_offline_with_only_the_owner_root() {
-    let token = softhsm::Token::new("attest");
-    let (conf, pin) = (token.conf(), token.pin_file());
-    let env = pkcs11_env(&token, conf.to_str().unwrap(), pin.to_str().unwrap());
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut s = Server::start_with(&env);
+    let (_token, mut s) = softhsm_server("attest", &[]);
     s.ok(&["keyrings", "create", "r"]);
     s.ok(&[
         "keys",
@@ -652,11 +673,7 @@ fn key_attestation_statements_verify_offline_with_only_the_owner_root() {
 
 #[test]
 fn an_owner_root_held_by_the_operators_ca_certifies_the_hsm_attestation_key() {
-    let token = softhsm::Token::new("opca");
-    let (conf, pin) = (token.conf(), token.pin_file());
-    let env = pkcs11_env(&token, conf.to_str().unwrap(), pin.to_str().unwrap());
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let s = Server::start_with(&env);
+    let (_token, s) = softhsm_server("opca", &[]);
     s.ok(&["keyrings", "create", "r"]);
     s.ok(&["keys", "create", "r/before", "--purpose", "encrypt"]);
     let before = s.dir.join("before.jws");
@@ -772,11 +789,7 @@ fn an_owner_root_held_by_the_operators_ca_certifies_the_hsm_attestation_key() {
 #[test]
 fn existing_keys_are_imported_without_anyone_seeing_them() {
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
-    let token = softhsm::Token::new("byok");
-    let (conf, pin) = (token.conf(), token.pin_file());
-    let env = pkcs11_env(&token, conf.to_str().unwrap(), pin.to_str().unwrap());
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let s = Server::start_with(&env);
+    let (_token, s) = softhsm_server("byok", &[]);
     s.ok(&["keyrings", "create", "r"]);
     for (id, purpose, alg) in [
         ("aes", "encrypt", "AES_256_GCM"),
@@ -827,16 +840,7 @@ fn existing_keys_are_imported_without_anyone_seeing_them() {
     std::fs::write(&root, first_pem(&s.ok(&["keys", "attestation", "roots"]))).unwrap();
     let job_stmt = s.dir.join("job.jws");
     std::fs::write(&job_stmt, job["attestation"]["content"].as_str().unwrap()).unwrap();
-    let o = s.cli(&[
-        "-o",
-        "json",
-        "keys",
-        "attestation",
-        "verify",
-        job_stmt.to_str().unwrap(),
-        "--root",
-        root.to_str().unwrap(),
-    ]);
+    let o = verify_statement(&s, &job_stmt, &root);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let st: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(st["statement"]["origin"], "HSM_GENERATED");
@@ -950,16 +954,7 @@ fn existing_keys_are_imported_without_anyone_seeing_them() {
     // The version's statement says it was imported, and through which wrapping key.
     let stmt = s.dir.join("ec.jws");
     std::fs::write(&stmt, s.ok(&["keys", "attestation", "get", "r/ec", "1"])).unwrap();
-    let o = s.cli(&[
-        "-o",
-        "json",
-        "keys",
-        "attestation",
-        "verify",
-        stmt.to_str().unwrap(),
-        "--root",
-        root.to_str().unwrap(),
-    ]);
+    let o = verify_statement(&s, &stmt, &root);
     let st: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(st["statement"]["origin"], "IMPORTED", "{st}");
     assert_eq!(
