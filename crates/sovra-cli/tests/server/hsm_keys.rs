@@ -1050,3 +1050,147 @@ fn existing_keys_are_imported_without_anyone_seeing_them() {
     let log = s.ok(&["audit", "export"]);
     assert!(log.contains("importJobs.create") && log.contains("cryptoKeyVersions.import"));
 }
+
+/// An independent implementation of the import wrapping: Python's `cryptography` (PyPI).
+const PY_WRAP: &str = r#"
+import base64, os, sys
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
+d = sys.argv[1]
+job = serialization.load_pem_public_key(open(d + "/job.pem", "rb").read())
+def wrap(material):
+    transfer = os.urandom(32)
+    head = job.encrypt(transfer, padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None))
+    return base64.b64encode(head + aes_key_wrap_with_padding(transfer, material)).decode()
+aes = os.urandom(32)
+open(d + "/aes.key", "wb").write(aes)
+open(d + "/aes.wrapped", "w").write(wrap(aes))
+key = ec.generate_private_key(ec.SECP256R1())
+der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+open(d + "/ec.wrapped", "w").write(wrap(der))
+pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+open(d + "/ec.pub.pem", "wb").write(pub)
+"#;
+
+/// Opens Sovra's ciphertext format and checks a P-256 signature, in Python.
+const PY_CHECK: &str = r#"
+import base64, sys
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+d, ct, sig = sys.argv[1], base64.b64decode(sys.argv[2]), base64.b64decode(sys.argv[3])
+aes = open(d + "/aes.key", "rb").read()
+header, nonce, body = ct[:5], ct[5:17], ct[17:]
+print(AESGCM(aes).decrypt(nonce, body, header).decode())
+pub = serialization.load_pem_public_key(open(d + "/ec.pub.pem", "rb").read())
+pub.verify(sig, b"hello", ec.ECDSA(hashes.SHA256()))
+print("signature ok")
+"#;
+
+fn python_with_cryptography() -> &'static str {
+    let has = |py: &str| {
+        std::process::Command::new(py)
+            .args(["-c", "import cryptography"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !has("python3") {
+        let st = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "cryptography",
+            ])
+            .status()
+            .expect("python3 is needed");
+        assert!(st.success(), "pip install cryptography failed");
+    }
+    assert!(
+        has("python3"),
+        "Python's cryptography package is not importable"
+    );
+    "python3"
+}
+
+#[test]
+fn import_wrapping_interoperates_with_pythons_cryptography() {
+    let py = python_with_cryptography();
+    let (_token, s) = softhsm_server("pyimport", &[]);
+    s.ok(&["keyrings", "create", "r"]);
+    s.ok(&[
+        "keys",
+        "create",
+        "r/aes",
+        "--purpose",
+        "encrypt",
+        "--skip-initial-version",
+    ]);
+    s.ok(&[
+        "keys",
+        "create",
+        "r/ec",
+        "--purpose",
+        "sign",
+        "--algorithm",
+        "EC_SIGN_P256_SHA256",
+        "--skip-initial-version",
+    ]);
+    let job = s.json(&["keys", "import-job", "create", "r/py"]);
+    let d = s.dir.join("py");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("job.pem"), job["publicKey"].as_str().unwrap()).unwrap();
+    let o = std::process::Command::new(py)
+        .args(["-c", PY_WRAP, d.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // What Python wrapped, the HSM opens (the client here is only a messenger).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let admin = s.admin();
+    let read = |f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+    for (key, alg, wrapped, public) in [
+        ("aes", "AES_256_GCM", read("aes.wrapped"), None),
+        (
+            "ec",
+            "EC_SIGN_P256_SHA256",
+            read("ec.wrapped"),
+            Some(read("ec.pub.pem")),
+        ),
+    ] {
+        let v = rt
+            .block_on(admin.import_version(
+                &format!("locations/global/keyRings/r/cryptoKeys/{key}"),
+                &sovra_proto::kms::ImportVersionRequest {
+                    import_job: job["name"].as_str().unwrap().to_string(),
+                    algorithm: serde_json::from_value(json!(alg)).unwrap(),
+                    wrapped_key: wrapped,
+                    public_key: public,
+                },
+            ))
+            .unwrap_or_else(|e| panic!("{key}: {e:?}"));
+        assert_eq!(v.protection_level, sovra_proto::kms::ProtectionLevel::Hsm);
+    }
+    // ...and what the HSM then does, Python checks with the keys it made.
+    let ct = s.json(&["encrypt", "r/aes", "--plaintext", "from the HSM"])["ciphertext"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sig = s
+        .ok(&["sign", "r/ec", "--data", "hello"])
+        .trim()
+        .to_string();
+    let o = std::process::Command::new(py)
+        .args(["-c", PY_CHECK, d.to_str().unwrap(), &ct, &sig])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "from the HSM\nsignature ok\n"
+    );
+}
