@@ -31,6 +31,11 @@ pub enum ImportJobCmd {
         #[arg(long)]
         ttl: Option<String>,
     },
+    /// List a key ring's import jobs.
+    List {
+        /// The key ring.
+        ring: String,
+    },
     /// Show an import job (its wrapping key and that key's attestation statement).
     Get {
         /// RING/ID or a full import-job name.
@@ -130,6 +135,38 @@ pub async fn job(g: &Global, c: ImportJobCmd) -> Result<()> {
             };
             let j = client.create_import_job(ring, id, &req).await?;
             emit(g, &j, print_job);
+        }
+        ImportJobCmd::List { ring } => {
+            let ring = if ring.starts_with("locations/") {
+                ring
+            } else {
+                format!("locations/{}/keyRings/{ring}", g.location)
+            };
+            let mut all = Vec::new();
+            let mut token: Option<String> = None;
+            loop {
+                let q = token
+                    .as_deref()
+                    .map(|t| format!("?pageToken={t}"))
+                    .unwrap_or_default();
+                let page = client.list_import_jobs(&ring, &q).await?;
+                all.extend(page.import_jobs);
+                match page.next_page_token {
+                    Some(t) => token = Some(t),
+                    None => break,
+                }
+            }
+            emit(g, &all, |all| {
+                for j in all {
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        j.name,
+                        j.import_method.as_str(),
+                        j.state,
+                        j.expire_time
+                    );
+                }
+            });
         }
         ImportJobCmd::Get { job } => {
             let j = client.get_import_job(&job_name(g, &job)?).await?;

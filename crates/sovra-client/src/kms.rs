@@ -137,6 +137,15 @@ impl Client {
             .await
     }
 
+    /// Lists the import jobs of `ring`; `query` is `?pageSize=…&pageToken=…` or empty.
+    pub async fn list_import_jobs(
+        &self,
+        ring: &str,
+        query: &str,
+    ) -> Result<ListImportJobsResponse, ClientError> {
+        self.get(&format!("{}/importJobs{query}", v1(ring))).await
+    }
+
     /// An import job by its full name.
     pub async fn get_import_job(&self, job: &str) -> Result<ImportJob, ClientError> {
         self.get(&v1(job)).await

@@ -708,6 +708,17 @@ pub struct ImportJob {
     pub attestation: KeyAttestation,
 }
 
+/// `GET /v1/{keyRing}/importJobs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListImportJobsResponse {
+    /// One page of import jobs.
+    pub import_jobs: Vec<ImportJob>,
+    /// Pass as `pageToken` to get the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
 /// Body of `POST /v1/{cryptoKey}/cryptoKeyVersions:import`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -259,6 +259,10 @@ async fn exercise(c: &Client, anon: &Client) {
         .await,
     );
     routed(
+        "list_import_jobs",
+        c.list_import_jobs(&ring_of_aes, "").await,
+    );
+    routed(
         "get_import_job",
         c.get_import_job(&format!("{ring_of_aes}/importJobs/job"))
             .await,

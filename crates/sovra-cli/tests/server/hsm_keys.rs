@@ -1047,6 +1047,20 @@ fn existing_keys_are_imported_without_anyone_seeing_them() {
     );
     assert_eq!(cli_code(&o), "PROTECTION_LEVEL_UNAVAILABLE");
     assert!(String::from_utf8_lossy(&o.stderr).contains("SHA-256"));
+    let jobs = s.json(&["keys", "import-job", "list", "r"]);
+    let names: Vec<&str> = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "locations/global/keyRings/r/importJobs/job1",
+            "locations/global/keyRings/r/importJobs/job256"
+        ]
+    );
     let log = s.ok(&["audit", "export"]);
     assert!(log.contains("importJobs.create") && log.contains("cryptoKeyVersions.import"));
 }

@@ -534,6 +534,29 @@ pub async fn create_import_job(
     Ok(Json(kms_wire::import_job(&job, s.sovra.now())))
 }
 
+/// `GET .../importJobs`.
+pub async fn list_import_jobs(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams((loc, ring)): PathParams<(String, String)>,
+    QueryParams(q): QueryParams<PageQuery>,
+) -> Result<Json<ListImportJobsResponse>> {
+    let l = s
+        .sovra
+        .keys()
+        .list_import_jobs(&p, &ring_name(&loc, &ring)?, &q.into())
+        .await?;
+    let now = s.sovra.now();
+    Ok(Json(ListImportJobsResponse {
+        import_jobs: l
+            .items
+            .iter()
+            .map(|j| kms_wire::import_job(j, now))
+            .collect(),
+        next_page_token: l.next_page_token,
+    }))
+}
+
 /// `GET .../importJobs/{id}`.
 pub async fn get_import_job(
     State(s): State<AppState>,

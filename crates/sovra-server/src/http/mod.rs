@@ -126,7 +126,7 @@ pub fn routes() -> Vec<(String, MethodRouter<AppState>)> {
         ),
         (
             "/v1/locations/{loc}/keyRings/{ring}/importJobs".to_string(),
-            post(kms::create_import_job),
+            get(kms::list_import_jobs).post(kms::create_import_job),
         ),
         (
             "/v1/locations/{loc}/keyRings/{ring}/importJobs/{job}".to_string(),

@@ -129,6 +129,35 @@ impl Keys {
         self.import_job(&format!("{ring}/importJobs/{id}")).await
     }
 
+    /// `GET /v1/{keyRing}/importJobs`.
+    pub async fn list_import_jobs(
+        &self,
+        p: &Principal,
+        ring: &KeyRingName,
+        page: &Page,
+    ) -> Result<Listed<ImportJobRec>> {
+        let ring_name = ring.to_string();
+        self.base
+            .auth
+            .authorize(p, Permission::KeyRead, &ring_name)
+            .await?;
+        self.ring_rec(ring).await?;
+        let limit = page.limit()?;
+        let recs = Records::of(&*self.base.store)
+            .list(
+                model::IMPORT_JOBS,
+                &ring_name,
+                page.after()?.as_deref(),
+                limit,
+            )
+            .await?;
+        let next = next_token(&recs, limit);
+        Ok(Listed {
+            items: recs.into_iter().map(|r| r.value).collect(),
+            next_page_token: next,
+        })
+    }
+
     /// `POST /v1/{cryptoKey}/cryptoKeyVersions:import`: the material becomes a new version
     /// (primary if the key has none).
     pub async fn import_version(
