@@ -261,6 +261,24 @@ pub async fn open(cfg: &Config) -> Result<Opened, String> {
     {
         tracing::warn!(error = %e, "audit checkpoint failed");
     }
+    // Audited after the log was compared with its anchor.
+    let opened = match cfg.hsm.backend {
+        HsmBackend::Software if std::env::var_os("SOVRA_UNSEAL_KEY").is_some() => {
+            "unsealed with SOVRA_UNSEAL_KEY".to_owned()
+        }
+        HsmBackend::Software if cfg.hsm.unseal_key_file.is_some() => {
+            "unsealed with hsm.unseal_key_file".to_owned()
+        }
+        HsmBackend::Software => "unsealed with the data directory's unseal.key".to_owned(),
+        HsmBackend::Pkcs11 => format!(
+            "logged in to PKCS#11 token {:?}",
+            cfg.hsm.pkcs11_token_label.as_deref().unwrap_or_default()
+        ),
+    };
+    sovra
+        .record_hsm_open(&opened)
+        .await
+        .map_err(|e| format!("cannot audit the HSM's opening: {e}"))?;
     for w in sovra.trust().trust_warnings().await.unwrap_or_default() {
         tracing::warn!("{w}");
     }

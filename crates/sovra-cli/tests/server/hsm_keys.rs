@@ -326,7 +326,8 @@ fn both_protection_levels_on_softhsm2() {
         "valid"
     );
 
-    // A public key swapped in the row (to make clients trust another key) fails the load.
+    // A public key swapped in the row (to make clients trust another key) is refused: the
+    // row's seal catches it first, and the public key is also bound into the material's wrap.
     let other = row("locations/global/keyRings/hsm/cryptoKeys/sig1/v/0000000001");
     let mut rec = row(sig_row);
     rec["public_key"] = other["public_key"].clone();

@@ -112,6 +112,8 @@ pub enum Action {
     ManagementSigningKeyCreate,
     /// A management signing key was retired.
     ManagementSigningKeyRetire,
+    /// The server opened (unsealed, logged in to) its HSM at start.
+    HsmOpen,
     /// The owner root of key attestation was created.
     KeyAttestationRootCreate,
     /// An HSM's key-attestation key was certified by the owner root.
@@ -181,6 +183,7 @@ impl Action {
             Self::ReleaseSigningKeyRetire => "release.signingKeys.retire",
             Self::ManagementSigningKeyCreate => "management.signingKeys.create",
             Self::ManagementSigningKeyRetire => "management.signingKeys.retire",
+            Self::HsmOpen => "hsm.open",
             Self::KeyAttestationRootCreate => "keyAttestation.ownerRoot.create",
             Self::KeyAttestationCertificateIssue => "keyAttestation.certificate.issue",
             Self::KeyAttestationRootSet => "keyAttestation.ownerRoot.set",

@@ -289,6 +289,25 @@ impl Sovra {
         &self.base.audit
     }
 
+    /// Audits that the HSM was opened at start: which backend, how it was unsealed or logged
+    /// in to, and the locations it holds keys for.
+    pub async fn record_hsm_open(&self, how: &str) -> crate::error::Result<()> {
+        let hsm = self.base.hsm.clone();
+        let locations = self
+            .material
+            .hsm_call(move |h| Ok(h.locations()?))
+            .await
+            .unwrap_or_default();
+        let ev = audit::AuditEvent::new(
+            self.now(),
+            audit::EventKind::System,
+            actions::Action::HsmOpen,
+        )
+        .resource(format!("hsm/{}", hsm.kind()))
+        .detail(serde_json::json!({"backend": hsm.kind(), "opened": how, "locations": locations}));
+        self.base.audit.record(ev).await
+    }
+
     /// The store (readiness checks).
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.base.store
