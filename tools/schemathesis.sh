@@ -59,6 +59,13 @@ except Exception as e:
     sys.exit(f"schemathesis left no readable report ({e}); exit status {status}")
 print(text if failures else text[-2500:])
 if failures:
+    # CI keeps only the end of a long log: repeat the failures themselves (operation, check,
+    # reproducing curl) last, so they are what it shows.
+    start = text.find("= FAILURES =")
+    ends = [i for i in (text.find(m, start) for m in ("= ERRORS =", "= WARNINGS =", "= SUMMARY =")) if i > start]
+    if start >= 0:
+        print("\n== the failures again ==")
+        print(text[start:min(ends) if ends else None][:6000])
     sys.exit(f"schemathesis: {failures} failure(s)")
 PY
 # The administrator survived the stateful phase, and the server did not panic.

@@ -5,14 +5,14 @@
 pub const MAX_SECS: u64 = 36_500 * 86_400;
 
 /// Parses `"30d"`, `"720h"`, `"90m"`, `"86400s"` (or `"86400.0s"` with a zero fraction) into
-/// seconds, at most [`MAX_SECS`].
+/// seconds, at least 1 and at most [`MAX_SECS`]: exactly what the OpenAPI pattern
+/// `^0*[1-9][0-9]{0,10}(\.0)?[smhd]$` admits (no surrounding whitespace, no zero).
 pub fn parse(s: &str) -> Result<u64, String> {
     let bad = || {
         format!(
             "invalid duration {s:?}: use a whole number followed by s, m, h or d (e.g. \"86400s\", \"30d\")"
         )
     };
-    let s = s.trim();
     let (num, mult) = match s.char_indices().last() {
         Some((i, 's')) => (s.get(..i), 1u64),
         Some((i, 'm')) => (s.get(..i), 60),
@@ -30,6 +30,9 @@ pub fn parse(s: &str) -> Result<u64, String> {
         .ok()
         .and_then(|n| n.checked_mul(mult))
         .ok_or_else(bad)?;
+    if secs == 0 {
+        return Err(format!("duration {s:?} must be longer than zero"));
+    }
     if secs > MAX_SECS {
         return Err(format!(
             "duration {s:?} is longer than the maximum of 36500d (100 years)"
@@ -62,6 +65,12 @@ mod tests {
             "99999999999999999999d",
             "99999999999d",
             "36501d",
+            "0s",
+            "000d",
+            " 86400s",
+            "86400s ",
+            "86400s\n",
+            "86400 s",
         ] {
             assert!(super::parse(bad).is_err(), "{bad}");
         }
