@@ -203,8 +203,10 @@ impl FromStr for ResourceName {
 
 /// Parses a version number (a positive decimal integer).
 pub fn parse_version(v: &str) -> Result<u32, NameError> {
+    // Digits only: `u32::from_str` would also take "+1", another name for version 1.
+    let digits = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
     match v.parse::<u32>() {
-        Ok(n) if n > 0 && !v.starts_with('0') => Ok(n),
+        Ok(n) if digits && n > 0 && !v.starts_with('0') => Ok(n),
         _ => Err(NameError(format!(
             "invalid version {v:?}: expected a positive integer such as 1"
         ))),

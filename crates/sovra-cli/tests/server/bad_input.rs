@@ -171,6 +171,14 @@ fn client_mistakes_get_4xx_with_codes() {
             "INVALID_NAME",
         ),
         case(
+            "version number with a sign (another name for version 1)",
+            Method::GET,
+            &format!("{KEY}/cryptoKeyVersions/+1"),
+            None,
+            400,
+            "INVALID_NAME",
+        ),
+        case(
             "bad id",
             Method::POST,
             "/v1/locations/global/keyRings?keyRingId=a%20b",
