@@ -19,8 +19,10 @@ pub mod jws;
 pub mod key_ops;
 pub mod keys;
 pub mod keywrap;
+pub mod quorum;
 pub mod random;
 pub mod secret;
+pub mod shamir;
 pub mod symmetric;
 pub mod wrap;
 
