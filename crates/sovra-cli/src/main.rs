@@ -17,6 +17,7 @@ mod key_attestation;
 mod kms;
 mod output;
 mod recover;
+mod security_domain;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -92,6 +93,10 @@ enum Command {
     /// administrators (needs the data directory and what unseals the HSM).
     #[command(subcommand)]
     Admin(recover::AdminCmd),
+    /// The security domain: export it encrypted to a quorum of administrators, and restore a
+    /// new node's HSM from it.
+    #[command(subcommand)]
+    SecurityDomain(security_domain::SecurityDomainCmd),
     /// Send evidence to the attestation service and get a signed token.
     Attest(attestation::AttestArgs),
     /// Attestation service administration: providers, policies, reference values, collateral.
@@ -154,6 +159,7 @@ fn main() {
             Command::Whoami => admin::whoami(&g).await,
             Command::Audit(c) => audit::run(&g, c).await,
             Command::Admin(c) => recover::run(&g, c).await,
+            Command::SecurityDomain(c) => security_domain::run(&g, c).await,
             Command::Bench(c) => bench::run(&g, c).await,
             Command::Evidence(c) => evidence::run(&g, c),
             Command::Attest(a) => attestation::attest(&g, a).await,

@@ -114,6 +114,14 @@ impl Client {
         self.get_text("/metrics").await
     }
 
+    /// The security domain, encrypted so that `req.quorum` of `req.certificates` open it.
+    pub async fn download_security_domain(
+        &self,
+        req: &sovra_proto::security_domain::DownloadSecurityDomainRequest,
+    ) -> Result<sovra_proto::security_domain::SecurityDomain, ClientError> {
+        self.post("/v1/securityDomain:download", req).await
+    }
+
     /// The OpenAPI document.
     pub async fn openapi(&self) -> Result<serde_json::Value, ClientError> {
         self.get("/openapi.json").await

@@ -38,6 +38,11 @@ pub trait Hsm: Send + Sync + std::fmt::Debug {
     /// The backend name, e.g. `software` or `pkcs11`.
     fn kind(&self) -> &'static str;
 
+    /// What a security domain must hold to make this HSM's keys usable on a new node (the
+    /// software HSM's root and sealed keys). [`HsmError::Unsupported`] where the HSM's own
+    /// backup mechanism does that (a PKCS#11 token's keys never leave it in clear).
+    fn export_domain(&self) -> Result<SecretBytes, HsmError>;
+
     /// The locations whose wrapping keys this HSM holds.
     fn locations(&self) -> Result<Vec<String>, HsmError>;
 

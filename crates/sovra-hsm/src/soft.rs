@@ -46,6 +46,8 @@ pub enum UnsealKey {
 pub struct SoftHsm {
     dir: PathBuf,
     root: WrappingKey,
+    /// The root itself, for the security domain.
+    root_bytes: SecretBytes,
     keys: RwLock<HashMap<String, Arc<WrappingKey>>>,
     write_lock: Mutex<()>,
     attestation: Mutex<Option<Arc<EcdsaKeyPair>>>,
@@ -111,9 +113,79 @@ fn decode_hex_key(text: &str) -> Result<SecretBytes, HsmError> {
     Ok(SecretBytes::new(out))
 }
 
+/// What a security domain holds of a software HSM: its root and its keys file (whose keys are
+/// sealed under that root).
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Domain {
+    /// The root key, hex.
+    root: String,
+    keys: KeysFile,
+}
+
 impl SoftHsm {
     /// Opens (or, if `dir` holds no sealed root yet, initialises) the software HSM in `dir`.
     pub fn open(dir: &Path, unseal: UnsealKey) -> Result<Self, HsmError> {
+        Self::open_with_root(dir, unseal, None)
+    }
+
+    /// Restores a software HSM into `dir` from a security domain ([`Hsm::export_domain`] of
+    /// another node), sealing its root under `unseal` (a fresh `unseal.key` by default). `dir`
+    /// must hold no HSM, or only an empty one (no location, no attestation key: what a start
+    /// over a database of another deployment leaves behind).
+    pub fn restore(dir: &Path, unseal: UnsealKey, domain: &[u8]) -> Result<Self, HsmError> {
+        let mut d: Domain = serde_json::from_slice(domain)
+            .map_err(|_| HsmError::Io("the security domain holds no software HSM".into()))?;
+        let root = sovra_proto::hex::decode(&d.root).filter(|r| r.len() == 32);
+        zeroize::Zeroize::zeroize(&mut d.root);
+        let root =
+            SecretBytes::new(root.ok_or_else(|| {
+                HsmError::Io("the security domain's root is not 32 bytes".into())
+            })?);
+        std::fs::create_dir_all(dir)?;
+        let sealed_path = dir.join("root.sealed");
+        if sealed_path.exists() {
+            let keys: KeysFile = match std::fs::read(dir.join("keys.json")) {
+                Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|_| KeysFile {
+                    locations: BTreeMap::from([(String::new(), String::new())]),
+                    attestation: None,
+                }),
+                Err(_) => KeysFile::default(),
+            };
+            if !keys.locations.is_empty() || keys.attestation.is_some() {
+                return Err(HsmError::Io(format!(
+                    "{} already holds a software HSM with keys; move it aside to restore another",
+                    dir.display()
+                )));
+            }
+            for f in ["root.sealed", "keys.json"] {
+                match std::fs::remove_file(dir.join(f)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                    _ => {}
+                }
+            }
+            if matches!(unseal, UnsealKey::DefaultFile) {
+                match std::fs::remove_file(dir.join("unseal.key")) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                    _ => {}
+                }
+            }
+        }
+        let json = serde_json::to_vec_pretty(&d.keys).map_err(|e| HsmError::Io(e.to_string()))?;
+        write_private_file(&dir.join("keys.json"), &json)?;
+        let hsm = Self::open_with_root(dir, unseal, Some(root))?;
+        // Every key of the domain opens under its root (else nothing was restored).
+        if d.keys.attestation.is_some() {
+            hsm.attestation_key()?;
+        }
+        Ok(hsm)
+    }
+
+    fn open_with_root(
+        dir: &Path,
+        unseal: UnsealKey,
+        new_root: Option<SecretBytes>,
+    ) -> Result<Self, HsmError> {
         std::fs::create_dir_all(dir)?;
         let sealed_path = dir.join("root.sealed");
         let unseal_key = match &unseal {
@@ -147,9 +219,12 @@ impl SoftHsm {
                 HsmError::Unseal("wrong unseal key, or root.sealed was altered".into())
             })?
         } else {
-            let root = SecretBytes::new(
-                sovra_crypto::random::bytes(32).map_err(|e| HsmError::Device(e.to_string()))?,
-            );
+            let root = match new_root {
+                Some(r) => r,
+                None => SecretBytes::new(
+                    sovra_crypto::random::bytes(32).map_err(|e| HsmError::Device(e.to_string()))?,
+                ),
+            };
             let blob = unseal_wk
                 .wrap(ROOT_AAD, root.expose())
                 .map_err(|e| HsmError::Device(e.to_string()))?;
@@ -161,6 +236,7 @@ impl SoftHsm {
         let hsm = Self {
             dir: dir.to_path_buf(),
             root,
+            root_bytes,
             keys: RwLock::new(HashMap::new()),
             write_lock: Mutex::new(()),
             attestation: Mutex::new(None),
@@ -263,6 +339,22 @@ impl SoftHsm {
 impl Hsm for SoftHsm {
     fn kind(&self) -> &'static str {
         "software"
+    }
+
+    fn export_domain(&self) -> Result<SecretBytes, HsmError> {
+        let _guard = self
+            .write_lock
+            .lock()
+            .map_err(|_| HsmError::Device("lock poisoned".into()))?;
+        let mut d = Domain {
+            root: sovra_proto::hex::encode(self.root_bytes.expose()),
+            keys: self.read_keys_file()?,
+        };
+        let out = serde_json::to_vec(&d)
+            .map(SecretBytes::new)
+            .map_err(|e| HsmError::Io(e.to_string()));
+        zeroize::Zeroize::zeroize(&mut d.root);
+        out
     }
 
     fn locations(&self) -> Result<Vec<String>, HsmError> {
@@ -429,5 +521,44 @@ mod tests {
         let err =
             SoftHsm::open(d.path(), UnsealKey::Bytes(SecretBytes::new(vec![2; 32]))).unwrap_err();
         assert!(matches!(err, HsmError::Unseal(_)), "{err}");
+    }
+
+    #[test]
+    fn a_security_domain_restores_the_keys_on_another_node() {
+        let a = tempfile::tempdir().unwrap();
+        let (blob, domain, attestation) = {
+            let h = SoftHsm::open(a.path(), UnsealKey::DefaultFile).unwrap();
+            h.create_location("global").unwrap();
+            let pk = h.attestation_public_key().unwrap();
+            (
+                h.wrap("global", b"row", b"material").unwrap(),
+                h.export_domain().unwrap(),
+                pk,
+            )
+        };
+        // A fresh node whose failed start left an empty HSM behind.
+        let b = tempfile::tempdir().unwrap();
+        SoftHsm::open(b.path(), UnsealKey::DefaultFile).unwrap();
+        let h = SoftHsm::restore(b.path(), UnsealKey::DefaultFile, domain.expose()).unwrap();
+        assert_eq!(
+            h.unwrap("global", b"row", &blob).unwrap().expose(),
+            b"material"
+        );
+        assert_eq!(h.attestation_public_key().unwrap(), attestation);
+        // Its own unseal key opens it again; the first node's does not matter.
+        assert_ne!(
+            std::fs::read(a.path().join("unseal.key")).unwrap(),
+            std::fs::read(b.path().join("unseal.key")).unwrap()
+        );
+        let h = SoftHsm::open(b.path(), UnsealKey::DefaultFile).unwrap();
+        assert_eq!(
+            h.unwrap("global", b"row", &blob).unwrap().expose(),
+            b"material"
+        );
+        // A node holding keys is not overwritten; garbage is not a domain.
+        let err = SoftHsm::restore(b.path(), UnsealKey::DefaultFile, domain.expose()).unwrap_err();
+        assert!(err.to_string().contains("already holds"), "{err}");
+        let c = tempfile::tempdir().unwrap();
+        assert!(SoftHsm::restore(c.path(), UnsealKey::DefaultFile, b"{}").is_err());
     }
 }

@@ -158,6 +158,14 @@ codes! {
     /// The wrapped key does not open with the import job's key (wrong job or method, corrupted),
     /// or is not a key of the algorithm named (size, type, curve, public key).
     ImportInvalid = ("IMPORT_INVALID", 400),
+    /// This deployment's HSM has no security domain to export: a PKCS#11 HSM's keys are backed
+    /// up with the HSM's own mechanism (docs/hsm.md).
+    SecurityDomainUnsupported = ("SECURITY_DOMAIN_UNSUPPORTED", 409),
+    /// A security domain file is malformed, altered, or not for this deployment's database.
+    SecurityDomainInvalid = ("SECURITY_DOMAIN_INVALID", 400),
+    /// Fewer private keys than the security domain's quorum, or keys that match none of its
+    /// shares.
+    SecurityDomainQuorumNotMet = ("SECURITY_DOMAIN_QUORUM_NOT_MET", 400),
     /// The key's release policy is immutable.
     ReleasePolicyImmutable = ("RELEASE_POLICY_IMMUTABLE", 409),
     /// The key is not exportable: it can never leave Sovra.

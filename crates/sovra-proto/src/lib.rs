@@ -17,6 +17,7 @@ pub mod hex;
 pub mod kms;
 pub mod names;
 pub mod ops;
+pub mod security_domain;
 
 pub use error::{ApiError, ErrorCode};
 pub use evidence::EvidenceType;

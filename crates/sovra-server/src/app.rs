@@ -59,30 +59,38 @@ pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, String> {
     }
 }
 
+/// Where the software HSM's unseal key comes from: `hsm.unseal_key_file`, `SOVRA_UNSEAL_KEY`, or
+/// the data directory's `unseal.key`.
+fn soft_unseal(cfg: &Config) -> Result<UnsealKey, String> {
+    Ok(
+        match (
+            &cfg.hsm.unseal_key_file,
+            std::env::var("SOVRA_UNSEAL_KEY").ok(),
+        ) {
+            (Some(f), _) => UnsealKey::File(f.clone()),
+            (None, Some(hex)) => {
+                let bytes = (0..hex.len())
+                    .step_by(2)
+                    .map(|i| {
+                        hex.get(i..i + 2)
+                            .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    })
+                    .collect::<Option<Vec<u8>>>()
+                    .filter(|b| b.len() == 32)
+                    .ok_or("SOVRA_UNSEAL_KEY must be 64 hex characters")?;
+                UnsealKey::Bytes(sovra_crypto::SecretBytes::new(bytes))
+            }
+            (None, None) => UnsealKey::DefaultFile,
+        },
+    )
+}
+
 /// Opens the configured HSM.
 pub fn open_hsm(cfg: &Config) -> Result<Arc<dyn Hsm>, String> {
     match cfg.hsm.backend {
         HsmBackend::Software => {
-            let unseal = match (
-                &cfg.hsm.unseal_key_file,
-                std::env::var("SOVRA_UNSEAL_KEY").ok(),
-            ) {
-                (Some(f), _) => UnsealKey::File(f.clone()),
-                (None, Some(hex)) => {
-                    let bytes = (0..hex.len())
-                        .step_by(2)
-                        .map(|i| {
-                            hex.get(i..i + 2)
-                                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                        })
-                        .collect::<Option<Vec<u8>>>()
-                        .filter(|b| b.len() == 32)
-                        .ok_or("SOVRA_UNSEAL_KEY must be 64 hex characters")?;
-                    UnsealKey::Bytes(sovra_crypto::SecretBytes::new(bytes))
-                }
-                (None, None) => UnsealKey::DefaultFile,
-            };
-            let h = SoftHsm::open(&cfg.data_dir.join("hsm"), unseal).map_err(|e| e.to_string())?;
+            let h = SoftHsm::open(&cfg.data_dir.join("hsm"), soft_unseal(cfg)?)
+                .map_err(|e| e.to_string())?;
             Ok(Arc::new(h))
         }
         HsmBackend::Pkcs11 => {
@@ -155,6 +163,66 @@ pub async fn open_sealed_store(cfg: &Config, hsm: &dyn Hsm) -> Result<Arc<dyn St
     )
     .await?;
     Ok(sealed)
+}
+
+/// Restores this node's software HSM from an opened security domain (`sovra security-domain
+/// upload`, offline): only into a node whose HSM holds no keys, only over a database that holds
+/// a deployment, and only if the restored HSM unseals that database's keys; otherwise nothing
+/// is left behind. Audited (`securityDomain.upload`, with `detail`). Returns the locations
+/// whose keys the node now holds.
+pub async fn restore_security_domain(
+    cfg: &Config,
+    domain: &[u8],
+    detail: serde_json::Value,
+) -> Result<Vec<String>, crate::error::Error> {
+    use crate::error::Error;
+    use sovra_proto::ErrorCode;
+    if cfg.hsm.backend != HsmBackend::Software {
+        return Err(Error::new(
+            ErrorCode::SecurityDomainUnsupported,
+            "this node is configured with a PKCS#11 HSM, whose keys come back with the HSM's own backup mechanism (docs/hsm.md); a security domain restores the software HSM",
+        ));
+    }
+    let failed = |m: String| Error::new(ErrorCode::Unavailable, m);
+    make_private_dir(&cfg.data_dir).map_err(failed)?;
+    let raw = open_store(cfg).await.map_err(failed)?;
+    if !crate::services::sealed::holds_deployment(raw.as_ref())
+        .await
+        .map_err(failed)?
+    {
+        return Err(Error::new(
+            ErrorCode::SecurityDomainInvalid,
+            "this node's database holds no deployment to restore the keys of: point the node at the deployment's database (store settings) first",
+        ));
+    }
+    drop(raw);
+    let dir = cfg.data_dir.join("hsm");
+    let hsm =
+        SoftHsm::restore(&dir, soft_unseal(cfg).map_err(failed)?, domain).map_err(|e| match e {
+            sovra_hsm::HsmError::Io(m) if m.contains("already holds") => {
+                Error::new(ErrorCode::AlreadyExists, m)
+            }
+            other => Error::new(
+                ErrorCode::SecurityDomainInvalid,
+                format!("the security domain does not restore: {other}"),
+            ),
+        })?;
+    if let Err(e) = open_sealed_store(cfg, &hsm).await {
+        for f in ["root.sealed", "keys.json", "unseal.key"] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+        return Err(Error::new(
+            ErrorCode::SecurityDomainInvalid,
+            format!(
+                "this security domain is not this database's deployment; nothing was restored ({e})"
+            ),
+        ));
+    }
+    drop(hsm);
+    let sovra = open_offline(cfg).await.map_err(failed)?;
+    let locations = sovra.hsm().locations().unwrap_or_default();
+    sovra.record_security_domain_upload(detail).await?;
+    Ok(locations)
 }
 
 /// The service layer over an existing deployment's store and HSM, for offline commands (no

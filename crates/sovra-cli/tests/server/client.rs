@@ -244,6 +244,16 @@ async fn exercise(c: &Client, anon: &Client) {
     routed("get_version", c.get_version(&v3).await);
     routed("key_attestation_roots", c.key_attestation_roots().await);
     routed("key_attestation_csr", c.key_attestation_csr().await);
+    routed(
+        "download_security_domain",
+        c.download_security_domain(
+            &sovra_proto::security_domain::DownloadSecurityDomainRequest {
+                certificates: vec![],
+                quorum: 2,
+            },
+        )
+        .await,
+    );
     let ring_of_aes = aes.rsplit_once("/cryptoKeys/").unwrap().0.to_string();
     routed(
         "create_import_job",

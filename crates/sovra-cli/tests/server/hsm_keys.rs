@@ -316,6 +316,33 @@ fn both_protection_levels_on_softhsm2() {
     assert_eq!(rec["hsm_attributes"]["sensitive"], true, "{rec}");
     assert!(rec["public_key"].is_string());
 
+    // A PKCS#11 HSM's keys never leave it: no security domain (its own backup does that).
+    let admins = tempfile::tempdir().unwrap();
+    let certs: Vec<String> = ["a", "b", "c"]
+        .map(|n| {
+            let a = crate::security_domain::admin(admins.path(), n);
+            a.cert.display().to_string()
+        })
+        .to_vec();
+    let out = admins.path().join("sd.json").display().to_string();
+    let o = s.cli(&[
+        "-o",
+        "json",
+        "security-domain",
+        "download",
+        "--cert",
+        &certs[0],
+        "--cert",
+        &certs[1],
+        "--cert",
+        &certs[2],
+        "--quorum",
+        "2",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(cli_code(&o), "SECURITY_DOMAIN_UNSUPPORTED");
+
     // After a restart (new session objects) the HSM keys still work.
     s.terminate();
     s.boot();

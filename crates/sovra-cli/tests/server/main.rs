@@ -21,6 +21,7 @@ mod lifecycle;
 mod pkcs11;
 mod postgres;
 mod release;
+mod security_domain;
 mod tour;
 mod tpm;
 mod trust;

@@ -284,6 +284,12 @@ impl Hsm for Pkcs11Hsm {
         "pkcs11"
     }
 
+    fn export_domain(&self) -> Result<SecretBytes, HsmError> {
+        Err(HsmError::Unsupported(
+            "the keys of a PKCS#11 HSM never leave it in clear: back them up, and bring them to a new HSM, with the HSM's own mechanism (cloning, backup tokens, a vendor security world); the database holds everything else".into(),
+        ))
+    }
+
     fn locations(&self) -> Result<Vec<String>, HsmError> {
         let mut out = self.run(
             |s| {

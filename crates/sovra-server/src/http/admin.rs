@@ -353,3 +353,18 @@ pub async fn audit_checkpoint(
     body.insert("signed".into(), signed.into());
     Ok(Json(serde_json::Value::Object(body)))
 }
+
+/// `POST /v1/securityDomain:download`: the security domain, encrypted so that a quorum of the
+/// given administrators' certificates opens it (Administrator).
+pub async fn download_security_domain(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    JsonBody(b): JsonBody<sovra_proto::security_domain::DownloadSecurityDomainRequest>,
+) -> Result<Json<sovra_proto::security_domain::SecurityDomain>> {
+    Ok(Json(
+        s.sovra
+            .security_domains()
+            .download(&p, &b.certificates, b.quorum)
+            .await?,
+    ))
+}

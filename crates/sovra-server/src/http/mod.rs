@@ -176,6 +176,10 @@ pub fn routes() -> Vec<(String, MethodRouter<AppState>)> {
             get(admin::get_settings).patch(admin::update_settings),
         ),
         ("/v1/whoami".to_string(), get(admin::whoami)),
+        (
+            "/v1/securityDomain:download".to_string(),
+            post(admin::download_security_domain),
+        ),
         ("/v1/audit".to_string(), get(admin::export_audit)),
         ("/v1/audit:verify".to_string(), get(admin::verify_audit)),
         (

@@ -120,6 +120,10 @@ pub enum Action {
     KeyAttestationCertificateIssue,
     /// An owner root held by the operator's CA was installed.
     KeyAttestationRootSet,
+    /// The security domain was exported, encrypted to administrators' certificates.
+    SecurityDomainDownload,
+    /// A node's HSM was restored from a security domain (offline, `sovra security-domain upload`).
+    SecurityDomainUpload,
     /// The audit log was anchored for the first time.
     AuditAnchorStarted,
     /// A stored row failed its integrity check.
@@ -187,6 +191,8 @@ impl Action {
             Self::KeyAttestationRootCreate => "keyAttestation.ownerRoot.create",
             Self::KeyAttestationCertificateIssue => "keyAttestation.certificate.issue",
             Self::KeyAttestationRootSet => "keyAttestation.ownerRoot.set",
+            Self::SecurityDomainDownload => "securityDomain.download",
+            Self::SecurityDomainUpload => "securityDomain.upload",
             Self::AuditAnchorStarted => "audit.anchor.started",
             Self::StoreIntegrity => "store.integrity",
         }

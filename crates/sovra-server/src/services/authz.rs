@@ -58,6 +58,8 @@ pub enum Permission {
     AuditRead,
     /// Create import jobs and import key material (the KEY_IMPORTER role, and administrators).
     KeyImport,
+    /// Export the security domain (administrators only).
+    SecurityDomainExport,
 }
 
 impl Permission {
@@ -71,6 +73,7 @@ impl Permission {
                 | Self::AuditRead
                 | Self::LocationManage
                 | Self::TrustManage
+                | Self::SecurityDomainExport
         )
     }
 
@@ -102,6 +105,7 @@ impl Permission {
             Self::SettingsManage => "settings.manage",
             Self::AuditRead => "audit.read",
             Self::KeyImport => "cryptoKeyVersions.import",
+            Self::SecurityDomainExport => "securityDomain.download",
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod quota;
 pub mod release;
 pub mod scheduler;
 pub mod sealed;
+pub mod security_domain;
 pub mod settings;
 pub mod trust;
 
@@ -149,6 +150,7 @@ pub struct Sovra {
     attest: Arc<attest::Attestation>,
     release: Arc<release::Release>,
     trust: trust::Trust,
+    security_domains: security_domain::SecurityDomains,
 }
 
 impl Sovra {
@@ -212,6 +214,8 @@ impl Sovra {
             crypto.clone(),
         ));
         let trust = trust::Trust::new(base.clone(), attest.clone(), release.clone());
+        let security_domains =
+            security_domain::SecurityDomains::new(base.clone(), material.clone());
         Self {
             base,
             settings,
@@ -223,6 +227,7 @@ impl Sovra {
             attest,
             release,
             trust,
+            security_domains,
         }
     }
 
@@ -279,6 +284,11 @@ impl Sovra {
         &self.trust
     }
 
+    /// Security-domain export.
+    pub fn security_domains(&self) -> &security_domain::SecurityDomains {
+        &self.security_domains
+    }
+
     /// The authentication service.
     pub fn auth(&self) -> &Auth {
         &self.base.auth
@@ -305,6 +315,21 @@ impl Sovra {
         )
         .resource(format!("hsm/{}", hsm.kind()))
         .detail(serde_json::json!({"backend": hsm.kind(), "opened": how, "locations": locations}));
+        self.base.audit.record(ev).await
+    }
+
+    /// Audits that this node's HSM was restored from a security domain (offline).
+    pub async fn record_security_domain_upload(
+        &self,
+        detail: serde_json::Value,
+    ) -> crate::error::Result<()> {
+        let ev = audit::AuditEvent::new(
+            self.now(),
+            audit::EventKind::Admin,
+            actions::Action::SecurityDomainUpload,
+        )
+        .resource(format!("hsm/{}", self.base.hsm.kind()))
+        .detail(detail);
         self.base.audit.record(ev).await
     }
 

@@ -297,14 +297,23 @@ fn split(data: &[u8]) -> Option<(&[u8], &[u8])> {
 fn unwrap_key(hsm: &dyn Hsm, location: &str, blob: &[u8]) -> Result<MacKey, String> {
     let k = hsm.unwrap(location, KEY_AAD, blob).map_err(|e| match e {
         sovra_hsm::HsmError::UnknownLocation(l) => format!(
-            "the HSM holds no wrapping key for location {l:?}, which seals this database's row MAC key; is this the HSM this database was created with?"
+            "the HSM holds no wrapping key for location {l:?}, which seals this database's row MAC key; is this the HSM this database was created with? (A new node over an existing database needs the deployment's security domain: sovra security-domain upload)"
         ),
-        _ => "the row MAC key does not unwrap: the HSM is not the one this database was created with, or the key was replaced".into(),
+        _ => "the row MAC key does not unwrap: the HSM is not the one this database was created with, or the key was replaced (a new node over an existing database needs the deployment's security domain: sovra security-domain upload)".into(),
     })?;
     Ok(MacKey(aws_lc_rs::hmac::Key::new(
         aws_lc_rs::hmac::HMAC_SHA256,
         k.expose(),
     )))
+}
+
+/// Whether `store` (unsealed) holds a deployment: its row MAC key exists.
+pub async fn holds_deployment(store: &dyn Store) -> Result<bool, String> {
+    Ok(store
+        .get(KEY_COLLECTION, KEY_NAME)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some())
 }
 
 async fn put_key(store: &dyn Store, blob: &[u8]) -> Result<(), String> {
