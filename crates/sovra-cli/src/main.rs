@@ -19,6 +19,7 @@ mod output;
 mod recover;
 mod security_domain;
 mod serve;
+mod unseal;
 
 use clap::{Parser, Subcommand};
 
@@ -97,6 +98,9 @@ enum Command {
     /// new node's HSM from it.
     #[command(subcommand)]
     SecurityDomain(security_domain::SecurityDomainCmd),
+    /// Quorum unsealing of the software HSM: set it up, and hand your share to a sealed node.
+    #[command(subcommand)]
+    Unseal(unseal::UnsealCmd),
     /// Send evidence to the attestation service and get a signed token.
     Attest(attestation::AttestArgs),
     /// Attestation service administration: providers, policies, reference values, collateral.
@@ -160,6 +164,7 @@ fn main() {
             Command::Audit(c) => audit::run(&g, c).await,
             Command::Admin(c) => recover::run(&g, c).await,
             Command::SecurityDomain(c) => security_domain::run(&g, c).await,
+            Command::Unseal(c) => unseal::run(&g, c).await,
             Command::Bench(c) => bench::run(&g, c).await,
             Command::Evidence(c) => evidence::run(&g, c),
             Command::Attest(a) => attestation::attest(&g, a).await,

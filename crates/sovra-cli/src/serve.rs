@@ -74,39 +74,95 @@ async fn shutdown_signal() {
     }
 }
 
-/// Runs the server.
+/// Runs the server. A node sealed by a quorum first waits on its listener for `sovra unseal
+/// submit` from enough administrators, then serves on the same listener.
 pub async fn run(_g: &Global, a: ServeArgs) -> Result<()> {
+    use crate::output::say;
     let cfg = load_config(&a)?;
     init_logging(&cfg);
-    let opened = sovra_server::app::open(&cfg)
-        .await
-        .map_err(CliError::Local)?;
-    let server = sovra_server::serve::Server::bind(&cfg, &opened)
-        .await
-        .map_err(CliError::Local)?;
-    let addr = server.local_addr().map_err(CliError::Local)?;
-    let scheme = if opened.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    crate::output::say(&format!("Sovra {}", env!("CARGO_PKG_VERSION")));
-    crate::output::say(&format!("  data directory: {}", cfg.data_dir.display()));
-    if let Some(t) = &opened.tls {
-        crate::output::say(&format!(
+    let scheme = if cfg.insecure_http { "http" } else { "https" };
+    say(&format!("Sovra {}", env!("CARGO_PKG_VERSION")));
+    say(&format!("  data directory: {}", cfg.data_dir.display()));
+    let ca_line = |ca: &std::path::Path| {
+        say(&format!(
             "  CA certificate: {}   (export SOVRA_CA_CERT={})",
-            t.ca_cert.display(),
-            t.ca_cert.display()
+            ca.display(),
+            ca.display()
         ));
+    };
+    let quorum = sovra_server::app::unseal_quorum(&cfg).map_err(CliError::Local)?;
+    let sealed = quorum.is_some();
+    let (opened, listener) = match quorum {
+        None => (
+            sovra_server::app::open(&cfg)
+                .await
+                .map_err(CliError::Local)?,
+            None,
+        ),
+        Some(q) => {
+            let tls = sovra_server::app::tls_files(&cfg).map_err(CliError::Local)?;
+            let acceptor =
+                sovra_server::serve::tls_acceptor(tls.as_ref()).map_err(CliError::Local)?;
+            let listener = sovra_server::serve::listen(&cfg)
+                .await
+                .map_err(CliError::Local)?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| CliError::Local(e.to_string()))?;
+            if let Some(t) = &tls {
+                ca_line(&t.ca_cert);
+            }
+            say(&format!(
+                "Sovra is sealed on {scheme}://{addr}: {} of its {} administrators must run `sovra unseal submit --key THEIR_KEY`",
+                q.quorum,
+                q.shares.len()
+            ));
+            tracing::warn!(%addr, quorum = q.quorum, "sealed: waiting for the administrators' shares");
+            let check_cfg = cfg.clone();
+            let check =
+                move |k: &sovra_crypto::SecretBytes| sovra_server::app::unseals(&check_cfg, k);
+            let Some(u) = sovra_server::unseal::wait_for_quorum(
+                &listener,
+                acceptor,
+                q,
+                check,
+                shutdown_signal(),
+            )
+            .await
+            else {
+                tracing::info!("stopped while sealed");
+                return Ok(());
+            };
+            say("  unsealed by a quorum of administrators");
+            let opened = sovra_server::app::open_with(
+                &cfg,
+                Some(sovra_server::app::QuorumUnseal {
+                    key: u.key,
+                    certificates: u.certificates,
+                }),
+            )
+            .await
+            .map_err(CliError::Local)?;
+            (opened, Some(listener))
+        }
+    };
+    let server = match listener {
+        Some(l) => sovra_server::serve::Server::bind_on(&cfg, &opened, l),
+        None => sovra_server::serve::Server::bind(&cfg, &opened).await,
+    }
+    .map_err(CliError::Local)?;
+    let addr = server.local_addr().map_err(CliError::Local)?;
+    if let (Some(t), false) = (&opened.tls, sealed) {
+        ca_line(&t.ca_cert);
     }
     if let Some(token) = &opened.new_admin_token {
-        crate::output::say(&format!(
+        say(&format!(
             "  admin token (shown once; also in {}):",
             sovra_server::app::admin_token_path(&cfg.data_dir).display()
         ));
-        crate::output::say(&format!("    {}", token.as_str()));
+        say(&format!("    {}", token.as_str()));
     }
-    crate::output::say(&format!("Sovra is listening on {scheme}://{addr}"));
+    say(&format!("Sovra is listening on {scheme}://{addr}"));
     tracing::info!(%addr, store = opened.sovra.store().backend(), hsm = opened.sovra.hsm().kind(), "ready");
     server.run(shutdown_signal()).await.map_err(CliError::Local)
 }

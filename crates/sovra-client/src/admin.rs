@@ -122,6 +122,21 @@ impl Client {
         self.post("/v1/securityDomain:download", req).await
     }
 
+    /// A sealed node's unseal status, with the encrypted shares (no token needed).
+    pub async fn unseal_status(
+        &self,
+    ) -> Result<sovra_proto::security_domain::UnsealStatus, ClientError> {
+        self.get("/v1/unseal").await
+    }
+
+    /// Hands one decrypted share to a sealed node (no token needed).
+    pub async fn submit_unseal_share(
+        &self,
+        req: &sovra_proto::security_domain::SubmitUnsealShareRequest,
+    ) -> Result<sovra_proto::security_domain::UnsealStatus, ClientError> {
+        self.post("/v1/unseal", req).await
+    }
+
     /// The OpenAPI document.
     pub async fn openapi(&self) -> Result<serde_json::Value, ClientError> {
         self.get("/openapi.json").await

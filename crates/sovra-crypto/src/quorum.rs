@@ -31,11 +31,31 @@ pub fn seal(
     holders: &[&[u8]],
     quorum: u8,
 ) -> Result<Sealed, CryptoError> {
-    let n = u8::try_from(holders.len()).map_err(|_| CryptoError::Invalid("too many holders"))?;
     let key = SecretBytes::new(crate::random::bytes(32)?);
     let ciphertext = WrappingKey::new(key.expose())?.wrap(aad, secret)?;
-    let shares = shamir::split(key.expose(), quorum, n)?;
-    let encrypted_shares = holders
+    let encrypted_shares = share_out(key.expose(), holders, quorum)?
+        .into_iter()
+        .map(|(enc, _)| enc)
+        .collect();
+    Ok(Sealed {
+        encrypted_shares,
+        ciphertext,
+    })
+}
+
+/// A holder's encrypted share and its [`commitment`].
+pub type HeldShare = (Vec<u8>, [u8; 32]);
+
+/// Splits `secret` itself `quorum`-of-`holders.len()` and encrypts each share to its holder.
+/// Returns, per holder, the encrypted share and its [`commitment`].
+pub fn share_out(
+    secret: &[u8],
+    holders: &[&[u8]],
+    quorum: u8,
+) -> Result<Vec<HeldShare>, CryptoError> {
+    let n = u8::try_from(holders.len()).map_err(|_| CryptoError::Invalid("too many holders"))?;
+    let shares = shamir::split(secret, quorum, n)?;
+    holders
         .iter()
         .zip(&shares)
         .map(|(spki, share)| {
@@ -44,13 +64,23 @@ pub fn seal(
                     "a holder's RSA key is shorter than 2048 bits",
                 ));
             }
-            oaep_sha256_encrypt(spki, share.to_bytes().expose())
+            Ok((
+                oaep_sha256_encrypt(spki, share.to_bytes().expose())?,
+                commitment(share),
+            ))
         })
-        .collect::<Result<_, _>>()?;
-    Ok(Sealed {
-        encrypted_shares,
-        ciphertext,
-    })
+        .collect()
+}
+
+/// SHA-256 over a share (domain-separated): published beside the encrypted share so that a
+/// share handed in can be checked on its own, without revealing it (a share is uniformly
+/// random).
+pub fn commitment(share: &Share) -> [u8; 32] {
+    let mut b = b"sovra/quorum-share/v1\0".to_vec();
+    b.extend_from_slice(share.to_bytes().expose());
+    let c = crate::sha256(&b);
+    zeroize::Zeroize::zeroize(&mut b);
+    c
 }
 
 /// Opens a sealed secret from decrypted shares. Too few or wrong shares, or a changed `aad` or

@@ -181,6 +181,30 @@ impl SoftHsm {
         Ok(hsm)
     }
 
+    /// Whether `key` opens the root sealed in `dir` (a quorum's combined shares are checked
+    /// before the node starts with them).
+    pub fn check_unseal(dir: &Path, key: &SecretBytes) -> bool {
+        let Ok(blob) = std::fs::read(dir.join("root.sealed")) else {
+            return false;
+        };
+        WrappingKey::new(key.expose())
+            .and_then(|k| k.unwrap(ROOT_AAD, &blob))
+            .is_ok()
+    }
+
+    /// Seals the root under `new_key` instead of the unseal key it was opened with (atomically:
+    /// `root.sealed` is replaced in one rename). The old unseal key no longer opens it.
+    pub fn reseal(&self, new_key: &SecretBytes) -> Result<(), HsmError> {
+        let _guard = self
+            .write_lock
+            .lock()
+            .map_err(|_| HsmError::Device("lock poisoned".into()))?;
+        let blob = WrappingKey::new(new_key.expose())
+            .and_then(|k| k.wrap(ROOT_AAD, self.root_bytes.expose()))
+            .map_err(|e| HsmError::Unseal(e.to_string()))?;
+        write_private_file(&self.dir.join("root.sealed"), &blob)
+    }
+
     fn open_with_root(
         dir: &Path,
         unseal: UnsealKey,

@@ -166,6 +166,8 @@ codes! {
     /// Fewer private keys than the security domain's quorum, or keys that match none of its
     /// shares.
     SecurityDomainQuorumNotMet = ("SECURITY_DOMAIN_QUORUM_NOT_MET", 400),
+    /// An unseal share that belongs to none of this node's administrators (or was altered).
+    UnsealShareInvalid = ("UNSEAL_SHARE_INVALID", 400),
     /// The key's release policy is immutable.
     ReleasePolicyImmutable = ("RELEASE_POLICY_IMMUTABLE", 409),
     /// The key is not exportable: it can never leave Sovra.
@@ -196,6 +198,9 @@ codes! {
     Overloaded = ("OVERLOADED", 503),
     /// The service is starting, shutting down or its store is unreachable.
     Unavailable = ("UNAVAILABLE", 503),
+    /// The node's software HSM is sealed by a quorum: it serves nothing until enough
+    /// administrators ran `sovra unseal submit`.
+    Sealed = ("SEALED", 503),
     /// An unexpected server error (details are in the server log, never in the response).
     Internal = ("INTERNAL", 500),
 }

@@ -68,3 +68,58 @@ impl SecurityDomain {
         s.into_bytes()
     }
 }
+
+/// The format tag of a quorum-sealed unseal key (`hsm/unseal-quorum.json`).
+pub const UNSEAL_FORMAT: &str = "sovra-unseal-quorum/1";
+
+/// The software HSM's unseal key split among administrators: a restart needs `quorum` of them
+/// (`sovra unseal`). Public: `GET /v1/unseal` on a sealed node serves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UnsealQuorum {
+    /// [`UNSEAL_FORMAT`].
+    pub format: String,
+    /// When the node was sealed this way.
+    pub create_time: String,
+    /// How many shares unseal it.
+    pub quorum: u8,
+    /// One share per administrator.
+    pub shares: Vec<UnsealShare>,
+}
+
+/// One administrator's share of the unseal key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UnsealShare {
+    /// SHA-256 of the administrator's certificate (DER), hex.
+    pub certificate_sha256: String,
+    /// SHA-256 of its public key (SubjectPublicKeyInfo DER), hex.
+    pub public_key_sha256: String,
+    /// The share, RSA-OAEP-SHA256 to that key; base64.
+    pub encrypted_share: String,
+    /// SHA-256 commitment to the share (hex): a share handed in is checked against it.
+    pub commitment: String,
+}
+
+/// `GET /v1/unseal` on a node: whether it is sealed, and how far unsealing got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UnsealStatus {
+    /// Whether the node still waits for shares.
+    pub sealed: bool,
+    /// Shares needed.
+    pub quorum: u8,
+    /// Shares received so far.
+    pub received: u8,
+    /// The encrypted shares (while sealed), for `sovra unseal` to find its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shares: Vec<UnsealShare>,
+}
+
+/// Body of `POST /v1/unseal`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubmitUnsealShareRequest {
+    /// One decrypted share, base64.
+    pub share: String,
+}

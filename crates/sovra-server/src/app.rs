@@ -7,6 +7,7 @@ use crate::services::{ServiceConfig, Sovra};
 use crate::tls::{self, TlsFiles};
 use sovra_hsm::Hsm;
 use sovra_hsm::soft::{SoftHsm, UnsealKey};
+use sovra_proto::security_domain::UnsealQuorum;
 use sovra_store::Store;
 use sovra_store::sqlite::SqliteStore;
 use std::path::{Path, PathBuf};
@@ -62,6 +63,12 @@ pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, String> {
 /// Where the software HSM's unseal key comes from: `hsm.unseal_key_file`, `SOVRA_UNSEAL_KEY`, or
 /// the data directory's `unseal.key`.
 fn soft_unseal(cfg: &Config) -> Result<UnsealKey, String> {
+    if unseal_quorum_path(cfg).exists() {
+        return Err(format!(
+            "the software HSM is sealed by a quorum of administrators ({}): start the node with `sovra serve` and have them run `sovra unseal submit`",
+            unseal_quorum_path(cfg).display()
+        ));
+    }
     Ok(
         match (
             &cfg.hsm.unseal_key_file,
@@ -85,12 +92,64 @@ fn soft_unseal(cfg: &Config) -> Result<UnsealKey, String> {
     )
 }
 
+/// Where a software HSM sealed by a quorum keeps its split unseal key.
+pub fn unseal_quorum_path(cfg: &Config) -> PathBuf {
+    cfg.data_dir.join("hsm").join("unseal-quorum.json")
+}
+
+/// The quorum this node's software HSM is sealed by, if it is (`sovra unseal init`).
+pub fn unseal_quorum(cfg: &Config) -> Result<Option<UnsealQuorum>, String> {
+    if cfg.hsm.backend != HsmBackend::Software {
+        return Ok(None);
+    }
+    let path = unseal_quorum_path(cfg);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    if cfg.hsm.unseal_key_file.is_some() || std::env::var_os("SOVRA_UNSEAL_KEY").is_some() {
+        return Err(format!(
+            "the software HSM is sealed by a quorum ({}); hsm.unseal_key_file and SOVRA_UNSEAL_KEY do not apply to it: unset them",
+            path.display()
+        ));
+    }
+    let q: UnsealQuorum = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("{} is corrupt: {e}", path.display()))?;
+    if q.format != sovra_proto::security_domain::UNSEAL_FORMAT
+        || q.quorum < 2
+        || usize::from(q.quorum) > q.shares.len()
+    {
+        return Err(format!(
+            "{} is not a quorum this version reads",
+            path.display()
+        ));
+    }
+    Ok(Some(q))
+}
+
+/// Whether `key` unseals this node's software HSM root (a quorum's combined shares).
+pub fn unseals(cfg: &Config, key: &sovra_crypto::SecretBytes) -> bool {
+    SoftHsm::check_unseal(&cfg.data_dir.join("hsm"), key)
+}
+
 /// Opens the configured HSM.
 pub fn open_hsm(cfg: &Config) -> Result<Arc<dyn Hsm>, String> {
+    open_hsm_with(cfg, None)
+}
+
+/// Opens the configured HSM; a software HSM with `unseal` when given (a quorum's key).
+fn open_hsm_with(
+    cfg: &Config,
+    unseal: Option<sovra_crypto::SecretBytes>,
+) -> Result<Arc<dyn Hsm>, String> {
     match cfg.hsm.backend {
         HsmBackend::Software => {
-            let h = SoftHsm::open(&cfg.data_dir.join("hsm"), soft_unseal(cfg)?)
-                .map_err(|e| e.to_string())?;
+            let how = match unseal {
+                Some(k) => UnsealKey::Bytes(k),
+                None => soft_unseal(cfg)?,
+            };
+            let h = SoftHsm::open(&cfg.data_dir.join("hsm"), how).map_err(|e| e.to_string())?;
             Ok(Arc::new(h))
         }
         HsmBackend::Pkcs11 => {
@@ -225,10 +284,105 @@ pub async fn restore_security_domain(
     Ok(locations)
 }
 
+/// Makes every start of this node need `quorum` of the administrators whose certificates are
+/// given (`sovra unseal init`, offline, node stopped): the software HSM's root is sealed under
+/// a new unseal key, split among them (`hsm/unseal-quorum.json`), and the unseal key file in
+/// the data directory is removed. Audited (`hsm.sealByQuorum`).
+pub async fn seal_by_quorum(
+    cfg: &Config,
+    certificates: &[String],
+    quorum: u8,
+) -> Result<UnsealQuorum, crate::error::Error> {
+    use crate::error::Error;
+    use sovra_proto::ErrorCode;
+    if cfg.hsm.backend != HsmBackend::Software {
+        return Err(Error::invalid(
+            "a PKCS#11 HSM is opened with its own PIN or its vendor's quorum (M-of-N smart cards); quorum unsealing is for the software HSM",
+        ));
+    }
+    let failed = |m: String| Error::new(ErrorCode::Unavailable, m);
+    let path = unseal_quorum_path(cfg);
+    if path.exists() {
+        return Err(Error::new(
+            ErrorCode::AlreadyExists,
+            format!(
+                "{} exists: this node is already sealed by a quorum",
+                path.display()
+            ),
+        ));
+    }
+    let now = crate::clock::Clock::now(&SystemClock);
+    let holders = crate::services::security_domain::holders(certificates, quorum, now)?;
+    let dir = cfg.data_dir.join("hsm");
+    if !dir.join("root.sealed").exists() {
+        return Err(Error::invalid(format!(
+            "{} holds no software HSM yet: start the node once first",
+            dir.display()
+        )));
+    }
+    let how = soft_unseal(cfg).map_err(failed)?;
+    let default_file = matches!(how, UnsealKey::DefaultFile);
+    let hsm = SoftHsm::open(&dir, how).map_err(|e| failed(e.to_string()))?;
+    let key = sovra_crypto::SecretBytes::new(
+        sovra_crypto::random::bytes(32).map_err(|e| failed(e.to_string()))?,
+    );
+    let spkis: Vec<&[u8]> = holders.iter().map(|h| h.spki.as_slice()).collect();
+    let shares = sovra_crypto::quorum::share_out(key.expose(), &spkis, quorum)
+        .map_err(|e| Error::internal(format!("splitting the unseal key: {e}")))?;
+    let q = UnsealQuorum {
+        format: sovra_proto::security_domain::UNSEAL_FORMAT.into(),
+        create_time: crate::clock::rfc3339(now),
+        quorum,
+        shares: holders
+            .iter()
+            .zip(&shares)
+            .map(
+                |(h, (enc, commitment))| sovra_proto::security_domain::UnsealShare {
+                    certificate_sha256: h.certificate_sha256.clone(),
+                    public_key_sha256: h.public_key_sha256(),
+                    encrypted_share: sovra_proto::b64::encode(enc),
+                    commitment: sovra_proto::hex::encode(commitment),
+                },
+            )
+            .collect(),
+    };
+    let json = serde_json::to_vec_pretty(&q).map_err(|e| Error::internal(e.to_string()))?;
+    // The quorum first, then the root under its key (one rename), then the old key file: a
+    // crash in between leaves a node the old key still opens (remove unseal-quorum.json).
+    sovra_hsm::soft::write_private_file(&path, &json).map_err(|e| failed(e.to_string()))?;
+    hsm.reseal(&key).map_err(|e| failed(e.to_string()))?;
+    drop(hsm);
+    if default_file {
+        std::fs::remove_file(dir.join("unseal.key"))
+            .and_then(|()| std::fs::File::open(&dir)?.sync_all())
+            .map_err(|e| {
+                failed(format!(
+                    "cannot remove {}: {e}",
+                    dir.join("unseal.key").display()
+                ))
+            })?;
+    }
+    let sovra = open_offline_with(cfg, Some(key)).await.map_err(failed)?;
+    sovra
+        .record_seal_by_quorum(serde_json::json!({
+            "quorum": quorum,
+            "certificates": holders.iter().map(|h| h.certificate_sha256.as_str()).collect::<Vec<_>>(),
+        }))
+        .await?;
+    Ok(q)
+}
+
 /// The service layer over an existing deployment's store and HSM, for offline commands (no
 /// listener, no bootstrap).
 pub async fn open_offline(cfg: &Config) -> Result<Arc<Sovra>, String> {
-    let hsm = open_hsm(cfg)?;
+    open_offline_with(cfg, None).await
+}
+
+async fn open_offline_with(
+    cfg: &Config,
+    unseal: Option<sovra_crypto::SecretBytes>,
+) -> Result<Arc<Sovra>, String> {
+    let hsm = open_hsm_with(cfg, unseal)?;
     let store = open_sealed_store(cfg, hsm.as_ref()).await?;
     let scfg = ServiceConfig {
         default_location: cfg.default_location.clone(),
@@ -242,10 +396,50 @@ pub async fn open_offline(cfg: &Config) -> Result<Arc<Sovra>, String> {
     )))
 }
 
+/// The TLS files to serve (the configured ones, or the data directory's, generated on first
+/// use); none with `insecure_http`.
+pub fn tls_files(cfg: &Config) -> Result<Option<TlsFiles>, String> {
+    Ok(if cfg.insecure_http {
+        None
+    } else if let (Some(cert), Some(key)) = (&cfg.tls.cert_file, &cfg.tls.key_file) {
+        Some(TlsFiles {
+            ca_cert: cert.clone(),
+            cert: cert.clone(),
+            key: key.clone(),
+        })
+    } else {
+        make_private_dir(&cfg.data_dir)?;
+        Some(tls::ensure(
+            &cfg.data_dir.join("tls"),
+            &tls::default_names(&cfg.tls.extra_names),
+        )?)
+    })
+}
+
 /// Opens (initialising on first start) the deployment described by `cfg`.
 pub async fn open(cfg: &Config) -> Result<Opened, String> {
+    open_with(cfg, None).await
+}
+
+/// How a quorum unsealed the node (for [`open_with`]).
+#[derive(Debug, Clone)]
+pub struct QuorumUnseal {
+    /// The unseal key the shares combined into.
+    pub key: sovra_crypto::SecretBytes,
+    /// The certificate fingerprints of the shares used.
+    pub certificates: Vec<String>,
+}
+
+/// [`open`], with the software HSM unsealed by a quorum when `quorum` is given.
+pub async fn open_with(cfg: &Config, quorum: Option<QuorumUnseal>) -> Result<Opened, String> {
     make_private_dir(&cfg.data_dir)?;
-    let hsm = open_hsm(cfg)?;
+    let quorum_how = quorum.as_ref().map(|q| {
+        format!(
+            "unsealed by a quorum of administrators (certificates {})",
+            q.certificates.join(", ")
+        )
+    });
+    let hsm = open_hsm_with(cfg, quorum.map(|q| q.key))?;
     let store = open_sealed_store(cfg, hsm.as_ref()).await?;
     let anchor = cfg.data_dir.join("audit.anchor");
     let scfg = ServiceConfig {
@@ -331,6 +525,7 @@ pub async fn open(cfg: &Config) -> Result<Opened, String> {
     }
     // Audited after the log was compared with its anchor.
     let opened = match cfg.hsm.backend {
+        _ if quorum_how.is_some() => quorum_how.unwrap_or_default(),
         HsmBackend::Software if std::env::var_os("SOVRA_UNSEAL_KEY").is_some() => {
             "unsealed with SOVRA_UNSEAL_KEY".to_owned()
         }
@@ -369,20 +564,7 @@ pub async fn open(cfg: &Config) -> Result<Opened, String> {
             .map_err(|e| format!("cannot write {}: {e}", token_path.display()))?;
         Some(token)
     };
-    let tls = if cfg.insecure_http {
-        None
-    } else if let (Some(cert), Some(key)) = (&cfg.tls.cert_file, &cfg.tls.key_file) {
-        Some(TlsFiles {
-            ca_cert: cert.clone(),
-            cert: cert.clone(),
-            key: key.clone(),
-        })
-    } else {
-        Some(tls::ensure(
-            &cfg.data_dir.join("tls"),
-            &tls::default_names(&cfg.tls.extra_names),
-        )?)
-    };
+    let tls = tls_files(cfg)?;
     Ok(Opened {
         sovra,
         tls,

@@ -14,6 +14,7 @@ pub mod records;
 pub mod serve;
 pub mod services;
 pub mod tls;
+pub mod unseal;
 pub mod work;
 
 pub use error::{Error, Result};

@@ -14,6 +14,22 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+/// Binds the configured listen address.
+pub async fn listen(cfg: &Config) -> Result<TcpListener, String> {
+    TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))
+}
+
+/// The TLS acceptor for `files` (none: plain HTTP).
+pub fn tls_acceptor(
+    files: Option<&crate::tls::TlsFiles>,
+) -> Result<Option<tokio_rustls::TlsAcceptor>, String> {
+    files
+        .map(|f| crate::tls::server_config(&f.cert, &f.key).map(tokio_rustls::TlsAcceptor::from))
+        .transpose()
+}
+
 /// A bound, not yet running server.
 pub struct Server {
     listener: TcpListener,
@@ -30,16 +46,12 @@ pub struct Server {
 impl Server {
     /// Binds the listen address.
     pub async fn bind(cfg: &Config, opened: &Opened) -> Result<Self, String> {
-        let listener = TcpListener::bind(cfg.listen)
-            .await
-            .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
-        let tls = match &opened.tls {
-            Some(files) => Some(tokio_rustls::TlsAcceptor::from(crate::tls::server_config(
-                &files.cert,
-                &files.key,
-            )?)),
-            None => None,
-        };
+        Self::bind_on(cfg, opened, listen(cfg).await?)
+    }
+
+    /// Serves on an already bound listener (the one a sealed node waited for its quorum on).
+    pub fn bind_on(cfg: &Config, opened: &Opened, listener: TcpListener) -> Result<Self, String> {
+        let tls = tls_acceptor(opened.tls.as_ref())?;
         if cfg.public_url.is_none() {
             // Tokens name the address actually bound (port 0 picks one).
             if let Ok(addr) = listener.local_addr() {

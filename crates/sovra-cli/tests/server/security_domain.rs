@@ -282,3 +282,187 @@ fn a_quorum_of_administrators_restores_a_new_node_and_fewer_cannot() {
     assert_eq!(up["detail"]["openedWith"].as_array().unwrap().len(), 2);
     assert!(n2.ok(&["audit", "verify"]).contains("intact"));
 }
+
+/// `sovra serve` on `dir`, its stdout read line by line.
+struct Node {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Node {
+    fn start(dir: &Path) -> Node {
+        use std::io::BufRead;
+        let mut child = Command::new(BIN)
+            .args(["serve", "--data-dir", &dir.display().to_string()])
+            .args(["--listen", "127.0.0.1:0"])
+            .env("SOVRA_LOG_LEVEL", "warn")
+            .env_remove("SOVRA_CONFIG")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in out.lines().map_while(|l| l.ok()) {
+                let _ = tx.send(l);
+            }
+        });
+        Node { child, lines }
+    }
+
+    /// Waits for a line starting with `prefix` and returns the URL after it.
+    fn url_after(&self, prefix: &str) -> String {
+        loop {
+            let l = self
+                .lines
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no line starting with {prefix:?}"));
+            if let Some(rest) = l.strip_prefix(prefix) {
+                return rest.split(':').take(3).collect::<Vec<_>>().join(":");
+            }
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The CLI against `url` (CA of `dir`), with `token`.
+fn cli_at(url: &str, dir: &Path, token: &str, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("SOVRA_URL", url)
+        .env("SOVRA_CA_CERT", dir.join("tls/ca.pem"))
+        .env("SOVRA_TOKEN", token)
+        .env_remove("SOVRA_LOCATION")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_node_sealed_by_a_quorum_starts_only_when_enough_administrators_unseal_it() {
+    let mut s = Server::start();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let [a, b, c] = ["alice", "bob", "carol"].map(|n| admin(w, n));
+    s.ok(&["keyrings", "create", "r"]);
+    s.ok(&["keys", "create", "r/data", "--purpose", "encrypt"]);
+    let ct = s
+        .ok(&["encrypt", "r/data", "--plaintext", "sealed away"])
+        .trim()
+        .to_string();
+    s.terminate();
+    let dir = s.dir.clone();
+    let init = |certs: &[&Path], quorum: &str| {
+        let mut args = vec![
+            "-o".to_string(),
+            "json".into(),
+            "unseal".into(),
+            "init".into(),
+        ];
+        for c in certs {
+            args.extend(["--cert".into(), c.display().to_string()]);
+        }
+        args.extend(["--quorum".into(), quorum.into()]);
+        args.extend(["--data-dir".into(), dir.display().to_string()]);
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        sovra(&a)
+    };
+    assert_eq!(
+        cli_code(&init(&[&a.cert, &b.cert], "2")),
+        "INVALID_ARGUMENT"
+    );
+    let o = init(&[&a.cert, &b.cert, &c.cert], "2");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        !dir.join("hsm/unseal.key").exists(),
+        "the unseal key beside the database is gone"
+    );
+    assert_eq!(
+        cli_code(&init(&[&a.cert, &b.cert, &c.cert], "2")),
+        "ALREADY_EXISTS"
+    );
+    // Offline commands need the quorum too now.
+    let o = sovra(&["admin", "recover", "--data-dir", &dir.display().to_string()]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("quorum"));
+
+    let node = Node::start(&dir);
+    let url = node.url_after("Sovra is sealed on ");
+    let at = |args: &[&str]| cli_at(&url, &dir, &s.token, args);
+    // Sealed: nothing is served, not even to the administrator's token.
+    assert_eq!(cli_code(&at(&["-o", "json", "whoami"])), "SEALED");
+    let st: serde_json::Value =
+        serde_json::from_slice(&at(&["-o", "json", "unseal", "status"]).stdout).unwrap();
+    assert_eq!(
+        st,
+        serde_json::json!({"sealed": true, "quorum": 2, "received": 0})
+    );
+    // A stranger's key, a forged share: refused, and they count for nothing.
+    let stranger = admin(w, "mallory");
+    let key_arg = |k: &Path| k.display().to_string();
+    let o = at(&[
+        "-o",
+        "json",
+        "unseal",
+        "submit",
+        "--key",
+        &key_arg(&stranger.key),
+    ]);
+    assert_eq!(cli_code(&o), "UNSEAL_SHARE_INVALID");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = sovra_client::Client::new(sovra_client::ClientConfig {
+        url: url.clone(),
+        ca_pem: Some(std::fs::read(dir.join("tls/ca.pem")).unwrap()),
+        ..Default::default()
+    })
+    .unwrap();
+    let forged = rt.block_on(client.submit_unseal_share(
+        &sovra_proto::security_domain::SubmitUnsealShareRequest {
+            share: sovra_proto::b64::encode(&[1u8; 33]),
+        },
+    ));
+    assert_eq!(code(forged), "UNSEAL_SHARE_INVALID");
+    // One administrator, twice: still one share.
+    for _ in 0..2 {
+        let o = at(&["-o", "json", "unseal", "submit", "--key", &key_arg(&a.key)]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(
+            (v["sealed"].clone(), v["received"].clone()),
+            (true.into(), 1.into())
+        );
+    }
+    assert_eq!(cli_code(&at(&["-o", "json", "whoami"])), "SEALED");
+    // The second administrator: the node unseals and serves on the same address.
+    let o = at(&["-o", "json", "unseal", "submit", "--key", &key_arg(&c.key)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["sealed"], false);
+    assert_eq!(node.url_after("Sovra is listening on "), url);
+    let o = at(&["decrypt", "r/data", "--ciphertext", &ct]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "sealed away");
+    let log = String::from_utf8(at(&["audit", "export"]).stdout).unwrap();
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event"].clone())
+        .collect();
+    let sealed = events
+        .iter()
+        .find(|e| e["action"] == "hsm.sealByQuorum")
+        .expect("sealing is audited");
+    assert_eq!(sealed["detail"]["quorum"], 2);
+    let opened = events
+        .iter()
+        .rev()
+        .find(|e| e["action"] == "hsm.open")
+        .unwrap();
+    let how = opened["detail"]["opened"].as_str().unwrap();
+    assert!(how.contains("quorum"), "{how}");
+    drop(b);
+}

@@ -279,6 +279,7 @@ pub fn routes() -> Vec<(String, MethodRouter<AppState>)> {
             post(attest::maa_remove_certificate),
         ),
         ("/healthz".to_string(), get(system::healthz)),
+        ("/v1/unseal".to_string(), get(system::unseal_status)),
         ("/readyz".to_string(), get(system::readyz)),
         ("/metrics".to_string(), get(system::metrics)),
         ("/openapi.json".to_string(), get(system::openapi)),

@@ -11,6 +11,20 @@ use sovra_proto::ErrorCode;
 use std::sync::atomic::Ordering;
 
 /// `GET /healthz`: the process is up.
+/// `GET /v1/unseal` on a running node: it is not sealed. (A node sealed by a quorum answers
+/// this route, and `POST` shares to it, before it starts: `crate::unseal`.)
+pub async fn unseal_status() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        "{\"sealed\":false,\"quorum\":0,\"received\":0}",
+    )
+        .into_response()
+}
+
+/// `GET /healthz`.
 pub async fn healthz() -> Response {
     (
         [(

@@ -124,6 +124,8 @@ pub enum Action {
     SecurityDomainDownload,
     /// A node's HSM was restored from a security domain (offline, `sovra security-domain upload`).
     SecurityDomainUpload,
+    /// A node's software HSM was sealed by a quorum of administrators (`sovra unseal init`).
+    HsmSealByQuorum,
     /// The audit log was anchored for the first time.
     AuditAnchorStarted,
     /// A stored row failed its integrity check.
@@ -193,6 +195,7 @@ impl Action {
             Self::KeyAttestationRootSet => "keyAttestation.ownerRoot.set",
             Self::SecurityDomainDownload => "securityDomain.download",
             Self::SecurityDomainUpload => "securityDomain.upload",
+            Self::HsmSealByQuorum => "hsm.sealByQuorum",
             Self::AuditAnchorStarted => "audit.anchor.started",
             Self::StoreIntegrity => "store.integrity",
         }

@@ -333,6 +333,21 @@ impl Sovra {
         self.base.audit.record(ev).await
     }
 
+    /// Audits that this node's software HSM was sealed by a quorum of administrators (offline).
+    pub async fn record_seal_by_quorum(
+        &self,
+        detail: serde_json::Value,
+    ) -> crate::error::Result<()> {
+        let ev = audit::AuditEvent::new(
+            self.now(),
+            audit::EventKind::Admin,
+            actions::Action::HsmSealByQuorum,
+        )
+        .resource(format!("hsm/{}", self.base.hsm.kind()))
+        .detail(detail);
+        self.base.audit.record(ev).await
+    }
+
     /// The store (readiness checks).
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.base.store

@@ -51,57 +51,8 @@ impl SecurityDomains {
             .auth
             .authorize(p, Permission::SecurityDomainExport, "*")
             .await?;
-        let n = certificates.len();
-        if !(MIN_HOLDERS..=MAX_HOLDERS).contains(&n) {
-            return Err(invalid(format!(
-                "a security domain is encrypted to {MIN_HOLDERS} to {MAX_HOLDERS} administrators' certificates; {n} given"
-            )));
-        }
-        if quorum < 2 || usize::from(quorum) > n {
-            return Err(invalid(format!(
-                "quorum must be between 2 and the number of certificates ({n}); {quorum} given"
-            )));
-        }
         let now = self.base.now();
-        let mut holders: Vec<(String, Vec<u8>)> = Vec::with_capacity(n);
-        for (i, pem) in certificates.iter().enumerate() {
-            let which = format!("certificates[{i}]");
-            if pem.len() > MAX_CERT_PEM {
-                return Err(invalid(format!(
-                    "{which} is longer than {MAX_CERT_PEM} characters"
-                )));
-            }
-            let der = match sovra_attest::x509::certs_from_pem_or_der(pem.as_bytes()) {
-                Ok(v) if v.len() == 1 => v.into_iter().next().unwrap_or_default(),
-                _ => {
-                    return Err(invalid(format!(
-                        "{which} must be exactly one PEM certificate"
-                    )));
-                }
-            };
-            let cert = sovra_attest::x509::parse_cert(&der)
-                .map_err(|e| invalid(format!("{which}: {e}")))?;
-            sovra_attest::x509::check_validity(&cert, now)
-                .map_err(|e| invalid(format!("{which}: {e}")))?;
-            let spki = cert.public_key().raw.to_vec();
-            let bits = quorum::rsa_bits(&spki).map_err(|_| {
-                invalid(format!(
-                    "{which} must hold an RSA key (it encrypts a share)"
-                ))
-            })?;
-            if bits < quorum::MIN_RSA_BITS {
-                return Err(invalid(format!(
-                    "{which} holds a {bits}-bit RSA key; at least {} bits are needed",
-                    quorum::MIN_RSA_BITS
-                )));
-            }
-            if holders.iter().any(|(_, s)| *s == spki) {
-                return Err(invalid(format!(
-                    "{which} holds the same key as an earlier certificate: each administrator needs their own key"
-                )));
-            }
-            holders.push((sovra_proto::hex::encode(&sovra_crypto::sha256(&der)), spki));
-        }
+        let holders = holders(certificates, quorum, now)?;
         let secret = self
             .material
             .hsm_call(|hsm| {
@@ -120,15 +71,15 @@ impl SecurityDomains {
             quorum,
             shares: holders
                 .iter()
-                .map(|(cert, spki)| DomainShare {
-                    certificate_sha256: cert.clone(),
-                    public_key_sha256: sovra_proto::hex::encode(&sovra_crypto::sha256(spki)),
+                .map(|h| DomainShare {
+                    certificate_sha256: h.certificate_sha256.clone(),
+                    public_key_sha256: h.public_key_sha256(),
                     encrypted_share: String::new(),
                 })
                 .collect(),
             ciphertext: String::new(),
         };
-        let spkis: Vec<&[u8]> = holders.iter().map(|(_, s)| s.as_slice()).collect();
+        let spkis: Vec<&[u8]> = holders.iter().map(|h| h.spki.as_slice()).collect();
         let sealed = quorum::seal(secret.expose(), &domain.aad(), &spkis, quorum)
             .map_err(|e| Error::internal(format!("sealing the security domain: {e}")))?;
         for (share, enc) in domain.shares.iter_mut().zip(&sealed.encrypted_shares) {
@@ -144,12 +95,87 @@ impl SecurityDomains {
                     .resource(format!("hsm/{}", self.base.hsm.kind()))
                     .detail(serde_json::json!({
                         "quorum": quorum,
-                        "certificates": holders.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(),
+                        "certificates": holders.iter().map(|h| h.certificate_sha256.as_str()).collect::<Vec<_>>(),
                     })),
             )
             .await?;
         Ok(domain)
     }
+}
+
+/// An administrator a secret is split to: their certificate's fingerprint and RSA key.
+#[derive(Debug, Clone)]
+pub struct Holder {
+    /// SHA-256 of the certificate (DER), hex.
+    pub certificate_sha256: String,
+    /// The RSA public key (SubjectPublicKeyInfo DER).
+    pub spki: Vec<u8>,
+}
+
+impl Holder {
+    /// SHA-256 of the public key, hex (names the share the key opens).
+    pub fn public_key_sha256(&self) -> String {
+        sovra_proto::hex::encode(&sovra_crypto::sha256(&self.spki))
+    }
+}
+
+/// Checks administrators' certificates (PEM; 3 to 10, RSA ≥ 2048, valid at `now`, all
+/// different keys) and a quorum for them (2 to their number).
+pub fn holders(certificates: &[String], quorum: u8, now: i64) -> Result<Vec<Holder>> {
+    let n = certificates.len();
+    if !(MIN_HOLDERS..=MAX_HOLDERS).contains(&n) {
+        return Err(invalid(format!(
+            "a secret is split among {MIN_HOLDERS} to {MAX_HOLDERS} administrators' certificates; {n} given"
+        )));
+    }
+    if quorum < 2 || usize::from(quorum) > n {
+        return Err(invalid(format!(
+            "quorum must be between 2 and the number of certificates ({n}); {quorum} given"
+        )));
+    }
+    let mut holders: Vec<Holder> = Vec::with_capacity(n);
+    for (i, pem) in certificates.iter().enumerate() {
+        let which = format!("certificates[{i}]");
+        if pem.len() > MAX_CERT_PEM {
+            return Err(invalid(format!(
+                "{which} is longer than {MAX_CERT_PEM} characters"
+            )));
+        }
+        let der = match sovra_attest::x509::certs_from_pem_or_der(pem.as_bytes()) {
+            Ok(v) if v.len() == 1 => v.into_iter().next().unwrap_or_default(),
+            _ => {
+                return Err(invalid(format!(
+                    "{which} must be exactly one PEM certificate"
+                )));
+            }
+        };
+        let cert =
+            sovra_attest::x509::parse_cert(&der).map_err(|e| invalid(format!("{which}: {e}")))?;
+        sovra_attest::x509::check_validity(&cert, now)
+            .map_err(|e| invalid(format!("{which}: {e}")))?;
+        let spki = cert.public_key().raw.to_vec();
+        let bits = quorum::rsa_bits(&spki).map_err(|_| {
+            invalid(format!(
+                "{which} must hold an RSA key (it encrypts a share)"
+            ))
+        })?;
+        if bits < quorum::MIN_RSA_BITS {
+            return Err(invalid(format!(
+                "{which} holds a {bits}-bit RSA key; at least {} bits are needed",
+                quorum::MIN_RSA_BITS
+            )));
+        }
+        if holders.iter().any(|h| h.spki == spki) {
+            return Err(invalid(format!(
+                "{which} holds the same key as an earlier certificate: each administrator needs their own key"
+            )));
+        }
+        holders.push(Holder {
+            certificate_sha256: sovra_proto::hex::encode(&sovra_crypto::sha256(&der)),
+            spki,
+        });
+    }
+    Ok(holders)
 }
 
 /// One private key given to [`open`], and what came of it (for progress output).
