@@ -161,6 +161,9 @@ codes! {
     /// This deployment's HSM has no security domain to export: a PKCS#11 HSM's keys are backed
     /// up with the HSM's own mechanism (docs/hsm.md).
     SecurityDomainUnsupported = ("SECURITY_DOMAIN_UNSUPPORTED", 409),
+    /// The security domain was downloaded already and this node allows one download
+    /// (`hsm.security_domain_downloads = "once"`, the default).
+    SecurityDomainAlreadyDownloaded = ("SECURITY_DOMAIN_ALREADY_DOWNLOADED", 409),
     /// A security domain file is malformed, altered, or not for this deployment's database.
     SecurityDomainInvalid = ("SECURITY_DOMAIN_INVALID", 400),
     /// Fewer private keys than the security domain's quorum, or keys that match none of its

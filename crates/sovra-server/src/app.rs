@@ -462,6 +462,8 @@ pub async fn open_with(cfg: &Config, quorum: Option<QuorumUnseal>) -> Result<Ope
             cfg.hsm.call_timeout_secs.unwrap_or(10).clamp(1, 600),
         ),
         default_location: cfg.default_location.clone(),
+        security_domain_repeat: cfg.hsm.security_domain_downloads
+            == Some(crate::config::SecurityDomainDownloads::Always),
         attest: crate::services::attest::AttestConfig {
             token_ttl_secs: cfg.attestation.token_ttl_secs,
             clock_skew_secs: i64::try_from(cfg.attestation.clock_skew_secs)

@@ -202,6 +202,21 @@ pub struct HsmConfig {
     /// Protection level of keys created without one: `HSM` by default with a PKCS#11 HSM,
     /// `SOFTWARE` with the software HSM.
     pub default_protection_level: Option<sovra_proto::kms::ProtectionLevel>,
+    /// Software HSM: whether an Administrator may download the security domain `once` (the
+    /// default: later downloads need this set to `always` by whoever configures the node) or
+    /// `always`.
+    pub security_domain_downloads: Option<SecurityDomainDownloads>,
+}
+
+/// How often the security domain may be downloaded through the API.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SecurityDomainDownloads {
+    /// Once per deployment (its activation); then only after an operator allows more.
+    #[default]
+    Once,
+    /// Whenever an Administrator asks.
+    Always,
 }
 
 /// Which HSM.
@@ -361,6 +376,10 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     (
         "SOVRA_HSM_DEFAULT_PROTECTION_LEVEL",
         "hsm.default_protection_level",
+    ),
+    (
+        "SOVRA_HSM_SECURITY_DOMAIN_DOWNLOADS",
+        "hsm.security_domain_downloads",
     ),
     (
         "SOVRA_QUOTA_SYMMETRIC_PER_MINUTE",

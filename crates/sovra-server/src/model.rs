@@ -60,8 +60,11 @@ pub const OWNER_ROOT: Table<OwnerRootRec> = Table::new("owner_root");
 pub const ATTESTATION_CERTS: Table<AttestationCertRec> = Table::new("attestation_certs");
 /// Import jobs (name: `{ring}/importJobs/{id}`, parent: the ring).
 pub const IMPORT_JOBS: Table<ImportJobRec> = Table::new("import_jobs");
+/// Security-domain downloads (name: `first`, then a time-ordered id).
+pub const SECURITY_DOMAIN_DOWNLOADS: Table<DomainDownloadRec> =
+    Table::new("security_domain_downloads");
 /// Every collection above (sealing an older deployment's records walks them all).
-pub const ALL: [Collection; 21] = [
+pub const ALL: [Collection; 22] = [
     LOCATIONS.collection(),
     KEY_RINGS.collection(),
     CRYPTO_KEYS.collection(),
@@ -83,7 +86,29 @@ pub const ALL: [Collection; 21] = [
     OWNER_ROOT.collection(),
     ATTESTATION_CERTS.collection(),
     IMPORT_JOBS.collection(),
+    SECURITY_DOMAIN_DOWNLOADS.collection(),
 ];
+
+/// A download of the security domain.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DomainDownloadRec {
+    /// `first`, or a time-ordered id for later ones.
+    pub name: String,
+    /// When (Unix seconds).
+    pub create_time: i64,
+    /// Who asked.
+    pub principal: String,
+    /// The quorum.
+    pub quorum: u8,
+    /// SHA-256 of each certificate, hex.
+    pub certificates: Vec<String>,
+}
+
+impl Record for DomainDownloadRec {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+}
 
 /// An import job: an RSA wrapping key generated inside the HSM that key material is wrapped to
 /// for import, until it expires.

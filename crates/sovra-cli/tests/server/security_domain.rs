@@ -190,6 +190,12 @@ fn a_quorum_of_administrators_restores_a_new_node_and_fewer_cannot() {
     // It is never overwritten.
     let o = download(&s, &[&a.cert, &b.cert, &c.cert], "2", &sd);
     assert!(!o.status.success());
+    // Once per deployment by default: an administrator token alone cannot take the root
+    // out again (to keys of its own choosing); that needs the node's configuration.
+    let again = w.join("again.json");
+    let o = download(&s, &[&a.cert, &b.cert, &c.cert], "2", &again);
+    assert_eq!(cli_code(&o), "SECURITY_DOMAIN_ALREADY_DOWNLOADED");
+    assert!(!again.exists());
 
     // The node is lost; a new one gets the database (not the data directory).
     s.terminate();
@@ -281,6 +287,23 @@ fn a_quorum_of_administrators_restores_a_new_node_and_fewer_cannot() {
         .expect("the upload is audited");
     assert_eq!(up["detail"]["openedWith"].as_array().unwrap().len(), 2);
     assert!(n2.ok(&["audit", "verify"]).contains("intact"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["action"] == "securityDomain.download"
+                && e["outcome"] == "denied"
+                && e["code"] == "SECURITY_DOMAIN_ALREADY_DOWNLOADED"),
+        "the refused second download is audited"
+    );
+    // The operator allows more downloads in the node's configuration.
+    n2.terminate();
+    n2.env = vec![(
+        "SOVRA_HSM_SECURITY_DOMAIN_DOWNLOADS".into(),
+        "always".into(),
+    )];
+    n2.boot();
+    let o = download(&n2, &[&a.cert, &b.cert, &c.cert], "2", &again);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 /// `sovra serve` on `dir`, its stdout read line by line.

@@ -61,6 +61,9 @@ pub struct ServiceConfig {
     pub hsm_call_timeout: Duration,
     /// The location created at initialisation.
     pub default_location: String,
+    /// Whether the security domain may be downloaded again after the first time
+    /// (`hsm.security_domain_downloads = "always"`).
+    pub security_domain_repeat: bool,
     /// Attestation service settings.
     pub attest: attest::AttestConfig,
     /// Threads of the work pool (verification, policy evaluation); 0: one per core.
@@ -82,6 +85,7 @@ impl Default for ServiceConfig {
             hsm_sessions: 16,
             hsm_call_timeout: Duration::from_secs(10),
             default_location: "global".into(),
+            security_domain_repeat: false,
             attest: attest::AttestConfig::default(),
             work_threads: 0,
             work_queue: 256,

@@ -13,9 +13,12 @@ use super::authz::Permission;
 use super::material::Material;
 use crate::clock::rfc3339;
 use crate::error::{Error, Result};
+use crate::model::{self, DomainDownloadRec};
+use crate::records::{Records, Writes};
 use sovra_crypto::quorum::{self, HolderKey};
 use sovra_proto::ErrorCode;
 use sovra_proto::security_domain::{DomainShare, FORMAT, MAX_HOLDERS, MIN_HOLDERS, SecurityDomain};
+use sovra_store::WriteBatch;
 use std::sync::Arc;
 
 /// Security-domain export.
@@ -24,6 +27,9 @@ pub struct SecurityDomains {
     base: Base,
     material: Arc<Material>,
 }
+
+/// The name of the first download's record.
+const FIRST: &str = "first";
 
 /// The longest certificate PEM accepted.
 const MAX_CERT_PEM: usize = 16_384;
@@ -53,6 +59,34 @@ impl SecurityDomains {
             .await?;
         let now = self.base.now();
         let holders = holders(certificates, quorum, now)?;
+        let earlier = Records::of(&*self.base.store)
+            .get(model::SECURITY_DOMAIN_DOWNLOADS, FIRST)
+            .await?;
+        if let Some(first) = earlier
+            .as_ref()
+            .filter(|_| !self.base.cfg.security_domain_repeat)
+        {
+            let f = &first.value;
+            self.base
+                .audit
+                .record(
+                    AuditEvent::new(now, EventKind::Denied, Action::SecurityDomainDownload)
+                        .principal(&p.name)
+                        .resource(format!("hsm/{}", self.base.hsm.kind()))
+                        .denied(ErrorCode::SecurityDomainAlreadyDownloaded.as_str()),
+                )
+                .await?;
+            return Err(Error::new(
+                ErrorCode::SecurityDomainAlreadyDownloaded,
+                format!(
+                    "the security domain was downloaded at {} by {:?} (quorum {} of {}); another download needs hsm.security_domain_downloads = \"always\" in the node's configuration: an operator's decision, not an API token's",
+                    rfc3339(f.create_time),
+                    f.principal,
+                    f.quorum,
+                    f.certificates.len()
+                ),
+            ));
+        }
         let secret = self
             .material
             .hsm_call(|hsm| {
@@ -86,19 +120,44 @@ impl SecurityDomains {
             share.encrypted_share = sovra_proto::b64::encode(enc);
         }
         domain.ciphertext = sovra_proto::b64::encode(&sealed.ciphertext);
-        // The domain leaves only once its export is in the audit log.
-        self.base
-            .audit
-            .record(
-                AuditEvent::new(now, EventKind::Admin, Action::SecurityDomainDownload)
-                    .principal(&p.name)
-                    .resource(format!("hsm/{}", self.base.hsm.kind()))
-                    .detail(serde_json::json!({
-                        "quorum": quorum,
-                        "certificates": holders.iter().map(|h| h.certificate_sha256.as_str()).collect::<Vec<_>>(),
-                    })),
-            )
-            .await?;
+        // The domain leaves only once its download is recorded and in the audit log.
+        let certificates: Vec<String> = holders
+            .iter()
+            .map(|h| h.certificate_sha256.clone())
+            .collect();
+        let rec = DomainDownloadRec {
+            name: match earlier {
+                None => FIRST.into(),
+                Some(_) => format!(
+                    "{now:012}-{}",
+                    sovra_crypto::random::hex_id(4).map_err(|e| Error::internal(e.to_string()))?
+                ),
+            },
+            create_time: now,
+            principal: p.name.to_string(),
+            quorum,
+            certificates: certificates.clone(),
+        };
+        let mut b = WriteBatch::new();
+        b.create(model::SECURITY_DOMAIN_DOWNLOADS, &rec)?;
+        b.audit(
+            AuditEvent::new(now, EventKind::Admin, Action::SecurityDomainDownload)
+                .principal(&p.name)
+                .resource(format!("hsm/{}", self.base.hsm.kind()))
+                .detail(serde_json::json!({"quorum": quorum, "certificates": certificates}))
+                .body(),
+        );
+        self.base.store.commit(b).await.map_err(|e| {
+            if rec.name == FIRST {
+                // Another first download won the race.
+                Error::new(
+                    ErrorCode::SecurityDomainAlreadyDownloaded,
+                    "the security domain was just downloaded by another request",
+                )
+            } else {
+                e.into()
+            }
+        })?;
         Ok(domain)
     }
 }
