@@ -133,7 +133,13 @@ impl SoftHsm {
     /// another node), sealing its root under `unseal` (a fresh `unseal.key` by default). `dir`
     /// must hold no HSM, or only an empty one (no location, no attestation key: what a start
     /// over a database of another deployment leaves behind).
-    pub fn restore(dir: &Path, unseal: UnsealKey, domain: &[u8]) -> Result<Self, HsmError> {
+    /// With `keep`, only those locations' wrapping keys are restored (a node of one region).
+    pub fn restore(
+        dir: &Path,
+        unseal: UnsealKey,
+        domain: &[u8],
+        keep: Option<&[String]>,
+    ) -> Result<Self, HsmError> {
         let mut d: Domain = serde_json::from_slice(domain)
             .map_err(|_| HsmError::Io("the security domain holds no software HSM".into()))?;
         let root = sovra_proto::hex::decode(&d.root).filter(|r| r.len() == 32);
@@ -170,6 +176,9 @@ impl SoftHsm {
                     _ => {}
                 }
             }
+        }
+        if let Some(keep) = keep {
+            d.keys.locations.retain(|l, _| keep.contains(l));
         }
         let json = serde_json::to_vec_pretty(&d.keys).map_err(|e| HsmError::Io(e.to_string()))?;
         write_private_file(&dir.join("keys.json"), &json)?;
@@ -563,7 +572,7 @@ mod tests {
         // A fresh node whose failed start left an empty HSM behind.
         let b = tempfile::tempdir().unwrap();
         SoftHsm::open(b.path(), UnsealKey::DefaultFile).unwrap();
-        let h = SoftHsm::restore(b.path(), UnsealKey::DefaultFile, domain.expose()).unwrap();
+        let h = SoftHsm::restore(b.path(), UnsealKey::DefaultFile, domain.expose(), None).unwrap();
         assert_eq!(
             h.unwrap("global", b"row", &blob).unwrap().expose(),
             b"material"
@@ -580,9 +589,10 @@ mod tests {
             b"material"
         );
         // A node holding keys is not overwritten; garbage is not a domain.
-        let err = SoftHsm::restore(b.path(), UnsealKey::DefaultFile, domain.expose()).unwrap_err();
+        let err =
+            SoftHsm::restore(b.path(), UnsealKey::DefaultFile, domain.expose(), None).unwrap_err();
         assert!(err.to_string().contains("already holds"), "{err}");
         let c = tempfile::tempdir().unwrap();
-        assert!(SoftHsm::restore(c.path(), UnsealKey::DefaultFile, b"{}").is_err());
+        assert!(SoftHsm::restore(c.path(), UnsealKey::DefaultFile, b"{}", None).is_err());
     }
 }

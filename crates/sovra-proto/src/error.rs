@@ -62,6 +62,9 @@ codes! {
     MethodNotAllowed = ("METHOD_NOT_ALLOWED", 405),
     /// The location does not exist or this node's HSM does not hold its wrapping key.
     LocationNotFound = ("LOCATION_NOT_FOUND", 404),
+    /// This node does not serve the location (its HSM holds no wrapping key for it, or its
+    /// `locations` setting leaves it out): send the request to a node of that region.
+    LocationNotServed = ("LOCATION_NOT_SERVED", 421),
     /// The key ring does not exist.
     KeyRingNotFound = ("KEY_RING_NOT_FOUND", 404),
     /// The crypto key does not exist.

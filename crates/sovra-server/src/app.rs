@@ -256,8 +256,10 @@ pub async fn restore_security_domain(
     }
     drop(raw);
     let dir = cfg.data_dir.join("hsm");
-    let hsm =
-        SoftHsm::restore(&dir, soft_unseal(cfg).map_err(failed)?, domain).map_err(|e| match e {
+    // A node of one region keeps only its locations' keys (`locations`).
+    let keep = (!cfg.locations.is_empty()).then_some(cfg.locations.as_slice());
+    let hsm = SoftHsm::restore(&dir, soft_unseal(cfg).map_err(failed)?, domain, keep).map_err(
+        |e| match e {
             sovra_hsm::HsmError::Io(m) if m.contains("already holds") => {
                 Error::new(ErrorCode::AlreadyExists, m)
             }
@@ -265,7 +267,8 @@ pub async fn restore_security_domain(
                 ErrorCode::SecurityDomainInvalid,
                 format!("the security domain does not restore: {other}"),
             ),
-        })?;
+        },
+    )?;
     if let Err(e) = open_sealed_store(cfg, &hsm).await {
         for f in ["root.sealed", "keys.json", "unseal.key"] {
             let _ = std::fs::remove_file(dir.join(f));
@@ -462,6 +465,7 @@ pub async fn open_with(cfg: &Config, quorum: Option<QuorumUnseal>) -> Result<Ope
             cfg.hsm.call_timeout_secs.unwrap_or(10).clamp(1, 600),
         ),
         default_location: cfg.default_location.clone(),
+        served_locations: cfg.locations.clone(),
         security_domain_repeat: cfg.hsm.security_domain_downloads
             == Some(crate::config::SecurityDomainDownloads::Always),
         attest: crate::services::attest::AttestConfig {
@@ -511,6 +515,22 @@ pub async fn open_with(cfg: &Config, quorum: Option<QuorumUnseal>) -> Result<Ope
         .ensure_default_location()
         .await
         .map_err(|e| format!("cannot initialise the default location: {e}"))?;
+    // A node of one region holds only its locations' keys.
+    if !cfg.locations.is_empty() {
+        let extra: Vec<String> = sovra
+            .hsm()
+            .locations()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|l| !cfg.locations.contains(l))
+            .collect();
+        if !extra.is_empty() {
+            tracing::warn!(
+                ?extra,
+                "this node's HSM holds wrapping keys of locations its `locations` setting leaves out; it does not serve them (restore it with the setting in place to hold only its own)"
+            );
+        }
+    }
     // The attestation token signing key exists from the first start (not created under load).
     sovra
         .attest()

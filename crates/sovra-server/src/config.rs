@@ -30,8 +30,12 @@ pub struct Config {
     pub cache: CacheConfig,
     /// Logging.
     pub log: LogConfig,
-    /// The location created on first start.
+    /// The location created on first start. Every node of a deployment serves it: it holds
+    /// the deployment-wide keys (row seals, audit chain, token signing keys).
     pub default_location: String,
+    /// The locations this node serves (its HSM holds their wrapping keys); empty: every
+    /// location its HSM holds. Must include `default_location`.
+    pub locations: Vec<String>,
     /// How often scheduled work (rotation, destruction) runs, in seconds.
     pub scheduler_interval_secs: u64,
     /// How long in-flight requests may take to finish on shutdown, in seconds.
@@ -350,6 +354,7 @@ impl Default for Config {
             cache: CacheConfig::default(),
             log: LogConfig::default(),
             default_location: "global".into(),
+            locations: Vec::new(),
             scheduler_interval_secs: 5,
             shutdown_grace_secs: 30,
             worker_threads: 0,
@@ -462,8 +467,10 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
 ];
 
 /// Environment overrides of list settings: comma-separated (empty = an empty list).
-const ENV_LIST_OVERRIDES: &[(&str, &str)] =
-    &[("SOVRA_LIMITS_TRUSTED_PROXIES", "limits.trusted_proxies")];
+const ENV_LIST_OVERRIDES: &[(&str, &str)] = &[
+    ("SOVRA_LIMITS_TRUSTED_PROXIES", "limits.trusted_proxies"),
+    ("SOVRA_LOCATIONS", "locations"),
+];
 
 impl Config {
     /// Loads `file` (if given), then applies environment overrides from `env`.
@@ -544,6 +551,16 @@ impl Config {
             return Err("limits.max_connections and limits.work_queue must be at least 1".into());
         }
         sovra_proto::names::check_id("location", &self.default_location).map_err(|e| e.0)?;
+        for l in &self.locations {
+            sovra_proto::names::check_id("location", l)
+                .map_err(|e| format!("locations: {}", e.0))?;
+        }
+        if !self.locations.is_empty() && !self.locations.contains(&self.default_location) {
+            return Err(format!(
+                "locations must include the default location {:?}: every node serves it (it holds the deployment-wide keys)",
+                self.default_location
+            ));
+        }
         self.attestation.snp_min_tcb.parse()?;
         Ok(())
     }

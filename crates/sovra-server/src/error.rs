@@ -91,7 +91,7 @@ impl From<sovra_hsm::HsmError> for Error {
     fn from(e: sovra_hsm::HsmError) -> Self {
         match e {
             sovra_hsm::HsmError::UnknownLocation(l) => {
-                Self::new(ErrorCode::LocationNotFound, format!("this node's HSM holds no wrapping key for location {l:?}"))
+                Self::new(ErrorCode::LocationNotServed, format!("this node does not serve location {l:?} (its HSM holds no wrapping key for it): send the request to a node of that location's region"))
             }
             sovra_hsm::HsmError::Integrity => Self {
                 code: ErrorCode::IntegrityFailure,

@@ -20,6 +20,7 @@ mod hsm_keys;
 mod lifecycle;
 mod pkcs11;
 mod postgres;
+mod regions;
 mod release;
 mod security_domain;
 mod tour;

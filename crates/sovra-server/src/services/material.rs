@@ -174,6 +174,8 @@ pub struct Material {
     timeout: Duration,
     /// The threads that run operations with loaded PKCS#11 keys.
     ops: crate::work::WorkPool,
+    /// The node's `locations` setting (empty: all its HSM holds).
+    served: Arc<[String]>,
 }
 
 fn integrity(v: &VersionRec, what: &str) -> Error {
@@ -230,7 +232,13 @@ impl Material {
                 "HSM calls",
                 ErrorCode::HsmUnavailable,
             ),
+            served: base.cfg.served_locations.clone().into(),
         }
+    }
+
+    /// Refuses a location this node's `locations` setting leaves out, naming it.
+    fn check_served(&self, location: &str) -> Result<()> {
+        super::check_served(&self.served, location)
     }
 
     /// Drops the usable key of a version (disabled, destroyed).
@@ -336,6 +344,7 @@ impl Material {
         alg: Algorithm,
         level: ProtectionLevel,
     ) -> Result<NewMaterial> {
+        self.check_served(&version.key.location)?;
         let hsm = self.hsm.clone();
         let version = version.clone();
         match level {
@@ -385,6 +394,7 @@ impl Material {
         location: &str,
         method: ImportMethod,
     ) -> Result<(String, Vec<u8>, KeyAttributes)> {
+        self.check_served(location)?;
         let (hsm, job, loc) = (self.hsm.clone(), job.to_owned(), location.to_owned());
         self.blocking(move || {
             let g = hsm.generate_import_key(&loc, method.bits())?;
@@ -409,6 +419,7 @@ impl Material {
         blob: Vec<u8>,
         public_key: Option<Vec<u8>>,
     ) -> Result<NewMaterial> {
+        self.check_served(&name.key.location)?;
         let (hsm, name, method) = (self.hsm.clone(), name.clone(), job.method);
         let stored = sovra_proto::b64::decode(&job.wrapped).map_err(|_| {
             Error::new(
@@ -475,6 +486,7 @@ impl Material {
 
     /// The usable key of a version (its state is checked by the caller).
     pub(crate) async fn usable(&self, name: &VersionName, v: &VersionRec) -> Result<UsableKey> {
+        self.check_served(&name.key.location)?;
         if let Some(k) = self.cache.get(&v.name) {
             return Ok(k);
         }
@@ -528,6 +540,7 @@ impl Material {
         enc: ReleaseEnc,
         spki: Vec<u8>,
     ) -> Result<Vec<u8>> {
+        self.check_served(&name.key.location)?;
         match v.protection_level {
             ProtectionLevel::Software => {
                 let (blob, _) = Self::stored(v)?;

@@ -61,6 +61,8 @@ pub struct ServiceConfig {
     pub hsm_call_timeout: Duration,
     /// The location created at initialisation.
     pub default_location: String,
+    /// The locations this node serves (empty: every location its HSM holds).
+    pub served_locations: Vec<String>,
     /// Whether the security domain may be downloaded again after the first time
     /// (`hsm.security_domain_downloads = "always"`).
     pub security_domain_repeat: bool,
@@ -86,6 +88,7 @@ impl Default for ServiceConfig {
             hsm_call_timeout: Duration::from_secs(10),
             default_location: "global".into(),
             security_domain_repeat: false,
+            served_locations: Vec::new(),
             attest: attest::AttestConfig::default(),
             work_threads: 0,
             work_queue: 256,
@@ -115,6 +118,16 @@ pub struct Base {
 }
 
 impl Base {
+    /// Whether this node serves `location` (by its `locations` setting; all when unset).
+    pub fn serves(&self, location: &str) -> bool {
+        check_served(&self.cfg.served_locations, location).is_ok()
+    }
+
+    /// [`Base::serves`], as an error naming the location and what this node serves.
+    pub fn check_served(&self, location: &str) -> Result<()> {
+        check_served(&self.cfg.served_locations, location)
+    }
+
     /// Now (Unix seconds).
     pub fn now(&self) -> i64 {
         self.clock.now()
@@ -371,6 +384,20 @@ impl Sovra {
     pub fn material(&self) -> &material::Material {
         &self.material
     }
+}
+
+/// Refuses `location` unless `served` (a node's `locations` setting; empty: all) has it.
+pub(crate) fn check_served(served: &[String], location: &str) -> Result<()> {
+    if served.is_empty() || served.iter().any(|l| l == location) {
+        return Ok(());
+    }
+    Err(crate::error::Error::new(
+        sovra_proto::ErrorCode::LocationNotServed,
+        format!(
+            "this node serves locations {}, not {location:?}: send the request to a node of that location's region",
+            served.join(", ")
+        ),
+    ))
 }
 
 /// Retries `f` while it fails with a concurrent-modification conflict (at most 8 times).

@@ -62,6 +62,7 @@ impl Keys {
             .authorize(p, Permission::LocationManage, "*")
             .await?;
         let name = LocationName::new(id)?;
+        self.base.check_served(id)?;
         if Records::of(&*self.base.store)
             .get(model::LOCATIONS, id)
             .await?

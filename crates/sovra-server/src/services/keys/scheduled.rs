@@ -67,6 +67,10 @@ impl Keys {
             let Ok(ResourceName::CryptoKey(name)) = k.name.parse::<ResourceName>() else {
                 continue;
             };
+            // Another region's node rotates it (its HSM holds that location's key).
+            if !self.base.serves(&name.location) {
+                continue;
+            }
             match self
                 .add_version(None, &name, true, NewVersion::AutoRotated)
                 .await
