@@ -16,7 +16,7 @@ PRINCIPAL = s("string", pattern="^[A-Za-z0-9._@-]{1,63}$")
 EVIDENCE_TYPES = ["sev-snp","az-snp-vtpm","az-tdx-vtpm","tdx","sgx","tpm","nitro","nvidia-gpu"]
 MAA_TYPES = ["SevSnpVm","SgxEnclave","OpenEnclave","TdxVm","Tpm"]
 SCOPE = s("string", pattern="^(\\*|locations/[A-Za-z0-9_-]{1,63}(/keyRings/[A-Za-z0-9_-]{1,63}(/cryptoKeys/[A-Za-z0-9_-]{1,63})?)?)$", description="* or a location, key-ring or crypto-key name")
-DUR = s("string", pattern="^0*[1-9][0-9]{0,10}(\\.0)?[smhd]$", description="duration such as \"86400s\" (input also accepts m, h, d); at most 36500d", example="2592000s")
+DUR = s("string", pattern="^0*[0-9]{1,11}(\\.0)?[smhd]$", description="duration such as \"86400s\" (input also accepts m, h, d); at most 36500d", example="2592000s")
 def nullable(schema):
     # serde reads null as "absent" for every optional member.
     if "$ref" in schema:
@@ -107,7 +107,7 @@ schemas = {
  "ImportMethod": s("string", enum=["RSA_OAEP_3072_SHA1_AES_256","RSA_OAEP_4096_SHA1_AES_256","RSA_OAEP_3072_SHA256_AES_256","RSA_OAEP_4096_SHA256_AES_256","RSA_OAEP_3072_SHA256","RSA_OAEP_4096_SHA256"]),
  "CreateImportJobRequest": obj({"importMethod":ref("ImportMethod"),"protectionLevel":ref("ProtectionLevel"),"ttl":dict(DUR, description="how long the job accepts imports, 1h to 30d (default 3d)", example="3d")}, ["importMethod"]),
  "ImportJob": obj({"name":s("string"),"importMethod":ref("ImportMethod"),"protectionLevel":ref("ProtectionLevel"),"state":s("string",enum=["ACTIVE","EXPIRED"]),"createTime":TIME,"expireTime":TIME,"publicKey":s("string"),"attestation":ref("KeyAttestation")}, ["name","importMethod","protectionLevel","state","createTime","expireTime","publicKey","attestation"]),
- "ImportVersionRequest": obj({"importJob":s("string",maxLength=1024),"algorithm":ref("Algorithm"),"wrappedKey":s("string",maxLength=32768),"publicKey":s("string",maxLength=16384)}, ["importJob","algorithm","wrappedKey"]),
+ "ImportVersionRequest": obj({"importJob":s("string",maxLength=1024),"algorithm":ref("Algorithm"),"wrappedKey":s("string",maxLength=32768),"publicKey":s("string",maxLength=16384),"cryptoKeyVersion":s("string",maxLength=1024,description="re-import into this DESTROYED, formerly imported version (full name); the material must be the one it held")}, ["importJob","algorithm","wrappedKey"]),
  "ListImportJobsResponse": obj({"importJobs":s("array",items=ref("ImportJob")),"nextPageToken":s("string")}, ["importJobs"]),
  "DownloadSecurityDomainRequest": obj({"certificates":s("array",items=s("string",maxLength=16384),minItems=3,maxItems=10,description="the administrators' certificates (PEM), each with its own RSA key of at least 2048 bits"),"quorum":s("integer",minimum=2,maximum=10,description="how many of their private keys open it (at most the number of certificates)")}, ["certificates","quorum"]),
  "DomainShare": obj({"certificateSha256":s("string",description="SHA-256 of the administrator's certificate (DER), hex"),"publicKeySha256":s("string",description="SHA-256 of its public key (SubjectPublicKeyInfo DER), hex"),"encryptedShare":s("string",description="the share, RSA-OAEP-SHA256 to that key, base64")}, ["certificateSha256","publicKeySha256","encryptedShare"]),

@@ -73,6 +73,10 @@ pub struct ImportArgs {
     /// How the key file is encoded.
     #[arg(long, value_enum, default_value = "auto")]
     pub format: KeyFormat,
+    /// Import again into this DESTROYED, formerly imported version (its number); the material
+    /// must be the one it held.
+    #[arg(long)]
+    pub version: Option<u32>,
 }
 
 fn job_name(g: &Global, s: &str) -> Result<String> {
@@ -257,6 +261,7 @@ pub async fn import(g: &Global, a: ImportArgs) -> Result<()> {
         algorithm: alg,
         wrapped_key: sovra_proto::b64::encode(&wrapped),
         public_key,
+        crypto_key_version: a.version.map(|n| format!("{key}/cryptoKeyVersions/{n}")),
     };
     let v = client.import_version(&key, &req).await?;
     emit(g, &v, |v| {

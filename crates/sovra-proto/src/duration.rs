@@ -5,8 +5,9 @@
 pub const MAX_SECS: u64 = 36_500 * 86_400;
 
 /// Parses `"30d"`, `"720h"`, `"90m"`, `"86400s"` (or `"86400.0s"` with a zero fraction) into
-/// seconds, at least 1 and at most [`MAX_SECS`]: exactly what the OpenAPI pattern
-/// `^0*[1-9][0-9]{0,10}(\.0)?[smhd]$` admits (no surrounding whitespace, no zero).
+/// seconds, at most [`MAX_SECS`]: within what the OpenAPI pattern `^0*[0-9]{1,11}(\.0)?[smhd]$`
+/// admits (no surrounding whitespace). Zero is a duration (e.g. no minimum destruction delay);
+/// callers refuse it where it makes no sense.
 pub fn parse(s: &str) -> Result<u64, String> {
     let bad = || {
         format!(
@@ -30,9 +31,6 @@ pub fn parse(s: &str) -> Result<u64, String> {
         .ok()
         .and_then(|n| n.checked_mul(mult))
         .ok_or_else(bad)?;
-    if secs == 0 {
-        return Err(format!("duration {s:?} must be longer than zero"));
-    }
     if secs > MAX_SECS {
         return Err(format!(
             "duration {s:?} is longer than the maximum of 36500d (100 years)"
@@ -54,6 +52,7 @@ mod tests {
         assert_eq!(super::parse("30d").unwrap(), 2_592_000);
         assert_eq!(super::parse("2h").unwrap(), 7200);
         assert_eq!(super::parse("1m").unwrap(), 60);
+        assert_eq!(super::parse("0s").unwrap(), 0);
         assert_eq!(super::parse("36500d").unwrap(), super::MAX_SECS);
         for bad in [
             "",
@@ -65,8 +64,6 @@ mod tests {
             "99999999999999999999d",
             "99999999999d",
             "36501d",
-            "0s",
-            "000d",
             " 86400s",
             "86400s ",
             "86400s\n",

@@ -734,6 +734,10 @@ pub struct ImportVersionRequest {
     /// imported private key signs for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key: Option<String>,
+    /// Re-import: the full name of a DESTROYED version of this key that was imported; the
+    /// material must be the one it held (checked), and the version is ENABLED again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crypto_key_version: Option<String>,
 }
 
 /// Body of `PATCH /v1/{version}`.

@@ -271,6 +271,10 @@ pub struct VersionRec {
     /// HSM's attestation key; see docs/hsm.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attestation: Option<String>,
+    /// Imported versions: a fingerprint of the material computed with the key itself (hex),
+    /// kept after destruction so the same material, and only it, can be imported again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_check: Option<String>,
 }
 
 /// An API token (only the hash of its secret).

@@ -287,6 +287,7 @@ async fn exercise(c: &Client, anon: &Client) {
                 algorithm: sovra_proto::kms::Algorithm::Aes256Gcm,
                 wrapped_key: "AAAA".into(),
                 public_key: None,
+                crypto_key_version: None,
             },
         )
         .await,

@@ -1004,6 +1004,7 @@ fn existing_keys_are_imported_without_anyone_seeing_them() {
                 algorithm: serde_json::from_value(json!(alg)).unwrap(),
                 wrapped_key: sovra_proto::b64::encode(&wrapped),
                 public_key: None,
+                crypto_key_version: None,
             },
         ))
     };
@@ -1212,6 +1213,7 @@ fn import_wrapping_interoperates_with_pythons_cryptography() {
                     algorithm: serde_json::from_value(json!(alg)).unwrap(),
                     wrapped_key: wrapped,
                     public_key: public,
+                    crypto_key_version: None,
                 },
             ))
             .unwrap_or_else(|e| panic!("{key}: {e:?}"));
@@ -1235,4 +1237,129 @@ fn import_wrapping_interoperates_with_pythons_cryptography() {
         String::from_utf8_lossy(&o.stdout),
         "from the HSM\nsignature ok\n"
     );
+}
+
+/// A destroyed imported version comes back with the same material, and only with it.
+fn reimport(s: &Server) {
+    s.ok(&["settings", "set", "--min-destroy-scheduled-duration", "0s"]);
+    s.ok(&["keyrings", "create", "re"]);
+    for (id, purpose, alg) in [
+        ("aes", "encrypt", "AES_256_GCM"),
+        ("gen", "encrypt", "AES_256_GCM"),
+    ] {
+        let mut args = vec![
+            "keys",
+            "create",
+            "",
+            "--purpose",
+            purpose,
+            "--algorithm",
+            alg,
+            "--destroy-scheduled-duration",
+            "1s",
+        ];
+        let name = format!("re/{id}");
+        args[2] = &name;
+        if id == "aes" {
+            args.push("--skip-initial-version");
+        }
+        s.ok(&args);
+    }
+    s.ok(&["keys", "import-job", "create", "re/job"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (mine, other) = (dir.path().join("mine.bin"), dir.path().join("other.bin"));
+    std::fs::write(&mine, [0x11u8; 32]).unwrap();
+    std::fs::write(&other, [0x22u8; 32]).unwrap();
+    let import = |file: &std::path::Path, key: &str, version: Option<&str>| {
+        let mut args = vec![
+            "-o",
+            "json",
+            "keys",
+            "import",
+            key,
+            "--job",
+            "re/job",
+            "--key-file",
+            file.to_str().unwrap(),
+            "--algorithm",
+            "AES_256_GCM",
+        ];
+        if let Some(v) = version {
+            args.extend(["--version", v]);
+        }
+        s.cli(&args)
+    };
+    let o = import(&mine, "re/aes", None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ct = s
+        .ok(&["encrypt", "re/aes", "--plaintext", "before destruction"])
+        .trim()
+        .to_string();
+    // Not while it is enabled; never into a generated version.
+    assert_eq!(
+        cli_code(&import(&mine, "re/aes", Some("1"))),
+        "INVALID_STATE_TRANSITION"
+    );
+    for key in ["re/aes", "re/gen"] {
+        s.json(&["versions", "destroy", key, "1"]);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while s.json(&["versions", "get", "re/aes", "1"])["state"] != "DESTROYED"
+        || s.json(&["versions", "get", "re/gen", "1"])["state"] != "DESTROYED"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not destroyed in time"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    assert_eq!(
+        cli_code(&s.cli(&["-o", "json", "decrypt", "re/aes", "--ciphertext", &ct])),
+        "KEY_VERSION_DESTROYED"
+    );
+    assert_eq!(
+        cli_code(&import(&mine, "re/gen", Some("1"))),
+        "INVALID_STATE_TRANSITION"
+    );
+    // Other material is refused, and the version stays destroyed.
+    assert_eq!(
+        cli_code(&import(&other, "re/aes", Some("1"))),
+        "IMPORT_INVALID"
+    );
+    assert_eq!(
+        s.json(&["versions", "get", "re/aes", "1"])["state"],
+        "DESTROYED"
+    );
+    // The same material: the version is back, and so are its ciphertexts.
+    let o = import(&mine, "re/aes", Some("1"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        v["name"]
+            .as_str()
+            .unwrap()
+            .ends_with("/cryptoKeyVersions/1"),
+        "{v}"
+    );
+    assert_eq!(
+        s.ok(&["decrypt", "re/aes", "--ciphertext", &ct]),
+        "before destruction"
+    );
+    assert_eq!(
+        s.json(&["versions", "get", "re/aes", "1"])["state"],
+        "ENABLED"
+    );
+    let log = s.ok(&["audit", "export"]);
+    assert!(
+        log.contains("\"reimport\":true"),
+        "the re-import is audited"
+    );
+}
+
+#[test]
+fn a_destroyed_imported_version_is_imported_again_only_with_its_own_material() {
+    let s = Server::start_with(&[("SOVRA_SCHEDULER_INTERVAL_SECS", "1")]);
+    reimport(&s);
+    let (_token, s) = softhsm_server("reimport", &[("SOVRA_SCHEDULER_INTERVAL_SECS", "1")]);
+    reimport(&s);
 }

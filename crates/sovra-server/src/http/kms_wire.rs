@@ -194,11 +194,22 @@ pub fn new_import(r: ImportVersionRequest) -> Result<NewImport> {
             })?,
         ),
     };
+    let into = r
+        .crypto_key_version
+        .as_deref()
+        .map(|n| match n.parse::<sovra_proto::names::ResourceName>() {
+            Ok(sovra_proto::names::ResourceName::Version(v)) => Ok(v),
+            _ => Err(Error::invalid(
+                "cryptoKeyVersion must be a version's full name (locations/…/cryptoKeyVersions/N)",
+            )),
+        })
+        .transpose()?;
     Ok(NewImport {
         job: r.import_job,
         algorithm: r.algorithm,
         wrapped,
         public_key,
+        into,
     })
 }
 

@@ -92,6 +92,7 @@ impl Keys {
                 public_key: m.public_key,
                 hsm_attributes: m.hsm_attributes,
                 attestation: None,
+                key_check: None,
             };
             let v = VersionRec {
                 attestation: Some(self.attestor.statement(&v).await?),

@@ -35,7 +35,14 @@ pub struct NewImport {
     pub wrapped: Vec<u8>,
     /// An EC key's public key (SPKI DER).
     pub public_key: Option<Vec<u8>>,
+    /// Re-import into this DESTROYED, formerly imported version of the key.
+    pub into: Option<VersionName>,
 }
+
+/// The fixed nonce and AAD of an AES key's check value: an empty plaintext sealed once under
+/// them (random nonces of real encryptions meet this one with probability 2^-96).
+const KCV_NONCE: [u8; 12] = [0xff; 12];
+const KCV_AAD: &[u8] = b"sovra/key-check-value/v1";
 
 impl Keys {
     /// `POST /v1/{keyRing}/importJobs?importJobId=`.
@@ -224,6 +231,11 @@ impl Keys {
                     job.name, job.protection_level, key.name, key.protection_level
                 )));
             }
+            if let Some(into) = &req.into {
+                return self
+                    .reimport(p, name, into, &req, &job, &job_spki)
+                    .await;
+            }
             let n = key
                 .version_count
                 .checked_add(1)
@@ -253,9 +265,11 @@ impl Keys {
                 public_key: m.public_key,
                 hsm_attributes: m.hsm_attributes,
                 attestation: None,
+                key_check: None,
             };
             let v = VersionRec {
                 attestation: Some(self.attestor.import_statement(&v, &job_spki).await?),
+                key_check: Some(self.key_check(&vname, &v).await?),
                 ..v
             };
             key.version_count = n;
@@ -275,6 +289,133 @@ impl Keys {
             Ok(v)
         })
         .await?;
+        self.invalidate_key(name);
+        Ok(v)
+    }
+
+    /// A fingerprint of a version's material, computed with the key (inside the HSM for `HSM`
+    /// keys): AES, the tag of an empty plaintext under a fixed nonce; HMAC, the MAC of a fixed
+    /// string; asymmetric keys, the SHA-256 of the public key.
+    async fn key_check(&self, vname: &VersionName, v: &VersionRec) -> Result<String> {
+        let key = self.material.usable(vname, v).await?;
+        let purpose = v.algorithm.purpose();
+        let check = self
+            .material
+            .call(&key, false, move |ops| match purpose {
+                Purpose::EncryptDecrypt => ops.gcm_seal(&KCV_NONCE, KCV_AAD, &[]),
+                Purpose::Mac => ops.mac(KCV_AAD),
+                Purpose::AsymmetricSign | Purpose::AsymmetricDecrypt => ops
+                    .public_key_der()
+                    .map(|d| sovra_crypto::sha256(&d).to_vec()),
+            })
+            .await?;
+        Ok(sovra_proto::hex::encode(&check))
+    }
+
+    /// Imports material again into a DESTROYED version that was imported, if it is the
+    /// material the version held (its key check value): the version is ENABLED again.
+    async fn reimport(
+        &self,
+        p: &Principal,
+        name: &CryptoKeyName,
+        into: &VersionName,
+        req: &NewImport,
+        job: &ImportJobRec,
+        job_spki: &[u8],
+    ) -> Result<VersionRec> {
+        if &into.key != name {
+            return Err(Error::invalid(format!(
+                "cryptoKeyVersion {into} is not a version of {name}"
+            )));
+        }
+        let vr = Records::of(&*self.base.store)
+            .get(
+                model::VERSIONS,
+                &version_key(&name.to_string(), into.version),
+            )
+            .await?
+            .ok_or_else(|| {
+                not_found(
+                    ErrorCode::KeyVersionNotFound,
+                    "key version",
+                    &into.to_string(),
+                )
+            })?;
+        let old: VersionRec = vr.value.clone();
+        let Some(expected) = old.key_check.clone() else {
+            return Err(Error::new(
+                ErrorCode::InvalidStateTransition,
+                format!("{into} was not imported: only imported versions are imported again"),
+            ));
+        };
+        if old.state != VersionState::Destroyed {
+            return Err(Error::new(
+                ErrorCode::InvalidStateTransition,
+                format!(
+                    "{into} is {:?}: only a DESTROYED version is imported again",
+                    old.state
+                ),
+            ));
+        }
+        if req.algorithm != old.algorithm || job.protection_level != old.protection_level {
+            return Err(Error::new(
+                ErrorCode::ImportInvalid,
+                format!(
+                    "{into} held a {} key at level {:?}; this import is {} at {:?}",
+                    old.algorithm.as_str(),
+                    old.protection_level,
+                    req.algorithm.as_str(),
+                    job.protection_level
+                ),
+            ));
+        }
+        let m = self
+            .material
+            .import(
+                into,
+                req.algorithm,
+                job.protection_level,
+                job,
+                req.wrapped.clone(),
+                req.public_key.clone(),
+            )
+            .await?;
+        let v = VersionRec {
+            state: VersionState::Enabled,
+            destroy_time: None,
+            destroy_event_time: None,
+            material: Some(m.material),
+            public_key: m.public_key,
+            hsm_attributes: m.hsm_attributes,
+            ..old
+        };
+        let check = self.key_check(into, &v).await;
+        if check.as_ref().ok() != Some(&expected) {
+            self.material.evict(&v.name);
+            check?;
+            return Err(Error::new(
+                ErrorCode::ImportInvalid,
+                format!(
+                    "the material is not the one {into} held: a destroyed version is imported again only with its own key"
+                ),
+            ));
+        }
+        let v = VersionRec {
+            attestation: Some(self.attestor.import_statement(&v, job_spki).await?),
+            ..v
+        };
+        let mut b = WriteBatch::new();
+        b.update(model::VERSIONS, &v, vr.rev)?;
+        b.audit(
+            self.base
+                .admin_event(p, Action::VersionImport, v.name.clone())
+                .detail(serde_json::json!({"importJob": job.name, "importMethod": job.method, "algorithm": v.algorithm, "protectionLevel": v.protection_level, "reimport": true}))
+                .body(),
+        );
+        if let Err(e) = self.base.store.commit(b).await {
+            self.material.evict(&v.name);
+            return Err(e.into());
+        }
         self.invalidate_key(name);
         Ok(v)
     }
