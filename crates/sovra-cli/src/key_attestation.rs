@@ -22,6 +22,10 @@ pub enum KeyAttestationCmd {
     /// Print a certificate signing request (PEM) for this node's HSM attestation key, for your
     /// own CA to certify (Administrator).
     Csr,
+    /// Replace this node's HSM attestation key with a new one (Administrator). The old one is
+    /// destroyed; statements made with it stay verifiable. With your own CA, certify the new
+    /// key (`csr`, then `set-roots`) before new versions can get statements.
+    Rotate,
     /// Install an owner root held by your own CA and the certificate it issued from `csr`
     /// (Administrator). New statements chain to it; older ones to the root they were made
     /// under.
@@ -117,6 +121,18 @@ pub async fn run(g: &Global, c: KeyAttestationCmd) -> Result<()> {
         KeyAttestationCmd::Csr => {
             let r = g.client()?.key_attestation_csr().await?;
             emit(g, &r, |r| print!("{}", r.csr));
+        }
+        KeyAttestationCmd::Rotate => {
+            let r = g.client()?.rotate_key_attestation().await?;
+            emit(g, &r, |r| {
+                fields(&[
+                    ("new key", format!("SHA-256 {}", r.public_key_sha256)),
+                    (
+                        "old key",
+                        "destroyed in the HSM; its statements stay verifiable".into(),
+                    ),
+                ])
+            });
         }
         KeyAttestationCmd::SetRoots { root, certificate } => {
             let text = |p: &PathBuf| -> Result<String> {

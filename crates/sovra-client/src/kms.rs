@@ -118,6 +118,14 @@ impl Client {
             .await
     }
 
+    /// Replaces the node's HSM attestation key.
+    pub async fn rotate_key_attestation(
+        &self,
+    ) -> Result<RotateKeyAttestationResponse, ClientError> {
+        self.post("/v1/keyAttestation:rotate", &serde_json::json!({}))
+            .await
+    }
+
     /// Installs an owner root held by the operator's CA.
     pub async fn set_key_attestation_roots(
         &self,

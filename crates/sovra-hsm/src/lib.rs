@@ -59,6 +59,11 @@ pub trait Hsm: Send + Sync + std::fmt::Debug {
     /// inside the HSM on first use, never extractable. It signs key attestation statements.
     fn attestation_public_key(&self) -> Result<Vec<u8>, HsmError>;
 
+    /// Replaces the attestation key with a new one generated inside the HSM and destroys the
+    /// old one; returns the new key's SubjectPublicKeyInfo (DER). Statements already made stay
+    /// verifiable through the certificate they carry.
+    fn rotate_attestation_key(&self) -> Result<Vec<u8>, HsmError>;
+
     /// Signs `message` (ECDSA P-256 over its SHA-256) with the attestation key; the signature
     /// is `r ‖ s` (64 bytes), as JWS ES256 wants it.
     fn attestation_sign(&self, message: &[u8]) -> Result<Vec<u8>, HsmError>;

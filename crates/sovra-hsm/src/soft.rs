@@ -451,6 +451,34 @@ impl Hsm for SoftHsm {
             .map_err(|_| HsmError::Device("encoding the attestation public key".into()))
     }
 
+    fn rotate_attestation_key(&self) -> Result<Vec<u8>, HsmError> {
+        fn poisoned<T>(_: T) -> HsmError {
+            HsmError::Device("lock poisoned".into())
+        }
+        let mut cached = self.attestation.lock().map_err(poisoned)?;
+        let _guard = self.write_lock.lock().map_err(poisoned)?;
+        let kp = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+            .map_err(|_| HsmError::Device("generating the attestation key".into()))?;
+        let doc = kp
+            .to_pkcs8v1()
+            .map_err(|_| HsmError::Device("encoding the attestation key".into()))?;
+        let blob = self
+            .root
+            .wrap(ATTESTATION_AAD, doc.as_ref())
+            .map_err(|e| HsmError::Device(e.to_string()))?;
+        let mut file = self.read_keys_file()?;
+        file.attestation = Some(sovra_proto::hex::encode(&blob));
+        let json = serde_json::to_vec_pretty(&file).map_err(|e| HsmError::Io(e.to_string()))?;
+        write_private_file(&self.keys_path(), &json)?;
+        let spki = kp
+            .public_key()
+            .as_der()
+            .map(|d| d.as_ref().to_vec())
+            .map_err(|_| HsmError::Device("encoding the attestation public key".into()))?;
+        *cached = Some(Arc::new(kp));
+        Ok(spki)
+    }
+
     fn attestation_sign(&self, message: &[u8]) -> Result<Vec<u8>, HsmError> {
         let kp = self.attestation_key()?;
         kp.sign(&aws_lc_rs::rand::SystemRandom::new(), message)

@@ -592,6 +592,14 @@ pub struct SetKeyAttestationRootsRequest {
     pub attestation_certificate: String,
 }
 
+/// `POST /v1/keyAttestation:rotate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RotateKeyAttestationResponse {
+    /// SHA-256 (hex) of the new attestation key's SubjectPublicKeyInfo.
+    pub public_key_sha256: String,
+}
+
 /// `POST /v1/keyAttestation:csr`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -244,6 +244,7 @@ async fn exercise(c: &Client, anon: &Client) {
     routed("get_version", c.get_version(&v3).await);
     routed("key_attestation_roots", c.key_attestation_roots().await);
     routed("key_attestation_csr", c.key_attestation_csr().await);
+    routed("rotate_key_attestation", c.rotate_key_attestation().await);
     routed("unseal_status", c.unseal_status().await);
     routed(
         "download_security_domain",

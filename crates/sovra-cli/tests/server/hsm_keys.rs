@@ -1363,3 +1363,85 @@ fn a_destroyed_imported_version_is_imported_again_only_with_its_own_material() {
     let (_token, s) = softhsm_server("reimport", &[("SOVRA_SCHEDULER_INTERVAL_SECS", "1")]);
     reimport(&s);
 }
+
+/// Rotating the HSM's attestation key: new statements chain to the same owner root through a
+/// new certificate; statements made before stay verifiable; only an administrator rotates.
+fn rotate_attestation(s: &mut Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root.pem");
+    std::fs::write(&root, first_pem(&s.ok(&["keys", "attestation", "roots"]))).unwrap();
+    let leaf =
+        |s: &Server| s.json(&["keys", "attestation", "roots"])["attestationCertificate"].clone();
+    s.ok(&["keyrings", "create", "att"]);
+    s.ok(&["keys", "create", "att/before", "--purpose", "encrypt"]);
+    let before = dir.path().join("before.jws");
+    std::fs::write(
+        &before,
+        s.ok(&["keys", "attestation", "get", "att/before", "1"]),
+    )
+    .unwrap();
+    let old_leaf = leaf(s);
+
+    let user = s.json(&["tokens", "create", "--principal", "officer"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.ok(&[
+        "roles",
+        "grant",
+        "--principal",
+        "officer",
+        "--role",
+        "crypto-officer",
+    ]);
+    assert_eq!(
+        cli_code(&s.cli_as(&user, &["-o", "json", "keys", "attestation", "rotate"])),
+        "PERMISSION_DENIED"
+    );
+    let r = s.json(&["keys", "attestation", "rotate"]);
+    let new_key = r["publicKeySha256"].as_str().unwrap().to_string();
+
+    s.ok(&["keys", "create", "att/after", "--purpose", "encrypt"]);
+    let after = dir.path().join("after.jws");
+    std::fs::write(
+        &after,
+        s.ok(&["keys", "attestation", "get", "att/after", "1"]),
+    )
+    .unwrap();
+    assert_ne!(leaf(s), old_leaf, "a new certificate for the new key");
+    for stmt in [&before, &after] {
+        let o = verify_statement(s, stmt, &root);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // The new key survives a restart (it is the HSM's key now).
+    s.terminate();
+    s.boot();
+    s.ok(&["keys", "create", "att/restarted", "--purpose", "encrypt"]);
+    let restarted = dir.path().join("restarted.jws");
+    std::fs::write(
+        &restarted,
+        s.ok(&["keys", "attestation", "get", "att/restarted", "1"]),
+    )
+    .unwrap();
+    let o = verify_statement(s, &restarted, &root);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let log = s.ok(&["audit", "export"]);
+    let rotated = log
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["event"].clone())
+        .find(|e| e["action"] == "keyAttestation.key.rotate" && e["outcome"] == "ok")
+        .expect("the rotation is audited");
+    assert_eq!(rotated["detail"]["publicKeySha256"], new_key.as_str());
+    assert_ne!(
+        rotated["detail"]["previousPublicKeySha256"],
+        rotated["detail"]["publicKeySha256"]
+    );
+}
+
+#[test]
+fn the_hsm_attestation_key_rotates_and_earlier_statements_stay_verifiable() {
+    let mut s = Server::start();
+    rotate_attestation(&mut s);
+    let (_token, mut s) = softhsm_server("rotate", &[]);
+    rotate_attestation(&mut s);
+}

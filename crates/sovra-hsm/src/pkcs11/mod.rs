@@ -39,6 +39,8 @@ const TAG_BITS: u64 = 128;
 const LABEL_PREFIX: &str = "sovra-location:";
 const KW_LABEL_PREFIX: &str = "sovra-location-kw:";
 const ATTESTATION_LABEL: &str = "sovra-key-attestation";
+/// The label of a new attestation key until it replaces the old one.
+const ATTESTATION_NEXT_LABEL: &str = "sovra-key-attestation-next";
 /// The shortest time between two attempts to rebuild a lost connection.
 const RECONNECT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -222,21 +224,57 @@ impl Pkcs11Hsm {
     }
 }
 
-/// The attestation key pair (private, public), created as token objects on first use.
-fn attestation_key(s: &Session) -> Result<(ObjectHandle, ObjectHandle), CkError> {
+/// The key pair (private, public) labelled `label`, if both are there.
+fn find_pair(s: &Session, label: &str) -> Result<Option<(ObjectHandle, ObjectHandle)>, CkError> {
     let find = |class| {
         s.find_objects(&[
             Attribute::Class(class),
-            Attribute::Label(ATTESTATION_LABEL.as_bytes().to_vec()),
+            Attribute::Label(label.as_bytes().to_vec()),
         ])
     };
-    if let (Some(private), Some(public)) = (
-        find(ObjectClass::PRIVATE_KEY)?.into_iter().next(),
-        find(ObjectClass::PUBLIC_KEY)?.into_iter().next(),
-    ) {
-        return Ok((private, public));
+    Ok(
+        match (
+            find(ObjectClass::PRIVATE_KEY)?.into_iter().next(),
+            find(ObjectClass::PUBLIC_KEY)?.into_iter().next(),
+        ) {
+            (Some(private), Some(public)) => Some((private, public)),
+            _ => None,
+        },
+    )
+}
+
+/// Labels a key pair `label`.
+fn relabel(
+    s: &Session,
+    (private, public): (ObjectHandle, ObjectHandle),
+    label: &str,
+) -> Result<(), CkError> {
+    for h in [private, public] {
+        s.update_attributes(h, &[Attribute::Label(label.as_bytes().to_vec())])?;
     }
-    let label = Attribute::Label(ATTESTATION_LABEL.as_bytes().to_vec());
+    Ok(())
+}
+
+/// The attestation key pair (private, public), created as token objects on first use. A new
+/// key left by an interrupted rotation (the old one already destroyed) is taken up.
+fn attestation_key(s: &Session) -> Result<(ObjectHandle, ObjectHandle), CkError> {
+    if let Some(pair) = find_pair(s, ATTESTATION_LABEL)? {
+        return Ok(pair);
+    }
+    if let Some(pair) = find_pair(s, ATTESTATION_NEXT_LABEL)? {
+        relabel(s, pair, ATTESTATION_LABEL)?;
+        return Ok(pair);
+    }
+    generate_attestation_key(s, ATTESTATION_LABEL)
+}
+
+/// Generates an attestation key pair labelled `label` (token objects; the private key
+/// sensitive and never extractable).
+fn generate_attestation_key(
+    s: &Session,
+    label: &str,
+) -> Result<(ObjectHandle, ObjectHandle), CkError> {
+    let label = Attribute::Label(label.as_bytes().to_vec());
     let (public, private) = s.generate_key_pair(
         &Mechanism::EccKeyPairGen,
         &[
@@ -266,6 +304,26 @@ impl Hsm for Pkcs11Hsm {
                 key::public_spki(s, public, Algorithm::EcSignP256Sha256)
             },
             Failure::hsm("reading the key-attestation key"),
+        )
+    }
+
+    fn rotate_attestation_key(&self) -> Result<Vec<u8>, HsmError> {
+        self.run(
+            |s| {
+                // The new pair first, then the old one goes, then the new one takes the name:
+                // at every step the token holds one usable attestation key.
+                let next = match find_pair(s, ATTESTATION_NEXT_LABEL)? {
+                    Some(p) => p,
+                    None => generate_attestation_key(s, ATTESTATION_NEXT_LABEL)?,
+                };
+                if let Some((private, public)) = find_pair(s, ATTESTATION_LABEL)? {
+                    s.destroy_object(private)?;
+                    s.destroy_object(public)?;
+                }
+                relabel(s, next, ATTESTATION_LABEL)?;
+                key::public_spki(s, next.1, Algorithm::EcSignP256Sha256)
+            },
+            Failure::hsm("rotating the key-attestation key"),
         )
     }
 

@@ -161,6 +161,16 @@ pub async fn key_attestation_roots(
     }))
 }
 
+/// `POST /v1/keyAttestation:rotate`: a new HSM attestation key (Administrator).
+pub async fn rotate_key_attestation(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+) -> Result<Json<RotateKeyAttestationResponse>> {
+    Ok(Json(RotateKeyAttestationResponse {
+        public_key_sha256: s.sovra.keys().rotate_attestation_key(&p).await?,
+    }))
+}
+
 /// `POST /v1/keyAttestation:csr`: a CSR for this node's HSM attestation key.
 pub async fn key_attestation_csr(
     State(s): State<AppState>,

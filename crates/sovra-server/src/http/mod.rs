@@ -152,6 +152,10 @@ pub fn routes() -> Vec<(String, MethodRouter<AppState>)> {
             post(kms::key_attestation_csr),
         ),
         (
+            "/v1/keyAttestation:rotate".to_string(),
+            post(kms::rotate_key_attestation),
+        ),
+        (
             "/v1/tokens".to_string(),
             get(admin::list_tokens).post(admin::create_token),
         ),

@@ -120,6 +120,8 @@ pub enum Action {
     KeyAttestationCertificateIssue,
     /// An owner root held by the operator's CA was installed.
     KeyAttestationRootSet,
+    /// An HSM's key-attestation key was replaced by a new one.
+    KeyAttestationKeyRotate,
     /// The security domain was exported, encrypted to administrators' certificates.
     SecurityDomainDownload,
     /// A node's HSM was restored from a security domain (offline, `sovra security-domain upload`).
@@ -193,6 +195,7 @@ impl Action {
             Self::KeyAttestationRootCreate => "keyAttestation.ownerRoot.create",
             Self::KeyAttestationCertificateIssue => "keyAttestation.certificate.issue",
             Self::KeyAttestationRootSet => "keyAttestation.ownerRoot.set",
+            Self::KeyAttestationKeyRotate => "keyAttestation.key.rotate",
             Self::SecurityDomainDownload => "securityDomain.download",
             Self::SecurityDomainUpload => "securityDomain.upload",
             Self::HsmSealByQuorum => "hsm.sealByQuorum",

@@ -62,6 +62,8 @@ impl rcgen::SigningKey for HsmSigner<'_> {
 struct Chain {
     attestation: Vec<u8>,
     root: Vec<u8>,
+    /// The attestation key the certificate is for (SubjectPublicKeyInfo DER).
+    spki: Vec<u8>,
 }
 
 /// The owner root and this HSM's attestation certificate, PEM.
@@ -234,6 +236,7 @@ impl KeyAttestor {
                         return Ok(Arc::new(Chain {
                             attestation: cert,
                             root,
+                            spki,
                         }));
                     }
                 }
@@ -286,7 +289,11 @@ impl KeyAttestor {
                         b64_field(&r.value.cert, "attestation certificate")?
                     }
                 };
-                Ok(Arc::new(Chain { attestation, root }))
+                Ok(Arc::new(Chain {
+                    attestation,
+                    root,
+                    spki,
+                }))
             }
         }
     }
@@ -455,9 +462,55 @@ impl KeyAttestor {
         })
     }
 
-    /// Signs `claims` with the HSM's attestation key.
+    /// Replaces the HSM's attestation key (Administrator, through `Keys`): a new key inside
+    /// the HSM, the old one destroyed; the next statement gets it a certificate from the owner
+    /// root (or, with the operator's CA, needs one: `csr`, then `set-roots`). Audited with both
+    /// keys' hashes.
+    pub async fn rotate(&self, p: &super::auth::Principal) -> Result<String> {
+        let mut slot = self.chain.write().await;
+        let old = self
+            .material
+            .hsm_call(|hsm| Ok(hsm.attestation_public_key()?))
+            .await?;
+        let new = self
+            .material
+            .hsm_call(|hsm| Ok(hsm.rotate_attestation_key()?))
+            .await?;
+        *slot = None;
+        drop(slot);
+        let hash = |k: &[u8]| sovra_proto::hex::encode(&sovra_crypto::sha256(k));
+        let new_hash = hash(&new);
+        self.base
+            .audit
+            .record(
+                self.base
+                    .admin_event(p, Action::KeyAttestationKeyRotate, format!("hsm/{}", self.base.hsm.kind()))
+                    .detail(serde_json::json!({"previousPublicKeySha256": hash(&old), "publicKeySha256": new_hash})),
+            )
+            .await?;
+        Ok(new_hash)
+    }
+
+    /// Signs `claims` with the HSM's attestation key. The signature is checked against the
+    /// certificate the statement carries: if the key was rotated meanwhile (here or on another
+    /// node sharing the HSM), the chain is read again and the statement signed again.
     async fn sign(&self, claims: KeyStatement) -> Result<String> {
-        let chain = self.chain().await?;
+        for _ in 0..2 {
+            let chain = self.chain().await?;
+            let jws = self.sign_with(&chain, &claims).await?;
+            if let Some(jws) = jws {
+                return Ok(jws);
+            }
+            *self.chain.write().await = None;
+        }
+        Err(Error::new(
+            ErrorCode::KeyAttestationUnavailable,
+            "the HSM's attestation key changed while signing; retry",
+        ))
+    }
+
+    /// The statement, if the HSM's attestation key is still the one `chain` certifies.
+    async fn sign_with(&self, chain: &Chain, claims: &KeyStatement) -> Result<Option<String>> {
         let header = serde_json::json!({
             "alg": "ES256",
             "typ": STATEMENT_TYP,
@@ -466,7 +519,7 @@ impl KeyAttestor {
                 sovra_proto::b64::encode(&chain.root),
             ],
         });
-        let body = serde_json::to_vec(&claims).map_err(|e| Error::internal(e.to_string()))?;
+        let body = serde_json::to_vec(claims).map_err(|e| Error::internal(e.to_string()))?;
         let signing_input = format!(
             "{}.{}",
             b64url(header.to_string().as_bytes()),
@@ -477,6 +530,15 @@ impl KeyAttestor {
             .material
             .hsm_call(move |hsm| Ok(hsm.attestation_sign(&message)?))
             .await?;
-        Ok(format!("{signing_input}.{}", b64url(&sig)))
+        let ok = sovra_crypto::der::ecdsa_sig_der(&sig).is_some_and(|der| {
+            sovra_crypto::key_ops::verify_spki(
+                sovra_proto::kms::Algorithm::EcSignP256Sha256,
+                &chain.spki,
+                sovra_crypto::SignInput::Data(signing_input.as_bytes()),
+                &der,
+            )
+            .unwrap_or(false)
+        });
+        Ok(ok.then(|| format!("{signing_input}.{}", b64url(&sig))))
     }
 }

@@ -280,6 +280,16 @@ impl Keys {
         self.attestor.csr().await
     }
 
+    /// Replaces this HSM's key-attestation key (administrators); returns the new key's
+    /// SHA-256.
+    pub async fn rotate_attestation_key(&self, p: &Principal) -> Result<String> {
+        self.base
+            .auth
+            .authorize(p, Permission::TrustManage, "*")
+            .await?;
+        self.attestor.rotate(p).await
+    }
+
     /// Installs an owner root held by the operator's CA and this HSM's certificate from it
     /// (administrators: it changes what verifiers trust).
     pub async fn set_attestation_roots(
