@@ -192,6 +192,13 @@ pub struct HsmConfig {
     pub backend: HsmBackend,
     /// Software HSM: file with the unseal key (hex); default `DATA_DIR/hsm/unseal.key`.
     pub unseal_key_file: Option<PathBuf>,
+    /// Software HSM: keep the unseal key wrapped by a key inside this PKCS#11 token instead
+    /// (`DATA_DIR/hsm/unseal.p11`); the module path.
+    pub unseal_pkcs11_module: Option<PathBuf>,
+    /// Software HSM: the label of the token that wraps the unseal key.
+    pub unseal_pkcs11_token_label: Option<String>,
+    /// Software HSM: the file holding that token's user PIN.
+    pub unseal_pkcs11_pin_file: Option<PathBuf>,
     /// PKCS#11: module path (e.g. /usr/lib/softhsm/libsofthsm2.so).
     pub pkcs11_module: Option<PathBuf>,
     /// PKCS#11: token label.
@@ -376,6 +383,12 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("SOVRA_PKCS11_MODULE", "hsm.pkcs11_module"),
     ("SOVRA_PKCS11_TOKEN_LABEL", "hsm.pkcs11_token_label"),
     ("SOVRA_PKCS11_PIN_FILE", "hsm.pkcs11_pin_file"),
+    ("SOVRA_UNSEAL_PKCS11_MODULE", "hsm.unseal_pkcs11_module"),
+    (
+        "SOVRA_UNSEAL_PKCS11_TOKEN_LABEL",
+        "hsm.unseal_pkcs11_token_label",
+    ),
+    ("SOVRA_UNSEAL_PKCS11_PIN_FILE", "hsm.unseal_pkcs11_pin_file"),
     ("SOVRA_HSM_SESSIONS", "hsm.sessions"),
     ("SOVRA_HSM_CALL_TIMEOUT_SECS", "hsm.call_timeout_secs"),
     (

@@ -1445,3 +1445,99 @@ fn the_hsm_attestation_key_rotates_and_earlier_statements_stay_verifiable() {
     let (_token, mut s) = softhsm_server("rotate", &[]);
     rotate_attestation(&mut s);
 }
+
+/// `sovra serve` on `dir` with `env`: whether it failed to start, and what it printed.
+fn start_fails(dir: &std::path::Path, env: &[(String, String)]) -> String {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args([
+        "serve",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .env("SOVRA_LOG_LEVEL", "warn")
+    .env_remove("SOVRA_CONFIG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(!status.success());
+            let o = child.wait_with_output().unwrap();
+            return String::from_utf8_lossy(&o.stderr).into_owned();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("sovra serve started (or hung) where it should have refused");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_software_hsm_unseal_key_can_live_in_a_pkcs11_token() {
+    // A node on the default unseal-key file, with a key and a ciphertext.
+    let mut s = Server::start();
+    s.ok(&["keyrings", "create", "u"]);
+    s.ok(&["keys", "create", "u/k", "--purpose", "encrypt"]);
+    let ct = s
+        .ok(&["encrypt", "u/k", "--plaintext", "sealed by a token"])
+        .trim()
+        .to_string();
+    s.terminate();
+    // Configured with a token: the unseal key moves into it and the file is gone.
+    let token = softhsm::Token::new("unseal");
+    let (conf, pin) = (token.conf(), token.pin_file());
+    let env: Vec<(String, String)> = vec![
+        ("SOFTHSM2_CONF".into(), conf.to_str().unwrap().into()),
+        ("SOVRA_UNSEAL_PKCS11_MODULE".into(), softhsm::MODULE.into()),
+        (
+            "SOVRA_UNSEAL_PKCS11_TOKEN_LABEL".into(),
+            token.label.clone(),
+        ),
+        (
+            "SOVRA_UNSEAL_PKCS11_PIN_FILE".into(),
+            pin.to_str().unwrap().into(),
+        ),
+    ];
+    s.env = env.clone();
+    s.boot();
+    let hsm_dir = s.dir.join("hsm");
+    assert!(
+        !hsm_dir.join("unseal.key").exists(),
+        "no unseal key beside the database"
+    );
+    assert!(hsm_dir.join("unseal.p11").exists());
+    assert_eq!(
+        s.ok(&["decrypt", "u/k", "--ciphertext", &ct]),
+        "sealed by a token"
+    );
+    let log = s.ok(&["audit", "export"]);
+    assert!(
+        log.contains("unsealed with a key wrapped by PKCS#11 token"),
+        "{log}"
+    );
+    s.terminate();
+    // The data directory alone no longer opens the HSM, nor does a wrong PIN.
+    let err = start_fails(&s.dir, &[]);
+    assert!(err.contains("unseal.key"), "{err}");
+    let wrong = s.dir.join("wrong.pin");
+    std::fs::write(&wrong, "00000000\n").unwrap();
+    let mut bad = env.clone();
+    bad[3].1 = wrong.to_str().unwrap().into();
+    let err = start_fails(&s.dir, &bad);
+    assert!(err.contains("PKCS#11"), "{err}");
+    // With the token, it starts again, every time.
+    s.boot();
+    assert_eq!(
+        s.ok(&["decrypt", "u/k", "--ciphertext", &ct]),
+        "sealed by a token"
+    );
+}
