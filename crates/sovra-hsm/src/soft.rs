@@ -335,20 +335,12 @@ impl SoftHsm {
                     .map_err(|_| HsmError::Integrity)?
             }
             None => {
-                let kp = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
-                    .map_err(|_| HsmError::Device("generating the attestation key".into()))?;
-                let doc = kp
-                    .to_pkcs8v1()
-                    .map_err(|_| HsmError::Device("encoding the attestation key".into()))?;
-                let blob = self
-                    .root
-                    .wrap(ATTESTATION_AAD, doc.as_ref())
-                    .map_err(|e| HsmError::Device(e.to_string()))?;
-                file.attestation = Some(sovra_proto::hex::encode(&blob));
+                let (doc, blob) = self.new_attestation_key()?;
+                file.attestation = Some(blob);
                 let json =
                     serde_json::to_vec_pretty(&file).map_err(|e| HsmError::Io(e.to_string()))?;
                 write_private_file(&self.keys_path(), &json)?;
-                SecretBytes::from_slice(doc.as_ref())
+                doc
             }
         };
         let kp = Arc::new(
@@ -357,6 +349,23 @@ impl SoftHsm {
         );
         *cached = Some(kp.clone());
         Ok(kp)
+    }
+
+    /// A new attestation key: its PKCS#8 document, and that sealed under the root (hex).
+    fn new_attestation_key(&self) -> Result<(SecretBytes, String), HsmError> {
+        let kp = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+            .map_err(|_| HsmError::Device("generating the attestation key".into()))?;
+        let doc = kp
+            .to_pkcs8v1()
+            .map_err(|_| HsmError::Device("encoding the attestation key".into()))?;
+        let blob = self
+            .root
+            .wrap(ATTESTATION_AAD, doc.as_ref())
+            .map_err(|e| HsmError::Device(e.to_string()))?;
+        Ok((
+            SecretBytes::from_slice(doc.as_ref()),
+            sovra_proto::hex::encode(&blob),
+        ))
     }
 
     fn key(&self, location: &str) -> Result<Arc<WrappingKey>, HsmError> {
@@ -457,17 +466,11 @@ impl Hsm for SoftHsm {
         }
         let mut cached = self.attestation.lock().map_err(poisoned)?;
         let _guard = self.write_lock.lock().map_err(poisoned)?;
-        let kp = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
-            .map_err(|_| HsmError::Device("generating the attestation key".into()))?;
-        let doc = kp
-            .to_pkcs8v1()
-            .map_err(|_| HsmError::Device("encoding the attestation key".into()))?;
-        let blob = self
-            .root
-            .wrap(ATTESTATION_AAD, doc.as_ref())
-            .map_err(|e| HsmError::Device(e.to_string()))?;
+        let (doc, blob) = self.new_attestation_key()?;
+        let kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.expose())
+            .map_err(|_| HsmError::Device("loading the attestation key".into()))?;
         let mut file = self.read_keys_file()?;
-        file.attestation = Some(sovra_proto::hex::encode(&blob));
+        file.attestation = Some(blob);
         let json = serde_json::to_vec_pretty(&file).map_err(|e| HsmError::Io(e.to_string()))?;
         write_private_file(&self.keys_path(), &json)?;
         let spki = kp

@@ -367,7 +367,12 @@ pub async fn restore_security_domain(
     drop(hsm);
     let sovra = open_offline(cfg).await.map_err(failed)?;
     let locations = sovra.hsm().locations().unwrap_or_default();
-    sovra.record_security_domain_upload(detail).await?;
+    sovra
+        .record_offline_hsm_event(
+            crate::services::actions::Action::SecurityDomainUpload,
+            detail,
+        )
+        .await?;
     Ok(locations)
 }
 
@@ -451,10 +456,13 @@ pub async fn seal_by_quorum(
     }
     let sovra = open_offline_with(cfg, Some(key)).await.map_err(failed)?;
     sovra
-        .record_seal_by_quorum(serde_json::json!({
+        .record_offline_hsm_event(
+            crate::services::actions::Action::HsmSealByQuorum,
+            serde_json::json!({
             "quorum": quorum,
             "certificates": holders.iter().map(|h| h.certificate_sha256.as_str()).collect::<Vec<_>>(),
-        }))
+            }),
+        )
         .await?;
     Ok(q)
 }

@@ -335,33 +335,16 @@ impl Sovra {
         self.base.audit.record(ev).await
     }
 
-    /// Audits that this node's HSM was restored from a security domain (offline).
-    pub async fn record_security_domain_upload(
+    /// Audits an administrative HSM event done offline (`sovra security-domain upload`,
+    /// `sovra unseal init`): no principal, the HSM as resource.
+    pub async fn record_offline_hsm_event(
         &self,
+        action: actions::Action,
         detail: serde_json::Value,
     ) -> crate::error::Result<()> {
-        let ev = audit::AuditEvent::new(
-            self.now(),
-            audit::EventKind::Admin,
-            actions::Action::SecurityDomainUpload,
-        )
-        .resource(format!("hsm/{}", self.base.hsm.kind()))
-        .detail(detail);
-        self.base.audit.record(ev).await
-    }
-
-    /// Audits that this node's software HSM was sealed by a quorum of administrators (offline).
-    pub async fn record_seal_by_quorum(
-        &self,
-        detail: serde_json::Value,
-    ) -> crate::error::Result<()> {
-        let ev = audit::AuditEvent::new(
-            self.now(),
-            audit::EventKind::Admin,
-            actions::Action::HsmSealByQuorum,
-        )
-        .resource(format!("hsm/{}", self.base.hsm.kind()))
-        .detail(detail);
+        let ev = audit::AuditEvent::new(self.now(), audit::EventKind::Admin, action)
+            .resource(format!("hsm/{}", self.base.hsm.kind()))
+            .detail(detail);
         self.base.audit.record(ev).await
     }
 
