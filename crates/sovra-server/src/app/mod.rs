@@ -7,12 +7,18 @@ use crate::services::{ServiceConfig, Sovra};
 use crate::tls::{self, TlsFiles};
 use sovra_hsm::Hsm;
 use sovra_hsm::soft::{SoftHsm, UnsealKey};
-use sovra_proto::security_domain::UnsealQuorum;
 use sovra_store::Store;
 use sovra_store::sqlite::SqliteStore;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+mod recovery;
+mod unseal_key;
+
+pub use recovery::{restore_security_domain, seal_by_quorum};
+use unseal_key::soft_unseal;
+pub use unseal_key::{unseal_quorum, unseal_quorum_path, unseals};
 
 /// An opened deployment.
 #[derive(Debug)]
@@ -58,163 +64,6 @@ pub async fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, String> {
             Ok(Arc::new(s))
         }
     }
-}
-
-/// The PKCS#11 "location" whose AES key wraps a software HSM's unseal key.
-const UNSEAL_P11_KEY: &str = "sovra-unseal";
-const UNSEAL_P11_AAD: &[u8] = b"sovra/unseal-key/v1";
-
-/// The software HSM's unseal key held wrapped by a key inside a PKCS#11 token
-/// (`hsm.unseal_pkcs11_*`), in `hsm/unseal.p11`. Made on first start; a node that had an
-/// `unseal.key` file moves it into the token (and removes the file) on its first start so
-/// configured.
-fn pkcs11_unseal(cfg: &Config) -> Result<Option<UnsealKey>, String> {
-    let h = &cfg.hsm;
-    let (Some(module), Some(label), Some(pin_file)) = (
-        &h.unseal_pkcs11_module,
-        &h.unseal_pkcs11_token_label,
-        &h.unseal_pkcs11_pin_file,
-    ) else {
-        if h.unseal_pkcs11_module.is_some()
-            || h.unseal_pkcs11_token_label.is_some()
-            || h.unseal_pkcs11_pin_file.is_some()
-        {
-            return Err(
-                "hsm.unseal_pkcs11_module, hsm.unseal_pkcs11_token_label and hsm.unseal_pkcs11_pin_file go together".into(),
-            );
-        }
-        return Ok(None);
-    };
-    if h.unseal_key_file.is_some() || std::env::var_os("SOVRA_UNSEAL_KEY").is_some() {
-        return Err("the unseal key comes from one place: a PKCS#11 token (hsm.unseal_pkcs11_*) or hsm.unseal_key_file / SOVRA_UNSEAL_KEY, not both".into());
-    }
-    let pin = std::fs::read_to_string(pin_file).map_err(|e| {
-        format!(
-            "cannot read hsm.unseal_pkcs11_pin_file {}: {e}",
-            pin_file.display()
-        )
-    })?;
-    let token =
-        sovra_hsm::pkcs11::Pkcs11Hsm::open(module, label, pin.trim_end_matches(['\n', '\r']))
-            .map_err(|e| format!("the PKCS#11 token that holds the unseal key: {e}"))?;
-    token
-        .create_location(UNSEAL_P11_KEY)
-        .map_err(|e| format!("the PKCS#11 token that holds the unseal key: {e}"))?;
-    let dir = cfg.data_dir.join("hsm");
-    let blob_path = dir.join("unseal.p11");
-    if let Ok(blob) = std::fs::read(&blob_path) {
-        let key = token.unwrap(UNSEAL_P11_KEY, UNSEAL_P11_AAD, &blob).map_err(|_| {
-            format!(
-                "{} does not open with the key in PKCS#11 token {label:?}: another token, or the file was altered",
-                blob_path.display()
-            )
-        })?;
-        return Ok(Some(UnsealKey::Bytes(key)));
-    }
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let file = dir.join("unseal.key");
-    let key = if dir.join("root.sealed").exists() {
-        // An existing node: its unseal key moves into the token.
-        let text = std::fs::read_to_string(&file).map_err(|e| {
-            format!(
-                "this node's HSM is sealed under a key that is neither in {} nor in the PKCS#11 token: {e}",
-                file.display()
-            )
-        })?;
-        sovra_proto::hex::decode(text.trim())
-            .filter(|k| k.len() == 32)
-            .map(sovra_crypto::SecretBytes::new)
-            .ok_or_else(|| format!("{} is not a 64-hex-character key", file.display()))?
-    } else {
-        sovra_crypto::SecretBytes::new(sovra_crypto::random::bytes(32).map_err(|e| e.to_string())?)
-    };
-    let blob = token
-        .wrap(UNSEAL_P11_KEY, UNSEAL_P11_AAD, key.expose())
-        .map_err(|e| format!("wrapping the unseal key in the PKCS#11 token: {e}"))?;
-    sovra_hsm::soft::write_private_file(&blob_path, &blob).map_err(|e| e.to_string())?;
-    if file.exists() {
-        std::fs::remove_file(&file)
-            .and_then(|()| std::fs::File::open(&dir)?.sync_all())
-            .map_err(|e| format!("cannot remove {}: {e}", file.display()))?;
-        tracing::warn!(token = %label, "the software HSM's unseal key moved into the PKCS#11 token; unseal.key was removed");
-    }
-    Ok(Some(UnsealKey::Bytes(key)))
-}
-
-/// Where the software HSM's unseal key comes from: a PKCS#11 token (`hsm.unseal_pkcs11_*`),
-/// `hsm.unseal_key_file`, `SOVRA_UNSEAL_KEY`, or the data directory's `unseal.key`.
-fn soft_unseal(cfg: &Config) -> Result<UnsealKey, String> {
-    if unseal_quorum_path(cfg).exists() {
-        return Err(format!(
-            "the software HSM is sealed by a quorum of administrators ({}): start the node with `sovra serve` and have them run `sovra unseal submit`",
-            unseal_quorum_path(cfg).display()
-        ));
-    }
-    if let Some(k) = pkcs11_unseal(cfg)? {
-        return Ok(k);
-    }
-    Ok(
-        match (
-            &cfg.hsm.unseal_key_file,
-            std::env::var("SOVRA_UNSEAL_KEY").ok(),
-        ) {
-            (Some(f), _) => UnsealKey::File(f.clone()),
-            (None, Some(hex)) => {
-                let bytes = (0..hex.len())
-                    .step_by(2)
-                    .map(|i| {
-                        hex.get(i..i + 2)
-                            .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    })
-                    .collect::<Option<Vec<u8>>>()
-                    .filter(|b| b.len() == 32)
-                    .ok_or("SOVRA_UNSEAL_KEY must be 64 hex characters")?;
-                UnsealKey::Bytes(sovra_crypto::SecretBytes::new(bytes))
-            }
-            (None, None) => UnsealKey::DefaultFile,
-        },
-    )
-}
-
-/// Where a software HSM sealed by a quorum keeps its split unseal key.
-pub fn unseal_quorum_path(cfg: &Config) -> PathBuf {
-    cfg.data_dir.join("hsm").join("unseal-quorum.json")
-}
-
-/// The quorum this node's software HSM is sealed by, if it is (`sovra unseal init`).
-pub fn unseal_quorum(cfg: &Config) -> Result<Option<UnsealQuorum>, String> {
-    if cfg.hsm.backend != HsmBackend::Software {
-        return Ok(None);
-    }
-    let path = unseal_quorum_path(cfg);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-    };
-    if cfg.hsm.unseal_key_file.is_some() || std::env::var_os("SOVRA_UNSEAL_KEY").is_some() {
-        return Err(format!(
-            "the software HSM is sealed by a quorum ({}); hsm.unseal_key_file and SOVRA_UNSEAL_KEY do not apply to it: unset them",
-            path.display()
-        ));
-    }
-    let q: UnsealQuorum = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("{} is corrupt: {e}", path.display()))?;
-    if q.format != sovra_proto::security_domain::UNSEAL_FORMAT
-        || q.quorum < 2
-        || usize::from(q.quorum) > q.shares.len()
-    {
-        return Err(format!(
-            "{} is not a quorum this version reads",
-            path.display()
-        ));
-    }
-    Ok(Some(q))
-}
-
-/// Whether `key` unseals this node's software HSM root (a quorum's combined shares).
-pub fn unseals(cfg: &Config, key: &sovra_crypto::SecretBytes) -> bool {
-    SoftHsm::check_unseal(&cfg.data_dir.join("hsm"), key)
 }
 
 /// Opens the configured HSM.
@@ -272,7 +121,7 @@ fn open_hsm_with(
     }
 }
 
-fn make_private_dir(dir: &Path) -> Result<(), String> {
+pub(crate) fn make_private_dir(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir)
         .map_err(|e| format!("cannot create the data directory {}: {e}", dir.display()))?;
     #[cfg(unix)]
@@ -308,172 +157,13 @@ pub async fn open_sealed_store(cfg: &Config, hsm: &dyn Hsm) -> Result<Arc<dyn St
     Ok(sealed)
 }
 
-/// Restores this node's software HSM from an opened security domain (`sovra security-domain
-/// upload`, offline): only into a node whose HSM holds no keys, only over a database that holds
-/// a deployment, and only if the restored HSM unseals that database's keys; otherwise nothing
-/// is left behind. Audited (`securityDomain.upload`, with `detail`). Returns the locations
-/// whose keys the node now holds.
-pub async fn restore_security_domain(
-    cfg: &Config,
-    domain: &[u8],
-    detail: serde_json::Value,
-) -> Result<Vec<String>, crate::error::Error> {
-    use crate::error::Error;
-    use sovra_proto::ErrorCode;
-    if cfg.hsm.backend != HsmBackend::Software {
-        return Err(Error::new(
-            ErrorCode::SecurityDomainUnsupported,
-            "this node is configured with a PKCS#11 HSM, whose keys come back with the HSM's own backup mechanism (docs/hsm.md); a security domain restores the software HSM",
-        ));
-    }
-    let failed = |m: String| Error::new(ErrorCode::Unavailable, m);
-    make_private_dir(&cfg.data_dir).map_err(failed)?;
-    let raw = open_store(cfg).await.map_err(failed)?;
-    if !crate::services::sealed::holds_deployment(raw.as_ref())
-        .await
-        .map_err(failed)?
-    {
-        return Err(Error::new(
-            ErrorCode::SecurityDomainInvalid,
-            "this node's database holds no deployment to restore the keys of: point the node at the deployment's database (store settings) first",
-        ));
-    }
-    drop(raw);
-    let dir = cfg.data_dir.join("hsm");
-    // A node of one region keeps only its locations' keys (`locations`).
-    let keep = (!cfg.locations.is_empty()).then_some(cfg.locations.as_slice());
-    let hsm = SoftHsm::restore(&dir, soft_unseal(cfg).map_err(failed)?, domain, keep).map_err(
-        |e| match e {
-            sovra_hsm::HsmError::Io(m) if m.contains("already holds") => {
-                Error::new(ErrorCode::AlreadyExists, m)
-            }
-            other => Error::new(
-                ErrorCode::SecurityDomainInvalid,
-                format!("the security domain does not restore: {other}"),
-            ),
-        },
-    )?;
-    if let Err(e) = open_sealed_store(cfg, &hsm).await {
-        for f in ["root.sealed", "keys.json", "unseal.key"] {
-            let _ = std::fs::remove_file(dir.join(f));
-        }
-        return Err(Error::new(
-            ErrorCode::SecurityDomainInvalid,
-            format!(
-                "this security domain is not this database's deployment; nothing was restored ({e})"
-            ),
-        ));
-    }
-    drop(hsm);
-    let sovra = open_offline(cfg).await.map_err(failed)?;
-    let locations = sovra.hsm().locations().unwrap_or_default();
-    sovra
-        .record_offline_hsm_event(
-            crate::services::actions::Action::SecurityDomainUpload,
-            detail,
-        )
-        .await?;
-    Ok(locations)
-}
-
-/// Makes every start of this node need `quorum` of the administrators whose certificates are
-/// given (`sovra unseal init`, offline, node stopped): the software HSM's root is sealed under
-/// a new unseal key, split among them (`hsm/unseal-quorum.json`), and the unseal key file in
-/// the data directory is removed. Audited (`hsm.sealByQuorum`).
-pub async fn seal_by_quorum(
-    cfg: &Config,
-    certificates: &[String],
-    quorum: u8,
-) -> Result<UnsealQuorum, crate::error::Error> {
-    use crate::error::Error;
-    use sovra_proto::ErrorCode;
-    if cfg.hsm.backend != HsmBackend::Software {
-        return Err(Error::invalid(
-            "a PKCS#11 HSM is opened with its own PIN or its vendor's quorum (M-of-N smart cards); quorum unsealing is for the software HSM",
-        ));
-    }
-    let failed = |m: String| Error::new(ErrorCode::Unavailable, m);
-    let path = unseal_quorum_path(cfg);
-    if path.exists() {
-        return Err(Error::new(
-            ErrorCode::AlreadyExists,
-            format!(
-                "{} exists: this node is already sealed by a quorum",
-                path.display()
-            ),
-        ));
-    }
-    let now = crate::clock::Clock::now(&SystemClock);
-    let holders = crate::services::security_domain::holders(certificates, quorum, now)?;
-    let dir = cfg.data_dir.join("hsm");
-    if !dir.join("root.sealed").exists() {
-        return Err(Error::invalid(format!(
-            "{} holds no software HSM yet: start the node once first",
-            dir.display()
-        )));
-    }
-    let how = soft_unseal(cfg).map_err(failed)?;
-    let default_file = matches!(how, UnsealKey::DefaultFile);
-    let hsm = SoftHsm::open(&dir, how).map_err(|e| failed(e.to_string()))?;
-    let key = sovra_crypto::SecretBytes::new(
-        sovra_crypto::random::bytes(32).map_err(|e| failed(e.to_string()))?,
-    );
-    let spkis: Vec<&[u8]> = holders.iter().map(|h| h.spki.as_slice()).collect();
-    let shares = sovra_crypto::quorum::share_out(key.expose(), &spkis, quorum)
-        .map_err(|e| Error::internal(format!("splitting the unseal key: {e}")))?;
-    let q = UnsealQuorum {
-        format: sovra_proto::security_domain::UNSEAL_FORMAT.into(),
-        create_time: crate::clock::rfc3339(now),
-        quorum,
-        shares: holders
-            .iter()
-            .zip(&shares)
-            .map(
-                |(h, (enc, commitment))| sovra_proto::security_domain::UnsealShare {
-                    certificate_sha256: h.certificate_sha256.clone(),
-                    public_key_sha256: h.public_key_sha256(),
-                    encrypted_share: sovra_proto::b64::encode(enc),
-                    commitment: sovra_proto::hex::encode(commitment),
-                },
-            )
-            .collect(),
-    };
-    let json = serde_json::to_vec_pretty(&q).map_err(|e| Error::internal(e.to_string()))?;
-    // The quorum first, then the root under its key (one rename), then the old key file: a
-    // crash in between leaves a node the old key still opens (remove unseal-quorum.json).
-    sovra_hsm::soft::write_private_file(&path, &json).map_err(|e| failed(e.to_string()))?;
-    hsm.reseal(&key).map_err(|e| failed(e.to_string()))?;
-    drop(hsm);
-    if default_file {
-        std::fs::remove_file(dir.join("unseal.key"))
-            .and_then(|()| std::fs::File::open(&dir)?.sync_all())
-            .map_err(|e| {
-                failed(format!(
-                    "cannot remove {}: {e}",
-                    dir.join("unseal.key").display()
-                ))
-            })?;
-    }
-    let sovra = open_offline_with(cfg, Some(key)).await.map_err(failed)?;
-    sovra
-        .record_offline_hsm_event(
-            crate::services::actions::Action::HsmSealByQuorum,
-            serde_json::json!({
-            "quorum": quorum,
-            "certificates": holders.iter().map(|h| h.certificate_sha256.as_str()).collect::<Vec<_>>(),
-            }),
-        )
-        .await?;
-    Ok(q)
-}
-
 /// The service layer over an existing deployment's store and HSM, for offline commands (no
 /// listener, no bootstrap).
 pub async fn open_offline(cfg: &Config) -> Result<Arc<Sovra>, String> {
     open_offline_with(cfg, None).await
 }
 
-async fn open_offline_with(
+pub(crate) async fn open_offline_with(
     cfg: &Config,
     unseal: Option<sovra_crypto::SecretBytes>,
 ) -> Result<Arc<Sovra>, String> {
