@@ -3,7 +3,7 @@
 //! into a new node's HSM over the same database (`sovra security-domain download | upload`).
 //!
 //! Nothing here ever holds an administrator's private key: the server encrypts the shares to
-//! their certificates; opening happens offline, where the keys are ([`restore`]).
+//! their certificates; opening happens offline, where the keys are ([`open`]).
 
 use super::Base;
 use super::actions::Action;
