@@ -42,7 +42,7 @@ SOVRA_URL="$url" SOVRA_TOKEN="$token" SOVRA_CA_CERT="$ca" "$bin" keyrings create
 SOVRA_URL="$url" SOVRA_TOKEN="$token" SOVRA_CA_CERT="$ca" "$bin" keys create ring/key --purpose encrypt >/dev/null
 echo "== schemathesis $version against $url (${secs}s)"
 set +e
-schemathesis run "$url/openapi.json" --tls-verify "$ca" -H "Authorization: Bearer $token" \
+schemathesis --config-file tools/schemathesis.toml run "$url/openapi.json" --tls-verify "$ca" -H "Authorization: Bearer $token" \
   --checks all --exclude-checks positive_data_acceptance --max-time "$secs" -w 2 \
   --seed 1 --report json --report-json-path "$work/report.json" > "$work/st.txt" 2>&1
 st=$?
