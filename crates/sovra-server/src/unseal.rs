@@ -43,8 +43,10 @@ struct Waiting {
     done: Mutex<Option<oneshot::Sender<Unsealed>>>,
 }
 
-/// Connections served at once while sealed.
+/// Connections served at once while sealed, and from one source address: one client holding
+/// connections open cannot keep the administrators out.
 const MAX_CONNECTIONS: usize = 64;
+const MAX_CONNECTIONS_PER_IP: usize = 4;
 /// Bytes of a request body while sealed (a share is ~50 bytes of base64).
 const MAX_BODY: usize = 4096;
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -177,7 +179,7 @@ pub async fn wait_for_quorum(
         .fallback(sealed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(waiting);
-    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let conns = crate::conn::ConnLimiter::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP);
     let graceful = GracefulShutdown::new();
     let mut builder = Builder::new(TokioExecutor::new());
     // HTTP/1.1 or HTTP/2, whichever the client speaks (ALPN offers both).
@@ -195,10 +197,10 @@ pub async fn wait_for_quorum(
     let builder = Arc::new(builder);
     tokio::pin!(shutdown);
     let unsealed = loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break None,
+        let place = tokio::select! {
+            p = conns.place() => match p {
+                Some(p) => p,
+                None => break None,
             },
             r = &mut rx => break r.ok(),
             () = &mut shutdown => break None,
@@ -214,6 +216,12 @@ pub async fn wait_for_quorum(
             r = &mut rx => break r.ok(),
             () = &mut shutdown => break None,
         };
+        let Some(permit) = conns.admit(place, peer.ip(), false) else {
+            tracing::debug!(%peer, "connection to the sealed node refused: this source holds its share");
+            continue;
+        };
+        // Idle connections (slow headers, silent HTTP/2) are closed, not kept.
+        let tcp = crate::conn::IdleIo::new(tcp, TIMEOUT);
         let svc = TowerToHyperService::new(router.clone());
         let (builder, tls, watcher) = (builder.clone(), tls.clone(), graceful.watcher());
         tokio::spawn(async move {

@@ -425,6 +425,18 @@ fn a_node_sealed_by_a_quorum_starts_only_when_enough_administrators_unseal_it() 
         st,
         serde_json::json!({"sealed": true, "quorum": 2, "received": 0})
     );
+    // One source holding connections open gets no more than its share of the sealed node
+    // (here the same address as the administrators, to show the limit; another address is
+    // unaffected), and the node serves again once they close.
+    let addr = url.trim_start_matches("https://").to_string();
+    let held: Vec<std::net::TcpStream> = (0..4)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!at(&["unseal", "status"]).status.success());
+    drop(held);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(at(&["unseal", "status"]).status.success());
     // A stranger's key, a forged share: refused, and they count for nothing.
     let stranger = admin(w, "mallory");
     let key_arg = |k: &Path| k.display().to_string();
