@@ -285,7 +285,8 @@ pub async fn maa_put_policy(
     let text =
         String::from_utf8(b.to_vec()).map_err(|_| Error::invalid("the policy JWS must be text"))?;
     let jws_text = text.trim().trim_matches('"').to_string();
-    s.sovra
+    let view = s
+        .sovra
         .attest()
         .set_policy(
             &p,
@@ -298,11 +299,38 @@ pub async fn maa_put_policy(
     let hash = jws::b64url(
         aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, jws_text.as_bytes()).as_ref(),
     );
-    maa_policy_token(
-        &s,
-        json!({"x-ms-policy-result": "Updated", "x-ms-policy-token-hash": hash}),
-    )
-    .await
+    let mut claims = json!({"x-ms-policy-result": "Updated", "x-ms-policy-token-hash": hash});
+    // A signed policy names its (verified) signer, as MAA does.
+    if view.signer.is_some()
+        && let Some(signer) = policy_signer_jwk(&jws_text)
+    {
+        claims["x-ms-policy-signer"] = signer;
+    }
+    maa_policy_token(&s, claims).await
+}
+
+/// The signing certificate of a policy JWS as a JWK (`x5c`, from the header's `jwk.x5c` as the
+/// Azure SDK sends it, or `x5c`), for the `x-ms-policy-signer` claim.
+fn policy_signer_jwk(jws_text: &str) -> Option<Value> {
+    let header = jws_text.split('.').next()?;
+    let header: Value = serde_json::from_slice(&jws::b64url_decode(header).ok()?).ok()?;
+    let x5c = header
+        .pointer("/jwk/x5c")
+        .or_else(|| header.get("x5c"))?
+        .as_array()?
+        .first()?
+        .as_str()?
+        .to_owned();
+    let alg = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let (kty, alg) = if alg.starts_with("ES") {
+        ("EC", alg.to_owned())
+    } else {
+        ("RSA", "RS256".to_owned())
+    };
+    Some(json!({"alg": alg, "kty": kty, "use": "sig", "x5c": [x5c]}))
 }
 
 /// `POST /policies/{type}:reset` (MAA): the route captures `{type}:reset` as one segment.
