@@ -302,9 +302,9 @@ pub async fn maa_put_policy(
     let mut claims = json!({"x-ms-policy-result": "Updated", "x-ms-policy-token-hash": hash});
     // A signed policy names its (verified) signer, as MAA does.
     if view.signer.is_some()
-        && let Some(signer) = policy_signer_jwk(&jws_text)
+        && let (Some(signer), Some(c)) = (policy_signer_jwk(&jws_text), claims.as_object_mut())
     {
-        claims["x-ms-policy-signer"] = signer;
+        c.insert("x-ms-policy-signer".into(), signer);
     }
     maa_policy_token(&s, claims).await
 }
