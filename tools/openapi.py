@@ -220,6 +220,60 @@ paths={
  "/metrics": {"get":op("Prometheus metrics (needs audit.read)",[],None,s("string"),content="text/plain",opid="metrics")},
  "/openapi.json": {"get":op("This document",[],None,None,public=True,opid="openapi")},
 }
+
+# --- The Azure Key Vault / Managed HSM keys API (docs/azure.md) ---
+KV_VERSIONS = ["2025-07-01", "7.6", "7.5", "7.4"]
+B64URL = s("string", description="base64url (padding optional on input)")
+schemas.update({
+ "KeyVaultError": obj({"error": obj({"code": s("string", description="Key Vault's code (KeyNotFound, BadParameter, Unauthorized, Forbidden, Conflict, NotSupported, Throttled, ...)"), "message": s("string"), "innererror": obj({"code": s("string", enum=CODES)}, ["code"], True)}, ["code","message"], True)}, ["error"], True),
+ "KvJsonWebKey": obj({"kid":s("string"),"kty":s("string",enum=["RSA","RSA-HSM","EC","EC-HSM","oct","oct-HSM","OKP","OKP-HSM"]),"key_ops":s("array",items=s("string")),"n":B64URL,"e":B64URL,"crv":s("string"),"x":B64URL,"y":B64URL}, ["kid","kty","key_ops"], True),
+ "KvKeyAttributes": obj({"enabled":s("boolean"),"created":s("integer"),"updated":s("integer"),"recoveryLevel":s("string"),"recoverableDays":s("integer"),"exportable":s("boolean"),"hsmPlatform":s("string")}, [], True),
+ "KvReleasePolicy": obj({"contentType":s("string"),"data":B64URL,"immutable":s("boolean")}, [], True),
+ "KvKeyBundle": obj({"key":ref("KvJsonWebKey"),"attributes":ref("KvKeyAttributes"),"tags":s("object",additionalProperties=s("string")),"release_policy":ref("KvReleasePolicy")}, ["key","attributes"], True),
+ "KvKeyItem": obj({"kid":s("string"),"attributes":ref("KvKeyAttributes"),"tags":s("object",additionalProperties=s("string"))}, ["kid"], True),
+ "KvKeyList": obj({"value":s("array",items=ref("KvKeyItem")),"nextLink":s(["string","null"])}, ["value"], True),
+ "KvAttributesIn": obj({"enabled":s("boolean"),"exportable":s("boolean"),"nbf":s("integer",description="refused: Sovra does not enforce activation dates"),"exp":s("integer",description="refused: Sovra does not enforce expiry dates")}, [], True),
+ "KvCreateKey": obj({"kty":s("string",enum=["RSA","RSA-HSM","EC","EC-HSM","oct","oct-HSM"]),"key_size":s("integer",enum=[256,2048,3072,4096]),"public_exponent":s("integer",enum=[65537]),"key_ops":s("array",items=s("string",enum=["encrypt","decrypt","sign","verify","wrapKey","unwrapKey"])),"attributes":ref("KvAttributesIn"),"tags":s("object",additionalProperties=s("string",maxLength=256)),"crv":s("string",enum=["P-256","P-384"]),"release_policy":ref("KvReleasePolicy")}, ["kty"], True),
+ "KvUpdateKey": obj({"key_ops":s("array",items=s("string")),"attributes":ref("KvAttributesIn"),"tags":s("object",additionalProperties=s("string",maxLength=256)),"release_policy":ref("KvReleasePolicy")}, [], True),
+ "KvOperation": obj({"alg":s("string",description="A256GCM; RSA-OAEP-256; the key's signature algorithm (ES256, ES384, RS256, ...)"),"value":B64URL,"iv":B64URL,"aad":B64URL,"tag":B64URL,"digest":B64URL}, ["alg","value"], True),
+ "KvOperationResult": obj({"kid":s("string"),"value":B64URL,"iv":B64URL,"tag":B64URL,"aad":B64URL}, ["value"], True),
+ "KvVerifyResult": obj({"value":s("boolean")}, ["value"], True),
+ "KvRelease": obj({"target":s("string",minLength=1,description="the attestation token of the TEE"),"nonce":s("string"),"enc":s("string",enum=["CKM_RSA_AES_KEY_WRAP","RSA_AES_KEY_WRAP_256","RSA_AES_KEY_WRAP_384"])}, ["target"], True),
+ "KvValue": obj({"value":s("string")}, ["value"], True),
+ "KvRandom": obj({"count":s("integer",minimum=1,maximum=128)}, ["count"], True),
+})
+KV_ERR={"description":"error (Key Vault's shape)","content":{"application/json":{"schema":ref("KeyVaultError")}}}
+APIV=Q("api-version","the Key Vault api-version",s("string",enum=KV_VERSIONS))
+KVN=P("name","key name",s("string",pattern="^[0-9a-zA-Z-]{1,63}$"),example="kvkey")
+KVV=P("version","key version (Sovra numbers them 1, 2, ...)",s("string",pattern="^[1-9][0-9]{0,9}$"),example="1")
+KVPAGE=[P("maxresults","page size, 1 to 25 (default 25)",s("integer",minimum=1,maximum=25),"query"),P("$skiptoken","from the previous page's nextLink",where="query")]
+def kv(summary, params, req=None, resp=None, opid=None, status="200"):
+    o=op("Key Vault: "+summary,[APIV]+params,req,resp,opid=opid,status=status)
+    o["responses"]["4XX"]=KV_ERR; o["responses"]["5XX"]=KV_ERR
+    return o
+UNSUP=" (answers 400 NotSupported / OPERATION_UNSUPPORTED: not offered yet)"
+for ver, vp in (("/{version}", [KVN,KVV]), ("/", [KVN])):
+    tag = "Version" if ver != "/" else "Current"
+    for opname, summary, resp in (("encrypt","encrypt (A256GCM; RSA-OAEP-256)","KvOperationResult"),("decrypt","decrypt","KvOperationResult"),("wrapkey","wrap a key (RSA-OAEP-256)","KvOperationResult"),("unwrapkey","unwrap a key","KvOperationResult"),("sign","sign a digest with the key's algorithm (ECDSA as raw r||s)","KvOperationResult"),("verify","verify a signature over a digest","KvVerifyResult")):
+        paths["/keys/{name}"+ver+"/"+opname]={"post":kv(summary,vp,"KvOperation",resp,opid="kv"+opname.capitalize()+tag)}
+    paths["/keys/{name}"+ver+"/release"]={"post":kv("secure key release to an attested TEE (the native release service and policy)",vp,"KvRelease","KvValue",opid="kvRelease"+tag)}
+    paths["/keys/{name}"+ver+"/attestation"]={"get":kv("key attestation"+UNSUP,vp,None,"KvKeyBundle",opid="kvAttestation"+tag)}
+paths.update({
+ "/keys": {"get":kv("list keys",KVPAGE,None,"KvKeyList",opid="kvListKeys")},
+ "/keys/restore": {"post":kv("restore a backup"+UNSUP,[],"KvValue","KvKeyBundle",opid="kvRestore")},
+ "/keys/{name}": {"get":kv("the current version",[KVN],None,"KvKeyBundle",opid="kvGetKeyNoSlash"),"put":kv("import a JWK"+UNSUP,[KVN],None,"KvKeyBundle",opid="kvImport"),"delete":kv("delete"+UNSUP,[KVN],None,"KvKeyBundle",opid="kvDelete")},
+ "/keys/{name}/": {"get":kv("the current version",[KVN],None,"KvKeyBundle",opid="kvGetKey"),"patch":kv("update the current version (enabled, tags, release_policy)",[KVN],"KvUpdateKey","KvKeyBundle",opid="kvUpdateKey")},
+ "/keys/{name}/{version}": {"get":kv("one version",[KVN,KVV],None,"KvKeyBundle",opid="kvGetVersion"),"patch":kv("update a version",[KVN,KVV],"KvUpdateKey","KvKeyBundle",opid="kvUpdateVersion")},
+ "/keys/{name}/create": {"post":kv("create a key, or a new version of one of the same type",[KVN],"KvCreateKey","KvKeyBundle",opid="kvCreate")},
+ "/keys/{name}/rotate": {"post":kv("a new current version",[KVN],None,"KvKeyBundle",opid="kvRotate")},
+ "/keys/{name}/backup": {"post":kv("backup"+UNSUP,[KVN],None,"KvValue",opid="kvBackup")},
+ "/keys/{name}/versions": {"get":kv("list versions",[KVN]+KVPAGE,None,"KvKeyList",opid="kvListVersions")},
+ "/keys/{name}/rotationpolicy": {"get":kv("rotation policy"+UNSUP,[KVN],None,s("object"),opid="kvGetRotationPolicy"),"put":kv("set the rotation policy"+UNSUP,[KVN],None,s("object"),opid="kvSetRotationPolicy")},
+ "/deletedkeys": {"get":kv("deleted keys (none: keys are not deleted through this API)",KVPAGE,None,"KvKeyList",opid="kvListDeleted")},
+ "/deletedkeys/{name}": {"get":kv("a deleted key (404: keys are not deleted through this API)",[KVN],None,"KvKeyBundle",opid="kvGetDeleted"),"delete":kv("purge a deleted key (404)",[KVN],None,None,opid="kvPurge",status="204")},
+ "/deletedkeys/{name}/recover": {"post":kv("recover a deleted key (404)",[KVN],None,"KvKeyBundle",opid="kvRecover")},
+ "/rng": {"post":kv("random bytes",[],"KvRandom","KvValue",opid="kvRandom")},
+})
 doc={"openapi":"3.1.0","info":{"title":"Sovra native API","version":"0.1.0","license":{"name":"Apache-2.0","identifier":"Apache-2.0"},
  "description":"Key management after Cloud KMS. Binary fields are base64; errors are {\"error\":{\"code\",\"message\",\"status\"}} with stable codes. Request bodies are limited to 256 KiB by default (limits.max_body_bytes; attestation bodies 1 MiB) and must arrive within 30 s; plaintext, AAD and data fields to 64 KiB decoded. Bodies are JSON (Content-Type application/json, else 415) except the MAA policy and certificate routes, which also take text/plain. A method a route does not have is 405 with Allow."},
  "servers":[{"url":"https://127.0.0.1:8443"}],

@@ -381,6 +381,23 @@ impl VerifyKey {
         }
     }
 
+    /// The key's public members as a JWK (`kty` and `n`/`e`, or `crv`/`x`/`y`), base64url.
+    pub fn public_jwk(&self) -> Value {
+        match &self.public {
+            Public::Rsa { n, e } => json!({"kty": "RSA", "n": b64url(n), "e": b64url(e)}),
+            Public::Ec(point) => {
+                let xy = point.get(1..).unwrap_or_default();
+                let (x, y) = xy.split_at(xy.len() / 2);
+                let crv = if self.alg == JwsAlg::Es384 {
+                    "P-384"
+                } else {
+                    "P-256"
+                };
+                json!({"kty": "EC", "crv": crv, "x": b64url(x), "y": b64url(y)})
+            }
+        }
+    }
+
     /// From an X.509 certificate's SubjectPublicKeyInfo (DER). RSA keys verify RS256; EC keys
     /// ES256/ES384 by curve.
     pub fn from_spki(kid: Option<String>, spki_der: &[u8]) -> Result<Self, CryptoError> {

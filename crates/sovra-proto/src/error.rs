@@ -91,6 +91,9 @@ codes! {
     WrongPurpose = ("WRONG_PURPOSE", 400),
     /// The algorithm does not support this operation or argument.
     UnsupportedAlgorithm = ("UNSUPPORTED_ALGORITHM", 400),
+    /// The operation belongs to a compatible API (Azure Key Vault) but Sovra does not offer it;
+    /// the message says what to use instead.
+    OperationUnsupported = ("OPERATION_UNSUPPORTED", 400),
     /// The key version is not enabled (disabled, scheduled for destruction or destroyed).
     KeyVersionNotEnabled = ("KEY_VERSION_NOT_ENABLED", 400),
     /// The key version's material is destroyed.

@@ -47,6 +47,28 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Attestation service.
     pub attestation: AttestationConfig,
+    /// The Azure Key Vault / Managed HSM compatible keys API.
+    pub keyvault: KeyVaultConfig,
+}
+
+/// Which key rings the Key Vault API serves as vaults (see docs/azure.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeyVaultConfig {
+    /// The key ring (in the default location) a request addresses when its host is not in
+    /// `vaults`.
+    pub key_ring: String,
+    /// Vaults by host name (as the client writes it, without the port): host → key ring ID.
+    pub vaults: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for KeyVaultConfig {
+    fn default() -> Self {
+        Self {
+            key_ring: "keyvault".into(),
+            vaults: Default::default(),
+        }
+    }
 }
 
 /// Attestation service settings.
@@ -367,6 +389,7 @@ impl Default for Config {
             worker_threads: 0,
             public_url: None,
             attestation: AttestationConfig::default(),
+            keyvault: KeyVaultConfig::default(),
         }
     }
 }
@@ -374,6 +397,7 @@ impl Default for Config {
 /// The environment variables that override configuration, and the field each sets.
 pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("SOVRA_DATA_DIR", "data_dir"),
+    ("SOVRA_KEYVAULT_KEY_RING", "keyvault.key_ring"),
     ("SOVRA_LISTEN", "listen"),
     ("SOVRA_STORE_BACKEND", "store.backend"),
     ("SOVRA_STORE_URL", "store.url"),
@@ -564,6 +588,12 @@ impl Config {
             return Err("limits.max_connections and limits.work_queue must be at least 1".into());
         }
         sovra_proto::names::check_id("location", &self.default_location).map_err(|e| e.0)?;
+        sovra_proto::names::check_id("key ring", &self.keyvault.key_ring)
+            .map_err(|e| format!("keyvault.key_ring: {}", e.0))?;
+        for (host, ring) in &self.keyvault.vaults {
+            sovra_proto::names::check_id("key ring", ring)
+                .map_err(|e| format!("keyvault.vaults.{host:?}: {}", e.0))?;
+        }
         for l in &self.locations {
             sovra_proto::names::check_id("location", l)
                 .map_err(|e| format!("locations: {}", e.0))?;

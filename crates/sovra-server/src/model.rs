@@ -237,6 +237,9 @@ pub struct CryptoKeyRec {
     /// The release policy can never change.
     #[serde(default)]
     pub release_policy_immutable: bool,
+    /// Tags set through the Key Vault API (free-form strings, unlike labels).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// A key version. `material` is the wrapped key material (base64), absent once destroyed.

@@ -30,7 +30,8 @@ async fn every_documented_operation_is_routed() {
             .replace("{provider}", "default")
             .replace("{maaType}", "SevSnpVm")
             .replace("{type}", "sev-snp")
-            .replace("{name}", "n");
+            .replace("{name}", "n")
+            .replace("{version}", "1");
         for method in ops.as_object().unwrap().keys() {
             let req = Request::builder()
                 .method(method.to_uppercase().as_str())

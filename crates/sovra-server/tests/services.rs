@@ -19,6 +19,7 @@ fn key_req(rotation_period: Option<u64>) -> NewKey {
         skip_initial_version: false,
         exportable: false,
         release_policy: None,
+        tags: Default::default(),
     }
 }
 

@@ -58,6 +58,7 @@ pub fn new_key(r: CreateCryptoKeyRequest) -> Result<NewKey> {
         skip_initial_version: r.skip_initial_version_creation,
         exportable: r.exportable.unwrap_or(false),
         release_policy: r.release_policy.map(policy_text),
+        tags: Default::default(),
     })
 }
 
@@ -77,6 +78,7 @@ pub fn key_changes(r: UpdateCryptoKeyRequest) -> Result<KeyChanges> {
         labels: r.labels,
         version_template: r.version_template,
         release_policy: r.release_policy.map(policy_text),
+        tags: None,
     })
 }
 

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod attest;
 pub mod attest_wire;
 pub mod extract;
+pub mod keyvault;
 pub mod kms;
 pub mod kms_wire;
 pub mod limit;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub auth_failures: Arc<limit::IpBudget>,
     /// Who a request stands for (peer, or the client a trusted proxy names).
     pub clients: Arc<limit::ClientResolver>,
+    /// The key rings the Key Vault API serves as vaults.
+    pub vaults: Arc<keyvault::Vaults>,
 }
 
 impl AppState {
@@ -70,6 +73,7 @@ impl AppState {
                     .filter_map(|p| Cidr::parse(p))
                     .collect(),
             )),
+            vaults: Arc::new(keyvault::Vaults::new(cfg)),
         }
     }
 }
@@ -94,7 +98,7 @@ pub fn routes() -> Vec<(String, MethodRouter<AppState>)> {
     const KEY: &str = "/v1/locations/{loc}/keyRings/{ring}/cryptoKeys/{key}";
     const VER: &str =
         "/v1/locations/{loc}/keyRings/{ring}/cryptoKeys/{key}/cryptoKeyVersions/{ver}";
-    vec![
+    let mut r = vec![
         (
             "/v1/locations".to_string(),
             get(kms::list_locations).post(kms::create_location),
@@ -287,7 +291,9 @@ pub fn routes() -> Vec<(String, MethodRouter<AppState>)> {
         ("/readyz".to_string(), get(system::readyz)),
         ("/metrics".to_string(), get(system::metrics)),
         ("/openapi.json".to_string(), get(system::openapi)),
-    ]
+    ];
+    r.extend(keyvault::routes());
+    r
 }
 
 /// Builds the router.

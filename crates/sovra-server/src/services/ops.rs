@@ -75,6 +75,19 @@ pub struct Sealed {
     pub ciphertext: Vec<u8>,
 }
 
+/// What [`Crypto::gcm_encrypt`] produced.
+#[derive(Debug, Clone)]
+pub struct GcmSealed {
+    /// The version that encrypted.
+    pub version: String,
+    /// The 96-bit IV.
+    pub iv: Vec<u8>,
+    /// The ciphertext without its tag.
+    pub ciphertext: Vec<u8>,
+    /// The 128-bit tag.
+    pub tag: Vec<u8>,
+}
+
 /// What [`Crypto::open`] recovered.
 #[derive(Debug)]
 pub struct Opened {
@@ -518,6 +531,21 @@ impl Crypto {
 
     /// The public key of an asymmetric version, PEM.
     pub async fn public_key(&self, p: &Principal, target: &Target) -> Result<PublicKey> {
+        let (name, algorithm, der) = self.public_key_der(p, target).await?;
+        Ok(PublicKey {
+            pem: sovra_crypto::keys::pem("PUBLIC KEY", &der),
+            algorithm,
+            name: name.to_string(),
+        })
+    }
+
+    /// The public key of an asymmetric version: its name, algorithm and SubjectPublicKeyInfo
+    /// (DER).
+    pub async fn public_key_der(
+        &self,
+        p: &Principal,
+        target: &Target,
+    ) -> Result<(VersionName, sovra_proto::kms::Algorithm, Vec<u8>)> {
         let key_name = target.key();
         self.base
             .auth
@@ -560,10 +588,100 @@ impl Crypto {
             ));
         }
         let key = self.material.usable(&version, rec).await?;
-        Ok(PublicKey {
-            pem: key.ops().public_key_pem().map_err(crypto_err)?,
-            algorithm: rec.algorithm,
-            name: version.to_string(),
+        let der = key.ops().public_key_der().map_err(crypto_err)?;
+        Ok((version, rec.algorithm, der))
+    }
+
+    /// AES-256-GCM as Key Vault's `A256GCM` does it: a fresh 96-bit IV, and the IV, ciphertext
+    /// and tag returned apart (not Sovra's self-describing ciphertext).
+    pub async fn gcm_encrypt(
+        &self,
+        p: &Principal,
+        target: &Target,
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<GcmSealed> {
+        check_len("value", plaintext)?;
+        check_len("aad", aad)?;
+        let r = self
+            .resolve(
+                p,
+                target,
+                Permission::Encrypt,
+                Purpose::EncryptDecrypt,
+                OpClass::Symmetric,
+                None,
+            )
+            .await?;
+        let iv: [u8; 12] = sovra_crypto::random::bytes(12)
+            .map_err(crypto_err)?
+            .try_into()
+            .map_err(|_| Error::internal("random IV of the wrong length"))?;
+        let (aad_owned, pt) = (aad.to_vec(), plaintext.to_vec());
+        let mut sealed = self
+            .material
+            .call(&r.key, false, move |k| k.gcm_seal(&iv, &aad_owned, &pt))
+            .await?;
+        let tag = sealed.split_off(sealed.len().saturating_sub(16));
+        self.data_access(p, &r, Action::Encrypt).await?;
+        Ok(GcmSealed {
+            version: r.name.clone(),
+            iv: iv.to_vec(),
+            ciphertext: sealed,
+            tag,
+        })
+    }
+
+    /// Opens what [`Crypto::gcm_encrypt`] made (IV of 12 bytes, tag of 16).
+    pub async fn gcm_decrypt(
+        &self,
+        p: &Principal,
+        target: &Target,
+        sealed: &GcmSealed,
+        aad: &[u8],
+    ) -> Result<Decrypted> {
+        check_len("value", &sealed.ciphertext)?;
+        check_len("aad", aad)?;
+        let iv: [u8; 12] = sealed.iv.as_slice().try_into().map_err(|_| {
+            Error::invalid(format!("iv is {} bytes; A256GCM uses 12", sealed.iv.len()))
+        })?;
+        if sealed.tag.len() != 16 {
+            return Err(Error::invalid(format!(
+                "tag is {} bytes; A256GCM uses 16",
+                sealed.tag.len()
+            )));
+        }
+        let r = self
+            .resolve(
+                p,
+                target,
+                Permission::Decrypt,
+                Purpose::EncryptDecrypt,
+                OpClass::Symmetric,
+                None,
+            )
+            .await?;
+        let mut ct = sealed.ciphertext.clone();
+        ct.extend_from_slice(&sealed.tag);
+        let aad_owned = aad.to_vec();
+        let plaintext = self
+            .material
+            .call(&r.key, false, move |k| k.gcm_open(&iv, &aad_owned, &ct))
+            .await
+            .map_err(|e| {
+                if e.code == ErrorCode::CiphertextInvalid {
+                    Error::new(
+                        ErrorCode::CiphertextInvalid,
+                        "A256GCM decryption failed: the ciphertext, IV, tag or AAD was altered, or it was made with another key version",
+                    )
+                } else {
+                    e
+                }
+            })?;
+        self.data_access(p, &r, Action::Decrypt).await?;
+        Ok(Decrypted {
+            version: r.name.clone(),
+            plaintext,
         })
     }
 

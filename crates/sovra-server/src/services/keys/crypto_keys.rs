@@ -30,6 +30,7 @@ impl Keys {
         check_template(req.purpose, &template)?;
         let level = template.protection_level.unwrap_or_default();
         check_labels(&req.labels)?;
+        check_tags(&req.tags)?;
         let (settings, _) = self.settings.settings_rec().await?;
         let destroy_dur = req
             .destroy_scheduled_duration
@@ -66,6 +67,7 @@ impl Keys {
             exportable: req.exportable,
             release_policy_immutable: req.release_policy.as_ref().is_some_and(|p| p.immutable),
             release_policy: req.release_policy.map(|p| p.text),
+            tags: req.tags,
         };
         if key.exportable && key.release_policy.is_none() {
             return Err(Error::invalid(
@@ -231,6 +233,9 @@ impl Keys {
         if let Some(l) = &req.labels {
             check_labels(l)?;
         }
+        if let Some(t) = &req.tags {
+            check_tags(t)?;
+        }
         if let Some(rp) = &req.release_policy {
             check_release_policy(rp)?;
         }
@@ -248,6 +253,9 @@ impl Keys {
             }
             if let Some(l) = &req.labels {
                 key.labels = l.clone();
+            }
+            if let Some(t) = &req.tags {
+                key.tags = t.clone();
             }
             if let Some(rp) = &req.release_policy {
                 if key.release_policy_immutable {

@@ -154,6 +154,8 @@ pub struct NewKey {
     pub exportable: bool,
     /// Which attested TEEs may receive the key.
     pub release_policy: Option<PolicyText>,
+    /// Key Vault tags.
+    pub tags: BTreeMap<String, String>,
 }
 
 /// Changes to a key; `None` leaves a field as it is.
@@ -175,6 +177,9 @@ pub struct KeyChanges {
     /// A new release policy (Administrator only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub release_policy: Option<PolicyText>,
+    /// New Key Vault tags (replacing all).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
 }
 
 /// Checks a release policy's text.
@@ -225,6 +230,21 @@ fn check_labels(labels: &BTreeMap<String, String>) -> Result<()> {
         if !ok_k || !ok_v {
             return Err(Error::invalid(format!(
                 "label {k:?}={v:?}: keys and values use up to 63 of a-z, 0-9, '_' and '-' (keys non-empty)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Key Vault's limits on tags: at most 15, names up to 512 characters, values up to 256.
+fn check_tags(tags: &BTreeMap<String, String>) -> Result<()> {
+    if tags.len() > 15 {
+        return Err(Error::invalid("at most 15 tags"));
+    }
+    for (k, v) in tags {
+        if k.is_empty() || k.chars().count() > 512 || v.chars().count() > 256 {
+            return Err(Error::invalid(format!(
+                "tag {k:?}: names are 1 to 512 characters, values up to 256"
             )));
         }
     }

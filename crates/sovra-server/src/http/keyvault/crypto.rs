@@ -1,0 +1,307 @@
+//! Key Vault key operations: encrypt, decrypt, wrapkey, unwrapkey, sign, verify, release, and
+//! random bytes. Each runs the native operation on the version the path names (empty: the
+//! current one) and writes the result as Key Vault does (base64url, raw `r ‖ s` ECDSA).
+
+use super::keys::VersionPath;
+use super::wire::{self, decode};
+use super::{KvCaller, KvError, KvJson, KvPath, KvResult, Vault};
+use crate::error::Error;
+use crate::http::AppState;
+use crate::http::response::Json;
+use crate::services::auth::Principal;
+use crate::services::ops::{GcmSealed, Message, Target};
+use axum::extract::State;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sovra_crypto::jws::b64url;
+use sovra_proto::ErrorCode;
+use sovra_proto::kms::{AlgSpec, Purpose, ReleaseRequest};
+
+/// A key operation of `/keys/{name}/{version}/{op}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `encrypt`.
+    Encrypt,
+    /// `decrypt`.
+    Decrypt,
+    /// `wrapkey`.
+    WrapKey,
+    /// `unwrapkey`.
+    UnwrapKey,
+    /// `sign`.
+    Sign,
+    /// `verify`.
+    Verify,
+}
+
+impl Op {
+    /// Every operation, with its path segment.
+    pub const ALL: &'static [(&'static str, Op)] = &[
+        ("encrypt", Op::Encrypt),
+        ("decrypt", Op::Decrypt),
+        ("wrapkey", Op::WrapKey),
+        ("unwrapkey", Op::UnwrapKey),
+        ("sign", Op::Sign),
+        ("verify", Op::Verify),
+    ];
+}
+
+/// The body of every key operation (`KeyOperationsParameters`, `KeySignParameters`,
+/// `KeyVerifyParameters`).
+#[derive(Debug, Deserialize)]
+pub struct OpIn {
+    alg: String,
+    value: String,
+    iv: Option<String>,
+    aad: Option<String>,
+    tag: Option<String>,
+    digest: Option<String>,
+}
+
+/// The version a result names (`…/cryptoKeys/k/cryptoKeyVersions/3` → its `kid`).
+fn kid_of(vault: &Vault, name: &str, version: &str) -> String {
+    let n = version.rsplit('/').next().and_then(|n| n.parse().ok());
+    wire::kid(vault, name, n)
+}
+
+/// Runs `op` for the handler of its route.
+pub async fn operate(
+    op: Op,
+    state: AppState,
+    vault: Vault,
+    p: Principal,
+    path: VersionPath,
+    req: OpIn,
+) -> KvResult<Json<Value>> {
+    let target = vault.target(&path)?;
+    let crypto = state.sovra.crypto();
+    let value = decode("value", &req.value)?;
+    let opt = |field: &str, v: &Option<String>| v.as_deref().map(|s| decode(field, s)).transpose();
+    let aad = opt("aad", &req.aad)?;
+    let alg = req.alg.as_str();
+    let out = match (op, alg) {
+        (Op::Encrypt, "A256GCM") => {
+            if req.iv.is_some() {
+                return Err(KvError::bad(
+                    "A256GCM encrypt makes its own IV; do not send iv",
+                ));
+            }
+            let s = crypto
+                .gcm_encrypt(&p, &target, &value, aad.as_deref().unwrap_or_default())
+                .await?;
+            let mut o = json!({
+                "kid": kid_of(&vault, &path.name, &s.version),
+                "value": b64url(&s.ciphertext),
+                "iv": b64url(&s.iv),
+                "tag": b64url(&s.tag),
+            });
+            if let (Some(a), Some(m)) = (&aad, o.as_object_mut()) {
+                m.insert("aad".into(), json!(b64url(a)));
+            }
+            o
+        }
+        (Op::Decrypt, "A256GCM") => {
+            let (Some(iv), Some(tag)) = (opt("iv", &req.iv)?, opt("tag", &req.tag)?) else {
+                return Err(KvError::bad("A256GCM decrypt needs iv and tag"));
+            };
+            let sealed = GcmSealed {
+                version: String::new(),
+                iv,
+                ciphertext: value,
+                tag,
+            };
+            let d = crypto
+                .gcm_decrypt(&p, &target, &sealed, aad.as_deref().unwrap_or_default())
+                .await?;
+            json!({"kid": kid_of(&vault, &path.name, &d.version), "value": b64url(d.plaintext.expose())})
+        }
+        (Op::Encrypt | Op::WrapKey, "RSA-OAEP-256") => {
+            let (version, alg, spki) = crypto.public_key_der(&p, &target).await?;
+            if alg.purpose() != Purpose::AsymmetricDecrypt {
+                return Err(wrong_alg(alg, op));
+            }
+            let ct = sovra_crypto::keys::oaep_sha256_encrypt(&spki, &value).map_err(|_| {
+                KvError::bad("the value is too long for RSA-OAEP-256 with this key")
+            })?;
+            json!({"kid": wire::kid(&vault, &path.name, Some(version.version)), "value": b64url(&ct)})
+        }
+        (Op::Decrypt | Op::UnwrapKey, "RSA-OAEP-256") => {
+            let d = crypto.decrypt_asymmetric(&p, &target, &value).await?;
+            json!({"kid": kid_of(&vault, &path.name, &d.version), "value": b64url(d.plaintext.expose())})
+        }
+        (Op::Sign, _) => {
+            let (hash, width) = sign_params(&state, &p, &target, alg, op).await?;
+            let t = crypto
+                .sign(&p, &target, Message::Digest(hash, value))
+                .await?;
+            let sig = match width {
+                Some(w) => sovra_crypto::der::ecdsa_sig_raw(&t.tag, w)
+                    .ok_or_else(|| KvError(Error::internal("ECDSA signature is not DER")))?,
+                None => t.tag,
+            };
+            json!({"kid": kid_of(&vault, &path.name, &t.version), "value": b64url(&sig)})
+        }
+        (Op::Verify, _) => {
+            let digest = opt("digest", &req.digest)?
+                .ok_or_else(|| KvError::bad("verify needs digest (and the signature as value)"))?;
+            let (hash, width) = sign_params(&state, &p, &target, alg, op).await?;
+            let sig = match width {
+                // A raw signature of the wrong length cannot be valid.
+                Some(w) if value.len() != 2 * w => None,
+                Some(_) => sovra_crypto::der::ecdsa_sig_der(&value),
+                None => Some(value),
+            };
+            let valid = match sig {
+                Some(sig) => {
+                    crypto
+                        .verify(&p, &target, &Message::Digest(hash, digest), &sig)
+                        .await?
+                        .valid
+                }
+                None => false,
+            };
+            json!({"value": valid})
+        }
+        (_, "RSA-OAEP" | "RSA1_5") => {
+            return Err(KvError::unsupported(format!(
+                "{alg} is not offered: Sovra's RSA encryption keys use RSA-OAEP-256 (SHA-256, MGF1-SHA-256)"
+            )));
+        }
+        (_, a) => {
+            return Err(KvError::unsupported(format!(
+                "alg {a:?} is not offered for {}; Sovra offers A256GCM (oct keys), RSA-OAEP-256 (RSA encryption keys) and, for signing, the key's own algorithm",
+                name_of(op)
+            )));
+        }
+    };
+    Ok(Json(out))
+}
+
+fn name_of(op: Op) -> &'static str {
+    Op::ALL
+        .iter()
+        .find(|(_, o)| *o == op)
+        .map_or("this operation", |(n, _)| n)
+}
+
+fn wrong_alg(alg: sovra_proto::kms::Algorithm, op: Op) -> KvError {
+    KvError(Error::new(
+        ErrorCode::WrongPurpose,
+        format!("the key is {}: it does not {}", alg.as_str(), name_of(op)),
+    ))
+}
+
+/// The hash and ECDSA width of the key's signing algorithm, if `alg` names it: a Sovra key
+/// signs with exactly one algorithm.
+async fn sign_params(
+    state: &AppState,
+    p: &Principal,
+    target: &Target,
+    alg: &str,
+    op: Op,
+) -> KvResult<(sovra_proto::kms::AlgHash, Option<usize>)> {
+    let (_, key_alg, _) = state.sovra.crypto().public_key_der(p, target).await?;
+    let Some((name, hash, width)) = wire::sign_alg(key_alg) else {
+        return Err(wrong_alg(key_alg, op));
+    };
+    if name != alg {
+        let why = match key_alg.spec() {
+            AlgSpec::RsaSign { .. } | AlgSpec::Ecdsa { .. } => {
+                format!("this key signs with {name} only")
+            }
+            _ => "this key does not sign".into(),
+        };
+        return Err(KvError(Error::new(
+            ErrorCode::UnsupportedAlgorithm,
+            format!("alg {alg:?} does not match the key: {why}"),
+        )));
+    }
+    Ok((hash, width))
+}
+
+/// The handler of one operation's routes.
+macro_rules! op_handler {
+    ($name:ident, $op:expr) => {
+        /// See [`operate`].
+        pub async fn $name(
+            State(state): State<AppState>,
+            vault: Vault,
+            KvCaller(p): KvCaller,
+            KvPath(path): KvPath<VersionPath>,
+            KvJson(req): KvJson<OpIn>,
+        ) -> KvResult<Json<Value>> {
+            operate($op, state, vault, p, path, req).await
+        }
+    };
+}
+
+op_handler!(encrypt, Op::Encrypt);
+op_handler!(decrypt, Op::Decrypt);
+op_handler!(wrap_key, Op::WrapKey);
+op_handler!(unwrap_key, Op::UnwrapKey);
+op_handler!(sign, Op::Sign);
+op_handler!(verify, Op::Verify);
+
+/// `KeyReleaseParameters`.
+#[derive(Debug, Deserialize)]
+pub struct ReleaseIn {
+    target: String,
+    nonce: Option<String>,
+    enc: Option<String>,
+}
+
+/// `POST /keys/{name}/{version}/release`: secure key release, with the native release service
+/// and policy grammar.
+pub async fn release(
+    State(state): State<AppState>,
+    vault: Vault,
+    KvCaller(p): KvCaller,
+    KvPath(path): KvPath<VersionPath>,
+    KvJson(req): KvJson<ReleaseIn>,
+) -> KvResult<Json<Value>> {
+    if req.target.is_empty() {
+        return Err(KvError::bad("target (the attestation token) is required"));
+    }
+    let (key, version) = match vault.target(&path)? {
+        Target::Key(k) => (k, None),
+        Target::Version(v) => (v.key.clone(), Some(v.version)),
+    };
+    let r = crate::http::release_wire::release(
+        state.sovra.release(),
+        &p,
+        &key,
+        version,
+        ReleaseRequest {
+            target: req.target,
+            nonce: req.nonce,
+            enc: req.enc,
+        },
+    )
+    .await?;
+    Ok(Json(json!({"value": r.value})))
+}
+
+/// `GetRandomBytesRequest`.
+#[derive(Debug, Deserialize)]
+pub struct RandomIn {
+    count: u32,
+}
+
+/// `POST /rng`: 1 to 128 random bytes.
+pub async fn random(
+    State(state): State<AppState>,
+    vault: Vault,
+    KvCaller(p): KvCaller,
+    KvJson(req): KvJson<RandomIn>,
+) -> KvResult<Json<Value>> {
+    if !(1..=128).contains(&req.count) {
+        return Err(KvError::bad("count must be from 1 to 128"));
+    }
+    let loc = vault.ring.location_name();
+    let bytes = state
+        .sovra
+        .crypto()
+        .generate_random(&p, &loc, req.count)
+        .await?;
+    Ok(Json(json!({"value": b64url(bytes.expose())})))
+}

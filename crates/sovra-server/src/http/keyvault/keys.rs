@@ -1,0 +1,538 @@
+//! Key Vault key management: create, get, list, update, rotate; and the operations Sovra does
+//! not offer through this API yet, each refused with a message that says so.
+
+use super::wire::{self, CreateIn, UpdateIn};
+use super::{KvCaller, KvError, KvJson, KvPath, KvResult, Vault, paging, percent_encode};
+use crate::error::Error;
+use crate::http::AppState;
+use crate::http::response::Json;
+use crate::model::{CryptoKeyRec, VersionRec};
+use crate::services::auth::Principal;
+use crate::services::keys::{Key, KeyChanges, NewKey, Page};
+use crate::services::ops::Target;
+use axum::extract::State;
+use axum::http::Uri;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sovra_proto::ErrorCode;
+use sovra_proto::kms::{Purpose, VersionState, VersionTemplate};
+use sovra_proto::names::{CryptoKeyName, VersionName};
+
+/// `{name}` of a key path.
+#[derive(Debug, Deserialize)]
+pub struct NamePath {
+    name: String,
+}
+
+/// `{name}` and `{version}` (empty or absent: the current version).
+#[derive(Debug, Deserialize)]
+pub struct VersionPath {
+    pub name: String,
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+impl Vault {
+    /// The Sovra key a Key Vault key name addresses. Key Vault names are `[0-9a-zA-Z-]`; a
+    /// Sovra key ID also allows `_` and is at most 63 characters.
+    pub fn key(&self, name: &str) -> KvResult<CryptoKeyName> {
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(KvError::bad(format!(
+                "key name {name:?}: use 1 to 63 of 0-9, a-z, A-Z and '-'"
+            )));
+        }
+        Ok(self.ring.crypto_key(name).map_err(Error::from)?)
+    }
+
+    /// The version a path names, or the key's current one.
+    pub fn target(&self, p: &VersionPath) -> KvResult<Target> {
+        let key = self.key(&p.name)?;
+        match p.version.as_deref().filter(|v| !v.is_empty()) {
+            None => Ok(Target::Key(key)),
+            Some(v) => Ok(Target::Version(version_of(&key, v)?)),
+        }
+    }
+}
+
+/// A version string of a `kid`: Sovra's versions are numbered 1, 2, …
+pub fn version_of(key: &CryptoKeyName, v: &str) -> KvResult<VersionName> {
+    match v.parse::<u32>() {
+        Ok(n) if n > 0 && !v.starts_with('0') && v.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(key.version(n))
+        }
+        _ => Err(KvError(Error::new(
+            ErrorCode::KeyVersionNotFound,
+            format!("{key} has no version {v:?} (Sovra's versions are numbered 1, 2, …)"),
+        ))),
+    }
+}
+
+/// A key bundle: the version's JWK, attributes, the key's tags and release policy.
+pub async fn bundle(
+    state: &AppState,
+    p: &Principal,
+    vault: &Vault,
+    key: &CryptoKeyRec,
+    v: &VersionRec,
+) -> KvResult<Value> {
+    let id = wire::key_id(&key.name);
+    let kid = wire::kid(vault, id, Some(v.version));
+    let spki = if matches!(
+        key.purpose,
+        Purpose::AsymmetricSign | Purpose::AsymmetricDecrypt
+    ) && v.state != VersionState::Destroyed
+    {
+        let name = vault.key(id)?.version(v.version);
+        let (_, _, der) = state
+            .sovra
+            .crypto()
+            .public_key_der(p, &Target::Version(name))
+            .await?;
+        Some(der)
+    } else {
+        None
+    };
+    let mut b = json!({
+        "key": wire::jwk(kid, v, spki.as_deref())?,
+        "attributes": wire::attributes(key, Some(v)),
+        "tags": key.tags,
+    });
+    if let (Some(rp), Some(o)) = (wire::release_policy(key), b.as_object_mut()) {
+        o.insert("release_policy".into(), rp);
+    }
+    Ok(b)
+}
+
+async fn current(
+    state: &AppState,
+    p: &Principal,
+    name: &CryptoKeyName,
+) -> KvResult<(CryptoKeyRec, VersionRec)> {
+    let Key { key, primary } = state.sovra.keys().get_crypto_key(p, name).await?;
+    let v = primary.ok_or_else(|| {
+        KvError(Error::new(
+            ErrorCode::NoPrimaryVersion,
+            format!("{name} has no current version; rotate the key"),
+        ))
+    })?;
+    Ok((key, v))
+}
+
+async fn version_bundle(
+    state: &AppState,
+    p: &Principal,
+    vault: &Vault,
+    path: &VersionPath,
+) -> KvResult<Value> {
+    let (key, v) = match vault.target(path)? {
+        Target::Key(name) => current(state, p, &name).await?,
+        Target::Version(vname) => {
+            let v = state.sovra.keys().get_version(p, &vname).await?;
+            let k = state.sovra.keys().get_crypto_key(p, &vname.key).await?.key;
+            (k, v)
+        }
+    };
+    bundle(state, p, vault, &key, &v).await
+}
+
+/// `GET /keys/{name}/` and `GET /keys/{name}`.
+pub async fn get_current(
+    State(state): State<AppState>,
+    vault: Vault,
+    KvCaller(p): KvCaller,
+    KvPath(path): KvPath<NamePath>,
+) -> KvResult<Json<Value>> {
+    let path = VersionPath {
+        name: path.name,
+        version: None,
+    };
+    Ok(Json(version_bundle(&state, &p, &vault, &path).await?))
+}
+
+/// `GET /keys/{name}/{version}`.
+pub async fn get_version(
+    State(state): State<AppState>,
+    vault: Vault,
+    KvCaller(p): KvCaller,
+    KvPath(path): KvPath<VersionPath>,
+) -> KvResult<Json<Value>> {
+    Ok(Json(version_bundle(&state, &p, &vault, &path).await?))
+}
+
+/// `POST /keys/{name}/create`: a new key, or a new current version of an existing one (of the
+/// same type).
+pub async fn create(
+    State(state): State<AppState>,
+    vault: Vault,
+    KvCaller(p): KvCaller,
+    KvPath(path): KvPath<NamePath>,
+    KvJson(req): KvJson<CreateIn>,
+) -> KvResult<Json<Value>> {
+    req.attributes.check()?;
+    let (algorithm, level) = wire::algorithm_for(&req)?;
+    let name = vault.key(&path.name)?;
+    let keys = state.sovra.keys();
+    let key = match keys.get_crypto_key(&p, &name).await {
+        Ok(existing) => {
+            if existing.key.algorithm != algorithm {
+                return Err(KvError::bad(format!(
+                    "key {} exists with algorithm {}; a new version must be of the same type and size",
+                    path.name,
+                    existing.key.algorithm.as_str()
+                )));
+            }
+            keys.rotate(&p, &name).await?
+        }
+        Err(e) if matches!(e.code, ErrorCode::KeyNotFound | ErrorCode::KeyRingNotFound) => {
+            let release_policy = req.release_policy.as_ref().map(|r| r.text()).transpose()?;
+            let new = NewKey {
+                purpose: algorithm.purpose(),
+                template: Some(VersionTemplate {
+                    algorithm,
+                    protection_level: level,
+                }),
+                rotation_period: None,
+                next_rotation_time: None,
+                destroy_scheduled_duration: None,
+                labels: Default::default(),
+                skip_initial_version: false,
+                exportable: req.attributes.exportable.unwrap_or(false),
+                release_policy,
+                tags: req.tags.clone().unwrap_or_default(),
+            };
+            match keys
+                .create_crypto_key(&p, &vault.ring, &name.crypto_key, new.clone())
+                .await
+            {
+                Err(e) if e.code == ErrorCode::KeyRingNotFound => {
+                    ensure_vault(&state, &p, &vault).await?;
+                    keys.create_crypto_key(&p, &vault.ring, &name.crypto_key, new)
+                        .await?
+                }
+                r => r?,
+            }
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut v = key
+        .primary
+        .ok_or_else(|| KvError(Error::internal("created key has no version")))?;
+    if req.attributes.enabled == Some(false) {
+        v = keys
+            .set_version_state(&p, &name.version(v.version), VersionState::Disabled)
+            .await?;
+    }
+    Ok(Json(bundle(&state, &p, &vault, &key.key, &v).await?))
+}
+
+/// Creates the vault's key ring on first use (the caller needs the right to).
+async fn ensure_vault(state: &AppState, p: &Principal, vault: &Vault) -> KvResult<()> {
+    let loc = vault.ring.location_name();
+    match state
+        .sovra
+        .keys()
+        .create_key_ring(p, &loc, &vault.ring.key_ring, false)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == ErrorCode::AlreadyExists => Ok(()),
+        Err(e) if e.code == ErrorCode::PermissionDenied => Err(KvError(Error::new(
+            ErrorCode::PermissionDenied,
+            format!(
+                "the vault's key ring {} does not exist yet and you may not create it: ask an administrator to create it",
+                vault.ring
+            ),
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /keys/{name}/rotate`.
+pub async fn rotate(
+    State(state): State<AppState>,
+    vault: Vault,
+    KvCaller(p): KvCaller,
+    KvPath(path): KvPath<NamePath>,
+) -> KvResult<Json<Value>> {
+    let name = vault.key(&path.name)?;
+    let key = state.sovra.keys().rotate(&p, &name).await?;
+    let v = key
+        .primary
+        .ok_or_else(|| KvError(Error::internal("rotated key has no version")))?;
+    Ok(Json(bundle(&state, &p, &vault, &key.key, &v).await?))
+}
+
+async fn update(
+    state: &AppState,
+    p: &Principal,
+    vault: &Vault,
+    path: VersionPath,
+    req: UpdateIn,
+) -> KvResult<Value> {
+    req.attributes.check()?;
+    let (key, v) = match vault.target(&path)? {
+        Target::Key(name) => current(state, p, &name).await?,
+        Target::Version(vname) => {
+            let v = state.sovra.keys().get_version(p, &vname).await?;
+            (
+                state.sovra.keys().get_crypto_key(p, &vname.key).await?.key,
+                v,
+            )
+        }
+    };
+    let name = vault.key(&path.name)?;
+    if let Some(ops) = &req.key_ops {
+        let mut asked: Vec<&str> = ops.iter().map(String::as_str).collect();
+        let mut have = wire::key_ops(v.algorithm).to_vec();
+        asked.sort_unstable();
+        have.sort_unstable();
+        if asked != have {
+            return Err(KvError::unsupported(format!(
+                "key_ops cannot be changed in Sovra: a key's operations follow from its algorithm ({})",
+                have.join(", ")
+            )));
+        }
+    }
+    if req
+        .attributes
+        .exportable
+        .is_some_and(|e| e != key.exportable)
+    {
+        return Err(KvError::bad(
+            "attributes.exportable is set when a key is created and never changes",
+        ));
+    }
+    let keys = state.sovra.keys();
+    let mut key = key;
+    if req.tags.is_some() || req.release_policy.is_some() {
+        let changes = KeyChanges {
+            tags: req.tags.clone(),
+            release_policy: req.release_policy.as_ref().map(|r| r.text()).transpose()?,
+            ..KeyChanges::default()
+        };
+        key = keys.update_crypto_key(p, &name, changes).await?.key;
+    }
+    let mut v = v;
+    if let Some(enabled) = req.attributes.enabled {
+        let want = if enabled {
+            VersionState::Enabled
+        } else {
+            VersionState::Disabled
+        };
+        if v.state != want {
+            v = keys
+                .set_version_state(p, &name.version(v.version), want)
+                .await?;
+        }
+    }
+    bundle(state, p, vault, &key, &v).await
+}
+
+/// `PATCH /keys/{name}/`: the current version.
+pub async fn update_current(
+    State(state): State<AppState>,
+    vault: Vault,
+    KvCaller(p): KvCaller,
+    KvPath(path): KvPath<NamePath>,
+    KvJson(req): KvJson<UpdateIn>,
+) -> KvResult<Json<Value>> {
+    let path = VersionPath {
+        name: path.name,
+        version: None,
+    };
+    Ok(Json(update(&state, &p, &vault, path, req).await?))
+}
+
+/// `PATCH /keys/{name}/{version}`.
+pub async fn update_version(
+    State(state): State<AppState>,
+    vault: Vault,
+    KvCaller(p): KvCaller,
+    KvPath(path): KvPath<VersionPath>,
+    KvJson(req): KvJson<UpdateIn>,
+) -> KvResult<Json<Value>> {
+    Ok(Json(update(&state, &p, &vault, path, req).await?))
+}
+
+fn next_link(vault: &Vault, path: &str, max: usize, token: Option<String>) -> Value {
+    token.map_or(Value::Null, |t| {
+        json!(format!(
+            "{}{path}?api-version={}&$skiptoken={}&maxresults={max}",
+            vault.base,
+            vault.api_version,
+            percent_encode(&t)
+        ))
+    })
+}
+
+/// `GET /keys`.
+pub async fn list_keys(
+    State(state): State<AppState>,
+    vault: Vault,
+    KvCaller(p): KvCaller,
+    uri: Uri,
+) -> KvResult<Json<Value>> {
+    let (max, token) = paging(uri.query())?;
+    let page = Page {
+        size: Some(max),
+        token,
+    };
+    let listed = match state
+        .sovra
+        .keys()
+        .list_crypto_keys(&p, &vault.ring, &page)
+        .await
+    {
+        Ok(l) => l,
+        // A vault nobody has created a key in yet is empty.
+        Err(e) if e.code == ErrorCode::KeyRingNotFound => {
+            return Ok(Json(json!({"value": [], "nextLink": null})));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let value: Vec<Value> = listed
+        .items
+        .iter()
+        .map(|k| {
+            json!({
+                "kid": wire::kid(&vault, wire::key_id(&k.key.name), None),
+                "attributes": wire::attributes(&k.key, k.primary.as_ref()),
+                "tags": k.key.tags,
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({"value": value, "nextLink": next_link(&vault, "/keys", max, listed.next_page_token)}),
+    ))
+}
+
+/// `GET /keys/{name}/versions`.
+pub async fn list_versions(
+    State(state): State<AppState>,
+    vault: Vault,
+    KvCaller(p): KvCaller,
+    KvPath(path): KvPath<NamePath>,
+    uri: Uri,
+) -> KvResult<Json<Value>> {
+    let (max, token) = paging(uri.query())?;
+    let name = vault.key(&path.name)?;
+    let keys = state.sovra.keys();
+    let key = keys.get_crypto_key(&p, &name).await?.key;
+    let listed = keys
+        .list_versions(
+            &p,
+            &name,
+            &Page {
+                size: Some(max),
+                token,
+            },
+        )
+        .await?;
+    let value: Vec<Value> = listed
+        .items
+        .iter()
+        .map(|v| {
+            json!({
+                "kid": wire::kid(&vault, &path.name, Some(v.version)),
+                "attributes": wire::attributes(&key, Some(v)),
+                "tags": key.tags,
+            })
+        })
+        .collect();
+    let link = next_link(
+        &vault,
+        &format!("/keys/{}/versions", path.name),
+        max,
+        listed.next_page_token,
+    );
+    Ok(Json(json!({"value": value, "nextLink": link})))
+}
+
+fn not_offered(what: &str, instead: &str) -> KvError {
+    KvError::unsupported(format!(
+        "{what} is not offered by Sovra's Key Vault API yet; {instead}"
+    ))
+}
+
+/// `PUT /keys/{name}` (import).
+pub async fn import(_v: Vault, _c: KvCaller) -> KvResult<Json<Value>> {
+    Err(not_offered(
+        "importing a key as a JWK",
+        "use Sovra's import jobs (sovra keys import), which never carry key material in clear",
+    ))
+}
+
+/// `DELETE /keys/{name}`.
+pub async fn delete(_v: Vault, _c: KvCaller) -> KvResult<Json<Value>> {
+    Err(not_offered(
+        "deleting a key",
+        "disable its versions (enabled: false) or destroy them with the native API",
+    ))
+}
+
+/// `GET /deletedkeys`: no key is ever deleted through this API, so the list is empty.
+pub async fn list_deleted(_v: Vault, _c: KvCaller) -> KvResult<Json<Value>> {
+    Ok(Json(json!({"value": [], "nextLink": null})))
+}
+
+/// `GET /deletedkeys/{name}`.
+pub async fn get_deleted(
+    _v: Vault,
+    _c: KvCaller,
+    KvPath(path): KvPath<NamePath>,
+) -> KvResult<Json<Value>> {
+    Err(KvError(Error::new(
+        ErrorCode::KeyNotFound,
+        format!("Deleted Key not found: {}", path.name),
+    )))
+}
+
+/// `DELETE /deletedkeys/{name}`.
+pub async fn purge(v: Vault, c: KvCaller, path: KvPath<NamePath>) -> KvResult<Json<Value>> {
+    get_deleted(v, c, path).await
+}
+
+/// `POST /deletedkeys/{name}/recover`.
+pub async fn recover(v: Vault, c: KvCaller, path: KvPath<NamePath>) -> KvResult<Json<Value>> {
+    get_deleted(v, c, path).await
+}
+
+/// `POST /keys/{name}/backup`.
+pub async fn backup(_v: Vault, _c: KvCaller) -> KvResult<Json<Value>> {
+    Err(not_offered(
+        "key backup",
+        "a security domain (sovra security-domain download) and the database backup carry every key",
+    ))
+}
+
+/// `POST /keys/restore`.
+pub async fn restore(_v: Vault, _c: KvCaller) -> KvResult<Json<Value>> {
+    Err(not_offered(
+        "key restore",
+        "restore the database backup with the security domain",
+    ))
+}
+
+/// `GET /keys/{name}/rotationpolicy`.
+pub async fn get_rotation_policy(_v: Vault, _c: KvCaller) -> KvResult<Json<Value>> {
+    Err(not_offered(
+        "the rotation policy",
+        "set rotationPeriod on the key with the native API",
+    ))
+}
+
+/// `PUT /keys/{name}/rotationpolicy`.
+pub async fn set_rotation_policy(_v: Vault, _c: KvCaller) -> KvResult<Json<Value>> {
+    Err(not_offered(
+        "the rotation policy",
+        "set rotationPeriod on the key with the native API",
+    ))
+}
+
+/// `GET /keys/{name}/{version}/attestation`.
+pub async fn attestation(_v: Vault, _c: KvCaller) -> KvResult<Json<Value>> {
+    Err(not_offered(
+        "key attestation in Key Vault's format",
+        "read the version's attestation statement with the native API (GET …/cryptoKeyVersions/N)",
+    ))
+}

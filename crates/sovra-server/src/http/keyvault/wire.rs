@@ -1,0 +1,286 @@
+//! Key Vault's JSON models and how Sovra's keys are written in them: which Sovra algorithm a
+//! Key Vault key type becomes, the JSON Web Key of a version, its attributes and identifiers.
+
+use super::{KvError, KvResult, Vault};
+use crate::model::{CryptoKeyRec, VersionRec};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sovra_crypto::jws::b64url;
+use sovra_proto::kms::{
+    AlgHash, AlgSpec, Algorithm, EcCurve, ProtectionLevel, RsaPadding, VersionState,
+};
+use std::collections::BTreeMap;
+
+/// `attributes` of a request. Times Sovra does not enforce are refused rather than kept and
+/// ignored.
+#[derive(Debug, Default, Deserialize)]
+pub struct AttributesIn {
+    pub enabled: Option<bool>,
+    pub nbf: Option<Value>,
+    pub exp: Option<Value>,
+    pub exportable: Option<bool>,
+}
+
+impl AttributesIn {
+    /// Refuses `nbf` and `exp`: Sovra has no activation or expiry dates on versions.
+    pub fn check(&self) -> KvResult<()> {
+        let set = |v: &Option<Value>| v.as_ref().is_some_and(|v| !v.is_null());
+        if set(&self.nbf) || set(&self.exp) {
+            return Err(KvError::unsupported(
+                "attributes.nbf and attributes.exp (activation and expiry dates) are not supported: Sovra would not enforce them; disable a version instead (enabled: false)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `release_policy` of a request: the policy as base64url of its JSON text.
+#[derive(Debug, Deserialize)]
+pub struct PolicyIn {
+    #[serde(rename = "contentType")]
+    pub content_type: Option<String>,
+    pub data: Option<String>,
+    pub immutable: Option<bool>,
+}
+
+impl PolicyIn {
+    /// The policy text and whether it is immutable.
+    pub fn text(&self) -> KvResult<crate::services::keys::PolicyText> {
+        if let Some(ct) = &self.content_type
+            && !ct.to_ascii_lowercase().starts_with("application/json")
+        {
+            return Err(KvError::bad(format!(
+                "release_policy.contentType {ct:?} is not served; policies are application/json"
+            )));
+        }
+        let data = self.data.as_deref().ok_or_else(|| {
+            KvError::bad("release_policy.data (the policy, base64url) is required")
+        })?;
+        let bytes = decode("release_policy.data", data)?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| KvError::bad("release_policy.data is not UTF-8 JSON"))?;
+        Ok(crate::services::keys::PolicyText {
+            text,
+            immutable: self.immutable.unwrap_or(false),
+        })
+    }
+}
+
+/// `POST /keys/{name}/create`.
+#[derive(Debug, Deserialize)]
+pub struct CreateIn {
+    pub kty: String,
+    pub key_size: Option<u32>,
+    pub public_exponent: Option<u64>,
+    pub key_ops: Option<Vec<String>>,
+    #[serde(default)]
+    pub attributes: AttributesIn,
+    pub tags: Option<BTreeMap<String, String>>,
+    pub crv: Option<String>,
+    pub release_policy: Option<PolicyIn>,
+}
+
+/// `PATCH /keys/{name}/{version}`.
+#[derive(Debug, Deserialize)]
+pub struct UpdateIn {
+    pub key_ops: Option<Vec<String>>,
+    #[serde(default)]
+    pub attributes: AttributesIn,
+    pub tags: Option<BTreeMap<String, String>>,
+    pub release_policy: Option<PolicyIn>,
+}
+
+/// Decodes a base64url (or base64, padded or not) field, naming it on error.
+pub fn decode(field: &str, v: &str) -> KvResult<Vec<u8>> {
+    sovra_proto::b64::decode(v).map_err(|_| KvError::bad(format!("{field} is not base64url")))
+}
+
+const SIGN_OPS: &[&str] = &["sign", "verify"];
+const ENCRYPT_OPS: &[&str] = &["encrypt", "decrypt", "wrapKey", "unwrapKey"];
+const SYMMETRIC_OPS: &[&str] = &["encrypt", "decrypt"];
+
+/// The Key Vault key type, size and operations a new key asks for, as the Sovra algorithm and
+/// protection level that serve them. A Sovra key has one purpose and one algorithm, so an RSA
+/// key is either for signing (its `key_ops` only `sign`/`verify`: RS256 with PKCS#1 v1.5) or
+/// for encryption (RSA-OAEP-256); see docs/azure.md.
+/// A type without `-HSM` gets the deployment's default protection level (`None`).
+pub fn algorithm_for(req: &CreateIn) -> KvResult<(Algorithm, Option<ProtectionLevel>)> {
+    let (family, level) = match req.kty.as_str() {
+        "RSA" | "EC" | "oct" => (req.kty.as_str(), None),
+        "RSA-HSM" => ("RSA", Some(ProtectionLevel::Hsm)),
+        "EC-HSM" => ("EC", Some(ProtectionLevel::Hsm)),
+        "oct-HSM" => ("oct", Some(ProtectionLevel::Hsm)),
+        other => {
+            return Err(KvError::bad(format!(
+                "kty {other:?} is not a key type; use RSA, RSA-HSM, EC, EC-HSM, oct or oct-HSM"
+            )));
+        }
+    };
+    let ops: Vec<&str> = req.key_ops.iter().flatten().map(String::as_str).collect();
+    let within = |allowed: &[&str], what: &str| -> KvResult<()> {
+        match ops.iter().find(|o| !allowed.contains(o)) {
+            Some(o) => Err(KvError::bad(format!(
+                "key_ops {o:?} is not available on {what} keys in Sovra (they offer {})",
+                allowed.join(", ")
+            ))),
+            None => Ok(()),
+        }
+    };
+    let alg = match family {
+        "RSA" => {
+            if req.public_exponent.is_some_and(|e| e != 65537) {
+                return Err(KvError::bad("public_exponent must be 65537"));
+            }
+            let bits = req.key_size.unwrap_or(2048);
+            let sign = !ops.is_empty() && ops.iter().all(|o| SIGN_OPS.contains(o));
+            if !sign {
+                within(ENCRYPT_OPS, "RSA encryption")?;
+            }
+            match (bits, sign) {
+                (2048, false) => Algorithm::RsaDecryptOaep2048Sha256,
+                (3072, false) => Algorithm::RsaDecryptOaep3072Sha256,
+                (4096, false) => Algorithm::RsaDecryptOaep4096Sha256,
+                (2048, true) => Algorithm::RsaSignPkcs12048Sha256,
+                (3072, true) => Algorithm::RsaSignPkcs13072Sha256,
+                (4096, true) => Algorithm::RsaSignPkcs14096Sha256,
+                _ => {
+                    return Err(KvError::bad(
+                        "key_size of an RSA key must be 2048, 3072 or 4096",
+                    ));
+                }
+            }
+        }
+        "EC" => {
+            within(SIGN_OPS, "EC")?;
+            match req.crv.as_deref().unwrap_or("P-256") {
+                "P-256" => Algorithm::EcSignP256Sha256,
+                "P-384" => Algorithm::EcSignP384Sha384,
+                c => {
+                    return Err(KvError::unsupported(format!(
+                        "crv {c:?} is not available in Sovra; use P-256 or P-384"
+                    )));
+                }
+            }
+        }
+        _ => {
+            within(SYMMETRIC_OPS, "oct (AES-256-GCM)")?;
+            if req.key_size.is_some_and(|s| s != 256) {
+                return Err(KvError::unsupported(
+                    "oct keys in Sovra are AES-256 (key_size 256)",
+                ));
+            }
+            Algorithm::Aes256Gcm
+        }
+    };
+    Ok((alg, level))
+}
+
+/// The operations a version of `alg` allows, as Key Vault lists them.
+pub fn key_ops(alg: Algorithm) -> &'static [&'static str] {
+    match alg.spec() {
+        AlgSpec::Aes256Gcm => SYMMETRIC_OPS,
+        AlgSpec::RsaOaep { .. } => ENCRYPT_OPS,
+        AlgSpec::Ecdsa { .. } | AlgSpec::RsaSign { .. } | AlgSpec::Ed25519 => SIGN_OPS,
+        AlgSpec::Hmac { .. } => &[],
+    }
+}
+
+/// The JWS algorithm a signing key makes, its hash, and (ECDSA) the width of `r` and `s`.
+pub fn sign_alg(alg: Algorithm) -> Option<(&'static str, AlgHash, Option<usize>)> {
+    Some(match alg.spec() {
+        AlgSpec::Ecdsa {
+            curve: EcCurve::P256,
+            hash,
+        } => ("ES256", hash, Some(32)),
+        AlgSpec::Ecdsa {
+            curve: EcCurve::P384,
+            hash,
+        } => ("ES384", hash, Some(48)),
+        AlgSpec::RsaSign { padding, hash, .. } => {
+            let name = match (padding, hash) {
+                (RsaPadding::Pkcs1, AlgHash::Sha256) => "RS256",
+                (RsaPadding::Pkcs1, AlgHash::Sha384) => "RS384",
+                (RsaPadding::Pkcs1, AlgHash::Sha512) => "RS512",
+                (RsaPadding::Pss, AlgHash::Sha256) => "PS256",
+                (RsaPadding::Pss, AlgHash::Sha384) => "PS384",
+                (RsaPadding::Pss, AlgHash::Sha512) => "PS512",
+            };
+            (name, hash, None)
+        }
+        _ => return None,
+    })
+}
+
+/// A key's ID within the vault (`…/cryptoKeys/{id}` → `id`).
+pub fn key_id(rec_name: &str) -> &str {
+    rec_name.rsplit('/').next().unwrap_or(rec_name)
+}
+
+/// The `kid` of a key (no version) or of one version.
+pub fn kid(vault: &Vault, key: &str, version: Option<u32>) -> String {
+    match version {
+        Some(n) => format!("{}/keys/{key}/{n}", vault.base),
+        None => format!("{}/keys/{key}", vault.base),
+    }
+}
+
+/// Key Vault's `attributes` of a version.
+pub fn attributes(key: &CryptoKeyRec, v: Option<&VersionRec>) -> Value {
+    let created = v.map_or(key.create_time, |v| v.create_time);
+    let mut a = json!({
+        "enabled": v.is_some_and(|v| v.state == VersionState::Enabled),
+        "created": created,
+        "updated": created,
+        "recoveryLevel": "Purgeable",
+        "recoverableDays": 0,
+        "exportable": key.exportable,
+    });
+    if let Some(v) = v
+        && let Some(obj) = a.as_object_mut()
+    {
+        obj.insert(
+            "hsmPlatform".into(),
+            json!(if v.protection_level == ProtectionLevel::Hsm {
+                "1"
+            } else {
+                "0"
+            }),
+        );
+    }
+    a
+}
+
+/// The JSON Web Key of a version: its type, operations and public members (none for AES).
+pub fn jwk(kid: String, v: &VersionRec, spki: Option<&[u8]>) -> KvResult<Value> {
+    let hsm = v.protection_level == ProtectionLevel::Hsm;
+    let suffix = if hsm { "-HSM" } else { "" };
+    let mut j = match spki {
+        Some(der) => sovra_crypto::jws::VerifyKey::from_spki(None, der)
+            .map(|k| k.public_jwk())
+            .map_err(|_| {
+                KvError(crate::error::Error::internal(
+                    "public key of a version is not RSA or EC",
+                ))
+            })?,
+        None => json!({"kty": "oct"}),
+    };
+    let obj = j
+        .as_object_mut()
+        .ok_or_else(|| KvError(crate::error::Error::internal("JWK is not an object")))?;
+    let kty = obj.get("kty").and_then(Value::as_str).unwrap_or("oct");
+    obj.insert("kty".into(), json!(format!("{kty}{suffix}")));
+    obj.insert("kid".into(), json!(kid));
+    obj.insert("key_ops".into(), json!(key_ops(v.algorithm)));
+    Ok(j)
+}
+
+/// The `release_policy` of a key bundle.
+pub fn release_policy(key: &CryptoKeyRec) -> Option<Value> {
+    key.release_policy.as_ref().map(|text| {
+        json!({
+            "contentType": "application/json; charset=utf-8",
+            "data": b64url(text.as_bytes()),
+            "immutable": key.release_policy_immutable,
+        })
+    })
+}
