@@ -84,6 +84,12 @@ codes! {
     LastAdministrator = ("LAST_ADMINISTRATOR", 409),
     /// The resource changed concurrently; retry the request.
     Conflict = ("CONFLICT", 409),
+    /// A key of this name is deleted but recoverable: recover it, or wait for (or ask for) its
+    /// purge, before the name is used again.
+    KeyDeleted = ("KEY_DELETED", 409),
+    /// A deleted key's retention has not ended: it cannot be purged before its scheduled
+    /// purge date (the key's destroy-scheduled duration after its deletion).
+    PurgeProtected = ("PURGE_PROTECTED", 403),
     /// The requested protection level is not available for this algorithm on this deployment's
     /// HSM (the message names the mechanism the HSM lacks).
     ProtectionLevelUnavailable = ("PROTECTION_LEVEL_UNAVAILABLE", 400),

@@ -63,8 +63,10 @@ pub const IMPORT_JOBS: Table<ImportJobRec> = Table::new("import_jobs");
 /// Security-domain downloads (name: `first`, then a time-ordered id).
 pub const SECURITY_DOMAIN_DOWNLOADS: Table<DomainDownloadRec> =
     Table::new("security_domain_downloads");
+/// Deleted keys awaiting recovery or purge (name: the key's, parent: its ring).
+pub const DELETED_KEYS: Table<DeletedKeyRec> = Table::new("deleted_keys");
 /// Every collection above (sealing an older deployment's records walks them all).
-pub const ALL: [Collection; 22] = [
+pub const ALL: [Collection; 23] = [
     LOCATIONS.collection(),
     KEY_RINGS.collection(),
     CRYPTO_KEYS.collection(),
@@ -87,7 +89,36 @@ pub const ALL: [Collection; 22] = [
     ATTESTATION_CERTS.collection(),
     IMPORT_JOBS.collection(),
     SECURITY_DOMAIN_DOWNLOADS.collection(),
+    DELETED_KEYS.collection(),
 ];
+
+/// A deleted key (Key Vault's soft delete): its record, moved out of `crypto_keys` so that no
+/// operation finds it, until it is recovered or its retention ends and it is purged. Its
+/// versions stay where they were.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeletedKeyRec {
+    /// The key as it was.
+    pub key: CryptoKeyRec,
+    /// When it was deleted.
+    pub delete_time: i64,
+    /// When it is purged (its versions' material erased): the delete time plus the key's
+    /// destroy-scheduled duration, so deleting never destroys sooner than destroying would.
+    pub purge_time: i64,
+    /// Who deleted it.
+    pub principal: String,
+}
+
+impl Record for DeletedKeyRec {
+    fn name(&self) -> String {
+        self.key.name.clone()
+    }
+    fn parent(&self) -> String {
+        parent_of(&self.key.name, "/cryptoKeys/")
+    }
+    fn due(&self) -> Option<i64> {
+        Some(self.purge_time)
+    }
+}
 
 /// A download of the security domain.
 #[derive(Debug, Clone, Serialize, Deserialize)]

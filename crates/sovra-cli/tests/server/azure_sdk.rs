@@ -1,18 +1,26 @@
-//! The unmodified Azure SDKs (from PyPI) against Sovra's compatible APIs, with their own token
-//! validation on: Microsoft Azure Attestation's metadata, signing certificates and policy
-//! management (unsigned, then signed by a policy-management certificate).
+//! The unmodified Azure SDKs (from PyPI) against Sovra's compatible APIs: Microsoft Azure
+//! Attestation's metadata, signing certificates and policy management (unsigned, then signed by
+//! a policy-management certificate) with the SDK's own token validation on; and the Key Vault
+//! keys API through `azure-keyvault-keys`: every operation Sovra offers, soft delete, secure key
+//! release, roles and a second vault.
 
 use crate::common::*;
 use std::path::PathBuf;
 use std::process::Command;
 
 /// A directory holding `azure-security-attestation` 1.0.0 (and `six`, which it imports without
-/// declaring), installed from PyPI once per target directory.
+/// declaring) and `azure-keyvault-keys` 4.11.3, installed from PyPI once per target directory.
+/// Tests share it, so the first one installs and the others wait.
 fn azure_sdk() -> PathBuf {
+    static INSTALLED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _once = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("azure-sdk-python");
     let importable = || {
         Command::new("python3")
-            .args(["-c", "import azure.security.attestation, six"])
+            .args([
+                "-c",
+                "import azure.security.attestation, six, azure.keyvault.keys",
+            ])
             .env("PYTHONPATH", &dir)
             .stderr(std::process::Stdio::null())
             .status()
@@ -26,18 +34,20 @@ fn azure_sdk() -> PathBuf {
                 "install",
                 "-q",
                 "--disable-pip-version-check",
+                "--upgrade",
                 "--target",
             ])
             .arg(&dir)
-            .args(["azure-security-attestation==1.0.0", "six"])
+            .args([
+                "azure-security-attestation==1.0.0",
+                "six",
+                "azure-keyvault-keys==4.11.3",
+            ])
             .status()
             .expect("python3 is needed");
-        assert!(
-            st.success(),
-            "pip install azure-security-attestation failed"
-        );
+        assert!(st.success(), "pip install of the Azure SDKs failed");
     }
-    assert!(importable(), "the Azure attestation SDK is not importable");
+    assert!(importable(), "the Azure SDKs are not importable");
     dir
 }
 
@@ -121,4 +131,114 @@ fn the_azure_attestation_sdk_manages_policies_with_its_validation_on() {
             "{line:?} missing from:\n{out}"
         );
     }
+}
+
+fn run_keyvault(phase: &str, input: &std::path::Path) -> String {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/server/azure_sdk/keyvault.py"
+    );
+    let o = Command::new("python3")
+        .arg(script)
+        .arg(phase)
+        .arg(input)
+        .env("PYTHONPATH", azure_sdk())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+#[test]
+fn the_azure_keyvault_sdk_uses_sovra_as_its_vault() {
+    use crate::release::{ISSUER, issuer, tee_key, token};
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    // A second vault: requests to https://localhost:PORT address the key ring vault-b.
+    let config = dir.path().join("sovra.toml");
+    std::fs::write(
+        &config,
+        "[keyvault]\nvaults = { \"localhost\" = \"vault-b\" }\n",
+    )
+    .unwrap();
+    let s = Server::start_with(&[("SOVRA_CONFIG", config.to_str().unwrap())]);
+    // A token issuer the vault trusts for release, and a TEE key the token carries.
+    let iss = issuer("kv-issuer");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _: serde_json::Value = rt
+        .block_on(s.admin().post(
+            "/v1/release/issuers",
+            &json!({"issuer": format!("{ISSUER}/"), "certificates": [iss.cert_pem]}),
+        ))
+        .unwrap();
+    let (tee_pkcs8, jwk) = tee_key();
+    let tee_pem = sovra_crypto::keys::pem("PRIVATE KEY", tee_pkcs8.expose());
+    let claims = json!({"x-ms-attestation-type": "sevsnpvm", "x-ms-sevsnpvm-is-debuggable": false, "x-ms-runtime": {"keys": [jwk]}});
+    let release_policy = json!({"version": "1.0.0", "anyOf": [{"authority": ISSUER, "allOf": [
+        {"claim": "x-ms-attestation-type", "equals": "sevsnpvm"},
+        {"claim": "x-ms-sevsnpvm-is-debuggable", "equals": false}]}]});
+    // A crypto user of the vault's key ring (created first, so the role has a scope).
+    s.ok(&["keyrings", "create", "keyvault"]);
+    let user = s.json(&["tokens", "create", "--principal", "app"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.ok(&[
+        "roles",
+        "grant",
+        "--principal",
+        "app",
+        "--role",
+        "crypto-user",
+        "--scope",
+        "keyvault",
+    ]);
+    let input = dir.path().join("input.json");
+    let v = json!({
+        "url": s.url, "second_url": s.url.replace("127.0.0.1", "localhost"),
+        "ca": s.ca(), "admin": s.token, "user": user,
+        "release_policy": release_policy,
+        "release_token": token(&iss, ISSUER, claims.clone()),
+        "tee_key_pem": tee_pem,
+    });
+    std::fs::write(&input, v.to_string()).unwrap();
+    let out = run_keyvault("main", &input);
+    for line in [
+        "ok RSA encryption key",
+        "ok ES256 is raw r||s and verifies with the JWK",
+        "ok A256GCM round trip",
+        "ok delete is recoverable",
+        "ok recover brings it back as it was",
+        "ok the released key is the vault's key",
+        "ok a crypto user cannot create keys",
+        "ok same name, another key",
+        "checks failed: 0",
+    ] {
+        assert!(
+            out.lines().any(|l| l == line),
+            "{line:?} missing from:\n{out}"
+        );
+    }
+    // What the SDK did is the native API's too: the same keys, the deletion audited.
+    let keys = s.json(&["keys", "list", "keyvault"]);
+    assert!(keys.to_string().contains("cryptoKeys/ec256"), "{keys}");
+    let audit = s.ok(&["audit", "export"]);
+    assert!(audit.contains("cryptoKeys.delete") && audit.contains("cryptoKeys.recover"));
+    // Purge needs the retention over: with a destroy-scheduled duration of 0, at once.
+    s.ok(&[
+        "settings",
+        "set",
+        "--min-destroy-scheduled-duration",
+        "0s",
+        "--default-destroy-scheduled-duration",
+        "0s",
+    ]);
+    let out = run_keyvault("purge", &input);
+    assert!(out.contains("ok a purged name is free again"), "{out}");
+    assert!(s.ok(&["audit", "export"]).contains("cryptoKeys.purge"));
 }

@@ -24,6 +24,14 @@ pub enum Action {
     KeyRotate,
     /// A key was rotated by the scheduler.
     KeyAutoRotate,
+    /// A key was deleted, recoverably (Key Vault's soft delete).
+    KeyDelete,
+    /// A deleted key was recovered.
+    KeyRecover,
+    /// A deleted key was purged on request: its versions' material erased.
+    KeyPurge,
+    /// A deleted key was purged when its retention ended.
+    KeyPurged,
     /// A version was created.
     VersionCreate,
     /// Key material was imported as a new version.
@@ -146,6 +154,10 @@ impl Action {
             Self::KeyReleasePolicySet => "cryptoKeys.releasePolicy.set",
             Self::KeyUpdatePrimary => "cryptoKeys.updatePrimaryVersion",
             Self::KeyRotate => "cryptoKeys.rotate",
+            Self::KeyDelete => "cryptoKeys.delete",
+            Self::KeyRecover => "cryptoKeys.recover",
+            Self::KeyPurge => "cryptoKeys.purge",
+            Self::KeyPurged => "cryptoKeys.purged",
             Self::KeyAutoRotate => "cryptoKeys.autoRotate",
             Self::VersionCreate => "cryptoKeyVersions.create",
             Self::VersionImport => "cryptoKeyVersions.import",

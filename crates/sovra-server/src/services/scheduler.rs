@@ -19,6 +19,9 @@ impl Sovra {
             if let Err(e) = self.keys.rotate_due().await {
                 tracing::warn!(error = %e, "scheduled rotation pass failed");
             }
+            if let Err(e) = self.keys.purge_due().await {
+                tracing::warn!(error = %e, "deleted-key purge pass failed");
+            }
             if let Err(e) = self.release.expire_nonces().await {
                 tracing::warn!(error = %e, "release nonce cleanup failed");
             }

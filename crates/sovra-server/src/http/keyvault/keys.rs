@@ -462,39 +462,127 @@ pub async fn import(_v: Vault, _c: KvCaller) -> KvResult<Json<Value>> {
     ))
 }
 
-/// `DELETE /keys/{name}`.
-pub async fn delete(_v: Vault, _c: KvCaller) -> KvResult<Json<Value>> {
-    Err(not_offered(
-        "deleting a key",
-        "disable its versions (enabled: false) or destroy them with the native API",
-    ))
+/// Adds `extra`'s members to the object `v`.
+fn merge(mut v: Value, extra: Value) -> Value {
+    if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
+        o.extend(e);
+    }
+    v
 }
 
-/// `GET /deletedkeys`: no key is ever deleted through this API, so the list is empty.
-pub async fn list_deleted(_v: Vault, _c: KvCaller) -> KvResult<Json<Value>> {
-    Ok(Json(json!({"value": [], "nextLink": null})))
+/// `DELETE /keys/{name}`: a recoverable deletion; the answer is the deleted key's bundle.
+pub async fn delete(
+    State(state): State<AppState>,
+    vault: Vault,
+    KvCaller(p): KvCaller,
+    KvPath(path): KvPath<NamePath>,
+) -> KvResult<Json<Value>> {
+    let name = vault.key(&path.name)?;
+    // The bundle as it is now (its public key is readable only while the key exists).
+    let (key, v) = current(&state, &p, &name).await?;
+    let b = bundle(&state, &p, &vault, &key, &v).await?;
+    let d = state.sovra.keys().delete_crypto_key(&p, &name).await?;
+    Ok(Json(merge(b, wire::deleted(&vault, &d))))
+}
+
+fn deleted_bundle(
+    vault: &Vault,
+    d: &crate::model::DeletedKeyRec,
+    v: Option<&VersionRec>,
+) -> KvResult<Value> {
+    let id = wire::key_id(&d.key.name);
+    let mut b = json!({
+        "attributes": wire::attributes(&d.key, v),
+        "tags": d.key.tags,
+    });
+    if let (Some(v), Some(o)) = (v, b.as_object_mut()) {
+        o.insert(
+            "key".into(),
+            wire::jwk(wire::kid(vault, id, Some(v.version)), v, None)?,
+        );
+    }
+    if let (Some(rp), Some(o)) = (wire::release_policy(&d.key), b.as_object_mut()) {
+        o.insert("release_policy".into(), rp);
+    }
+    Ok(merge(b, wire::deleted(vault, d)))
+}
+
+/// `GET /deletedkeys`.
+pub async fn list_deleted(
+    State(state): State<AppState>,
+    vault: Vault,
+    KvCaller(p): KvCaller,
+    uri: Uri,
+) -> KvResult<Json<Value>> {
+    let (max, token) = paging(uri.query())?;
+    let listed = state
+        .sovra
+        .keys()
+        .list_deleted_keys(
+            &p,
+            &vault.ring,
+            &Page {
+                size: Some(max),
+                token,
+            },
+        )
+        .await?;
+    let value: Vec<Value> = listed
+        .items
+        .iter()
+        .map(|d| {
+            merge(
+                json!({
+                    "kid": wire::kid(&vault, wire::key_id(&d.key.name), None),
+                    "attributes": wire::attributes(&d.key, None),
+                    "tags": d.key.tags,
+                }),
+                wire::deleted(&vault, d),
+            )
+        })
+        .collect();
+    Ok(Json(
+        json!({"value": value, "nextLink": next_link(&vault, "/deletedkeys", max, listed.next_page_token)}),
+    ))
 }
 
 /// `GET /deletedkeys/{name}`.
 pub async fn get_deleted(
-    _v: Vault,
-    _c: KvCaller,
+    State(state): State<AppState>,
+    vault: Vault,
+    KvCaller(p): KvCaller,
     KvPath(path): KvPath<NamePath>,
 ) -> KvResult<Json<Value>> {
-    Err(KvError(Error::new(
-        ErrorCode::KeyNotFound,
-        format!("Deleted Key not found: {}", path.name),
-    )))
+    let name = vault.key(&path.name)?;
+    let (d, v) = state.sovra.keys().get_deleted_key(&p, &name).await?;
+    Ok(Json(deleted_bundle(&vault, &d, v.as_ref())?))
 }
 
-/// `DELETE /deletedkeys/{name}`.
-pub async fn purge(v: Vault, c: KvCaller, path: KvPath<NamePath>) -> KvResult<Json<Value>> {
-    get_deleted(v, c, path).await
+/// `DELETE /deletedkeys/{name}`: 204, once the key's retention has ended.
+pub async fn purge(
+    State(state): State<AppState>,
+    vault: Vault,
+    KvCaller(p): KvCaller,
+    KvPath(path): KvPath<NamePath>,
+) -> KvResult<axum::response::Response> {
+    let name = vault.key(&path.name)?;
+    state.sovra.keys().purge_deleted_key(&p, &name).await?;
+    Ok(crate::http::response::no_content())
 }
 
 /// `POST /deletedkeys/{name}/recover`.
-pub async fn recover(v: Vault, c: KvCaller, path: KvPath<NamePath>) -> KvResult<Json<Value>> {
-    get_deleted(v, c, path).await
+pub async fn recover(
+    State(state): State<AppState>,
+    vault: Vault,
+    KvCaller(p): KvCaller,
+    KvPath(path): KvPath<NamePath>,
+) -> KvResult<Json<Value>> {
+    let name = vault.key(&path.name)?;
+    let key = state.sovra.keys().recover_deleted_key(&p, &name).await?;
+    let v = key
+        .primary
+        .ok_or_else(|| KvError(Error::internal("recovered key has no version")))?;
+    Ok(Json(bundle(&state, &p, &vault, &key.key, &v).await?))
 }
 
 /// `POST /keys/{name}/backup`.

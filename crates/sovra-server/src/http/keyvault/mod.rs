@@ -80,12 +80,15 @@ fn kv_code(code: ErrorCode) -> &'static str {
         }
         ErrorCode::Unauthenticated | ErrorCode::TokenInvalid => "Unauthorized",
         ErrorCode::PermissionDenied => "Forbidden",
-        ErrorCode::AlreadyExists | ErrorCode::Conflict => "Conflict",
+        ErrorCode::AlreadyExists | ErrorCode::Conflict | ErrorCode::KeyDeleted => "Conflict",
+        ErrorCode::PurgeProtected => "Forbidden",
         ErrorCode::QuotaExceeded => "Throttled",
         ErrorCode::PayloadTooLarge => "RequestTooLarge",
         ErrorCode::KeyVersionNotEnabled | ErrorCode::KeyVersionDestroyed => "Forbidden",
         ErrorCode::OperationUnsupported => "NotSupported",
         c => match c.http_status() {
+            401 => "Unauthorized",
+            403 => "Forbidden",
             404 => "NotFound",
             409 => "Conflict",
             400..=499 => "BadParameter",

@@ -224,15 +224,25 @@ pub fn kid(vault: &Vault, key: &str, version: Option<u32>) -> String {
     }
 }
 
+/// Key Vault's recovery level and days of a key: deleted keys are kept for the key's
+/// destroy-scheduled duration and cannot be purged sooner (purge protection, always on).
+fn recovery(key: &CryptoKeyRec) -> (&'static str, u64) {
+    match key.destroy_scheduled_duration {
+        0 => ("Recoverable+Purgeable", 0),
+        d => ("Recoverable", d.div_ceil(86_400)),
+    }
+}
+
 /// Key Vault's `attributes` of a version.
 pub fn attributes(key: &CryptoKeyRec, v: Option<&VersionRec>) -> Value {
     let created = v.map_or(key.create_time, |v| v.create_time);
+    let (level, days) = recovery(key);
     let mut a = json!({
         "enabled": v.is_some_and(|v| v.state == VersionState::Enabled),
         "created": created,
         "updated": created,
-        "recoveryLevel": "Purgeable",
-        "recoverableDays": 0,
+        "recoveryLevel": level,
+        "recoverableDays": days,
         "exportable": key.exportable,
     });
     if let Some(v) = v
@@ -250,10 +260,20 @@ pub fn attributes(key: &CryptoKeyRec, v: Option<&VersionRec>) -> Value {
     a
 }
 
-/// The JSON Web Key of a version: its type, operations and public members (none for AES).
+/// The JSON Web Key type of an algorithm (without `-HSM`).
+fn kty(alg: Algorithm) -> &'static str {
+    match alg.spec() {
+        AlgSpec::Aes256Gcm | AlgSpec::Hmac { .. } => "oct",
+        AlgSpec::RsaOaep { .. } | AlgSpec::RsaSign { .. } => "RSA",
+        AlgSpec::Ecdsa { .. } => "EC",
+        AlgSpec::Ed25519 => "OKP",
+    }
+}
+
+/// The JSON Web Key of a version: its type, operations and, given its SubjectPublicKeyInfo,
+/// its public members (none for AES).
 pub fn jwk(kid: String, v: &VersionRec, spki: Option<&[u8]>) -> KvResult<Value> {
     let hsm = v.protection_level == ProtectionLevel::Hsm;
-    let suffix = if hsm { "-HSM" } else { "" };
     let mut j = match spki {
         Some(der) => sovra_crypto::jws::VerifyKey::from_spki(None, der)
             .map(|k| k.public_jwk())
@@ -262,16 +282,25 @@ pub fn jwk(kid: String, v: &VersionRec, spki: Option<&[u8]>) -> KvResult<Value> 
                     "public key of a version is not RSA or EC",
                 ))
             })?,
-        None => json!({"kty": "oct"}),
+        None => json!({}),
     };
     let obj = j
         .as_object_mut()
         .ok_or_else(|| KvError(crate::error::Error::internal("JWK is not an object")))?;
-    let kty = obj.get("kty").and_then(Value::as_str).unwrap_or("oct");
-    obj.insert("kty".into(), json!(format!("{kty}{suffix}")));
+    let suffix = if hsm { "-HSM" } else { "" };
+    obj.insert("kty".into(), json!(format!("{}{suffix}", kty(v.algorithm))));
     obj.insert("kid".into(), json!(kid));
     obj.insert("key_ops".into(), json!(key_ops(v.algorithm)));
     Ok(j)
+}
+
+/// The members a deleted key's bundle or item adds.
+pub fn deleted(vault: &Vault, d: &crate::model::DeletedKeyRec) -> Value {
+    json!({
+        "recoveryId": format!("{}/deletedkeys/{}", vault.base, key_id(&d.key.name)),
+        "deletedDate": d.delete_time,
+        "scheduledPurgeDate": d.purge_time,
+    })
 }
 
 /// The `release_policy` of a key bundle.

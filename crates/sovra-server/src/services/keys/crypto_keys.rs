@@ -17,6 +17,14 @@ impl Keys {
             .authorize(p, Permission::KeyManage, &name.to_string())
             .await?;
         self.ring_rec(ring).await?;
+        if self.is_deleted(&name).await? {
+            return Err(Error::new(
+                ErrorCode::KeyDeleted,
+                format!(
+                    "{name} is deleted but recoverable: recover it, or use another name until it is purged"
+                ),
+            ));
+        }
         let template = VersionTemplate {
             algorithm: req
                 .template

@@ -5,6 +5,7 @@ use super::actions::Action;
 use super::auth::Principal;
 use super::authz::Permission;
 pub mod crypto_keys;
+pub mod deleted;
 pub mod import;
 pub mod locations;
 pub mod rings;

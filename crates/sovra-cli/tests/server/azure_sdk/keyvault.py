@@ -1,0 +1,202 @@
+# Drives Sovra's Key Vault-compatible API with the unmodified azure-keyvault-keys SDK (PyPI)
+# and only its public calls: a custom credential returns a Sovra API token, the client trusts
+# Sovra's CA, and verify_challenge_resource is off (the vault is on 127.0.0.1).
+# Usage: keyvault.py PHASE INPUT_JSON
+#   PHASE main:  every key operation, soft delete and recover, release, roles, a second vault.
+#   PHASE purge: after the organisation's destroy-scheduled duration was set to 0s: delete,
+#                purge and reuse of the name.
+# Prints "ok <check>" per check and exits 1 if any failed.
+import base64, hashlib, json, sys, time
+
+from azure.core.credentials import AccessToken
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+)
+from azure.keyvault.keys import KeyClient, KeyCurveName, KeyReleasePolicy
+from azure.keyvault.keys.crypto import (
+    CryptographyClient,
+    EncryptionAlgorithm,
+    KeyWrapAlgorithm,
+    SignatureAlgorithm,
+)
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.keywrap import aes_key_unwrap_with_padding
+
+phase = sys.argv[1]
+cfg = json.load(open(sys.argv[2]))
+failed = []
+
+
+def check(name, cond, detail=""):
+    if cond:
+        print("ok", name)
+    else:
+        print("FAIL", name, detail)
+        failed.append(name)
+
+
+def raises(name, exc, fn, status=None, code=None):
+    try:
+        fn()
+    except exc as e:
+        got = getattr(getattr(e, "error", None), "code", None)
+        st = getattr(e, "status_code", None)
+        ok = (status is None or st == status) and (code is None or got == code)
+        check(name, ok, f"status {st} code {got}: {e}")
+        return
+    except Exception as e:  # noqa: BLE001
+        check(name, False, f"raised {type(e).__name__}: {e}")
+        return
+    check(name, False, "did not raise")
+
+
+class SovraToken:
+    def __init__(self, token):
+        self.token = token
+
+    def get_token(self, *scopes, **kw):
+        return AccessToken(self.token, int(time.time()) + 3600)
+
+
+def b64d(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def client(url, token):
+    return KeyClient(url, SovraToken(token), verify_challenge_resource=False, connection_verify=cfg["ca"])
+
+
+def crypto(key, token):
+    return CryptographyClient(key, SovraToken(token), verify_challenge_resource=False, connection_verify=cfg["ca"])
+
+
+admin = cfg["admin"]
+kc = client(cfg["url"], admin)
+
+if phase == "purge":
+    k = kc.create_ec_key("short-lived", curve=KeyCurveName.p_256)
+    kc.begin_delete_key("short-lived").result()
+    kc.purge_deleted_key("short-lived")
+    check("purged key is gone", not [d for d in kc.list_deleted_keys() if d.name == "short-lived"])
+    raises("purged key is not a deleted key", ResourceNotFoundError, lambda: kc.get_deleted_key("short-lived"))
+    again = kc.create_ec_key("short-lived", curve=KeyCurveName.p_256)
+    check("a purged name is free again", again.properties.version == "1" and again.id != "", again.id)
+    sys.exit(1 if failed else 0)
+
+# --- create, of every type Sovra has ---
+enc = kc.create_rsa_key("rsa-enc", size=2048)
+check("RSA encryption key", enc.key_type == "RSA" and set(enc.key_operations) >= {"decrypt", "unwrapKey"} and len(enc.key.n) == 256, enc.key_operations)
+sig = kc.create_rsa_key("rsa-sign", size=3072, key_operations=["sign", "verify"])
+check("RSA signing key", sorted(sig.key_operations) == ["sign", "verify"] and len(sig.key.n) == 384)
+ec256 = kc.create_ec_key("ec256", curve=KeyCurveName.p_256)
+ec384 = kc.create_ec_key("ec384", curve=KeyCurveName.p_384, hardware_protected=True)
+check("EC keys", ec256.key.crv == "P-256" and len(ec256.key.x) == 32 and ec384.key.crv == "P-384" and ec384.key_type == "EC-HSM", ec384.key_type)
+aes = kc.create_oct_key("aes", size=256, tags={"Owner": "Team A"})
+check("oct key has no material", aes.key_type == "oct" and not aes.key.k and aes.properties.tags == {"Owner": "Team A"})
+raises("P-521 is refused as not supported", HttpResponseError, lambda: kc.create_ec_key("ec521", curve=KeyCurveName.p_521), 400, "NotSupported")
+raises("expiry dates are refused, not ignored", HttpResponseError, lambda: kc.create_ec_key("ec-exp", expires_on=__import__("datetime").datetime(2030, 1, 1)), 400, "NotSupported")
+raises("a missing key is ResourceNotFoundError", ResourceNotFoundError, lambda: kc.get_key("no-such-key"), 404, "KeyNotFound")
+raises("a wrong token is ClientAuthenticationError", ClientAuthenticationError, lambda: client(cfg["url"], "sovra_0000000000000000_wrong").get_key("ec256"))
+
+# --- get and list (paging by nextLink) ---
+got = kc.get_key("ec256")
+check("get by name is the current version", got.id == ec256.id and got.key.x == ec256.key.x)
+check("get by version", kc.get_key("ec256", ec256.properties.version).id == ec256.id)
+names = sorted(p.name for p in kc.list_properties_of_keys(max_page_size=2))
+check("list pages through every key", names == ["aes", "ec256", "ec384", "rsa-enc", "rsa-sign"], names)
+
+# --- operations: SDK-side public operations, server-side private ones ---
+ce = crypto(enc, admin)
+ct = ce.encrypt(EncryptionAlgorithm.rsa_oaep_256, b"a secret")
+check("RSA-OAEP-256 round trip", ce.decrypt(EncryptionAlgorithm.rsa_oaep_256, ct.ciphertext).plaintext == b"a secret")
+w = ce.wrap_key(KeyWrapAlgorithm.rsa_oaep_256, b"K" * 32)
+check("wrap and unwrap", ce.unwrap_key(KeyWrapAlgorithm.rsa_oaep_256, w.encrypted_key).key == b"K" * 32)
+raises("RSA1_5 is refused as not supported", HttpResponseError, lambda: ce.decrypt(EncryptionAlgorithm.rsa1_5, ct.ciphertext), 400, "NotSupported")
+
+digest = hashlib.sha256(b"message").digest()
+c256 = crypto(ec256, admin)
+s = c256.sign(SignatureAlgorithm.es256, digest)
+pub = ec.EllipticCurvePublicNumbers(int.from_bytes(ec256.key.x, "big"), int.from_bytes(ec256.key.y, "big"), ec.SECP256R1()).public_key()
+r, sv = int.from_bytes(s.signature[:32], "big"), int.from_bytes(s.signature[32:], "big")
+try:
+    pub.verify(encode_dss_signature(r, sv), b"message", ec.ECDSA(hashes.SHA256()))
+    independent = True
+except Exception:  # noqa: BLE001
+    independent = False
+check("ES256 is raw r||s and verifies with the JWK", len(s.signature) == 64 and independent)
+check("SDK verify", c256.verify(SignatureAlgorithm.es256, digest, s.signature).is_valid)
+check("SDK verify refuses another digest", not c256.verify(SignatureAlgorithm.es256, hashlib.sha256(b"other").digest(), s.signature).is_valid)
+s384 = crypto(ec384, admin).sign(SignatureAlgorithm.es384, hashlib.sha384(b"m").digest())
+check("ES384 in the HSM", len(s384.signature) == 96 and crypto(ec384, admin).verify(SignatureAlgorithm.es384, hashlib.sha384(b"m").digest(), s384.signature).is_valid)
+cs = crypto(sig, admin)
+rs = cs.sign(SignatureAlgorithm.rs256, digest)
+rpub = rsa.RSAPublicNumbers(int.from_bytes(sig.key.e, "big"), int.from_bytes(sig.key.n, "big")).public_key()
+rpub.verify(rs.signature, b"message", padding.PKCS1v15(), hashes.SHA256())
+check("RS256 verifies with the JWK", True)
+raises("PS256 on an RS256 key is refused", HttpResponseError, lambda: cs.sign(SignatureAlgorithm.ps256, digest), 400)
+
+ca = crypto(aes, admin)
+g = ca.encrypt(EncryptionAlgorithm.a256_gcm, b"plain", additional_authenticated_data=b"context")
+check("A256GCM gives iv and tag", len(g.iv) == 12 and len(g.tag) == 16)
+check("A256GCM round trip", ca.decrypt(EncryptionAlgorithm.a256_gcm, g.ciphertext, iv=g.iv, authentication_tag=g.tag, additional_authenticated_data=b"context").plaintext == b"plain")
+raises("A256GCM with another AAD fails", HttpResponseError, lambda: ca.decrypt(EncryptionAlgorithm.a256_gcm, g.ciphertext, iv=g.iv, authentication_tag=g.tag, additional_authenticated_data=b"other"), 400)
+r1, r2 = kc.get_random_bytes(32), kc.get_random_bytes(32)
+check("random bytes", len(r1) == 32 and r1 != r2)
+
+# --- rotate, versions, update ---
+old_sig = c256.sign(SignatureAlgorithm.es256, digest).signature
+rot = kc.rotate_key("ec256")
+check("rotate makes a new current version", rot.properties.version != ec256.properties.version and kc.get_key("ec256").id == rot.id)
+versions = sorted(p.version for p in kc.list_properties_of_key_versions("ec256", max_page_size=1))
+check("versions list pages", versions == ["1", "2"], versions)
+check("the old version still verifies", crypto(ec256, admin).verify(SignatureAlgorithm.es256, digest, old_sig).is_valid)
+upd = kc.update_key_properties("aes", enabled=False, tags={"Owner": "Team B"})
+check("disable and retag", upd.properties.enabled is False and upd.properties.tags == {"Owner": "Team B"})
+raises("a disabled key refuses to encrypt", HttpResponseError, lambda: ca.encrypt(EncryptionAlgorithm.a256_gcm, b"x"), 403, "Forbidden")
+check("enable again", kc.update_key_properties("aes", enabled=True).properties.enabled is True)
+
+# --- soft delete and recover ---
+deleted = kc.begin_delete_key("rsa-sign").result()
+check("delete is recoverable", deleted.recovery_id.endswith("/deletedkeys/rsa-sign") and deleted.scheduled_purge_date > deleted.deleted_date, deleted.recovery_id)
+raises("a deleted key is not found", ResourceNotFoundError, lambda: kc.get_key("rsa-sign"))
+check("deleted keys list it", [d.name for d in kc.list_deleted_keys()] == ["rsa-sign"])
+raises("its name cannot be reused while recoverable", ResourceExistsError, lambda: kc.create_rsa_key("rsa-sign", size=3072, key_operations=["sign"]))
+raises("purge before its retention ends is refused", HttpResponseError, lambda: kc.purge_deleted_key("rsa-sign"), 403, "Forbidden")
+rec = kc.begin_recover_deleted_key("rsa-sign").result()
+check("recover brings it back as it was", rec.id == sig.id and crypto(rec, admin).verify(SignatureAlgorithm.rs256, digest, rs.signature).is_valid)
+
+# --- secure key release to an attested TEE ---
+policy = json.dumps(cfg["release_policy"]).encode()
+exp = kc.create_rsa_key("exportable", size=2048, hardware_protected=True, exportable=True, release_policy=KeyReleasePolicy(policy))
+check("exportable key keeps its policy", exp.properties.exportable and json.loads(exp.properties.release_policy.encoded_policy) == cfg["release_policy"])
+rel = kc.release_key("exportable", cfg["release_token"])
+payload = json.loads(b64d(rel.value.split(".")[1]))
+key_hsm = json.loads(b64d(payload["response"]["key"]["key"]["key_hsm"]))
+blob = b64d(key_hsm["ciphertext"])
+tee = serialization.load_pem_private_key(cfg["tee_key_pem"].encode(), None)
+n = tee.key_size // 8
+transfer = tee.decrypt(blob[:n], padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None))
+released = serialization.load_der_private_key(aes_key_unwrap_with_padding(transfer, blob[n:]), None)
+check("the released key is the vault's key", released.public_key().public_numbers().n == int.from_bytes(exp.key.n, "big"))
+raises("a key that is not exportable is not released", HttpResponseError, lambda: kc.release_key("rsa-enc", cfg["release_token"]), 403, "Forbidden")
+
+# --- roles: a crypto user uses keys but does not manage them ---
+user = client(cfg["url"], cfg["user"])
+raises("a crypto user cannot create keys", HttpResponseError, lambda: user.create_ec_key("by-user"), 403, "Forbidden")
+us = crypto(user.get_key("ec256"), cfg["user"]).sign(SignatureAlgorithm.es256, digest)
+check("a crypto user signs", len(us.signature) == 64)
+raises("a crypto user cannot delete", HttpResponseError, lambda: user.begin_delete_key("ec256").result(), 403, "Forbidden")
+
+# --- a second vault on the same server is another key ring ---
+other = client(cfg["second_url"], admin)
+check("the second vault starts empty", list(other.list_properties_of_keys()) == [])
+o = other.create_ec_key("ec256", curve=KeyCurveName.p_256)
+check("same name, another key", o.id.startswith(cfg["second_url"]) and o.key.x != kc.get_key("ec256").key.x)
+
+print("checks failed:", len(failed))
+sys.exit(1 if failed else 0)
