@@ -77,6 +77,41 @@ pub fn ec_spki(curve_oid: &[u8], point: &[u8]) -> Vec<u8> {
     spki(&alg, point)
 }
 
+/// The PKCS#8 `PrivateKeyInfo` of an RSA key from its parts (a JWK's `n`, `e`, `d`, `p`, `q`,
+/// `dp`, `dq`, `qi`, big-endian), for import: whether the parts make a key is for the loader
+/// to check.
+pub fn rsa_pkcs8(parts: [&[u8]; 8]) -> crate::SecretBytes {
+    let mut body = der_uint(&[0]);
+    for part in parts {
+        body.extend(der_uint(part));
+    }
+    let rsa = der(0x30, &body);
+    let alg: &[u8] = &[
+        0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+    ];
+    let mut info = der_uint(&[0]);
+    info.extend_from_slice(alg);
+    info.extend(der(0x04, &rsa));
+    crate::SecretBytes::new(der(0x30, &info))
+}
+
+/// The PKCS#8 `PrivateKeyInfo` of an EC key on `curve_oid` from its private scalar `d` and its
+/// uncompressed public point.
+pub fn ec_pkcs8(curve_oid: &[u8], d: &[u8], point: &[u8]) -> crate::SecretBytes {
+    // ECPrivateKey { version 1, privateKey, [1] publicKey }
+    let mut ec = der_uint(&[1]);
+    ec.extend(der(0x04, d));
+    let mut bits = vec![0u8];
+    bits.extend_from_slice(point);
+    ec.extend(der(0xa1, &der(0x03, &bits)));
+    let mut alg = vec![0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+    alg.extend_from_slice(curve_oid);
+    let mut info = der_uint(&[0]);
+    info.extend(der(0x30, &alg));
+    info.extend(der(0x04, &der(0x30, &ec)));
+    crate::SecretBytes::new(der(0x30, &info))
+}
+
 /// The SubjectPublicKeyInfo of the Ed25519 public key `key` (32 bytes).
 pub fn ed25519_spki(key: &[u8]) -> Vec<u8> {
     spki(OID_ED25519, key)
@@ -189,5 +224,33 @@ mod tests {
         );
         assert!(ecdsa_sig_raw(&[0x31, 0x00], 32).is_none());
         assert!(ecdsa_sig_raw(&[], 32).is_none());
+    }
+
+    #[test]
+    fn pkcs8_from_parts_loads_as_the_same_key() {
+        use sovra_proto::kms::Algorithm;
+        // EC: the parts of a generated key rebuild a PKCS#8 that aws-lc-rs reads as that key.
+        let pkcs8 = crate::generate(Algorithm::EcSignP256Sha256).unwrap();
+        let k =
+            EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.expose())
+                .unwrap();
+        let point = k.public_key().as_ref().to_vec();
+        use aws_lc_rs::encoding::{AsBigEndian, EcPrivateKeyBin};
+        let d: EcPrivateKeyBin = k.private_key().as_be_bytes().unwrap();
+        let rebuilt = ec_pkcs8(OID_P256, d.as_ref(), &point);
+        let again =
+            EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, rebuilt.expose())
+                .unwrap();
+        assert_eq!(again.public_key().as_ref(), point.as_slice());
+        // A point that is not the scalar's is refused by the loader.
+        let mut other = point.clone();
+        other[10] ^= 1;
+        assert!(
+            EcdsaKeyPair::from_pkcs8(
+                &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+                ec_pkcs8(OID_P256, d.as_ref(), &other).expose()
+            )
+            .is_err()
+        );
     }
 }

@@ -32,6 +32,10 @@ pub enum Action {
     KeyPurge,
     /// A deleted key was purged when its retention ended.
     KeyPurged,
+    /// A key was backed up (with its material, sealed to this deployment's HSM).
+    KeyBackup,
+    /// A key was restored from a backup.
+    KeyRestore,
     /// A version was created.
     VersionCreate,
     /// Key material was imported as a new version.
@@ -155,6 +159,8 @@ impl Action {
             Self::KeyUpdatePrimary => "cryptoKeys.updatePrimaryVersion",
             Self::KeyRotate => "cryptoKeys.rotate",
             Self::KeyDelete => "cryptoKeys.delete",
+            Self::KeyBackup => "cryptoKeys.backup",
+            Self::KeyRestore => "cryptoKeys.restore",
             Self::KeyRecover => "cryptoKeys.recover",
             Self::KeyPurge => "cryptoKeys.purge",
             Self::KeyPurged => "cryptoKeys.purged",

@@ -44,6 +44,9 @@ pub fn material_aad(version: &VersionName, alg: Algorithm) -> Vec<u8> {
 /// What an `HSM` version's stored blob is bound to: as [`material_aad`], under another label
 /// (so a blob of one level is never taken for the other), plus the hash of its public key
 /// (so a swapped public key is detected).
+/// What a key backup is bound to.
+const BACKUP_AAD: &[u8] = b"sovra/key-backup/v1";
+
 fn hsm_aad(version: &VersionName, alg: Algorithm, public_key: Option<&[u8]>) -> Vec<u8> {
     let pk = public_key.map_or_else(
         || "-".to_owned(),
@@ -244,6 +247,75 @@ impl Material {
     /// Drops the usable key of a version (disabled, destroyed).
     pub fn evict(&self, version: &str) {
         self.cache.evict(version);
+    }
+
+    /// A version's stored material, wrapped again for another name of the same location (a
+    /// key restored from a backup into another key ring). The material stays as it is inside:
+    /// clear only within this process for `SOFTWARE` keys, and still wrapped by the HSM's own
+    /// key for `HSM` keys.
+    pub(crate) async fn rewrap(
+        &self,
+        from: &VersionName,
+        to: &VersionName,
+        v: &VersionRec,
+    ) -> Result<String> {
+        if from.key.location != to.key.location {
+            return Err(Error::invalid(format!(
+                "a key of location {} can only be restored into that location (its material is wrapped by that location's HSM key)",
+                from.key.location
+            )));
+        }
+        self.check_served(&to.key.location)?;
+        let (blob, public) = Self::stored(v)?;
+        let (hsm, from, to, alg, level) = (
+            self.hsm.clone(),
+            from.clone(),
+            to.clone(),
+            v.algorithm,
+            v.protection_level,
+        );
+        let out = self
+            .in_hsm(move || {
+                let (old, new) = match level {
+                    ProtectionLevel::Software => (material_aad(&from, alg), material_aad(&to, alg)),
+                    ProtectionLevel::Hsm => (
+                        hsm_aad(&from, alg, public.as_deref()),
+                        hsm_aad(&to, alg, public.as_deref()),
+                    ),
+                };
+                let loc = &from.key.location;
+                let inner = hsm.unwrap(loc, &old, &blob)?;
+                Ok(hsm.wrap(loc, &new, inner.expose())?)
+            })
+            .await?;
+        Ok(sovra_proto::b64::encode(&out))
+    }
+
+    /// Seals `data` (a key backup) under `location`'s wrapping key: only an HSM holding that
+    /// key — this deployment's, or one restored from its security domain — opens it.
+    pub(crate) async fn seal_backup(&self, location: &str, data: Vec<u8>) -> Result<Vec<u8>> {
+        self.check_served(location)?;
+        let (hsm, loc) = (self.hsm.clone(), location.to_owned());
+        self.in_hsm(move || Ok(hsm.wrap(&loc, BACKUP_AAD, &data)?))
+            .await
+    }
+
+    /// Opens what [`Material::seal_backup`] sealed.
+    pub(crate) async fn open_backup(
+        &self,
+        location: &str,
+        blob: Vec<u8>,
+    ) -> Result<sovra_crypto::SecretBytes> {
+        self.check_served(location)?;
+        let (hsm, loc) = (self.hsm.clone(), location.to_owned());
+        self.in_hsm(move || {
+            hsm.unwrap(&loc, BACKUP_AAD, &blob).map_err(|e| match e {
+                e @ (sovra_hsm::HsmError::Unavailable(_)
+                | sovra_hsm::HsmError::UnknownLocation(_)) => e.into(),
+                _ => Error::invalid("the backup was not made by this deployment, or was altered"),
+            })
+        })
+        .await
     }
 
     /// How many usable keys are held.

@@ -15,7 +15,15 @@ from azure.core.exceptions import (
     ResourceExistsError,
     ResourceNotFoundError,
 )
-from azure.keyvault.keys import KeyClient, KeyCurveName, KeyReleasePolicy
+from azure.keyvault.keys import (
+    JsonWebKey,
+    KeyClient,
+    KeyCurveName,
+    KeyReleasePolicy,
+    KeyRotationLifetimeAction,
+    KeyRotationPolicy,
+    KeyRotationPolicyAction,
+)
 from azure.keyvault.keys.crypto import (
     CryptographyClient,
     EncryptionAlgorithm,
@@ -197,6 +205,55 @@ other = client(cfg["second_url"], admin)
 check("the second vault starts empty", list(other.list_properties_of_keys()) == [])
 o = other.create_ec_key("ec256", curve=KeyCurveName.p_256)
 check("same name, another key", o.id.startswith(cfg["second_url"]) and o.key.x != kc.get_key("ec256").key.x)
+
+check("a key not in the second vault is not found there", not [k for k in other.list_properties_of_keys() if k.name == "aes"])
+
+# --- backup, and restore into the second vault ---
+blob = kc.backup_key("rsa-enc")
+restored = other.restore_key_backup(blob)
+check("restore into another vault keeps the key", restored.id.startswith(cfg["second_url"] + "/keys/rsa-enc/") and restored.key.n == enc.key.n)
+check("the restored key decrypts what the original's public key encrypted", crypto(restored, admin).decrypt(EncryptionAlgorithm.rsa_oaep_256, ct.ciphertext).plaintext == b"a secret")
+raises("restoring over an existing key is a conflict", ResourceExistsError, lambda: other.restore_key_backup(blob))
+raises("an altered backup is refused", HttpResponseError, lambda: kc.restore_key_backup(blob[:-1] + bytes([blob[-1] ^ 1])), 400, "BadParameter")
+
+# --- import: keys made elsewhere, as JWKs ---
+def b(i, n):
+    return i.to_bytes(n, "big")
+rk = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+pn = rk.private_numbers()
+jwk = JsonWebKey(kty="RSA", key_ops=["decrypt", "encrypt"], n=b(pn.public_numbers.n, 256), e=b(pn.public_numbers.e, 3), d=b(pn.d, 256), p=b(pn.p, 128), q=b(pn.q, 128), dp=b(pn.dmp1, 128), dq=b(pn.dmq1, 128), qi=b(pn.iqmp, 128))
+imp = kc.import_key("imported-rsa", jwk, hardware_protected=True)
+check("an imported RSA key is the one given", imp.key.n == b(pn.public_numbers.n, 256) and imp.key_type == "RSA-HSM", imp.key_type)
+ict = rk.public_key().encrypt(b"for the vault", padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None))
+check("the vault decrypts with the imported key", crypto(imp, admin).decrypt(EncryptionAlgorithm.rsa_oaep_256, ict).plaintext == b"for the vault")
+ek = ec.generate_private_key(ec.SECP256R1())
+en = ek.private_numbers()
+eimp = kc.import_key("imported-ec", JsonWebKey(kty="EC", crv="P-256", d=b(en.private_value, 32), x=b(en.public_numbers.x, 32), y=b(en.public_numbers.y, 32)))
+esig = crypto(eimp, admin).sign(SignatureAlgorithm.es256, digest).signature
+ek.public_key().verify(encode_dss_signature(int.from_bytes(esig[:32], "big"), int.from_bytes(esig[32:], "big")), b"message", ec.ECDSA(hashes.SHA256()))
+check("the imported EC key signs", True)
+again = kc.import_key("imported-ec", JsonWebKey(kty="EC", crv="P-256", d=b(en.private_value, 32), x=b(en.public_numbers.x, 32), y=b(en.public_numbers.y, 32)))
+check("importing again makes a new current version", again.properties.version == "2")
+bad_point = JsonWebKey(kty="EC", crv="P-256", d=b(en.private_value, 32), x=b(en.public_numbers.x, 32), y=b(en.public_numbers.y ^ 1, 32))
+raises("a JWK whose parts do not match is refused", HttpResponseError, lambda: kc.import_key("imported-bad", bad_point), 400)
+raises("a BYOK blob is refused as not supported", HttpResponseError, lambda: kc.import_key("byok", JsonWebKey(kty="RSA-HSM", t=b"blob")), 400)
+aimp = kc.import_key("imported-aes", JsonWebKey(kty="oct", k=b"\x07" * 32, key_ops=["encrypt", "decrypt"]))
+g2 = crypto(aimp, admin).encrypt(EncryptionAlgorithm.a256_gcm, b"with my key")
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+check("an imported AES key is the one given", AESGCM(b"\x07" * 32).decrypt(g2.iv, g2.ciphertext + g2.tag, None) == b"with my key")
+
+# --- key attestation (7.6) ---
+att = kc.get_key_attestation("ec384")
+a = att.properties.attestation
+stmt = a.private_key_attestation.decode() if isinstance(a.private_key_attestation, bytes) else a.private_key_attestation
+claims = json.loads(b64d(stmt.split(".")[1]))
+check("key attestation names the version and its HSM", claims.get("name", "").endswith("/cryptoKeys/ec384/cryptoKeyVersions/1") and b"BEGIN CERTIFICATE" in a.certificate_pem_file, claims)
+
+# --- rotation policy ---
+pol = kc.update_key_rotation_policy("aes", KeyRotationPolicy(lifetime_actions=[KeyRotationLifetimeAction(KeyRotationPolicyAction.rotate, time_after_create="P30D")]))
+got = kc.get_key_rotation_policy("aes")
+check("a rotation policy sets the rotation period", got.lifetime_actions[0].time_after_create == "P30D" and got.lifetime_actions[0].action == KeyRotationPolicyAction.rotate)
+raises("Notify actions are refused as not supported", HttpResponseError, lambda: kc.update_key_rotation_policy("aes", KeyRotationPolicy(lifetime_actions=[KeyRotationLifetimeAction(KeyRotationPolicyAction.notify, time_before_expiry="P30D")])), 400, "NotSupported")
 
 print("checks failed:", len(failed))
 sys.exit(1 if failed else 0)

@@ -448,18 +448,60 @@ pub async fn list_versions(
     Ok(Json(json!({"value": value, "nextLink": link})))
 }
 
-fn not_offered(what: &str, instead: &str) -> KvError {
-    KvError::unsupported(format!(
-        "{what} is not offered by Sovra's Key Vault API yet; {instead}"
-    ))
-}
-
-/// `PUT /keys/{name}` (import).
-pub async fn import(_v: Vault, _c: KvCaller) -> KvResult<Json<Value>> {
-    Err(not_offered(
-        "importing a key as a JWK",
-        "use Sovra's import jobs (sovra keys import), which never carry key material in clear",
-    ))
+/// `PUT /keys/{name}`: a JWK with its private members becomes the key's new current version
+/// (the key is created if it does not exist). The material takes the import path: wrapped to
+/// an import job's key of the vault's ring, opened in the HSM for `HSM` keys.
+pub async fn import(
+    State(state): State<AppState>,
+    vault: Vault,
+    KvCaller(p): KvCaller,
+    KvPath(path): KvPath<NamePath>,
+    KvJson(req): KvJson<wire::ImportIn>,
+) -> KvResult<Json<Value>> {
+    req.attributes.check()?;
+    let name = vault.key(&path.name)?;
+    let imp = wire::imported(&req)?;
+    let new = NewKey {
+        purpose: imp.algorithm.purpose(),
+        template: Some(VersionTemplate {
+            algorithm: imp.algorithm,
+            protection_level: imp.level,
+        }),
+        rotation_period: None,
+        next_rotation_time: None,
+        destroy_scheduled_duration: None,
+        labels: Default::default(),
+        skip_initial_version: true,
+        exportable: req.attributes.exportable.unwrap_or(false),
+        release_policy: req.release_policy.as_ref().map(|r| r.text()).transpose()?,
+        tags: req.tags.clone().unwrap_or_default(),
+    };
+    let keys = state.sovra.keys();
+    let run = || {
+        keys.import_clear(
+            &p,
+            &name,
+            new.clone(),
+            imp.material.expose(),
+            imp.public_key.clone(),
+        )
+    };
+    let key = match run().await {
+        Err(e) if e.code == ErrorCode::KeyRingNotFound => {
+            ensure_vault(&state, &p, &vault).await?;
+            run().await?
+        }
+        r => r?,
+    };
+    let mut v = key
+        .primary
+        .ok_or_else(|| KvError(Error::internal("imported key has no version")))?;
+    if req.attributes.enabled == Some(false) {
+        v = keys
+            .set_version_state(&p, &name.version(v.version), VersionState::Disabled)
+            .await?;
+    }
+    Ok(Json(bundle(&state, &p, &vault, &key.key, &v).await?))
 }
 
 /// Adds `extra`'s members to the object `v`.
@@ -585,42 +627,189 @@ pub async fn recover(
     Ok(Json(bundle(&state, &p, &vault, &key.key, &v).await?))
 }
 
-/// `POST /keys/{name}/backup`.
-pub async fn backup(_v: Vault, _c: KvCaller) -> KvResult<Json<Value>> {
-    Err(not_offered(
-        "key backup",
-        "a security domain (sovra security-domain download) and the database backup carry every key",
-    ))
+/// `POST /keys/{name}/backup`: the key and its versions, sealed to this deployment's HSM.
+pub async fn backup(
+    State(state): State<AppState>,
+    vault: Vault,
+    KvCaller(p): KvCaller,
+    KvPath(path): KvPath<NamePath>,
+) -> KvResult<Json<Value>> {
+    let name = vault.key(&path.name)?;
+    let blob = state.sovra.keys().backup_crypto_key(&p, &name).await?;
+    Ok(Json(json!({"value": sovra_crypto::jws::b64url(&blob)})))
 }
 
-/// `POST /keys/restore`.
-pub async fn restore(_v: Vault, _c: KvCaller) -> KvResult<Json<Value>> {
-    Err(not_offered(
-        "key restore",
-        "restore the database backup with the security domain",
-    ))
+/// `KeyRestoreParameters`.
+#[derive(Debug, Deserialize)]
+pub struct RestoreIn {
+    value: String,
 }
 
-/// `GET /keys/{name}/rotationpolicy`.
-pub async fn get_rotation_policy(_v: Vault, _c: KvCaller) -> KvResult<Json<Value>> {
-    Err(not_offered(
-        "the rotation policy",
-        "set rotationPeriod on the key with the native API",
-    ))
+/// `POST /keys/restore`: a backup becomes the key of the same name in this vault.
+pub async fn restore(
+    State(state): State<AppState>,
+    vault: Vault,
+    KvCaller(p): KvCaller,
+    KvJson(req): KvJson<RestoreIn>,
+) -> KvResult<Json<Value>> {
+    let blob = wire::decode("value", &req.value)?;
+    let keys = state.sovra.keys();
+    let restored = match keys.restore_crypto_key(&p, &vault.ring, blob.clone()).await {
+        Err(e) if e.code == ErrorCode::KeyRingNotFound => {
+            ensure_vault(&state, &p, &vault).await?;
+            keys.restore_crypto_key(&p, &vault.ring, blob).await?
+        }
+        r => r?,
+    };
+    let v = restored.primary.ok_or_else(|| {
+        KvError(Error::new(
+            ErrorCode::NoPrimaryVersion,
+            "the restored key has no current version",
+        ))
+    })?;
+    Ok(Json(bundle(&state, &p, &vault, &restored.key, &v).await?))
 }
 
-/// `PUT /keys/{name}/rotationpolicy`.
-pub async fn set_rotation_policy(_v: Vault, _c: KvCaller) -> KvResult<Json<Value>> {
-    Err(not_offered(
-        "the rotation policy",
-        "set rotationPeriod on the key with the native API",
-    ))
+fn rotation_policy(vault: &Vault, key: &CryptoKeyRec) -> Value {
+    let actions: Vec<Value> = key
+        .rotation_period
+        .map(|secs| json!({"trigger": {"timeAfterCreate": wire::iso_from_secs(secs)}, "action": {"type": "Rotate"}}))
+        .into_iter()
+        .collect();
+    json!({
+        "id": format!("{}/keys/{}/rotationpolicy", vault.base, wire::key_id(&key.name)),
+        "lifetimeActions": actions,
+        "attributes": {"created": key.create_time, "updated": key.create_time},
+    })
 }
 
-/// `GET /keys/{name}/{version}/attestation`.
-pub async fn attestation(_v: Vault, _c: KvCaller) -> KvResult<Json<Value>> {
-    Err(not_offered(
-        "key attestation in Key Vault's format",
-        "read the version's attestation statement with the native API (GET …/cryptoKeyVersions/N)",
-    ))
+/// `GET /keys/{name}/rotationpolicy`: the key's automatic rotation as a policy.
+pub async fn get_rotation_policy(
+    State(state): State<AppState>,
+    vault: Vault,
+    KvCaller(p): KvCaller,
+    KvPath(path): KvPath<NamePath>,
+) -> KvResult<Json<Value>> {
+    let name = vault.key(&path.name)?;
+    let key = state.sovra.keys().get_crypto_key(&p, &name).await?.key;
+    Ok(Json(rotation_policy(&vault, &key)))
+}
+
+/// `KeyRotationPolicy`.
+#[derive(Debug, Deserialize)]
+pub struct RotationPolicyIn {
+    #[serde(rename = "lifetimeActions", default)]
+    lifetime_actions: Vec<Value>,
+    attributes: Option<Value>,
+}
+
+/// `PUT /keys/{name}/rotationpolicy`: one `Rotate` action after a time since creation sets
+/// the key's rotation period; none turns automatic rotation off.
+pub async fn set_rotation_policy(
+    State(state): State<AppState>,
+    vault: Vault,
+    KvCaller(p): KvCaller,
+    KvPath(path): KvPath<NamePath>,
+    KvJson(req): KvJson<RotationPolicyIn>,
+) -> KvResult<Json<Value>> {
+    let name = vault.key(&path.name)?;
+    if req
+        .attributes
+        .as_ref()
+        .and_then(|a| a.get("expiryTime"))
+        .is_some_and(|e| !e.is_null())
+    {
+        return Err(KvError::unsupported(
+            "attributes.expiryTime is not offered: Sovra's versions do not expire; leave it out",
+        ));
+    }
+    let mut period = None;
+    for a in &req.lifetime_actions {
+        let kind = a
+            .pointer("/action/type")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let after = a
+            .pointer("/trigger/timeAfterCreate")
+            .and_then(Value::as_str);
+        match (kind.to_ascii_lowercase().as_str(), after) {
+            ("rotate", Some(d)) if period.is_none() => period = Some(wire::iso_duration(d)?),
+            ("rotate", Some(_)) => return Err(KvError::bad("at most one Rotate action")),
+            ("rotate", None) => {
+                return Err(KvError::unsupported(
+                    "a Rotate action triggered before expiry is not offered (versions do not expire); use timeAfterCreate",
+                ));
+            }
+            ("notify", _) => {
+                return Err(KvError::unsupported(
+                    "Notify actions are not offered: Sovra sends no notifications; watch the audit log",
+                ));
+            }
+            _ => {
+                return Err(KvError::bad(
+                    "each lifetime action is {trigger: {timeAfterCreate}, action: {type: Rotate}}",
+                ));
+            }
+        }
+    }
+    let changes = KeyChanges {
+        rotation_period: Some(period),
+        ..KeyChanges::default()
+    };
+    let key = state
+        .sovra
+        .keys()
+        .update_crypto_key(&p, &name, changes)
+        .await?
+        .key;
+    Ok(Json(rotation_policy(&vault, &key)))
+}
+
+/// `GET /keys/{name}/{version}/attestation` (7.6): the version's bundle with Sovra's key
+/// attestation statement (a JWS signed by the HSM's attestation key, naming the version, its
+/// origin and the HSM's attributes of its material) and the certificates that verify it.
+pub async fn attestation(
+    State(state): State<AppState>,
+    vault: Vault,
+    KvCaller(p): KvCaller,
+    KvPath(path): KvPath<VersionPath>,
+) -> KvResult<Json<Value>> {
+    let (key, v) = match vault.target(&path)? {
+        Target::Key(name) => current(&state, &p, &name).await?,
+        Target::Version(vname) => {
+            let v = state.sovra.keys().get_version(&p, &vname).await?;
+            (
+                state.sovra.keys().get_crypto_key(&p, &vname.key).await?.key,
+                v,
+            )
+        }
+    };
+    let statement = v.attestation.clone().ok_or_else(|| {
+        KvError(Error::new(
+            ErrorCode::KeyVersionNotFound,
+            format!(
+                "{} has no key attestation statement (it was created before Sovra made them)",
+                v.name
+            ),
+        ))
+    })?;
+    let roots = state.sovra.keys().attestation_roots(&p).await?;
+    let mut b = bundle(&state, &p, &vault, &key, &v).await?;
+    let stmt = sovra_crypto::jws::b64url(statement.as_bytes());
+    let mut att = json!({
+        "certificatePemFile": sovra_crypto::jws::b64url(format!("{}{}", roots.attestation_certificate, roots.owner_root).as_bytes()),
+        "privateKeyAttestation": stmt,
+        "version": "sovra-key-statement/1",
+    });
+    if matches!(
+        key.purpose,
+        Purpose::AsymmetricSign | Purpose::AsymmetricDecrypt
+    ) && let Some(o) = att.as_object_mut()
+    {
+        o.insert("publicKeyAttestation".into(), json!(stmt));
+    }
+    if let Some(a) = b.get_mut("attributes").and_then(Value::as_object_mut) {
+        a.insert("attestation".into(), att);
+    }
+    Ok(Json(b))
 }

@@ -313,3 +313,235 @@ pub fn release_policy(key: &CryptoKeyRec) -> Option<Value> {
         })
     })
 }
+
+/// `PUT /keys/{name}`: a key to import as a JWK with its private members.
+#[derive(Debug, Deserialize)]
+pub struct ImportIn {
+    pub key: JwkIn,
+    #[serde(rename = "Hsm")]
+    pub hsm: Option<bool>,
+    #[serde(default)]
+    pub attributes: AttributesIn,
+    pub tags: Option<BTreeMap<String, String>>,
+    pub release_policy: Option<PolicyIn>,
+}
+
+/// A JSON Web Key with private members.
+#[derive(Debug, Deserialize)]
+pub struct JwkIn {
+    pub kty: String,
+    pub key_ops: Option<Vec<String>>,
+    pub n: Option<String>,
+    pub e: Option<String>,
+    pub d: Option<String>,
+    pub p: Option<String>,
+    pub q: Option<String>,
+    pub dp: Option<String>,
+    pub dq: Option<String>,
+    pub qi: Option<String>,
+    pub crv: Option<String>,
+    pub x: Option<String>,
+    pub y: Option<String>,
+    pub k: Option<String>,
+    pub key_hsm: Option<String>,
+}
+
+/// What an imported JWK is: its Sovra algorithm and level, its material (PKCS#8, or the raw
+/// AES key) and, for EC keys, its SubjectPublicKeyInfo.
+pub struct Imported {
+    pub algorithm: Algorithm,
+    pub level: Option<ProtectionLevel>,
+    pub material: sovra_crypto::SecretBytes,
+    pub public_key: Option<Vec<u8>>,
+}
+
+/// Reads an imported JWK. The key's type and `key_ops` choose the algorithm as for a created
+/// key; the material itself is checked when it is imported.
+pub fn imported(req: &ImportIn) -> KvResult<Imported> {
+    let j = &req.key;
+    if j.key_hsm.is_some() {
+        return Err(KvError::unsupported(
+            "BYOK transfer blobs (key_hsm) are not offered: import with Sovra's import jobs (sovra keys import), whose wrapping key is generated in the HSM",
+        ));
+    }
+    let member = |name: &str, v: &Option<String>| -> KvResult<Vec<u8>> {
+        let v = v.as_deref().ok_or_else(|| {
+            KvError::bad(format!("key.{name} is required to import a {} key", j.kty))
+        })?;
+        decode(&format!("key.{name}"), v)
+    };
+    let size = |n: &[u8]| n.iter().skip_while(|b| **b == 0).count() * 8;
+    let as_create = |key_size: Option<u32>, crv: Option<String>| CreateIn {
+        kty: j.kty.clone(),
+        key_size,
+        public_exponent: None,
+        key_ops: j.key_ops.clone(),
+        attributes: AttributesIn::default(),
+        tags: None,
+        crv,
+        release_policy: None,
+    };
+    let (algorithm, material, public_key, level) = match j.kty.as_str() {
+        "RSA" | "RSA-HSM" => {
+            let n = member("n", &j.n)?;
+            let (alg, level) = algorithm_for(&as_create(u32::try_from(size(&n)).ok(), None))?;
+            let parts = [
+                n,
+                member("e", &j.e)?,
+                member("d", &j.d)?,
+                member("p", &j.p)?,
+                member("q", &j.q)?,
+                member("dp", &j.dp)?,
+                member("dq", &j.dq)?,
+                member("qi", &j.qi)?,
+            ];
+            let [a, b, c, d, e, f, g, h] = &parts;
+            let pkcs8 = sovra_crypto::der::rsa_pkcs8([a, b, c, d, e, f, g, h]);
+            (alg, pkcs8, None, level)
+        }
+        "EC" | "EC-HSM" => {
+            let (alg, level) = algorithm_for(&as_create(None, j.crv.clone()))?;
+            let (oid, width) = match alg {
+                Algorithm::EcSignP384Sha384 => (sovra_crypto::der::OID_P384, 48),
+                _ => (sovra_crypto::der::OID_P256, 32),
+            };
+            let (d, x, y) = (member("d", &j.d)?, member("x", &j.x)?, member("y", &j.y)?);
+            if d.len() != width || x.len() != width || y.len() != width {
+                return Err(KvError::bad(format!(
+                    "key.d, key.x and key.y of a {} key are {width} bytes each",
+                    j.crv.as_deref().unwrap_or("P-256")
+                )));
+            }
+            let mut point = vec![4u8];
+            point.extend_from_slice(&x);
+            point.extend_from_slice(&y);
+            let pkcs8 = sovra_crypto::der::ec_pkcs8(oid, &d, &point);
+            (
+                alg,
+                pkcs8,
+                Some(sovra_crypto::der::ec_spki(oid, &point)),
+                level,
+            )
+        }
+        "oct" | "oct-HSM" => {
+            let k = member("k", &j.k)?;
+            let (alg, level) = algorithm_for(&as_create(u32::try_from(k.len() * 8).ok(), None))?;
+            (alg, sovra_crypto::SecretBytes::new(k), None, level)
+        }
+        other => {
+            return Err(KvError::bad(format!(
+                "key.kty {other:?} is not a key type; use RSA, EC or oct (with -HSM, or Hsm: true, for the HSM)"
+            )));
+        }
+    };
+    let level = if req.hsm == Some(true) {
+        Some(ProtectionLevel::Hsm)
+    } else {
+        level
+    };
+    Ok(Imported {
+        algorithm,
+        level,
+        material,
+        public_key,
+    })
+}
+
+/// An ISO 8601 duration (`P90D`, `P1Y2M`, `PT36H`) in seconds, with a year of 365 days and a
+/// month of 30, as Key Vault's rotation policies count them.
+pub fn iso_duration(s: &str) -> KvResult<u64> {
+    let bad = || {
+        KvError::bad(format!(
+            "{s:?} is not an ISO 8601 duration such as P90D or PT36H"
+        ))
+    };
+    let rest = s.strip_prefix('P').ok_or_else(bad)?;
+    let (date, time) = match rest.split_once('T') {
+        Some((d, t)) if !t.is_empty() => (d, t),
+        Some(_) => return Err(bad()),
+        None => (rest, ""),
+    };
+    let mut total: u64 = 0;
+    let mut any = false;
+    for (part, units) in [
+        (
+            date,
+            &[
+                ('Y', 365 * 86_400u64),
+                ('M', 30 * 86_400),
+                ('W', 7 * 86_400),
+                ('D', 86_400),
+            ][..],
+        ),
+        (time, &[('H', 3600u64), ('M', 60), ('S', 1)][..]),
+    ] {
+        let mut num = String::new();
+        let mut next = 0;
+        for c in part.chars() {
+            if c.is_ascii_digit() {
+                num.push(c);
+                continue;
+            }
+            let i = units
+                .iter()
+                .skip(next)
+                .position(|(u, _)| *u == c)
+                .ok_or_else(bad)?
+                + next;
+            let (_, secs) = units.get(i).ok_or_else(bad)?;
+            let n: u64 = num.parse().map_err(|_| bad())?;
+            total = n
+                .checked_mul(*secs)
+                .and_then(|v| total.checked_add(v))
+                .ok_or_else(bad)?;
+            num.clear();
+            next = i + 1;
+            any = true;
+        }
+        if !num.is_empty() {
+            return Err(bad());
+        }
+    }
+    if !any {
+        return Err(bad());
+    }
+    Ok(total)
+}
+
+/// Seconds as an ISO 8601 duration (whole days when they are).
+pub fn iso_from_secs(secs: u64) -> String {
+    if secs.is_multiple_of(86_400) {
+        format!("P{}D", secs / 86_400)
+    } else {
+        format!("PT{secs}S")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_durations() {
+        assert_eq!(iso_duration("P90D").ok(), Some(90 * 86_400));
+        assert_eq!(iso_duration("P1Y2M").ok(), Some(425 * 86_400));
+        assert_eq!(iso_duration("PT36H").ok(), Some(36 * 3600));
+        assert_eq!(iso_duration("P1DT1M").ok(), Some(86_460));
+        for bad in [
+            "",
+            "P",
+            "PT",
+            "90D",
+            "P1H",
+            "PD",
+            "P1D2",
+            "P2D1Y",
+            "P99999999999999999999D",
+            "P1DT",
+        ] {
+            assert!(iso_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(iso_from_secs(86_400 * 30), "P30D");
+        assert_eq!(iso_from_secs(90), "PT90S");
+    }
+}

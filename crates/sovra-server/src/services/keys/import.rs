@@ -420,3 +420,121 @@ impl Keys {
         Ok(v)
     }
 }
+
+/// How long each of the Key Vault API's own import jobs is used before the next one is made,
+/// and how long it lives (so one in use never expires under a request).
+const CLEAR_JOB_PERIOD: i64 = 20 * 86_400;
+const CLEAR_JOB_TTL: u64 = 30 * 86_400;
+
+impl Keys {
+    /// The import job through which material that arrived in clear (a Key Vault JWK import)
+    /// enters: made by the service in the ring, one per protection level and 20-day period.
+    async fn clear_import_job(
+        &self,
+        p: &Principal,
+        ring: &KeyRingName,
+        level: ProtectionLevel,
+    ) -> Result<ImportJobRec> {
+        let period = self.base.now().div_euclid(CLEAR_JOB_PERIOD);
+        let tag = match level {
+            ProtectionLevel::Software => "software",
+            ProtectionLevel::Hsm => "hsm",
+        };
+        let id = format!("keyvault-{tag}-{period}");
+        let name = format!("{ring}/importJobs/{id}");
+        if let Some(r) = Records::of(&*self.base.store)
+            .get(model::IMPORT_JOBS, &name)
+            .await?
+        {
+            return Ok(r.value.clone());
+        }
+        let req = NewImportJob {
+            method: ImportMethod::RsaOaep3072Sha256Aes256,
+            protection_level: Some(level),
+            ttl: Some(CLEAR_JOB_TTL),
+        };
+        match self.create_import_job(p, ring, &id, req).await {
+            Err(e) if e.code == ErrorCode::AlreadyExists => self.import_job(&name).await,
+            r => r,
+        }
+    }
+
+    /// Imports key material given in clear (PKCS#8, or 32 raw bytes for AES) as the new
+    /// current version of `name`, creating the key (with `new`) if it does not exist. The
+    /// material goes the way every import goes — wrapped to an import job's key and opened
+    /// inside the HSM for `HSM` keys — so it is checked, attested and audited the same.
+    pub async fn import_clear(
+        &self,
+        p: &Principal,
+        name: &CryptoKeyName,
+        new: NewKey,
+        material: &[u8],
+        public_key: Option<Vec<u8>>,
+    ) -> Result<Key> {
+        let template = new
+            .template
+            .ok_or_else(|| Error::internal("import_clear without a template"))?;
+        let alg = template.algorithm;
+        let level = template
+            .protection_level
+            .unwrap_or(self.base.cfg.default_protection_level);
+        let ring = name.key_ring_name();
+        let existing = match self.get_crypto_key(p, name).await {
+            Ok(k) => Some(k),
+            Err(e) if e.code == ErrorCode::KeyNotFound => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(k) = &existing
+            && (k.key.algorithm != alg || k.key.protection_level != level)
+        {
+            return Err(Error::invalid(format!(
+                "{name} is {} at protection level {:?}; an imported version must be the same",
+                k.key.algorithm.as_str(),
+                k.key.protection_level
+            )));
+        }
+        let job = self.clear_import_job(p, &ring, level).await?;
+        let spki = sovra_proto::b64::decode(&job.public_key).map_err(|_| {
+            Error::new(
+                ErrorCode::IntegrityFailure,
+                "a stored import job was altered",
+            )
+        })?;
+        let wrapped = sovra_crypto::keywrap::wrap(
+            sovra_crypto::keywrap::ReleaseEnc::RsaAesKeyWrap256,
+            &spki,
+            material,
+        )
+        .map_err(|e| Error::internal(format!("wrapping to the import key: {e}")))?;
+        if existing.is_none() {
+            let new = NewKey {
+                template: Some(VersionTemplate {
+                    algorithm: alg,
+                    protection_level: Some(level),
+                }),
+                skip_initial_version: true,
+                ..new
+            };
+            self.create_crypto_key(p, &ring, &name.crypto_key, new)
+                .await?;
+        }
+        let v = self
+            .import_version(
+                p,
+                name,
+                NewImport {
+                    job: job.name.clone(),
+                    algorithm: alg,
+                    wrapped,
+                    public_key,
+                    into: None,
+                },
+            )
+            .await?;
+        let key = self.get_crypto_key(p, name).await?;
+        if key.key.primary == Some(v.version) {
+            return Ok(key);
+        }
+        self.update_primary(p, name, &v.version.to_string()).await
+    }
+}

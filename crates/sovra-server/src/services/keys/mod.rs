@@ -4,6 +4,7 @@
 use super::actions::Action;
 use super::auth::Principal;
 use super::authz::Permission;
+pub mod backup;
 pub mod crypto_keys;
 pub mod deleted;
 pub mod import;
