@@ -695,12 +695,48 @@ pub async fn get_rotation_policy(
     Ok(Json(rotation_policy(&vault, &key)))
 }
 
-/// `KeyRotationPolicy`.
+/// `KeyRotationPolicy` (`id`, `created` and `updated` are read-only and ignored).
 #[derive(Debug, Deserialize)]
 pub struct RotationPolicyIn {
+    #[allow(dead_code)]
+    id: Option<String>,
     #[serde(rename = "lifetimeActions", default)]
-    lifetime_actions: Vec<Value>,
-    attributes: Option<Value>,
+    lifetime_actions: Vec<LifetimeActionIn>,
+    attributes: Option<RotationAttributesIn>,
+}
+
+/// `LifetimeAction`.
+#[derive(Debug, Deserialize)]
+pub struct LifetimeActionIn {
+    trigger: TriggerIn,
+    action: ActionIn,
+}
+
+/// `LifetimeActionsTrigger`.
+#[derive(Debug, Deserialize)]
+pub struct TriggerIn {
+    #[serde(rename = "timeAfterCreate")]
+    time_after_create: Option<String>,
+    #[serde(rename = "timeBeforeExpiry")]
+    time_before_expiry: Option<String>,
+}
+
+/// `LifetimeActionsType`.
+#[derive(Debug, Deserialize)]
+pub struct ActionIn {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+/// `KeyRotationPolicyAttributes`.
+#[derive(Debug, Deserialize)]
+pub struct RotationAttributesIn {
+    #[serde(rename = "expiryTime")]
+    expiry_time: Option<String>,
+    #[allow(dead_code)]
+    created: Option<i64>,
+    #[allow(dead_code)]
+    updated: Option<i64>,
 }
 
 /// `PUT /keys/{name}/rotationpolicy`: one `Rotate` action after a time since creation sets
@@ -713,26 +749,20 @@ pub async fn set_rotation_policy(
     KvJson(req): KvJson<RotationPolicyIn>,
 ) -> KvResult<Json<Value>> {
     let name = vault.key(&path.name)?;
-    if req
-        .attributes
-        .as_ref()
-        .and_then(|a| a.get("expiryTime"))
-        .is_some_and(|e| !e.is_null())
-    {
+    if req.attributes.as_ref().is_some_and(|a| a.expiry_time.is_some()) {
         return Err(KvError::unsupported(
             "attributes.expiryTime is not offered: Sovra's versions do not expire; leave it out",
         ));
     }
     let mut period = None;
     for a in &req.lifetime_actions {
-        let kind = a
-            .pointer("/action/type")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let after = a
-            .pointer("/trigger/timeAfterCreate")
-            .and_then(Value::as_str);
-        match (kind.to_ascii_lowercase().as_str(), after) {
+        let after = a.trigger.time_after_create.as_deref();
+        if a.trigger.time_before_expiry.is_some() && after.is_some() {
+            return Err(KvError::bad(
+                "a trigger is timeAfterCreate or timeBeforeExpiry, not both",
+            ));
+        }
+        match (a.action.kind.to_ascii_lowercase().as_str(), after) {
             ("rotate", Some(d)) if period.is_none() => period = Some(wire::iso_duration(d)?),
             ("rotate", Some(_)) => return Err(KvError::bad("at most one Rotate action")),
             ("rotate", None) => {
@@ -745,10 +775,10 @@ pub async fn set_rotation_policy(
                     "Notify actions are not offered: Sovra sends no notifications; watch the audit log",
                 ));
             }
-            _ => {
-                return Err(KvError::bad(
-                    "each lifetime action is {trigger: {timeAfterCreate}, action: {type: Rotate}}",
-                ));
+            (other, _) => {
+                return Err(KvError::bad(format!(
+                    "action type {other:?} is not Rotate or Notify"
+                )));
             }
         }
     }

@@ -396,19 +396,16 @@ pub fn routes() -> Vec<(String, MethodRouter<AppState>)> {
         ("sign", post(crypto::sign)),
         ("verify", post(crypto::verify)),
     ];
+    // `/keys/{name}/{op}` too: what the empty version segment becomes when a client or proxy
+    // collapses `//` (a version is a number, never an operation's name).
     for (op, h) in ops {
         r.push((format!("/keys/{{name}}/{{version}}/{op}"), h.clone()));
-        r.push((format!("/keys/{{name}}//{op}"), h));
+        r.push((format!("/keys/{{name}}//{op}"), h.clone()));
+        r.push((format!("/keys/{{name}}/{op}"), h));
     }
-    for version in ["{version}", ""] {
-        r.push((
-            format!("/keys/{{name}}/{version}/release"),
-            post(crypto::release),
-        ));
-        r.push((
-            format!("/keys/{{name}}/{version}/attestation"),
-            get(keys::attestation),
-        ));
+    for version in ["{version}/", "/", ""] {
+        r.push((format!("/keys/{{name}}/{version}release"), post(crypto::release)));
+        r.push((format!("/keys/{{name}}/{version}attestation"), get(keys::attestation)));
     }
     r
 }
