@@ -117,6 +117,20 @@ pub struct EncryptBench {
     /// 1 leaves the most CPU to the server.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Which API to call: Sovra's own, or the Azure Key Vault one (`/keys/K/1/encrypt` with
+    /// `A256GCM`, `/keys/K/1/sign` with `ES256` over a SHA-256 digest); the key is then set up
+    /// in the server's default vault (key ring `keyvault`).
+    #[arg(long, value_enum, default_value = "native")]
+    pub api: BenchApi,
+}
+
+/// The API `sovra bench encrypt|sign` calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchApi {
+    /// `/v1/…:encrypt`, `/v1/…:asymmetricSign`.
+    Native,
+    /// The Azure Key Vault keys API.
+    Azure,
 }
 
 impl BenchCmd {
@@ -155,12 +169,13 @@ pub struct BenchResult {
 async fn setup(
     g: &Global,
     admin: &Client,
+    ring_id: &str,
     purpose: Purpose,
     template: Option<VersionTemplate>,
 ) -> Result<(String, String)> {
     let loc = &g.location;
     match admin
-        .create_key_ring(loc, "bench", &CreateKeyRingRequest::default())
+        .create_key_ring(loc, ring_id, &CreateKeyRingRequest::default())
         .await
     {
         Ok(_) => {}
@@ -171,7 +186,7 @@ async fn setup(
         "k-{}",
         sovra_crypto::random::hex_id(4).map_err(|e| CliError::Local(e.to_string()))?
     );
-    let ring = format!("locations/{loc}/keyRings/bench");
+    let ring = format!("locations/{loc}/keyRings/{ring_id}");
     let key = admin
         .create_crypto_key(
             &ring,
@@ -333,7 +348,11 @@ async fn crypto(g: &Global, a: EncryptBench, sign: bool) -> Result<()> {
                 algorithm,
                 protection_level: a.protection_level.map(Into::into),
             };
-            let (key, token) = setup(g, &admin, purpose, Some(template)).await?;
+            let ring = match a.api {
+                BenchApi::Native => "bench",
+                BenchApi::Azure => "keyvault",
+            };
+            let (key, token) = setup(g, &admin, ring, purpose, Some(template)).await?;
             let ca = g
                 .ca_cert
                 .as_ref()
@@ -350,22 +369,13 @@ async fn crypto(g: &Global, a: EncryptBench, sign: bool) -> Result<()> {
             (key, client)
         }
     };
-    let payload = sovra_proto::b64::encode(&vec![0x5au8; a.payload]);
-    let (body, verb) = if sign {
-        let req = sovra_proto::ops::AsymmetricSignRequest {
-            data: Some(payload),
-            digest: None,
-        };
-        (serde_json::to_vec(&req), "asymmetricSign")
+    let data = vec![0x5au8; a.payload];
+    let payload = sovra_proto::b64::encode(&data);
+    let (body, path) = if a.api == BenchApi::Azure {
+        azure_request(&key, sign, &data)?
     } else {
-        let req = sovra_proto::ops::EncryptRequest {
-            plaintext: payload,
-            additional_authenticated_data: None,
-        };
-        (serde_json::to_vec(&req), "encrypt")
+        native_request(&key, sign, payload)?
     };
-    let body = body.map_err(|e| CliError::Local(e.to_string()))?;
-    let path = sovra_client::kms::verb_path(&key, verb);
     // One request first: fail fast on a setup problem.
     let (status, resp) = client.raw(Method::POST, &path, Some(body.clone())).await?;
     if !status.is_success() {
@@ -387,6 +397,45 @@ async fn crypto(g: &Global, a: EncryptBench, sign: bool) -> Result<()> {
     let r = result(m, a.concurrency, a.payload);
     print(g, ("key", key), &r);
     Ok(())
+}
+
+/// The body and path of a Key Vault `encrypt` (A256GCM) or `sign` (ES256 of the payload's
+/// SHA-256) with version 1 of `key` (a native name in the vault's key ring).
+fn azure_request(key: &str, sign: bool, data: &[u8]) -> Result<(Vec<u8>, String)> {
+    let id = key.rsplit('/').next().unwrap_or(key);
+    let b64 = sovra_crypto::jws::b64url;
+    let (op, body) = if sign {
+        let digest = sovra_crypto::sha256(data);
+        (
+            "sign",
+            serde_json::json!({"alg": "ES256", "value": b64(&digest)}),
+        )
+    } else {
+        (
+            "encrypt",
+            serde_json::json!({"alg": "A256GCM", "value": b64(data)}),
+        )
+    };
+    let body = serde_json::to_vec(&body).map_err(|e| CliError::Local(e.to_string()))?;
+    Ok((body, format!("/keys/{id}/1/{op}?api-version=2025-07-01")))
+}
+
+fn native_request(key: &str, sign: bool, payload: String) -> Result<(Vec<u8>, String)> {
+    let (body, verb) = if sign {
+        let req = sovra_proto::ops::AsymmetricSignRequest {
+            data: Some(payload),
+            digest: None,
+        };
+        (serde_json::to_vec(&req), "asymmetricSign")
+    } else {
+        let req = sovra_proto::ops::EncryptRequest {
+            plaintext: payload,
+            additional_authenticated_data: None,
+        };
+        (serde_json::to_vec(&req), "encrypt")
+    };
+    let body = body.map_err(|e| CliError::Local(e.to_string()))?;
+    Ok((body, sovra_client::kms::verb_path(key, verb)))
 }
 
 /// What a load run measured.

@@ -248,3 +248,70 @@ fn the_azure_keyvault_sdk_uses_sovra_as_its_vault() {
     assert!(out.contains("ok a purged name is free again"), "{out}");
     assert!(s.ok(&["audit", "export"]).contains("cryptoKeys.purge"));
 }
+
+/// A directory holding `@azure/keyvault-keys` 4.10.2 from npm, installed once per target
+/// directory.
+fn azure_sdk_js() -> PathBuf {
+    static INSTALLED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _once = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("azure-sdk-js");
+    let pkg = dir.join("node_modules/@azure/keyvault-keys/package.json");
+    let installed =
+        std::fs::read_to_string(&pkg).is_ok_and(|p| p.contains("\"version\": \"4.10.2\""));
+    if !installed {
+        std::fs::create_dir_all(&dir).unwrap();
+        let st = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
+            .arg(&dir)
+            .arg("@azure/keyvault-keys@4.10.2")
+            .status()
+            .expect("npm is needed");
+        assert!(st.success(), "npm install @azure/keyvault-keys failed");
+    }
+    dir
+}
+
+#[test]
+fn the_azure_keyvault_javascript_sdk_uses_sovra_as_its_vault() {
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sovra.toml");
+    std::fs::write(
+        &config,
+        "[keyvault]\nvaults = { \"localhost\" = \"vault-b\" }\n",
+    )
+    .unwrap();
+    let s = Server::start_with(&[("SOVRA_CONFIG", config.to_str().unwrap())]);
+    let input = dir.path().join("input.json");
+    let v = json!({"url": s.url, "second_url": s.url.replace("127.0.0.1", "localhost"), "admin": s.token});
+    std::fs::write(&input, v.to_string()).unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/server/azure_sdk/keyvault.mjs"
+    );
+    let o = Command::new("node")
+        .arg(script)
+        .arg(&input)
+        .env("SDK_DIR", azure_sdk_js())
+        .env("NODE_EXTRA_CA_CERTS", s.ca())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for line in [
+        "ok ES256 is raw r||s and verifies with the JWK",
+        "ok A256GCM round trip",
+        "ok delete is recoverable",
+        "ok backup restored into another vault",
+        "checks failed: 0",
+    ] {
+        assert!(
+            out.lines().any(|l| l == line),
+            "{line:?} missing from:\n{out}"
+        );
+    }
+}

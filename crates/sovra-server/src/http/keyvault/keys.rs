@@ -749,7 +749,11 @@ pub async fn set_rotation_policy(
     KvJson(req): KvJson<RotationPolicyIn>,
 ) -> KvResult<Json<Value>> {
     let name = vault.key(&path.name)?;
-    if req.attributes.as_ref().is_some_and(|a| a.expiry_time.is_some()) {
+    if req
+        .attributes
+        .as_ref()
+        .is_some_and(|a| a.expiry_time.is_some())
+    {
         return Err(KvError::unsupported(
             "attributes.expiryTime is not offered: Sovra's versions do not expire; leave it out",
         ));

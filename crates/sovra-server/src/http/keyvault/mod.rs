@@ -404,8 +404,14 @@ pub fn routes() -> Vec<(String, MethodRouter<AppState>)> {
         r.push((format!("/keys/{{name}}/{op}"), h));
     }
     for version in ["{version}/", "/", ""] {
-        r.push((format!("/keys/{{name}}/{version}release"), post(crypto::release)));
-        r.push((format!("/keys/{{name}}/{version}attestation"), get(keys::attestation)));
+        r.push((
+            format!("/keys/{{name}}/{version}release"),
+            post(crypto::release),
+        ));
+        r.push((
+            format!("/keys/{{name}}/{version}attestation"),
+            get(keys::attestation),
+        ));
     }
     r
 }
