@@ -221,6 +221,7 @@ fn the_azure_keyvault_sdk_uses_sovra_as_its_vault() {
         "ok an altered backup is refused",
         "ok the vault decrypts with the imported key",
         "ok a JWK whose parts do not match is refused",
+        "ok and leaves no key behind",
         "ok key attestation names the version and its HSM",
         "ok a rotation policy sets the rotation period",
         "checks failed: 0",

@@ -236,6 +236,7 @@ again = kc.import_key("imported-ec", JsonWebKey(kty="EC", crv="P-256", d=b(en.pr
 check("importing again makes a new current version", again.properties.version == "2")
 bad_point = JsonWebKey(kty="EC", crv="P-256", d=b(en.private_value, 32), x=b(en.public_numbers.x, 32), y=b(en.public_numbers.y ^ 1, 32))
 raises("a JWK whose parts do not match is refused", HttpResponseError, lambda: kc.import_key("imported-bad", bad_point), 400)
+raises("and leaves no key behind", ResourceNotFoundError, lambda: kc.get_key("imported-bad"))
 raises("a BYOK blob is refused as not supported", HttpResponseError, lambda: kc.import_key("byok", JsonWebKey(kty="RSA-HSM", t=b"blob")), 400)
 aimp = kc.import_key("imported-aes", JsonWebKey(kty="oct", k=b"\x07" * 32, key_ops=["encrypt", "decrypt"]))
 g2 = crypto(aimp, admin).encrypt(EncryptionAlgorithm.a256_gcm, b"with my key")

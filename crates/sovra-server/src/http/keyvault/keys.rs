@@ -21,7 +21,7 @@ use sovra_proto::names::{CryptoKeyName, VersionName};
 /// `{name}` of a key path.
 #[derive(Debug, Deserialize)]
 pub struct NamePath {
-    name: String,
+    pub name: String,
 }
 
 /// `{name}` and `{version}` (empty or absent: the current version).
@@ -103,7 +103,8 @@ pub async fn bundle(
     Ok(b)
 }
 
-async fn current(
+/// A key and its current version.
+pub async fn current(
     state: &AppState,
     p: &Principal,
     name: &CryptoKeyName,
@@ -118,20 +119,30 @@ async fn current(
     Ok((key, v))
 }
 
+/// The key and the version a path names (empty: the current one).
+pub async fn key_and_version(
+    state: &AppState,
+    p: &Principal,
+    vault: &Vault,
+    path: &VersionPath,
+) -> KvResult<(CryptoKeyRec, VersionRec)> {
+    match vault.target(path)? {
+        Target::Key(name) => current(state, p, &name).await,
+        Target::Version(vname) => {
+            let v = state.sovra.keys().get_version(p, &vname).await?;
+            let k = state.sovra.keys().get_crypto_key(p, &vname.key).await?.key;
+            Ok((k, v))
+        }
+    }
+}
+
 async fn version_bundle(
     state: &AppState,
     p: &Principal,
     vault: &Vault,
     path: &VersionPath,
 ) -> KvResult<Value> {
-    let (key, v) = match vault.target(path)? {
-        Target::Key(name) => current(state, p, &name).await?,
-        Target::Version(vname) => {
-            let v = state.sovra.keys().get_version(p, &vname).await?;
-            let k = state.sovra.keys().get_crypto_key(p, &vname.key).await?.key;
-            (k, v)
-        }
-    };
+    let (key, v) = key_and_version(state, p, vault, path).await?;
     bundle(state, p, vault, &key, &v).await
 }
 
@@ -226,7 +237,7 @@ pub async fn create(
 }
 
 /// Creates the vault's key ring on first use (the caller needs the right to).
-async fn ensure_vault(state: &AppState, p: &Principal, vault: &Vault) -> KvResult<()> {
+pub async fn ensure_vault(state: &AppState, p: &Principal, vault: &Vault) -> KvResult<()> {
     let loc = vault.ring.location_name();
     match state
         .sovra
@@ -270,16 +281,7 @@ async fn update(
     req: UpdateIn,
 ) -> KvResult<Value> {
     req.attributes.check()?;
-    let (key, v) = match vault.target(&path)? {
-        Target::Key(name) => current(state, p, &name).await?,
-        Target::Version(vname) => {
-            let v = state.sovra.keys().get_version(p, &vname).await?;
-            (
-                state.sovra.keys().get_crypto_key(p, &vname.key).await?.key,
-                v,
-            )
-        }
-    };
+    let (key, v) = key_and_version(state, p, vault, &path).await?;
     let name = vault.key(&path.name)?;
     if let Some(ops) = &req.key_ops {
         let mut asked: Vec<&str> = ops.iter().map(String::as_str).collect();
@@ -354,6 +356,32 @@ pub async fn update_version(
     Ok(Json(update(&state, &p, &vault, path, req).await?))
 }
 
+/// A `KeyItem`: the key's (or a version's) id, attributes and tags.
+pub fn item(
+    vault: &Vault,
+    key: &CryptoKeyRec,
+    v: Option<&VersionRec>,
+    version_in_kid: bool,
+) -> Value {
+    let id = wire::key_id(&key.name);
+    json!({
+        "kid": wire::kid(vault, id, v.filter(|_| version_in_kid).map(|v| v.version)),
+        "attributes": wire::attributes(key, v),
+        "tags": key.tags,
+    })
+}
+
+/// A page of a listing at `path`, with the link to the next one.
+pub fn page(
+    vault: &Vault,
+    path: &str,
+    max: usize,
+    value: Vec<Value>,
+    token: Option<String>,
+) -> Json<Value> {
+    Json(json!({"value": value, "nextLink": next_link(vault, path, max, token)}))
+}
+
 fn next_link(vault: &Vault, path: &str, max: usize, token: Option<String>) -> Value {
     token.map_or(Value::Null, |t| {
         json!(format!(
@@ -373,37 +401,29 @@ pub async fn list_keys(
     uri: Uri,
 ) -> KvResult<Json<Value>> {
     let (max, token) = paging(uri.query())?;
-    let page = Page {
+    let asked = Page {
         size: Some(max),
         token,
     };
     let listed = match state
         .sovra
         .keys()
-        .list_crypto_keys(&p, &vault.ring, &page)
+        .list_crypto_keys(&p, &vault.ring, &asked)
         .await
     {
         Ok(l) => l,
         // A vault nobody has created a key in yet is empty.
         Err(e) if e.code == ErrorCode::KeyRingNotFound => {
-            return Ok(Json(json!({"value": [], "nextLink": null})));
+            return Ok(page(&vault, "/keys", max, Vec::new(), None));
         }
         Err(e) => return Err(e.into()),
     };
-    let value: Vec<Value> = listed
+    let value = listed
         .items
         .iter()
-        .map(|k| {
-            json!({
-                "kid": wire::kid(&vault, wire::key_id(&k.key.name), None),
-                "attributes": wire::attributes(&k.key, k.primary.as_ref()),
-                "tags": k.key.tags,
-            })
-        })
+        .map(|k| item(&vault, &k.key, k.primary.as_ref(), false))
         .collect();
-    Ok(Json(
-        json!({"value": value, "nextLink": next_link(&vault, "/keys", max, listed.next_page_token)}),
-    ))
+    Ok(page(&vault, "/keys", max, value, listed.next_page_token))
 }
 
 /// `GET /keys/{name}/versions`.
@@ -428,24 +448,13 @@ pub async fn list_versions(
             },
         )
         .await?;
-    let value: Vec<Value> = listed
+    let value = listed
         .items
         .iter()
-        .map(|v| {
-            json!({
-                "kid": wire::kid(&vault, &path.name, Some(v.version)),
-                "attributes": wire::attributes(&key, Some(v)),
-                "tags": key.tags,
-            })
-        })
+        .map(|v| item(&vault, &key, Some(v), true))
         .collect();
-    let link = next_link(
-        &vault,
-        &format!("/keys/{}/versions", path.name),
-        max,
-        listed.next_page_token,
-    );
-    Ok(Json(json!({"value": value, "nextLink": link})))
+    let at = format!("/keys/{}/versions", path.name);
+    Ok(page(&vault, &at, max, value, listed.next_page_token))
 }
 
 /// `PUT /keys/{name}`: a JWK with its private members becomes the key's new current version
@@ -504,301 +513,6 @@ pub async fn import(
     Ok(Json(bundle(&state, &p, &vault, &key.key, &v).await?))
 }
 
-/// Adds `extra`'s members to the object `v`.
-fn merge(mut v: Value, extra: Value) -> Value {
-    if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
-        o.extend(e);
-    }
-    v
-}
-
-/// `DELETE /keys/{name}`: a recoverable deletion; the answer is the deleted key's bundle.
-pub async fn delete(
-    State(state): State<AppState>,
-    vault: Vault,
-    KvCaller(p): KvCaller,
-    KvPath(path): KvPath<NamePath>,
-) -> KvResult<Json<Value>> {
-    let name = vault.key(&path.name)?;
-    // The bundle as it is now (its public key is readable only while the key exists).
-    let (key, v) = current(&state, &p, &name).await?;
-    let b = bundle(&state, &p, &vault, &key, &v).await?;
-    let d = state.sovra.keys().delete_crypto_key(&p, &name).await?;
-    Ok(Json(merge(b, wire::deleted(&vault, &d))))
-}
-
-fn deleted_bundle(
-    vault: &Vault,
-    d: &crate::model::DeletedKeyRec,
-    v: Option<&VersionRec>,
-) -> KvResult<Value> {
-    let id = wire::key_id(&d.key.name);
-    let mut b = json!({
-        "attributes": wire::attributes(&d.key, v),
-        "tags": d.key.tags,
-    });
-    if let (Some(v), Some(o)) = (v, b.as_object_mut()) {
-        o.insert(
-            "key".into(),
-            wire::jwk(wire::kid(vault, id, Some(v.version)), v, None)?,
-        );
-    }
-    if let (Some(rp), Some(o)) = (wire::release_policy(&d.key), b.as_object_mut()) {
-        o.insert("release_policy".into(), rp);
-    }
-    Ok(merge(b, wire::deleted(vault, d)))
-}
-
-/// `GET /deletedkeys`.
-pub async fn list_deleted(
-    State(state): State<AppState>,
-    vault: Vault,
-    KvCaller(p): KvCaller,
-    uri: Uri,
-) -> KvResult<Json<Value>> {
-    let (max, token) = paging(uri.query())?;
-    let listed = state
-        .sovra
-        .keys()
-        .list_deleted_keys(
-            &p,
-            &vault.ring,
-            &Page {
-                size: Some(max),
-                token,
-            },
-        )
-        .await?;
-    let value: Vec<Value> = listed
-        .items
-        .iter()
-        .map(|d| {
-            merge(
-                json!({
-                    "kid": wire::kid(&vault, wire::key_id(&d.key.name), None),
-                    "attributes": wire::attributes(&d.key, None),
-                    "tags": d.key.tags,
-                }),
-                wire::deleted(&vault, d),
-            )
-        })
-        .collect();
-    Ok(Json(
-        json!({"value": value, "nextLink": next_link(&vault, "/deletedkeys", max, listed.next_page_token)}),
-    ))
-}
-
-/// `GET /deletedkeys/{name}`.
-pub async fn get_deleted(
-    State(state): State<AppState>,
-    vault: Vault,
-    KvCaller(p): KvCaller,
-    KvPath(path): KvPath<NamePath>,
-) -> KvResult<Json<Value>> {
-    let name = vault.key(&path.name)?;
-    let (d, v) = state.sovra.keys().get_deleted_key(&p, &name).await?;
-    Ok(Json(deleted_bundle(&vault, &d, v.as_ref())?))
-}
-
-/// `DELETE /deletedkeys/{name}`: 204, once the key's retention has ended.
-pub async fn purge(
-    State(state): State<AppState>,
-    vault: Vault,
-    KvCaller(p): KvCaller,
-    KvPath(path): KvPath<NamePath>,
-) -> KvResult<axum::response::Response> {
-    let name = vault.key(&path.name)?;
-    state.sovra.keys().purge_deleted_key(&p, &name).await?;
-    Ok(crate::http::response::no_content())
-}
-
-/// `POST /deletedkeys/{name}/recover`.
-pub async fn recover(
-    State(state): State<AppState>,
-    vault: Vault,
-    KvCaller(p): KvCaller,
-    KvPath(path): KvPath<NamePath>,
-) -> KvResult<Json<Value>> {
-    let name = vault.key(&path.name)?;
-    let key = state.sovra.keys().recover_deleted_key(&p, &name).await?;
-    let v = key
-        .primary
-        .ok_or_else(|| KvError(Error::internal("recovered key has no version")))?;
-    Ok(Json(bundle(&state, &p, &vault, &key.key, &v).await?))
-}
-
-/// `POST /keys/{name}/backup`: the key and its versions, sealed to this deployment's HSM.
-pub async fn backup(
-    State(state): State<AppState>,
-    vault: Vault,
-    KvCaller(p): KvCaller,
-    KvPath(path): KvPath<NamePath>,
-) -> KvResult<Json<Value>> {
-    let name = vault.key(&path.name)?;
-    let blob = state.sovra.keys().backup_crypto_key(&p, &name).await?;
-    Ok(Json(json!({"value": sovra_crypto::jws::b64url(&blob)})))
-}
-
-/// `KeyRestoreParameters`.
-#[derive(Debug, Deserialize)]
-pub struct RestoreIn {
-    value: String,
-}
-
-/// `POST /keys/restore`: a backup becomes the key of the same name in this vault.
-pub async fn restore(
-    State(state): State<AppState>,
-    vault: Vault,
-    KvCaller(p): KvCaller,
-    KvJson(req): KvJson<RestoreIn>,
-) -> KvResult<Json<Value>> {
-    let blob = wire::decode("value", &req.value)?;
-    let keys = state.sovra.keys();
-    let restored = match keys.restore_crypto_key(&p, &vault.ring, blob.clone()).await {
-        Err(e) if e.code == ErrorCode::KeyRingNotFound => {
-            ensure_vault(&state, &p, &vault).await?;
-            keys.restore_crypto_key(&p, &vault.ring, blob).await?
-        }
-        r => r?,
-    };
-    let v = restored.primary.ok_or_else(|| {
-        KvError(Error::new(
-            ErrorCode::NoPrimaryVersion,
-            "the restored key has no current version",
-        ))
-    })?;
-    Ok(Json(bundle(&state, &p, &vault, &restored.key, &v).await?))
-}
-
-fn rotation_policy(vault: &Vault, key: &CryptoKeyRec) -> Value {
-    let actions: Vec<Value> = key
-        .rotation_period
-        .map(|secs| json!({"trigger": {"timeAfterCreate": wire::iso_from_secs(secs)}, "action": {"type": "Rotate"}}))
-        .into_iter()
-        .collect();
-    json!({
-        "id": format!("{}/keys/{}/rotationpolicy", vault.base, wire::key_id(&key.name)),
-        "lifetimeActions": actions,
-        "attributes": {"created": key.create_time, "updated": key.create_time},
-    })
-}
-
-/// `GET /keys/{name}/rotationpolicy`: the key's automatic rotation as a policy.
-pub async fn get_rotation_policy(
-    State(state): State<AppState>,
-    vault: Vault,
-    KvCaller(p): KvCaller,
-    KvPath(path): KvPath<NamePath>,
-) -> KvResult<Json<Value>> {
-    let name = vault.key(&path.name)?;
-    let key = state.sovra.keys().get_crypto_key(&p, &name).await?.key;
-    Ok(Json(rotation_policy(&vault, &key)))
-}
-
-/// `KeyRotationPolicy` (`id`, `created` and `updated` are read-only and ignored).
-#[derive(Debug, Deserialize)]
-pub struct RotationPolicyIn {
-    #[allow(dead_code)]
-    id: Option<String>,
-    #[serde(rename = "lifetimeActions", default)]
-    lifetime_actions: Vec<LifetimeActionIn>,
-    attributes: Option<RotationAttributesIn>,
-}
-
-/// `LifetimeAction`.
-#[derive(Debug, Deserialize)]
-pub struct LifetimeActionIn {
-    trigger: TriggerIn,
-    action: ActionIn,
-}
-
-/// `LifetimeActionsTrigger`.
-#[derive(Debug, Deserialize)]
-pub struct TriggerIn {
-    #[serde(rename = "timeAfterCreate")]
-    time_after_create: Option<String>,
-    #[serde(rename = "timeBeforeExpiry")]
-    time_before_expiry: Option<String>,
-}
-
-/// `LifetimeActionsType`.
-#[derive(Debug, Deserialize)]
-pub struct ActionIn {
-    #[serde(rename = "type")]
-    kind: String,
-}
-
-/// `KeyRotationPolicyAttributes`.
-#[derive(Debug, Deserialize)]
-pub struct RotationAttributesIn {
-    #[serde(rename = "expiryTime")]
-    expiry_time: Option<String>,
-    #[allow(dead_code)]
-    created: Option<i64>,
-    #[allow(dead_code)]
-    updated: Option<i64>,
-}
-
-/// `PUT /keys/{name}/rotationpolicy`: one `Rotate` action after a time since creation sets
-/// the key's rotation period; none turns automatic rotation off.
-pub async fn set_rotation_policy(
-    State(state): State<AppState>,
-    vault: Vault,
-    KvCaller(p): KvCaller,
-    KvPath(path): KvPath<NamePath>,
-    KvJson(req): KvJson<RotationPolicyIn>,
-) -> KvResult<Json<Value>> {
-    let name = vault.key(&path.name)?;
-    if req
-        .attributes
-        .as_ref()
-        .is_some_and(|a| a.expiry_time.is_some())
-    {
-        return Err(KvError::unsupported(
-            "attributes.expiryTime is not offered: Sovra's versions do not expire; leave it out",
-        ));
-    }
-    let mut period = None;
-    for a in &req.lifetime_actions {
-        let after = a.trigger.time_after_create.as_deref();
-        if a.trigger.time_before_expiry.is_some() && after.is_some() {
-            return Err(KvError::bad(
-                "a trigger is timeAfterCreate or timeBeforeExpiry, not both",
-            ));
-        }
-        match (a.action.kind.to_ascii_lowercase().as_str(), after) {
-            ("rotate", Some(d)) if period.is_none() => period = Some(wire::iso_duration(d)?),
-            ("rotate", Some(_)) => return Err(KvError::bad("at most one Rotate action")),
-            ("rotate", None) => {
-                return Err(KvError::unsupported(
-                    "a Rotate action triggered before expiry is not offered (versions do not expire); use timeAfterCreate",
-                ));
-            }
-            ("notify", _) => {
-                return Err(KvError::unsupported(
-                    "Notify actions are not offered: Sovra sends no notifications; watch the audit log",
-                ));
-            }
-            (other, _) => {
-                return Err(KvError::bad(format!(
-                    "action type {other:?} is not Rotate or Notify"
-                )));
-            }
-        }
-    }
-    let changes = KeyChanges {
-        rotation_period: Some(period),
-        ..KeyChanges::default()
-    };
-    let key = state
-        .sovra
-        .keys()
-        .update_crypto_key(&p, &name, changes)
-        .await?
-        .key;
-    Ok(Json(rotation_policy(&vault, &key)))
-}
-
 /// `GET /keys/{name}/{version}/attestation` (7.6): the version's bundle with Sovra's key
 /// attestation statement (a JWS signed by the HSM's attestation key, naming the version, its
 /// origin and the HSM's attributes of its material) and the certificates that verify it.
@@ -808,16 +522,7 @@ pub async fn attestation(
     KvCaller(p): KvCaller,
     KvPath(path): KvPath<VersionPath>,
 ) -> KvResult<Json<Value>> {
-    let (key, v) = match vault.target(&path)? {
-        Target::Key(name) => current(&state, &p, &name).await?,
-        Target::Version(vname) => {
-            let v = state.sovra.keys().get_version(&p, &vname).await?;
-            (
-                state.sovra.keys().get_crypto_key(&p, &vname.key).await?.key,
-                v,
-            )
-        }
-    };
+    let (key, v) = key_and_version(&state, &p, &vault, &path).await?;
     let statement = v.attestation.clone().ok_or_else(|| {
         KvError(Error::new(
             ErrorCode::KeyVersionNotFound,

@@ -7,6 +7,8 @@
 
 mod crypto;
 mod keys;
+mod lifecycle;
+mod rotation;
 mod wire;
 
 use super::AppState;
@@ -357,11 +359,11 @@ fn paging(parts_query: Option<&str>) -> KvResult<(usize, Option<String>)> {
 pub fn routes() -> Vec<(String, MethodRouter<AppState>)> {
     let mut r: Vec<(String, MethodRouter<AppState>)> = vec![
         ("/keys".into(), get(keys::list_keys)),
-        ("/keys/restore".into(), post(keys::restore)),
+        ("/keys/restore".into(), post(lifecycle::restore)),
         (
             "/keys/{name}".into(),
             put(keys::import)
-                .delete(keys::delete)
+                .delete(lifecycle::delete)
                 .get(keys::get_current),
         ),
         (
@@ -370,22 +372,25 @@ pub fn routes() -> Vec<(String, MethodRouter<AppState>)> {
         ),
         ("/keys/{name}/create".into(), post(keys::create)),
         ("/keys/{name}/rotate".into(), post(keys::rotate)),
-        ("/keys/{name}/backup".into(), post(keys::backup)),
+        ("/keys/{name}/backup".into(), post(lifecycle::backup)),
         ("/keys/{name}/versions".into(), get(keys::list_versions)),
         (
             "/keys/{name}/rotationpolicy".into(),
-            get(keys::get_rotation_policy).put(keys::set_rotation_policy),
+            get(rotation::get_rotation_policy).put(rotation::set_rotation_policy),
         ),
         (
             "/keys/{name}/{version}".into(),
             get(keys::get_version).patch(keys::update_version),
         ),
-        ("/deletedkeys".into(), get(keys::list_deleted)),
+        ("/deletedkeys".into(), get(lifecycle::list_deleted)),
         (
             "/deletedkeys/{name}".into(),
-            get(keys::get_deleted).delete(keys::purge),
+            get(lifecycle::get_deleted).delete(lifecycle::purge),
         ),
-        ("/deletedkeys/{name}/recover".into(), post(keys::recover)),
+        (
+            "/deletedkeys/{name}/recover".into(),
+            post(lifecycle::recover),
+        ),
         ("/rng".into(), post(crypto::random)),
     ];
     let ops: [(&str, MethodRouter<AppState>); 6] = [

@@ -493,6 +493,9 @@ impl Keys {
                 k.key.protection_level
             )));
         }
+        // The material is checked before anything is written, so a key that is refused
+        // leaves no empty key behind (the import path checks it again, inside the HSM).
+        sovra_hsm::check_import(alg, material, public_key.as_deref())?;
         let job = self.clear_import_job(p, &ring, level).await?;
         let spki = sovra_proto::b64::decode(&job.public_key).map_err(|_| {
             Error::new(
