@@ -32,6 +32,8 @@ pub enum Action {
     KeyPurge,
     /// A deleted key was purged when its retention ended.
     KeyPurged,
+    /// A key created for an import that was then refused was removed (it had no versions).
+    KeyDiscard,
     /// A key was backed up (with its material, sealed to this deployment's HSM).
     KeyBackup,
     /// A key was restored from a backup.
@@ -160,6 +162,7 @@ impl Action {
             Self::KeyRotate => "cryptoKeys.rotate",
             Self::KeyDelete => "cryptoKeys.delete",
             Self::KeyBackup => "cryptoKeys.backup",
+            Self::KeyDiscard => "cryptoKeys.discard",
             Self::KeyRestore => "cryptoKeys.restore",
             Self::KeyRecover => "cryptoKeys.recover",
             Self::KeyPurge => "cryptoKeys.purge",

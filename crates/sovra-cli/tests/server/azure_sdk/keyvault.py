@@ -33,6 +33,7 @@ from azure.keyvault.keys.crypto import (
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap_with_padding
 
 phase = sys.argv[1]
@@ -237,10 +238,41 @@ check("importing again makes a new current version", again.properties.version ==
 bad_point = JsonWebKey(kty="EC", crv="P-256", d=b(en.private_value, 32), x=b(en.public_numbers.x, 32), y=b(en.public_numbers.y ^ 1, 32))
 raises("a JWK whose parts do not match is refused", HttpResponseError, lambda: kc.import_key("imported-bad", bad_point), 400)
 raises("and leaves no key behind", ResourceNotFoundError, lambda: kc.get_key("imported-bad"))
-raises("a BYOK blob is refused as not supported", HttpResponseError, lambda: kc.import_key("byok", JsonWebKey(kty="RSA-HSM", t=b"blob")), 400)
+
+# --- BYOK: a KEK made in the vault, a .byok blob made outside it as the vendors' tools do ---
+kek = kc.create_rsa_key("kek", size=4096, hardware_protected=True, key_operations=["import"])
+check("a KEK has only the import operation", kek.key_operations == ["import"] and len(kek.key.n) == 512, kek.key_operations)
+check("a KEK can be read back", kc.get_key("kek").key.n == kek.key.n)
+kek_pub = rsa.RSAPublicNumbers(int.from_bytes(kek.key.e, "big"), int.from_bytes(kek.key.n, "big")).public_key()
+raises("a 2048-bit KEK is refused as not supported", HttpResponseError, lambda: kc.create_rsa_key("kek2048", size=2048, key_operations=["import"]), 400, "NotSupported")
+from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
+import os as _os
+
+
+def byok_blob(kid, material):
+    transfer = _os.urandom(32)
+    ct = kek_pub.encrypt(transfer, padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None))
+    ct += aes_key_wrap_with_padding(transfer, material)
+    return json.dumps({"schema_version": "1.0.0", "header": {"kid": kid, "alg": "dir", "enc": "CKM_RSA_AES_KEY_WRAP"},
+                       "ciphertext": base64.urlsafe_b64encode(ct).rstrip(b"=").decode(), "generator": "sovra test"}).encode()
+
+
+brk = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+pkcs8 = brk.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+byok_key = kc.import_key("byok-rsa", JsonWebKey(kty="RSA-HSM", key_ops=["encrypt", "decrypt"], t=byok_blob(kek.id, pkcs8)), hardware_protected=True)
+check("a BYOK RSA-3072 key is the one wrapped", byok_key.key.n == b(brk.private_numbers().public_numbers.n, 384) and byok_key.key_type == "RSA-HSM")
+bct = brk.public_key().encrypt(b"byok", padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None))
+check("the vault decrypts with the BYOK key", crypto(byok_key, admin).decrypt(EncryptionAlgorithm.rsa_oaep_256, bct).plaintext == b"byok")
+aes_byok = kc.import_key("byok-aes", JsonWebKey(kty="oct-HSM", t=byok_blob(kek.id, b"\x09" * 32)))
+g3 = crypto(aes_byok, admin).encrypt(EncryptionAlgorithm.a256_gcm, b"byok aes")
+check("a BYOK AES key is the one wrapped", AESGCM(b"\x09" * 32).decrypt(g3.iv, g3.ciphertext + g3.tag, None) == b"byok aes")
+raises("a blob for another KEK is refused", ResourceNotFoundError, lambda: kc.import_key("byok-x", JsonWebKey(kty="RSA-HSM", t=byok_blob(cfg["url"] + "/keys/no-such-kek", pkcs8))))
+wrong = json.loads(byok_blob(kek.id, pkcs8))
+wrong["ciphertext"] = wrong["ciphertext"][:-4] + ("AAAA" if not wrong["ciphertext"].endswith("AAAA") else "BBBB")
+raises("an altered blob is refused", HttpResponseError, lambda: kc.import_key("byok-y", JsonWebKey(kty="RSA-HSM", t=json.dumps(wrong).encode())), 400)
+raises("a refused BYOK import leaves no key behind", ResourceNotFoundError, lambda: kc.get_key("byok-y"))
 aimp = kc.import_key("imported-aes", JsonWebKey(kty="oct", k=b"\x07" * 32, key_ops=["encrypt", "decrypt"]))
 g2 = crypto(aimp, admin).encrypt(EncryptionAlgorithm.a256_gcm, b"with my key")
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 check("an imported AES key is the one given", AESGCM(b"\x07" * 32).decrypt(g2.iv, g2.ciphertext + g2.tag, None) == b"with my key")
 
 # --- key attestation (7.6) ---

@@ -142,8 +142,16 @@ async fn version_bundle(
     vault: &Vault,
     path: &VersionPath,
 ) -> KvResult<Value> {
-    let (key, v) = key_and_version(state, p, vault, path).await?;
-    bundle(state, p, vault, &key, &v).await
+    match key_and_version(state, p, vault, path).await {
+        Ok((key, v)) => bundle(state, p, vault, &key, &v).await,
+        // A KEK is an import job, not a key.
+        Err(KvError(e)) if e.code == ErrorCode::KeyNotFound && path.version.is_none() => {
+            super::byok::kek(state, p, vault, path)
+                .await
+                .map_err(|_| KvError(e))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// `GET /keys/{name}/` and `GET /keys/{name}`.
@@ -179,6 +187,11 @@ pub async fn create(
     KvPath(path): KvPath<NamePath>,
     KvJson(req): KvJson<CreateIn>,
 ) -> KvResult<Json<Value>> {
+    if super::byok::is_kek(&req) {
+        return Ok(Json(
+            super::byok::create_kek(&state, &p, &vault, &path, &req).await?,
+        ));
+    }
     req.attributes.check()?;
     let (algorithm, level) = wire::algorithm_for(&req)?;
     let name = vault.key(&path.name)?;
@@ -469,6 +482,23 @@ pub async fn import(
 ) -> KvResult<Json<Value>> {
     req.attributes.check()?;
     let name = vault.key(&path.name)?;
+    if let Some(b) = wire::byok(&req)? {
+        let new = NewKey {
+            purpose: sovra_proto::kms::Purpose::EncryptDecrypt,
+            template: None,
+            rotation_period: None,
+            next_rotation_time: None,
+            destroy_scheduled_duration: None,
+            labels: Default::default(),
+            skip_initial_version: true,
+            exportable: req.attributes.exportable.unwrap_or(false),
+            release_policy: req.release_policy.as_ref().map(|r| r.text()).transpose()?,
+            tags: req.tags.clone().unwrap_or_default(),
+        };
+        return Ok(Json(
+            super::byok::import(&state, &p, &vault, &path, new, b).await?,
+        ));
+    }
     let imp = wire::imported(&req)?;
     let new = NewKey {
         purpose: imp.algorithm.purpose(),

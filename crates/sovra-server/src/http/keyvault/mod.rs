@@ -5,6 +5,7 @@
 //! errors are Key Vault's shape, `{"error": {"code", "message", "innererror": {"code"}}}`, with
 //! Sovra's stable code as the inner code.
 
+mod byok;
 mod crypto;
 mod keys;
 mod lifecycle;

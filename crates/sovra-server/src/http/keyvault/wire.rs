@@ -326,6 +326,106 @@ pub struct ImportIn {
     pub release_policy: Option<PolicyIn>,
 }
 
+/// A BYOK transfer blob (`key.key_hsm`): material wrapped to a key-exchange key (a KEK made
+/// with `key_ops: ["import"]`, which in Sovra is an import job of the vault's ring).
+pub struct Byok {
+    /// The KEK's name (from the blob's `header.kid`).
+    pub kek: String,
+    /// RSA-OAEP of the transfer key ‖ the material under it (AES key wrap with padding).
+    pub wrapped: Vec<u8>,
+    /// The algorithms the key may be, in order (an RSA key's size is not in the request).
+    pub candidates: Vec<Algorithm>,
+    /// An EC key's SubjectPublicKeyInfo (the HSM checks the material against it).
+    pub public_key: Option<Vec<u8>>,
+}
+
+/// Reads a BYOK import: `{"schema_version", "header": {"kid", "alg": "dir", "enc":
+/// "CKM_RSA_AES_KEY_WRAP"}, "ciphertext"}`, base64url in `key.key_hsm`.
+pub fn byok(req: &ImportIn) -> KvResult<Option<Byok>> {
+    let j = &req.key;
+    let Some(blob) = j.key_hsm.as_deref() else {
+        return Ok(None);
+    };
+    let bad = |m: &str| KvError::bad(format!("key.key_hsm: {m}"));
+    let doc: Value = serde_json::from_slice(&decode("key.key_hsm", blob)?)
+        .map_err(|_| bad("not a BYOK transfer blob (JSON)"))?;
+    let enc = doc
+        .pointer("/header/enc")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if enc != "CKM_RSA_AES_KEY_WRAP" {
+        return Err(bad(&format!(
+            "header.enc {enc:?}: Sovra's KEKs take CKM_RSA_AES_KEY_WRAP"
+        )));
+    }
+    let kid = doc
+        .pointer("/header/kid")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("header.kid (the KEK) is required"))?;
+    let kek = kid
+        .split("/keys/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            bad("header.kid is not a key identifier (https://HOST/keys/NAME[/VERSION])")
+        })?
+        .to_owned();
+    let wrapped = decode(
+        "key.key_hsm ciphertext",
+        doc.get("ciphertext")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("ciphertext is required"))?,
+    )?;
+    let create = |key_size, crv: Option<String>| CreateIn {
+        kty: j.kty.clone(),
+        key_size,
+        public_exponent: None,
+        key_ops: j.key_ops.clone(),
+        attributes: AttributesIn::default(),
+        tags: None,
+        crv,
+        release_policy: None,
+    };
+    let (candidates, public_key) = match j.kty.as_str() {
+        "RSA" | "RSA-HSM" => {
+            let mut c = Vec::new();
+            for bits in [2048, 3072, 4096] {
+                c.push(algorithm_for(&create(Some(bits), None))?.0);
+            }
+            (c, None)
+        }
+        "EC" | "EC-HSM" => {
+            let alg = algorithm_for(&create(None, j.crv.clone()))?.0;
+            let (Some(x), Some(y)) = (&j.x, &j.y) else {
+                return Err(KvError::bad(
+                    "an EC key's BYOK import needs its public key: key.x and key.y",
+                ));
+            };
+            let oid = match alg {
+                Algorithm::EcSignP384Sha384 => sovra_crypto::der::OID_P384,
+                _ => sovra_crypto::der::OID_P256,
+            };
+            let mut point = vec![4u8];
+            point.extend(decode("key.x", x)?);
+            point.extend(decode("key.y", y)?);
+            (vec![alg], Some(sovra_crypto::der::ec_spki(oid, &point)))
+        }
+        "oct" | "oct-HSM" => (vec![algorithm_for(&create(None, None))?.0], None),
+        other => {
+            return Err(KvError::bad(format!(
+                "key.kty {other:?} is not RSA, EC or oct"
+            )));
+        }
+    };
+    Ok(Some(Byok {
+        kek,
+        wrapped,
+        candidates,
+        public_key,
+    }))
+}
+
 /// A JSON Web Key with private members.
 #[derive(Debug, Deserialize)]
 pub struct JwkIn {
@@ -359,11 +459,6 @@ pub struct Imported {
 /// key; the material itself is checked when it is imported.
 pub fn imported(req: &ImportIn) -> KvResult<Imported> {
     let j = &req.key;
-    if j.key_hsm.is_some() {
-        return Err(KvError::unsupported(
-            "BYOK transfer blobs (key_hsm) are not offered: import with Sovra's import jobs (sovra keys import), whose wrapping key is generated in the HSM",
-        ));
-    }
     let member = |name: &str, v: &Option<String>| -> KvResult<Vec<u8>> {
         let v = v.as_deref().ok_or_else(|| {
             KvError::bad(format!("key.{name} is required to import a {} key", j.kty))

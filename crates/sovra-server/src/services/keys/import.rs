@@ -509,35 +509,119 @@ impl Keys {
             material,
         )
         .map_err(|e| Error::internal(format!("wrapping to the import key: {e}")))?;
-        if existing.is_none() {
+        self.import_wrapped(p, name, new, &job, &[alg], wrapped, public_key, existing)
+            .await
+    }
+
+    /// Imports material wrapped to the import job `job` (a Key Vault BYOK blob, or what
+    /// [`Keys::import_clear`] wrapped) as the new current version of `name`, as the first of
+    /// `candidates` it is a key of (a BYOK blob does not say an RSA key's size), creating the
+    /// key if `existing` is `None` and removing it again if nothing could be imported.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn import_wrapped(
+        &self,
+        p: &Principal,
+        name: &CryptoKeyName,
+        new: NewKey,
+        job: &ImportJobRec,
+        candidates: &[Algorithm],
+        wrapped: Vec<u8>,
+        public_key: Option<Vec<u8>>,
+        existing: Option<Key>,
+    ) -> Result<Key> {
+        let first = *candidates
+            .first()
+            .ok_or_else(|| Error::internal("import without a candidate algorithm"))?;
+        if let Some(k) = &existing
+            && (k.key.purpose != first.purpose() || k.key.protection_level != job.protection_level)
+        {
+            return Err(Error::invalid(format!(
+                "{name} is a {:?} key at protection level {:?}; the imported key must be the same",
+                k.key.purpose, k.key.protection_level
+            )));
+        }
+        let created = existing.is_none();
+        if created {
             let new = NewKey {
+                purpose: first.purpose(),
                 template: Some(VersionTemplate {
-                    algorithm: alg,
-                    protection_level: Some(level),
+                    algorithm: first,
+                    protection_level: Some(job.protection_level),
                 }),
                 skip_initial_version: true,
                 ..new
             };
-            self.create_crypto_key(p, &ring, &name.crypto_key, new)
+            self.create_crypto_key(p, &name.key_ring_name(), &name.crypto_key, new)
                 .await?;
         }
-        let v = self
-            .import_version(
-                p,
-                name,
-                NewImport {
-                    job: job.name.clone(),
-                    algorithm: alg,
-                    wrapped,
-                    public_key,
-                    into: None,
-                },
-            )
-            .await?;
+        let mut result = Err(Error::invalid("nothing to import"));
+        for alg in candidates {
+            result = self
+                .import_version(
+                    p,
+                    name,
+                    NewImport {
+                        job: job.name.clone(),
+                        algorithm: *alg,
+                        wrapped: wrapped.clone(),
+                        public_key: public_key.clone(),
+                        into: None,
+                    },
+                )
+                .await;
+            match &result {
+                Err(e) if e.code == ErrorCode::ImportInvalid => continue,
+                _ => break,
+            }
+        }
+        let v = match result {
+            Ok(v) => v,
+            Err(e) => {
+                if created {
+                    self.discard_empty_key(p, name).await?;
+                }
+                return Err(e);
+            }
+        };
+        if created && v.algorithm != first {
+            let changes = KeyChanges {
+                version_template: Some(VersionTemplate {
+                    algorithm: v.algorithm,
+                    protection_level: Some(job.protection_level),
+                }),
+                ..KeyChanges::default()
+            };
+            self.update_crypto_key(p, name, changes).await?;
+        }
         let key = self.get_crypto_key(p, name).await?;
         if key.key.primary == Some(v.version) {
             return Ok(key);
         }
         self.update_primary(p, name, &v.version.to_string()).await
+    }
+
+    /// Removes a key that has never had a version (one created for an import that was then
+    /// refused), audited.
+    async fn discard_empty_key(&self, p: &Principal, name: &CryptoKeyName) -> Result<()> {
+        let key_str = name.to_string();
+        let Some(r) = Records::of(&*self.base.store)
+            .get(model::CRYPTO_KEYS, &key_str)
+            .await?
+        else {
+            return Ok(());
+        };
+        if r.value.version_count != 0 {
+            return Ok(());
+        }
+        let mut b = WriteBatch::new();
+        b.delete(
+            model::CRYPTO_KEYS.collection(),
+            key_str.clone(),
+            sovra_store::Expect::Rev(r.rev),
+        );
+        b.audit(self.base.admin_event(p, Action::KeyDiscard, key_str).body());
+        self.base.store.commit(b).await?;
+        self.invalidate_key(name);
+        Ok(())
     }
 }
