@@ -484,6 +484,11 @@ fn the_typed_client_reaches_every_documented_operation() {
     let doc: Value = serde_json::from_str(sovra_server::http::OPENAPI).unwrap();
     let mut missing = Vec::new();
     for (path, ops) in doc["paths"].as_object().unwrap() {
+        // The Azure Key Vault API's clients are the Azure SDKs: azure_sdk.rs checks that they
+        // reach every one of its operations.
+        if sovra_server::http::keyvault::is_keyvault_path(path) {
+            continue;
+        }
         for m in ops.as_object().unwrap().keys() {
             let key = (route_shape(path), m.to_uppercase());
             if !seen.contains(&key) {

@@ -192,6 +192,8 @@ n = tee.key_size // 8
 transfer = tee.decrypt(blob[:n], padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None))
 released = serialization.load_der_private_key(aes_key_unwrap_with_padding(transfer, blob[n:]), None)
 check("the released key is the vault's key", released.public_key().public_numbers().n == int.from_bytes(exp.key.n, "big"))
+rel_v = kc.release_key("exportable", cfg["release_token"], version=exp.properties.version)
+check("release of a named version", len(rel_v.value.split(".")) == 3)
 raises("a key that is not exportable is not released", HttpResponseError, lambda: kc.release_key("rsa-enc", cfg["release_token"]), 403, "Forbidden")
 
 # --- roles: a crypto user uses keys but does not manage them ---
@@ -281,6 +283,10 @@ a = att.properties.attestation
 stmt = a.private_key_attestation.decode() if isinstance(a.private_key_attestation, bytes) else a.private_key_attestation
 claims = json.loads(b64d(stmt.split(".")[1]))
 check("key attestation names the version and its HSM", claims.get("name", "").endswith("/cryptoKeys/ec384/cryptoKeyVersions/1") and b"BEGIN CERTIFICATE" in a.certificate_pem_file, claims)
+
+att1 = kc.get_key_attestation("ec384", version="1")
+check("key attestation of a named version", att1.properties.attestation.private_key_attestation == a.private_key_attestation)
+check("update of a named version", kc.update_key_properties("ec256", version="1", tags={"v": "1"}).properties.tags == {"v": "1"})
 
 # --- rotation policy ---
 pol = kc.update_key_rotation_policy("aes", KeyRotationPolicy(lifetime_actions=[KeyRotationLifetimeAction(KeyRotationPolicyAction.rotate, time_after_create="P30D")]))

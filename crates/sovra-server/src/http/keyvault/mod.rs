@@ -25,6 +25,15 @@ use sovra_proto::ErrorCode;
 use sovra_proto::names::{KeyRingName, LocationName};
 use std::collections::BTreeMap;
 
+/// Whether a route (or OpenAPI path) belongs to the Key Vault API.
+pub fn is_keyvault_path(path: &str) -> bool {
+    path == "/keys"
+        || path == "/deletedkeys"
+        || path == "/rng"
+        || path.starts_with("/keys/")
+        || path.starts_with("/deletedkeys/")
+}
+
 /// The api-versions served (the SDKs' current default first).
 pub const API_VERSIONS: &[&str] = &["2025-07-01", "7.6", "7.5", "7.4"];
 
