@@ -421,3 +421,52 @@ fn the_azure_keyvault_javascript_sdk_uses_sovra_as_its_vault() {
         );
     }
 }
+
+#[test]
+fn a_backup_is_refused_when_no_restore_could_carry_it() {
+    use serde_json::json;
+    // A small body limit, so a few versions make a backup too large to restore.
+    let s = Server::start_with(&[("SOVRA_MAX_BODY_BYTES", "8192")]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let admin = s.admin();
+    let call = |method: hyper::Method, path: &str, body: serde_json::Value| {
+        let (status, resp) = rt
+            .block_on(admin.raw(
+                method,
+                &format!("{path}?api-version=7.6"),
+                Some(body.to_string().into_bytes()),
+            ))
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&resp).unwrap_or_default();
+        (status.as_u16(), v)
+    };
+    let (st, v) = call(
+        hyper::Method::POST,
+        "/keys/aes/create",
+        json!({"kty": "oct"}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (st, small) = call(hyper::Method::POST, "/keys/aes/backup", json!({}));
+    assert_eq!(st, 200, "{small}");
+    let mut refused = None;
+    for _ in 0..40 {
+        call(hyper::Method::POST, "/keys/aes/rotate", json!({}));
+        let (st, v) = call(hyper::Method::POST, "/keys/aes/backup", json!({}));
+        if st != 200 {
+            refused = Some((st, v));
+            break;
+        }
+        // Every backup handed out fits in a restore request.
+        assert!(v["value"].as_str().unwrap().len() + 16 < 8192, "{v}");
+    }
+    let (st, v) = refused.expect("a backup larger than a restore can carry was handed out");
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(v["error"]["code"], "BadParameter");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limits.max_body_bytes"),
+        "{v}"
+    );
+}

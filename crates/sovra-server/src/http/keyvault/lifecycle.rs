@@ -141,7 +141,13 @@ pub async fn backup(
     KvPath(path): KvPath<NamePath>,
 ) -> KvResult<Json<Value>> {
     let name = vault.key(&path.name)?;
-    let blob = state.sovra.keys().backup_crypto_key(&p, &name).await?;
+    // The restore request carries the blob as base64url in `{"value": …}`.
+    let limit = state.max_body.saturating_sub(32) / 4 * 3;
+    let blob = state
+        .sovra
+        .keys()
+        .backup_crypto_key(&p, &name, limit)
+        .await?;
     Ok(Json(json!({"value": sovra_crypto::jws::b64url(&blob)})))
 }
 

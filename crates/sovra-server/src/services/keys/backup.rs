@@ -25,8 +25,14 @@ impl Keys {
         Ok(())
     }
 
-    /// A sealed backup of a key and every version.
-    pub async fn backup_crypto_key(&self, p: &Principal, name: &CryptoKeyName) -> Result<Vec<u8>> {
+    /// A sealed backup of a key and every version, refused if it would be longer than `limit`
+    /// bytes (what a restore request can carry).
+    pub async fn backup_crypto_key(
+        &self,
+        p: &Principal,
+        name: &CryptoKeyName,
+        limit: usize,
+    ) -> Result<Vec<u8>> {
         let key_str = name.to_string();
         self.authorize_backup(p, &key_str).await?;
         self.invalidate_key(name);
@@ -37,6 +43,14 @@ impl Keys {
             versions: view.versions.values().map(|(v, _)| v.clone()).collect(),
         };
         let json = serde_json::to_vec(&b).map_err(|e| Error::internal(format!("backup: {e}")))?;
+        // Sealing adds a nonce and a tag (under 64 bytes).
+        if json.len().saturating_add(64) > limit {
+            return Err(Error::invalid(format!(
+                "{name} has {} versions: its backup would be about {} bytes, more than a restore accepts ({limit}, from limits.max_body_bytes); destroy versions no longer needed, or raise the limit",
+                b.versions.len(),
+                json.len() + 64
+            )));
+        }
         let sealed = self.material.seal_backup(&name.location, json).await?;
         self.base
             .audit
