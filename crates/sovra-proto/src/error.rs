@@ -102,6 +102,11 @@ codes! {
     OperationUnsupported = ("OPERATION_UNSUPPORTED", 400),
     /// The key version is not enabled (disabled, scheduled for destruction or destroyed).
     KeyVersionNotEnabled = ("KEY_VERSION_NOT_ENABLED", 400),
+    /// The key version's activation time (Key Vault's `nbf`) has not come.
+    KeyVersionNotYetValid = ("KEY_VERSION_NOT_YET_VALID", 400),
+    /// The key version has expired (Key Vault's `exp`): it no longer encrypts, signs or is
+    /// released; it still decrypts and verifies.
+    KeyVersionExpired = ("KEY_VERSION_EXPIRED", 400),
     /// The key version's material is destroyed.
     KeyVersionDestroyed = ("KEY_VERSION_DESTROYED", 400),
     /// The key version is in a state that does not allow this transition.

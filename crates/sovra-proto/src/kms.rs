@@ -503,6 +503,13 @@ pub struct CryptoKeyVersion {
     /// made before Sovra produced them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attestation: Option<KeyAttestation>,
+    /// Before this time the version is not used (set through the Key Vault API's `nbf`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before_time: Option<String>,
+    /// From this time the version no longer encrypts, signs or is released; it still decrypts
+    /// and verifies (the Key Vault API's `exp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expire_time: Option<String>,
 }
 
 /// A key attestation statement.

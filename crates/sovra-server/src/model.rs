@@ -309,6 +309,13 @@ pub struct VersionRec {
     /// kept after destruction so the same material, and only it, can be imported again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_check: Option<String>,
+    /// Before this time the version is not used at all (Key Vault's `nbf`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<i64>,
+    /// From this time the version no longer encrypts, signs, MACs or is released; it still
+    /// decrypts and verifies what it made (Key Vault's `exp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expire_time: Option<i64>,
 }
 
 /// An API token (only the hash of its secret).

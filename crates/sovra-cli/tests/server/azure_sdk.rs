@@ -212,6 +212,9 @@ fn the_azure_keyvault_sdk_uses_sovra_as_its_vault() {
         "ok RSA encryption key",
         "ok ES256 is raw r||s and verifies with the JWK",
         "ok A256GCM round trip",
+        "ok an expired key no longer encrypts",
+        "ok an expired key still decrypts",
+        "ok before its activation time a key does nothing",
         "ok delete is recoverable",
         "ok recover brings it back as it was",
         "ok the released key is the vault's key",
@@ -320,6 +323,9 @@ fn the_azure_keyvault_sdk_uses_sovra_as_its_vault() {
     // What the SDK did is the native API's too: the same keys, the deletion audited.
     let keys = s.json(&["keys", "list", "keyvault"]);
     assert!(keys.to_string().contains("cryptoKeys/ec256"), "{keys}");
+    let dated = s.json(&["versions", "get", "keyvault/dated", "1"]);
+    assert_eq!(dated["expireTime"], "2099-01-01T00:00:00Z", "{dated}");
+    assert!(dated["notBeforeTime"].is_string(), "{dated}");
     let audit = s.ok(&["audit", "export"]);
     assert!(audit.contains("cryptoKeys.delete") && audit.contains("cryptoKeys.recover"));
     // Purge needs the retention over: with a destroy-scheduled duration of 0, at once.

@@ -115,6 +115,8 @@ pub fn version(v: &VersionRec) -> CryptoKeyVersion {
             format: KEY_ATTESTATION_FORMAT.into(),
             content: jws.clone(),
         }),
+        not_before_time: v.not_before.map(rfc3339),
+        expire_time: v.expire_time.map(rfc3339),
     }
 }
 

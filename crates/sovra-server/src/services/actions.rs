@@ -48,6 +48,8 @@ pub enum Action {
     VersionEnable,
     /// A version was disabled.
     VersionDisable,
+    /// A version's activation or expiry time was set.
+    VersionValidity,
     /// A version was scheduled for destruction.
     VersionDestroy,
     /// A version scheduled for destruction was restored.
@@ -173,6 +175,7 @@ impl Action {
             Self::ImportJobCreate => "importJobs.create",
             Self::VersionEnable => "cryptoKeyVersions.enable",
             Self::VersionDisable => "cryptoKeyVersions.disable",
+            Self::VersionValidity => "cryptoKeyVersions.setValidity",
             Self::VersionDestroy => "cryptoKeyVersions.destroy",
             Self::VersionRestore => "cryptoKeyVersions.restore",
             Self::VersionDestroyed => "cryptoKeyVersions.destroyed",

@@ -262,6 +262,12 @@ impl Crypto {
                 ));
             }
         }
+        super::keys::check_validity(
+            rec,
+            self.base.now(),
+            // MAC keys sign and verify under one permission: `mac` checks expiry itself.
+            matches!(perm, Permission::Encrypt | Permission::Sign),
+        )?;
         self.quotas.take(p, class).await?;
         let key = self.material.usable(&version, rec).await?;
         let primary = view.key.primary == Some(n);
@@ -486,6 +492,9 @@ impl Crypto {
                 None,
             )
             .await?;
+        if let Some((rec, _)) = r.view.versions.get(&r.version.version) {
+            super::keys::check_validity(rec, self.base.now(), true)?;
+        }
         let d = data.to_vec();
         let mac = self
             .material

@@ -126,6 +126,7 @@ pub async fn import(
     path: &NamePath,
     new: NewKey,
     b: Byok,
+    attributes: &wire::AttributesIn,
 ) -> KvResult<Value> {
     let name = vault.key(&path.name)?;
     let keys = state.sovra.keys();
@@ -159,5 +160,6 @@ pub async fn import(
     let v = key
         .primary
         .ok_or_else(|| KvError(Error::internal("imported key has no version")))?;
+    let v = super::keys::apply_attributes(state, p, &name, v, attributes).await?;
     bundle(state, p, vault, &key.key, &v).await
 }

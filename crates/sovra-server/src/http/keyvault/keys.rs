@@ -238,15 +238,39 @@ pub async fn create(
         }
         Err(e) => return Err(e.into()),
     };
-    let mut v = key
+    let v = key
         .primary
         .ok_or_else(|| KvError(Error::internal("created key has no version")))?;
-    if req.attributes.enabled == Some(false) {
+    let v = apply_attributes(&state, &p, &name, v, &req.attributes).await?;
+    Ok(Json(bundle(&state, &p, &vault, &key.key, &v).await?))
+}
+
+/// Applies a request's `enabled`, `nbf` and `exp` to a version.
+pub async fn apply_attributes(
+    state: &AppState,
+    p: &Principal,
+    name: &CryptoKeyName,
+    mut v: VersionRec,
+    a: &wire::AttributesIn,
+) -> KvResult<VersionRec> {
+    let keys = state.sovra.keys();
+    let vname = name.version(v.version);
+    if a.dates() {
         v = keys
-            .set_version_state(&p, &name.version(v.version), VersionState::Disabled)
+            .set_version_validity(p, &vname, a.nbf.map(Some), a.exp.map(Some))
             .await?;
     }
-    Ok(Json(bundle(&state, &p, &vault, &key.key, &v).await?))
+    if let Some(enabled) = a.enabled {
+        let want = if enabled {
+            VersionState::Enabled
+        } else {
+            VersionState::Disabled
+        };
+        if v.state != want {
+            v = keys.set_version_state(p, &vname, want).await?;
+        }
+    }
+    Ok(v)
 }
 
 /// Creates the vault's key ring on first use (the caller needs the right to).
@@ -327,19 +351,7 @@ async fn update(
         };
         key = keys.update_crypto_key(p, &name, changes).await?.key;
     }
-    let mut v = v;
-    if let Some(enabled) = req.attributes.enabled {
-        let want = if enabled {
-            VersionState::Enabled
-        } else {
-            VersionState::Disabled
-        };
-        if v.state != want {
-            v = keys
-                .set_version_state(p, &name.version(v.version), want)
-                .await?;
-        }
-    }
+    let v = apply_attributes(state, p, &name, v, &req.attributes).await?;
     bundle(state, p, vault, &key, &v).await
 }
 
@@ -496,7 +508,7 @@ pub async fn import(
             tags: req.tags.clone().unwrap_or_default(),
         };
         return Ok(Json(
-            super::byok::import(&state, &p, &vault, &path, new, b).await?,
+            super::byok::import(&state, &p, &vault, &path, new, b, &req.attributes).await?,
         ));
     }
     let imp = wire::imported(&req)?;
@@ -532,14 +544,10 @@ pub async fn import(
         }
         r => r?,
     };
-    let mut v = key
+    let v = key
         .primary
         .ok_or_else(|| KvError(Error::internal("imported key has no version")))?;
-    if req.attributes.enabled == Some(false) {
-        v = keys
-            .set_version_state(&p, &name.version(v.version), VersionState::Disabled)
-            .await?;
-    }
+    let v = apply_attributes(&state, &p, &name, v, &req.attributes).await?;
     Ok(Json(bundle(&state, &p, &vault, &key.key, &v).await?))
 }
 

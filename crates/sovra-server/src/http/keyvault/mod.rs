@@ -96,7 +96,10 @@ fn kv_code(code: ErrorCode) -> &'static str {
         ErrorCode::PurgeProtected => "Forbidden",
         ErrorCode::QuotaExceeded => "Throttled",
         ErrorCode::PayloadTooLarge => "RequestTooLarge",
-        ErrorCode::KeyVersionNotEnabled | ErrorCode::KeyVersionDestroyed => "Forbidden",
+        ErrorCode::KeyVersionNotEnabled
+        | ErrorCode::KeyVersionDestroyed
+        | ErrorCode::KeyVersionExpired
+        | ErrorCode::KeyVersionNotYetValid => "Forbidden",
         ErrorCode::OperationUnsupported => "NotSupported",
         c => match c.http_status() {
             401 => "Unauthorized",
@@ -118,7 +121,10 @@ impl IntoResponse for KvError {
         }
         // A disabled key is forbidden to use in Key Vault (403), not a bad request.
         let status = match e.code {
-            ErrorCode::KeyVersionNotEnabled | ErrorCode::KeyVersionDestroyed => 403,
+            ErrorCode::KeyVersionNotEnabled
+            | ErrorCode::KeyVersionDestroyed
+            | ErrorCode::KeyVersionExpired
+            | ErrorCode::KeyVersionNotYetValid => 403,
             c => c.http_status(),
         };
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

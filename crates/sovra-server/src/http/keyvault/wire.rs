@@ -11,26 +11,31 @@ use sovra_proto::kms::{
 };
 use std::collections::BTreeMap;
 
-/// `attributes` of a request. Times Sovra does not enforce are refused rather than kept and
-/// ignored.
+/// `attributes` of a request.
 #[derive(Debug, Default, Deserialize)]
 pub struct AttributesIn {
     pub enabled: Option<bool>,
-    pub nbf: Option<Value>,
-    pub exp: Option<Value>,
+    pub nbf: Option<i64>,
+    pub exp: Option<i64>,
     pub exportable: Option<bool>,
 }
 
 impl AttributesIn {
-    /// Refuses `nbf` and `exp`: Sovra has no activation or expiry dates on versions.
+    /// Refuses dates that cannot be times (before 1970, or past year 9999).
     pub fn check(&self) -> KvResult<()> {
-        let set = |v: &Option<Value>| v.as_ref().is_some_and(|v| !v.is_null());
-        if set(&self.nbf) || set(&self.exp) {
-            return Err(KvError::unsupported(
-                "attributes.nbf and attributes.exp (activation and expiry dates) are not supported: Sovra would not enforce them; disable a version instead (enabled: false)",
-            ));
+        for (name, t) in [("nbf", self.nbf), ("exp", self.exp)] {
+            if t.is_some_and(|t| !(0..=253_402_300_799).contains(&t)) {
+                return Err(KvError::bad(format!(
+                    "attributes.{name} must be Unix seconds between 1970 and 9999"
+                )));
+            }
         }
         Ok(())
+    }
+
+    /// Whether the request sets a date.
+    pub fn dates(&self) -> bool {
+        self.nbf.is_some() || self.exp.is_some()
     }
 }
 
@@ -256,6 +261,12 @@ pub fn attributes(key: &CryptoKeyRec, v: Option<&VersionRec>) -> Value {
                 "0"
             }),
         );
+        if let Some(t) = v.not_before {
+            obj.insert("nbf".into(), json!(t));
+        }
+        if let Some(t) = v.expire_time {
+            obj.insert("exp".into(), json!(t));
+        }
     }
     a
 }

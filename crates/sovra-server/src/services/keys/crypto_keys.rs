@@ -103,6 +103,8 @@ impl Keys {
                 hsm_attributes: m.hsm_attributes,
                 attestation: None,
                 key_check: None,
+                not_before: None,
+                expire_time: None,
             };
             let v = VersionRec {
                 attestation: Some(self.attestor.statement(&v).await?),

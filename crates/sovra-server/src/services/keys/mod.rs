@@ -213,6 +213,33 @@ impl NewVersion {
     }
 }
 
+/// Whether `v` may be used at `now`: not before its activation time, and, for an operation
+/// that makes something new with it (encrypt, sign, MAC, release), not from its expiry on.
+pub(crate) fn check_validity(v: &VersionRec, now: i64, makes_new: bool) -> Result<()> {
+    if let Some(t) = v.not_before
+        && now < t
+    {
+        return Err(Error::new(
+            ErrorCode::KeyVersionNotYetValid,
+            format!("{} is not valid before {}", v.name, rfc3339(t)),
+        ));
+    }
+    if let Some(t) = v.expire_time
+        && makes_new
+        && now >= t
+    {
+        return Err(Error::new(
+            ErrorCode::KeyVersionExpired,
+            format!(
+                "{} expired at {}: it still decrypts and verifies, but no longer encrypts, signs or is released; rotate the key",
+                v.name,
+                rfc3339(t)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn not_found(code: ErrorCode, what: &str, name: &str) -> Error {
     Error::new(code, format!("{what} {name} does not exist"))
 }

@@ -44,6 +44,8 @@ impl Keys {
                 hsm_attributes: m.hsm_attributes,
                 attestation: None,
                 key_check: None,
+                not_before: None,
+                expire_time: None,
             };
             let v = VersionRec {
                 attestation: Some(self.attestor.statement(&v).await?),
@@ -270,7 +272,7 @@ impl Keys {
             b.update(model::VERSIONS, &v, rev)?;
             b.audit(
                 self.base.admin_event(p, action, v.name.clone())
-                    .detail(serde_json::json!({"from": before, "to": v.state, "destroyTime": v.destroy_time.map(rfc3339)}))
+                    .detail(serde_json::json!({"from": before, "to": v.state, "destroyTime": v.destroy_time.map(rfc3339), "notBefore": v.not_before.map(rfc3339), "expireTime": v.expire_time.map(rfc3339)}))
                     .body(),
             );
             self.base.store.commit(b).await?;
@@ -309,6 +311,33 @@ impl Keys {
                     format!("{} is {s:?}; it can only be enabled or disabled while ENABLED or DISABLED (restore it first if it is scheduled for destruction)", v.name),
                 )),
             }
+        })
+        .await
+    }
+
+    /// Sets a version's activation time and expiry (`Some(None)` clears one; `None` leaves it).
+    pub async fn set_version_validity(
+        &self,
+        p: &Principal,
+        name: &VersionName,
+        not_before: Option<Option<i64>>,
+        expire_time: Option<Option<i64>>,
+    ) -> Result<VersionRec> {
+        self.change_version(p, name, Action::VersionValidity, |v, _, _, _| {
+            if let Some(t) = not_before {
+                v.not_before = t;
+            }
+            if let Some(t) = expire_time {
+                v.expire_time = t;
+            }
+            if let (Some(a), Some(b)) = (v.not_before, v.expire_time)
+                && b <= a
+            {
+                return Err(Error::invalid(
+                    "the expiry must come after the activation time",
+                ));
+            }
+            Ok(())
         })
         .await
     }

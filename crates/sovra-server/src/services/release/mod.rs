@@ -452,6 +452,7 @@ impl Release {
                 format!("{vname} is not ENABLED; only enabled versions are released"),
             ));
         }
+        crate::services::keys::check_validity(rec, self.base.now(), true)?;
         let (iss, _claims, consume, kid, spki) = self
             .admit(p, &policy, &to.token, to.nonce.as_deref())
             .await?;
