@@ -300,6 +300,29 @@ fn the_azure_keyvault_sdk_uses_sovra_as_its_vault() {
         json!({"alg": "RSA-OAEP-256", "value": v["value"]}),
     );
     assert_eq!((st, v["value"].as_str()), (200, Some(key.as_str())), "{v}");
+    // ... and held to the version's state like every other use.
+    let (st, _) = raw(
+        hyper::Method::PATCH,
+        "/keys/rsa-enc/1".into(),
+        json!({"attributes": {"enabled": false}}),
+    );
+    assert_eq!(st, 200);
+    let (st, v) = raw(
+        hyper::Method::POST,
+        "/keys/rsa-enc/1/encrypt".into(),
+        json!({"alg": "RSA-OAEP-256", "value": key}),
+    );
+    assert_eq!(
+        (st, &v["error"]["innererror"]["code"]),
+        (403, &json!("KEY_VERSION_NOT_ENABLED")),
+        "{v}"
+    );
+    let (st, _) = raw(
+        hyper::Method::PATCH,
+        "/keys/rsa-enc/1".into(),
+        json!({"attributes": {"enabled": true}}),
+    );
+    assert_eq!(st, 200);
     for op in ["encrypt", "decrypt", "wrapkey", "unwrapkey", "release"] {
         for form in [format!("/keys/ec256//{op}"), format!("/keys/ec256/{op}")] {
             // Routed to the operation, which refuses what this key cannot do.

@@ -601,6 +601,37 @@ impl Crypto {
         Ok((version, rec.algorithm, der))
     }
 
+    /// RSA-OAEP-SHA256 encryption with an asymmetric decryption key's public key, on the
+    /// server (Key Vault's `encrypt`/`wrapKey`): anyone with the public key can do it, but a
+    /// request to the server is held to the version's state and dates like any other use.
+    pub async fn encrypt_asymmetric(
+        &self,
+        p: &Principal,
+        target: &Target,
+        plaintext: &[u8],
+    ) -> Result<Tagged> {
+        check_len("value", plaintext)?;
+        let r = self
+            .resolve(
+                p,
+                target,
+                Permission::Encrypt,
+                Purpose::AsymmetricDecrypt,
+                OpClass::Asymmetric,
+                None,
+            )
+            .await?;
+        let spki = r.key.ops().public_key_der().map_err(crypto_err)?;
+        let ct = sovra_crypto::keys::oaep_sha256_encrypt(&spki, plaintext).map_err(|_| {
+            Error::invalid("the plaintext is too long for RSA-OAEP-SHA256 with this key")
+        })?;
+        self.data_access(p, &r, Action::Encrypt).await?;
+        Ok(Tagged {
+            version: r.name.clone(),
+            tag: ct,
+        })
+    }
+
     /// AES-256-GCM as Key Vault's `A256GCM` does it: a fresh 96-bit IV, and the IV, ciphertext
     /// and tag returned apart (not Sovra's self-describing ciphertext).
     pub async fn gcm_encrypt(

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sovra_crypto::jws::b64url;
 use sovra_proto::ErrorCode;
-use sovra_proto::kms::{AlgSpec, Purpose, ReleaseRequest};
+use sovra_proto::kms::{AlgSpec, ReleaseRequest};
 
 /// A key operation of `/keys/{name}/{version}/{op}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,14 +116,8 @@ pub async fn operate(
             json!({"kid": kid_of(&vault, &path.name, &d.version), "value": b64url(d.plaintext.expose())})
         }
         (Op::Encrypt | Op::WrapKey, "RSA-OAEP-256") => {
-            let (version, alg, spki) = crypto.public_key_der(&p, &target).await?;
-            if alg.purpose() != Purpose::AsymmetricDecrypt {
-                return Err(wrong_alg(alg, op));
-            }
-            let ct = sovra_crypto::keys::oaep_sha256_encrypt(&spki, &value).map_err(|_| {
-                KvError::bad("the value is too long for RSA-OAEP-256 with this key")
-            })?;
-            json!({"kid": wire::kid(&vault, &path.name, Some(version.version)), "value": b64url(&ct)})
+            let t = crypto.encrypt_asymmetric(&p, &target, &value).await?;
+            json!({"kid": kid_of(&vault, &path.name, &t.version), "value": b64url(&t.tag)})
         }
         (Op::Decrypt | Op::UnwrapKey, "RSA-OAEP-256") => {
             let d = crypto.decrypt_asymmetric(&p, &target, &value).await?;
