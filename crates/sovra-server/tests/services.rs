@@ -382,3 +382,143 @@ async fn records_of_an_older_deployment_are_sealed_once_and_rows_written_outside
     let err = open(true).await.unwrap_err();
     assert!(err.contains("was removed"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_key_is_kept_for_its_retention_then_purged_and_its_name_freed() {
+    use sovra_proto::ErrorCode;
+    let e = common::env().await;
+    let s = &e.sovra;
+    let loc = LocationName::new("global").unwrap();
+    s.keys()
+        .create_key_ring(&e.admin, &loc, "r", false)
+        .await
+        .unwrap();
+    let ring = loc.key_ring("r").unwrap();
+    s.keys()
+        .create_crypto_key(&e.admin, &ring, "k", key_req(None))
+        .await
+        .unwrap();
+    let name = ring.crypto_key("k").unwrap();
+    let ct = s
+        .crypto()
+        .seal(&e.admin, &name, b"kept", b"")
+        .await
+        .unwrap();
+    let d = s.keys().delete_crypto_key(&e.admin, &name).await.unwrap();
+    assert_eq!(
+        d.purge_time,
+        s.now() + 30 * 86_400,
+        "the key's destroy-scheduled duration"
+    );
+    // Gone from every path, but kept.
+    let gone = s.crypto().open(&e.admin, &name, &ct.ciphertext, b"").await;
+    assert_eq!(gone.unwrap_err().code, ErrorCode::KeyNotFound);
+    let again = s
+        .keys()
+        .create_crypto_key(&e.admin, &ring, "k", key_req(None))
+        .await;
+    assert_eq!(again.unwrap_err().code, ErrorCode::KeyDeleted);
+    // Recovered as it was, then deleted again.
+    s.keys().recover_deleted_key(&e.admin, &name).await.unwrap();
+    let back = s
+        .crypto()
+        .open(&e.admin, &name, &ct.ciphertext, b"")
+        .await
+        .unwrap();
+    assert_eq!(back.plaintext.expose(), b"kept");
+    s.keys().delete_crypto_key(&e.admin, &name).await.unwrap();
+    // Neither a request nor the scheduler purges before the retention ends.
+    let early = s.keys().purge_deleted_key(&e.admin, &name).await;
+    assert_eq!(early.unwrap_err().code, ErrorCode::PurgeProtected);
+    assert_eq!(s.keys().purge_due().await.unwrap(), 0);
+    e.clock.advance(30 * 86_400);
+    assert_eq!(s.keys().purge_due().await.unwrap(), 1);
+    let listed = s
+        .keys()
+        .list_deleted_keys(&e.admin, &ring, &Default::default())
+        .await
+        .unwrap();
+    assert!(listed.items.is_empty());
+    // The name is free, and the new key is a new key: the old ciphertext does not open.
+    s.keys()
+        .create_crypto_key(&e.admin, &ring, "k", key_req(None))
+        .await
+        .unwrap();
+    assert!(
+        s.crypto()
+            .open(&e.admin, &name, &ct.ciphertext, b"")
+            .await
+            .is_err()
+    );
+    let log = s.audit().export(1, 1000).await.unwrap();
+    let actions: Vec<&str> = log
+        .iter()
+        .filter_map(|r| r.event["action"].as_str())
+        .collect();
+    for a in [
+        "cryptoKeys.delete",
+        "cryptoKeys.recover",
+        "cryptoKeys.purged",
+    ] {
+        assert!(actions.contains(&a), "{a} not audited: {actions:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_version_decrypts_but_no_longer_encrypts() {
+    use sovra_proto::ErrorCode;
+    let e = common::env().await;
+    let s = &e.sovra;
+    let loc = LocationName::new("global").unwrap();
+    s.keys()
+        .create_key_ring(&e.admin, &loc, "r", false)
+        .await
+        .unwrap();
+    let ring = loc.key_ring("r").unwrap();
+    s.keys()
+        .create_crypto_key(&e.admin, &ring, "k", key_req(None))
+        .await
+        .unwrap();
+    let name = ring.crypto_key("k").unwrap();
+    let ct = s
+        .crypto()
+        .seal(&e.admin, &name, b"before", b"")
+        .await
+        .unwrap();
+    let now = s.now();
+    s.keys()
+        .set_version_validity(
+            &e.admin,
+            &name.version(1),
+            Some(Some(now + 60)),
+            Some(Some(now + 3600)),
+        )
+        .await
+        .unwrap();
+    // Not yet valid: nothing at all.
+    let early = s.crypto().open(&e.admin, &name, &ct.ciphertext, b"").await;
+    assert_eq!(early.unwrap_err().code, ErrorCode::KeyVersionNotYetValid);
+    e.clock.advance(60);
+    s.crypto()
+        .seal(&e.admin, &name, b"during", b"")
+        .await
+        .unwrap();
+    e.clock.advance(3600);
+    let late = s.crypto().seal(&e.admin, &name, b"after", b"").await;
+    assert_eq!(late.unwrap_err().code, ErrorCode::KeyVersionExpired);
+    let d = s
+        .crypto()
+        .open(&e.admin, &name, &ct.ciphertext, b"")
+        .await
+        .unwrap();
+    assert_eq!(d.plaintext.expose(), b"before");
+    let bad = s
+        .keys()
+        .set_version_validity(&e.admin, &name.version(1), None, Some(Some(now)))
+        .await;
+    assert_eq!(
+        bad.unwrap_err().code,
+        ErrorCode::InvalidArgument,
+        "expiry before activation"
+    );
+}
