@@ -154,24 +154,28 @@ fn run_keyvault(phase: &str, input: &std::path::Path) -> String {
     out
 }
 
-#[test]
-fn the_azure_keyvault_sdk_uses_sovra_as_its_vault() {
-    use crate::release::{ISSUER, issuer, tee_key, token};
-    use serde_json::json;
-    let dir = tempfile::tempdir().unwrap();
-    // A second vault: requests to https://localhost:PORT address the key ring vault-b.
-    let config = dir.path().join("sovra.toml");
+/// A server with a second vault: requests to `https://localhost:PORT` address the key ring
+/// `vault-b`, those to `https://127.0.0.1:PORT` the default one.
+fn two_vaults(dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
+    let config = dir.join("sovra.toml");
     std::fs::write(
         &config,
         "[keyvault]\nvaults = { \"localhost\" = \"vault-b\" }\n",
     )
     .unwrap();
+    let mut all = vec![("SOVRA_CONFIG", config.to_str().unwrap())];
+    all.extend_from_slice(env);
+    Server::start_with(&all)
+}
+
+#[test]
+fn the_azure_keyvault_sdk_uses_sovra_as_its_vault() {
+    use crate::release::{ISSUER, issuer, tee_key, token};
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
     // The scheduler runs at start and then hourly, so the purge below is the request's, not
     // the scheduler's (a deleted key without retention is due at once).
-    let s = Server::start_with(&[
-        ("SOVRA_CONFIG", config.to_str().unwrap()),
-        ("SOVRA_SCHEDULER_INTERVAL_SECS", "3600"),
-    ]);
+    let s = two_vaults(dir.path(), &[("SOVRA_SCHEDULER_INTERVAL_SECS", "3600")]);
     // A token issuer the vault trusts for release, and a TEE key the token carries.
     let iss = issuer("kv-issuer");
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -415,13 +419,7 @@ fn azure_sdk_js() -> PathBuf {
 fn the_azure_keyvault_javascript_sdk_uses_sovra_as_its_vault() {
     use serde_json::json;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("sovra.toml");
-    std::fs::write(
-        &config,
-        "[keyvault]\nvaults = { \"localhost\" = \"vault-b\" }\n",
-    )
-    .unwrap();
-    let s = Server::start_with(&[("SOVRA_CONFIG", config.to_str().unwrap())]);
+    let s = two_vaults(dir.path(), &[]);
     let input = dir.path().join("input.json");
     let v = json!({"url": s.url, "second_url": s.url.replace("127.0.0.1", "localhost"), "admin": s.token});
     std::fs::write(&input, v.to_string()).unwrap();

@@ -157,9 +157,7 @@ pub async fn import(
             existing,
         )
         .await?;
-    let v = key
-        .primary
-        .ok_or_else(|| KvError(Error::internal("imported key has no version")))?;
+    let v = super::keys::primary(&key)?;
     let v = super::keys::apply_attributes(state, p, &name, v, attributes).await?;
     bundle(state, p, vault, &key.key, &v).await
 }

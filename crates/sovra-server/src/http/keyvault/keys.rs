@@ -119,6 +119,16 @@ pub async fn current(
     Ok((key, v))
 }
 
+/// The primary version of a key a service call just made or changed (it always has one).
+pub fn primary(key: &Key) -> KvResult<VersionRec> {
+    key.primary.clone().ok_or_else(|| {
+        KvError(Error::internal(format!(
+            "{} has no primary version",
+            key.key.name
+        )))
+    })
+}
+
 /// The key and the version a path names (empty: the current one).
 pub async fn key_and_version(
     state: &AppState,
@@ -238,9 +248,7 @@ pub async fn create(
         }
         Err(e) => return Err(e.into()),
     };
-    let v = key
-        .primary
-        .ok_or_else(|| KvError(Error::internal("created key has no version")))?;
+    let v = primary(&key)?;
     let v = apply_attributes(&state, &p, &name, v, &req.attributes).await?;
     Ok(Json(bundle(&state, &p, &vault, &key.key, &v).await?))
 }
@@ -304,9 +312,7 @@ pub async fn rotate(
 ) -> KvResult<Json<Value>> {
     let name = vault.key(&path.name)?;
     let key = state.sovra.keys().rotate(&p, &name).await?;
-    let v = key
-        .primary
-        .ok_or_else(|| KvError(Error::internal("rotated key has no version")))?;
+    let v = primary(&key)?;
     Ok(Json(bundle(&state, &p, &vault, &key.key, &v).await?))
 }
 
@@ -544,9 +550,7 @@ pub async fn import(
         }
         r => r?,
     };
-    let v = key
-        .primary
-        .ok_or_else(|| KvError(Error::internal("imported key has no version")))?;
+    let v = primary(&key)?;
     let v = apply_attributes(&state, &p, &name, v, &req.attributes).await?;
     Ok(Json(bundle(&state, &p, &vault, &key.key, &v).await?))
 }

@@ -127,9 +127,7 @@ pub async fn recover(
 ) -> KvResult<Json<Value>> {
     let name = vault.key(&path.name)?;
     let key = state.sovra.keys().recover_deleted_key(&p, &name).await?;
-    let v = key
-        .primary
-        .ok_or_else(|| KvError(Error::internal("recovered key has no version")))?;
+    let v = super::keys::primary(&key)?;
     Ok(Json(bundle(&state, &p, &vault, &key.key, &v).await?))
 }
 
