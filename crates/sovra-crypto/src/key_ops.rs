@@ -42,6 +42,9 @@ pub trait KeyOps: Send + Sync + std::fmt::Debug {
     /// Decrypts RSA-OAEP-SHA256 ciphertext.
     fn oaep_decrypt(&self, ciphertext: &[u8]) -> Result<SecretBytes, CryptoError>;
 
+    /// Decrypts RSA-OAEP ciphertext made with SHA-1 and MGF1-SHA-1 (Key Vault's `RSA-OAEP`).
+    fn oaep_sha1_decrypt(&self, ciphertext: &[u8]) -> Result<SecretBytes, CryptoError>;
+
     /// HMAC of `data`.
     fn mac(&self, data: &[u8]) -> Result<Vec<u8>, CryptoError>;
 
@@ -172,6 +175,10 @@ impl KeyOps for LoadedKey {
 
     fn oaep_decrypt(&self, ciphertext: &[u8]) -> Result<SecretBytes, CryptoError> {
         LoadedKey::oaep_decrypt(self, ciphertext)
+    }
+
+    fn oaep_sha1_decrypt(&self, ciphertext: &[u8]) -> Result<SecretBytes, CryptoError> {
+        LoadedKey::oaep_sha1_decrypt(self, ciphertext)
     }
 
     fn mac(&self, data: &[u8]) -> Result<Vec<u8>, CryptoError> {

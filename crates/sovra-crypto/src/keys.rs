@@ -8,7 +8,8 @@ use crate::error::CryptoError;
 use crate::secret::SecretBytes;
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
 use aws_lc_rs::rsa::{
-    KeySize, OAEP_SHA256_MGF1SHA256, OaepPrivateDecryptingKey, PrivateDecryptingKey,
+    KeySize, OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OaepAlgorithm, OaepPrivateDecryptingKey,
+    PrivateDecryptingKey,
 };
 use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 use aws_lc_rs::{aead, digest, hmac};
@@ -273,6 +274,20 @@ impl LoadedKey {
 
     /// Decrypts RSA-OAEP-SHA256 ciphertext.
     pub fn oaep_decrypt(&self, ciphertext: &[u8]) -> Result<SecretBytes, CryptoError> {
+        self.oaep_decrypt_with(&OAEP_SHA256_MGF1SHA256, ciphertext)
+    }
+
+    /// Decrypts RSA-OAEP with SHA-1 and MGF1-SHA-1 (Key Vault's `RSA-OAEP`, which its SDKs
+    /// use by default): offered by the Key Vault API on the same keys.
+    pub fn oaep_sha1_decrypt(&self, ciphertext: &[u8]) -> Result<SecretBytes, CryptoError> {
+        self.oaep_decrypt_with(&OAEP_SHA1_MGF1SHA1, ciphertext)
+    }
+
+    fn oaep_decrypt_with(
+        &self,
+        alg: &'static OaepAlgorithm,
+        ciphertext: &[u8],
+    ) -> Result<SecretBytes, CryptoError> {
         let Self::RsaOaep(k, _, _) = self else {
             return Err(CryptoError::Unsupported(
                 "this key cannot decrypt asymmetrically",
@@ -280,7 +295,7 @@ impl LoadedKey {
         };
         let mut out = vec![0u8; k.min_output_size()];
         let n = k
-            .decrypt(&OAEP_SHA256_MGF1SHA256, ciphertext, &mut out, None)
+            .decrypt(alg, ciphertext, &mut out, None)
             .map_err(|_| CryptoError::CiphertextInvalid)?
             .len();
         out.truncate(n);
@@ -392,17 +407,30 @@ pub fn to_pkcs8(alg: Algorithm, der: &[u8]) -> Result<Vec<u8>, CryptoError> {
 
 /// RSA-OAEP (SHA-256, MGF1-SHA-256) encryption of `data` to the RSA key `spki`.
 pub fn oaep_sha256_encrypt(spki: &[u8], data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    oaep_encrypt(&OAEP_SHA256_MGF1SHA256, spki, data)
+}
+
+/// RSA-OAEP with SHA-1 and MGF1-SHA-1 to the public key `spki` (Key Vault's `RSA-OAEP`).
+pub fn oaep_sha1_encrypt(spki: &[u8], data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    oaep_encrypt(&OAEP_SHA1_MGF1SHA1, spki, data)
+}
+
+fn oaep_encrypt(
+    alg: &'static OaepAlgorithm,
+    spki: &[u8],
+    data: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
     let pk = aws_lc_rs::rsa::PublicEncryptingKey::from_der(spki)
         .map_err(|_| CryptoError::Invalid("not an RSA public key"))?;
     let enc = aws_lc_rs::rsa::OaepPublicEncryptingKey::new(pk)
         .map_err(|_| CryptoError::Invalid("not an RSA public key"))?;
-    let max = enc.max_plaintext_size(&OAEP_SHA256_MGF1SHA256);
+    let max = enc.max_plaintext_size(alg);
     if data.len() > max {
         return Err(CryptoError::TooLong { max });
     }
     let mut out = vec![0u8; enc.ciphertext_size()];
     let n = enc
-        .encrypt(&OAEP_SHA256_MGF1SHA256, data, &mut out, None)
+        .encrypt(alg, data, &mut out, None)
         .map_err(|_| CryptoError::Library("RSA-OAEP encryption failed"))?
         .len();
     out.truncate(n);

@@ -165,6 +165,16 @@ fn exercise(hsm: &dyn Hsm, expect_local: bool) {
                         k.oaep_decrypt(&bad).unwrap_err(),
                         sovra_crypto::CryptoError::CiphertextInvalid
                     );
+                    // Key Vault's RSA-OAEP (SHA-1): the same key, the other hash; neither
+                    // hash opens the other's ciphertext.
+                    let ct1 = sovra_crypto::keys::oaep_sha1_encrypt(
+                        g.public_key.as_deref().unwrap(),
+                        b"sha-1",
+                    )
+                    .unwrap();
+                    assert_eq!(k.oaep_sha1_decrypt(&ct1).unwrap().expose(), b"sha-1");
+                    assert!(k.oaep_decrypt(&ct1).is_err());
+                    assert!(k.oaep_sha1_decrypt(&ct).is_err());
                 }
             }
         }

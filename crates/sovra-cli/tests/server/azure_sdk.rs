@@ -219,6 +219,7 @@ fn the_azure_keyvault_sdk_uses_sovra_as_its_vault() {
     let out = run_keyvault("main", &input);
     for line in [
         "ok RSA encryption key",
+        "ok RSA-OAEP (SHA-1, the SDKs' default) round trip",
         "ok ES256 is raw r||s and verifies with the JWK",
         "ok A256GCM round trip",
         "ok an expired key no longer encrypts",

@@ -309,6 +309,25 @@ impl Pkcs11Key {
         })?;
         conn.with_session(f).map_err(op_error(decrypting))
     }
+
+    /// RSA-OAEP decryption inside the HSM with `hash` and `mgf` (no label).
+    fn oaep(
+        &self,
+        hash: MechanismType,
+        mgf: PkcsMgfType,
+        ciphertext: &[u8],
+    ) -> Result<SecretBytes, CryptoError> {
+        if !matches!(self.alg.spec(), AlgSpec::RsaOaep { .. }) {
+            return Err(CryptoError::Unsupported(
+                "this key cannot decrypt asymmetrically",
+            ));
+        }
+        let p = PkcsOaepParams::new(hash, mgf, PkcsOaepSource::empty());
+        self.run(true, |s| {
+            s.decrypt(&Mechanism::RsaPkcsOaep(p), self.handle, ciphertext)
+        })
+        .map(SecretBytes::new)
+    }
 }
 
 impl KeyOps for Pkcs11Key {
@@ -405,20 +424,11 @@ impl KeyOps for Pkcs11Key {
     }
 
     fn oaep_decrypt(&self, ciphertext: &[u8]) -> Result<SecretBytes, CryptoError> {
-        if !matches!(self.alg.spec(), AlgSpec::RsaOaep { .. }) {
-            return Err(CryptoError::Unsupported(
-                "this key cannot decrypt asymmetrically",
-            ));
-        }
-        let p = PkcsOaepParams::new(
-            MechanismType::SHA256,
-            PkcsMgfType::MGF1_SHA256,
-            PkcsOaepSource::empty(),
-        );
-        self.run(true, |s| {
-            s.decrypt(&Mechanism::RsaPkcsOaep(p), self.handle, ciphertext)
-        })
-        .map(SecretBytes::new)
+        self.oaep(MechanismType::SHA256, PkcsMgfType::MGF1_SHA256, ciphertext)
+    }
+
+    fn oaep_sha1_decrypt(&self, ciphertext: &[u8]) -> Result<SecretBytes, CryptoError> {
+        self.oaep(MechanismType::SHA1, PkcsMgfType::MGF1_SHA1, ciphertext)
     }
 
     fn mac(&self, data: &[u8]) -> Result<Vec<u8>, CryptoError> {

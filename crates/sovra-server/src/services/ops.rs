@@ -75,6 +75,24 @@ pub struct Sealed {
     pub ciphertext: Vec<u8>,
 }
 
+/// The hash (and MGF1 hash) of RSA-OAEP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OaepHash {
+    /// SHA-256: Sovra's RSA decryption algorithms.
+    Sha256,
+    /// SHA-1: Key Vault's `RSA-OAEP`.
+    Sha1,
+}
+
+impl OaepHash {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Sha256 => "SHA-256",
+            Self::Sha1 => "SHA-1",
+        }
+    }
+}
+
 /// What [`Crypto::gcm_encrypt`] produced.
 #[derive(Debug, Clone)]
 pub struct GcmSealed {
@@ -450,6 +468,19 @@ impl Crypto {
         target: &Target,
         ciphertext: &[u8],
     ) -> Result<Decrypted> {
+        self.decrypt_oaep(p, target, ciphertext, OaepHash::Sha256)
+            .await
+    }
+
+    /// Decrypts RSA-OAEP ciphertext made with `hash` (SHA-1 only through the Key Vault API,
+    /// whose SDKs default to it).
+    pub async fn decrypt_oaep(
+        &self,
+        p: &Principal,
+        target: &Target,
+        ciphertext: &[u8],
+        hash: OaepHash,
+    ) -> Result<Decrypted> {
         let ct = ciphertext.to_vec();
         let r = self
             .resolve(
@@ -463,11 +494,14 @@ impl Crypto {
             .await?;
         let pt = self
             .material
-            .call(&r.key, true, move |k| k.oaep_decrypt(&ct))
+            .call(&r.key, true, move |k| match hash {
+                OaepHash::Sha256 => k.oaep_decrypt(&ct),
+                OaepHash::Sha1 => k.oaep_sha1_decrypt(&ct),
+            })
             .await
             .map_err(|e| {
                 if e.code == ErrorCode::CiphertextInvalid {
-                    Error::new(ErrorCode::CiphertextInvalid, "RSA-OAEP decryption failed: the ciphertext was not made with this version's public key (OAEP, SHA-256, MGF1-SHA-256) or was altered")
+                    Error::new(ErrorCode::CiphertextInvalid, format!("RSA-OAEP decryption failed: the ciphertext was not made with this version's public key (OAEP, {0}, MGF1-{0}) or was altered", hash.name()))
                 } else {
                     e
                 }
@@ -609,6 +643,7 @@ impl Crypto {
         p: &Principal,
         target: &Target,
         plaintext: &[u8],
+        hash: OaepHash,
     ) -> Result<Tagged> {
         check_len("value", plaintext)?;
         let r = self
@@ -622,8 +657,15 @@ impl Crypto {
             )
             .await?;
         let spki = r.key.ops().public_key_der().map_err(crypto_err)?;
-        let ct = sovra_crypto::keys::oaep_sha256_encrypt(&spki, plaintext).map_err(|_| {
-            Error::invalid("the plaintext is too long for RSA-OAEP-SHA256 with this key")
+        let ct = match hash {
+            OaepHash::Sha256 => sovra_crypto::keys::oaep_sha256_encrypt(&spki, plaintext),
+            OaepHash::Sha1 => sovra_crypto::keys::oaep_sha1_encrypt(&spki, plaintext),
+        }
+        .map_err(|_| {
+            Error::invalid(format!(
+                "the plaintext is too long for RSA-OAEP with {} and this key",
+                hash.name()
+            ))
         })?;
         self.data_access(p, &r, Action::Encrypt).await?;
         Ok(Tagged {

@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::http::AppState;
 use crate::http::response::Json;
 use crate::services::auth::Principal;
-use crate::services::ops::{GcmSealed, Message, Target};
+use crate::services::ops::{GcmSealed, Message, OaepHash, Target};
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -115,12 +115,16 @@ pub async fn operate(
                 .await?;
             json!({"kid": kid_of(&vault, &path.name, &d.version), "value": b64url(d.plaintext.expose())})
         }
-        (Op::Encrypt | Op::WrapKey, "RSA-OAEP-256") => {
-            let t = crypto.encrypt_asymmetric(&p, &target, &value).await?;
+        (Op::Encrypt | Op::WrapKey, "RSA-OAEP-256" | "RSA-OAEP") => {
+            let t = crypto
+                .encrypt_asymmetric(&p, &target, &value, oaep_hash(alg))
+                .await?;
             json!({"kid": kid_of(&vault, &path.name, &t.version), "value": b64url(&t.tag)})
         }
-        (Op::Decrypt | Op::UnwrapKey, "RSA-OAEP-256") => {
-            let d = crypto.decrypt_asymmetric(&p, &target, &value).await?;
+        (Op::Decrypt | Op::UnwrapKey, "RSA-OAEP-256" | "RSA-OAEP") => {
+            let d = crypto
+                .decrypt_oaep(&p, &target, &value, oaep_hash(alg))
+                .await?;
             json!({"kid": kid_of(&vault, &path.name, &d.version), "value": b64url(d.plaintext.expose())})
         }
         (Op::Sign, _) => {
@@ -156,19 +160,28 @@ pub async fn operate(
             };
             json!({"value": valid})
         }
-        (_, "RSA-OAEP" | "RSA1_5") => {
-            return Err(KvError::unsupported(format!(
-                "{alg} is not offered: Sovra's RSA encryption keys use RSA-OAEP-256 (SHA-256, MGF1-SHA-256)"
-            )));
+        (_, "RSA1_5") => {
+            return Err(KvError::unsupported(
+                "RSA1_5 is not offered: PKCS#1 v1.5 decryption is a padding oracle; use RSA-OAEP-256 (or RSA-OAEP)",
+            ));
         }
         (_, a) => {
             return Err(KvError::unsupported(format!(
-                "alg {a:?} is not offered for {}; Sovra offers A256GCM (oct keys), RSA-OAEP-256 (RSA encryption keys) and, for signing, the key's own algorithm",
+                "alg {a:?} is not offered for {}; Sovra offers A256GCM (oct keys), RSA-OAEP-256 and RSA-OAEP (RSA encryption keys) and, for signing, the key's own algorithm",
                 name_of(op)
             )));
         }
     };
     Ok(Json(out))
+}
+
+/// The OAEP hash of Key Vault's `RSA-OAEP-256` and `RSA-OAEP`.
+fn oaep_hash(alg: &str) -> OaepHash {
+    if alg == "RSA-OAEP" {
+        OaepHash::Sha1
+    } else {
+        OaepHash::Sha256
+    }
 }
 
 fn name_of(op: Op) -> &'static str {
