@@ -310,6 +310,17 @@ fn the_azure_keyvault_sdk_uses_sovra_as_its_vault() {
         json!({"alg": "RSA-OAEP-256", "value": v["value"]}),
     );
     assert_eq!((st, v["value"].as_str()), (200, Some(key.as_str())), "{v}");
+    // Signing with an encryption key says how to make a signing key.
+    let (st, v) = raw(
+        hyper::Method::POST,
+        "/keys/rsa-enc/1/sign".into(),
+        json!({"alg": "RS256", "value": digest}),
+    );
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("key_ops"),
+        "{v}"
+    );
     // ... and held to the version's state like every other use.
     let (st, _) = raw(
         hyper::Method::PATCH,

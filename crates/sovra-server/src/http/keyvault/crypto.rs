@@ -192,9 +192,19 @@ fn name_of(op: Op) -> &'static str {
 }
 
 fn wrong_alg(alg: sovra_proto::kms::Algorithm, op: Op) -> KvError {
+    let hint = match (alg.spec(), op) {
+        (AlgSpec::RsaOaep { .. }, Op::Sign | Op::Verify) => {
+            "; a Sovra key has one purpose, and an RSA key created without key_ops is for encryption: create a signing key with key_ops [\"sign\", \"verify\"] (docs/azure.md)"
+        }
+        _ => "; a Sovra key has one purpose (docs/azure.md)",
+    };
     KvError(Error::new(
         ErrorCode::WrongPurpose,
-        format!("the key is {}: it does not {}", alg.as_str(), name_of(op)),
+        format!(
+            "the key is {}: it does not {}{hint}",
+            alg.as_str(),
+            name_of(op)
+        ),
     ))
 }
 
