@@ -39,6 +39,15 @@ pub trait KeyOps: Send + Sync + std::fmt::Debug {
         verify_spki(self.algorithm(), &self.public_key_der()?, input, sig)
     }
 
+    /// An RSA signing key's signature of `digest` with `padding` and `hash` (any of the six,
+    /// not only the key's own).
+    fn sign_rsa(
+        &self,
+        padding: RsaPadding,
+        hash: AlgHash,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, CryptoError>;
+
     /// Decrypts RSA-OAEP-SHA256 ciphertext.
     fn oaep_decrypt(&self, ciphertext: &[u8]) -> Result<SecretBytes, CryptoError>;
 
@@ -171,6 +180,15 @@ impl KeyOps for LoadedKey {
 
     fn verify(&self, input: SignInput<'_>, sig: &[u8]) -> Result<bool, CryptoError> {
         LoadedKey::verify(self, input, sig)
+    }
+
+    fn sign_rsa(
+        &self,
+        padding: RsaPadding,
+        hash: AlgHash,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        LoadedKey::sign_rsa(self, padding, hash, digest)
     }
 
     fn oaep_decrypt(&self, ciphertext: &[u8]) -> Result<SecretBytes, CryptoError> {

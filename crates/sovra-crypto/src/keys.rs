@@ -232,6 +232,24 @@ impl LoadedKey {
         }
     }
 
+    /// Signs `digest` (of `hash`) with an RSA signing key using `padding` and `hash` rather
+    /// than the key's own (Key Vault lets one RSA key sign RS256…PS512).
+    pub fn sign_rsa(
+        &self,
+        padding: RsaPadding,
+        hash: HashAlg,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let Self::RsaSign(kp, _) = self else {
+            return Err(CryptoError::Unsupported("not an RSA signing key"));
+        };
+        let d = rsa_digest(hash, digest)?;
+        let mut sig = vec![0u8; kp.public_modulus_len()];
+        kp.sign_digest(rsa_padding(padding, hash)?, &d, &mut sig)
+            .map_err(|_| CryptoError::Library("signing failed"))?;
+        Ok(sig)
+    }
+
     /// Verifies a signature made by [`LoadedKey::sign`].
     pub fn verify(&self, input: SignInput<'_>, sig: &[u8]) -> Result<bool, CryptoError> {
         let (alg, raw_pub): (&'static dyn signature::VerificationAlgorithm, Vec<u8>) = match self {
@@ -359,6 +377,32 @@ pub(crate) fn import_digest(
     }
     digest::Digest::import_less_safe(d, digest_alg(want))
         .map_err(|_| CryptoError::BadDigest { expected })
+}
+
+/// A caller's digest of `hash`, checked for its length.
+pub fn rsa_digest(hash: HashAlg, d: &[u8]) -> Result<digest::Digest, CryptoError> {
+    let expected = match hash {
+        HashAlg::Sha256 => "a 32-byte SHA-256 digest",
+        HashAlg::Sha384 => "a 48-byte SHA-384 digest",
+        HashAlg::Sha512 => "a 64-byte SHA-512 digest",
+    };
+    digest::Digest::import_less_safe(d, digest_alg(hash))
+        .map_err(|_| CryptoError::BadDigest { expected })
+}
+
+/// Verifies an RSA signature with `padding` and `hash` over `digest` with the public key `spki`.
+pub fn verify_rsa_spki(
+    padding: RsaPadding,
+    hash: HashAlg,
+    spki: &[u8],
+    digest: &[u8],
+    sig: &[u8],
+) -> Result<bool, CryptoError> {
+    let key = signature::ParsedPublicKey::new(rsa_verify_alg(padding, hash), spki)
+        .map_err(|_| CryptoError::InvalidKeyMaterial)?;
+    Ok(key
+        .verify_digest_sig(&rsa_digest(hash, digest)?, sig)
+        .is_ok())
 }
 
 /// What an asymmetric-sign algorithm signs: the hash of the message, or the caller's digest once

@@ -179,6 +179,14 @@ impl KeyOps for SoftKey {
     fn verify(&self, input: SignInput<'_>, sig: &[u8]) -> Result<bool, CryptoError> {
         self.loaded.verify(input, sig)
     }
+    fn sign_rsa(
+        &self,
+        padding: sovra_proto::kms::RsaPadding,
+        hash: sovra_proto::kms::AlgHash,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.loaded.sign_rsa(padding, hash, digest)
+    }
     fn oaep_decrypt(&self, ciphertext: &[u8]) -> Result<SecretBytes, CryptoError> {
         self.loaded.oaep_decrypt(ciphertext)
     }

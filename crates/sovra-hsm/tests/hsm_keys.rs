@@ -141,6 +141,29 @@ fn exercise(hsm: &dyn Hsm, expect_local: bool) {
                         );
                         assert!(k.sign(SignInput::Digest(h, &d[1..])).is_err());
                     }
+                    // Key Vault's RS*/PS*: an RSA key signs with any padding and hash.
+                    if let sovra_proto::kms::AlgSpec::RsaSign { .. } = alg.spec() {
+                        use sovra_proto::kms::{AlgHash, RsaPadding};
+                        for (pad, h) in [
+                            (RsaPadding::Pss, AlgHash::Sha384),
+                            (RsaPadding::Pkcs1, AlgHash::Sha512),
+                        ] {
+                            let d = aws_lc_rs::digest::digest(
+                                match h {
+                                    AlgHash::Sha384 => &aws_lc_rs::digest::SHA384,
+                                    _ => &aws_lc_rs::digest::SHA512,
+                                },
+                                b"msg",
+                            );
+                            let sig = k.sign_rsa(pad, h, d.as_ref()).unwrap();
+                            assert!(
+                                sovra_crypto::keys::verify_rsa_spki(pad, h, spki, d.as_ref(), &sig)
+                                    .unwrap(),
+                                "{alg:?} {pad:?} {h:?}"
+                            );
+                            assert!(k.sign_rsa(pad, h, &d.as_ref()[1..]).is_err());
+                        }
+                    }
                 }
                 Purpose::AsymmetricDecrypt => {
                     let pk = aws_lc_rs::rsa::PublicEncryptingKey::from_der(

@@ -221,6 +221,7 @@ fn the_azure_keyvault_sdk_uses_sovra_as_its_vault() {
         "ok RSA encryption key",
         "ok RSA-OAEP (SHA-1, the SDKs' default) round trip",
         "ok ES256 is raw r||s and verifies with the JWK",
+        "ok one RSA key signs RS256 to PS512, each verifiable with its JWK",
         "ok A256GCM round trip",
         "ok an expired key no longer encrypts",
         "ok an expired key still decrypts",
@@ -310,6 +311,19 @@ fn the_azure_keyvault_sdk_uses_sovra_as_its_vault() {
         json!({"alg": "RSA-OAEP-256", "value": v["value"]}),
     );
     assert_eq!((st, v["value"].as_str()), (200, Some(key.as_str())), "{v}");
+    // The server verifies RSA signatures of any padding and hash too.
+    let (st, v) = raw(
+        hyper::Method::POST,
+        "/keys/rsa-sign//sign".into(),
+        json!({"alg": "PS256", "value": digest}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = raw(
+        hyper::Method::POST,
+        "/keys/rsa-sign//verify".into(),
+        json!({"alg": "PS256", "digest": digest, "value": v["value"]}),
+    );
+    assert_eq!((st, &v["value"]), (200, &json!(true)), "{v}");
     // Signing with an encryption key says how to make a signing key.
     let (st, v) = raw(
         hyper::Method::POST,

@@ -310,6 +310,34 @@ impl Pkcs11Key {
         conn.with_session(f).map_err(op_error(decrypting))
     }
 
+    /// An RSA signature of `digest` inside the HSM: PSS (salt as long as the hash) or PKCS#1
+    /// v1.5 (with the DigestInfo of `hash`).
+    fn rsa_sign_digest(
+        &self,
+        padding: RsaPadding,
+        hash: sovra_proto::kms::AlgHash,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        match padding {
+            RsaPadding::Pss => {
+                let (hash_alg, mgf, s_len) = hash_mech(hash);
+                let p = PkcsPssParams {
+                    hash_alg,
+                    mgf,
+                    s_len: s_len.into(),
+                };
+                self.run(false, |s| {
+                    s.sign(&Mechanism::RsaPkcsPss(p), self.handle, digest)
+                })
+            }
+            RsaPadding::Pkcs1 => {
+                let mut info = digest_info_prefix(hash).to_vec();
+                info.extend_from_slice(digest);
+                self.run(false, |s| s.sign(&Mechanism::RsaPkcs, self.handle, &info))
+            }
+        }
+    }
+
     /// RSA-OAEP decryption inside the HSM with `hash` and `mgf` (no label).
     fn oaep(
         &self,
@@ -398,29 +426,25 @@ impl KeyOps for Pkcs11Key {
             },
             AlgSpec::RsaSign { padding, hash, .. } => {
                 let digest = sovra_crypto::keys::message_digest(self.alg, input)?;
-                match padding {
-                    RsaPadding::Pss => {
-                        let (hash_alg, mgf, s_len) = hash_mech(hash);
-                        let p = PkcsPssParams {
-                            hash_alg,
-                            mgf,
-                            s_len: s_len.into(),
-                        };
-                        self.run(false, |s| {
-                            s.sign(&Mechanism::RsaPkcsPss(p), self.handle, &digest)
-                        })
-                    }
-                    RsaPadding::Pkcs1 => {
-                        let mut info = digest_info_prefix(hash).to_vec();
-                        info.extend_from_slice(&digest);
-                        self.run(false, |s| s.sign(&Mechanism::RsaPkcs, self.handle, &info))
-                    }
-                }
+                self.rsa_sign_digest(padding, hash, &digest)
             }
             AlgSpec::Aes256Gcm | AlgSpec::Hmac { .. } | AlgSpec::RsaOaep { .. } => {
                 Err(CryptoError::Unsupported("this key cannot sign"))
             }
         }
+    }
+
+    fn sign_rsa(
+        &self,
+        padding: RsaPadding,
+        hash: sovra_proto::kms::AlgHash,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        if !matches!(self.alg.spec(), AlgSpec::RsaSign { .. }) {
+            return Err(CryptoError::Unsupported("not an RSA signing key"));
+        }
+        let d = sovra_crypto::keys::rsa_digest(hash, digest)?;
+        self.rsa_sign_digest(padding, hash, d.as_ref())
     }
 
     fn oaep_decrypt(&self, ciphertext: &[u8]) -> Result<SecretBytes, CryptoError> {

@@ -11,7 +11,7 @@ use super::quota::OpClass;
 use crate::error::{Error, Result};
 use crate::services::actions::Action;
 use sovra_crypto::{HashAlg, SignInput, keys::sign_hash, symmetric};
-use sovra_proto::kms::{Purpose, VersionState};
+use sovra_proto::kms::{Purpose, RsaPadding, VersionState};
 use sovra_proto::names::{CryptoKeyName, LocationName, VersionName};
 use sovra_proto::ops::*;
 use sovra_proto::{ErrorCode, b64};
@@ -168,6 +168,18 @@ impl Message {
             Self::Data(d) => SignInput::Data(d),
             Self::Digest(h, d) => SignInput::Digest(*h, d),
         }
+    }
+}
+
+/// Refuses a key that is not an RSA signing key.
+fn rsa_signing(r: &Resolved) -> Result<()> {
+    let alg = r.key.ops().algorithm();
+    match alg.spec() {
+        sovra_proto::kms::AlgSpec::RsaSign { .. } => Ok(()),
+        _ => Err(Error::new(
+            ErrorCode::UnsupportedAlgorithm,
+            format!("{} is {}, not an RSA signing key", r.name, alg.as_str()),
+        )),
     }
 }
 
@@ -671,6 +683,69 @@ impl Crypto {
         Ok(Tagged {
             version: r.name.clone(),
             tag: ct,
+        })
+    }
+
+    /// An RSA signature of a `hash` digest with `padding`, by any RSA signing key whatever its
+    /// own padding and hash (Key Vault lets one RSA key sign RS256 to PS512).
+    pub async fn sign_rsa_as(
+        &self,
+        p: &Principal,
+        target: &Target,
+        padding: RsaPadding,
+        hash: HashAlg,
+        digest: &[u8],
+    ) -> Result<Tagged> {
+        let r = self
+            .resolve(
+                p,
+                target,
+                Permission::Sign,
+                Purpose::AsymmetricSign,
+                OpClass::Asymmetric,
+                None,
+            )
+            .await?;
+        rsa_signing(&r)?;
+        let d = digest.to_vec();
+        let sig = self
+            .material
+            .call(&r.key, true, move |k| k.sign_rsa(padding, hash, &d))
+            .await?;
+        self.data_access(p, &r, Action::AsymmetricSign).await?;
+        Ok(Tagged {
+            version: r.name.clone(),
+            tag: sig,
+        })
+    }
+
+    /// Verifies what [`Crypto::sign_rsa_as`] made.
+    pub async fn verify_rsa_as(
+        &self,
+        p: &Principal,
+        target: &Target,
+        padding: RsaPadding,
+        hash: HashAlg,
+        digest: &[u8],
+        sig: &[u8],
+    ) -> Result<Checked> {
+        let r = self
+            .resolve(
+                p,
+                target,
+                Permission::Verify,
+                Purpose::AsymmetricSign,
+                OpClass::Asymmetric,
+                None,
+            )
+            .await?;
+        rsa_signing(&r)?;
+        let spki = r.key.ops().public_key_der().map_err(crypto_err)?;
+        let valid = sovra_crypto::keys::verify_rsa_spki(padding, hash, &spki, digest, sig)
+            .map_err(crypto_err)?;
+        Ok(Checked {
+            version: r.name.clone(),
+            valid,
         })
     }
 

@@ -151,7 +151,21 @@ rs = cs.sign(SignatureAlgorithm.rs256, digest)
 rpub = rsa.RSAPublicNumbers(int.from_bytes(sig.key.e, "big"), int.from_bytes(sig.key.n, "big")).public_key()
 rpub.verify(rs.signature, b"message", padding.PKCS1v15(), hashes.SHA256())
 check("RS256 verifies with the JWK", True)
-raises("PS256 on an RS256 key is refused", HttpResponseError, lambda: cs.sign(SignatureAlgorithm.ps256, digest), 400)
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+every_rsa = True
+for sa, h in ((SignatureAlgorithm.ps256, hashes.SHA256()), (SignatureAlgorithm.ps384, hashes.SHA384()), (SignatureAlgorithm.ps512, hashes.SHA512()),
+              (SignatureAlgorithm.rs384, hashes.SHA384()), (SignatureAlgorithm.rs512, hashes.SHA512())):
+    hd = hashlib.new(h.name, b"message").digest()
+    sg = cs.sign(sa, hd).signature
+    pad = padding.PKCS1v15() if sa.value.startswith("RS") else padding.PSS(mgf=padding.MGF1(h), salt_length=padding.PSS.DIGEST_LENGTH)
+    try:
+        rpub.verify(sg, hd, pad, Prehashed(h))
+    except Exception as e:  # noqa: BLE001
+        every_rsa = False
+        print("  ", sa, e)
+    every_rsa = every_rsa and cs.verify(sa, hd, sg).is_valid
+check("one RSA key signs RS256 to PS512, each verifiable with its JWK", every_rsa)
+raises("ES256 on an RSA key is refused", HttpResponseError, lambda: cs.sign(SignatureAlgorithm.es256, digest), 400)
 
 ca = crypto(aes, admin)
 g = ca.encrypt(EncryptionAlgorithm.a256_gcm, b"plain", additional_authenticated_data=b"context")

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sovra_crypto::jws::b64url;
 use sovra_proto::ErrorCode;
-use sovra_proto::kms::{AlgSpec, ReleaseRequest};
+use sovra_proto::kms::{AlgHash, AlgSpec, ReleaseRequest, RsaPadding};
 
 /// A key operation of `/keys/{name}/{version}/{op}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,10 +128,20 @@ pub async fn operate(
             json!({"kid": kid_of(&vault, &path.name, &d.version), "value": b64url(d.plaintext.expose())})
         }
         (Op::Sign, _) => {
-            let (hash, width) = sign_params(&state, &p, &target, alg, op).await?;
-            let t = crypto
-                .sign(&p, &target, Message::Digest(hash, value))
-                .await?;
+            let (t, width) = match sign_params(&state, &p, &target, alg, op).await? {
+                SignWith::Rsa(padding, hash) => (
+                    crypto
+                        .sign_rsa_as(&p, &target, padding, hash, &value)
+                        .await?,
+                    None,
+                ),
+                SignWith::KeyOwn(hash, width) => (
+                    crypto
+                        .sign(&p, &target, Message::Digest(hash, value))
+                        .await?,
+                    width,
+                ),
+            };
             let sig = match width {
                 Some(w) => sovra_crypto::der::ecdsa_sig_raw(&t.tag, w)
                     .ok_or_else(|| KvError(Error::internal("ECDSA signature is not DER")))?,
@@ -142,21 +152,25 @@ pub async fn operate(
         (Op::Verify, _) => {
             let digest = opt("digest", &req.digest)?
                 .ok_or_else(|| KvError::bad("verify needs digest (and the signature as value)"))?;
-            let (hash, width) = sign_params(&state, &p, &target, alg, op).await?;
-            let sig = match width {
-                // A raw signature of the wrong length cannot be valid.
-                Some(w) if value.len() != 2 * w => None,
-                Some(_) => sovra_crypto::der::ecdsa_sig_der(&value),
-                None => Some(value),
-            };
-            let valid = match sig {
-                Some(sig) => {
+            let valid = match sign_params(&state, &p, &target, alg, op).await? {
+                SignWith::Rsa(padding, hash) => {
+                    crypto
+                        .verify_rsa_as(&p, &target, padding, hash, &digest, &value)
+                        .await?
+                        .valid
+                }
+                // A raw ECDSA signature of the wrong length cannot be valid.
+                SignWith::KeyOwn(_, Some(w)) if value.len() != 2 * w => false,
+                SignWith::KeyOwn(hash, width) => {
+                    let sig = match width {
+                        Some(_) => sovra_crypto::der::ecdsa_sig_der(&value).unwrap_or_default(),
+                        None => value,
+                    };
                     crypto
                         .verify(&p, &target, &Message::Digest(hash, digest), &sig)
                         .await?
                         .valid
                 }
-                None => false,
             };
             json!({"value": valid})
         }
@@ -208,24 +222,47 @@ fn wrong_alg(alg: sovra_proto::kms::Algorithm, op: Op) -> KvError {
     ))
 }
 
-/// The hash and ECDSA width of the key's signing algorithm, if `alg` names it: a Sovra key
-/// signs with exactly one algorithm.
+/// How a signature is made: an RSA key signs with the padding and hash `alg` names (any of
+/// RS256…PS512, as Key Vault's RSA keys do); an EC key with its own curve's algorithm (raw
+/// `r ‖ s` of this width).
+enum SignWith {
+    Rsa(RsaPadding, AlgHash),
+    KeyOwn(AlgHash, Option<usize>),
+}
+
+/// The RSA padding and hash a JWS `alg` names.
+fn rsa_alg(alg: &str) -> Option<(RsaPadding, AlgHash)> {
+    Some(match alg {
+        "RS256" => (RsaPadding::Pkcs1, AlgHash::Sha256),
+        "RS384" => (RsaPadding::Pkcs1, AlgHash::Sha384),
+        "RS512" => (RsaPadding::Pkcs1, AlgHash::Sha512),
+        "PS256" => (RsaPadding::Pss, AlgHash::Sha256),
+        "PS384" => (RsaPadding::Pss, AlgHash::Sha384),
+        "PS512" => (RsaPadding::Pss, AlgHash::Sha512),
+        _ => return None,
+    })
+}
+
 async fn sign_params(
     state: &AppState,
     p: &Principal,
     target: &Target,
     alg: &str,
     op: Op,
-) -> KvResult<(sovra_proto::kms::AlgHash, Option<usize>)> {
+) -> KvResult<SignWith> {
     let (_, key_alg, _) = state.sovra.crypto().public_key_der(p, target).await?;
+    if let (AlgSpec::RsaSign { .. }, Some((padding, hash))) = (key_alg.spec(), rsa_alg(alg)) {
+        return Ok(SignWith::Rsa(padding, hash));
+    }
     let Some((name, hash, width)) = wire::sign_alg(key_alg) else {
         return Err(wrong_alg(key_alg, op));
     };
     if name != alg {
         let why = match key_alg.spec() {
-            AlgSpec::RsaSign { .. } | AlgSpec::Ecdsa { .. } => {
-                format!("this key signs with {name} only")
+            AlgSpec::RsaSign { .. } => {
+                "an RSA key signs with RS256…RS512 or PS256…PS512".to_string()
             }
+            AlgSpec::Ecdsa { .. } => format!("this key signs with {name} only"),
             _ => "this key does not sign".into(),
         };
         return Err(KvError(Error::new(
@@ -233,7 +270,7 @@ async fn sign_params(
             format!("alg {alg:?} does not match the key: {why}"),
         )));
     }
-    Ok((hash, width))
+    Ok(SignWith::KeyOwn(hash, width))
 }
 
 /// The handler of one operation's routes.
