@@ -101,6 +101,31 @@ fn parse_labels(labels: &[String]) -> Result<BTreeMap<String, String>> {
         .collect()
 }
 
+/// `sovra keys deleted …`.
+#[derive(Debug, Subcommand)]
+pub enum DeletedCmd {
+    /// List a key ring's deleted keys.
+    List {
+        /// Key-ring ID or full name.
+        ring: String,
+    },
+    /// Show a deleted key.
+    Get {
+        /// RING/KEY or full name.
+        key: String,
+    },
+    /// Recover a deleted key as it was.
+    Recover {
+        /// RING/KEY or full name.
+        key: String,
+    },
+    /// Purge a deleted key whose retention has ended.
+    Purge {
+        /// RING/KEY or full name.
+        key: String,
+    },
+}
+
 /// `sovra keys …`.
 #[derive(Debug, Subcommand)]
 pub enum KeysCmd {
@@ -183,6 +208,15 @@ pub enum KeysCmd {
         /// RING/KEY or full name.
         key: String,
     },
+    /// Delete a key recoverably: out of reach at once, kept for its destroy-scheduled
+    /// duration (see `keys deleted`), then purged.
+    Delete {
+        /// RING/KEY or full name.
+        key: String,
+    },
+    /// Deleted keys: list, show, recover, purge.
+    #[command(subcommand)]
+    Deleted(DeletedCmd),
     /// Make an existing ENABLED version primary.
     SetPrimary {
         /// RING/KEY or full name.
@@ -280,6 +314,77 @@ fn print_version(v: &CryptoKeyVersion) {
             v.destroy_event_time.clone().unwrap_or_default(),
         ),
     ]);
+}
+
+fn print_deleted(d: &DeletedCryptoKey) {
+    fields(&[
+        ("name", d.crypto_key.name.clone()),
+        ("deleted", d.delete_time.clone()),
+        ("purged from", d.purge_time.clone()),
+    ]);
+}
+
+/// The ring and key ID of RING/KEY.
+fn ring_and_id(g: &Global, key: &str) -> Result<(String, String)> {
+    let name = g.key_name(key)?;
+    match name.rsplit_once("/cryptoKeys/") {
+        Some((ring, id)) => Ok((ring.to_owned(), id.to_owned())),
+        None => Err(CliError::Usage(format!("{key} is not a crypto-key name"))),
+    }
+}
+
+async fn deleted(g: &Global, client: &sovra_client::Client, c: DeletedCmd) -> Result<()> {
+    match c {
+        DeletedCmd::List { ring } => {
+            let ring = g.ring_name(&ring)?;
+            let mut all = Vec::new();
+            let mut token: Option<String> = None;
+            loop {
+                let q = token
+                    .as_deref()
+                    .map(|t| format!("?pageToken={}", urlencode(t)))
+                    .unwrap_or_default();
+                let r = client.list_deleted_keys(&ring, &q).await?;
+                all.extend(r.deleted_keys);
+                match r.next_page_token {
+                    Some(t) => token = Some(t),
+                    None => break,
+                }
+            }
+            emit(g, &all, |ds| {
+                table(
+                    &["KEY", "DELETED", "PURGED FROM"],
+                    ds.iter()
+                        .map(|d| {
+                            vec![
+                                short(&d.crypto_key.name),
+                                d.delete_time.clone(),
+                                d.purge_time.clone(),
+                            ]
+                        })
+                        .collect(),
+                )
+            });
+        }
+        DeletedCmd::Get { key } => {
+            let (ring, id) = ring_and_id(g, &key)?;
+            emit(g, &client.get_deleted_key(&ring, &id).await?, print_deleted);
+        }
+        DeletedCmd::Recover { key } => {
+            let (ring, id) = ring_and_id(g, &key)?;
+            emit(g, &client.recover_deleted_key(&ring, &id).await?, print_key);
+        }
+        DeletedCmd::Purge { key } => {
+            let (ring, id) = ring_and_id(g, &key)?;
+            client.purge_deleted_key(&ring, &id).await?;
+            emit(
+                g,
+                &serde_json::json!({"purged": format!("{ring}/cryptoKeys/{id}")}),
+                |_| crate::output::say(&format!("purged {ring}/cryptoKeys/{id}")),
+            );
+        }
+    }
+    Ok(())
 }
 
 fn print_key(k: &CryptoKey) {
@@ -535,6 +640,11 @@ pub async fn keys(g: &Global, c: KeysCmd) -> Result<()> {
             emit(g, &k, print_key);
         }
         KeysCmd::Rotate { key } => emit(g, &client.rotate(&g.key_name(&key)?).await?, print_key),
+        KeysCmd::Delete { key } => {
+            let d = client.delete_crypto_key(&g.key_name(&key)?).await?;
+            emit(g, &d, print_deleted);
+        }
+        KeysCmd::Deleted(c) => deleted(g, &client, c).await?,
         KeysCmd::SetPrimary { key, version } => {
             let k: CryptoKey = client
                 .update_primary_version(

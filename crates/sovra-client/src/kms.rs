@@ -45,6 +45,54 @@ impl Client {
         self.get(&v1(key)).await
     }
 
+    /// Deletes a key recoverably: kept for its destroy-scheduled duration, then purged.
+    pub async fn delete_crypto_key(&self, key: &str) -> Result<DeletedCryptoKey, ClientError> {
+        self.post(&format!("{}:delete", v1(key)), &serde_json::json!({}))
+            .await
+    }
+
+    /// A key ring's deleted keys (`query` as for [`Client::list_crypto_keys`]).
+    pub async fn list_deleted_keys(
+        &self,
+        ring: &str,
+        query: &str,
+    ) -> Result<ListDeletedCryptoKeysResponse, ClientError> {
+        self.get(&format!("{}/deletedKeys{query}", v1(ring))).await
+    }
+
+    /// One deleted key (`ring`/deletedKeys/`id`).
+    pub async fn get_deleted_key(
+        &self,
+        ring: &str,
+        id: &str,
+    ) -> Result<DeletedCryptoKey, ClientError> {
+        self.get(&format!("{}/deletedKeys/{id}", v1(ring))).await
+    }
+
+    /// Recovers a deleted key as it was.
+    pub async fn recover_deleted_key(
+        &self,
+        ring: &str,
+        id: &str,
+    ) -> Result<CryptoKey, ClientError> {
+        self.post(
+            &format!("{}/deletedKeys/{id}:recover", v1(ring)),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
+    /// Purges a deleted key whose retention has ended.
+    pub async fn purge_deleted_key(&self, ring: &str, id: &str) -> Result<(), ClientError> {
+        let _: serde_json::Value = self
+            .post(
+                &format!("{}/deletedKeys/{id}:purge", v1(ring)),
+                &serde_json::json!({}),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Rotates a key (new primary version).
     pub async fn rotate(&self, key: &str) -> Result<CryptoKey, ClientError> {
         self.post(&format!("{}:rotate", v1(key)), &serde_json::json!({}))

@@ -793,6 +793,29 @@ pub struct ListCryptoKeysResponse {
     pub next_page_token: Option<String>,
 }
 
+/// A deleted key: kept, out of reach, until it is recovered or purged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedCryptoKey {
+    /// The key as it was.
+    pub crypto_key: CryptoKey,
+    /// When it was deleted.
+    pub delete_time: String,
+    /// When it is purged (its versions erased); it cannot be purged sooner.
+    pub purge_time: String,
+}
+
+/// `GET /v1/{keyRing}/deletedKeys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListDeletedCryptoKeysResponse {
+    /// One page of deleted keys.
+    pub deleted_keys: Vec<DeletedCryptoKey>,
+    /// Pass as `pageToken` to get the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
 /// `GET /v1/{cryptoKey}/cryptoKeyVersions`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

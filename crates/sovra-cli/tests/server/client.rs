@@ -124,6 +124,27 @@ async fn exercise(c: &Client, anon: &Client) {
     );
     routed("rotate", c.rotate(&aes).await);
     routed(
+        "create_crypto_key",
+        c.create_crypto_key(
+            ring,
+            "doomed",
+            &create("ENCRYPT_DECRYPT", "AES_256_GCM", false),
+        )
+        .await,
+    );
+    let doomed = format!("{ring}/cryptoKeys/doomed");
+    routed("delete_crypto_key", c.delete_crypto_key(&doomed).await);
+    routed("list_deleted_keys", c.list_deleted_keys(ring, "").await);
+    routed("get_deleted_key", c.get_deleted_key(ring, "doomed").await);
+    routed(
+        "purge_deleted_key",
+        c.purge_deleted_key(ring, "doomed").await,
+    );
+    routed(
+        "recover_deleted_key",
+        c.recover_deleted_key(ring, "doomed").await,
+    );
+    routed(
         "update_primary_version",
         c.update_primary_version(
             &aes,

@@ -195,3 +195,85 @@ fn rotation_schedule_fields() {
     let versions = s.json(&["versions", "list", "rot/k"]);
     assert_eq!(versions.as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn a_deleted_key_is_out_of_reach_until_recovered_and_purged_only_after_its_retention() {
+    let s = Server::start_with(&[("SOVRA_SCHEDULER_INTERVAL_SECS", "1")]);
+    let ct = setup(&s);
+    let ct = serde_json::from_str::<serde_json::Value>(&ct)
+        .ok()
+        .and_then(|v| v["ciphertext"].as_str().map(str::to_owned))
+        .unwrap_or(ct);
+    // A crypto user may use the key but not delete it.
+    let user = s.json(&["tokens", "create", "--principal", "app"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.ok(&[
+        "roles",
+        "grant",
+        "--principal",
+        "app",
+        "--role",
+        "crypto-user",
+        "--scope",
+        "life",
+    ]);
+    assert_eq!(
+        cli_code(&s.cli_as(&user, &["-o", "json", "keys", "delete", "life/k"])),
+        "PERMISSION_DENIED"
+    );
+    let d = s.json(&["keys", "delete", "life/k"]);
+    assert!(d["purgeTime"].is_string(), "{d}");
+    // Out of reach of every path, listed as deleted, its name taken.
+    assert_eq!(
+        cli_code(&s.cli(&["-o", "json", "decrypt", "life/k", "--ciphertext", &ct])),
+        "KEY_NOT_FOUND"
+    );
+    let listed = s.json(&["keys", "deleted", "list", "life"]);
+    assert_eq!(
+        listed[0]["cryptoKey"]["name"], "locations/global/keyRings/life/cryptoKeys/k",
+        "{listed}"
+    );
+    assert_eq!(
+        cli_code(&s.cli(&[
+            "-o",
+            "json",
+            "keys",
+            "create",
+            "life/k",
+            "--purpose",
+            "encrypt"
+        ])),
+        "KEY_DELETED"
+    );
+    // Not purged before its retention (3 s here), by a request or by the scheduler...
+    assert_eq!(
+        cli_code(&s.cli(&["-o", "json", "keys", "deleted", "purge", "life/k"])),
+        "PURGE_PROTECTED"
+    );
+    // ... and recovered as it was.
+    s.ok(&["keys", "deleted", "recover", "life/k"]);
+    let pt = s.ok(&["decrypt", "life/k", "--ciphertext", &ct]);
+    assert!(pt.contains("keep me"), "{pt}");
+    // Deleted again, the scheduler purges it when the retention ends, and the name is free.
+    s.ok(&["keys", "delete", "life/k"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while s
+        .json(&["keys", "deleted", "list", "life"])
+        .as_array()
+        .is_some_and(|a| !a.is_empty())
+    {
+        assert!(std::time::Instant::now() < deadline, "not purged");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    s.ok(&["keys", "create", "life/k", "--purpose", "encrypt"]);
+    let audit = s.ok(&["audit", "export"]);
+    for a in [
+        "cryptoKeys.delete",
+        "cryptoKeys.recover",
+        "cryptoKeys.purged",
+    ] {
+        assert!(audit.contains(&format!("\"{a}\"")), "{a} not audited");
+    }
+}

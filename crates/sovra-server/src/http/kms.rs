@@ -88,6 +88,7 @@ pub const LOCATION_VERBS: &[&str] = &["generateRandomBytes"];
 
 /// The custom methods of a crypto key.
 pub const KEY_VERBS: &[&str] = &[
+    "delete",
     "encrypt",
     "decrypt",
     "rotate",
@@ -101,6 +102,9 @@ pub const KEY_VERBS: &[&str] = &[
     "generateDataKeyTo",
     "release",
 ];
+
+/// The custom methods of a deleted key.
+pub const DELETED_KEY_VERBS: &[&str] = &["recover", "purge"];
 
 /// The custom methods of a key version.
 pub const VERSION_VERBS: &[&str] = &[
@@ -356,6 +360,65 @@ pub async fn list_keys(
     )))
 }
 
+/// `GET .../keyRings/{ring}/deletedKeys`.
+pub async fn list_deleted_keys(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams((loc, ring)): PathParams<(String, String)>,
+    QueryParams(q): QueryParams<PageQuery>,
+) -> Result<Json<ListDeletedCryptoKeysResponse>> {
+    let l = s
+        .sovra
+        .keys()
+        .list_deleted_keys(&p, &ring_name(&loc, &ring)?, &q.into())
+        .await?;
+    Ok(Json(ListDeletedCryptoKeysResponse {
+        deleted_keys: l
+            .items
+            .iter()
+            .map(|d| kms_wire::deleted_key(d, None))
+            .collect(),
+        next_page_token: l.next_page_token,
+    }))
+}
+
+/// `GET .../keyRings/{ring}/deletedKeys/{key}`.
+pub async fn get_deleted_key(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams((loc, ring, key)): PathParams<(String, String, String)>,
+) -> Result<Json<DeletedCryptoKey>> {
+    let (id, verb) = split_verb(&key);
+    no_verb(verb)?;
+    let (d, v) = s
+        .sovra
+        .keys()
+        .get_deleted_key(&p, &key_name(&loc, &ring, id)?)
+        .await?;
+    Ok(Json(kms_wire::deleted_key(&d, v)))
+}
+
+/// `POST .../keyRings/{ring}/deletedKeys/{key}:recover|:purge`.
+pub async fn post_deleted_key(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    PathParams((loc, ring, key)): PathParams<(String, String, String)>,
+    JsonBody(_): JsonBody<sovra_proto::kms::Empty>,
+) -> Result<Response> {
+    let (id, verb) = split_verb(&key);
+    let name = key_name(&loc, &ring, id)?;
+    let keys = s.sovra.keys();
+    Ok(match listed_verb(verb, DELETED_KEY_VERBS)? {
+        "recover" => {
+            Json(kms_wire::key(&keys.recover_deleted_key(&p, &name).await?)).into_response()
+        }
+        _ => {
+            keys.purge_deleted_key(&p, &name).await?;
+            Json(sovra_proto::kms::Empty {}).into_response()
+        }
+    })
+}
+
 /// `POST .../keyRings/{ring}/cryptoKeys?cryptoKeyId=`.
 pub async fn create_key(
     State(s): State<AppState>,
@@ -432,6 +495,11 @@ pub async fn post_key(
         Some("rotate") => {
             let _: sovra_proto::kms::Empty = parse_json(&body)?;
             Json(kms_wire::key(&sv.keys().rotate(&p, &name).await?)).into_response()
+        }
+        Some("delete") => {
+            let _: sovra_proto::kms::Empty = parse_json(&body)?;
+            let d = sv.keys().delete_crypto_key(&p, &name).await?;
+            Json(kms_wire::deleted_key(&d, None)).into_response()
         }
         Some("updatePrimaryVersion") => {
             let b: UpdatePrimaryVersionRequest = parse_json(&body)?;

@@ -120,6 +120,21 @@ pub fn version(v: &VersionRec) -> CryptoKeyVersion {
     }
 }
 
+/// A deleted key, with the version that was its primary (when known).
+pub fn deleted_key(
+    d: &crate::model::DeletedKeyRec,
+    primary: Option<VersionRec>,
+) -> DeletedCryptoKey {
+    DeletedCryptoKey {
+        crypto_key: key(&Key {
+            key: d.key.clone(),
+            primary,
+        }),
+        delete_time: rfc3339(d.delete_time),
+        purge_time: rfc3339(d.purge_time),
+    }
+}
+
 /// A key and its primary version.
 pub fn key(k: &Key) -> CryptoKey {
     let r = &k.key;

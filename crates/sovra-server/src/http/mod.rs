@@ -129,6 +129,14 @@ pub fn routes() -> Vec<(String, MethodRouter<AppState>)> {
             post(kms::import_version),
         ),
         (
+            "/v1/locations/{loc}/keyRings/{ring}/deletedKeys".to_string(),
+            get(kms::list_deleted_keys),
+        ),
+        (
+            "/v1/locations/{loc}/keyRings/{ring}/deletedKeys/{key}".to_string(),
+            get(kms::get_deleted_key).post(kms::post_deleted_key),
+        ),
+        (
             "/v1/locations/{loc}/keyRings/{ring}/importJobs".to_string(),
             get(kms::list_import_jobs).post(kms::create_import_job),
         ),
