@@ -324,6 +324,20 @@ fn the_azure_keyvault_sdk_uses_sovra_as_its_vault() {
         json!({"alg": "PS256", "digest": digest, "value": v["value"]}),
     );
     assert_eq!((st, &v["value"]), (200, &json!(true)), "{v}");
+    // A page token this vault did not issue is a client error that says what to do.
+    let (st, v) = rt
+        .block_on(admin.raw(
+            hyper::Method::GET,
+            "/keys?api-version=7.6&maxresults=2&$skiptoken=%21%21",
+            None,
+        ))
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&v).unwrap();
+    assert_eq!(st.as_u16(), 400, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("nextLink"),
+        "{v}"
+    );
     // Signing with an encryption key says how to make a signing key.
     let (st, v) = raw(
         hyper::Method::POST,

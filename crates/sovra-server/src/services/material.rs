@@ -312,7 +312,9 @@ impl Material {
             hsm.unwrap(&loc, BACKUP_AAD, &blob).map_err(|e| match e {
                 e @ (sovra_hsm::HsmError::Unavailable(_)
                 | sovra_hsm::HsmError::UnknownLocation(_)) => e.into(),
-                _ => Error::invalid("the backup was not made by this deployment, or was altered"),
+                _ => Error::invalid(
+                    "the backup was not made by this deployment for this location, or was altered",
+                ),
             })
         })
         .await

@@ -364,10 +364,16 @@ fn paging(parts_query: Option<&str>) -> KvResult<(usize, Option<String>)> {
             _ => return Err(KvError::bad("maxresults must be an integer from 1 to 25")),
         },
     };
-    Ok((
-        max,
-        form_urlencoded_get(q, "$skiptoken").filter(|t| !t.is_empty()),
-    ))
+    let token = form_urlencoded_get(q, "$skiptoken").filter(|t| !t.is_empty());
+    if token
+        .as_deref()
+        .is_some_and(|t| sovra_proto::b64::decode(t).is_err())
+    {
+        return Err(KvError::bad(
+            "$skiptoken is not a token this vault issued; follow the previous page's nextLink",
+        ));
+    }
+    Ok((max, token))
 }
 
 /// Every Key Vault route (axum syntax), for the router and the OpenAPI test. The empty version
