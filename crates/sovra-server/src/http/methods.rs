@@ -30,6 +30,7 @@ fn allowed(path: &str) -> Option<&'static str> {
             "cryptoKeyVersions",
             _,
         ] => Some("GET,HEAD,PATCH"),
+        ["v1", "locations", _, "keyRings", _, "deletedKeys", _] => Some("GET,HEAD"),
         ["policies", _] if verb => Some("POST"),
         ["policies", _] => Some("GET,HEAD,PUT"),
         _ => None,
@@ -85,5 +86,8 @@ mod tests {
         assert_eq!(allowed("/policies/SevSnpVm:reset"), Some("POST"));
         assert_eq!(allowed("/policies/SevSnpVm"), Some("GET,HEAD,PUT"));
         assert_eq!(allowed("/v1/settings"), None);
+        let d = "/v1/locations/global/keyRings/r/deletedKeys/k";
+        assert_eq!(allowed(d), Some("GET,HEAD"));
+        assert_eq!(allowed(&format!("{d}:recover")), Some("POST"));
     }
 }
