@@ -184,6 +184,32 @@ fn fail_untrusted_ak_wrong_nonce_and_tampering() {
     );
 }
 
+/// The offset of the SecureBoot variable's value byte in the event log (UTF-16LE name, then
+/// the one-byte value).
+fn secure_boot_value_at(log: &[u8]) -> usize {
+    let name: Vec<u8> = "SecureBoot"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    log.windows(name.len()).position(|w| w == name.as_slice()).unwrap() + name.len()
+}
+
+#[test]
+fn secure_boot_is_read_only_from_event_data_that_was_measured() {
+    let pb = read("tpm/gotpmtools_gce_cos85_nonce9009.pb");
+    let mut log = read("tpm/gce_cos85_nonce9009_extracted/event_log.bin");
+    let v = verify_with(&pb, &trust(), None, Some(&log)).unwrap();
+    let measured = v.to_json()["secure_boot"].as_bool().unwrap();
+    // The data says the opposite, the digests (hence the replay) are unchanged: refused, not
+    // reported as the opposite.
+    let at = secure_boot_value_at(&log);
+    log[at] = u8::from(!measured);
+    assert_eq!(
+        code(verify_with(&pb, &trust(), None, Some(&log))),
+        "ATTEST_BINDING_INVALID"
+    );
+}
+
 #[test]
 fn fail_truncated_and_never_panics() {
     let pb = read("tpm/gotpmtools_gce_cos85_nonce9009.pb");

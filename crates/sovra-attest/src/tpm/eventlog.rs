@@ -137,6 +137,17 @@ pub fn replay(log: &[u8]) -> Result<Replayed, AttestError> {
     for (pcr, ty, digests, data) in &events {
         match *ty {
             EV_EFI_VARIABLE_DRIVER_CONFIG if *pcr == 7 => {
+                // What was extended is the hash of the event data; a fact is read from the
+                // data only when it is what was measured.
+                for (alg, d) in digests {
+                    if let Some(h) = hash_alg(*alg)
+                        && aws_lc_rs::digest::digest(h, data).as_ref() != d.as_slice()
+                    {
+                        return Err(AttestError::BindingInvalid(
+                            "the event log's UEFI variable event in PCR 7 does not hash to its digest: its data is not what was measured".into(),
+                        ));
+                    }
+                }
                 if let Some((name, value)) = uefi_variable(data)
                     && name == "SecureBoot"
                 {
