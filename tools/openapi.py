@@ -15,6 +15,8 @@ ID = s("string", pattern="^[A-Za-z0-9_-]{1,63}$")
 PRINCIPAL = s("string", pattern="^[A-Za-z0-9._@-]{1,63}$")
 EVIDENCE_TYPES = ["sev-snp","az-snp-vtpm","az-tdx-vtpm","tdx","sgx","tpm","nitro","nvidia-gpu"]
 MAA_TYPES = ["SevSnpVm","SgxEnclave","OpenEnclave","TdxVm","Tpm"]
+# Attest also speaks Azure's guest attestation protocol (its policies are az-snp-vtpm's and az-tdx-vtpm's).
+MAA_ATTEST_TYPES = MAA_TYPES + ["AzureGuest"]
 SCOPE = s("string", pattern="^(\\*|locations/[A-Za-z0-9_-]{1,63}(/keyRings/[A-Za-z0-9_-]{1,63}(/cryptoKeys/[A-Za-z0-9_-]{1,63})?)?)$", description="* or a location, key-ring or crypto-key name")
 DUR = s("string", pattern="^0*[0-9]{1,11}(\\.0)?[smhd]$", description="duration such as \"86400s\" (input also accepts m, h, d); at most 36500d", example="2592000s")
 def nullable(schema):
@@ -91,7 +93,7 @@ schemas = {
  "TrustedIssuer": obj({"issuer":s("string", pattern="^https?://[^/?#]+"),"certificates":s("array",items=s("string",description="PEM")),"jwksUri":s("string",description="https:// URL of the issuer's JWKS"),"caCertificates":s("array",items=s("string",description="PEM CA for the JWKS server's TLS certificate; default: system CAs"))}, ["issuer"]),
  "BoundData": obj({"data":s("string",description="base64url"),"dataType":s("string",enum=["Binary","JSON"])}, ["data"]),
  "AttestRequest": obj({"evidence":s("string",description="base64 evidence exactly as the platform produced it"),"certChain":s("array",items=s("string")),"collateral":s("string"),"eventLog":s("string"),"runtimeData":ref("BoundData"),"initTimeData":ref("BoundData"),"expectedNonce":s("string",description="hex"),"nonce":{}}, ["evidence"]),
- "MaaAttestRequest": obj({"report":s("string"),"quote":s("string"),"data":s("string"),"runtimeData":ref("BoundData"),"initTimeData":ref("BoundData"),"draftPolicyForAttestation":s("string"),"nonce":{}}, add=True),
+ "MaaAttestRequest": obj({"report":s("string"),"quote":s("string"),"data":s("string"),"runtimeData":ref("BoundData"),"initTimeData":ref("BoundData"),"draftPolicyForAttestation":s("string"),"nonce":{},"AttestationInfo":s("string",description="AzureGuest: base64url of the guest's AttestationInfo JSON")}, add=True),
  "AttestResponse": obj({"token":s("string",description="JWT (RS256 by default)")}, ["token"]),
  "Provider": obj({"name":s("string"),"issuer":s("string"),"createTime":s("string")}, ["name","issuer","createTime"]),
  "PolicyInfo": obj({"evidenceType":s("string"),"language":s("string",enum=["maa","rego"]),"text":s("string"),"hash":s("string"),"isDefault":s("boolean"),"signer":s("string")}, ["evidenceType","language","text","hash","isDefault"]),
@@ -123,7 +125,7 @@ def P(name, desc, schema=None, where="path", example=None):
     if example is not None: d["example"]=example
     return d
 LOC=P("location","location ID",ID,example="global"); RING=P("keyRing","key-ring ID",ID,example="ring"); KEY=P("cryptoKey","crypto-key ID",ID,example="key"); VER=P("cryptoKeyVersion","version number", s("integer", minimum=1, maximum=4294967295),example=1)
-TYPE=P("type","evidence type",s("string",enum=EVIDENCE_TYPES)); PROV=P("provider","attestation provider ID",s("string",pattern="^[a-z0-9-]{1,63}$")); MAAT=P("maaType","MAA attestation type",s("string",enum=MAA_TYPES))
+TYPE=P("type","evidence type",s("string",enum=EVIDENCE_TYPES)); PROV=P("provider","attestation provider ID",s("string",pattern="^[a-z0-9-]{1,63}$")); MAAT=P("maaType","MAA attestation type",s("string",enum=MAA_TYPES)); MAAA=P("maaType","MAA attestation type",s("string",enum=MAA_ATTEST_TYPES))
 PRIN=P("principal","principal",PRINCIPAL)
 PAGE=[P("pageSize","page size (default 100, at most 1000)", s("integer", minimum=0, maximum=1000), "query"), P("pageToken","nextPageToken of the previous page", where="query")]
 def Q(name, desc, schema): d=P(name, desc, schema, "query"); d["required"]=True; return d
@@ -203,8 +205,8 @@ paths={
  "/v1/attest/tpm/challenge": {"post":op("TPM-only machines: a credential-activation challenge for an AK, after checking the EK certificate",[],"ChallengeRequest",s("object"),public=True,opid="tpmChallenge")},
  "/v1/release/nonces": {"post":op("A single-use release nonce (5 minutes)",[],"Empty",s("object"),opid="releaseNonce")},
  "/v1/release/issuers": {"get":op("External token issuers trusted for release",[],None,s("object"),opid="listIssuers"),"post":op("Trust an external token issuer (pinned certificates or a JWKS URL)",[],"TrustedIssuer","TrustedIssuer",opid="putIssuer")},
- "/attest/{maaType}": {"post":op("MAA-compatible attest (SevSnpVm, SgxEnclave, OpenEnclave, TdxVm, Tpm)",[MAAT],"MaaAttestRequest","AttestResponse",public=True,opid="maaAttest")},
- "/providers/{provider}/attest/{maaType}": {"post":op("MAA-compatible attest with a provider's policy",[PROV,MAAT],"MaaAttestRequest","AttestResponse",public=True,opid="maaAttestProvider")},
+ "/attest/{maaType}": {"post":op("MAA-compatible attest (SevSnpVm, SgxEnclave, OpenEnclave, TdxVm, Tpm; AzureGuest: {AttestationInfo}, the token sealed to the vTPM key)",[MAAA],"MaaAttestRequest","AttestResponse",public=True,opid="maaAttest")},
+ "/providers/{provider}/attest/{maaType}": {"post":op("MAA-compatible attest with a provider's policy",[PROV,MAAA],"MaaAttestRequest","AttestResponse",public=True,opid="maaAttestProvider")},
  "/certs": {"get":op("JWKS of the token signing keys and of the management keys that sign MAA policy tokens",[],None,s("object"),public=True,opid="certs")},
  "/release/certs": {"get":op("JWKS of the keys that sign key-release responses (typ sovra-key-release+jwt)",[],None,s("object"),public=True,opid="releaseCerts")},
  "/.well-known/openid-configuration": {"get":op("OpenID Connect metadata",[],None,s("object"),public=True,opid="openidConfiguration")},

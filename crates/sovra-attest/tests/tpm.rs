@@ -191,7 +191,10 @@ fn secure_boot_value_at(log: &[u8]) -> usize {
         .encode_utf16()
         .flat_map(u16::to_le_bytes)
         .collect();
-    log.windows(name.len()).position(|w| w == name.as_slice()).unwrap() + name.len()
+    log.windows(name.len())
+        .position(|w| w == name.as_slice())
+        .unwrap()
+        + name.len()
 }
 
 #[test]

@@ -15,6 +15,7 @@
 
 pub mod der;
 pub mod error;
+pub mod hybrid;
 pub mod jws;
 pub mod key_ops;
 pub mod keys;

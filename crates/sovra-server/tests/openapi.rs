@@ -258,6 +258,8 @@ fn the_document_lists_every_algorithm_evidence_type_and_enum_value() {
         .iter()
         .flat_map(|t| sovra_attest::verifier_for(*t).maa_route_names())
         .map(|n| (*n).to_owned())
+        // Azure's guest protocol, served beside the verifiers' own MAA routes.
+        .chain(["AzureGuest".to_owned()])
         .collect();
     assert_eq!(
         sorted(doc_enum(

@@ -82,7 +82,11 @@ fn bytes(v: &Value, what: &str) -> Result<Vec<u8>, AttestError> {
 
 /// Decodes the trustee JSON (v0 or v1).
 pub fn decode(b: &[u8]) -> Result<AzureEvidence, AttestError> {
-    let v: Value = serde_json::from_slice(b).map_err(|_| bad("not JSON"))?;
+    decode_value(&serde_json::from_slice(b).map_err(|_| bad("not JSON"))?)
+}
+
+/// Decodes the trustee JSON (v0 or v1), already parsed.
+pub fn decode_value(v: &Value) -> Result<AzureEvidence, AttestError> {
     let get = |k: &str| v.get(k).unwrap_or(&Value::Null);
     let quote = if get("tpm_quote").is_null() {
         get("quote")
@@ -160,6 +164,27 @@ pub fn parse_hcl(b: &[u8]) -> Result<Hcl, AttestError> {
         var_data,
         runtime,
     })
+}
+
+impl Hcl {
+    /// The parts of an HCL report that travel apart in the guest attestation protocol: the
+    /// hardware report and the runtime data (hashed with SHA-256, as the paravisor does).
+    pub fn from_parts(
+        report_type: u32,
+        hw_report: Vec<u8>,
+        var_data: Vec<u8>,
+    ) -> Result<Self, AttestError> {
+        let runtime: Value = serde_json::from_slice(&var_data)
+            .map_err(|_| bad("the runtime data (RunTimeData) is not JSON"))?;
+        Ok(Hcl {
+            version: 0,
+            report_type,
+            hash_type: 1,
+            hw_report,
+            var_data,
+            runtime,
+        })
+    }
 }
 
 impl Hcl {

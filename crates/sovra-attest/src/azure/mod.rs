@@ -7,7 +7,12 @@
 //! verifier on the TD quote, with collateral, and the TDREPORT's report data equal to the
 //! quote's); report data [0..32] = hash of the runtime data; the vTPM quote signed by
 //! `HCLAkPub`; the PCR digest; the nonce (the quote's qualifying data), if one is expected.
+//!
+//! The same evidence also arrives as the guest attestation library's `AttestationInfo`
+//! ([`guest`]): the hardware report and the runtime data apart, the AK as a TPMT_PUBLIC, a TCG
+//! log, and an ephemeral decryption key certified by the AK, to which the token is sealed.
 
+pub mod guest;
 pub mod hcl;
 
 use crate::Verifier;
@@ -39,17 +44,13 @@ fn tpm_part(
         raw: Vec::new(),
         name_alg: ALG_SHA256,
         attributes: 0,
+        auth_policy: Vec::new(),
         key: PublicKey::Rsa { n, e },
     };
     // The trustee format carries the raw RSASSA signature; wrap it as a TPMT_SIGNATURE.
-    let len = u16::try_from(ev.signature.len())
-        .map_err(|_| AttestError::malformed("signature too long"))?;
-    let mut sig = vec![0x00, 0x14, 0x00, 0x0B];
-    sig.extend_from_slice(&len.to_be_bytes());
-    sig.extend_from_slice(&ev.signature);
     let quote = QuoteIn {
         attest: ev.quote.clone(),
-        signature: sig,
+        signature: guest::rsassa_sha256(&ev.signature)?,
         bank: ALG_SHA256,
         pcrs: ev
             .pcrs
@@ -61,14 +62,46 @@ fn tpm_part(
     crate::tpm::verify_quotes_with_name(&ak, &[quote], None, nonce, false)
 }
 
+/// The evidence in either of its encodings.
+enum Form {
+    /// The trustee JSON (HCL report and quote).
+    Trustee(hcl::AzureEvidence),
+    /// The guest attestation library's `AttestationInfo`.
+    Guest(Box<guest::GuestInfo>),
+}
+
+fn decode(b: &[u8]) -> Result<Form, AttestError> {
+    let v: Value = serde_json::from_slice(b)
+        .map_err(|_| AttestError::malformed("Azure evidence: not JSON"))?;
+    if guest::is_guest(&v) {
+        Ok(Form::Guest(Box::new(guest::decode(&v)?)))
+    } else {
+        hcl::decode_value(&v).map(Form::Trustee)
+    }
+}
+
+fn check_runtime_binding(what: &str, report_data: &[u8], h: &hcl::Hcl) -> Result<(), AttestError> {
+    let want = h.var_data_hash()?;
+    if report_data.get(..32) != want.get(..32) {
+        return Err(AttestError::ReportDataMismatch(format!(
+            "the {what} report data does not bind the HCL runtime data"
+        )));
+    }
+    Ok(())
+}
+
 fn finish(
     kind: EvidenceType,
     inner_name: &str,
     inner: &VerifiedClaims,
     h: &hcl::Hcl,
     q: crate::tpm::Quoted,
+    guest: Option<Map<String, Value>>,
 ) -> VerifiedClaims {
     let mut m = Map::new();
+    if let Some(g) = guest {
+        m.insert("guest".into(), Value::Object(g));
+    }
     m.insert(inner_name.into(), inner.to_json());
     m.insert("pcrs".into(), Value::Object(q.pcrs));
     for (k, v) in q.claims {
@@ -124,18 +157,31 @@ impl Verifier for AzSnpVtpmVerifier {
         input: &EvidenceInput<'_>,
         ctx: &VerifyContext<'_>,
     ) -> Result<VerifiedClaims, AttestError> {
-        let ev = hcl::decode(input.evidence)?;
-        let h = hcl::parse_hcl(&ev.hcl)?;
-        if h.report_type != 2 {
-            return Err(AttestError::Unsupported(format!(
-                "HCL report type {} is not SEV-SNP (2)",
-                h.report_type
-            )));
-        }
-        let vcek = ev
-            .vcek
-            .clone()
-            .ok_or_else(|| AttestError::CollateralMissing("the evidence carries no VCEK".into()))?;
+        let (h, vcek, guest) = match decode(input.evidence)? {
+            Form::Trustee(ev) => {
+                let h = hcl::parse_hcl(&ev.hcl)?;
+                if h.report_type != 2 {
+                    return Err(AttestError::Unsupported(format!(
+                        "HCL report type {} is not SEV-SNP (2)",
+                        h.report_type
+                    )));
+                }
+                let vcek = ev.vcek.clone().ok_or_else(|| {
+                    AttestError::CollateralMissing("the evidence carries no VCEK".into())
+                })?;
+                (h, vcek, Err(ev))
+            }
+            Form::Guest(g) => {
+                if g.isolation != guest::IsolationType::SevSnp {
+                    return Err(AttestError::Unsupported(
+                        "the AttestationInfo is not of an SEV-SNP VM (IsolationInfo.Type SevSnp)"
+                            .into(),
+                    ));
+                }
+                let h = hcl::Hcl::from_parts(2, g.hw_evidence.clone(), g.runtime_data.clone())?;
+                (h, g.vcek_chain.clone().unwrap_or_default(), Ok(g))
+            }
+        };
         let mut chain: Vec<&[u8]> = vec![&vcek];
         chain.extend_from_slice(input.cert_chain);
         let snp = crate::snp::SnpVerifier.verify(
@@ -146,14 +192,15 @@ impl Verifier for AzSnpVtpmVerifier {
             },
             ctx,
         )?;
-        let want = h.var_data_hash()?;
-        if snp.report_data().get(..32) != want.get(..32) {
-            return Err(AttestError::ReportDataMismatch(
-                "the SNP report data does not bind the HCL runtime data".into(),
-            ));
-        }
-        let q = tpm_part(&ev, &h, input.nonce)?;
-        Ok(finish(EvidenceType::AzSnpVtpm, "snp", &snp, &h, q))
+        check_runtime_binding("SNP", snp.report_data(), &h)?;
+        let (q, g) = match guest {
+            Err(ev) => (tpm_part(&ev, &h, input.nonce)?, None),
+            Ok(g) => {
+                let (q, claims) = guest::verify_tpm(&g, h.rsa_key("HCLAkPub")?, input.nonce)?;
+                (q, Some(claims))
+            }
+        };
+        Ok(finish(EvidenceType::AzSnpVtpm, "snp", &snp, &h, q, g))
     }
 }
 
@@ -187,7 +234,10 @@ impl Verifier for AzTdxVtpmVerifier {
     }
 
     fn intel_quote(&self, evidence: &[u8]) -> Option<Vec<u8>> {
-        hcl::decode(evidence).ok().and_then(|ev| ev.td_quote)
+        match decode(evidence).ok()? {
+            Form::Trustee(ev) => ev.td_quote,
+            Form::Guest(g) => Some(g.hw_evidence),
+        }
     }
 
     fn verify(
@@ -195,18 +245,32 @@ impl Verifier for AzTdxVtpmVerifier {
         input: &EvidenceInput<'_>,
         ctx: &VerifyContext<'_>,
     ) -> Result<VerifiedClaims, AttestError> {
-        let ev = hcl::decode(input.evidence)?;
-        let h = hcl::parse_hcl(&ev.hcl)?;
-        if h.report_type != 4 {
-            return Err(AttestError::Unsupported(format!(
-                "HCL report type {} is not TDX (4)",
-                h.report_type
-            )));
-        }
-        let td_quote = ev
-            .td_quote
-            .clone()
-            .ok_or_else(|| AttestError::malformed("the evidence carries no td_quote"))?;
+        let (h, td_quote, guest) = match decode(input.evidence)? {
+            Form::Trustee(ev) => {
+                let h = hcl::parse_hcl(&ev.hcl)?;
+                if h.report_type != 4 {
+                    return Err(AttestError::Unsupported(format!(
+                        "HCL report type {} is not TDX (4)",
+                        h.report_type
+                    )));
+                }
+                let td_quote = ev
+                    .td_quote
+                    .clone()
+                    .ok_or_else(|| AttestError::malformed("the evidence carries no td_quote"))?;
+                (h, td_quote, Err(ev))
+            }
+            Form::Guest(g) => {
+                if g.isolation != guest::IsolationType::Tdx {
+                    return Err(AttestError::Unsupported(
+                        "the AttestationInfo is not of a TDX VM (IsolationInfo.Type Tdx)".into(),
+                    ));
+                }
+                // The guest form sends the TD quote, not the TDREPORT.
+                let h = hcl::Hcl::from_parts(4, Vec::new(), g.runtime_data.clone())?;
+                (h, g.hw_evidence.clone(), Ok(g))
+            }
+        };
         let tdx = crate::tdx::TdxVerifier.verify(
             &EvidenceInput {
                 evidence: &td_quote,
@@ -216,23 +280,26 @@ impl Verifier for AzTdxVtpmVerifier {
             },
             ctx,
         )?;
-        let td_report_data = h
-            .hw_report
-            .get(TDREPORT_REPORT_DATA..TDREPORT_REPORT_DATA + 64)
-            .ok_or_else(|| AttestError::malformed("TDREPORT truncated"))?;
-        if td_report_data != tdx.report_data() {
-            return Err(AttestError::BindingInvalid(
-                "the TD quote is not of the TDREPORT in the HCL report".into(),
-            ));
+        if guest.is_err() {
+            let td_report_data = h
+                .hw_report
+                .get(TDREPORT_REPORT_DATA..TDREPORT_REPORT_DATA + 64)
+                .ok_or_else(|| AttestError::malformed("TDREPORT truncated"))?;
+            if td_report_data != tdx.report_data() {
+                return Err(AttestError::BindingInvalid(
+                    "the TD quote is not of the TDREPORT in the HCL report".into(),
+                ));
+            }
         }
-        let want = h.var_data_hash()?;
-        if tdx.report_data().get(..32) != want.get(..32) {
-            return Err(AttestError::ReportDataMismatch(
-                "the TD report data does not bind the HCL runtime data".into(),
-            ));
-        }
-        let q = tpm_part(&ev, &h, input.nonce)?;
-        Ok(finish(EvidenceType::AzTdxVtpm, "tdx", &tdx, &h, q))
+        check_runtime_binding("TD", tdx.report_data(), &h)?;
+        let (q, g) = match guest {
+            Err(ev) => (tpm_part(&ev, &h, input.nonce)?, None),
+            Ok(g) => {
+                let (q, claims) = guest::verify_tpm(&g, h.rsa_key("HCLAkPub")?, input.nonce)?;
+                (q, Some(claims))
+            }
+        };
+        Ok(finish(EvidenceType::AzTdxVtpm, "tdx", &tdx, &h, q, g))
     }
 }
 
@@ -258,8 +325,16 @@ fn azure_cvm(
     if let Some(id) = cfg.and_then(|c| c.get("vmUniqueId")) {
         out.insert("x-ms-azurevm-vmid".into(), id.clone());
     }
-    if let Some(sb) = cfg.and_then(|c| c.get("secure-boot")) {
+    // Secure Boot as the TCG log measured it, else as the paravisor states it.
+    if let Some(sb) = native
+        .get("secure_boot")
+        .filter(|v| v.is_boolean())
+        .or_else(|| cfg.and_then(|c| c.get("secure-boot")))
+    {
         out.insert("secureboot".into(), sb.clone());
+    }
+    if let Some(g) = native.get("guest") {
+        out.extend(guest_claims(g));
     }
     if let Some(bank) = native
         .get("pcrs")
@@ -270,6 +345,35 @@ fn azure_cvm(
         idx.sort_unstable();
         out.insert("x-ms-azurevm-attested-pcrs".into(), Value::from(idx));
     }
+    out
+}
+
+/// The `azurevm` claims of the guest attestation protocol: the sealing key and the client
+/// payload as `x-ms-runtime` (where Azure's key release looks for the key to wrap to), and
+/// the OS facts the guest states.
+fn guest_claims(g: &Value) -> Map<String, Value> {
+    let mut out = Map::new();
+    out.insert(
+        "x-ms-runtime".into(),
+        json!({"client-payload": g["client_payload"], "keys": [g["encryption_key"]]}),
+    );
+    out.insert(
+        "x-ms-azurevm-attestation-protocol-ver".into(),
+        g["protocol_version"].clone(),
+    );
+    for (native, maa) in [
+        ("os_type", "x-ms-azurevm-ostype"),
+        ("os_distro", "x-ms-azurevm-osdistro"),
+        ("os_build", "x-ms-azurevm-osbuild"),
+        ("os_version_major", "x-ms-azurevm-osversion-major"),
+        ("os_version_minor", "x-ms-azurevm-osversion-minor"),
+    ] {
+        out.insert(maa.into(), g[native].clone());
+    }
+    out.insert(
+        "x-ms-azurevm-is-windows".into(),
+        Value::Bool(g["os_type"] == "Windows"),
+    );
     out
 }
 

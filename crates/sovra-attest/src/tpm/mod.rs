@@ -12,6 +12,7 @@
 //! An AK trusted by other means (the Azure HCL report, credential activation against an EK
 //! certificate) is checked with [`verify_quotes`].
 
+pub mod certify;
 pub mod credential;
 pub mod eventlog;
 pub mod input;
@@ -169,7 +170,7 @@ pub fn verify_quotes_with_name(
 }
 
 /// Whether the certificate's key is the AK.
-fn cert_matches(cert_der: &[u8], ak: &PublicKey) -> Result<bool, AttestError> {
+pub(crate) fn cert_matches(cert_der: &[u8], ak: &PublicKey) -> Result<bool, AttestError> {
     let c = parse_cert(cert_der)?;
     let spki = c.public_key();
     match (spki.parsed(), ak) {

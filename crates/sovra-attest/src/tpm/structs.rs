@@ -37,7 +37,7 @@ impl<'a> R<'a> {
     pub fn new(b: &'a [u8], what: &'static str) -> Self {
         Self { b, i: 0, what }
     }
-    fn take(&mut self, n: usize) -> Result<&'a [u8], AttestError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], AttestError> {
         let end = self.i.checked_add(n).ok_or_else(|| self.err())?;
         let s = self.b.get(self.i..end).ok_or_else(|| self.err())?;
         self.i = end;
@@ -46,29 +46,29 @@ impl<'a> R<'a> {
     fn err(&self) -> AttestError {
         AttestError::malformed(format!("{} truncated or malformed", self.what))
     }
-    fn u8(&mut self) -> Result<u8, AttestError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, AttestError> {
         Ok(self.take(1)?.first().copied().unwrap_or(0))
     }
-    fn u16(&mut self) -> Result<u16, AttestError> {
+    pub(crate) fn u16(&mut self) -> Result<u16, AttestError> {
         Ok(u16::from_be_bytes(
             self.take(2)?.try_into().map_err(|_| self.err())?,
         ))
     }
-    fn u32(&mut self) -> Result<u32, AttestError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, AttestError> {
         Ok(u32::from_be_bytes(
             self.take(4)?.try_into().map_err(|_| self.err())?,
         ))
     }
-    fn u64(&mut self) -> Result<u64, AttestError> {
+    pub(crate) fn u64(&mut self) -> Result<u64, AttestError> {
         Ok(u64::from_be_bytes(
             self.take(8)?.try_into().map_err(|_| self.err())?,
         ))
     }
-    fn tpm2b(&mut self) -> Result<&'a [u8], AttestError> {
+    pub(crate) fn tpm2b(&mut self) -> Result<&'a [u8], AttestError> {
         let n = self.u16()? as usize;
         self.take(n)
     }
-    fn done(&self) -> Result<(), AttestError> {
+    pub(crate) fn done(&self) -> Result<(), AttestError> {
         if self.i == self.b.len() {
             Ok(())
         } else {
@@ -87,6 +87,8 @@ pub struct Selection {
     pub hash: u16,
     /// Selected PCRs, ascending.
     pub pcrs: Vec<u32>,
+    /// Size of the selection bitmap in bytes, as the TPM marshalled it.
+    pub size_of_select: u8,
 }
 
 /// A parsed quote (TPMS_ATTEST of type QUOTE).
@@ -151,7 +153,11 @@ pub fn parse_attest(b: &[u8]) -> Result<Attest, AttestError> {
                 }
             }
         }
-        selections.push(Selection { hash, pcrs });
+        selections.push(Selection {
+            hash,
+            pcrs,
+            size_of_select: size,
+        });
     }
     let pcr_digest = r.tpm2b()?.to_vec();
     r.done()?;
@@ -199,6 +205,8 @@ pub struct Public {
     pub name_alg: u16,
     /// Object attributes.
     pub attributes: u32,
+    /// The policy that authorises use of the key (empty: none).
+    pub auth_policy: Vec<u8>,
     /// The key.
     pub key: PublicKey,
 }
@@ -209,7 +217,7 @@ pub fn parse_public(b: &[u8]) -> Result<Public, AttestError> {
     let ty = r.u16()?;
     let name_alg = r.u16()?;
     let attributes = r.u32()?;
-    r.tpm2b()?; // authPolicy
+    let auth_policy = r.tpm2b()?.to_vec();
     let sym = r.u16()?;
     if sym != ALG_NULL {
         r.u16()?;
@@ -250,8 +258,17 @@ pub fn parse_public(b: &[u8]) -> Result<Public, AttestError> {
         raw: b.to_vec(),
         name_alg,
         attributes,
+        auth_policy,
         key,
     })
+}
+
+/// Parses a TPM2B_PUBLIC (a size-prefixed TPMT_PUBLIC, as `TPM2_ReadPublic` returns it).
+pub fn parse_public_2b(b: &[u8]) -> Result<Public, AttestError> {
+    let mut r = R::new(b, "TPM2B_PUBLIC");
+    let inner = r.tpm2b()?;
+    r.done()?;
+    parse_public(inner)
 }
 
 /// The digest algorithm for a TPM hash ID.
@@ -286,6 +303,8 @@ pub mod attr {
     pub const SENSITIVE_DATA_ORIGIN: u32 = 1 << 5;
     /// The key signs only TPM-generated structures (quotes, certifications), never chosen data.
     pub const RESTRICTED: u32 = 1 << 16;
+    /// The key may be used with its auth value alone (without satisfying its policy).
+    pub const USER_WITH_AUTH: u32 = 1 << 6;
     /// The key decrypts.
     pub const DECRYPT: u32 = 1 << 17;
     /// The key signs.

@@ -28,7 +28,7 @@ const VCEK: &str = "snp/virtee_milan_vcek.der";
 const ASK_ARK: &str = "roots/amd/ask_ark_milan.pem";
 
 /// Verifies `token` with the server's JWKS, as a relying party would.
-fn verify_with_jwks(s: &Server, token: &str) -> serde_json::Map<String, Value> {
+pub(crate) fn verify_with_jwks(s: &Server, token: &str) -> serde_json::Map<String, Value> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let jwks: Value = rt.block_on(s.admin().get("/certs")).unwrap();
     let j = Jws::parse(token).unwrap();

@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Command;
 
-fn tpm(dir: &Path, tcti: &str, args: &[&str]) {
+pub(crate) fn tpm(dir: &Path, tcti: &str, args: &[&str]) {
     let o = Command::new(args[0])
         .args(&args[1..])
         .current_dir(dir)
@@ -28,7 +28,7 @@ fn tpm(dir: &Path, tcti: &str, args: &[&str]) {
 
 /// A fresh RSA signing AK made persistent at 0x81000003; returns its public key as a JWK with
 /// `kid` HCLAkPub.
-fn provision_ak(dir: &Path, tcti: &str) -> Value {
+pub(crate) fn provision_ak(dir: &Path, tcti: &str) -> Value {
     for f in ["ak.der", "ak.ctx", "ak.pub", "ak.priv", "prim.ctx"] {
         let _ = std::fs::remove_file(dir.join(f));
     }

@@ -11,6 +11,7 @@ mod common;
 
 mod access;
 mod attest;
+mod azure_guest;
 mod azure_sdk;
 mod azure_vtpm;
 mod bad_input;

@@ -118,10 +118,23 @@ async fn maa_attest(
     ty: &str,
     body: &[u8],
 ) -> Result<Json<AttestResponse>> {
+    if ty == "AzureGuest" {
+        return azure_guest(s, provider, body).await;
+    }
     let kind = maa_type(ty)?;
     let sub = attest_wire::maa(ty, parse_json(body)?)?;
     let a = s.sovra.attest().attest(provider, kind, sub).await?;
     Ok(Json(AttestResponse { token: a.token }))
+}
+
+/// `POST /attest/AzureGuest`: the guest attestation library's protocol; the token comes back
+/// sealed to the vTPM key the evidence certified.
+async fn azure_guest(s: &AppState, provider: &str, body: &[u8]) -> Result<Json<AttestResponse>> {
+    let (kind, sub) = attest_wire::azure_guest(&parse_json(body)?)?;
+    let a = s.sovra.attest().attest(provider, kind, sub).await?;
+    Ok(Json(AttestResponse {
+        token: crate::services::attest::guest::seal(&a)?,
+    }))
 }
 
 /// `POST /attest/{type}` (MAA).

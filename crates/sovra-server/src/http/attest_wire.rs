@@ -171,3 +171,47 @@ fn strip_oe_header(b: Vec<u8>) -> Result<Vec<u8>> {
         Ok(b)
     }
 }
+
+/// Decodes an Azure guest attestation request (`POST /attest/AzureGuest`):
+/// `{"AttestationInfo": base64url(JSON)}` (the 2025-06-01 spec spells it `attestationInfo`).
+/// The isolation type inside chooses the evidence type; the verifier checks the rest.
+pub fn azure_guest(body: &Value) -> Result<(EvidenceType, Submission)> {
+    let info = ["AttestationInfo", "attestationInfo"]
+        .iter()
+        .find_map(|k| body.get(*k))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            Error::invalid(
+                "AttestationInfo is required: base64url of the guest's AttestationInfo JSON",
+            )
+        })?;
+    let evidence = b64("AttestationInfo", info)?;
+    let parsed: Value = serde_json::from_slice(&evidence)
+        .map_err(|_| Error::invalid("AttestationInfo is not base64url of a JSON object"))?;
+    let kind = match parsed
+        .pointer("/IsolationInfo/Type")
+        .and_then(Value::as_str)
+    {
+        Some("SevSnp") => EvidenceType::AzSnpVtpm,
+        Some("Tdx") => EvidenceType::AzTdxVtpm,
+        Some("TrustedLaunch") => {
+            return Err(Error::new(
+                ErrorCode::AttestUnsupported,
+                "IsolationInfo.Type TrustedLaunch: a VM without hardware isolation is attested only by its vTPM's AK certificate from Azure's CA, which Sovra does not trust; attest an SEV-SNP or TDX confidential VM",
+            ));
+        }
+        _ => {
+            return Err(Error::invalid(
+                "AttestationInfo.IsolationInfo.Type must be SevSnp or Tdx",
+            ));
+        }
+    };
+    Ok((
+        kind,
+        Submission {
+            evidence,
+            ..Submission::default()
+        },
+    ))
+}

@@ -9,6 +9,7 @@
 pub mod activation;
 pub mod claims;
 pub mod collateral;
+pub mod guest;
 pub mod kds;
 pub mod pcs;
 pub mod policy;
@@ -130,6 +131,9 @@ pub struct Attested {
     pub token: String,
     /// The token's claims.
     pub claims: Map<String, Value>,
+    /// For Azure guest evidence: the vTPM key (RSA n, e) the token is to be sealed to, as the
+    /// verifier established it.
+    pub sealing_key: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Attestation {
@@ -514,7 +518,11 @@ fn issue(it: &Issuing, verified: &VerifiedClaims, sub: &request::Submission) -> 
     let Value::Object(claims) = body else {
         return Err(Error::internal("token body is not an object"));
     };
-    Ok(Attested { token, claims })
+    Ok(Attested {
+        token,
+        claims,
+        sealing_key: sovra_attest::azure::guest::sealing_key(verified),
+    })
 }
 
 /// Where a verification takes its Intel collateral from.
