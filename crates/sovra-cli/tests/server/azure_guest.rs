@@ -200,17 +200,11 @@ impl Guest {
         })
     }
 
-    /// Opens a sealed token as the library does: the inner key decrypted by the TPM under a
-    /// PolicyPCR session (RSAES), then AES-256-GCM with AAD "Transport Key".
-    fn unseal(&self, sealed: &str) -> String {
-        let outer: Value =
-            serde_json::from_slice(&sovra_crypto::jws::b64url_decode(sealed).unwrap()).unwrap();
-        let p = &outer["EncryptionParams"];
-        assert_eq!(p["BlockMode"], "ChainingModeGCM");
-        assert_eq!(p["Cipher"], "AES");
-        assert_eq!(p["KeySizeInBits"], 256);
-        let d = |v: &Value| sovra_proto::b64::decode(v.as_str().unwrap()).unwrap();
-        std::fs::write(self.dir.join("inner.enc"), d(&outer["EncryptedInnerKey"])).unwrap();
+    /// Decrypts `data` with the ephemeral key (`scheme`: rsaes, oaep-sha1), re-created as the
+    /// library does, under a PolicyPCR session; `None` when the TPM refuses.
+    fn try_tpm_decrypt(&self, data: &[u8], scheme: &str) -> Option<Vec<u8>> {
+        std::fs::write(self.dir.join("in.enc"), data).unwrap();
+        let _ = std::fs::remove_file(self.dir.join("out.dec"));
         self.ephemeral_key("n", ENC_ATTRS, PCRS);
         tpm(
             &self.dir,
@@ -227,26 +221,36 @@ impl Guest {
             &self.tcti,
             &["tpm2_policypcr", "-S", "sess.ctx", "-l", PCRS],
         );
-        let _ = std::fs::remove_file(self.dir.join("inner.key"));
-        tpm(
-            &self.dir,
-            &self.tcti,
-            &[
-                "tpm2_rsadecrypt",
-                "-c",
-                "enc.ctx",
-                "-p",
-                "session:sess.ctx",
-                "-s",
-                "rsaes",
-                "-o",
-                "inner.key",
-                "inner.enc",
-            ],
-        );
+        let ok = std::process::Command::new("tpm2_rsadecrypt")
+            .args(["-c", "enc.ctx", "-p", "session:sess.ctx", "-s", scheme])
+            .args(["-o", "out.dec", "in.enc"])
+            .current_dir(&self.dir)
+            .env("TPM2TOOLS_TCTI", &self.tcti)
+            .output()
+            .unwrap()
+            .status
+            .success();
         tpm(&self.dir, &self.tcti, &["tpm2_flushcontext", "sess.ctx"]);
         tpm(&self.dir, &self.tcti, &["tpm2_flushcontext", "-t"]);
-        let key = self.read("inner.key");
+        ok.then(|| self.read("out.dec"))
+    }
+
+    fn tpm_decrypt(&self, data: &[u8], scheme: &str) -> Vec<u8> {
+        self.try_tpm_decrypt(data, scheme)
+            .expect("the vTPM decrypts under its PCR policy")
+    }
+
+    /// Opens a sealed token as the library does: the inner key decrypted by the TPM under a
+    /// PolicyPCR session (RSAES), then AES-256-GCM with AAD "Transport Key".
+    fn unseal(&self, sealed: &str) -> String {
+        let outer: Value =
+            serde_json::from_slice(&sovra_crypto::jws::b64url_decode(sealed).unwrap()).unwrap();
+        let p = &outer["EncryptionParams"];
+        assert_eq!(p["BlockMode"], "ChainingModeGCM");
+        assert_eq!(p["Cipher"], "AES");
+        assert_eq!(p["KeySizeInBits"], 256);
+        let d = |v: &Value| sovra_proto::b64::decode(v.as_str().unwrap()).unwrap();
+        let key = self.tpm_decrypt(&d(&outer["EncryptedInnerKey"]), "rsaes");
         let aes =
             sovra_crypto::LoadedKey::load(sovra_proto::kms::Algorithm::Aes256Gcm, &key).unwrap();
         let iv: [u8; 12] = d(&p["Iv"]).try_into().unwrap();
@@ -457,6 +461,94 @@ fn an_azure_guest_gets_a_token_only_its_vtpm_can_open() {
     // Every attestation is audited.
     let log = s.ok(&["audit", "export"]);
     assert!(log.contains("az-snp-vtpm"), "{log}");
+
+    // Secure key release as an Azure CVM does it: the token is the target, the key comes back
+    // wrapped to TpmEphemeralEncryptionKey, and only the vTPM (in the attested PCR state)
+    // unwraps it.
+    let sim_root = format!(
+        "sha256:{}",
+        sovra_attest::x509::sha256_hex(
+            &sovra_attest::x509::certs_from_pem_or_der(&g.read("sim/ark.pem")).unwrap()[0]
+        )
+    );
+    let policy = json!({"version": "1.0.0", "anyOf": [{"authority": s.url, "allOf": [
+        {"claim": "x-ms-attestation-type", "equals": "azurevm"},
+        {"claim": "x-ms-isolation-tee.x-ms-attestation-type", "equals": "sevsnpvm"},
+        {"claim": "x-sovra-trust-root", "equals": sim_root},
+        {"claim": "secureboot", "equals": true}]}]});
+    let pfile = s.dir.join("p.json");
+    std::fs::write(&pfile, policy.to_string()).unwrap();
+    s.ok(&["keyrings", "create", "cvm"]);
+    s.ok(&[
+        "keys",
+        "create",
+        "cvm/disk",
+        "--purpose",
+        "encrypt",
+        "--exportable",
+        "--release-policy",
+        pfile.to_str().unwrap(),
+    ]);
+    let ct = s.json(&["encrypt", "cvm/disk", "--plaintext", "for the guest"]);
+    let t = s.json(&["tokens", "create", "--principal", "vm"]);
+    s.ok(&[
+        "roles",
+        "grant",
+        "--principal",
+        "vm",
+        "--role",
+        "release-user",
+        "--scope",
+        "cvm",
+    ]);
+    let vm = s.client_as(t["token"].as_str().unwrap());
+    let r = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(vm.release(
+            "locations/global/keyRings/cvm/cryptoKeys/disk",
+            &sovra_proto::kms::ReleaseRequest {
+                target: jwt.clone(),
+                nonce: None,
+                enc: None,
+            },
+        ))
+        .unwrap();
+    let body = sovra_crypto::jws::Jws::parse(&r.value)
+        .unwrap()
+        .claims()
+        .unwrap();
+    let key_hsm: Value = serde_json::from_slice(
+        &sovra_crypto::jws::b64url_decode(
+            body["response"]["key"]["key"]["key_hsm"].as_str().unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(key_hsm["header"]["kid"], "TpmEphemeralEncryptionKey");
+    assert_eq!(key_hsm["header"]["enc"], "CKM_RSA_AES_KEY_WRAP");
+    let blob = sovra_crypto::jws::b64url_decode(key_hsm["ciphertext"].as_str().unwrap()).unwrap();
+    let (rsa, kwp) = blob.split_at(256);
+    let transfer = g.tpm_decrypt(rsa, "oaep-sha1");
+    let material = sovra_crypto::keywrap::kwp_unwrap(&transfer, kwp).unwrap();
+    let aes =
+        sovra_crypto::LoadedKey::load(sovra_proto::kms::Algorithm::Aes256Gcm, material.expose())
+            .unwrap();
+    let pt = sovra_crypto::symmetric::open(
+        &aes,
+        b"",
+        &sovra_proto::b64::decode(ct["ciphertext"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(pt.expose(), b"for the guest");
+
+    // Once a PCR moves on, the vTPM no longer decrypts: the token and the key were for the
+    // attested state only.
+    tpm(
+        &g.dir,
+        &g.tcti,
+        &["tpm2_pcrextend", &format!("4:sha256={}", "cd".repeat(32))],
+    );
+    assert!(g.try_tpm_decrypt(rsa, "oaep-sha1").is_none());
 }
 
 #[test]
