@@ -14,9 +14,8 @@ CODES = re.findall(r'= \("([A-Z0-9_]+)", \d{3}\)', open(os.path.join(_HERE, ".."
 ID = s("string", pattern="^[A-Za-z0-9_-]{1,63}$")
 PRINCIPAL = s("string", pattern="^[A-Za-z0-9._@-]{1,63}$")
 EVIDENCE_TYPES = ["sev-snp","az-snp-vtpm","az-tdx-vtpm","tdx","sgx","tpm","nitro","nvidia-gpu"]
-MAA_TYPES = ["SevSnpVm","SgxEnclave","OpenEnclave","TdxVm","Tpm"]
-# Attest also speaks Azure's guest attestation protocol (its policies are az-snp-vtpm's and az-tdx-vtpm's).
-MAA_ATTEST_TYPES = MAA_TYPES + ["AzureGuest"]
+# AzureGuest: Azure's guest attestation protocol; its one policy governs az-snp-vtpm and az-tdx-vtpm.
+MAA_TYPES = ["SevSnpVm","SgxEnclave","OpenEnclave","TdxVm","Tpm","AzureGuest"]
 SCOPE = s("string", pattern="^(\\*|locations/[A-Za-z0-9_-]{1,63}(/keyRings/[A-Za-z0-9_-]{1,63}(/cryptoKeys/[A-Za-z0-9_-]{1,63})?)?)$", description="* or a location, key-ring or crypto-key name")
 DUR = s("string", pattern="^0*[0-9]{1,11}(\\.0)?[smhd]$", description="duration such as \"86400s\" (input also accepts m, h, d); at most 36500d", example="2592000s")
 def nullable(schema):
@@ -125,7 +124,7 @@ def P(name, desc, schema=None, where="path", example=None):
     if example is not None: d["example"]=example
     return d
 LOC=P("location","location ID",ID,example="global"); RING=P("keyRing","key-ring ID",ID,example="ring"); KEY=P("cryptoKey","crypto-key ID",ID,example="key"); VER=P("cryptoKeyVersion","version number", s("integer", minimum=1, maximum=4294967295),example=1)
-TYPE=P("type","evidence type",s("string",enum=EVIDENCE_TYPES)); PROV=P("provider","attestation provider ID",s("string",pattern="^[a-z0-9-]{1,63}$")); MAAT=P("maaType","MAA attestation type",s("string",enum=MAA_TYPES)); MAAA=P("maaType","MAA attestation type",s("string",enum=MAA_ATTEST_TYPES))
+TYPE=P("type","evidence type",s("string",enum=EVIDENCE_TYPES)); PROV=P("provider","attestation provider ID",s("string",pattern="^[a-z0-9-]{1,63}$")); MAAT=P("maaType","MAA attestation type",s("string",enum=MAA_TYPES))
 PRIN=P("principal","principal",PRINCIPAL)
 PAGE=[P("pageSize","page size (default 100, at most 1000)", s("integer", minimum=0, maximum=1000), "query"), P("pageToken","nextPageToken of the previous page", where="query")]
 def Q(name, desc, schema): d=P(name, desc, schema, "query"); d["required"]=True; return d
@@ -205,8 +204,8 @@ paths={
  "/v1/attest/tpm/challenge": {"post":op("TPM-only machines: a credential-activation challenge for an AK, after checking the EK certificate",[],"ChallengeRequest",s("object"),public=True,opid="tpmChallenge")},
  "/v1/release/nonces": {"post":op("A single-use release nonce (5 minutes)",[],"Empty",s("object"),opid="releaseNonce")},
  "/v1/release/issuers": {"get":op("External token issuers trusted for release",[],None,s("object"),opid="listIssuers"),"post":op("Trust an external token issuer (pinned certificates or a JWKS URL)",[],"TrustedIssuer","TrustedIssuer",opid="putIssuer")},
- "/attest/{maaType}": {"post":op("MAA-compatible attest (SevSnpVm, SgxEnclave, OpenEnclave, TdxVm, Tpm; AzureGuest: {AttestationInfo}, the token sealed to the vTPM key)",[MAAA],"MaaAttestRequest","AttestResponse",public=True,opid="maaAttest")},
- "/providers/{provider}/attest/{maaType}": {"post":op("MAA-compatible attest with a provider's policy",[PROV,MAAA],"MaaAttestRequest","AttestResponse",public=True,opid="maaAttestProvider")},
+ "/attest/{maaType}": {"post":op("MAA-compatible attest (SevSnpVm, SgxEnclave, OpenEnclave, TdxVm, Tpm; AzureGuest: {AttestationInfo}, the token sealed to the vTPM key)",[MAAT],"MaaAttestRequest","AttestResponse",public=True,opid="maaAttest")},
+ "/providers/{provider}/attest/{maaType}": {"post":op("MAA-compatible attest with a provider's policy",[PROV,MAAT],"MaaAttestRequest","AttestResponse",public=True,opid="maaAttestProvider")},
  "/certs": {"get":op("JWKS of the token signing keys and of the management keys that sign MAA policy tokens",[],None,s("object"),public=True,opid="certs")},
  "/release/certs": {"get":op("JWKS of the keys that sign key-release responses (typ sovra-key-release+jwt)",[],None,s("object"),public=True,opid="releaseCerts")},
  "/.well-known/openid-configuration": {"get":op("OpenID Connect metadata",[],None,s("object"),public=True,opid="openidConfiguration")},

@@ -665,4 +665,42 @@ fn every_broken_link_of_guest_evidence_is_refused_with_its_code() {
     assert_eq!(code(post(&s, &json!({}))), "INVALID_ARGUMENT");
     // The genuine evidence still passes after all that.
     assert!(attest(&s, &good).is_ok());
+
+    // One MAA AzureGuest policy governs guests of both isolation types; reset restores the
+    // default.
+    let text = "version=1.0; authorizationrules{ [type==\"secureboot\", value==false] => permit(); }; issuancerules{};";
+    let jws = format!(
+        "eyJhbGciOiJub25lIn0.{}.",
+        b64url(
+            json!({"AttestationPolicy": b64url(text.as_bytes())})
+                .to_string()
+                .as_bytes()
+        )
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let admin = s.admin();
+    let (status, body) = rt
+        .block_on(admin.raw(
+            hyper::Method::PUT,
+            "/policies/AzureGuest",
+            Some(jws.into_bytes()),
+        ))
+        .unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    for kind in ["az-snp-vtpm", "az-tdx-vtpm"] {
+        assert_eq!(
+            s.json(&["attestation", "policy", "get", kind])["text"],
+            text
+        );
+    }
+    assert_eq!(refused(&good), "ATTEST_POLICY_DENIED");
+    let (status, _) = rt
+        .block_on(admin.raw(
+            hyper::Method::POST,
+            "/policies/AzureGuest:reset",
+            Some(b"eyJhbGciOiJub25lIn0..".to_vec()),
+        ))
+        .unwrap();
+    assert_eq!(status, 200);
+    assert!(attest(&s, &good).is_ok());
 }

@@ -75,9 +75,26 @@ fn maa_type(s: &str) -> Result<EvidenceType> {
     attest_wire::maa_type(s).ok_or_else(|| {
         Error::new(
             ErrorCode::InvalidArgument,
-            format!("unknown attestation type {s:?}; use SevSnpVm, SgxEnclave, OpenEnclave, TdxVm or Tpm"),
+            format!("unknown attestation type {s:?}; use SevSnpVm, SgxEnclave, OpenEnclave, TdxVm, Tpm or AzureGuest"),
         )
     })
+}
+
+/// The evidence types an MAA policy name governs: `AzureGuest` is one policy for the guests of
+/// both isolation types (az-snp-vtpm, az-tdx-vtpm); GET shows the SEV-SNP one.
+fn maa_policy_types(s: &str) -> Result<Vec<EvidenceType>> {
+    if s == "AzureGuest" {
+        return Ok(vec![EvidenceType::AzSnpVtpm, EvidenceType::AzTdxVtpm]);
+    }
+    maa_type(s).map(|t| vec![t])
+}
+
+/// The evidence type whose policy `GET /policies/{type}` shows.
+fn maa_policy_shown(s: &str) -> Result<EvidenceType> {
+    if s == "AzureGuest" {
+        return Ok(EvidenceType::AzSnpVtpm);
+    }
+    maa_type(s)
 }
 
 async fn native_attest(
@@ -273,7 +290,7 @@ pub async fn maa_get_policy(
     let info = s
         .sovra
         .attest()
-        .get_policy(&p, DEFAULT_PROVIDER, maa_type(&ty)?)
+        .get_policy(&p, DEFAULT_PROVIDER, maa_policy_shown(&ty)?)
         .await?;
     let inner = format!(
         "{}.{}.",
@@ -298,17 +315,16 @@ pub async fn maa_put_policy(
     let text =
         String::from_utf8(b.to_vec()).map_err(|_| Error::invalid("the policy JWS must be text"))?;
     let jws_text = text.trim().trim_matches('"').to_string();
-    let view = s
-        .sovra
-        .attest()
-        .set_policy(
-            &p,
-            DEFAULT_PROVIDER,
-            maa_type(&ty)?,
-            Language::Maa,
-            &jws_text,
-        )
-        .await?;
+    let mut view = None;
+    for kind in maa_policy_types(&ty)? {
+        view = Some(
+            s.sovra
+                .attest()
+                .set_policy(&p, DEFAULT_PROVIDER, kind, Language::Maa, &jws_text)
+                .await?,
+        );
+    }
+    let view = view.ok_or_else(|| Error::internal("no evidence type for the policy"))?;
     let hash = jws::b64url(
         aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, jws_text.as_bytes()).as_ref(),
     );
@@ -358,10 +374,12 @@ pub async fn maa_reset_policy(
             "POST is only for /policies/{type}:reset",
         ));
     };
-    s.sovra
-        .attest()
-        .reset_policy(&p, DEFAULT_PROVIDER, maa_type(ty)?)
-        .await?;
+    for kind in maa_policy_types(ty)? {
+        s.sovra
+            .attest()
+            .reset_policy(&p, DEFAULT_PROVIDER, kind)
+            .await?;
+    }
     maa_policy_token(&s, json!({"x-ms-policy-result": "Removed"})).await
 }
 
