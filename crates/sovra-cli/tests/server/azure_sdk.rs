@@ -1,6 +1,7 @@
 //! The unmodified Azure SDKs (from PyPI) against Sovra's compatible APIs: Microsoft Azure
 //! Attestation's metadata, signing certificates and policy management (unsigned, then signed by
-//! a policy-management certificate) with the SDK's own token validation on; and the Key Vault
+//! a policy-management certificate), and SGX / Open Enclave attestation of quotes from a
+//! simulated SGX platform, with the SDK's own token validation on; and the Key Vault
 //! keys API through `azure-keyvault-keys`: every operation Sovra offers, soft delete, secure key
 //! release, roles and a second vault.
 
@@ -125,6 +126,82 @@ fn the_azure_attestation_sdk_manages_policies_with_its_validation_on() {
         "management certificates 1",
         "unsigned set refused POLICY_SIGNATURE_INVALID",
         "signed reset Removed",
+    ] {
+        assert!(
+            out.lines().any(|l| l == line),
+            "{line:?} missing from:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn the_azure_attestation_sdk_attests_sgx_and_open_enclave_quotes() {
+    let s = Server::start();
+    // A simulated SGX platform (the real vectors' collateral is out of its window today),
+    // trusted explicitly as an operator anchor, its collateral imported.
+    let sgx = crate::simsgx::SimulatedSgx::generate();
+    let dir = s.dir.join("sgx");
+    std::fs::create_dir_all(&dir).unwrap();
+    let w = |name: &str, data: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, data).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let root = w("root.pem", sgx.root_pem.as_bytes());
+    let collateral = w("collateral.json", sgx.collateral.as_bytes());
+    let runtime = br#"{"jwk": {"kty": "oct"}, "purpose": "sdk test"}"#;
+    let mut rd = [0u8; 64];
+    rd[..32].copy_from_slice(&sovra_crypto::sha256(runtime));
+    let quote = w("quote.bin", &sgx.quote([0xe1; 32], rd));
+    let runtime = w("runtime.json", runtime);
+    let attest = || run_sdk(&s, &["attest", &quote, &runtime]);
+    // Not trusted yet: the SDK sees the server's refusal.
+    let o = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/server/azure_sdk/maa_admin.py"
+        ))
+        .args([s.url.as_str(), s.dir.join("admin.token").to_str().unwrap()])
+        .arg(s.ca())
+        .args(["attest", &quote, &runtime])
+        .env("PYTHONPATH", azure_sdk())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("ATTEST_"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    s.ok(&[
+        "attestation",
+        "collateral",
+        "import",
+        "--kind",
+        "trust-anchor",
+        "--platform",
+        "intel",
+        &root,
+    ]);
+    s.ok(&[
+        "attestation",
+        "collateral",
+        "import",
+        "--kind",
+        "intel",
+        &collateral,
+    ]);
+    let out = attest();
+    let mr = "e1".repeat(32);
+    for line in [
+        format!("sgx mrenclave {mr}"),
+        "sgx ehd True".into(),
+        "sgx debuggable False".into(),
+        "sgx issuer True".into(),
+        "sgx runtime claims {'jwk': {'kty': 'oct'}, 'purpose': 'sdk test'}".into(),
+        "draft none True".into(),
+        format!("oe mrenclave {mr}"),
+        "other runtime data refused 400".into(),
     ] {
         assert!(
             out.lines().any(|l| l == line),

@@ -25,6 +25,7 @@ mod postgres;
 mod regions;
 mod release;
 mod security_domain;
+mod simsgx;
 mod tour;
 mod tpm;
 mod trust;

@@ -2,6 +2,8 @@
 # its token validation on. Usage: maa_admin.py URL TOKEN_FILE CA_PEM MODE [KEY CERT]
 # MODE unsigned: metadata, signing certificates, policies get/set/reset without a signature.
 # MODE signed: the same with a policy-management key, and unsigned changes refused.
+# MODE attest QUOTE RUNTIME: an SGX quote (whose report data starts with SHA-256 of RUNTIME)
+#   attested as SgxEnclave (binary and JSON runtime data, a draft policy) and as OpenEnclave.
 import sys, time
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import HttpResponseError
@@ -40,6 +42,30 @@ if mode == "unsigned":
     print("reset", result.policy_resolution)
     certs, _ = admin.get_policy_management_certificates()
     print("management certificates", len(certs))
+elif mode == "attest":
+    import hashlib, struct
+
+    quote, runtime = open(sys.argv[5], "rb").read(), open(sys.argv[6], "rb").read()
+    result, token = client.attest_sgx_enclave(quote, runtime_data=runtime)
+    print("sgx mrenclave", result.mr_enclave)
+    print("sgx ehd", result.enclave_held_data == runtime)
+    print("sgx debuggable", result.is_debuggable)
+    print("sgx issuer", result.issuer == url)
+    result, _ = client.attest_sgx_enclave(quote, runtime_json=runtime)
+    print("sgx runtime claims", result.runtime_claims)
+    result, token = client.attest_sgx_enclave(
+        quote, runtime_data=runtime, draft_policy="version=1.0; authorizationrules{=> permit();}; issuancerules{ => issue(type=\"draft\", value=true); };"
+    )
+    print("draft", token.algorithm, result.mr_enclave is not None)
+    # Open Enclave's remote report: a 16-byte header (version 1, type 2, size) before the quote.
+    report = struct.pack("<IIQ", 1, 2, len(quote)) + quote
+    result, _ = client.attest_open_enclave(report, runtime_data=runtime)
+    print("oe mrenclave", result.mr_enclave)
+    try:
+        client.attest_sgx_enclave(quote, runtime_data=runtime + b"x")
+        print("other runtime data accepted")
+    except HttpResponseError as e:
+        print("other runtime data refused", e.status_code)
 else:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization

@@ -454,10 +454,19 @@ fn issue(it: &Issuing, verified: &VerifiedClaims, sub: &request::Submission) -> 
     if let Some(rt) = &sub.runtime {
         match &rt.json {
             Some(j) => incoming.insert("x-ms-runtime".into(), j.clone()),
-            None => incoming.insert(
-                "x-ms-runtime-data".into(),
-                Value::from(sovra_proto::hex::encode(&rt.bytes)),
-            ),
+            None => {
+                // MAA names binary runtime data of an enclave its "enclave held data".
+                if claims::attestation_type(it.kind) == "sgx" {
+                    incoming.insert(
+                        "x-ms-sgx-ehd".into(),
+                        Value::from(sovra_crypto::jws::b64url(&rt.bytes)),
+                    );
+                }
+                incoming.insert(
+                    "x-ms-runtime-data".into(),
+                    Value::from(sovra_proto::hex::encode(&rt.bytes)),
+                )
+            }
         };
     }
     if let Some(init) = &sub.init_time
