@@ -285,6 +285,29 @@ paths.update({
  "/deletedkeys/{name}/recover": {"post":kv("recover a deleted key",[KVN],None,"KvKeyBundle",opid="kvRecover")},
  "/rng": {"post":kv("random bytes",[],"KvRandom","KvValue",opid="kvRandom")},
 })
+# Managed HSM local RBAC: role definitions (the built-in roles Sovra serves) and role assignments
+# (= role bindings), at the vault ("/" and "/keys" are the vault's key ring) and at a key.
+schemas.update({
+ "KvRoleDefinition": obj({"id":s("string"),"name":s("string"),"type":s("string"),"properties":obj({"roleName":s("string"),"description":s("string"),"type":s("string"),"permissions":s("array",items=obj({"actions":s("array",items=s("string")),"notActions":s("array",items=s("string")),"dataActions":s("array",items=s("string")),"notDataActions":s("array",items=s("string"))},[],True)),"assignableScopes":s("array",items=s("string"))},[],True)}, ["id","name","properties"], True),
+ "KvRoleDefinitionList": obj({"value":s("array",items=ref("KvRoleDefinition")),"nextLink":s(["string","null"])}, ["value"], True),
+ "KvRoleAssignment": obj({"id":s("string"),"name":s("string"),"type":s("string"),"properties":obj({"scope":s("string"),"roleDefinitionId":s("string"),"principalId":s("string")},[],True)}, ["id","name","properties"], True),
+ "KvRoleAssignmentList": obj({"value":s("array",items=ref("KvRoleAssignment")),"nextLink":s(["string","null"])}, ["value"], True),
+ "KvRoleAssignmentCreate": obj({"properties":obj({"roleDefinitionId":s("string",description="a role definition's id or GUID"),"principalId":s("string",description="the Sovra principal")},["roleDefinitionId","principalId"],True)}, ["properties"], True),
+})
+RDID=P("id","role definition GUID",s("string"),example="21dbd100-6940-42c2-9190-5d6cb909625b")
+RAN=P("name","role assignment name (= role binding ID): 1-64 letters, digits, dashes",s("string",pattern="^[0-9a-zA-Z-]{1,64}$"),example="3611c13f-0309-4651-a121-a890181b10b7")
+KVK=P("key","key name (the scope /keys/{key})",s("string",pattern="^[0-9a-zA-Z-]{1,63}$"),example="kvkey")
+FILTER=P("$filter","roleName eq '...' (definitions); atScope() or principalId eq '...' (assignments)",where="query")
+for prefix, pp, tag in (("", [], "Vault"), ("/keys", [], "Keys"), ("/keys/{key}", [KVK], "Key")):
+    base=prefix+"/providers/Microsoft.Authorization/"
+    paths[base+"roleDefinitions"]={"get":kv("Managed HSM role definitions Sovra serves (Crypto Officer, Crypto User, Crypto Auditor, Crypto Service Release User)",pp+[FILTER],None,"KvRoleDefinitionList",opid="kvListRoleDefinitions"+tag)}
+    paths[base+"roleDefinitions/{id}"]={"get":kv("a role definition",pp+[RDID],None,"KvRoleDefinition",opid="kvGetRoleDefinition"+tag),
+        "put":kv("custom role definitions"+UNSUP,pp+[RDID],s("object"),"KvRoleDefinition",opid="kvSetRoleDefinition"+tag),
+        "delete":kv("custom role definitions"+UNSUP,pp+[RDID],None,"KvRoleDefinition",opid="kvDeleteRoleDefinition"+tag)}
+    paths[base+"roleAssignments"]={"get":kv("role assignments at this scope (role bindings in the vault)",pp+[FILTER],None,"KvRoleAssignmentList",opid="kvListRoleAssignments"+tag)}
+    paths[base+"roleAssignments/{name}"]={"get":kv("a role assignment",pp+[RAN],None,"KvRoleAssignment",opid="kvGetRoleAssignment"+tag),
+        "put":kv("assign a role: a role binding with this ID (Administrator only; 409 if the name or the grant exists)",pp+[RAN],"KvRoleAssignmentCreate","KvRoleAssignment",opid="kvCreateRoleAssignment"+tag,status="201"),
+        "delete":kv("remove a role assignment",pp+[RAN],None,"KvRoleAssignment",opid="kvDeleteRoleAssignment"+tag)}
 doc={"openapi":"3.1.0","info":{"title":"Sovra native API","version":"0.1.0","license":{"name":"Apache-2.0","identifier":"Apache-2.0"},
  "description":"Key management after Cloud KMS. Binary fields are base64; errors are {\"error\":{\"code\",\"message\",\"status\"}} with stable codes. Request bodies are limited to 256 KiB by default (limits.max_body_bytes; attestation bodies 1 MiB) and must arrive within 30 s; plaintext, AAD and data fields to 64 KiB decoded. Bodies are JSON (Content-Type application/json, else 415) except the MAA policy and certificate routes, which also take text/plain. A method a route does not have is 405 with Allow."},
  "servers":[{"url":"https://127.0.0.1:8443"}],

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// A directory holding `azure-security-attestation` 1.0.0 (and `six`, which it imports without
-/// declaring) and `azure-keyvault-keys` 4.11.3, installed from PyPI once per target directory.
+/// declaring), `azure-keyvault-keys` 4.11.3 and `azure-keyvault-administration` 4.7.2,
+/// installed from PyPI once per target directory.
 /// Tests share it, so the first one installs and the others wait.
 fn azure_sdk() -> PathBuf {
     static INSTALLED: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -20,7 +21,7 @@ fn azure_sdk() -> PathBuf {
         Command::new("python3")
             .args([
                 "-c",
-                "import azure.security.attestation, six, azure.keyvault.keys",
+                "import azure.security.attestation, six, azure.keyvault.keys, azure.keyvault.administration",
             ])
             .env("PYTHONPATH", &dir)
             .stderr(std::process::Stdio::null())
@@ -43,6 +44,7 @@ fn azure_sdk() -> PathBuf {
                 "azure-security-attestation==1.0.0",
                 "six",
                 "azure-keyvault-keys==4.11.3",
+                "azure-keyvault-administration==4.7.2",
             ])
             .status()
             .expect("python3 is needed");
@@ -211,9 +213,13 @@ fn the_azure_attestation_sdk_attests_sgx_and_open_enclave_quotes() {
 }
 
 fn run_keyvault(phase: &str, input: &std::path::Path) -> String {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/server/azure_sdk/keyvault.py"
+    run_script("keyvault.py", phase, input)
+}
+
+fn run_script(script: &str, phase: &str, input: &std::path::Path) -> String {
+    let script = format!(
+        "{}/tests/server/azure_sdk/{script}",
+        env!("CARGO_MANIFEST_DIR")
     );
     let o = Command::new("python3")
         .arg(script)
@@ -243,6 +249,94 @@ fn two_vaults(dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
     let mut all = vec![("SOVRA_CONFIG", config.to_str().unwrap())];
     all.extend_from_slice(env);
     Server::start_with(&all)
+}
+
+#[test]
+fn the_managed_hsm_administration_sdk_assigns_roles_as_role_bindings() {
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let s = two_vaults(dir.path(), &[]);
+    for ring in ["keyvault", "vault-b"] {
+        s.ok(&["keyrings", "create", ring]);
+        s.ok(&[
+            "keys",
+            "create",
+            &format!("{ring}/k1"),
+            "--purpose",
+            "encrypt",
+        ]);
+    }
+    let token = |principal: &str| {
+        s.json(&["tokens", "create", "--principal", principal])["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let app = token("app1");
+    let officer = token("officer");
+    s.ok(&[
+        "roles",
+        "grant",
+        "--principal",
+        "officer",
+        "--role",
+        "crypto-officer",
+        "--scope",
+        "*",
+    ]);
+    let name = "3611c13f-0309-4651-a121-a890181b10b7";
+    let input = dir.path().join("admin.json");
+    std::fs::write(
+        &input,
+        json!({"url": s.url, "second_url": s.url.replace("127.0.0.1", "localhost"),
+            "ca": s.ca(), "admin": s.token, "officer": officer, "assignment": name})
+        .to_string(),
+    )
+    .unwrap();
+    let encrypt = |ring: &str| {
+        s.cli_as(
+            &app,
+            &[
+                "-o",
+                "json",
+                "encrypt",
+                &format!("{ring}/k1"),
+                "--plaintext",
+                "hello",
+            ],
+        )
+    };
+    assert_eq!(cli_code(&encrypt("keyvault")), "PERMISSION_DENIED");
+    let out = run_script("kv_admin.py", "assign", &input);
+    assert!(out.lines().any(|l| l == "checks failed: 0"), "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("ok ")).count(),
+        15,
+        "{out}"
+    );
+    // The assignment is a role binding named as the SDK named it, scoped to the vault's ring:
+    // the principal now uses the vault's keys, and only those.
+    let bindings = s.json(&["roles", "list", "--principal", "app1"]);
+    let b = bindings
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["id"] == name)
+        .unwrap_or_else(|| panic!("{bindings}"))
+        .clone();
+    assert_eq!(b["role"], "CRYPTO_USER");
+    assert_eq!(b["scope"], "locations/global/keyRings/keyvault");
+    assert!(encrypt("keyvault").status.success());
+    assert_eq!(cli_code(&encrypt("vault-b")), "PERMISSION_DENIED");
+    let out = run_script("kv_admin.py", "remove", &input);
+    assert!(out.lines().any(|l| l == "checks failed: 0"), "{out}");
+    assert_eq!(cli_code(&encrypt("keyvault")), "PERMISSION_DENIED");
+    let log = s.ok(&["audit", "export"]);
+    assert!(log.contains("roleBindings.create") && log.contains("roleBindings.delete"));
+    // Every role operation, at each of the three scopes.
+    let out = run_script("kv_admin.py", "scopes", &input);
+    assert!(out.lines().any(|l| l == "checks failed: 0"), "{out}");
+    assert_reached(&s, |p| p.contains(RBAC));
 }
 
 #[test]
@@ -489,12 +583,22 @@ fn the_azure_keyvault_sdk_uses_sovra_as_its_vault() {
     let out = run_keyvault("purge", &input);
     assert!(out.contains("ok a purged name is free again"), "{out}");
     assert!(s.ok(&["audit", "export"]).contains("\"cryptoKeys.purge\""));
-    // Between the SDK and the requests above, every documented Key Vault operation was reached.
-    let metrics = rt.block_on(admin.metrics()).unwrap();
+    // Between the SDK and the requests above, every documented Key Vault keys operation was
+    // reached (role management has its own test).
+    assert_reached(&s, |p| !p.contains(RBAC));
+}
+
+const RBAC: &str = "/providers/Microsoft.Authorization/";
+
+/// Asserts that every documented Key Vault operation whose path `wanted` selects was reached,
+/// by the server's own request metrics.
+fn assert_reached(s: &Server, wanted: impl Fn(&str) -> bool) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let metrics = rt.block_on(s.admin().metrics()).unwrap();
     let doc: serde_json::Value = serde_json::from_str(sovra_server::http::OPENAPI).unwrap();
     let mut unreached = Vec::new();
     for (path, ops) in doc["paths"].as_object().unwrap() {
-        if !sovra_server::http::keyvault::is_keyvault_path(path) {
+        if !sovra_server::http::keyvault::is_keyvault_path(path) || !wanted(path) {
             continue;
         }
         for m in ops.as_object().unwrap().keys() {

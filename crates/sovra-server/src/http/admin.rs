@@ -105,6 +105,7 @@ pub async fn create_role_binding(
         principal: b.principal,
         role: b.role,
         scope: b.scope,
+        id: None,
     };
     Ok(Json(binding(
         &s.sovra.access().create_role_binding(&p, new).await?,

@@ -44,6 +44,20 @@ pub struct NewBinding {
     pub role: Role,
     /// Where: `*` or a location, key ring or key name.
     pub scope: String,
+    /// The binding's ID, when the caller names it (the Managed HSM API's role assignment
+    /// name); otherwise one is generated.
+    pub id: Option<String>,
+}
+
+/// Checks a caller-chosen binding ID: 1–64 letters, digits and dashes (a GUID fits).
+fn check_binding_id(id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(Error::invalid(
+            "a role binding ID is 1-64 letters, digits and dashes (a GUID fits)",
+        ));
+    }
+    Ok(())
 }
 
 fn rand_err(e: sovra_crypto::CryptoError) -> Error {
@@ -324,14 +338,36 @@ impl Access {
         check_principal(&req.principal)?;
         check_scope(&req.scope)?;
         let existing = self.base.auth.bindings_of(&req.principal).await?;
-        if let Some(b) = existing
+        let same = existing
             .iter()
-            .find(|b| b.role == req.role && b.scope == req.scope)
-        {
-            return Ok(b.clone());
-        }
+            .find(|b| b.role == req.role && b.scope == req.scope);
+        let id = match (&req.id, same) {
+            // Granting what is already granted changes nothing.
+            (None, Some(b)) => return Ok(b.clone()),
+            (None, None) => sovra_crypto::random::hex_id(8).map_err(rand_err)?,
+            // A named binding must be new, by name and by meaning.
+            (Some(_), Some(b)) => {
+                return Err(Error::new(
+                    ErrorCode::AlreadyExists,
+                    format!(
+                        "principal {:?} already has this role at this scope (role binding {:?})",
+                        req.principal, b.id
+                    ),
+                ));
+            }
+            (Some(id), None) => {
+                check_binding_id(id)?;
+                if self.all_role_bindings().await?.iter().any(|b| b.id == *id) {
+                    return Err(Error::new(
+                        ErrorCode::AlreadyExists,
+                        format!("role binding {id:?} already exists"),
+                    ));
+                }
+                id.clone()
+            }
+        };
         let rec = RoleBindingRec {
-            id: sovra_crypto::random::hex_id(8).map_err(rand_err)?,
+            id,
             principal: req.principal.clone(),
             role: req.role,
             scope: req.scope.clone(),
@@ -359,6 +395,28 @@ impl Access {
             check_principal(pr)?;
             return Ok(self.base.auth.bindings_of(pr).await?.to_vec());
         }
+        self.all_role_bindings().await
+    }
+
+    /// The role binding with ID `id`, whoever holds it.
+    pub async fn find_role_binding(&self, p: &Principal, id: &str) -> Result<RoleBindingRec> {
+        self.base
+            .auth
+            .authorize(p, Permission::AccessRead, "*")
+            .await?;
+        self.all_role_bindings()
+            .await?
+            .into_iter()
+            .find(|b| b.id == id)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::RoleBindingNotFound,
+                    format!("there is no role binding {id:?}; list them with 'sovra roles list'"),
+                )
+            })
+    }
+
+    async fn all_role_bindings(&self) -> Result<Vec<RoleBindingRec>> {
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {

@@ -9,6 +9,7 @@ mod byok;
 mod crypto;
 mod keys;
 mod lifecycle;
+mod rbac;
 mod rotation;
 mod wire;
 
@@ -32,7 +33,11 @@ pub fn is_keyvault_path(path: &str) -> bool {
         || path == "/rng"
         || path.starts_with("/keys/")
         || path.starts_with("/deletedkeys/")
+        || path.starts_with(RBAC)
 }
+
+/// Where Managed HSM's role definitions and assignments live (below a scope).
+const RBAC: &str = "/providers/Microsoft.Authorization/";
 
 /// The api-versions served (the SDKs' current default first).
 pub const API_VERSIONS: &[&str] = &["2025-07-01", "7.6", "7.5", "7.4"];
@@ -430,6 +435,49 @@ pub fn routes() -> Vec<(String, MethodRouter<AppState>)> {
         r.push((format!("/keys/{{name}}//{op}"), h.clone()));
         r.push((format!("/keys/{{name}}/{op}"), h));
     }
+    // Managed HSM local RBAC, at the vault (`/`, `/keys`) and at a key.
+    for vault in ["", "/keys"] {
+        r.push((
+            format!("{vault}{RBAC}roleDefinitions"),
+            get(rbac::definitions),
+        ));
+        r.push((
+            format!("{vault}{RBAC}roleDefinitions/{{id}}"),
+            get(rbac::get_definition)
+                .put(rbac::change_definition)
+                .delete(rbac::change_definition),
+        ));
+        r.push((
+            format!("{vault}{RBAC}roleAssignments"),
+            get(rbac::assignments),
+        ));
+        r.push((
+            format!("{vault}{RBAC}roleAssignments/{{name}}"),
+            get(rbac::get_assignment)
+                .put(rbac::create_assignment)
+                .delete(rbac::delete_assignment),
+        ));
+    }
+    r.push((
+        format!("/keys/{{key}}{RBAC}roleDefinitions"),
+        get(rbac::key_definitions),
+    ));
+    r.push((
+        format!("/keys/{{key}}{RBAC}roleDefinitions/{{id}}"),
+        get(rbac::get_key_definition)
+            .put(rbac::change_definition)
+            .delete(rbac::change_definition),
+    ));
+    r.push((
+        format!("/keys/{{key}}{RBAC}roleAssignments"),
+        get(rbac::key_assignments),
+    ));
+    r.push((
+        format!("/keys/{{key}}{RBAC}roleAssignments/{{name}}"),
+        get(rbac::get_key_assignment)
+            .put(rbac::create_key_assignment)
+            .delete(rbac::delete_key_assignment),
+    ));
     for version in ["{version}/", "/", ""] {
         r.push((
             format!("/keys/{{name}}/{version}release"),
