@@ -62,6 +62,21 @@ fn tpm_part(
     crate::tpm::verify_quotes_with_name(&ak, &[quote], None, nonce, false)
 }
 
+/// The vTPM half of either encoding: the quote's findings, and the guest's own claims.
+fn tpm_half(
+    form: Result<Box<guest::GuestInfo>, hcl::AzureEvidence>,
+    h: &hcl::Hcl,
+    nonce: Option<&[u8]>,
+) -> Result<(crate::tpm::Quoted, Option<Map<String, Value>>), AttestError> {
+    match form {
+        Err(ev) => Ok((tpm_part(&ev, h, nonce)?, None)),
+        Ok(g) => {
+            let (q, claims) = guest::verify_tpm(&g, h.rsa_key("HCLAkPub")?, nonce)?;
+            Ok((q, Some(claims)))
+        }
+    }
+}
+
 /// The evidence in either of its encodings.
 enum Form {
     /// The trustee JSON (HCL report and quote).
@@ -193,13 +208,7 @@ impl Verifier for AzSnpVtpmVerifier {
             ctx,
         )?;
         check_runtime_binding("SNP", snp.report_data(), &h)?;
-        let (q, g) = match guest {
-            Err(ev) => (tpm_part(&ev, &h, input.nonce)?, None),
-            Ok(g) => {
-                let (q, claims) = guest::verify_tpm(&g, h.rsa_key("HCLAkPub")?, input.nonce)?;
-                (q, Some(claims))
-            }
-        };
+        let (q, g) = tpm_half(guest, &h, input.nonce)?;
         Ok(finish(EvidenceType::AzSnpVtpm, "snp", &snp, &h, q, g))
     }
 }
@@ -292,13 +301,7 @@ impl Verifier for AzTdxVtpmVerifier {
             }
         }
         check_runtime_binding("TD", tdx.report_data(), &h)?;
-        let (q, g) = match guest {
-            Err(ev) => (tpm_part(&ev, &h, input.nonce)?, None),
-            Ok(g) => {
-                let (q, claims) = guest::verify_tpm(&g, h.rsa_key("HCLAkPub")?, input.nonce)?;
-                (q, Some(claims))
-            }
-        };
+        let (q, g) = tpm_half(guest, &h, input.nonce)?;
         Ok(finish(EvidenceType::AzTdxVtpm, "tdx", &tdx, &h, q, g))
     }
 }

@@ -476,36 +476,12 @@ fn an_azure_guest_gets_a_token_only_its_vtpm_can_open() {
         {"claim": "x-ms-isolation-tee.x-ms-attestation-type", "equals": "sevsnpvm"},
         {"claim": "x-sovra-trust-root", "equals": sim_root},
         {"claim": "secureboot", "equals": true}]}]});
-    let pfile = s.dir.join("p.json");
-    std::fs::write(&pfile, policy.to_string()).unwrap();
-    s.ok(&["keyrings", "create", "cvm"]);
-    s.ok(&[
-        "keys",
-        "create",
-        "cvm/disk",
-        "--purpose",
-        "encrypt",
-        "--exportable",
-        "--release-policy",
-        pfile.to_str().unwrap(),
-    ]);
-    let ct = s.json(&["encrypt", "cvm/disk", "--plaintext", "for the guest"]);
-    let t = s.json(&["tokens", "create", "--principal", "vm"]);
-    s.ok(&[
-        "roles",
-        "grant",
-        "--principal",
-        "vm",
-        "--role",
-        "release-user",
-        "--scope",
-        "cvm",
-    ]);
-    let vm = s.client_as(t["token"].as_str().unwrap());
+    let vm = s.client_as(&crate::tpm::release_setup(&s, &policy));
+    let ct = s.json(&["encrypt", "t/k", "--plaintext", "for the guest"]);
     let r = tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(vm.release(
-            "locations/global/keyRings/cvm/cryptoKeys/disk",
+            "locations/global/keyRings/t/cryptoKeys/k",
             &sovra_proto::kms::ReleaseRequest {
                 target: jwt.clone(),
                 nonce: None,

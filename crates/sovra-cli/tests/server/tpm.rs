@@ -212,7 +212,7 @@ fn trust_swtpm_ca(s: &Server) {
 
 /// Ring `t` with exportable `t/k` under `policy` and non-exportable `t/n`; returns the token
 /// of principal `host`, a Release User on `t`.
-fn release_setup(s: &Server, policy: &serde_json::Value) -> String {
+pub(crate) fn release_setup(s: &Server, policy: &serde_json::Value) -> String {
     let pfile = s.dir.join("p.json");
     std::fs::write(&pfile, policy.to_string()).unwrap();
     s.ok(&["keyrings", "create", "t"]);
