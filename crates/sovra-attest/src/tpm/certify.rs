@@ -2,7 +2,7 @@
 //! lives in the same TPM as the AK, can never leave it, and decrypts only while the PCRs hold
 //! the values a quote attested. Azure's guest attestation seals its token to such a key.
 //!
-//! Checks: the key is RSA (2048 bits or more), a plain decryption key (not restricted, not
+//! Checks: the key is RSA (2048–4096 bits, exponent 65537), a plain decryption key (not restricted, not
 //! signing) created inside the TPM and bound to it (fixedTPM, fixedParent,
 //! sensitiveDataOrigin); it cannot be used with its auth value alone (userWithAuth clear), only
 //! through its policy, and that policy is exactly `TPM2_PolicyPCR` over the quoted selection
@@ -143,9 +143,10 @@ pub fn verify_sealing_key(
             "the encryption key must be an RSA key".into(),
         ));
     };
-    if n.len() < 256 {
+    // What a token can be sealed to: RSA 2048-4096 with the usual exponent (a TPM's 0).
+    if !(256..=512).contains(&n.len()) || n.first().is_none_or(|b| *b < 0x80) || *e != 65537 {
         return Err(AttestError::BindingInvalid(format!(
-            "the encryption key has {} bits; at least 2048 are required",
+            "the encryption key is {} bits with exponent {e}; it must be RSA 2048-4096 with exponent 65537",
             n.len() * 8
         )));
     }
@@ -200,4 +201,71 @@ pub fn verify_sealing_key(
         ));
     }
     Ok((n.clone(), *e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// TPM2B_PUBLIC of an RSA decryption key with `attrs`, modulus `n` and exponent `e`.
+    fn rsa_public(attrs: u32, n: &[u8], e: u32) -> Vec<u8> {
+        let mut t = vec![0x00, 0x01, 0x00, 0x0B];
+        t.extend_from_slice(&attrs.to_be_bytes());
+        t.extend_from_slice(&[0, 0, 0x00, 0x10, 0x00, 0x10]);
+        t.extend_from_slice(&((n.len() * 8) as u16).to_be_bytes());
+        t.extend_from_slice(&e.to_be_bytes());
+        t.extend_from_slice(&(n.len() as u16).to_be_bytes());
+        t.extend_from_slice(n);
+        let mut b = (t.len() as u16).to_be_bytes().to_vec();
+        b.extend(t);
+        b
+    }
+
+    #[test]
+    fn only_a_tpm_bound_pcr_policy_rsa_key_of_usual_size_and_exponent_is_a_sealing_key() {
+        use attr::*;
+        let ak = structs::Public {
+            raw: vec![],
+            name_alg: structs::ALG_SHA256,
+            attributes: 0,
+            auth_policy: vec![],
+            key: PublicKey::Rsa {
+                n: vec![0xc1; 256],
+                e: 65537,
+            },
+        };
+        let good = DECRYPT | FIXED_TPM | FIXED_PARENT | SENSITIVE_DATA_ORIGIN;
+        let check = |public: &[u8]| {
+            verify_sealing_key(
+                &ak,
+                Certified {
+                    public,
+                    info: &[],
+                    signature: &[],
+                },
+                &[],
+                &BTreeMap::new(),
+            )
+            .unwrap_err()
+            .to_string()
+        };
+        for (attrs, n, e, why) in [
+            (good, vec![0xc1; 256], 3, "exponent 3"),
+            (good, vec![0xc1; 128], 0, "1024 bits"),
+            (good, vec![0xc1; 1024], 0, "8192 bits"),
+            (good, vec![0x01; 256], 0, "2048 bits"),
+            (good | USER_WITH_AUTH, vec![0xc1; 256], 0, "userWithAuth"),
+            (good & !FIXED_TPM, vec![0xc1; 256], 0, "fixedTPM"),
+            (good | SIGN, vec![0xc1; 256], 0, "sign"),
+        ] {
+            let msg = check(&rsa_public(attrs, &n, e));
+            assert!(msg.contains("encryption key"), "{why}: {msg}");
+            assert!(
+                !msg.contains("certif"),
+                "{why}: refused before the certification: {msg}"
+            );
+        }
+        // A well-formed key gets as far as its certification.
+        assert!(check(&rsa_public(good, &[0xc1; 256], 0)).contains("TPMS_ATTEST"));
+    }
 }
