@@ -4,7 +4,7 @@ def s(t, **kw): d={"type":t}; d.update(kw); return d
 B64 = s("string", format="byte", description="base64")
 TIME = s("string", format="date-time")
 DUR = s("string", description="duration such as \"86400s\" (input also accepts m, h, d)", example="2592000s")
-ALGS = ["AES_256_GCM","EC_SIGN_P256_SHA256","EC_SIGN_P384_SHA384","EC_SIGN_ED25519","RSA_SIGN_PSS_2048_SHA256","RSA_SIGN_PSS_3072_SHA256","RSA_SIGN_PSS_4096_SHA256","RSA_SIGN_PSS_4096_SHA512","RSA_SIGN_PKCS1_2048_SHA256","RSA_SIGN_PKCS1_3072_SHA256","RSA_SIGN_PKCS1_4096_SHA256","RSA_SIGN_PKCS1_4096_SHA512","RSA_DECRYPT_OAEP_2048_SHA256","RSA_DECRYPT_OAEP_3072_SHA256","RSA_DECRYPT_OAEP_4096_SHA256","HMAC_SHA256"]
+ALGS = ["AES_256_GCM","EC_SIGN_P256_SHA256","EC_SIGN_P384_SHA384","EC_SIGN_ED25519","RSA_SIGN_PSS_2048_SHA256","RSA_SIGN_PSS_3072_SHA256","RSA_SIGN_PSS_4096_SHA256","RSA_SIGN_PSS_4096_SHA512","RSA_SIGN_PKCS1_2048_SHA256","RSA_SIGN_PKCS1_3072_SHA256","RSA_SIGN_PKCS1_4096_SHA256","RSA_SIGN_PKCS1_4096_SHA512","RSA_DECRYPT_OAEP_2048_SHA256","RSA_DECRYPT_OAEP_3072_SHA256","RSA_DECRYPT_OAEP_4096_SHA256","HMAC_SHA256","AES_256_KEY_WRAP"]
 # (crates/sovra-server/tests/openapi.rs checks these lists, the routes, the custom methods and
 # the error codes against the Rust types: run this script after changing any of them.)
 import os, re
@@ -33,7 +33,7 @@ def obj(props, req=(), add=False):
 schemas = {
  "Error": obj({"error": obj({"code": s("string", enum=CODES), "message": s("string"), "status": s("integer")}, ["code","message","status"])}, ["error"]),
  "Algorithm": s("string", enum=ALGS),
- "Purpose": s("string", enum=["ENCRYPT_DECRYPT","ASYMMETRIC_SIGN","ASYMMETRIC_DECRYPT","MAC"]),
+ "Purpose": s("string", enum=["ENCRYPT_DECRYPT","ASYMMETRIC_SIGN","ASYMMETRIC_DECRYPT","MAC","KEY_WRAP"]),
  "ProtectionLevel": s("string", enum=["SOFTWARE","HSM"]),
  "VersionState": s("string", enum=["ENABLED","DISABLED","DESTROY_SCHEDULED","DESTROYED"]),
  "Role": s("string", enum=["ADMINISTRATOR","CRYPTO_OFFICER","CRYPTO_USER","RELEASE_USER","POLICY_ADMINISTRATOR","AUDITOR","KEY_IMPORTER"]),
@@ -69,6 +69,11 @@ schemas = {
  "MacSignRequest": obj({"data":B64}, ["data"]),
  "MacSignResponse": obj({"mac":B64,"name":s("string")}, ["mac","name"]),
  "MacVerifyRequest": obj({"data":B64,"mac":B64}, ["data","mac"]),
+ "KeyWrapMode": s("string", enum=["AES_KEY_WRAP_PAD","AES_KEY_WRAP"], description="AES_KEY_WRAP_PAD (RFC 5649, default): any length from 1 byte; AES_KEY_WRAP (RFC 3394): a multiple of 8 bytes, at least 16"),
+ "WrapKeyRequest": obj({"key":B64,"mode":ref("KeyWrapMode")}, ["key"]),
+ "WrapKeyResponse": obj({"wrappedKey":B64,"name":s("string")}, ["wrappedKey","name"]),
+ "UnwrapKeyRequest": obj({"wrappedKey":B64,"mode":ref("KeyWrapMode")}, ["wrappedKey"]),
+ "UnwrapKeyResponse": obj({"key":B64,"name":s("string")}, ["key","name"]),
  "PublicKey": obj({"pem":s("string"),"algorithm":ref("Algorithm"),"name":s("string")}, ["pem","algorithm","name"]),
  "GenerateRandomBytesRequest": obj({"lengthBytes":s("integer", minimum=1, maximum=1024)}, ["lengthBytes"]),
  "GenerateRandomBytesResponse": obj({"data":B64}, ["data"]),
@@ -165,6 +170,8 @@ paths={
  K+":asymmetricDecrypt": {"post":op("RSA-OAEP decrypt with the primary version",[LOC,RING,KEY],"AsymmetricDecryptRequest","AsymmetricDecryptResponse",opid="keyAsymmetricDecrypt")},
  K+":macSign": {"post":op("HMAC with the primary version",[LOC,RING,KEY],"MacSignRequest","MacSignResponse",opid="keyMacSign")},
  K+":macVerify": {"post":op("Check an HMAC with the primary version",[LOC,RING,KEY],"MacVerifyRequest","VerifyResponse",opid="keyMacVerify")},
+ K+":wrapKey": {"post":op("AES key wrap with the primary version (KEY_WRAP keys)",[LOC,RING,KEY],"WrapKeyRequest","WrapKeyResponse",opid="keyWrapKey")},
+ K+":unwrapKey": {"post":op("AES key unwrap with the primary version (400 CIPHERTEXT_INVALID if another version, mode or key wrapped it)",[LOC,RING,KEY],"UnwrapKeyRequest","UnwrapKeyResponse",opid="keyUnwrapKey")},
  K+":decryptTo": {"post":op("Decrypt; the plaintext only wrapped to an attested TEE",[LOC,RING,KEY],"RecipientRequest","ReleaseResponse",opid="decryptTo")},
  K+":generateDataKeyTo": {"post":op("New data key: ciphertext in clear, the key only wrapped to an attested TEE",[LOC,RING,KEY],"RecipientRequest","ReleaseResponse",opid="generateDataKeyTo")},
  K+":release": {"post":op("Release an exportable key to an attested TEE (primary version)",[LOC,RING,KEY],"ReleaseRequest","ReleaseResponse",opid="release")},
@@ -178,6 +185,8 @@ paths={
  V+":asymmetricDecrypt": {"post":op("RSA-OAEP decrypt",[LOC,RING,KEY,VER],"AsymmetricDecryptRequest","AsymmetricDecryptResponse",opid="asymmetricDecrypt")},
  V+":macSign": {"post":op("HMAC",[LOC,RING,KEY,VER],"MacSignRequest","MacSignResponse",opid="macSign")},
  V+":macVerify": {"post":op("Check an HMAC",[LOC,RING,KEY,VER],"MacVerifyRequest","VerifyResponse",opid="macVerify")},
+ V+":wrapKey": {"post":op("AES key wrap (KEY_WRAP keys)",[LOC,RING,KEY,VER],"WrapKeyRequest","WrapKeyResponse",opid="wrapKey")},
+ V+":unwrapKey": {"post":op("AES key unwrap (400 CIPHERTEXT_INVALID if another version, mode or key wrapped it)",[LOC,RING,KEY,VER],"UnwrapKeyRequest","UnwrapKeyResponse",opid="unwrapKey")},
  V+":release": {"post":op("Release a version to an attested TEE",[LOC,RING,KEY,VER],"ReleaseRequest","ReleaseResponse",opid="releaseVersion")},
  V+"/publicKey": {"get":op("Public key",[LOC,RING,KEY,VER],None,"PublicKey",opid="publicKey")},
  "/v1/tokens": {"get":op("List tokens",[],None,"ListTokensResponse",opid="listTokens"),"post":op("Create a token (secret shown once)",[],"CreateTokenRequest","CreateTokenResponse",opid="createToken")},
@@ -247,7 +256,7 @@ schemas.update({
  "KvAttributesIn": obj({"enabled":s("boolean"),"exportable":s("boolean"),"nbf":s("integer",minimum=0,maximum=253402300799,description="activation: before it the version is not used"),"exp":s("integer",minimum=0,maximum=253402300799,description="expiry: from it the version no longer encrypts, signs or is released; it still decrypts and verifies")}, [], True),
  "KvCreateKey": obj({"kty":s("string",enum=["RSA","RSA-HSM","EC","EC-HSM","oct","oct-HSM"]),"key_size":s("integer",enum=[256,2048,3072,4096]),"public_exponent":s("integer",enum=[65537]),"key_ops":s("array",items=s("string",enum=["encrypt","decrypt","sign","verify","wrapKey","unwrapKey","import"])),"attributes":ref("KvAttributesIn"),"tags":s("object",additionalProperties=s("string",maxLength=256)),"crv":s("string",enum=["P-256","P-384"]),"release_policy":ref("KvReleasePolicy")}, ["kty"], True),
  "KvUpdateKey": obj({"key_ops":s("array",items=s("string")),"attributes":ref("KvAttributesIn"),"tags":s("object",additionalProperties=s("string",maxLength=256)),"release_policy":ref("KvReleasePolicy")}, [], True),
- "KvOperation": obj({"alg":s("string",description="A256GCM; RSA-OAEP-256; the key's signature algorithm (ES256, ES384, RS256, ...)"),"value":B64URL,"iv":B64URL,"aad":B64URL,"tag":B64URL,"digest":B64URL}, ["alg","value"], True),
+ "KvOperation": obj({"alg":s("string",description="A256GCM; A256KW, CKM_AES_KEY_WRAP(_PAD); RSA-OAEP-256, RSA-OAEP; the key's signature algorithm (ES256, ES384, RS256, ...)"),"value":B64URL,"iv":B64URL,"aad":B64URL,"tag":B64URL,"digest":B64URL}, ["alg","value"], True),
  "KvOperationResult": obj({"kid":s("string"),"value":B64URL,"iv":B64URL,"tag":B64URL,"aad":B64URL}, ["value"], True),
  "KvVerifyResult": obj({"value":s("boolean")}, ["value"], True),
  "KvRelease": obj({"target":s("string",minLength=1,description="the attestation token of the TEE"),"nonce":s("string"),"enc":s("string",enum=["CKM_RSA_AES_KEY_WRAP","RSA_AES_KEY_WRAP_256","RSA_AES_KEY_WRAP_384"])}, ["target"], True),
@@ -265,7 +274,7 @@ def kv(summary, params, req=None, resp=None, opid=None, status="200"):
     return o
 UNSUP=" (answers 400 NotSupported / OPERATION_UNSUPPORTED: not offered yet)"
 for ver, vp, tag in (("/{version}", [KVN,KVV], "Version"), ("/", [KVN], "Current"), ("", [KVN], "CurrentCollapsed")):
-    for opname, summary, resp in (("encrypt","encrypt (A256GCM; RSA-OAEP-256)","KvOperationResult"),("decrypt","decrypt","KvOperationResult"),("wrapkey","wrap a key (RSA-OAEP-256)","KvOperationResult"),("unwrapkey","unwrap a key","KvOperationResult"),("sign","sign a digest with the key's algorithm (ECDSA as raw r||s)","KvOperationResult"),("verify","verify a signature over a digest","KvVerifyResult")):
+    for opname, summary, resp in (("encrypt","encrypt (A256GCM; RSA-OAEP-256)","KvOperationResult"),("decrypt","decrypt","KvOperationResult"),("wrapkey","wrap a key (RSA-OAEP-256, RSA-OAEP; A256KW, CKM_AES_KEY_WRAP, CKM_AES_KEY_WRAP_PAD with an oct key created for wrapKey/unwrapKey)","KvOperationResult"),("unwrapkey","unwrap a key","KvOperationResult"),("sign","sign a digest with the key's algorithm (ECDSA as raw r||s)","KvOperationResult"),("verify","verify a signature over a digest","KvVerifyResult")):
         paths["/keys/{name}"+ver+"/"+opname]={"post":kv(summary,vp,"KvOperation",resp,opid="kv"+opname.capitalize()+tag)}
     paths["/keys/{name}"+ver+"/release"]={"post":kv("secure key release to an attested TEE (the native release service and policy)",vp,"KvRelease","KvValue",opid="kvRelease"+tag)}
     paths["/keys/{name}"+ver+"/attestation"]={"get":kv("the bundle with attributes.attestation: Sovra's key attestation statement (JWS) and the certificates that verify it",vp,None,"KvKeyBundle",opid="kvAttestation"+tag)}

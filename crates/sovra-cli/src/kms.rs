@@ -48,6 +48,8 @@ pub enum PurposeArg {
     Decrypt,
     /// MAC (HMAC-SHA256).
     Mac,
+    /// KEY_WRAP (AES-256 key wrap, RFC 3394 / RFC 5649).
+    KeyWrap,
 }
 
 /// Where a key's material is generated and used.
@@ -75,6 +77,7 @@ impl From<PurposeArg> for Purpose {
             PurposeArg::Sign => Purpose::AsymmetricSign,
             PurposeArg::Decrypt => Purpose::AsymmetricDecrypt,
             PurposeArg::Mac => Purpose::Mac,
+            PurposeArg::KeyWrap => Purpose::KeyWrap,
         }
     }
 }
@@ -991,6 +994,86 @@ pub struct MacVerifyArgs {
     /// The MAC, base64.
     #[arg(long)]
     pub mac: String,
+}
+
+/// `sovra wrap-key`.
+#[derive(Debug, Args)]
+pub struct WrapKeyArgs {
+    /// RING/KEY or RING/KEY@N (a KEY_WRAP key).
+    pub key: String,
+    /// The key material to wrap, from this file.
+    #[arg(long = "in")]
+    pub input: PathBuf,
+    /// RFC 3394 (AES_KEY_WRAP; a multiple of 8 bytes, at least 16) instead of RFC 5649.
+    #[arg(long)]
+    pub no_padding: bool,
+}
+
+/// `sovra unwrap-key`.
+#[derive(Debug, Args)]
+pub struct UnwrapKeyArgs {
+    /// RING/KEY@N, the version that wrapped it (RING/KEY: the primary).
+    pub key: String,
+    /// The wrapped key, base64.
+    #[arg(long)]
+    pub wrapped: String,
+    /// Write the key material to this new file (mode 0600) instead of printing it as base64.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// It was wrapped with RFC 3394 (AES_KEY_WRAP).
+    #[arg(long)]
+    pub no_padding: bool,
+}
+
+fn wrap_mode(no_padding: bool) -> KeyWrapMode {
+    if no_padding {
+        KeyWrapMode::AesKeyWrap
+    } else {
+        KeyWrapMode::AesKeyWrapPad
+    }
+}
+
+/// Runs `sovra wrap-key`.
+pub async fn wrap_key(g: &Global, a: WrapKeyArgs) -> Result<()> {
+    let key = read_input(None, Some(&a.input), "key")?;
+    let r: WrapKeyResponse = g
+        .client()?
+        .wrap_key(
+            &g.key_or_version(&a.key)?,
+            &WrapKeyRequest {
+                key: b64::encode(&key),
+                mode: wrap_mode(a.no_padding),
+            },
+        )
+        .await?;
+    emit(g, &r, |r| crate::output::say(&r.wrapped_key));
+    Ok(())
+}
+
+/// Runs `sovra unwrap-key`.
+pub async fn unwrap_key(g: &Global, a: UnwrapKeyArgs) -> Result<()> {
+    let r: UnwrapKeyResponse = g
+        .client()?
+        .unwrap_key(
+            &g.key_or_version(&a.key)?,
+            &UnwrapKeyRequest {
+                wrapped_key: a.wrapped,
+                mode: wrap_mode(a.no_padding),
+            },
+        )
+        .await?;
+    match &a.out {
+        Some(path) => {
+            let key = b64::decode(&r.key)
+                .map_err(|_| CliError::Local("the server sent a key that is not base64".into()))?;
+            crate::security_domain::write_new(path, &key)?;
+            emit(g, &serde_json::json!({"name": r.name, "out": path}), |_| {
+                crate::output::say(&format!("wrote {}", path.display()))
+            });
+        }
+        None => emit(g, &r, |r| crate::output::say(&r.key)),
+    }
+    Ok(())
 }
 
 /// Runs `sovra mac`.

@@ -69,6 +69,10 @@ enum Command {
     Mac(kms::MacArgs),
     /// Check an HMAC-SHA256 with a MAC key.
     MacVerify(kms::MacVerifyArgs),
+    /// Wrap key material with an AES key-wrap key (RFC 5649; RFC 3394 with --no-padding).
+    WrapKey(kms::WrapKeyArgs),
+    /// Unwrap key material wrapped by `sovra wrap-key`.
+    UnwrapKey(kms::UnwrapKeyArgs),
     /// Print the public key (PEM) of an asymmetric key version.
     PublicKey(kms::PublicKeyArgs),
     /// Random bytes from the server.
@@ -154,6 +158,8 @@ fn main() {
             Command::AsymDecrypt(a) => kms::asym_decrypt(&g, a).await,
             Command::Mac(a) => kms::mac(&g, a).await,
             Command::MacVerify(a) => kms::mac_verify(&g, a).await,
+            Command::WrapKey(a) => kms::wrap_key(&g, a).await,
+            Command::UnwrapKey(a) => kms::unwrap_key(&g, a).await,
             Command::PublicKey(a) => kms::public_key(&g, a).await,
             Command::Random(a) => kms::random(&g, a).await,
             Command::Tokens(c) => admin::tokens(&g, c).await,

@@ -203,7 +203,7 @@ pub async fn run(g: &Global, c: SecurityDomainCmd) -> Result<()> {
 }
 
 /// Writes `bytes` to a new file (never over an existing one), mode 0600.
-fn write_new(path: &PathBuf, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_new(path: &PathBuf, bytes: &[u8]) -> Result<()> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]

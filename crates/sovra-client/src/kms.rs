@@ -354,6 +354,26 @@ impl Client {
             .await
     }
 
+    /// Wraps a key with an AES key-wrap key.
+    pub async fn wrap_key(
+        &self,
+        key_or_version: &str,
+        req: &WrapKeyRequest,
+    ) -> Result<WrapKeyResponse, ClientError> {
+        self.post(&format!("{}:wrapKey", v1(key_or_version)), req)
+            .await
+    }
+
+    /// Unwraps a key wrapped by [`Client::wrap_key`].
+    pub async fn unwrap_key(
+        &self,
+        key_or_version: &str,
+        req: &UnwrapKeyRequest,
+    ) -> Result<UnwrapKeyResponse, ClientError> {
+        self.post(&format!("{}:unwrapKey", v1(key_or_version)), req)
+            .await
+    }
+
     /// Decrypts into an attested TEE (the plaintext wrapped to its key).
     pub async fn decrypt_to(
         &self,

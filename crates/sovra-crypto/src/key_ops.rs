@@ -62,6 +62,12 @@ pub trait KeyOps: Send + Sync + std::fmt::Debug {
         Ok(crate::ct_eq(&self.mac(data)?, tag))
     }
 
+    /// AES key wrap of `key`: RFC 5649 with `pad`, else RFC 3394.
+    fn aes_key_wrap(&self, pad: bool, key: &[u8]) -> Result<Vec<u8>, CryptoError>;
+
+    /// Undoes [`KeyOps::aes_key_wrap`]; fails when the integrity check fails.
+    fn aes_key_unwrap(&self, pad: bool, wrapped: &[u8]) -> Result<SecretBytes, CryptoError>;
+
     /// The SubjectPublicKeyInfo DER of an asymmetric key.
     fn public_key_der(&self) -> Result<Vec<u8>, CryptoError>;
 
@@ -93,7 +99,10 @@ fn verification_alg(
             (RsaPadding::Pkcs1, AlgHash::Sha384) => &signature::RSA_PKCS1_2048_8192_SHA384,
             (RsaPadding::Pkcs1, AlgHash::Sha512) => &signature::RSA_PKCS1_2048_8192_SHA512,
         },
-        AlgSpec::Aes256Gcm | AlgSpec::Hmac { .. } | AlgSpec::RsaOaep { .. } => {
+        AlgSpec::Aes256Gcm
+        | AlgSpec::AesKeyWrap
+        | AlgSpec::Hmac { .. }
+        | AlgSpec::RsaOaep { .. } => {
             return Err(CryptoError::Unsupported(
                 "this key cannot verify signatures",
             ));
@@ -205,6 +214,14 @@ impl KeyOps for LoadedKey {
 
     fn mac_verify(&self, data: &[u8], tag: &[u8]) -> Result<bool, CryptoError> {
         LoadedKey::mac_verify(self, data, tag)
+    }
+
+    fn aes_key_wrap(&self, pad: bool, key: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        LoadedKey::aes_key_wrap(self, pad, key)
+    }
+
+    fn aes_key_unwrap(&self, pad: bool, wrapped: &[u8]) -> Result<SecretBytes, CryptoError> {
+        LoadedKey::aes_key_unwrap(self, pad, wrapped)
     }
 
     fn public_key_der(&self) -> Result<Vec<u8>, CryptoError> {

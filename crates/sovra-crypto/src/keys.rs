@@ -42,7 +42,7 @@ pub fn generate(alg: Algorithm) -> Result<SecretBytes, CryptoError> {
         d.map(|d| SecretBytes::from_slice(d.as_ref())).map_err(lib)
     };
     match alg.spec() {
-        AlgSpec::Aes256Gcm | AlgSpec::Hmac { .. } => {
+        AlgSpec::Aes256Gcm | AlgSpec::AesKeyWrap | AlgSpec::Hmac { .. } => {
             Ok(SecretBytes::new(crate::random::bytes(32)?))
         }
         AlgSpec::Ecdsa { curve, .. } => {
@@ -130,6 +130,8 @@ pub enum LoadedKey {
     Aes(aead::LessSafeKey),
     /// HMAC-SHA256.
     Hmac(hmac::Key),
+    /// AES-256 key wrap (the raw key: aws-lc-rs builds its key-wrap key per use).
+    AesKw(SecretBytes),
     /// ECDSA.
     Ecdsa(EcdsaKeyPair, Algorithm),
     /// Ed25519.
@@ -163,6 +165,12 @@ impl LoadedKey {
                 }
                 Self::Hmac(hmac::Key::new(hmac::HMAC_SHA256, material))
             }
+            AlgSpec::AesKeyWrap => {
+                if material.len() != 32 {
+                    return Err(CryptoError::InvalidKeyMaterial);
+                }
+                Self::AesKw(SecretBytes::from_slice(material))
+            }
             AlgSpec::Ecdsa { curve, .. } => Self::Ecdsa(
                 EcdsaKeyPair::from_pkcs8(ecdsa_alg(curve), material).map_err(bad)?,
                 alg,
@@ -179,11 +187,54 @@ impl LoadedKey {
         })
     }
 
+    /// AES key wrap of `key`: RFC 5649 with `pad` (any length from 1 byte), else RFC 3394 (a
+    /// multiple of 8 bytes, at least 16).
+    pub fn aes_key_wrap(&self, pad: bool, key: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        use aws_lc_rs::key_wrap::{AES_256, KeyEncryptionKey, KeyWrap, KeyWrapPadded};
+        let Self::AesKw(k) = self else {
+            return Err(CryptoError::Unsupported("this key does not wrap keys"));
+        };
+        crate::keywrap::check_aes_wrap_input(pad, key)?;
+        let kek = KeyEncryptionKey::new(&AES_256, k.expose())
+            .map_err(|_| CryptoError::InvalidKeyMaterial)?;
+        let mut out = vec![0u8; key.len() + 16];
+        let n = if pad {
+            kek.wrap_with_padding(key, &mut out)
+        } else {
+            kek.wrap(key, &mut out)
+        }
+        .map_err(|_| CryptoError::Invalid("the key is too long to wrap"))?
+        .len();
+        out.truncate(n);
+        Ok(out)
+    }
+
+    /// Undoes [`LoadedKey::aes_key_wrap`].
+    pub fn aes_key_unwrap(&self, pad: bool, wrapped: &[u8]) -> Result<SecretBytes, CryptoError> {
+        use aws_lc_rs::key_wrap::{AES_256, KeyEncryptionKey, KeyWrap, KeyWrapPadded};
+        let Self::AesKw(k) = self else {
+            return Err(CryptoError::Unsupported("this key does not wrap keys"));
+        };
+        let kek = KeyEncryptionKey::new(&AES_256, k.expose())
+            .map_err(|_| CryptoError::InvalidKeyMaterial)?;
+        let mut out = vec![0u8; wrapped.len()];
+        let n = if pad {
+            kek.unwrap_with_padding(wrapped, &mut out)
+        } else {
+            kek.unwrap(wrapped, &mut out)
+        }
+        .map_err(|_| CryptoError::CiphertextInvalid)?
+        .len();
+        out.truncate(n);
+        Ok(SecretBytes::new(out))
+    }
+
     /// The key's algorithm.
     pub fn algorithm(&self) -> Algorithm {
         match self {
             Self::Aes(_) => Algorithm::Aes256Gcm,
             Self::Hmac(_) => Algorithm::HmacSha256,
+            Self::AesKw(_) => Algorithm::Aes256KeyWrap,
             Self::Ecdsa(_, a) | Self::RsaSign(_, a) | Self::RsaOaep(_, a, _) => *a,
             Self::Ed25519(_) => Algorithm::EcSignEd25519,
         }
@@ -226,7 +277,7 @@ impl LoadedKey {
                 }
                 Ok(sig)
             }
-            Self::Aes(_) | Self::Hmac(_) | Self::RsaOaep(..) => {
+            Self::Aes(_) | Self::AesKw(_) | Self::Hmac(_) | Self::RsaOaep(..) => {
                 Err(CryptoError::Unsupported("this key cannot sign"))
             }
         }
@@ -269,7 +320,7 @@ impl LoadedKey {
                     kp.public_key().as_ref().to_vec(),
                 )
             }
-            Self::Aes(_) | Self::Hmac(_) | Self::RsaOaep(..) => {
+            Self::Aes(_) | Self::AesKw(_) | Self::Hmac(_) | Self::RsaOaep(..) => {
                 return Err(CryptoError::Unsupported(
                     "this key cannot verify signatures",
                 ));
@@ -344,7 +395,7 @@ impl LoadedKey {
             Self::Ed25519(kp) => kp.public_key().as_der().map_err(lib)?,
             Self::RsaSign(kp, _) => kp.public_key().as_der().map_err(lib)?,
             Self::RsaOaep(_, _, spki) => return Ok(spki.clone()),
-            Self::Aes(_) | Self::Hmac(_) => {
+            Self::Aes(_) | Self::AesKw(_) | Self::Hmac(_) => {
                 return Err(CryptoError::Unsupported(
                     "symmetric keys have no public key",
                 ));
@@ -424,7 +475,7 @@ pub fn to_pkcs8(alg: Algorithm, der: &[u8]) -> Result<Vec<u8>, CryptoError> {
         CryptoError::Invalid("not a private key of this algorithm (PKCS#8, SEC1 or PKCS#1)")
     }
     Ok(match alg.spec() {
-        AlgSpec::Aes256Gcm | AlgSpec::Hmac { .. } => der.to_vec(),
+        AlgSpec::Aes256Gcm | AlgSpec::AesKeyWrap | AlgSpec::Hmac { .. } => der.to_vec(),
         AlgSpec::Ecdsa { curve, .. } => EcdsaKeyPair::from_private_key_der(ecdsa_alg(curve), der)
             .map_err(bad)?
             .to_pkcs8v1()
@@ -609,8 +660,39 @@ mod tests {
                     let t = k.mac(b"x").unwrap();
                     assert!(k.mac_verify(b"x", &t).unwrap());
                 }
+                Purpose::KeyWrap => {
+                    for (pad, key) in [
+                        (true, &b"twenty bytes of key!"[..]),
+                        (false, &[7u8; 32][..]),
+                    ] {
+                        let w = k.aes_key_wrap(pad, key).unwrap();
+                        assert_eq!(k.aes_key_unwrap(pad, &w).unwrap().expose(), key);
+                        assert!(k.aes_key_unwrap(!pad, &w).is_err());
+                    }
+                }
             }
         }
+    }
+
+    #[test]
+    fn aes_key_wrap_is_rfc_3394() {
+        // RFC 3394 §4.6: 256 bits of key data with a 256-bit KEK.
+        let hex = |s: &str| sovra_proto::hex::decode(s).unwrap();
+        let kek = LoadedKey::load(
+            Algorithm::Aes256KeyWrap,
+            &hex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"),
+        )
+        .unwrap();
+        let data = hex("00112233445566778899aabbccddeeff000102030405060708090a0b0c0d0e0f");
+        let want =
+            hex("28c9f404c4b810f4cbccb35cfb87f8263f5786e2d80ed326cbc7f0e71a99f43bfb988b9b7a02dd21");
+        assert_eq!(kek.aes_key_wrap(false, &data).unwrap(), want);
+        assert_eq!(kek.aes_key_unwrap(false, &want).unwrap().expose(), data);
+        let mut bad = want.clone();
+        bad[3] ^= 1;
+        assert!(kek.aes_key_unwrap(false, &bad).is_err());
+        assert!(kek.aes_key_wrap(false, &[1; 20]).is_err());
+        assert!(kek.aes_key_wrap(true, &[]).is_err());
     }
 
     #[test]

@@ -125,6 +125,17 @@ pub fn enc_for_oaep(sha256: bool) -> ReleaseEnc {
     }
 }
 
+/// What AES key wrap takes: RFC 5649 (`pad`) any length from 1 byte, RFC 3394 a multiple of 8
+/// bytes, at least 16.
+pub fn check_aes_wrap_input(pad: bool, key: &[u8]) -> Result<(), CryptoError> {
+    if key.is_empty() || (!pad && (key.len() < 16 || !key.len().is_multiple_of(8))) {
+        return Err(CryptoError::Invalid(
+            "AES key wrap (RFC 3394) takes a multiple of 8 bytes, at least 16; wrap other lengths with padding (RFC 5649)",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,7 +24,7 @@ pub(crate) fn generate(kw: &WrappingKey, alg: Algorithm) -> Result<GeneratedKey,
                 .public_key_der()
                 .map_err(|e| HsmError::Device(e.to_string()))?,
         ),
-        Purpose::EncryptDecrypt | Purpose::Mac => None,
+        Purpose::EncryptDecrypt | Purpose::Mac | Purpose::KeyWrap => None,
     };
     let wrapped = kw
         .wrap(&key_aad(alg), material.expose())
@@ -134,7 +134,7 @@ pub(crate) fn import(
                 .public_key_der()
                 .map_err(|e| HsmError::Device(e.to_string()))?,
         ),
-        Purpose::EncryptDecrypt | Purpose::Mac => None,
+        Purpose::EncryptDecrypt | Purpose::Mac | Purpose::KeyWrap => None,
     };
     let wrapped = kw
         .wrap(&key_aad(alg), material.expose())
@@ -195,6 +195,12 @@ impl KeyOps for SoftKey {
     }
     fn mac(&self, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
         self.loaded.mac(data)
+    }
+    fn aes_key_wrap(&self, pad: bool, key: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.loaded.aes_key_wrap(pad, key)
+    }
+    fn aes_key_unwrap(&self, pad: bool, wrapped: &[u8]) -> Result<SecretBytes, CryptoError> {
+        self.loaded.aes_key_unwrap(pad, wrapped)
     }
     fn public_key_der(&self) -> Result<Vec<u8>, CryptoError> {
         self.loaded.public_key_der()

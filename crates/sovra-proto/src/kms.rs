@@ -15,6 +15,19 @@ pub enum Purpose {
     AsymmetricDecrypt,
     /// Message authentication codes (HMAC).
     Mac,
+    /// Wrapping keys with AES key wrap (RFC 3394, and with padding RFC 5649).
+    KeyWrap,
+}
+
+impl Purpose {
+    /// Every purpose.
+    pub const ALL: [Purpose; 5] = [
+        Self::EncryptDecrypt,
+        Self::AsymmetricSign,
+        Self::AsymmetricDecrypt,
+        Self::Mac,
+        Self::KeyWrap,
+    ];
 }
 
 /// A key algorithm (names after Cloud KMS).
@@ -65,6 +78,10 @@ pub enum Algorithm {
     RsaDecryptOaep4096Sha256,
     /// HMAC with SHA-256 and a 256-bit key.
     HmacSha256,
+    /// AES-256 key wrap: RFC 3394 (`CKM_AES_KEY_WRAP`, JOSE `A256KW`) and RFC 5649
+    /// (`CKM_AES_KEY_WRAP_PAD`).
+    #[serde(rename = "AES_256_KEY_WRAP")]
+    Aes256KeyWrap,
 }
 
 impl Algorithm {
@@ -86,6 +103,7 @@ impl Algorithm {
         Self::RsaDecryptOaep3072Sha256,
         Self::RsaDecryptOaep4096Sha256,
         Self::HmacSha256,
+        Self::Aes256KeyWrap,
     ];
 
     /// What the algorithm is, in parts: the one table every other property derives from, so
@@ -131,6 +149,7 @@ impl Algorithm {
                 hash: Sha256,
             },
             HmacSha256 => AlgSpec::Hmac { hash: Sha256 },
+            Aes256KeyWrap => AlgSpec::AesKeyWrap,
         }
     }
 
@@ -143,6 +162,7 @@ impl Algorithm {
             }
             AlgSpec::RsaOaep { .. } => Purpose::AsymmetricDecrypt,
             AlgSpec::Hmac { .. } => Purpose::Mac,
+            AlgSpec::AesKeyWrap => Purpose::KeyWrap,
         }
     }
 
@@ -154,6 +174,7 @@ impl Algorithm {
             AlgSpec::Ed25519
             | AlgSpec::Aes256Gcm
             | AlgSpec::Hmac { .. }
+            | AlgSpec::AesKeyWrap
             | AlgSpec::RsaOaep { .. } => None,
         }
     }
@@ -173,12 +194,16 @@ impl Algorithm {
             Purpose::AsymmetricSign => Self::EcSignP256Sha256,
             Purpose::AsymmetricDecrypt => Self::RsaDecryptOaep3072Sha256,
             Purpose::Mac => Self::HmacSha256,
+            Purpose::KeyWrap => Self::Aes256KeyWrap,
         }
     }
 
     /// Whether the algorithm is symmetric (counts against the symmetric quota).
     pub fn is_symmetric(self) -> bool {
-        matches!(self.purpose(), Purpose::EncryptDecrypt | Purpose::Mac)
+        matches!(
+            self.purpose(),
+            Purpose::EncryptDecrypt | Purpose::Mac | Purpose::KeyWrap
+        )
     }
 }
 
@@ -187,6 +212,8 @@ impl Algorithm {
 pub enum AlgSpec {
     /// AES-256-GCM.
     Aes256Gcm,
+    /// AES-256 key wrap (RFC 3394 / RFC 5649).
+    AesKeyWrap,
     /// HMAC.
     Hmac {
         /// Its hash.

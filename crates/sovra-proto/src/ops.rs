@@ -155,6 +155,59 @@ pub struct MacVerifyRequest {
     pub mac: String,
 }
 
+/// The AES key wrap a `:wrapKey` / `:unwrapKey` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum KeyWrapMode {
+    /// RFC 5649 (`CKM_AES_KEY_WRAP_PAD`): any length from 1 byte.
+    #[default]
+    AesKeyWrapPad,
+    /// RFC 3394 (`CKM_AES_KEY_WRAP`, JOSE `A256KW`): a multiple of 8 bytes, at least 16.
+    AesKeyWrap,
+}
+
+/// `POST /v1/{version or cryptoKey}:wrapKey`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WrapKeyRequest {
+    /// The key material to wrap, base64.
+    pub key: String,
+    /// RFC 5649 (default) or RFC 3394.
+    #[serde(default)]
+    pub mode: KeyWrapMode,
+}
+
+/// A wrapped key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WrapKeyResponse {
+    /// The wrapped key, base64.
+    pub wrapped_key: String,
+    /// The version that wrapped it (unwrap with the same version).
+    pub name: String,
+}
+
+/// `POST /v1/{version or cryptoKey}:unwrapKey`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UnwrapKeyRequest {
+    /// The wrapped key, base64.
+    pub wrapped_key: String,
+    /// The mode it was wrapped with.
+    #[serde(default)]
+    pub mode: KeyWrapMode,
+}
+
+/// An unwrapped key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnwrapKeyResponse {
+    /// The key material, base64.
+    pub key: String,
+    /// The version that unwrapped it.
+    pub name: String,
+}
+
 /// `GET /v1/{version or cryptoKey}/publicKey`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

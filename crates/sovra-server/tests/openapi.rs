@@ -204,12 +204,7 @@ fn the_document_lists_every_algorithm_evidence_type_and_enum_value() {
         sorted(algs),
         "Algorithm"
     );
-    let purposes = [
-        Purpose::EncryptDecrypt,
-        Purpose::AsymmetricSign,
-        Purpose::AsymmetricDecrypt,
-        Purpose::Mac,
-    ];
+    let purposes = Purpose::ALL;
     assert_eq!(
         sorted(doc_enum("/components/schemas/Purpose/enum")),
         sorted(purposes.into_iter().map(wire).collect())

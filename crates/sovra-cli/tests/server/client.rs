@@ -88,11 +88,13 @@ async fn exercise(c: &Client, anon: &Client) {
     let sig = format!("{ring}/cryptoKeys/sig");
     let dec = format!("{ring}/cryptoKeys/dec");
     let mac = format!("{ring}/cryptoKeys/mac");
+    let kw = format!("{ring}/cryptoKeys/kw");
     for (id, purpose, alg) in [
         ("aes", "ENCRYPT_DECRYPT", "AES_256_GCM"),
         ("sig", "ASYMMETRIC_SIGN", "EC_SIGN_P256_SHA256"),
         ("dec", "ASYMMETRIC_DECRYPT", "RSA_DECRYPT_OAEP_2048_SHA256"),
         ("mac", "MAC", "HMAC_SHA256"),
+        ("kw", "KEY_WRAP", "AES_256_KEY_WRAP"),
     ] {
         routed(
             "create_crypto_key",
@@ -237,6 +239,29 @@ async fn exercise(c: &Client, anon: &Client) {
             )
             .await,
         );
+    }
+    for target in [kw.clone(), format!("{kw}/cryptoKeyVersions/1")] {
+        let w = c
+            .wrap_key(
+                &target,
+                &WrapKeyRequest {
+                    key: sovra_proto::b64::encode(&[5u8; 32]),
+                    mode: KeyWrapMode::AesKeyWrap,
+                },
+            )
+            .await
+            .unwrap();
+        let k = c
+            .unwrap_key(
+                &target,
+                &UnwrapKeyRequest {
+                    wrapped_key: w.wrapped_key,
+                    mode: KeyWrapMode::AesKeyWrap,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(k.key, sovra_proto::b64::encode(&[5u8; 32]));
     }
     let recipient: RecipientRequest =
         serde_json::from_value(json!({"target": "not.a.token", "ciphertext": ct.ciphertext}))

@@ -173,6 +173,70 @@ fn exercise(s: &Server, ring: &str, level: &str, refused: &[&str]) {
         "valid"
     );
     assert_invalid(&s.cli(&["mac-verify", &k, "--data", "e", "--mac", &tag]));
+
+    // AES key wrap: RFC 3394 round-trips through the version that wrapped; a wrap in the other
+    // mode, of another version, or altered is CIPHERTEXT_INVALID; the key does nothing else.
+    let o = create("kw", "key-wrap", "AES_256_KEY_WRAP");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let k = format!("{ring}/kw");
+    let bytes = |name: &str, b: &[u8]| {
+        let p = s.dir.join(format!("{ring}-{name}"));
+        std::fs::write(&p, b).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let key32 = bytes("key32", &[7u8; 32]);
+    let wrapped = s
+        .ok(&["wrap-key", &k, "--in", &key32, "--no-padding"])
+        .trim()
+        .to_string();
+    assert_eq!(sovra_proto::b64::decode(&wrapped).unwrap().len(), 40);
+    let unwrap = |version: &str, wrapped: &str, extra: &[&str]| {
+        let mut args = vec!["-o", "json", "unwrap-key", version, "--wrapped", wrapped];
+        args.extend_from_slice(extra);
+        s.cli(&args)
+    };
+    let o = unwrap(&format!("{k}@1"), &wrapped, &["--no-padding"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(out["key"], sovra_proto::b64::encode(&[7u8; 32]));
+    assert_eq!(cli_code(&unwrap(&k, &wrapped, &[])), "CIPHERTEXT_INVALID");
+    s.ok(&["keys", "rotate", &k]);
+    assert_eq!(
+        cli_code(&unwrap(&k, &wrapped, &["--no-padding"])),
+        "CIPHERTEXT_INVALID",
+        "the primary is now version 2"
+    );
+    let out_file = s.dir.join(format!("{ring}-unwrapped"));
+    s.ok(&[
+        "unwrap-key",
+        &format!("{k}@1"),
+        "--wrapped",
+        &wrapped,
+        "--no-padding",
+        "--out",
+        out_file.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read(&out_file).unwrap(), [7u8; 32]);
+    let odd = bytes("odd", b"a 21-byte key to wrap");
+    let o = s.cli(&["-o", "json", "wrap-key", &k, "--in", &odd, "--no-padding"]);
+    assert_eq!(cli_code(&o), "INVALID_ARGUMENT");
+    // RFC 5649 takes any length: right (the software unwrap agrees), or, on an HSM whose
+    // CKM_AES_KEY_WRAP_PAD records the padded length (SoftHSM 2), refused, never wrong.
+    let o = s.cli(&["-o", "json", "wrap-key", &k, "--in", &odd]);
+    if o.status.success() {
+        let w: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let o = unwrap(&k, w["wrappedKey"].as_str().unwrap(), &[]);
+        let back: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(
+            back["key"],
+            sovra_proto::b64::encode(b"a 21-byte key to wrap")
+        );
+    } else {
+        assert_eq!(cli_code(&o), "UNSUPPORTED_ALGORITHM");
+        assert_eq!(level, "HSM");
+    }
+    let o = s.cli(&["-o", "json", "encrypt", &k, "--plaintext", "x"]);
+    assert_eq!(cli_code(&o), "WRONG_PURPOSE");
 }
 
 /// Release of an exportable key at `level`: the TEE unwraps a key that opens what the server

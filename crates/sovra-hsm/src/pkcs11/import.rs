@@ -222,7 +222,7 @@ fn check(
         }
     }
     match alg.spec() {
-        AlgSpec::Aes256Gcm | AlgSpec::Hmac { .. } => {
+        AlgSpec::Aes256Gcm | AlgSpec::AesKeyWrap | AlgSpec::Hmac { .. } => {
             if len.is_some_and(|l| l != 0 && l != 32) {
                 return Err(invalid(format!(
                     "{} keys are 32 bytes; the imported key has {}",

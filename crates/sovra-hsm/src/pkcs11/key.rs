@@ -21,6 +21,7 @@ const TAG_BITS: u64 = 128;
 pub(crate) fn mechanism_name(alg: Algorithm) -> &'static str {
     match alg.spec() {
         AlgSpec::Aes256Gcm => "CKM_AES_KEY_GEN / CKM_AES_GCM",
+        AlgSpec::AesKeyWrap => "CKM_AES_KEY_GEN / CKM_AES_KEY_WRAP(_PAD)",
         AlgSpec::Hmac { .. } => "CKM_GENERIC_SECRET_KEY_GEN / CKM_SHA256_HMAC",
         AlgSpec::Ecdsa { .. } => "CKM_EC_KEY_PAIR_GEN / CKM_ECDSA",
         AlgSpec::Ed25519 => "CKM_EC_EDWARDS_KEY_PAIR_GEN / CKM_EDDSA",
@@ -36,7 +37,7 @@ pub(crate) fn mechanism_name(alg: Algorithm) -> &'static str {
 /// The object class and key type of `alg`'s secret or private key.
 fn class_and_type(alg: Algorithm) -> (ObjectClass, KeyType) {
     match alg.spec() {
-        AlgSpec::Aes256Gcm => (ObjectClass::SECRET_KEY, KeyType::AES),
+        AlgSpec::Aes256Gcm | AlgSpec::AesKeyWrap => (ObjectClass::SECRET_KEY, KeyType::AES),
         AlgSpec::Hmac { .. } => (ObjectClass::SECRET_KEY, KeyType::GENERIC_SECRET),
         AlgSpec::Ecdsa { .. } => (ObjectClass::PRIVATE_KEY, KeyType::EC),
         AlgSpec::Ed25519 => (ObjectClass::PRIVATE_KEY, KeyType::EC_EDWARDS),
@@ -60,6 +61,7 @@ pub(crate) fn key_template(alg: Algorithm) -> Vec<Attribute> {
     ];
     t.extend(match alg.spec() {
         AlgSpec::Aes256Gcm => vec![Attribute::Encrypt(true), Attribute::Decrypt(true)],
+        AlgSpec::AesKeyWrap => vec![Attribute::Wrap(true), Attribute::Unwrap(true)],
         AlgSpec::Hmac { .. } => vec![Attribute::Sign(true), Attribute::Verify(true)],
         AlgSpec::Ecdsa { .. } | AlgSpec::Ed25519 | AlgSpec::RsaSign { .. } => {
             vec![Attribute::Sign(true)]
@@ -78,7 +80,7 @@ pub(crate) fn generate(
     let mut private = key_template(alg);
     let public_base = vec![Attribute::Token(false), Attribute::Private(false)];
     match alg.spec() {
-        AlgSpec::Aes256Gcm => {
+        AlgSpec::Aes256Gcm | AlgSpec::AesKeyWrap => {
             private.push(Attribute::ValueLen(32.into()));
             Ok((s.generate_key(&Mechanism::AesKeyGen, &private)?, None))
         }
@@ -197,7 +199,7 @@ pub(crate) fn public_spki(
         AlgSpec::RsaSign { .. } | AlgSpec::RsaOaep { .. } => {
             der::rsa_spki(&n.ok_or_else(missing)?, &e.ok_or_else(missing)?)
         }
-        AlgSpec::Aes256Gcm | AlgSpec::Hmac { .. } => return Err(missing()),
+        AlgSpec::Aes256Gcm | AlgSpec::AesKeyWrap | AlgSpec::Hmac { .. } => return Err(missing()),
     })
 }
 
@@ -263,7 +265,11 @@ fn op_error(decrypting: bool) -> impl Fn(Failure) -> CryptoError {
     move |f| match f {
         Failure::Lost(m) => CryptoError::HsmUnavailable(m),
         Failure::Op(CkError::Pkcs11(
-            RvError::EncryptedDataInvalid | RvError::EncryptedDataLenRange | RvError::GeneralError,
+            RvError::EncryptedDataInvalid
+            | RvError::EncryptedDataLenRange
+            | RvError::WrappedKeyInvalid
+            | RvError::WrappedKeyLenRange
+            | RvError::GeneralError,
             _,
         )) if decrypting => CryptoError::CiphertextInvalid,
         Failure::Op(e) => CryptoError::HsmFailure(e.to_string()),
@@ -428,9 +434,10 @@ impl KeyOps for Pkcs11Key {
                 let digest = sovra_crypto::keys::message_digest(self.alg, input)?;
                 self.rsa_sign_digest(padding, hash, &digest)
             }
-            AlgSpec::Aes256Gcm | AlgSpec::Hmac { .. } | AlgSpec::RsaOaep { .. } => {
-                Err(CryptoError::Unsupported("this key cannot sign"))
-            }
+            AlgSpec::Aes256Gcm
+            | AlgSpec::AesKeyWrap
+            | AlgSpec::Hmac { .. }
+            | AlgSpec::RsaOaep { .. } => Err(CryptoError::Unsupported("this key cannot sign")),
         }
     }
 
@@ -460,6 +467,83 @@ impl KeyOps for Pkcs11Key {
             return Err(CryptoError::Unsupported("this key cannot compute MACs"));
         }
         self.run(false, |s| s.sign(&Mechanism::Sha256Hmac, self.handle, data))
+    }
+
+    // PKCS#11 wraps key objects, not bytes: the input becomes a short-lived generic secret
+    // session object that the HSM wraps (and the output of an unwrap is one, read and
+    // destroyed). The key-wrap key itself never leaves the HSM.
+    fn aes_key_wrap(&self, pad: bool, key: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if self.alg.spec() != AlgSpec::AesKeyWrap {
+            return Err(CryptoError::Unsupported("this key does not wrap keys"));
+        }
+        sovra_crypto::keywrap::check_aes_wrap_input(pad, key)?;
+        let mech = if pad {
+            Mechanism::AesKeyWrapPad
+        } else {
+            Mechanism::AesKeyWrap
+        };
+        let wrapped = self.run(false, |s| {
+            let input = s.create_object(&[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::GENERIC_SECRET),
+                Attribute::Token(false),
+                Attribute::Private(true),
+                Attribute::Sensitive(false),
+                Attribute::Extractable(true),
+                Attribute::Value(key.to_vec()),
+            ])?;
+            let out = s.wrap_key(&mech, self.handle, input);
+            s.destroy_object(input)?;
+            out
+        })?;
+        // RFC 5649 records the length before padding; some tokens (SoftHSM 2) record the padded
+        // length, so their wrap of a length that is not a multiple of 8 unwraps elsewhere to a
+        // longer key. Checked here rather than returned wrong.
+        if pad && !key.len().is_multiple_of(8) {
+            let back = self.aes_key_unwrap(true, &wrapped)?;
+            if back.expose() != key {
+                return Err(CryptoError::Unsupported(
+                    "this HSM's CKM_AES_KEY_WRAP_PAD does not follow RFC 5649 for lengths that are not a multiple of 8 bytes: wrap a multiple of 8, or use a key of protection level SOFTWARE",
+                ));
+            }
+        }
+        Ok(wrapped)
+    }
+
+    fn aes_key_unwrap(&self, pad: bool, wrapped: &[u8]) -> Result<SecretBytes, CryptoError> {
+        if self.alg.spec() != AlgSpec::AesKeyWrap {
+            return Err(CryptoError::Unsupported("this key does not wrap keys"));
+        }
+        let mech = if pad {
+            Mechanism::AesKeyWrapPad
+        } else {
+            Mechanism::AesKeyWrap
+        };
+        self.run(true, |s| {
+            let out = s.unwrap_key(
+                &mech,
+                self.handle,
+                wrapped,
+                &[
+                    Attribute::Class(ObjectClass::SECRET_KEY),
+                    Attribute::KeyType(KeyType::GENERIC_SECRET),
+                    Attribute::Token(false),
+                    Attribute::Private(true),
+                    Attribute::Sensitive(false),
+                    Attribute::Extractable(true),
+                ],
+            )?;
+            let value = s.get_attributes(out, &[AttributeType::Value]);
+            s.destroy_object(out)?;
+            match value?.into_iter().next() {
+                Some(Attribute::Value(v)) => Ok(v),
+                _ => Err(CkError::Pkcs11(
+                    RvError::AttributeTypeInvalid,
+                    cryptoki::context::Function::GetAttributeValue,
+                )),
+            }
+        })
+        .map(SecretBytes::new)
     }
 
     fn public_key_der(&self) -> Result<Vec<u8>, CryptoError> {

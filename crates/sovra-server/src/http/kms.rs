@@ -98,6 +98,8 @@ pub const KEY_VERBS: &[&str] = &[
     "asymmetricDecrypt",
     "macSign",
     "macVerify",
+    "wrapKey",
+    "unwrapKey",
     "decryptTo",
     "generateDataKeyTo",
     "release",
@@ -115,6 +117,8 @@ pub const VERSION_VERBS: &[&str] = &[
     "asymmetricDecrypt",
     "macSign",
     "macVerify",
+    "wrapKey",
+    "unwrapKey",
     "release",
 ];
 
@@ -542,6 +546,14 @@ pub async fn post_key(
             Json(ops_wire::mac_verify(sv.crypto(), &p, &target, &parse_json(&body)?).await?)
                 .into_response()
         }
+        Some("wrapKey") => {
+            Json(ops_wire::wrap_key(sv.crypto(), &p, &target, &parse_json(&body)?).await?)
+                .into_response()
+        }
+        Some("unwrapKey") => {
+            Json(ops_wire::unwrap_key(sv.crypto(), &p, &target, &parse_json(&body)?).await?)
+                .into_response()
+        }
         v => return Err(unknown_verb(v, KEY_VERBS)),
     })
 }
@@ -755,6 +767,14 @@ pub async fn post_version(
         .into_response(),
         Some("macVerify") => {
             Json(ops_wire::mac_verify(sv.crypto(), &p, &target, &parse_json(&body)?).await?)
+                .into_response()
+        }
+        Some("wrapKey") => {
+            Json(ops_wire::wrap_key(sv.crypto(), &p, &target, &parse_json(&body)?).await?)
+                .into_response()
+        }
+        Some("unwrapKey") => {
+            Json(ops_wire::unwrap_key(sv.crypto(), &p, &target, &parse_json(&body)?).await?)
                 .into_response()
         }
         v => return Err(unknown_verb(v, VERSION_VERBS)),

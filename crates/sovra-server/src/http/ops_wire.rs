@@ -155,6 +155,40 @@ pub async fn mac_verify(
     })
 }
 
+/// `:wrapKey`.
+pub async fn wrap_key(
+    c: &Crypto,
+    p: &Principal,
+    target: &Target,
+    req: &WrapKeyRequest,
+) -> Result<WrapKeyResponse> {
+    let key = decode_field("key", &req.key)?;
+    let w = c
+        .wrap_key(p, target, &key, req.mode == KeyWrapMode::AesKeyWrapPad)
+        .await?;
+    Ok(WrapKeyResponse {
+        wrapped_key: b64::encode(&w.wrapped),
+        name: w.version,
+    })
+}
+
+/// `:unwrapKey`.
+pub async fn unwrap_key(
+    c: &Crypto,
+    p: &Principal,
+    target: &Target,
+    req: &UnwrapKeyRequest,
+) -> Result<UnwrapKeyResponse> {
+    let wrapped = decode_field("wrappedKey", &req.wrapped_key)?;
+    let d = c
+        .unwrap_key(p, target, &wrapped, req.mode == KeyWrapMode::AesKeyWrapPad)
+        .await?;
+    Ok(UnwrapKeyResponse {
+        key: b64::encode(d.plaintext.expose()),
+        name: d.version,
+    })
+}
+
 /// `:generateRandomBytes`.
 pub async fn generate_random(
     c: &Crypto,

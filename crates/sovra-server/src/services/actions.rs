@@ -68,6 +68,10 @@ pub enum Action {
     MacSign,
     /// A MAC was verified.
     MacVerify,
+    /// A key was wrapped (AES key wrap).
+    WrapKey,
+    /// A key was unwrapped (AES key wrap).
+    UnwrapKey,
     /// A key release was decided.
     Release,
     /// An attested decryption was decided.
@@ -185,6 +189,8 @@ impl Action {
             Self::AsymmetricDecrypt => "cryptoKeyVersions.asymmetricDecrypt",
             Self::MacSign => "cryptoKeyVersions.macSign",
             Self::MacVerify => "cryptoKeyVersions.macVerify",
+            Self::WrapKey => "cryptoKeyVersions.wrapKey",
+            Self::UnwrapKey => "cryptoKeyVersions.unwrapKey",
             Self::Release => "cryptoKeys.release",
             Self::DecryptTo => "cryptoKeys.decryptTo",
             Self::GenerateDataKeyTo => "cryptoKeys.generateDataKeyTo",

@@ -123,6 +123,7 @@ fn purpose_name(p: Purpose) -> &'static str {
         Purpose::AsymmetricSign => "ASYMMETRIC_SIGN",
         Purpose::AsymmetricDecrypt => "ASYMMETRIC_DECRYPT",
         Purpose::Mac => "MAC",
+        Purpose::KeyWrap => "KEY_WRAP",
     }
 }
 
@@ -142,6 +143,15 @@ pub struct Tagged {
     pub version: String,
     /// The signature (ECDSA: DER; RSA, Ed25519: raw) or the MAC.
     pub tag: Vec<u8>,
+}
+
+/// A wrapped key and the version that wrapped it.
+#[derive(Debug)]
+pub struct Wrapped {
+    /// The version's resource name.
+    pub version: String,
+    /// The wrapped key.
+    pub wrapped: Vec<u8>,
 }
 
 /// Whether a signature or MAC held, and the version that checked it.
@@ -581,6 +591,72 @@ impl Crypto {
         Ok(Checked {
             version: r.name.clone(),
             valid,
+        })
+    }
+
+    /// AES key wrap of `key` with the version `target` names (the primary for a key): RFC 5649
+    /// when `pad`, else RFC 3394.
+    pub async fn wrap_key(
+        &self,
+        p: &Principal,
+        target: &Target,
+        key: &[u8],
+        pad: bool,
+    ) -> Result<Wrapped> {
+        check_len("key", key)?;
+        sovra_crypto::keywrap::check_aes_wrap_input(pad, key)
+            .map_err(|e| Error::invalid(format!("{e} (mode AES_KEY_WRAP_PAD)")))?;
+        let r = self
+            .resolve(
+                p,
+                target,
+                Permission::Encrypt,
+                Purpose::KeyWrap,
+                OpClass::Symmetric,
+                None,
+            )
+            .await?;
+        let k = key.to_vec();
+        let wrapped = self
+            .material
+            .call(&r.key, false, move |ops| ops.aes_key_wrap(pad, &k))
+            .await?;
+        self.data_access(p, &r, Action::WrapKey).await?;
+        Ok(Wrapped {
+            version: r.name.clone(),
+            wrapped,
+        })
+    }
+
+    /// Undoes [`Crypto::wrap_key`] with the version `target` names (the primary for a key);
+    /// a wrapped key of another version or mode, or altered, is `CIPHERTEXT_INVALID`.
+    pub async fn unwrap_key(
+        &self,
+        p: &Principal,
+        target: &Target,
+        wrapped: &[u8],
+        pad: bool,
+    ) -> Result<Decrypted> {
+        check_len("wrappedKey", wrapped)?;
+        let r = self
+            .resolve(
+                p,
+                target,
+                Permission::Decrypt,
+                Purpose::KeyWrap,
+                OpClass::Symmetric,
+                None,
+            )
+            .await?;
+        let w = wrapped.to_vec();
+        let plaintext = self
+            .material
+            .call(&r.key, true, move |ops| ops.aes_key_unwrap(pad, &w))
+            .await?;
+        self.data_access(p, &r, Action::UnwrapKey).await?;
+        Ok(Decrypted {
+            version: r.name.clone(),
+            plaintext,
         })
     }
 

@@ -274,6 +274,33 @@ bad_point = JsonWebKey(kty="EC", crv="P-256", d=b(en.private_value, 32), x=b(en.
 raises("a JWK whose parts do not match is refused", HttpResponseError, lambda: kc.import_key("imported-bad", bad_point), 400)
 raises("and leaves no key behind", ResourceNotFoundError, lambda: kc.get_key("imported-bad"))
 
+# --- AES key wrap: an oct key made for wrapKey/unwrapKey. The vault unwraps what the
+# cryptography library wrapped with the key's own bytes (imported, so the test knows them):
+# A256KW and CKM_AES_KEY_WRAP are RFC 3394, CKM_AES_KEY_WRAP_PAD RFC 5649; and what the vault
+# wrapped unwraps with those bytes. (azure-keyvault-keys 4.11.3 does A128/192/256KW "locally"
+# under a random key, since no vault returns an oct key's k; it sends the CKM_ names to the
+# vault, and the Rust test checks A256KW over REST.) ---
+import os
+from cryptography.hazmat.primitives.keywrap import aes_key_unwrap, aes_key_unwrap_with_padding, aes_key_wrap, aes_key_wrap_with_padding
+
+kw_bytes = os.urandom(32)
+kw = kc.import_key("kw-known", JsonWebKey(kty="oct", k=kw_bytes, key_ops=["wrapKey", "unwrapKey"]))
+check("an oct key for wrapping lists wrapKey and unwrapKey", kw.key_operations == ["wrapKey", "unwrapKey"], kw.key_operations)
+kwc = crypto(kw, admin)
+dek = os.urandom(32)
+for alg in (KeyWrapAlgorithm.aes_256, KeyWrapAlgorithm.ckm_aes_key_wrap):
+    check(f"the vault unwraps {alg.value} as RFC 3394", kwc.unwrap_key(alg, aes_key_wrap(kw_bytes, dek)).key == dek)
+odd = b"a 21-byte key to wrap"
+w = kwc.wrap_key(KeyWrapAlgorithm.ckm_aes_key_wrap, dek)
+check("the vault wraps CKM_AES_KEY_WRAP as RFC 3394", aes_key_unwrap(kw_bytes, w.encrypted_key) == dek)
+w = kwc.wrap_key(KeyWrapAlgorithm.ckm_aes_key_wrap_pad, odd)
+check("the vault wraps CKM_AES_KEY_WRAP_PAD as RFC 5649", aes_key_unwrap_with_padding(kw_bytes, w.encrypted_key) == odd)
+check("the vault unwraps CKM_AES_KEY_WRAP_PAD as RFC 5649", kwc.unwrap_key(KeyWrapAlgorithm.ckm_aes_key_wrap_pad, aes_key_wrap_with_padding(kw_bytes, odd)).key == odd)
+w = aes_key_wrap(kw_bytes, dek)
+raises("an altered wrap is refused", HttpResponseError, lambda: kwc.unwrap_key(KeyWrapAlgorithm.aes_256, bytes([w[0] ^ 1]) + w[1:]), 400)
+made = kc.create_oct_key("kw-made", hardware_protected=True, key_operations=["wrapKey", "unwrapKey"])
+check("a created wrapping key is one", made.key_operations == ["wrapKey", "unwrapKey"] and made.key.kty == "oct-HSM", made.key_operations)
+
 # --- BYOK: a KEK made in the vault, a .byok blob made outside it as the vendors' tools do ---
 kek = kc.create_rsa_key("kek", size=4096, hardware_protected=True, key_operations=["import"])
 check("a KEK has only the import operation", kek.key_operations == ["import"] and len(kek.key.n) == 512, kek.key_operations)

@@ -174,6 +174,25 @@ pub async fn operate(
             };
             json!({"value": valid})
         }
+        // AES key wrap, on an oct key made for it (key_ops wrapKey/unwrapKey): A256KW and
+        // CKM_AES_KEY_WRAP are RFC 3394, CKM_AES_KEY_WRAP_PAD is RFC 5649.
+        (Op::WrapKey, "A256KW" | "CKM_AES_KEY_WRAP" | "CKM_AES_KEY_WRAP_PAD") => {
+            let w = crypto
+                .wrap_key(&p, &target, &value, alg == "CKM_AES_KEY_WRAP_PAD")
+                .await?;
+            json!({"kid": kid_of(&vault, &path.name, &w.version), "value": b64url(&w.wrapped)})
+        }
+        (Op::UnwrapKey, "A256KW" | "CKM_AES_KEY_WRAP" | "CKM_AES_KEY_WRAP_PAD") => {
+            let d = crypto
+                .unwrap_key(&p, &target, &value, alg == "CKM_AES_KEY_WRAP_PAD")
+                .await?;
+            json!({"kid": kid_of(&vault, &path.name, &d.version), "value": b64url(d.plaintext.expose())})
+        }
+        (_, "A128KW" | "A192KW") => {
+            return Err(KvError::unsupported(format!(
+                "alg {alg:?} is not offered: Sovra's AES key-wrap keys are 256-bit; use A256KW or CKM_AES_KEY_WRAP_PAD"
+            )));
+        }
         (_, "RSA1_5") => {
             return Err(KvError::unsupported(
                 "RSA1_5 is not offered: PKCS#1 v1.5 decryption is a padding oracle; use RSA-OAEP-256 (or RSA-OAEP)",
@@ -181,7 +200,7 @@ pub async fn operate(
         }
         (_, a) => {
             return Err(KvError::unsupported(format!(
-                "alg {a:?} is not offered for {}; Sovra offers A256GCM (oct keys), RSA-OAEP-256 and RSA-OAEP (RSA encryption keys) and, for signing, the key's own algorithm",
+                "alg {a:?} is not offered for {}; Sovra offers A256GCM (oct keys), A256KW and CKM_AES_KEY_WRAP(_PAD) (oct keys created for wrapKey/unwrapKey), RSA-OAEP-256 and RSA-OAEP (RSA encryption keys) and, for signing, the key's own algorithm",
                 name_of(op)
             )));
         }

@@ -103,11 +103,24 @@ pub fn decode(field: &str, v: &str) -> KvResult<Vec<u8>> {
 const SIGN_OPS: &[&str] = &["sign", "verify"];
 const ENCRYPT_OPS: &[&str] = &["encrypt", "decrypt", "wrapKey", "unwrapKey"];
 const SYMMETRIC_OPS: &[&str] = &["encrypt", "decrypt"];
+const WRAP_OPS: &[&str] = &["wrapKey", "unwrapKey"];
+/// Every operation Key Vault names (what a key can then do depends on its type).
+const KNOWN_OPS: &[&str] = &[
+    "encrypt",
+    "decrypt",
+    "sign",
+    "verify",
+    "wrapKey",
+    "unwrapKey",
+    "import",
+    "export",
+];
 
 /// The Key Vault key type, size and operations a new key asks for, as the Sovra algorithm and
 /// protection level that serve them. A Sovra key has one purpose and one algorithm, so an RSA
 /// key is either for signing (its `key_ops` only `sign`/`verify`: RS256 with PKCS#1 v1.5) or
-/// for encryption (RSA-OAEP-256); see docs/azure.md.
+/// for encryption (RSA-OAEP-256); an oct key is AES-256-GCM, or AES key wrap when its
+/// `key_ops` are only `wrapKey`/`unwrapKey`; see docs/azure.md.
 /// A type without `-HSM` gets the deployment's default protection level (`None`).
 pub fn algorithm_for(req: &CreateIn) -> KvResult<(Algorithm, Option<ProtectionLevel>)> {
     let (family, level) = match req.kty.as_str() {
@@ -122,6 +135,18 @@ pub fn algorithm_for(req: &CreateIn) -> KvResult<(Algorithm, Option<ProtectionLe
         }
     };
     let ops: Vec<&str> = req.key_ops.iter().flatten().map(String::as_str).collect();
+    if let Some(o) = ops.iter().find(|o| !KNOWN_OPS.contains(o)) {
+        return Err(KvError::bad(format!(
+            "key_ops {o:?} is not a Key Vault key operation; use {}",
+            KNOWN_OPS.join(", ")
+        )));
+    }
+    if req.crv.is_some() && family != "EC" {
+        return Err(KvError::bad(format!(
+            "crv is only for EC keys, not {}",
+            req.kty
+        )));
+    }
     let within = |allowed: &[&str], what: &str| -> KvResult<()> {
         match ops.iter().find(|o| !allowed.contains(o)) {
             Some(o) => Err(KvError::bad(format!(
@@ -168,13 +193,23 @@ pub fn algorithm_for(req: &CreateIn) -> KvResult<(Algorithm, Option<ProtectionLe
             }
         }
         _ => {
-            within(SYMMETRIC_OPS, "oct (AES-256-GCM)")?;
+            let wrap = !ops.is_empty() && ops.iter().all(|o| WRAP_OPS.contains(o));
+            if !wrap {
+                within(
+                    SYMMETRIC_OPS,
+                    "oct (AES-256-GCM; or key_ops wrapKey, unwrapKey only for AES key wrap)",
+                )?;
+            }
             if req.key_size.is_some_and(|s| s != 256) {
                 return Err(KvError::unsupported(
                     "oct keys in Sovra are AES-256 (key_size 256)",
                 ));
             }
-            Algorithm::Aes256Gcm
+            if wrap {
+                Algorithm::Aes256KeyWrap
+            } else {
+                Algorithm::Aes256Gcm
+            }
         }
     };
     Ok((alg, level))
@@ -184,6 +219,7 @@ pub fn algorithm_for(req: &CreateIn) -> KvResult<(Algorithm, Option<ProtectionLe
 pub fn key_ops(alg: Algorithm) -> &'static [&'static str] {
     match alg.spec() {
         AlgSpec::Aes256Gcm => SYMMETRIC_OPS,
+        AlgSpec::AesKeyWrap => WRAP_OPS,
         AlgSpec::RsaOaep { .. } => ENCRYPT_OPS,
         AlgSpec::Ecdsa { .. } | AlgSpec::RsaSign { .. } | AlgSpec::Ed25519 => SIGN_OPS,
         AlgSpec::Hmac { .. } => &[],
@@ -274,7 +310,7 @@ pub fn attributes(key: &CryptoKeyRec, v: Option<&VersionRec>) -> Value {
 /// The JSON Web Key type of an algorithm (without `-HSM`).
 fn kty(alg: Algorithm) -> &'static str {
     match alg.spec() {
-        AlgSpec::Aes256Gcm | AlgSpec::Hmac { .. } => "oct",
+        AlgSpec::Aes256Gcm | AlgSpec::AesKeyWrap | AlgSpec::Hmac { .. } => "oct",
         AlgSpec::RsaOaep { .. } | AlgSpec::RsaSign { .. } => "RSA",
         AlgSpec::Ecdsa { .. } => "EC",
         AlgSpec::Ed25519 => "OKP",

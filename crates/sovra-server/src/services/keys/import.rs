@@ -296,8 +296,9 @@ impl Keys {
     }
 
     /// A fingerprint of a version's material, computed with the key (inside the HSM for `HSM`
-    /// keys): AES, the tag of an empty plaintext under a fixed nonce; HMAC, the MAC of a fixed
-    /// string; asymmetric keys, the SHA-256 of the public key.
+    /// keys): AES, the tag of an empty plaintext under a fixed nonce; AES key wrap, the wrap of
+    /// 16 zero bytes; HMAC, the MAC of a fixed string; asymmetric keys, the SHA-256 of the
+    /// public key.
     async fn key_check(&self, vname: &VersionName, v: &VersionRec) -> Result<String> {
         let key = self.material.usable(vname, v).await?;
         let purpose = v.algorithm.purpose();
@@ -306,6 +307,7 @@ impl Keys {
             .call(&key, false, move |ops| match purpose {
                 Purpose::EncryptDecrypt => ops.gcm_seal(&KCV_NONCE, KCV_AAD, &[]),
                 Purpose::Mac => ops.mac(KCV_AAD),
+                Purpose::KeyWrap => ops.aes_key_wrap(false, &[0; 16]),
                 Purpose::AsymmetricSign | Purpose::AsymmetricDecrypt => ops
                     .public_key_der()
                     .map(|d| sovra_crypto::sha256(&d).to_vec()),

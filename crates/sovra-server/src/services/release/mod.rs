@@ -465,7 +465,7 @@ impl Release {
         });
         // Key Vault's key types (it has none for Ed25519: released as an EC key, as before).
         let kty = match rec.algorithm.spec() {
-            AlgSpec::Aes256Gcm | AlgSpec::Hmac { .. } => "oct-HSM",
+            AlgSpec::Aes256Gcm | AlgSpec::AesKeyWrap | AlgSpec::Hmac { .. } => "oct-HSM",
             AlgSpec::Ecdsa { .. } | AlgSpec::Ed25519 => "EC-HSM",
             AlgSpec::RsaSign { .. } | AlgSpec::RsaOaep { .. } => "RSA-HSM",
         };
