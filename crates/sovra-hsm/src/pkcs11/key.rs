@@ -364,6 +364,33 @@ impl Pkcs11Key {
     }
 }
 
+/// A session generic secret that carries bytes in or out of a key wrap (their owner's data:
+/// readable, gone when the call ends).
+fn carrier_template() -> Vec<Attribute> {
+    vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::GENERIC_SECRET),
+        Attribute::Token(false),
+        Attribute::Private(true),
+        Attribute::Sensitive(false),
+        Attribute::Extractable(true),
+    ]
+}
+
+impl Pkcs11Key {
+    /// The key-wrap mechanism, for a key-wrap key: RFC 5649 (`pad`) or RFC 3394.
+    fn wrap_mechanism(&self, pad: bool) -> Result<Mechanism<'static>, CryptoError> {
+        if self.alg.spec() != AlgSpec::AesKeyWrap {
+            return Err(CryptoError::Unsupported("this key does not wrap keys"));
+        }
+        Ok(if pad {
+            Mechanism::AesKeyWrapPad
+        } else {
+            Mechanism::AesKeyWrap
+        })
+    }
+}
+
 impl KeyOps for Pkcs11Key {
     fn algorithm(&self) -> Algorithm {
         self.alg
@@ -473,25 +500,12 @@ impl KeyOps for Pkcs11Key {
     // session object that the HSM wraps (and the output of an unwrap is one, read and
     // destroyed). The key-wrap key itself never leaves the HSM.
     fn aes_key_wrap(&self, pad: bool, key: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        if self.alg.spec() != AlgSpec::AesKeyWrap {
-            return Err(CryptoError::Unsupported("this key does not wrap keys"));
-        }
+        let mech = self.wrap_mechanism(pad)?;
         sovra_crypto::keywrap::check_aes_wrap_input(pad, key)?;
-        let mech = if pad {
-            Mechanism::AesKeyWrapPad
-        } else {
-            Mechanism::AesKeyWrap
-        };
         let wrapped = self.run(false, |s| {
-            let input = s.create_object(&[
-                Attribute::Class(ObjectClass::SECRET_KEY),
-                Attribute::KeyType(KeyType::GENERIC_SECRET),
-                Attribute::Token(false),
-                Attribute::Private(true),
-                Attribute::Sensitive(false),
-                Attribute::Extractable(true),
-                Attribute::Value(key.to_vec()),
-            ])?;
+            let mut t = carrier_template();
+            t.push(Attribute::Value(key.to_vec()));
+            let input = s.create_object(&t)?;
             let out = s.wrap_key(&mech, self.handle, input);
             s.destroy_object(input)?;
             out
@@ -511,28 +525,9 @@ impl KeyOps for Pkcs11Key {
     }
 
     fn aes_key_unwrap(&self, pad: bool, wrapped: &[u8]) -> Result<SecretBytes, CryptoError> {
-        if self.alg.spec() != AlgSpec::AesKeyWrap {
-            return Err(CryptoError::Unsupported("this key does not wrap keys"));
-        }
-        let mech = if pad {
-            Mechanism::AesKeyWrapPad
-        } else {
-            Mechanism::AesKeyWrap
-        };
+        let mech = self.wrap_mechanism(pad)?;
         self.run(true, |s| {
-            let out = s.unwrap_key(
-                &mech,
-                self.handle,
-                wrapped,
-                &[
-                    Attribute::Class(ObjectClass::SECRET_KEY),
-                    Attribute::KeyType(KeyType::GENERIC_SECRET),
-                    Attribute::Token(false),
-                    Attribute::Private(true),
-                    Attribute::Sensitive(false),
-                    Attribute::Extractable(true),
-                ],
-            )?;
+            let out = s.unwrap_key(&mech, self.handle, wrapped, &carrier_template())?;
             let value = s.get_attributes(out, &[AttributeType::Value]);
             s.destroy_object(out)?;
             match value?.into_iter().next() {
