@@ -72,8 +72,8 @@ struct Guest {
     dir: PathBuf,
     tcti: String,
     runtime: Vec<u8>,
-    snp_report: Vec<u8>,
-    vcek_chain: String,
+    /// `IsolationInfo.Type` and `Evidence.Proof`.
+    isolation: (&'static str, String),
     log: Vec<u8>,
     ak_cert: Vec<u8>,
 }
@@ -169,7 +169,6 @@ impl Guest {
             .enumerate()
             .map(|(i, d)| json!({"Index": i, "Digest": b64(d)}))
             .collect();
-        let proof = json!({"SnpReport": b64url(&self.snp_report), "VcekCertChain": b64(self.vcek_chain.as_bytes())});
         json!({
             "AttestationProtocolVersion": "2.0",
             "OSType": b64(b"Linux"),
@@ -191,9 +190,9 @@ impl Guest {
                 "PCRs": pcrs,
             },
             "IsolationInfo": {
-                "Type": "SevSnp",
+                "Type": self.isolation.0,
                 "Evidence": {
-                    "Proof": b64(proof.to_string().as_bytes()),
+                    "Proof": self.isolation.1,
                     "RunTimeData": b64(&self.runtime),
                 },
             },
@@ -317,12 +316,36 @@ fn ak_cert(dir: &Path, tcti: &str, key: &str) -> Vec<u8> {
     std::fs::read(dir.join("akcert.der")).unwrap()
 }
 
+/// An SEV-SNP guest (simulated SNP platform, its root trusted).
 fn setup(s: &Server) -> (crate::tpm::Swtpm, Guest) {
+    guest(s, |dir, rd| {
+        let sim = sovra_agent::simsnp::SimulatedSnp::generate().unwrap();
+        sim.save(&dir.join("sim")).unwrap();
+        s.ok(&[
+            "attestation",
+            "collateral",
+            "import",
+            "--kind",
+            "trust-anchor",
+            "--platform",
+            "amd",
+            dir.join("sim/ark.pem").to_str().unwrap(),
+        ]);
+        let chain = format!("{}{}", sim.vcek_pem, sim.ask_ark_pem);
+        let proof = json!({"SnpReport": b64url(&sim.report(rd).unwrap()), "VcekCertChain": b64(chain.as_bytes())});
+        ("SevSnp", b64(proof.to_string().as_bytes()))
+    })
+}
+
+/// A guest whose paravisor's hardware evidence `isolation` makes from the runtime data's
+/// hash (REPORT_DATA), with a vTPM provisioned as Azure's paravisor does.
+fn guest(
+    s: &Server,
+    isolation: impl FnOnce(&Path, &[u8; 64]) -> (&'static str, String),
+) -> (crate::tpm::Swtpm, Guest) {
     let (swtpm, tcti) = swtpm(&s.dir);
     let dir = s.dir.join("guest");
     std::fs::create_dir_all(&dir).unwrap();
-    let sim = sovra_agent::simsnp::SimulatedSnp::generate().unwrap();
-    sim.save(&dir.join("sim")).unwrap();
     let ak = provision_ak(&dir, &tcti);
     tpm(
         &dir,
@@ -345,7 +368,7 @@ fn setup(s: &Server) -> (crate::tpm::Swtpm, Guest) {
     .into_bytes();
     let mut rd = [0u8; 64];
     rd[..32].copy_from_slice(&sha256(&runtime));
-    let snp_report = sim.report(&rd).unwrap();
+    let isolation = isolation(&dir, &rd);
     // Firmware measured Secure Boot enabled, then a separator, into PCR 7.
     let sb = secure_boot_data(true);
     let sep = vec![0u8; 4];
@@ -363,23 +386,12 @@ fn setup(s: &Server) -> (crate::tpm::Swtpm, Guest) {
             ],
         );
     }
-    s.ok(&[
-        "attestation",
-        "collateral",
-        "import",
-        "--kind",
-        "trust-anchor",
-        "--platform",
-        "amd",
-        dir.join("sim/ark.pem").to_str().unwrap(),
-    ]);
     let g = Guest {
         ak_cert: ak_cert(&dir, &tcti, "ak.pem"),
         dir,
         tcti,
         runtime,
-        snp_report,
-        vcek_chain: format!("{}{}", sim.vcek_pem, sim.ask_ark_pem),
+        isolation,
         log: tcg_log(&events),
     };
     (swtpm, g)
@@ -679,4 +691,44 @@ fn every_broken_link_of_guest_evidence_is_refused_with_its_code() {
         .unwrap();
     assert_eq!(status, 200);
     assert!(attest(&s, &good).is_ok());
+}
+
+#[test]
+fn a_tdx_guest_is_verified_through_its_td_quote() {
+    let s = Server::start();
+    let (_swtpm, g) = guest(&s, |dir, rd| {
+        let sim = crate::simsgx::SimulatedSgx::generate_for(crate::simsgx::Tee::Tdx);
+        for (kind, name, body) in [
+            ("trust-anchor", "intel-root.pem", &sim.root_pem),
+            ("intel", "tdx-collateral.json", &sim.collateral),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, body).unwrap();
+            let mut args = vec!["attestation", "collateral", "import", "--kind", kind];
+            if kind == "trust-anchor" {
+                args.extend(["--platform", "intel"]);
+            }
+            args.push(path.to_str().unwrap());
+            s.ok(&args);
+        }
+        ("Tdx", b64(&sim.td_quote(*rd)))
+    });
+    let info = g.attestation_info("n", ENC_ATTRS, PCRS);
+    let sealed = attest(&s, &info).unwrap();
+    let jwt = g.unseal(sealed["token"].as_str().unwrap());
+    let c = verify_with_jwks(&s, &jwt);
+    assert_eq!(c["x-ms-attestation-type"], "azurevm");
+    assert_eq!(c["x-ms-isolation-tee"]["x-ms-attestation-type"], "tdxvm");
+    assert_eq!(
+        c["x-ms-runtime"]["keys"][0]["kid"],
+        "TpmEphemeralEncryptionKey"
+    );
+    assert_eq!(c["secureboot"], true);
+    // The TD quote must bind the runtime data, and be a TD quote at all.
+    let mut other = info.clone();
+    other["IsolationInfo"]["Evidence"]["RunTimeData"] = json!(b64(b"{}"));
+    assert_eq!(code(attest(&s, &other)), "ATTEST_REPORT_DATA_MISMATCH");
+    let mut snp = info.clone();
+    snp["IsolationInfo"]["Type"] = json!("SevSnp");
+    assert_eq!(code(attest(&s, &snp)), "ATTEST_MALFORMED");
 }

@@ -1,4 +1,4 @@
-//! A simulated Intel SGX DCAP platform, NOT GENUINE, for tests that need SGX quotes with
+//! A simulated Intel SGX DCAP platform, NOT GENUINE, for tests that need SGX (or TDX) quotes with
 //! collateral valid now (the real vectors' collateral windows are in the past): its own root CA
 //! (which a test must trust explicitly, as an operator anchor), a PCK platform CA and PCK
 //! certificate with the SGX extension, a TCB signing certificate, CRLs, TCB info and QE identity
@@ -21,6 +21,15 @@ const CPU_SVN: [u8; 16] = [4, 4, 2, 4, 1, 128, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 const QE_VENDOR_ID: [u8; 16] = [
     0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07,
 ];
+
+/// Which TEE the platform's collateral is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tee {
+    /// SGX enclaves (v3 quotes).
+    Sgx,
+    /// TDX trust domains (v4 quotes, TEE_TCB_SVN of a module without an identity: 0).
+    Tdx,
+}
 
 /// The platform: its root (to trust), its collateral bundle, and what signs quotes.
 pub struct SimulatedSgx {
@@ -161,6 +170,11 @@ fn report_body(
 impl SimulatedSgx {
     /// A new platform with fresh keys and collateral valid for 30 days.
     pub fn generate() -> Self {
+        Self::generate_for(Tee::Sgx)
+    }
+
+    /// A new platform whose collateral is for `tee`.
+    pub fn generate_for(tee: Tee) -> Self {
         let (_, root_key) = p256();
         let root = params("Simulated SGX Root CA", true)
             .self_signed(&root_key)
@@ -190,12 +204,20 @@ impl SimulatedSgx {
             rfc3339(now - time::Duration::days(1)),
             rfc3339(now + time::Duration::days(30)),
         );
-        let tcb_info = json!({"id": "SGX", "version": 3, "issueDate": issue, "nextUpdate": next,
+        let mut tcb = json!({"sgxtcbcomponents": CPU_SVN.iter().map(|s| json!({"svn": s})).collect::<Vec<_>>(),
+            "pcesvn": PCE_SVN});
+        if tee == Tee::Tdx {
+            tcb["tdxtcbcomponents"] = json!(vec![json!({"svn": 0}); 16]);
+        }
+        let (tcb_id, qe_id) = match tee {
+            Tee::Sgx => ("SGX", "QE"),
+            Tee::Tdx => ("TDX", "TD_QE"),
+        };
+        let tcb_info = json!({"id": tcb_id, "version": 3, "issueDate": issue, "nextUpdate": next,
             "fmspc": FMSPC, "pceId": "0000", "tcbType": 0, "tcbEvaluationDataNumber": 17,
-            "tcbLevels": [{"tcb": {"sgxtcbcomponents": CPU_SVN.iter().map(|s| json!({"svn": s})).collect::<Vec<_>>(),
-                "pcesvn": PCE_SVN}, "tcbDate": "2025-05-14T00:00:00Z", "tcbStatus": "UpToDate"}]})
+            "tcbLevels": [{"tcb": tcb, "tcbDate": "2025-05-14T00:00:00Z", "tcbStatus": "UpToDate"}]})
         .to_string();
-        let qe_identity = json!({"id": "QE", "version": 2, "issueDate": issue, "nextUpdate": next,
+        let qe_identity = json!({"id": qe_id, "version": 2, "issueDate": issue, "nextUpdate": next,
             "tcbEvaluationDataNumber": 17, "miscselect": "00000000", "miscselectMask": "FFFFFFFF",
             "attributes": "11000000000000000000000000000000",
             "attributesMask": "FBFFFFFFFFFFFFFF0000000000000000",
@@ -226,25 +248,41 @@ impl SimulatedSgx {
 
     /// A v3 quote of an enclave `mr_enclave` (not debug) with `report_data`.
     pub fn quote(&self, mr_enclave: [u8; 32], report_data: [u8; 64]) -> Vec<u8> {
+        // INIT | MODE64BIT, XFRM x87 | SSE.
+        let attributes = [5, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0];
+        let body = report_body(attributes, mr_enclave, [0x5a; 32], (0, 1), report_data);
+        self.sign_quote(3, 0, &body, false)
+    }
+
+    /// A v4 TD quote (TD 1.0 body, not debug) with `report_data`.
+    pub fn td_quote(&self, report_data: [u8; 64]) -> Vec<u8> {
+        let mut b = vec![0u8; 16]; // TEE_TCB_SVN
+        b.extend_from_slice(&[0x11; 48]); // MRSEAM
+        b.extend_from_slice(&[0; 48]); // MRSIGNERSEAM
+        b.extend_from_slice(&[0; 8]); // SEAMATTRIBUTES
+        b.extend_from_slice(&[0; 8]); // TDATTRIBUTES: not debug
+        b.extend_from_slice(&[0xe7, 0x02, 0x06, 0, 0, 0, 0, 0]); // XFAM
+        b.extend_from_slice(&[0x22; 48]); // MRTD
+        b.extend_from_slice(&[0; 48 * 3]); // MRCONFIGID, MROWNER, MROWNERCONFIG
+        b.extend_from_slice(&[0; 48 * 4]); // RTMR0-3
+        b.extend_from_slice(&report_data);
+        assert_eq!(b.len(), 584);
+        self.sign_quote(4, 0x81, &b, true)
+    }
+
+    /// Header, `body`, and the signature data (v4 wraps the QE part as certification data 6).
+    fn sign_quote(&self, version: u16, tee_type: u32, body: &[u8], wrapped: bool) -> Vec<u8> {
         let (att, _) = p256();
         let att_pub = att.public_key().as_ref()[1..].to_vec();
         let mut q = Vec::new();
-        q.extend_from_slice(&3u16.to_le_bytes());
+        q.extend_from_slice(&version.to_le_bytes());
         q.extend_from_slice(&2u16.to_le_bytes());
-        q.extend_from_slice(&0u32.to_le_bytes());
+        q.extend_from_slice(&tee_type.to_le_bytes());
         q.extend_from_slice(&QE_SVN.to_le_bytes());
         q.extend_from_slice(&PCE_SVN.to_le_bytes());
         q.extend_from_slice(&QE_VENDOR_ID);
         q.extend_from_slice(&[0; 20]);
-        // INIT | MODE64BIT, XFRM x87 | SSE.
-        let attributes = [5, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0];
-        q.extend(report_body(
-            attributes,
-            mr_enclave,
-            [0x5a; 32],
-            (0, 1),
-            report_data,
-        ));
+        q.extend_from_slice(body);
         let rng = aws_lc_rs::rand::SystemRandom::new();
         let sig = att.sign(&rng, &q).unwrap();
         let auth: Vec<u8> = (0u8..32).collect();
@@ -261,15 +299,20 @@ impl SimulatedSgx {
             rd,
         );
         let qe_sig = self.pck.sign(&rng, &qe).unwrap();
+        let mut cert = qe.clone();
+        cert.extend_from_slice(qe_sig.as_ref());
+        cert.extend_from_slice(&(auth.len() as u16).to_le_bytes());
+        cert.extend(auth);
+        cert.extend_from_slice(&5u16.to_le_bytes());
+        cert.extend_from_slice(&(self.chain_pem.len() as u32).to_le_bytes());
+        cert.extend_from_slice(self.chain_pem.as_bytes());
         let mut s = sig.as_ref().to_vec();
         s.extend(att_pub);
-        s.extend(&qe);
-        s.extend_from_slice(qe_sig.as_ref());
-        s.extend_from_slice(&(auth.len() as u16).to_le_bytes());
-        s.extend(auth);
-        s.extend_from_slice(&5u16.to_le_bytes());
-        s.extend_from_slice(&(self.chain_pem.len() as u32).to_le_bytes());
-        s.extend_from_slice(self.chain_pem.as_bytes());
+        if wrapped {
+            s.extend_from_slice(&6u16.to_le_bytes());
+            s.extend_from_slice(&(cert.len() as u32).to_le_bytes());
+        }
+        s.extend(cert);
         q.extend_from_slice(&(s.len() as u32).to_le_bytes());
         q.extend(s);
         q
