@@ -327,6 +327,32 @@ fn asymmetric_decrypt_mac_and_random() {
             .success()
     );
 
+    // AES key wrap, as the README wraps a data key and unwraps it into a new file.
+    s.ok(&["keys", "create", "x/kek", "--purpose", "key-wrap"]);
+    let dek = s.dir.join("dek.bin");
+    std::fs::write(&dek, [0x42u8; 32]).unwrap();
+    let wrapped = s
+        .ok(&["wrap-key", "x/kek", "--in", dek.to_str().unwrap()])
+        .trim()
+        .to_string();
+    assert_eq!(b64::decode(&wrapped).unwrap().len(), 40);
+    let again = s.dir.join("dek-again.bin");
+    s.ok(&[
+        "unwrap-key",
+        "x/kek@1",
+        "--wrapped",
+        &wrapped,
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read(&again).unwrap(), [0x42u8; 32]);
+    // The file is the key holder's alone.
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&again).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
     let r1 = s.json(&["random", "--bytes", "48"]);
     let r2 = s.json(&["random", "--bytes", "48"]);
     assert_eq!(b64::decode(r1["data"].as_str().unwrap()).unwrap().len(), 48);
