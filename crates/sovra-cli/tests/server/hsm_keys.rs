@@ -519,25 +519,32 @@ fn a_hung_hsm_answers_503_without_stalling_other_requests_and_recovers_by_itself
     let mut locker = hang_token(&token.tokens_dir(), 12);
     let started = std::time::Instant::now();
     // More calls needing the token than there are sessions, at once: each fails by itself
-    // within the timeout with HSM_UNAVAILABLE (503, Retry-After)...
-    let hung: Vec<_> = (0..4)
-        .map(|i| {
-            let o = if i % 2 == 0 {
-                s.cli(&["-o", "json", "decrypt", "r/sw", "--ciphertext", &ct_sw])
-            } else {
-                s.cli(&[
-                    "-o",
-                    "json",
-                    "keys",
-                    "create",
-                    &format!("r/new{i}"),
-                    "--purpose",
-                    "sign",
-                ])
-            };
-            (cli_code(&o), String::from_utf8_lossy(&o.stderr).to_string())
-        })
-        .collect();
+    // within the timeout with HSM_UNAVAILABLE (503, Retry-After)... (Concurrently, so that on a
+    // loaded machine they are all made while the token is still held.)
+    let hung: Vec<_> = std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..4)
+            .map(|i| {
+                let (s, ct_sw) = (&s, &ct_sw);
+                scope.spawn(move || {
+                    let o = if i % 2 == 0 {
+                        s.cli(&["-o", "json", "decrypt", "r/sw", "--ciphertext", ct_sw])
+                    } else {
+                        s.cli(&[
+                            "-o",
+                            "json",
+                            "keys",
+                            "create",
+                            &format!("r/new{i}"),
+                            "--purpose",
+                            "sign",
+                        ])
+                    };
+                    (cli_code(&o), String::from_utf8_lossy(&o.stderr).to_string())
+                })
+            })
+            .collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
     for (code, err) in &hung {
         assert_eq!(code, "HSM_UNAVAILABLE", "{err}");
         assert!(
