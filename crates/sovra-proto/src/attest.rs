@@ -61,7 +61,8 @@ pub struct MaaAttestRequest {
     /// SgxEnclave / TdxVm: base64url quote.
     #[serde(default)]
     pub quote: Option<String>,
-    /// Tpm: base64url of Sovra's TPM evidence envelope.
+    /// Tpm: base64url of a message of MAA's TPM protocol (`{"type": "aikcert"}` or
+    /// `{"request": JWS}`), or of Sovra's TPM evidence envelope.
     #[serde(default)]
     pub data: Option<String>,
     /// Runtime data.

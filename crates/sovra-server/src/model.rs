@@ -7,6 +7,7 @@ use crate::services::attest::collateral::CollateralRec;
 use crate::services::attest::policy::PolicyRec;
 use crate::services::attest::providers::ProviderRec;
 use crate::services::attest::signing::SigningKeyRec;
+use crate::services::attest::tpm_protocol::TpmContextRec;
 use crate::services::release::NonceRec;
 use crate::services::release::issuers::TrustedIssuer;
 use serde::{Deserialize, Serialize};
@@ -46,6 +47,8 @@ pub const RELEASE_ISSUERS: Table<TrustedIssuer> = Table::new("release_issuers");
 pub const RELEASE_NONCES: Table<NonceRec> = Table::new("release_nonces");
 /// TPM credential-activation challenges (name: challenge ID; due: expiry).
 pub const TPM_CHALLENGES: Table<ChallengeRec> = Table::new("tpm_challenges");
+/// Challenges of MAA's TPM protocol (name: the service context, hex; due: expiry).
+pub const TPM_CONTEXTS: Table<TpmContextRec> = Table::new("tpm_contexts");
 /// Collateral: certificates, Intel collateral bundles, trust anchors (name: SHA-256 hex;
 /// parent: kind).
 pub const COLLATERAL: Table<CollateralRec> = Table::new("collateral");
@@ -66,7 +69,7 @@ pub const SECURITY_DOMAIN_DOWNLOADS: Table<DomainDownloadRec> =
 /// Deleted keys awaiting recovery or purge (name: the key's, parent: its ring).
 pub const DELETED_KEYS: Table<DeletedKeyRec> = Table::new("deleted_keys");
 /// Every collection above (sealing an older deployment's records walks them all).
-pub const ALL: [Collection; 23] = [
+pub const ALL: [Collection; 24] = [
     LOCATIONS.collection(),
     KEY_RINGS.collection(),
     CRYPTO_KEYS.collection(),
@@ -82,6 +85,7 @@ pub const ALL: [Collection; 23] = [
     RELEASE_ISSUERS.collection(),
     RELEASE_NONCES.collection(),
     TPM_CHALLENGES.collection(),
+    TPM_CONTEXTS.collection(),
     COLLATERAL.collection(),
     RELEASE_SIGNING_KEYS.collection(),
     MANAGEMENT_SIGNING_KEYS.collection(),

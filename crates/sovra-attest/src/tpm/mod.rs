@@ -9,6 +9,8 @@
 //! qualifying data equals the nonce, if one is expected; the event log, if given, replays to the
 //! quoted values of every PCR it touches.
 //!
+//! MAA's own TPM protocol (a JWS request with a Windows platform claim) is in [`vbs`].
+//!
 //! An AK trusted by other means (the Azure HCL report, credential activation against an EK
 //! certificate) is checked with [`verify_quotes`].
 
@@ -17,6 +19,7 @@ pub mod credential;
 pub mod eventlog;
 pub mod input;
 pub mod structs;
+pub mod vbs;
 
 use crate::Verifier;
 use crate::claims::VerifiedClaims;
@@ -219,6 +222,9 @@ impl Verifier for TpmVerifier {
         input: &EvidenceInput<'_>,
         ctx: &VerifyContext<'_>,
     ) -> Result<VerifiedClaims, AttestError> {
+        if vbs::is_request(input.evidence) {
+            return vbs::verify(input, ctx);
+        }
         let ev = input::decode(input.evidence)?;
         let ak = structs::parse_public(&ev.ak_pub)?;
         ak.check_attestation_key()?;

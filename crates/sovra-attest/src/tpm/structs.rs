@@ -21,7 +21,7 @@ pub const ALG_SHA512: u16 = 0x000D;
 const ALG_RSA: u16 = 0x0001;
 const ALG_ECC: u16 = 0x0023;
 const ALG_NULL: u16 = 0x0010;
-const ALG_RSASSA: u16 = 0x0014;
+pub(crate) const ALG_RSASSA: u16 = 0x0014;
 const ALG_RSAPSS: u16 = 0x0016;
 const ALG_ECDSA: u16 = 0x0018;
 

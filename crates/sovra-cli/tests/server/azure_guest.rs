@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 const PCRS: &str = "sha256:0,1,2,3,4,5,6,7";
 const ENC_ATTRS: &str = "decrypt|fixedtpm|fixedparent|sensitivedataorigin|noda";
 
-fn sha256(b: &[u8]) -> Vec<u8> {
+pub(crate) fn sha256(b: &[u8]) -> Vec<u8> {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b)
         .as_ref()
         .to_vec()
@@ -28,7 +28,7 @@ fn b64(b: &[u8]) -> String {
 }
 
 /// UEFI_VARIABLE_DATA of the SecureBoot variable (EFI global variable GUID).
-fn secure_boot_data(enabled: bool) -> Vec<u8> {
+pub(crate) fn secure_boot_data(enabled: bool) -> Vec<u8> {
     let mut d = vec![
         0x61, 0xdf, 0xe4, 0x8b, 0xca, 0x93, 0xd2, 0x11, 0xaa, 0x0d, 0x00, 0xe0, 0x98, 0x03, 0x2b,
         0x8c,
@@ -41,7 +41,7 @@ fn secure_boot_data(enabled: bool) -> Vec<u8> {
 }
 
 /// A crypto-agile TCG log (SHA-256 bank) of `events` (PCR, type, digest, data).
-fn tcg_log(events: &[(u32, u32, Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+pub(crate) fn tcg_log(events: &[(u32, u32, Vec<u8>, Vec<u8>)]) -> Vec<u8> {
     let mut spec = b"Spec ID Event03\0".to_vec();
     spec.extend_from_slice(&0u32.to_le_bytes()); // platform class
     spec.extend_from_slice(&[0, 2, 0, 2]); // version 2.0, errata 0, uintn size 2
@@ -262,7 +262,7 @@ impl Guest {
 }
 
 /// The AK certificate, as Azure provisions one into NV (here from a throwaway CA).
-fn ak_cert(dir: &Path, tcti: &str, key: &str) -> Vec<u8> {
+pub(crate) fn ak_cert(dir: &Path, tcti: &str, key: &str) -> Vec<u8> {
     let run = |args: &[&str]| {
         let o = std::process::Command::new(args[0])
             .args(&args[1..])

@@ -13,7 +13,7 @@ use std::process::Command;
 /// declaring), `azure-keyvault-keys` 4.11.3 and `azure-keyvault-administration` 4.7.2,
 /// installed from PyPI once per target directory.
 /// Tests share it, so the first one installs and the others wait.
-fn azure_sdk() -> PathBuf {
+pub(crate) fn azure_sdk() -> PathBuf {
     static INSTALLED: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _once = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("azure-sdk-python");

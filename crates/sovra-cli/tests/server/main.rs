@@ -20,6 +20,7 @@ mod durability;
 mod hostile;
 mod hsm_keys;
 mod lifecycle;
+mod maa_tpm;
 mod pkcs11;
 mod postgres;
 mod regions;

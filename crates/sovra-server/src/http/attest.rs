@@ -129,29 +129,55 @@ pub async fn attest_provider(
     native_attest(&s, &provider, &kind, &b).await
 }
 
-async fn maa_attest(
-    s: &AppState,
-    provider: &str,
-    ty: &str,
-    body: &[u8],
-) -> Result<Json<AttestResponse>> {
-    if ty == "AzureGuest" {
-        return azure_guest(s, provider, body).await;
-    }
-    let kind = maa_type(ty)?;
-    let sub = attest_wire::maa(ty, parse_json(body)?)?;
-    let a = s.sovra.attest().attest(provider, kind, sub).await?;
-    Ok(Json(AttestResponse { token: a.token }))
+async fn maa_attest(s: &AppState, provider: &str, ty: &str, body: &[u8]) -> Result<Json<Value>> {
+    let token = match ty {
+        "AzureGuest" => azure_guest(s, provider, body).await?,
+        "Tpm" => return maa_tpm(s, provider, body).await,
+        _ => {
+            let kind = maa_type(ty)?;
+            let sub = attest_wire::maa(ty, parse_json(body)?)?;
+            s.sovra.attest().attest(provider, kind, sub).await?.token
+        }
+    };
+    Ok(Json(json!(AttestResponse { token })))
+}
+
+/// `POST /attest/Tpm`: MAA's TPM protocol, each message and answer as `{"data": base64url(JSON)}`
+/// (init → `{challenge, service_context}`; request → `{report}`); or Sovra's envelope → `{token}`.
+async fn maa_tpm(s: &AppState, provider: &str, body: &[u8]) -> Result<Json<Value>> {
+    let answer = match attest_wire::maa_tpm(parse_json(body)?)? {
+        attest_wire::TpmMessage::Envelope(sub) => {
+            let a = s
+                .sovra
+                .attest()
+                .attest(provider, EvidenceType::Tpm, sub)
+                .await?;
+            return Ok(Json(json!(AttestResponse { token: a.token })));
+        }
+        attest_wire::TpmMessage::Init => {
+            let c = s.sovra.attest().tpm_protocol_init().await?;
+            json!({"challenge": jws::b64url(&c.challenge), "service_context": jws::b64url(&c.service_context)})
+        }
+        attest_wire::TpmMessage::Request(sub) => {
+            let a = s
+                .sovra
+                .attest()
+                .attest(provider, EvidenceType::Tpm, sub)
+                .await?;
+            json!({"report": a.token})
+        }
+    };
+    Ok(Json(
+        json!({"data": jws::b64url(answer.to_string().as_bytes())}),
+    ))
 }
 
 /// `POST /attest/AzureGuest`: the guest attestation library's protocol; the token comes back
 /// sealed to the vTPM key the evidence certified.
-async fn azure_guest(s: &AppState, provider: &str, body: &[u8]) -> Result<Json<AttestResponse>> {
+async fn azure_guest(s: &AppState, provider: &str, body: &[u8]) -> Result<String> {
     let (kind, sub) = attest_wire::azure_guest(&parse_json(body)?)?;
     let a = s.sovra.attest().attest(provider, kind, sub).await?;
-    Ok(Json(AttestResponse {
-        token: crate::services::attest::guest::seal(&a)?,
-    }))
+    crate::services::attest::guest::seal(&a)
 }
 
 /// `POST /attest/{type}` (MAA).
@@ -160,7 +186,7 @@ pub async fn maa_attest_default(
     _: Anonymous,
     PathParams(ty): PathParams<String>,
     EvidenceBody(b): EvidenceBody,
-) -> Result<Json<AttestResponse>> {
+) -> Result<Json<Value>> {
     maa_attest(&s, DEFAULT_PROVIDER, &ty, &b).await
 }
 
@@ -170,7 +196,7 @@ pub async fn maa_attest_provider(
     _: Anonymous,
     PathParams((provider, ty)): PathParams<(String, String)>,
     EvidenceBody(b): EvidenceBody,
-) -> Result<Json<AttestResponse>> {
+) -> Result<Json<Value>> {
     maa_attest(&s, &provider, &ty, &b).await
 }
 

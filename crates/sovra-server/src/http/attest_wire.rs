@@ -82,7 +82,51 @@ pub fn native(r: AttestRequest) -> Result<Submission> {
             .transpose()?,
         nonce_claim: r.nonce,
         draft_policy: None,
+        tpm_context: None,
     })
+}
+
+/// A message of MAA's TPM protocol, `POST /attest/Tpm` with `{"data": base64url(message)}`.
+#[derive(Debug)]
+pub enum TpmMessage {
+    /// `{"type": "aikcert"}`: asks for a challenge and a service context.
+    Init,
+    /// `{"request": JWS}`: the evidence, naming its service context.
+    Request(Submission),
+    /// Anything else is Sovra's TPM evidence envelope (answered with a token as the other types).
+    Envelope(Submission),
+}
+
+/// Decodes `/attest/Tpm`.
+pub fn maa_tpm(r: MaaAttestRequest) -> Result<TpmMessage> {
+    let sub = maa("Tpm", r)?;
+    let msg: Option<serde_json::Map<String, Value>> = serde_json::from_slice(&sub.evidence)
+        .ok()
+        .filter(|m: &serde_json::Map<String, Value>| {
+            m.contains_key("type") || m.contains_key("request")
+        });
+    let Some(msg) = msg else {
+        return Ok(TpmMessage::Envelope(sub));
+    };
+    if let Some(t) = msg.get("type") {
+        return match t.as_str() {
+            Some("aikcert") => Ok(TpmMessage::Init),
+            _ => Err(Error::invalid(
+                "the init message's type must be \"aikcert\" (the only one MAA's TPM protocol defines)",
+            )),
+        };
+    }
+    let request = msg
+        .get("request")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::invalid("request must be the JWS of the request message"))?;
+    let (context, challenge) = sovra_attest::tpm::vbs::peek(request)
+        .map_err(|e| crate::services::attest::attest_error(&e))?;
+    Ok(TpmMessage::Request(Submission {
+        evidence: request.as_bytes().to_vec(),
+        tpm_context: Some((context, challenge)),
+        ..sub
+    }))
 }
 
 /// The MAA attestation types Sovra serves, and the evidence type each maps to.

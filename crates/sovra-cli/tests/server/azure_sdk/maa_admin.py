@@ -4,6 +4,8 @@
 # MODE signed: the same with a policy-management key, and unsigned changes refused.
 # MODE attest QUOTE RUNTIME: an SGX quote (whose report data starts with SHA-256 of RUNTIME)
 #   attested as SgxEnclave (binary and JSON runtime data, a draft policy) and as OpenEnclave.
+# MODE tpm MESSAGE: one message of MAA's TPM protocol (the file's text) through attest_tpm;
+#   prints the answer's text, or "refused CODE".
 import sys, time
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import HttpResponseError
@@ -42,6 +44,11 @@ if mode == "unsigned":
     print("reset", result.policy_resolution)
     certs, _ = admin.get_policy_management_certificates()
     print("management certificates", len(certs))
+elif mode == "tpm":
+    try:
+        print(client.attest_tpm(open(sys.argv[5]).read()))
+    except HttpResponseError as e:
+        print("refused", e.error.code if e.error else e.status_code)
 elif mode == "attest":
     import hashlib, struct
 

@@ -211,13 +211,15 @@ impl Attestation {
 }
 
 impl Attestation {
-    /// Deletes expired TPM challenges; returns how many.
+    /// Deletes expired TPM challenges (activation, and MAA's TPM protocol); returns how many.
     pub async fn expire_challenges(&self) -> Result<usize> {
-        crate::services::release::expire(
-            &*self.base.store,
+        let mut n = 0;
+        for c in [
             model::TPM_CHALLENGES.collection(),
-            self.base.now(),
-        )
-        .await
+            model::TPM_CONTEXTS.collection(),
+        ] {
+            n += crate::services::release::expire(&*self.base.store, c, self.base.now()).await?;
+        }
+        Ok(n)
     }
 }

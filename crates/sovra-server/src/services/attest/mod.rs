@@ -17,6 +17,7 @@ pub mod providers;
 pub mod request;
 pub mod signers;
 pub mod signing;
+pub mod tpm_protocol;
 
 use super::Base;
 use super::audit::{AuditEvent, EventKind};
@@ -211,6 +212,18 @@ impl Attestation {
             min_tcb_evaluation_data_number: self.base.cfg.attest.min_tcb_evaluation_data_number,
             snp_min_tcb: self.base.cfg.attest.snp_min_tcb,
         });
+        // MAA's TPM protocol: the request names a challenge this service issued.
+        let sub = &match &sub.tpm_context {
+            Some((context, claimed)) => {
+                let challenge = self.take_tpm_context(context, claimed).await?;
+                Arc::new(request::Submission {
+                    expected_nonce: Some(challenge),
+                    tpm_context: None,
+                    ..(**sub).clone()
+                })
+            }
+            None => sub.clone(),
+        };
         let activation = verifier_for(kind).activation(&sub.evidence);
         if let Some(a) = activation {
             let verified = self.verify_activated_tpm(&sub.evidence, &a, sub).await?;

@@ -35,6 +35,9 @@ pub struct Submission {
     pub nonce_claim: Option<Value>,
     /// Policy text to evaluate instead of the configured one (MAA draft policy).
     pub draft_policy: Option<String>,
+    /// MAA's TPM protocol: the service context the request names and the challenge it claims
+    /// (the context's challenge becomes the expected nonce).
+    pub tpm_context: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Checks that the evidence's report data starts with SHA-256 or SHA-384 of `data`.
