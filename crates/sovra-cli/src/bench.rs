@@ -201,6 +201,7 @@ async fn setup(
                 skip_initial_version_creation: false,
                 exportable: None,
                 release_policy: None,
+                key_ops: None,
             },
         )
         .await?;

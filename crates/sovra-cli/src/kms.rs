@@ -93,6 +93,18 @@ pub(crate) fn parse_algorithm(s: &str) -> Result<Algorithm> {
     })
 }
 
+fn parse_key_ops(ops: &[String]) -> Result<Vec<KeyOp>> {
+    ops.iter()
+        .map(|o| {
+            KeyOp::parse(o).ok_or_else(|| {
+                CliError::Usage(format!(
+                    "key operation {o:?} is not one of encrypt, decrypt, sign, verify, wrapKey, unwrapKey"
+                ))
+            })
+        })
+        .collect()
+}
+
 fn parse_labels(labels: &[String]) -> Result<BTreeMap<String, String>> {
     labels
         .iter()
@@ -169,6 +181,10 @@ pub enum KeysCmd {
         /// Make the release policy immutable (it can never be changed).
         #[arg(long)]
         immutable_policy: bool,
+        /// Limit the key to these operations, e.g. encrypt or wrapKey,unwrapKey (default: all
+        /// its purpose offers).
+        #[arg(long, value_delimiter = ',')]
+        key_ops: Option<Vec<String>>,
     },
     /// Show a key.
     Get {
@@ -205,6 +221,10 @@ pub enum KeysCmd {
         /// Make the new release policy immutable.
         #[arg(long)]
         immutable_policy: bool,
+        /// The operations the key may be used for from now on (all its purpose offers lifts
+        /// the limit), e.g. decrypt or sign,verify.
+        #[arg(long, value_delimiter = ',')]
+        key_ops: Option<Vec<String>>,
     },
     /// Create a new version and make it primary.
     Rotate {
@@ -541,6 +561,7 @@ pub async fn keys(g: &Global, c: KeysCmd) -> Result<()> {
             exportable,
             release_policy,
             immutable_policy,
+            key_ops,
         } => {
             let name = g.key_name(&key)?;
             let (ring, id) = name
@@ -565,6 +586,7 @@ pub async fn keys(g: &Global, c: KeysCmd) -> Result<()> {
                 skip_initial_version_creation: skip_initial_version,
                 exportable: exportable.then_some(true),
                 release_policy: read_release_policy(release_policy.as_ref(), immutable_policy)?,
+                key_ops: key_ops.as_deref().map(parse_key_ops).transpose()?,
             };
             emit(
                 g,
@@ -625,9 +647,11 @@ pub async fn keys(g: &Global, c: KeysCmd) -> Result<()> {
             protection_level,
             release_policy,
             immutable_policy,
+            key_ops,
         } => {
             let req =
                 UpdateCryptoKeyRequest {
+                    key_ops: key_ops.as_deref().map(parse_key_ops).transpose()?,
                     rotation_period,
                     next_rotation_time,
                     labels: labels.as_deref().map(parse_labels).transpose()?,

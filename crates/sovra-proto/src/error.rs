@@ -95,6 +95,8 @@ codes! {
     ProtectionLevelUnavailable = ("PROTECTION_LEVEL_UNAVAILABLE", 400),
     /// The key's purpose does not allow this operation (e.g. sign with an encryption key).
     WrongPurpose = ("WRONG_PURPOSE", 400),
+    /// The key's `keyOps` do not include the operation.
+    KeyOperationNotAllowed = ("KEY_OPERATION_NOT_ALLOWED", 400),
     /// The algorithm does not support this operation or argument.
     UnsupportedAlgorithm = ("UNSUPPORTED_ALGORITHM", 400),
     /// The operation belongs to a compatible API (Azure Key Vault) but Sovra does not offer it;

@@ -28,6 +28,68 @@ impl Purpose {
         Self::Mac,
         Self::KeyWrap,
     ];
+
+    /// The operations a key of this purpose offers (what its `keyOps` may be narrowed from).
+    pub fn key_ops(self) -> &'static [KeyOp] {
+        use KeyOp::*;
+        match self {
+            Self::EncryptDecrypt => &[Encrypt, Decrypt],
+            Self::AsymmetricSign | Self::Mac => &[Sign, Verify],
+            Self::AsymmetricDecrypt => &[Encrypt, Decrypt, WrapKey, UnwrapKey],
+            Self::KeyWrap => &[WrapKey, UnwrapKey],
+        }
+    }
+}
+
+/// An operation a key can be limited to, in Key Vault's `key_ops` vocabulary. Sovra's own
+/// operations count as: encrypt (`:encrypt`, and RSA-OAEP encryption on the server) → `encrypt`;
+/// `:decrypt`, `:asymmetricDecrypt`, `:decryptTo` → `decrypt`; `:asymmetricSign`, `:macSign` →
+/// `sign`; verification and `:macVerify` → `verify`; `:wrapKey` / `:unwrapKey` → `wrapKey` /
+/// `unwrapKey` (and, on an RSA key, Key Vault's `wrapkey` / `unwrapkey`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum KeyOp {
+    /// Encrypt.
+    Encrypt,
+    /// Decrypt.
+    Decrypt,
+    /// Sign (or MAC).
+    Sign,
+    /// Verify a signature (or MAC).
+    Verify,
+    /// Wrap a key.
+    WrapKey,
+    /// Unwrap a key.
+    UnwrapKey,
+}
+
+impl KeyOp {
+    /// Every operation.
+    pub const ALL: [KeyOp; 6] = [
+        Self::Encrypt,
+        Self::Decrypt,
+        Self::Sign,
+        Self::Verify,
+        Self::WrapKey,
+        Self::UnwrapKey,
+    ];
+
+    /// The wire name (`wrapKey`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Encrypt => "encrypt",
+            Self::Decrypt => "decrypt",
+            Self::Sign => "sign",
+            Self::Verify => "verify",
+            Self::WrapKey => "wrapKey",
+            Self::UnwrapKey => "unwrapKey",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == s)
+    }
 }
 
 /// A key algorithm (names after Cloud KMS).
@@ -389,6 +451,9 @@ pub struct CryptoKey {
     /// Who may receive the key (exportable keys only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release_policy: Option<ReleasePolicy>,
+    /// The only operations the key may be used for, when narrowed from all its purpose offers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_ops: Option<Vec<KeyOp>>,
 }
 
 /// A key's release policy: the Azure SKR grammar (`{"version": "1.0.0", "anyOf": […]}`).
@@ -433,6 +498,9 @@ pub struct CreateCryptoKeyRequest {
     /// The release policy of an exportable key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release_policy: Option<ReleasePolicy>,
+    /// Limit the key to these operations (a non-empty subset of what its purpose offers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_ops: Option<Vec<KeyOp>>,
 }
 
 /// Body of `PATCH /v1/{cryptoKey}`; absent fields are left unchanged.
@@ -454,6 +522,10 @@ pub struct UpdateCryptoKeyRequest {
     /// New release policy (not allowed once the current one is immutable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release_policy: Option<ReleasePolicy>,
+    /// The operations the key may be used for (a non-empty subset of what its purpose offers;
+    /// all of them lifts the limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_ops: Option<Vec<KeyOp>>,
 }
 
 /// Body of `POST /v1/{cryptoKey}:release` (Azure `release` shape).

@@ -275,6 +275,10 @@ pub struct CryptoKeyRec {
     /// Tags set through the Key Vault API (free-form strings, unlike labels).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// The only operations allowed (absent: all the purpose offers). Sealed with the row, so a
+    /// database writer cannot widen it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_ops: Option<Vec<sovra_proto::kms::KeyOp>>,
 }
 
 /// A key version. `material` is the wrapped key material (base64), absent once destroyed.

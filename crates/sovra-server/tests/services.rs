@@ -20,6 +20,7 @@ fn key_req(rotation_period: Option<u64>) -> NewKey {
         exportable: false,
         release_policy: None,
         tags: Default::default(),
+        key_ops: None,
     }
 }
 

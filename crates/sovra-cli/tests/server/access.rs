@@ -376,3 +376,93 @@ fn a_deployment_that_lost_its_administrators_recovers_offline_with_the_hsm() {
     assert_eq!(rec["resource"], "principals/recovery");
     assert!(rec["detail"]["expireTime"].is_string(), "{rec}");
 }
+
+#[test]
+fn a_key_limited_to_some_operations_refuses_the_others_to_everyone() {
+    let s = Server::start();
+    s.ok(&["keyrings", "create", "r"]);
+    let k = s.json(&[
+        "keys",
+        "create",
+        "r/k",
+        "--purpose",
+        "encrypt",
+        "--key-ops",
+        "encrypt",
+    ]);
+    assert_eq!(k["keyOps"], serde_json::json!(["encrypt"]));
+    let ct = s.json(&["encrypt", "r/k", "--plaintext", "for later"]);
+    let ct = ct["ciphertext"].as_str().unwrap().to_string();
+    let decrypt = |token: Option<&str>| {
+        let args = ["-o", "json", "decrypt", "r/k", "--ciphertext", &ct];
+        match token {
+            Some(t) => s.cli_as(t, &args),
+            None => s.cli(&args),
+        }
+    };
+    // Not even an administrator decrypts with it.
+    assert_eq!(cli_code(&decrypt(None)), "KEY_OPERATION_NOT_ALLOWED");
+    // Only operations the purpose offers, and at least one.
+    for ops in ["sign", "encrypt,wrapKey"] {
+        assert_eq!(
+            cli_code(&s.cli(&[
+                "-o",
+                "json",
+                "keys",
+                "create",
+                "r/bad",
+                "--purpose",
+                "encrypt",
+                "--key-ops",
+                ops,
+            ])),
+            "INVALID_ARGUMENT",
+            "{ops}"
+        );
+    }
+    // A crypto user cannot widen it; a key manager can.
+    let alice = token_for(&s, "alice");
+    s.ok(&[
+        "roles",
+        "grant",
+        "--principal",
+        "alice",
+        "--role",
+        "crypto-user",
+        "--scope",
+        "r",
+    ]);
+    assert_eq!(
+        cli_code(&decrypt(Some(&alice))),
+        "KEY_OPERATION_NOT_ALLOWED"
+    );
+    assert_eq!(
+        cli_code(&s.cli_as(
+            &alice,
+            &[
+                "-o",
+                "json",
+                "keys",
+                "update",
+                "r/k",
+                "--key-ops",
+                "encrypt,decrypt"
+            ]
+        )),
+        "PERMISSION_DENIED"
+    );
+    let k = s.json(&["keys", "update", "r/k", "--key-ops", "decrypt,encrypt"]);
+    assert!(
+        k.get("keyOps").is_none(),
+        "all its operations lift the limit: {k}"
+    );
+    let o = decrypt(Some(&alice));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The change is in the audit trail.
+    let log = s.ok(&["audit", "export"]);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("cryptoKeys.update") && l.contains("keyOps")),
+        "{log}"
+    );
+}

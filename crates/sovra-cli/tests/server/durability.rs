@@ -31,6 +31,7 @@ fn kill9_during_writes_loses_no_acknowledged_write() {
                         skip_initial_version_creation: false,
                         exportable: None,
                         release_policy: None,
+                        key_ops: None,
                     };
                     if client
                         .create_crypto_key("locations/global/keyRings/crash", &id, &req)
@@ -217,6 +218,7 @@ fn graceful_shutdown_finishes_in_flight_requests() {
             skip_initial_version_creation: false,
             exportable: None,
             release_policy: None,
+            key_ops: None,
         };
         client
             .create_crypto_key("locations/global/keyRings/g", "big", &req)

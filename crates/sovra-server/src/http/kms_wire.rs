@@ -59,6 +59,7 @@ pub fn new_key(r: CreateCryptoKeyRequest) -> Result<NewKey> {
         exportable: r.exportable.unwrap_or(false),
         release_policy: r.release_policy.map(policy_text),
         tags: Default::default(),
+        key_ops: r.key_ops,
     })
 }
 
@@ -79,6 +80,7 @@ pub fn key_changes(r: UpdateCryptoKeyRequest) -> Result<KeyChanges> {
         version_template: r.version_template,
         release_policy: r.release_policy.map(policy_text),
         tags: None,
+        key_ops: r.key_ops,
     })
 }
 
@@ -156,6 +158,7 @@ pub fn key(k: &Key) -> CryptoKey {
             policy: serde_json::from_str(text).unwrap_or(serde_json::Value::Null),
             immutable: r.release_policy_immutable,
         }),
+        key_ops: r.key_ops.clone(),
     }
 }
 

@@ -11,7 +11,7 @@ use super::quota::OpClass;
 use crate::error::{Error, Result};
 use crate::services::actions::Action;
 use sovra_crypto::{HashAlg, SignInput, keys::sign_hash, symmetric};
-use sovra_proto::kms::{Purpose, RsaPadding, VersionState};
+use sovra_proto::kms::{KeyOp, Purpose, RsaPadding, VersionState};
 use sovra_proto::names::{CryptoKeyName, LocationName, VersionName};
 use sovra_proto::ops::*;
 use sovra_proto::{ErrorCode, b64};
@@ -235,7 +235,7 @@ impl Crypto {
         p: &Principal,
         target: &Target,
         perm: Permission,
-        purpose: Purpose,
+        (purpose, op): (Purpose, KeyOp),
         class: OpClass,
         version_override: Option<u32>,
     ) -> Result<Resolved> {
@@ -253,6 +253,22 @@ impl Crypto {
                     view.key.name,
                     purpose_name(view.key.purpose),
                     purpose_name(purpose)
+                ),
+            ));
+        }
+        if let Some(ops) = &view.key.key_ops
+            && !ops.contains(&op)
+        {
+            return Err(Error::new(
+                ErrorCode::KeyOperationNotAllowed,
+                format!(
+                    "{} is limited to {}; {} is not among them (a Crypto Officer can change its keyOps)",
+                    view.key.name,
+                    ops.iter()
+                        .map(|o| o.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    op.as_str()
                 ),
             ));
         }
@@ -346,7 +362,7 @@ impl Crypto {
                 p,
                 &Target::Key(key.clone()),
                 Permission::Encrypt,
-                Purpose::EncryptDecrypt,
+                (Purpose::EncryptDecrypt, KeyOp::Encrypt),
                 OpClass::Symmetric,
                 None,
             )
@@ -385,7 +401,7 @@ impl Crypto {
                 "the ciphertext names version 0, which never exists",
             ));
         }
-        let r = self.resolve(p, &Target::Key(key.clone()), Permission::Decrypt, Purpose::EncryptDecrypt, OpClass::Symmetric, Some(n)).await.map_err(|e| {
+        let r = self.resolve(p, &Target::Key(key.clone()), Permission::Decrypt, (Purpose::EncryptDecrypt, KeyOp::Decrypt), OpClass::Symmetric, Some(n)).await.map_err(|e| {
             if e.code == ErrorCode::KeyVersionNotFound {
                 Error::new(ErrorCode::CiphertextInvalid, format!("the ciphertext names version {n}, which {key} does not have: it belongs to another key or was altered"))
             } else {
@@ -412,7 +428,7 @@ impl Crypto {
                 p,
                 target,
                 Permission::Sign,
-                Purpose::AsymmetricSign,
+                (Purpose::AsymmetricSign, KeyOp::Sign),
                 OpClass::Asymmetric,
                 None,
             )
@@ -467,7 +483,7 @@ impl Crypto {
                 p,
                 target,
                 Permission::Verify,
-                Purpose::AsymmetricSign,
+                (Purpose::AsymmetricSign, KeyOp::Verify),
                 OpClass::Asymmetric,
                 None,
             )
@@ -490,7 +506,7 @@ impl Crypto {
         target: &Target,
         ciphertext: &[u8],
     ) -> Result<Decrypted> {
-        self.decrypt_oaep(p, target, ciphertext, OaepHash::Sha256)
+        self.decrypt_oaep(p, target, ciphertext, OaepHash::Sha256, KeyOp::Decrypt)
             .await
     }
 
@@ -502,6 +518,7 @@ impl Crypto {
         target: &Target,
         ciphertext: &[u8],
         hash: OaepHash,
+        op: KeyOp,
     ) -> Result<Decrypted> {
         let ct = ciphertext.to_vec();
         let r = self
@@ -509,7 +526,7 @@ impl Crypto {
                 p,
                 target,
                 Permission::AsymmetricDecrypt,
-                Purpose::AsymmetricDecrypt,
+                (Purpose::AsymmetricDecrypt, op),
                 OpClass::Asymmetric,
                 None,
             )
@@ -543,7 +560,7 @@ impl Crypto {
                 p,
                 target,
                 Permission::Mac,
-                Purpose::Mac,
+                (Purpose::Mac, KeyOp::Sign),
                 OpClass::Symmetric,
                 None,
             )
@@ -577,7 +594,7 @@ impl Crypto {
                 p,
                 target,
                 Permission::Mac,
-                Purpose::Mac,
+                (Purpose::Mac, KeyOp::Verify),
                 OpClass::Symmetric,
                 None,
             )
@@ -611,7 +628,7 @@ impl Crypto {
                 p,
                 target,
                 Permission::Encrypt,
-                Purpose::KeyWrap,
+                (Purpose::KeyWrap, KeyOp::WrapKey),
                 OpClass::Symmetric,
                 None,
             )
@@ -643,7 +660,7 @@ impl Crypto {
                 p,
                 target,
                 Permission::Decrypt,
-                Purpose::KeyWrap,
+                (Purpose::KeyWrap, KeyOp::UnwrapKey),
                 OpClass::Symmetric,
                 None,
             )
@@ -732,6 +749,7 @@ impl Crypto {
         target: &Target,
         plaintext: &[u8],
         hash: OaepHash,
+        op: KeyOp,
     ) -> Result<Tagged> {
         check_len("value", plaintext)?;
         let r = self
@@ -739,7 +757,7 @@ impl Crypto {
                 p,
                 target,
                 Permission::Encrypt,
-                Purpose::AsymmetricDecrypt,
+                (Purpose::AsymmetricDecrypt, op),
                 OpClass::Asymmetric,
                 None,
             )
@@ -777,7 +795,7 @@ impl Crypto {
                 p,
                 target,
                 Permission::Sign,
-                Purpose::AsymmetricSign,
+                (Purpose::AsymmetricSign, KeyOp::Sign),
                 OpClass::Asymmetric,
                 None,
             )
@@ -810,7 +828,7 @@ impl Crypto {
                 p,
                 target,
                 Permission::Verify,
-                Purpose::AsymmetricSign,
+                (Purpose::AsymmetricSign, KeyOp::Verify),
                 OpClass::Asymmetric,
                 None,
             )
@@ -841,7 +859,7 @@ impl Crypto {
                 p,
                 target,
                 Permission::Encrypt,
-                Purpose::EncryptDecrypt,
+                (Purpose::EncryptDecrypt, KeyOp::Encrypt),
                 OpClass::Symmetric,
                 None,
             )
@@ -889,7 +907,7 @@ impl Crypto {
                 p,
                 target,
                 Permission::Decrypt,
-                Purpose::EncryptDecrypt,
+                (Purpose::EncryptDecrypt, KeyOp::Decrypt),
                 OpClass::Symmetric,
                 None,
             )

@@ -236,6 +236,23 @@ us = crypto(user.get_key("ec256"), cfg["user"]).sign(SignatureAlgorithm.es256, d
 check("a crypto user signs", len(us.signature) == 64)
 raises("a crypto user cannot delete", HttpResponseError, lambda: user.begin_delete_key("ec256").result(), 403, "Forbidden")
 
+# --- key_ops: a key limited to some of its operations, at creation or by an update ---
+wrap_only = kc.create_rsa_key("rsa-wrap-only", size=2048, key_operations=["wrapKey", "unwrapKey"])
+check("a key created for wrapping lists only that", sorted(wrap_only.key_operations) == ["unwrapKey", "wrapKey"], wrap_only.key_operations)
+cw = crypto(wrap_only, admin)
+ww = cw.wrap_key(KeyWrapAlgorithm.rsa_oaep_256, b"D" * 32)
+check("it wraps and unwraps", cw.unwrap_key(KeyWrapAlgorithm.rsa_oaep_256, ww.encrypted_key).key == b"D" * 32)
+raises("it does not decrypt", HttpResponseError, lambda: cw.decrypt(EncryptionAlgorithm.rsa_oaep_256, ww.encrypted_key), 403, "Forbidden")
+narrowed = kc.update_key_properties("aes", key_operations=["encrypt"])
+check("an update narrows a key", narrowed.key_operations == ["encrypt"], narrowed.key_operations)
+sealed = ca.encrypt(EncryptionAlgorithm.a256_gcm, b"write only")
+open_sealed = lambda: ca.decrypt(EncryptionAlgorithm.a256_gcm, sealed.ciphertext, iv=sealed.iv, authentication_tag=sealed.tag)
+raises("a narrowed key refuses what was taken away", HttpResponseError, open_sealed, 403, "Forbidden")
+raises("a crypto user cannot widen it", HttpResponseError, lambda: user.update_key_properties("aes", key_operations=["encrypt", "decrypt"]), 403, "Forbidden")
+raises("an operation the key type lacks is refused", HttpResponseError, lambda: kc.update_key_properties("aes", key_operations=["sign"]), 400, "BadParameter")
+widened = kc.update_key_properties("aes", key_operations=["decrypt", "encrypt"])
+check("an officer widens it again", sorted(widened.key_operations) == ["decrypt", "encrypt"] and open_sealed().plaintext == b"write only", widened.key_operations)
+
 # --- a second vault on the same server is another key ring ---
 other = client(cfg["second_url"], admin)
 check("the second vault starts empty", list(other.list_properties_of_keys()) == [])

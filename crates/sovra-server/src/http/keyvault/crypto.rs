@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sovra_crypto::jws::b64url;
 use sovra_proto::ErrorCode;
-use sovra_proto::kms::{AlgHash, AlgSpec, ReleaseRequest, RsaPadding};
+use sovra_proto::kms::{AlgHash, AlgSpec, KeyOp, ReleaseRequest, RsaPadding};
 
 /// A key operation of `/keys/{name}/{version}/{op}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,13 +117,13 @@ pub async fn operate(
         }
         (Op::Encrypt | Op::WrapKey, "RSA-OAEP-256" | "RSA-OAEP") => {
             let t = crypto
-                .encrypt_asymmetric(&p, &target, &value, oaep_hash(alg))
+                .encrypt_asymmetric(&p, &target, &value, oaep_hash(alg), limited_as(op))
                 .await?;
             json!({"kid": kid_of(&vault, &path.name, &t.version), "value": b64url(&t.tag)})
         }
         (Op::Decrypt | Op::UnwrapKey, "RSA-OAEP-256" | "RSA-OAEP") => {
             let d = crypto
-                .decrypt_oaep(&p, &target, &value, oaep_hash(alg))
+                .decrypt_oaep(&p, &target, &value, oaep_hash(alg), limited_as(op))
                 .await?;
             json!({"kid": kid_of(&vault, &path.name, &d.version), "value": b64url(d.plaintext.expose())})
         }
@@ -206,6 +206,19 @@ pub async fn operate(
         }
     };
     Ok(Json(out))
+}
+
+/// The operation a key's `key_ops` must include for `op` (RSA-OAEP encryption is `encrypt`
+/// or `wrapKey` by the route it came on).
+fn limited_as(op: Op) -> KeyOp {
+    match op {
+        Op::Encrypt => KeyOp::Encrypt,
+        Op::Decrypt => KeyOp::Decrypt,
+        Op::WrapKey => KeyOp::WrapKey,
+        Op::UnwrapKey => KeyOp::UnwrapKey,
+        Op::Sign => KeyOp::Sign,
+        Op::Verify => KeyOp::Verify,
+    }
 }
 
 /// The OAEP hash of Key Vault's `RSA-OAEP-256` and `RSA-OAEP`.

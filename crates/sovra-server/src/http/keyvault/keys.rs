@@ -93,7 +93,7 @@ pub async fn bundle(
         None
     };
     let mut b = json!({
-        "key": wire::jwk(kid, v, spki.as_deref())?,
+        "key": wire::jwk(kid, key, v, spki.as_deref())?,
         "attributes": wire::attributes(key, Some(v)),
         "tags": key.tags,
     });
@@ -233,6 +233,7 @@ pub async fn create(
                 exportable: req.attributes.exportable.unwrap_or(false),
                 release_policy,
                 tags: req.tags.clone().unwrap_or_default(),
+                key_ops: wire::limited_ops(req.key_ops.as_deref())?,
             };
             match keys
                 .create_crypto_key(&p, &vault.ring, &name.crypto_key, new.clone())
@@ -326,18 +327,7 @@ async fn update(
     req.attributes.check()?;
     let (key, v) = key_and_version(state, p, vault, &path).await?;
     let name = vault.key(&path.name)?;
-    if let Some(ops) = &req.key_ops {
-        let mut asked: Vec<&str> = ops.iter().map(String::as_str).collect();
-        let mut have = wire::key_ops(v.algorithm).to_vec();
-        asked.sort_unstable();
-        have.sort_unstable();
-        if asked != have {
-            return Err(KvError::unsupported(format!(
-                "key_ops cannot be changed in Sovra: a key's operations follow from its algorithm ({})",
-                have.join(", ")
-            )));
-        }
-    }
+    let key_ops = wire::limited_ops(req.key_ops.as_deref())?;
     if req
         .attributes
         .exportable
@@ -349,10 +339,11 @@ async fn update(
     }
     let keys = state.sovra.keys();
     let mut key = key;
-    if req.tags.is_some() || req.release_policy.is_some() {
+    if req.tags.is_some() || req.release_policy.is_some() || key_ops.is_some() {
         let changes = KeyChanges {
             tags: req.tags.clone(),
             release_policy: req.release_policy.as_ref().map(|r| r.text()).transpose()?,
+            key_ops,
             ..KeyChanges::default()
         };
         key = keys.update_crypto_key(p, &name, changes).await?.key;
@@ -512,6 +503,7 @@ pub async fn import(
             exportable: req.attributes.exportable.unwrap_or(false),
             release_policy: req.release_policy.as_ref().map(|r| r.text()).transpose()?,
             tags: req.tags.clone().unwrap_or_default(),
+            key_ops: None,
         };
         return Ok(Json(
             super::byok::import(&state, &p, &vault, &path, new, b, &req.attributes).await?,
@@ -532,6 +524,7 @@ pub async fn import(
         exportable: req.attributes.exportable.unwrap_or(false),
         release_policy: req.release_policy.as_ref().map(|r| r.text()).transpose()?,
         tags: req.tags.clone().unwrap_or_default(),
+        key_ops: wire::limited_ops(req.key.key_ops.as_deref())?,
     };
     let keys = state.sovra.keys();
     let run = || {

@@ -51,7 +51,7 @@ fn deleted_bundle(
     if let (Some(v), Some(o)) = (v, b.as_object_mut()) {
         o.insert(
             "key".into(),
-            wire::jwk(wire::kid(vault, id, Some(v.version)), v, None)?,
+            wire::jwk(wire::kid(vault, id, Some(v.version)), &d.key, v, None)?,
         );
     }
     if let (Some(rp), Some(o)) = (wire::release_policy(&d.key), b.as_object_mut()) {

@@ -104,7 +104,8 @@ fn kv_code(code: ErrorCode) -> &'static str {
         ErrorCode::KeyVersionNotEnabled
         | ErrorCode::KeyVersionDestroyed
         | ErrorCode::KeyVersionExpired
-        | ErrorCode::KeyVersionNotYetValid => "Forbidden",
+        | ErrorCode::KeyVersionNotYetValid
+        | ErrorCode::KeyOperationNotAllowed => "Forbidden",
         ErrorCode::OperationUnsupported => "NotSupported",
         c => match c.http_status() {
             401 => "Unauthorized",
@@ -124,12 +125,14 @@ impl IntoResponse for KvError {
         if let Some(detail) = &e.internal {
             tracing::error!(code = %e.code, detail = %detail, "request failed");
         }
-        // A disabled key is forbidden to use in Key Vault (403), not a bad request.
+        // A disabled key, or an operation its key_ops leave out, is forbidden to use in Key
+        // Vault (403), not a bad request.
         let status = match e.code {
             ErrorCode::KeyVersionNotEnabled
             | ErrorCode::KeyVersionDestroyed
             | ErrorCode::KeyVersionExpired
-            | ErrorCode::KeyVersionNotYetValid => 403,
+            | ErrorCode::KeyVersionNotYetValid
+            | ErrorCode::KeyOperationNotAllowed => 403,
             c => c.http_status(),
         };
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

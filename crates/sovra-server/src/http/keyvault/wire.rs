@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sovra_crypto::jws::b64url;
 use sovra_proto::kms::{
-    AlgHash, AlgSpec, Algorithm, EcCurve, ProtectionLevel, RsaPadding, VersionState,
+    AlgHash, AlgSpec, Algorithm, EcCurve, KeyOp, ProtectionLevel, RsaPadding, VersionState,
 };
 use std::collections::BTreeMap;
 
@@ -215,6 +215,23 @@ pub fn algorithm_for(req: &CreateIn) -> KvResult<(Algorithm, Option<ProtectionLe
     Ok((alg, level))
 }
 
+/// `key_ops` of a create, import or update, as the operations a key is limited to (which of
+/// them the key's purpose offers is checked by the key service).
+pub fn limited_ops(ops: Option<&[String]>) -> KvResult<Option<Vec<KeyOp>>> {
+    ops.map(|ops| {
+        ops.iter()
+            .map(|o| {
+                KeyOp::parse(o).ok_or_else(|| {
+                    KvError::bad(format!(
+                        "key_ops {o:?} is not a key operation Sovra offers; use encrypt, decrypt, sign, verify, wrapKey, unwrapKey"
+                    ))
+                })
+            })
+            .collect()
+    })
+    .transpose()
+}
+
 /// The operations a version of `alg` allows, as Key Vault lists them.
 pub fn key_ops(alg: Algorithm) -> &'static [&'static str] {
     match alg.spec() {
@@ -319,7 +336,12 @@ fn kty(alg: Algorithm) -> &'static str {
 
 /// The JSON Web Key of a version: its type, operations and, given its SubjectPublicKeyInfo,
 /// its public members (none for AES).
-pub fn jwk(kid: String, v: &VersionRec, spki: Option<&[u8]>) -> KvResult<Value> {
+pub fn jwk(
+    kid: String,
+    key: &CryptoKeyRec,
+    v: &VersionRec,
+    spki: Option<&[u8]>,
+) -> KvResult<Value> {
     let hsm = v.protection_level == ProtectionLevel::Hsm;
     let mut j = match spki {
         Some(der) => sovra_crypto::jws::VerifyKey::from_spki(None, der)
@@ -337,7 +359,11 @@ pub fn jwk(kid: String, v: &VersionRec, spki: Option<&[u8]>) -> KvResult<Value> 
     let suffix = if hsm { "-HSM" } else { "" };
     obj.insert("kty".into(), json!(format!("{}{suffix}", kty(v.algorithm))));
     obj.insert("kid".into(), json!(kid));
-    obj.insert("key_ops".into(), json!(key_ops(v.algorithm)));
+    let ops: Vec<&str> = match &key.key_ops {
+        Some(ops) => ops.iter().map(|o| o.as_str()).collect(),
+        None => key_ops(v.algorithm).to_vec(),
+    };
+    obj.insert("key_ops".into(), json!(ops));
     Ok(j)
 }
 

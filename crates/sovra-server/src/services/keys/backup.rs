@@ -106,8 +106,13 @@ impl Keys {
                 ..v.clone()
             });
         }
+        let key_ops = match &b.key.key_ops {
+            Some(ops) => allowed_ops(b.key.purpose, ops)?,
+            None => None,
+        };
         let key = CryptoKeyRec {
             name: key_str.clone(),
+            key_ops,
             ..b.key
         };
         let mut batch = WriteBatch::new();

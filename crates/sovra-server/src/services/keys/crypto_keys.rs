@@ -60,6 +60,10 @@ impl Keys {
         if let Some(rp) = &req.release_policy {
             check_release_policy(rp)?;
         }
+        let key_ops = match &req.key_ops {
+            Some(ops) => allowed_ops(req.purpose, ops)?,
+            None => None,
+        };
         let mut key = CryptoKeyRec {
             name: name.to_string(),
             purpose: req.purpose,
@@ -76,6 +80,7 @@ impl Keys {
             release_policy_immutable: req.release_policy.as_ref().is_some_and(|p| p.immutable),
             release_policy: req.release_policy.map(|p| p.text),
             tags: req.tags,
+            key_ops,
         };
         if key.exportable && key.release_policy.is_none() {
             return Err(Error::invalid(
@@ -122,7 +127,7 @@ impl Keys {
         }
         b.audit(
             self.base.admin_event(p, Action::KeyCreate, key.name.clone())
-                .detail(serde_json::json!({"purpose": key.purpose, "algorithm": key.algorithm, "protectionLevel": key.protection_level, "hsmAttributes": first.as_ref().and_then(|v| v.hsm_attributes), "rotationPeriod": key.rotation_period, "destroyScheduledDuration": key.destroy_scheduled_duration}))
+                .detail(serde_json::json!({"purpose": key.purpose, "keyOps": key.key_ops, "algorithm": key.algorithm, "protectionLevel": key.protection_level, "hsmAttributes": first.as_ref().and_then(|v| v.hsm_attributes), "rotationPeriod": key.rotation_period, "destroyScheduledDuration": key.destroy_scheduled_duration}))
                 .body(),
         );
         self.base.store.commit(b).await.map_err(|e| match e {
@@ -266,6 +271,9 @@ impl Keys {
             }
             if let Some(t) = &req.tags {
                 key.tags = t.clone();
+            }
+            if let Some(ops) = &req.key_ops {
+                key.key_ops = allowed_ops(key.purpose, ops)?;
             }
             if let Some(rp) = &req.release_policy {
                 if key.release_policy_immutable {

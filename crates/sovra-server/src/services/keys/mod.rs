@@ -158,6 +158,8 @@ pub struct NewKey {
     pub release_policy: Option<PolicyText>,
     /// Key Vault tags.
     pub tags: BTreeMap<String, String>,
+    /// Limit the key to these operations.
+    pub key_ops: Option<Vec<KeyOp>>,
 }
 
 /// Changes to a key; `None` leaves a field as it is.
@@ -182,6 +184,42 @@ pub struct KeyChanges {
     /// New Key Vault tags (replacing all).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
+    /// The operations the key may be used for from now on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_ops: Option<Vec<KeyOp>>,
+}
+
+/// Checks `asked` against what a `purpose` key offers: a non-empty subset. Returns what to
+/// store: `None` when it is everything the purpose offers (no limit).
+pub(crate) fn allowed_ops(purpose: Purpose, asked: &[KeyOp]) -> Result<Option<Vec<KeyOp>>> {
+    let offered = purpose.key_ops();
+    let names = |ops: &[KeyOp]| {
+        ops.iter()
+            .map(|o| o.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if asked.is_empty() {
+        return Err(Error::invalid(format!(
+            "keyOps is empty, which would make the key unusable; name at least one of: {}",
+            names(offered)
+        )));
+    }
+    if let Some(o) = asked.iter().find(|o| !offered.contains(o)) {
+        return Err(Error::invalid(format!(
+            "keyOps {:?} is not an operation of a {} key; it offers {}",
+            o.as_str(),
+            serde_json::to_value(purpose)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            names(offered)
+        )));
+    }
+    let mut ops = asked.to_vec();
+    ops.sort_unstable();
+    ops.dedup();
+    Ok((ops.len() < offered.len()).then_some(ops))
 }
 
 /// Checks a release policy's text.
