@@ -54,6 +54,10 @@ pub trait KeyOps: Send + Sync + std::fmt::Debug {
     /// Decrypts RSA-OAEP ciphertext made with SHA-1 and MGF1-SHA-1 (Key Vault's `RSA-OAEP`).
     fn oaep_sha1_decrypt(&self, ciphertext: &[u8]) -> Result<SecretBytes, CryptoError>;
 
+    /// Decrypts RSAES-PKCS1-v1_5 ciphertext (Key Vault's `RSA1_5`) with implicit rejection: a
+    /// malformed block gives a synthetic message, never an error ([`crate::rsa1_5`]).
+    fn rsa1_5_decrypt(&self, ciphertext: &[u8]) -> Result<SecretBytes, CryptoError>;
+
     /// HMAC of `data`.
     fn mac(&self, data: &[u8]) -> Result<Vec<u8>, CryptoError>;
 
@@ -206,6 +210,10 @@ impl KeyOps for LoadedKey {
 
     fn oaep_sha1_decrypt(&self, ciphertext: &[u8]) -> Result<SecretBytes, CryptoError> {
         LoadedKey::oaep_sha1_decrypt(self, ciphertext)
+    }
+
+    fn rsa1_5_decrypt(&self, ciphertext: &[u8]) -> Result<SecretBytes, CryptoError> {
+        LoadedKey::rsa1_5_decrypt(self, ciphertext)
     }
 
     fn mac(&self, data: &[u8]) -> Result<Vec<u8>, CryptoError> {

@@ -9,7 +9,7 @@ use crate::secret::SecretBytes;
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
 use aws_lc_rs::rsa::{
     KeySize, OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OaepAlgorithm, OaepPrivateDecryptingKey,
-    PrivateDecryptingKey,
+    Pkcs1PrivateDecryptingKey, PrivateDecryptingKey,
 };
 use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 use aws_lc_rs::{aead, digest, hmac};
@@ -138,8 +138,16 @@ pub enum LoadedKey {
     Ed25519(Ed25519KeyPair),
     /// RSA signing.
     RsaSign(RsaKeyPair, Algorithm),
-    /// RSA-OAEP decryption.
-    RsaOaep(OaepPrivateDecryptingKey, Algorithm, Vec<u8>),
+    /// RSA decryption: OAEP, and (Key Vault's `RSA1_5`) PKCS#1 v1.5 with implicit rejection.
+    RsaOaep(Box<RsaDecrypting>, Algorithm, Vec<u8>),
+}
+
+/// An RSA decryption key in both paddings, and its implicit-rejection secret.
+pub struct RsaDecrypting {
+    oaep: OaepPrivateDecryptingKey,
+    pkcs1: Pkcs1PrivateDecryptingKey,
+    /// SHA-256 of a label and the private key: only the key's holder can compute it.
+    rejection: SecretBytes,
 }
 
 impl std::fmt::Debug for LoadedKey {
@@ -179,7 +187,19 @@ impl LoadedKey {
             AlgSpec::RsaOaep { .. } => {
                 let k = PrivateDecryptingKey::from_pkcs8(material).map_err(bad)?;
                 let spki = k.public_key().as_der().map_err(bad)?.as_ref().to_vec();
-                Self::RsaOaep(OaepPrivateDecryptingKey::new(k).map_err(bad)?, alg, spki)
+                let pkcs1 = Pkcs1PrivateDecryptingKey::new(
+                    PrivateDecryptingKey::from_pkcs8(material).map_err(bad)?,
+                )
+                .map_err(bad)?;
+                let mut h = digest::Context::new(&digest::SHA256);
+                h.update(crate::rsa1_5::SECRET_LABEL);
+                h.update(material);
+                let dec = RsaDecrypting {
+                    oaep: OaepPrivateDecryptingKey::new(k).map_err(bad)?,
+                    pkcs1,
+                    rejection: SecretBytes::from_slice(h.finish().as_ref()),
+                };
+                Self::RsaOaep(Box::new(dec), alg, spki)
             }
             AlgSpec::RsaSign { .. } => {
                 Self::RsaSign(RsaKeyPair::from_pkcs8(material).map_err(bad)?, alg)
@@ -362,13 +382,41 @@ impl LoadedKey {
                 "this key cannot decrypt asymmetrically",
             ));
         };
-        let mut out = vec![0u8; k.min_output_size()];
+        let mut out = vec![0u8; k.oaep.min_output_size()];
         let n = k
+            .oaep
             .decrypt(alg, ciphertext, &mut out, None)
             .map_err(|_| CryptoError::CiphertextInvalid)?
             .len();
         out.truncate(n);
         Ok(SecretBytes::new(out))
+    }
+
+    /// Decrypts RSAES-PKCS1-v1_5 ciphertext (Key Vault's `RSA1_5`) with implicit rejection: a
+    /// malformed block decrypts to a synthetic message ([`crate::rsa1_5`]), never to an error.
+    /// Only a ciphertext of the wrong length (which anyone can see) is refused.
+    pub fn rsa1_5_decrypt(&self, ciphertext: &[u8]) -> Result<SecretBytes, CryptoError> {
+        let Self::RsaOaep(k, _, _) = self else {
+            return Err(CryptoError::Unsupported(
+                "this key cannot decrypt asymmetrically",
+            ));
+        };
+        let size = k.pkcs1.key_size_bytes();
+        if ciphertext.len() != size {
+            return Err(CryptoError::CiphertextInvalid);
+        }
+        let mut out = SecretBytes::new(vec![0u8; k.pkcs1.min_output_size()]);
+        let real = k
+            .pkcs1
+            .decrypt(ciphertext, out.expose_mut())
+            .ok()
+            .map(|m| SecretBytes::from_slice(m));
+        Ok(crate::rsa1_5::or_synthetic(
+            k.rejection.expose(),
+            ciphertext,
+            size,
+            real,
+        ))
     }
 
     /// HMAC of `data`.
@@ -527,6 +575,25 @@ fn oaep_encrypt(
     let n = enc
         .encrypt(alg, data, &mut out, None)
         .map_err(|_| CryptoError::Library("RSA-OAEP encryption failed"))?
+        .len();
+    out.truncate(n);
+    Ok(out)
+}
+
+/// RSAES-PKCS1-v1_5 to the public key `spki` (Key Vault's `RSA1_5`; encryption is no oracle).
+pub fn pkcs1_encrypt(spki: &[u8], data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let pk = aws_lc_rs::rsa::PublicEncryptingKey::from_der(spki)
+        .map_err(|_| CryptoError::Invalid("not an RSA public key"))?;
+    let enc = aws_lc_rs::rsa::Pkcs1PublicEncryptingKey::new(pk)
+        .map_err(|_| CryptoError::Invalid("not an RSA public key"))?;
+    let max = enc.max_plaintext_size();
+    if data.len() > max {
+        return Err(CryptoError::TooLong { max });
+    }
+    let mut out = vec![0u8; enc.ciphertext_size()];
+    let n = enc
+        .encrypt(data, &mut out)
+        .map_err(|_| CryptoError::Library("RSA PKCS#1 v1.5 encryption failed"))?
         .len();
     out.truncate(n);
     Ok(out)

@@ -22,6 +22,7 @@ pub mod keys;
 pub mod keywrap;
 pub mod quorum;
 pub mod random;
+pub mod rsa1_5;
 pub mod secret;
 pub mod shamir;
 pub mod symmetric;

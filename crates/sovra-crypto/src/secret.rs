@@ -22,6 +22,11 @@ impl SecretBytes {
         &self.0
     }
 
+    /// The secret bytes, to be written (a buffer a decryption fills).
+    pub fn expose_mut(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+
     /// Length in bytes.
     pub fn len(&self) -> usize {
         self.0.len()

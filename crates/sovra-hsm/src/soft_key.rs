@@ -193,6 +193,9 @@ impl KeyOps for SoftKey {
     fn oaep_sha1_decrypt(&self, ciphertext: &[u8]) -> Result<SecretBytes, CryptoError> {
         self.loaded.oaep_sha1_decrypt(ciphertext)
     }
+    fn rsa1_5_decrypt(&self, ciphertext: &[u8]) -> Result<SecretBytes, CryptoError> {
+        self.loaded.rsa1_5_decrypt(ciphertext)
+    }
     fn mac(&self, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
         self.loaded.mac(data)
     }

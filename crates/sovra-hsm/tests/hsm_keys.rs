@@ -225,6 +225,31 @@ fn exercise(hsm: &dyn Hsm, expect_local: bool) {
                     assert_eq!(k.oaep_sha1_decrypt(&ct1).unwrap().expose(), b"sha-1");
                     assert!(k.oaep_decrypt(&ct1).is_err());
                     assert!(k.oaep_sha1_decrypt(&ct).is_err());
+                    // Key Vault's RSA1_5, with implicit rejection: a well-formed block gives
+                    // its message; a malformed one (an altered ciphertext, an OAEP one) a
+                    // stable synthetic message, never an error.
+                    let c15 = sovra_crypto::keys::pkcs1_encrypt(
+                        g.public_key.as_deref().unwrap(),
+                        b"legacy",
+                    )
+                    .unwrap();
+                    assert_eq!(k.rsa1_5_decrypt(&c15).unwrap().expose(), b"legacy");
+                    for malformed in [
+                        {
+                            let mut b = c15.clone();
+                            b[7] ^= 1;
+                            b
+                        },
+                        ct.clone(),
+                    ] {
+                        let a = k.rsa1_5_decrypt(&malformed).unwrap();
+                        assert_ne!(a.expose(), b"legacy");
+                        assert_eq!(a, k.rsa1_5_decrypt(&malformed).unwrap(), "{alg:?}");
+                    }
+                    assert_eq!(
+                        k.rsa1_5_decrypt(&c15[1..]).unwrap_err(),
+                        sovra_crypto::CryptoError::CiphertextInvalid
+                    );
                 }
             }
         }

@@ -237,6 +237,8 @@ pub struct Pkcs11Key {
     pub(crate) alg: Algorithm,
     pub(crate) spki: Option<Vec<u8>>,
     pub(crate) conn: Weak<Conn>,
+    /// An RSA decryption key's implicit-rejection secret, made on first `RSA1_5` use.
+    pub(crate) rejection: std::sync::OnceLock<SecretBytes>,
 }
 
 impl std::fmt::Debug for Pkcs11Key {
@@ -489,6 +491,81 @@ impl KeyOps for Pkcs11Key {
         self.oaep(MechanismType::SHA1, PkcsMgfType::MGF1_SHA1, ciphertext)
     }
 
+    // The HSM does the raw RSA operation (CKM_RSA_X_509), the same work whatever the block
+    // holds; the block is unpadded here without branching on it, and a malformed one gives
+    // the synthetic message. The HSM's own CKM_RSA_PKCS would report bad padding as an error
+    // (an oracle) after doing different work.
+    fn rsa1_5_decrypt(&self, ciphertext: &[u8]) -> Result<SecretBytes, CryptoError> {
+        if !matches!(self.alg.spec(), AlgSpec::RsaOaep { .. }) {
+            return Err(CryptoError::Unsupported(
+                "this key cannot decrypt asymmetrically",
+            ));
+        }
+        let k = self
+            .spki
+            .as_deref()
+            .and_then(|d| aws_lc_rs::rsa::PublicEncryptingKey::from_der(d).ok())
+            .map(|p| p.key_size_bytes())
+            .ok_or(CryptoError::InvalidKeyMaterial)?;
+        if ciphertext.len() != k {
+            return Err(CryptoError::CiphertextInvalid);
+        }
+        let raw = |c: &[u8]| -> Result<SecretBytes, CryptoError> {
+            let conn = self.conn.upgrade().ok_or_else(|| {
+                CryptoError::HsmUnavailable(
+                    "the HSM connection was reset; the key is reloaded on the next request".into(),
+                )
+            })?;
+            let m = conn
+                .with_session(|s| s.decrypt(&Mechanism::RsaX509, self.handle, c))
+                .map_err(|f| match f {
+                    Failure::Op(CkError::Pkcs11(
+                        RvError::MechanismInvalid | RvError::KeyFunctionNotPermitted,
+                        _,
+                    )) => CryptoError::Unsupported(
+                        "this HSM does not perform raw RSA (CKM_RSA_X_509), which RSA1_5 with implicit rejection needs; use RSA-OAEP-256",
+                    ),
+                    f => op_error(true)(f),
+                })?;
+            let m = SecretBytes::new(m);
+            // Left-pad to the modulus length (some tokens drop leading zero bytes).
+            let mut em = SecretBytes::new(vec![0u8; k]);
+            let at = k.saturating_sub(m.len());
+            if let Some(tail) = em.expose_mut().get_mut(at..) {
+                tail.copy_from_slice(
+                    m.expose()
+                        .get(m.len().saturating_sub(k)..)
+                        .unwrap_or_default(),
+                );
+            }
+            Ok(em)
+        };
+        let secret = match self.rejection.get() {
+            Some(s) => s,
+            None => {
+                // SHA-256 of a label and the raw decryption of a fixed block (below the
+                // modulus): only the holder of the private key can compute it.
+                let mut fixed = vec![0u8; k];
+                let label = sovra_crypto::sha256(sovra_crypto::rsa1_5::SECRET_LABEL);
+                if let Some(tail) = fixed.get_mut(k.saturating_sub(label.len())..) {
+                    tail.copy_from_slice(&label);
+                }
+                let r = raw(&fixed)?;
+                let mut seed = sovra_crypto::rsa1_5::SECRET_LABEL.to_vec();
+                seed.extend_from_slice(r.expose());
+                let s = SecretBytes::from_slice(&sovra_crypto::sha256(&seed));
+                self.rejection.get_or_init(|| s)
+            }
+        };
+        // A ciphertext at or above the modulus is refused by the token: public, no oracle.
+        let em = raw(ciphertext).map_err(|_| CryptoError::CiphertextInvalid)?;
+        Ok(sovra_crypto::rsa1_5::unpad_or_synthetic(
+            secret.expose(),
+            ciphertext,
+            em.expose(),
+        ))
+    }
+
     fn mac(&self, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
         if !matches!(self.alg.spec(), AlgSpec::Hmac { .. }) {
             return Err(CryptoError::Unsupported("this key cannot compute MACs"));
@@ -626,5 +703,68 @@ impl HsmKey for Pkcs11Key {
             )) => CryptoError::Unsupported(lacking),
             other => op_error(false)(other),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sovra_testkit::softhsm;
+    use std::sync::{Arc, OnceLock};
+
+    /// SoftHSM2 reads `SOFTHSM2_CONF` when the module initialises, so the test body runs in a
+    /// child process of this test binary with that variable set.
+    #[test]
+    fn rsa1_5_unpads_the_tokens_raw_rsa_and_rejects_malformed_blocks_implicitly() {
+        let name = "pkcs11::key::tests::rsa1_5_unpads_the_tokens_raw_rsa_and_rejects_malformed_blocks_implicitly";
+        let Ok(pin) = std::env::var("SOVRA_TEST_PKCS11_PIN") else {
+            let token = softhsm::Token::new("rsa1-5");
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .env("SOFTHSM2_CONF", token.conf())
+                .env("SOVRA_TEST_PKCS11_PIN", &token.pin)
+                .args([name, "--exact", "--nocapture"])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success() && text.contains("1 passed"), "{text}");
+            return;
+        };
+        let hsm =
+            super::super::Pkcs11Hsm::open(std::path::Path::new(softhsm::MODULE), "rsa1-5", &pin)
+                .unwrap();
+        let conn = hsm.conn().unwrap();
+        // SoftHSM2 has no OAEP with SHA-256, so Sovra refuses to create RSA decryption keys on
+        // it; the pair is made here directly, as on an HSM that has it.
+        let alg = Algorithm::RsaDecryptOaep2048Sha256;
+        let (private, spki) = conn
+            .with_session(|s| {
+                let (private, public) = generate(s, alg)?;
+                let public = public.ok_or(CkError::NotSupported)?;
+                Ok((private, public_spki(s, public, alg)?))
+            })
+            .unwrap();
+        let key = || Pkcs11Key {
+            handle: private,
+            alg,
+            spki: Some(spki.clone()),
+            conn: Arc::downgrade(&conn),
+            rejection: OnceLock::new(),
+        };
+        let k = key();
+        let ct = sovra_crypto::keys::pkcs1_encrypt(&spki, b"legacy").unwrap();
+        assert_eq!(k.rsa1_5_decrypt(&ct).unwrap().expose(), b"legacy");
+        let mut bad = ct.clone();
+        bad[9] ^= 1;
+        let a = k.rsa1_5_decrypt(&bad).unwrap();
+        assert_ne!(a.expose(), b"legacy");
+        // Stable, also for the key loaded afresh: its secret comes from the key itself.
+        let again = key();
+        assert_eq!(a, again.rsa1_5_decrypt(&bad).unwrap());
+        assert_eq!(
+            k.rsa1_5_decrypt(&ct[1..]).unwrap_err(),
+            CryptoError::CiphertextInvalid
+        );
+        std::mem::forget(again);
     }
 }

@@ -551,6 +551,7 @@ impl Hsm for Pkcs11Hsm {
             alg,
             spki: public_key.map(<[u8]>::to_vec),
             conn: Arc::downgrade(&conn),
+            rejection: std::sync::OnceLock::new(),
         }))
     }
 }

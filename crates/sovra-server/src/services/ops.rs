@@ -75,20 +75,23 @@ pub struct Sealed {
     pub ciphertext: Vec<u8>,
 }
 
-/// The hash (and MGF1 hash) of RSA-OAEP.
+/// An RSA encryption scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OaepHash {
-    /// SHA-256: Sovra's RSA decryption algorithms.
-    Sha256,
-    /// SHA-1: Key Vault's `RSA-OAEP`.
-    Sha1,
+pub enum RsaEncryption {
+    /// RSA-OAEP with SHA-256 and MGF1-SHA-256: Sovra's RSA decryption algorithms.
+    OaepSha256,
+    /// RSA-OAEP with SHA-1 and MGF1-SHA-1: Key Vault's `RSA-OAEP`.
+    OaepSha1,
+    /// RSAES-PKCS1-v1_5 (Key Vault's `RSA1_5`), decrypted with implicit rejection.
+    Pkcs1,
 }
 
-impl OaepHash {
+impl RsaEncryption {
     fn name(self) -> &'static str {
         match self {
-            Self::Sha256 => "SHA-256",
-            Self::Sha1 => "SHA-1",
+            Self::OaepSha256 => "RSA-OAEP with SHA-256 and MGF1-SHA-256",
+            Self::OaepSha1 => "RSA-OAEP with SHA-1 and MGF1-SHA-1",
+            Self::Pkcs1 => "RSAES-PKCS1-v1_5",
         }
     }
 }
@@ -506,18 +509,25 @@ impl Crypto {
         target: &Target,
         ciphertext: &[u8],
     ) -> Result<Decrypted> {
-        self.decrypt_oaep(p, target, ciphertext, OaepHash::Sha256, KeyOp::Decrypt)
-            .await
+        self.decrypt_rsa(
+            p,
+            target,
+            ciphertext,
+            RsaEncryption::OaepSha256,
+            KeyOp::Decrypt,
+        )
+        .await
     }
 
-    /// Decrypts RSA-OAEP ciphertext made with `hash` (SHA-1 only through the Key Vault API,
-    /// whose SDKs default to it).
-    pub async fn decrypt_oaep(
+    /// Decrypts RSA ciphertext made with `scheme` (OAEP-SHA-1 and PKCS#1 v1.5 only through the
+    /// Key Vault API, whose SDKs use them). PKCS#1 v1.5 never fails on a malformed block: it
+    /// gives a synthetic message instead (implicit rejection), so it is no padding oracle.
+    pub async fn decrypt_rsa(
         &self,
         p: &Principal,
         target: &Target,
         ciphertext: &[u8],
-        hash: OaepHash,
+        scheme: RsaEncryption,
         op: KeyOp,
     ) -> Result<Decrypted> {
         let ct = ciphertext.to_vec();
@@ -533,16 +543,19 @@ impl Crypto {
             .await?;
         let pt = self
             .material
-            .call(&r.key, true, move |k| match hash {
-                OaepHash::Sha256 => k.oaep_decrypt(&ct),
-                OaepHash::Sha1 => k.oaep_sha1_decrypt(&ct),
+            .call(&r.key, true, move |k| match scheme {
+                RsaEncryption::OaepSha256 => k.oaep_decrypt(&ct),
+                RsaEncryption::OaepSha1 => k.oaep_sha1_decrypt(&ct),
+                RsaEncryption::Pkcs1 => k.rsa1_5_decrypt(&ct),
             })
             .await
             .map_err(|e| {
-                if e.code == ErrorCode::CiphertextInvalid {
-                    Error::new(ErrorCode::CiphertextInvalid, format!("RSA-OAEP decryption failed: the ciphertext was not made with this version's public key (OAEP, {0}, MGF1-{0}) or was altered", hash.name()))
-                } else {
+                if e.code != ErrorCode::CiphertextInvalid {
                     e
+                } else if scheme == RsaEncryption::Pkcs1 {
+                    Error::new(ErrorCode::CiphertextInvalid, "RSA1_5 decryption failed: the ciphertext is not as long as this version's modulus, or not below it")
+                } else {
+                    Error::new(ErrorCode::CiphertextInvalid, format!("RSA-OAEP decryption failed: the ciphertext was not made with this version's public key ({}) or was altered", scheme.name()))
                 }
             })?;
         self.data_access(p, &r, Action::AsymmetricDecrypt).await?;
@@ -740,15 +753,15 @@ impl Crypto {
         Ok((version, rec.algorithm, der))
     }
 
-    /// RSA-OAEP-SHA256 encryption with an asymmetric decryption key's public key, on the
-    /// server (Key Vault's `encrypt`/`wrapKey`): anyone with the public key can do it, but a
-    /// request to the server is held to the version's state and dates like any other use.
+    /// RSA encryption with an asymmetric decryption key's public key, on the server (Key
+    /// Vault's `encrypt`/`wrapKey`): anyone with the public key can do it, but a request to the
+    /// server is held to the version's state and dates like any other use.
     pub async fn encrypt_asymmetric(
         &self,
         p: &Principal,
         target: &Target,
         plaintext: &[u8],
-        hash: OaepHash,
+        scheme: RsaEncryption,
         op: KeyOp,
     ) -> Result<Tagged> {
         check_len("value", plaintext)?;
@@ -763,14 +776,15 @@ impl Crypto {
             )
             .await?;
         let spki = r.key.ops().public_key_der().map_err(crypto_err)?;
-        let ct = match hash {
-            OaepHash::Sha256 => sovra_crypto::keys::oaep_sha256_encrypt(&spki, plaintext),
-            OaepHash::Sha1 => sovra_crypto::keys::oaep_sha1_encrypt(&spki, plaintext),
+        let ct = match scheme {
+            RsaEncryption::OaepSha256 => sovra_crypto::keys::oaep_sha256_encrypt(&spki, plaintext),
+            RsaEncryption::OaepSha1 => sovra_crypto::keys::oaep_sha1_encrypt(&spki, plaintext),
+            RsaEncryption::Pkcs1 => sovra_crypto::keys::pkcs1_encrypt(&spki, plaintext),
         }
         .map_err(|_| {
             Error::invalid(format!(
-                "the plaintext is too long for RSA-OAEP with {} and this key",
-                hash.name()
+                "the plaintext is too long for {} with this key",
+                scheme.name()
             ))
         })?;
         self.data_access(p, &r, Action::Encrypt).await?;

@@ -129,7 +129,17 @@ ct1 = ce.encrypt(EncryptionAlgorithm.rsa_oaep, b"sha-1 default")
 check("RSA-OAEP (SHA-1, the SDKs' default) round trip", ce.decrypt(EncryptionAlgorithm.rsa_oaep, ct1.ciphertext).plaintext == b"sha-1 default")
 w1 = ce.wrap_key(KeyWrapAlgorithm.rsa_oaep, b"W" * 32)
 check("RSA-OAEP wrap and unwrap", ce.unwrap_key(KeyWrapAlgorithm.rsa_oaep, w1.encrypted_key).key == b"W" * 32)
-raises("RSA1_5 is refused as not supported", HttpResponseError, lambda: ce.decrypt(EncryptionAlgorithm.rsa1_5, ct.ciphertext), 400, "NotSupported")
+# RSA1_5: the SDK encrypts and wraps locally, the vault decrypts with implicit rejection (an
+# altered ciphertext gives a stable, different message instead of an error: no padding oracle).
+c15 = ce.encrypt(EncryptionAlgorithm.rsa1_5, b"legacy client")
+check("RSA1_5 round trip", ce.decrypt(EncryptionAlgorithm.rsa1_5, c15.ciphertext).plaintext == b"legacy client")
+w15 = ce.wrap_key(KeyWrapAlgorithm.rsa1_5, b"L" * 32)
+check("RSA1_5 wrap and unwrap", ce.unwrap_key(KeyWrapAlgorithm.rsa1_5, w15.encrypted_key).key == b"L" * 32)
+altered = bytes([c15.ciphertext[0] ^ 1]) + c15.ciphertext[1:]
+once, twice = (ce.decrypt(EncryptionAlgorithm.rsa1_5, altered).plaintext for _ in range(2))
+check("an altered RSA1_5 ciphertext decrypts to a stable other message, not an error", once == twice and once != b"legacy client", once)
+oaep_as_15 = ce.decrypt(EncryptionAlgorithm.rsa1_5, ct.ciphertext).plaintext
+check("an OAEP ciphertext read as RSA1_5 is answered the same way", oaep_as_15 != b"a secret")
 
 digest = hashlib.sha256(b"message").digest()
 c256 = crypto(ec256, admin)

@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::http::AppState;
 use crate::http::response::Json;
 use crate::services::auth::Principal;
-use crate::services::ops::{GcmSealed, Message, OaepHash, Target};
+use crate::services::ops::{GcmSealed, Message, RsaEncryption, Target};
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -115,15 +115,15 @@ pub async fn operate(
                 .await?;
             json!({"kid": kid_of(&vault, &path.name, &d.version), "value": b64url(d.plaintext.expose())})
         }
-        (Op::Encrypt | Op::WrapKey, "RSA-OAEP-256" | "RSA-OAEP") => {
+        (Op::Encrypt | Op::WrapKey, "RSA-OAEP-256" | "RSA-OAEP" | "RSA1_5") => {
             let t = crypto
-                .encrypt_asymmetric(&p, &target, &value, oaep_hash(alg), limited_as(op))
+                .encrypt_asymmetric(&p, &target, &value, rsa_scheme(alg), limited_as(op))
                 .await?;
             json!({"kid": kid_of(&vault, &path.name, &t.version), "value": b64url(&t.tag)})
         }
-        (Op::Decrypt | Op::UnwrapKey, "RSA-OAEP-256" | "RSA-OAEP") => {
+        (Op::Decrypt | Op::UnwrapKey, "RSA-OAEP-256" | "RSA-OAEP" | "RSA1_5") => {
             let d = crypto
-                .decrypt_oaep(&p, &target, &value, oaep_hash(alg), limited_as(op))
+                .decrypt_rsa(&p, &target, &value, rsa_scheme(alg), limited_as(op))
                 .await?;
             json!({"kid": kid_of(&vault, &path.name, &d.version), "value": b64url(d.plaintext.expose())})
         }
@@ -193,14 +193,9 @@ pub async fn operate(
                 "alg {alg:?} is not offered: Sovra's AES key-wrap keys are 256-bit; use A256KW or CKM_AES_KEY_WRAP_PAD"
             )));
         }
-        (_, "RSA1_5") => {
-            return Err(KvError::unsupported(
-                "RSA1_5 is not offered: PKCS#1 v1.5 decryption is a padding oracle; use RSA-OAEP-256 (or RSA-OAEP)",
-            ));
-        }
         (_, a) => {
             return Err(KvError::unsupported(format!(
-                "alg {a:?} is not offered for {}; Sovra offers A256GCM (oct keys), A256KW and CKM_AES_KEY_WRAP(_PAD) (oct keys created for wrapKey/unwrapKey), RSA-OAEP-256 and RSA-OAEP (RSA encryption keys) and, for signing, the key's own algorithm",
+                "alg {a:?} is not offered for {}; Sovra offers A256GCM (oct keys), A256KW and CKM_AES_KEY_WRAP(_PAD) (oct keys created for wrapKey/unwrapKey), RSA-OAEP-256, RSA-OAEP and RSA1_5 (RSA encryption keys) and, for signing, the key's own algorithm",
                 name_of(op)
             )));
         }
@@ -221,12 +216,12 @@ fn limited_as(op: Op) -> KeyOp {
     }
 }
 
-/// The OAEP hash of Key Vault's `RSA-OAEP-256` and `RSA-OAEP`.
-fn oaep_hash(alg: &str) -> OaepHash {
-    if alg == "RSA-OAEP" {
-        OaepHash::Sha1
-    } else {
-        OaepHash::Sha256
+/// The scheme of Key Vault's `RSA-OAEP-256`, `RSA-OAEP` and `RSA1_5`.
+fn rsa_scheme(alg: &str) -> RsaEncryption {
+    match alg {
+        "RSA-OAEP" => RsaEncryption::OaepSha1,
+        "RSA1_5" => RsaEncryption::Pkcs1,
+        _ => RsaEncryption::OaepSha256,
     }
 }
 
