@@ -244,21 +244,33 @@ impl Verifier for TpmVerifier {
         }
         let log = input.event_log.or(ev.event_log.as_deref());
         let q = verify_quotes(&ak, &ev.quotes, log, input.nonce)?;
-        let mut claims = q.claims;
-        claims.insert("pcrs".into(), Value::Object(q.pcrs));
-        claims.insert(
-            "ak_cert_sha256".into(),
-            json!(crate::x509::sha256_hex(&ak_cert)),
-        );
-        Ok(VerifiedClaims::new(
-            EvidenceType::Tpm,
-            claims,
-            q.extra_data,
-            false,
-            None,
-            crate::x509::TrustRoot::of_chain(&chain, Platform::Tpm),
-        ))
+        Ok(certified(q, &ak_cert, &chain, Map::new()))
     }
+}
+
+/// The claims of quotes by an AK whose certificate `ak_cert` chained through `chain`, with
+/// `more` besides.
+pub(crate) fn certified(
+    q: Quoted,
+    ak_cert: &[u8],
+    chain: &[Vec<u8>],
+    more: Map<String, Value>,
+) -> VerifiedClaims {
+    let mut claims = q.claims;
+    claims.insert("pcrs".into(), Value::Object(q.pcrs));
+    claims.insert(
+        "ak_cert_sha256".into(),
+        json!(crate::x509::sha256_hex(ak_cert)),
+    );
+    claims.extend(more);
+    VerifiedClaims::new(
+        EvidenceType::Tpm,
+        claims,
+        q.extra_data,
+        false,
+        None,
+        crate::x509::TrustRoot::of_chain(chain, Platform::Tpm),
+    )
 }
 
 /// Checks an endorsement key: its certificate chains (through `pool`) to a CA configured for the

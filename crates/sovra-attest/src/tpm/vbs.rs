@@ -21,7 +21,7 @@ use super::input::QuoteIn;
 use super::structs::{self, ALG_SHA1, ALG_SHA256, PublicKey};
 use crate::claims::VerifiedClaims;
 use crate::error::AttestError;
-use crate::evidence::{EvidenceInput, EvidenceType, Platform, VerifyContext};
+use crate::evidence::{EvidenceInput, Platform, VerifyContext};
 use crate::x509::verify_chain;
 use aws_lc_rs::signature::{self, RsaPublicKeyComponents};
 use serde_json::{Map, Value, json};
@@ -333,12 +333,7 @@ pub fn verify(
         false,
     )?;
 
-    let mut claims = q.claims;
-    claims.insert("pcrs".into(), Value::Object(q.pcrs));
-    claims.insert(
-        "ak_cert_sha256".into(),
-        json!(crate::x509::sha256_hex(&aik_cert)),
-    );
+    let mut claims = Map::new();
     claims.insert("protocol".into(), json!("maa-tpm"));
     claims.insert(
         "quote_hash".into(),
@@ -364,14 +359,7 @@ pub fn verify(
         json!({"kty": "RSA", "n": sovra_crypto::jws::b64url(&n), "e": sovra_crypto::jws::b64url(&e)}),
     );
     claims.insert("custom_claims".into(), custom_claims(d)?);
-    Ok(VerifiedClaims::new(
-        EvidenceType::Tpm,
-        claims,
-        q.extra_data,
-        false,
-        None,
-        crate::x509::TrustRoot::of_chain(&chain, Platform::Tpm),
-    ))
+    Ok(super::certified(q, &aik_cert, &chain, claims))
 }
 
 #[cfg(test)]
