@@ -503,7 +503,8 @@ pub async fn import(
             exportable: req.attributes.exportable.unwrap_or(false),
             release_policy: req.release_policy.as_ref().map(|r| r.text()).transpose()?,
             tags: req.tags.clone().unwrap_or_default(),
-            key_ops: None,
+            // Checked against the purpose of the key type the blob turns out to hold.
+            key_ops: wire::limited_ops(req.key.key_ops.as_deref())?,
         };
         return Ok(Json(
             super::byok::import(&state, &p, &vault, &path, new, b, &req.attributes).await?,
